@@ -1,0 +1,449 @@
+//! The `Supervisor`: owns the fetcher pool and sees every task through it.
+//!
+//! It takes tasks from the Producer (`Submit`, answered only when there is
+//! room: that is the Producer's backpressure), keeps at most `fetch.queue`
+//! of them handed to the pool (the SyncArbiter's own mailbox is unbounded),
+//! and keeps an in-flight ledger so that no task is lost: a transient
+//! failure, a fetcher panic, a hung fetch (past `fetch.task_deadline`) or a
+//! dead worker thread all send the task round again after a backoff, until
+//! `fetch.max_attempts`, after which the Supervisor itself records the
+//! failure. It replaces the pool when a thread has died or the worker count
+//! changes. It never reads a response: that is the fetchers' job.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use actix::prelude::*;
+use rand::Rng;
+use serde::Serialize;
+use tokio::sync::oneshot;
+use url::Url;
+
+use super::aggregator::{Aggregator, PriceResult};
+use super::fetcher::{Fetch, FetchReply, Fetcher, FetcherFactory};
+use crate::config::FetchConfig;
+use crate::model::{Outcome, Task};
+use crate::source::ClientLimits;
+
+/// The part of the config the Supervisor runs on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolSettings {
+    pub base: Url,
+    pub limits: ClientLimits,
+    pub workers: usize,
+    pub window: usize,
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub task_deadline: Duration,
+}
+
+impl PoolSettings {
+    pub fn new(base: Url, source: &crate::config::SourceConfig, fetch: &FetchConfig) -> Self {
+        Self {
+            base,
+            limits: ClientLimits::from_config(source, fetch.workers),
+            workers: fetch.workers,
+            window: fetch.window(),
+            max_attempts: fetch.max_attempts,
+            backoff_base: fetch.backoff_base,
+            backoff_max: fetch.backoff_max,
+            task_deadline: fetch.task_deadline,
+        }
+    }
+
+    /// Settings that only a new pool can take.
+    fn pool_shape(&self) -> (&Url, usize, Duration, usize, bool) {
+        (
+            &self.base,
+            self.workers,
+            self.limits.timeout,
+            self.limits.max_body,
+            self.limits.check_order,
+        )
+    }
+}
+
+/// Counters an operator (and the tests) can read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, MessageResponse)]
+pub struct SupervisorStats {
+    pub workers: usize,
+    pub queued: usize,
+    pub in_flight: usize,
+    /// Fetcher actors rebuilt after a panic.
+    pub restarts: u64,
+    /// Worker threads that died.
+    pub threads_lost: u64,
+    /// Pools started, the first included.
+    pub pools_started: u64,
+    /// Attempts sent round again.
+    pub retries: u64,
+    /// Fetches that outlived the task deadline.
+    pub hung: u64,
+}
+
+struct Queued {
+    round: u64,
+    task: Task,
+}
+
+struct InFlight {
+    round: u64,
+    task: Task,
+}
+
+pub struct Supervisor {
+    settings: PoolSettings,
+    aggregator: Addr<Aggregator>,
+    pool: Option<Addr<Fetcher>>,
+    generation: u64,
+    queue: VecDeque<Queued>,
+    in_flight: HashMap<u64, InFlight>,
+    next_id: u64,
+    backing_off: usize,
+    submit_waiters: Vec<oneshot::Sender<()>>,
+    idle_waiters: Vec<oneshot::Sender<()>>,
+    stats: SupervisorStats,
+}
+
+impl Supervisor {
+    pub fn new(settings: PoolSettings, aggregator: Addr<Aggregator>) -> Self {
+        Self {
+            settings,
+            aggregator,
+            pool: None,
+            generation: 0,
+            queue: VecDeque::new(),
+            in_flight: HashMap::new(),
+            next_id: 0,
+            backing_off: 0,
+            submit_waiters: Vec::new(),
+            idle_waiters: Vec::new(),
+            stats: SupervisorStats::default(),
+        }
+    }
+
+    /// Starts a new pool; the old one (if any) finishes what it holds and
+    /// its threads exit once its address is dropped.
+    fn start_pool(&mut self, ctx: &mut Context<Self>) {
+        self.generation += 1;
+        let factory = FetcherFactory {
+            base: self.settings.base.clone(),
+            limits: self.settings.limits,
+            aggregator: self.aggregator.clone(),
+            supervisor: ctx.address(),
+            generation: self.generation,
+        };
+        let workers = self.settings.workers;
+        self.pool = Some(SyncArbiter::start(workers, move || factory.build()));
+        self.stats.pools_started += 1;
+        self.stats.workers = workers;
+        log::info!(
+            "fetcher pool {} started: {workers} workers, window {}",
+            self.generation,
+            self.settings.window
+        );
+    }
+
+    fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.in_flight.is_empty() && self.backing_off == 0
+    }
+
+    /// Hands queued tasks to the pool up to the window, then wakes whoever
+    /// waits for room or for idleness.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if let Some(pool) = self.pool.clone() {
+            while self.in_flight.len() < self.settings.window {
+                let Some(q) = self.queue.pop_front() else {
+                    break;
+                };
+                let id = self.next_id;
+                self.next_id += 1;
+                let request = pool
+                    .send(Fetch {
+                        round: q.round,
+                        task: q.task.clone(),
+                        max_attempts: self.settings.max_attempts,
+                    })
+                    .timeout(self.settings.task_deadline);
+                self.in_flight.insert(
+                    id,
+                    InFlight {
+                        round: q.round,
+                        task: q.task,
+                    },
+                );
+                ctx.spawn(
+                    request
+                        .into_actor(self)
+                        .map(move |reply, act, ctx| act.on_reply(id, reply, ctx)),
+                );
+            }
+        }
+        if self.queue.len() <= self.settings.window {
+            for w in self.submit_waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
+        if self.is_idle() {
+            for w in self.idle_waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
+    }
+
+    fn on_reply(
+        &mut self,
+        id: u64,
+        reply: Result<FetchReply, MailboxError>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(job) = self.in_flight.remove(&id) else {
+            return;
+        };
+        match reply {
+            Ok(FetchReply::Delivered) => {}
+            Ok(FetchReply::Retry(failure)) => {
+                log::debug!(
+                    "{}: attempt {} failed: {}",
+                    job.task.key,
+                    job.task.attempt + 1,
+                    failure.reason
+                );
+                self.again(job, failure.reason, failure.retry_after, ctx);
+            }
+            Ok(FetchReply::Panicked(reason)) => {
+                self.stats.restarts += 1;
+                log::warn!("{}: {reason}; fetcher rebuilt", job.task.key);
+                self.again(job, reason, None, ctx);
+            }
+            Err(MailboxError::Timeout) => {
+                self.stats.hung += 1;
+                let reason = format!(
+                    "no answer within fetch.task_deadline ({})",
+                    humantime::format_duration(self.settings.task_deadline)
+                );
+                log::warn!("{}: {reason}; re-queued", job.task.key);
+                self.again(job, reason, None, ctx);
+            }
+            Err(MailboxError::Closed) => {
+                log::warn!("{}: its fetcher thread died; re-queued", job.task.key);
+                if self.pool.as_ref().is_some_and(|p| !p.connected()) {
+                    self.replace_pool("every worker thread died", ctx);
+                }
+                self.again(job, "fetcher thread died".into(), None, ctx);
+            }
+        }
+        self.pump(ctx);
+    }
+
+    /// Sends a task round again after a backoff, or records it as failed
+    /// once its attempts are used up.
+    fn again(
+        &mut self,
+        job: InFlight,
+        reason: String,
+        retry_after: Option<Duration>,
+        ctx: &mut Context<Self>,
+    ) {
+        let attempts = job.task.attempt + 1;
+        if attempts >= self.settings.max_attempts {
+            self.aggregator.do_send(PriceResult {
+                round: job.round,
+                key: job.task.key,
+                outcome: Outcome::Failed { reason, attempts },
+            });
+            return;
+        }
+        self.stats.retries += 1;
+        let delay = retry_after
+            .map(|d| d.min(self.settings.backoff_max))
+            .unwrap_or_else(|| {
+                backoff(
+                    self.settings.backoff_base,
+                    self.settings.backoff_max,
+                    attempts,
+                )
+            });
+        let queued = Queued {
+            round: job.round,
+            task: Task {
+                key: job.task.key,
+                attempt: attempts,
+            },
+        };
+        self.backing_off += 1;
+        ctx.run_later(delay, move |act, ctx| {
+            act.backing_off -= 1;
+            act.queue.push_front(queued);
+            act.pump(ctx);
+        });
+    }
+
+    fn replace_pool(&mut self, why: &str, ctx: &mut Context<Self>) {
+        log::warn!("replacing fetcher pool {}: {why}", self.generation);
+        self.start_pool(ctx);
+    }
+}
+
+/// Exponential backoff with full jitter: uniform in `0..=min(max, base * 2^(attempt-1))`.
+pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let ceiling = base
+        .saturating_mul(
+            1u32.checked_shl(attempt.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+        )
+        .min(max);
+    rand::thread_rng().gen_range(Duration::ZERO..=ceiling)
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.start_pool(ctx);
+    }
+}
+
+/// Take these tasks; the reply comes when the queue has room again.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Submit {
+    pub round: u64,
+    pub tasks: Vec<Task>,
+}
+
+impl Handler<Submit> for Supervisor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: Submit, ctx: &mut Self::Context) -> Self::Result {
+        let round = msg.round;
+        self.queue
+            .extend(msg.tasks.into_iter().map(|task| Queued { round, task }));
+        self.pump(ctx);
+        if self.queue.len() <= self.settings.window {
+            return Box::pin(async {});
+        }
+        let (tx, rx) = oneshot::channel();
+        self.submit_waiters.push(tx);
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
+
+/// Answered when every task handed over has its final outcome.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct WaitIdle;
+
+impl Handler<WaitIdle> for Supervisor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: WaitIdle, _: &mut Self::Context) -> Self::Result {
+        if self.is_idle() {
+            return Box::pin(async {});
+        }
+        let (tx, rx) = oneshot::channel();
+        self.idle_waiters.push(tx);
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
+
+/// A worker thread of pool `generation` died.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct FetcherLost {
+    pub generation: u64,
+}
+
+impl Handler<FetcherLost> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: FetcherLost, ctx: &mut Self::Context) {
+        self.stats.threads_lost += 1;
+        if msg.generation == self.generation {
+            self.replace_pool("a worker thread died", ctx);
+            self.pump(ctx);
+        }
+    }
+}
+
+/// Apply new settings; a new pool is started if the pool's shape changed,
+/// while tasks already handed to the old one finish there.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Reconfigure(pub PoolSettings);
+
+impl Handler<Reconfigure> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reconfigure, ctx: &mut Self::Context) {
+        let reshape = msg.0.pool_shape() != self.settings.pool_shape();
+        self.settings = msg.0;
+        if reshape {
+            self.replace_pool("configuration changed", ctx);
+        }
+        self.pump(ctx);
+    }
+}
+
+/// Drops every task not yet handed to the pool (they stay unsettled and are
+/// fetched by a later round), then answers when the in-flight ones are done
+/// or `timeout` passes. Returns how many were still in flight.
+#[derive(Message, Debug)]
+#[rtype(result = "usize")]
+pub struct Drain {
+    pub timeout: Duration,
+}
+
+impl Handler<Drain> for Supervisor {
+    type Result = ResponseActFuture<Self, usize>;
+
+    fn handle(&mut self, msg: Drain, ctx: &mut Self::Context) -> Self::Result {
+        let dropped = self.queue.len();
+        self.queue.clear();
+        if dropped > 0 {
+            log::info!("draining: {dropped} queued tasks left for a later round");
+        }
+        self.pump(ctx);
+        let (tx, rx) = oneshot::channel();
+        self.idle_waiters.push(tx);
+        let wait = actix_rt::time::timeout(msg.timeout, rx);
+        Box::pin(wait.into_actor(self).map(|_, act, _| act.in_flight.len()))
+    }
+}
+
+#[derive(Message, Debug)]
+#[rtype(result = "SupervisorStats")]
+pub struct GetStats;
+
+impl Handler<GetStats> for Supervisor {
+    type Result = SupervisorStats;
+
+    fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> SupervisorStats {
+        SupervisorStats {
+            queued: self.queue.len(),
+            in_flight: self.in_flight.len(),
+            ..self.stats
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_stays_under_the_doubling_ceiling_and_the_cap() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_secs(1);
+        for attempt in 1..=40 {
+            let d = backoff(base, max, attempt);
+            let ceiling = (base * 2u32.saturating_pow(attempt - 1)).min(max);
+            assert!(d <= ceiling, "attempt {attempt}: {d:?} > {ceiling:?}");
+        }
+    }
+}

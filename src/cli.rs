@@ -1,0 +1,209 @@
+//! The command line: clap definitions of the subcommands and what each one
+//! prints. The work itself lives in `app` and below; this module only turns
+//! arguments into calls and results into output and exit codes.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{self, Source};
+use crate::config::{self, Config, Day, SourceUrl};
+use crate::server::{self, Dataset, MissingStyle, ServerOptions};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pricegrid",
+    version,
+    about = "Collects daily OHLCV crypto prices into one aggregate"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the crypto price server (the API pricegrid fetches from).
+    Serve(ServeArgs),
+    /// Fetch one round over the configured universe, write it, and exit.
+    Fetch(FetchArgs),
+    /// Run the daemon: a round now and every schedule.interval.
+    Run(RunArgs),
+    /// Validate a config file and print the effective config.
+    CheckConfig(CheckConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = config::parse_listen)]
+    pub listen: SocketAddr,
+    /// Seed of the generated dataset.
+    #[arg(long, default_value_t = server::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Delay before each price answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Delay before each price answer, in seconds (the classic server's option).
+    #[arg(long, conflicts_with = "latency_ms")]
+    pub sleep: Option<f64>,
+    /// Serve the prices of this CSV file (exchange,symbol,day,open,high,low,close,volume).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Answer "no price" with 200 and `null`, as the classic server does, instead of 404.
+    #[arg(long)]
+    pub null_missing: bool,
+    /// HTTP worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    #[arg(long, default_value = config::DEFAULT_PATH)]
+    pub config: PathBuf,
+    /// Price server URL, or "builtin" (overrides source.url).
+    #[arg(long)]
+    pub source: Option<SourceUrl>,
+    /// Fetcher threads (overrides fetch.workers).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// First day, YYYY-MM-DD (overrides universe.from).
+    #[arg(long, value_parser = parse_day)]
+    pub from: Option<Day>,
+    /// Last day, inclusive (overrides universe.to).
+    #[arg(long, value_parser = parse_day)]
+    pub to: Option<Day>,
+    /// Where to write the JSON snapshot; "-" for standard output.
+    #[arg(long, default_value = "data/fetch.json")]
+    pub output: PathBuf,
+    /// Never show the progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[arg(long, default_value = config::DEFAULT_PATH)]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    /// The file to check.
+    #[arg(default_value = config::DEFAULT_PATH)]
+    pub file: PathBuf,
+}
+
+fn parse_day(raw: &str) -> Result<Day, String> {
+    chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .map(Day)
+        .map_err(|e| format!("{raw:?} is not a date YYYY-MM-DD: {e}"))
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Fetch(args) => fetch(args),
+        Command::Run(args) => crate::daemon::run(&args.config),
+        Command::CheckConfig(args) => Ok(check_config(&args)),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut opts = ServerOptions::new(args.listen, args.seed);
+    opts.latency = match args.sleep {
+        Some(secs) => {
+            Duration::try_from_secs_f64(secs).map_err(|e| anyhow::anyhow!("--sleep {secs}: {e}"))?
+        }
+        None => Duration::from_millis(args.latency_ms),
+    };
+    if let Some(path) = &args.data {
+        opts.dataset = Arc::new(Dataset::from_csv(path)?);
+    }
+    if args.null_missing {
+        opts.missing = MissingStyle::Null;
+    }
+    opts.workers = args.workers;
+    actix_rt::System::new().block_on(server::serve(&opts))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(&args.config)?;
+    if let Some(source) = args.source {
+        config.source.url = source;
+    }
+    if let Some(workers) = args.workers {
+        config.fetch.workers = workers;
+    }
+    if args.from.is_some() || args.to.is_some() {
+        config.universe.last_days = None;
+        config.universe.from = args.from.or(config.universe.from);
+        config.universe.to = args.to.or(config.universe.to);
+    }
+    config.check().map_err(|e| {
+        anyhow::anyhow!("{e}").context("the command-line overrides make the config invalid")
+    })?;
+    let config = Arc::new(config);
+    let progress = !args.no_progress && std::io::stderr().is_terminal();
+    let report = actix_rt::System::new().block_on(async {
+        let source = Source::start(&config)?;
+        let report = app::fetch_round(config.clone(), &source, progress).await;
+        source.stop().await;
+        report
+    })?;
+    let to_stdout = args.output.as_os_str() == "-";
+    if to_stdout {
+        let stdout = std::io::stdout().lock();
+        let mut w = std::io::BufWriter::new(stdout);
+        report.snapshot.write_to(&mut w)?;
+        writeln!(w)?;
+    } else {
+        report
+            .snapshot
+            .write_atomic(&args.output)
+            .with_context(|| format!("writing {}", args.output.display()))?;
+    }
+    let c = report.summary.counts;
+    let line = format!(
+        "tasks {} prices {} missing {} failed {} elapsed {:.2}s{}",
+        c.tasks,
+        c.prices,
+        c.missing,
+        c.failed,
+        report.summary.elapsed.as_secs_f64(),
+        if to_stdout {
+            String::new()
+        } else {
+            format!(" -> {}", args.output.display())
+        }
+    );
+    if to_stdout {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_config(args: &CheckConfigArgs) -> ExitCode {
+    match Config::load(&args.file) {
+        Ok(config) => {
+            println!("# {}: valid; effective config:", args.file.display());
+            print!("{}", config.to_toml());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

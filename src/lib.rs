@@ -1,0 +1,23 @@
+//! pricegrid collects daily OHLCV crypto prices for a universe of
+//! exchanges x symbols x dates, concurrently, into one aggregate.
+//!
+//! Data flow: the `Producer` expands the configured universe into tasks and
+//! feeds them, with backpressure, through the `Supervisor` to a
+//! `SyncArbiter` pool of `Fetcher`s; each fetcher makes one HTTP request to
+//! the price source (awc) and sends a `PriceResult` to the `Aggregator`,
+//! which alone owns the exchange -> date -> symbol map and writes snapshots.
+//! The crate also ships the price server it fetches from (`server`), so all
+//! of it runs on a machine with no outside service.
+
+pub mod actors;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+#[cfg(feature = "fault-hooks")]
+pub mod fault_hooks;
+pub mod model;
+pub mod server;
+pub mod shutdown;
+pub mod snapshot;
+pub mod source;

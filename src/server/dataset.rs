@@ -1,0 +1,418 @@
+//! The prices the built-in server answers with: either generated from a seed
+//! (the default, so everything runs on a fresh machine) or loaded from a CSV
+//! file with the classic server's columns.
+//!
+//! A generated price is a pure function of (seed, exchange, symbol, day):
+//! nothing is stored, so a dataset of a million prices costs no memory and
+//! the same seed always serves the same prices. This module does no network
+//! I/O and knows nothing of HTTP.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use chrono::{Datelike, NaiveDate};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::model::{Exchange, NameError, Ohlcv, Symbol};
+
+/// The classic server's exchanges.
+pub const CLASSIC_EXCHANGES: [&str; 11] = [
+    "bitfinex",
+    "bitstamp",
+    "bittrex",
+    "cexio",
+    "coinbase-pro",
+    "hitbtc",
+    "huobi",
+    "kraken",
+    "mexbt",
+    "okex",
+    "poloniex",
+];
+
+/// The classic server's symbols.
+pub const CLASSIC_SYMBOLS: [&str; 3] = ["btc", "eth", "ltc"];
+
+/// What the dataset says about one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    Price(Ohlcv),
+    NoPrice,
+    UnknownExchange,
+    UnknownSymbol,
+}
+
+/// How to generate a dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneratedSpec {
+    pub seed: u64,
+    pub exchanges: Vec<Exchange>,
+    pub symbols: Vec<Symbol>,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// Share of (exchange, symbol, day) left without a price, 0..1.
+    pub missing_rate: f64,
+}
+
+impl GeneratedSpec {
+    /// The classic universe over 2020 with ~2% of prices missing.
+    pub fn classic(seed: u64) -> Self {
+        Self {
+            seed,
+            exchanges: names(&CLASSIC_EXCHANGES).expect("classic exchange names are valid"),
+            symbols: names(&CLASSIC_SYMBOLS).expect("classic symbol names are valid"),
+            from: NaiveDate::from_ymd_opt(2020, 1, 1).expect("valid date"),
+            to: NaiveDate::from_ymd_opt(2020, 12, 31).expect("valid date"),
+            missing_rate: 0.02,
+        }
+    }
+
+    /// A synthetic universe of `exchanges` x `symbols` (named `ex-0001`,
+    /// `sym-001`, ...) over `days` days from 2020-01-01, for benchmarks.
+    pub fn synthetic(seed: u64, exchanges: usize, symbols: usize, days: u32) -> Self {
+        let from = NaiveDate::from_ymd_opt(2020, 1, 1).expect("valid date");
+        Self {
+            seed,
+            exchanges: (0..exchanges)
+                .map(|i| Exchange::new(&format!("ex-{i:04}")).expect("valid name"))
+                .collect(),
+            symbols: (0..symbols)
+                .map(|i| Symbol::new(&format!("sym-{i:03}")).expect("valid name"))
+                .collect(),
+            from,
+            to: from + chrono::Days::new(u64::from(days.saturating_sub(1))),
+            missing_rate: 0.02,
+        }
+    }
+}
+
+fn names<T>(raw: &[&str]) -> Result<Vec<T>, NameError>
+where
+    T: std::str::FromStr<Err = NameError>,
+{
+    raw.iter().map(|n| n.parse()).collect()
+}
+
+/// Why a CSV data file cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    #[error("{path}: {source}")]
+    Csv {
+        path: String,
+        #[source]
+        source: csv::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Row {
+        path: String,
+        line: u64,
+        message: String,
+    },
+}
+
+#[derive(Debug)]
+enum Prices {
+    Generated(GeneratedSpec),
+    /// (exchange index, symbol index, day) -> price.
+    Table(HashMap<(u32, u32, NaiveDate), Ohlcv>),
+}
+
+/// A set of prices to serve.
+#[derive(Debug)]
+pub struct Dataset {
+    exchanges: Vec<Exchange>,
+    symbols: Vec<Symbol>,
+    exchange_index: HashMap<String, u32>,
+    symbol_index: HashMap<String, u32>,
+    prices: Prices,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct CsvRow {
+    exchange: String,
+    symbol: String,
+    day: String,
+    open: f64,
+    high: f64,
+    low: f64,
+    close: f64,
+    volume: f64,
+}
+
+impl Dataset {
+    pub fn generated(spec: GeneratedSpec) -> Self {
+        Self::index(
+            spec.exchanges.clone(),
+            spec.symbols.clone(),
+            Prices::Generated(spec),
+        )
+    }
+
+    /// Loads a CSV with the header `exchange,symbol,day,open,high,low,close,volume`.
+    pub fn from_csv(path: &Path) -> Result<Self, DatasetError> {
+        let shown = path.display().to_string();
+        let mut reader = csv::Reader::from_path(path).map_err(|source| DatasetError::Csv {
+            path: shown.clone(),
+            source,
+        })?;
+        let mut exchanges: Vec<Exchange> = Vec::new();
+        let mut symbols: Vec<Symbol> = Vec::new();
+        let mut ex_idx: HashMap<String, u32> = HashMap::new();
+        let mut sym_idx: HashMap<String, u32> = HashMap::new();
+        let mut table = HashMap::new();
+        for (i, row) in reader.deserialize::<CsvRow>().enumerate() {
+            let line = i as u64 + 2;
+            let bad = |message: String| DatasetError::Row {
+                path: shown.clone(),
+                line,
+                message,
+            };
+            let row = row.map_err(|e| bad(e.to_string()))?;
+            let exchange = Exchange::new(&row.exchange).map_err(|e| bad(e.to_string()))?;
+            let symbol = Symbol::new(&row.symbol).map_err(|e| bad(e.to_string()))?;
+            let day = NaiveDate::parse_from_str(&row.day, "%Y-%m-%d")
+                .map_err(|e| bad(format!("day {:?}: {e}", row.day)))?;
+            let price = Ohlcv::new(row.open, row.high, row.low, row.close, row.volume)
+                .map_err(|e| bad(e.to_string()))?;
+            let e = *ex_idx.entry(row.exchange).or_insert_with(|| {
+                exchanges.push(exchange);
+                exchanges.len() as u32 - 1
+            });
+            let s = *sym_idx.entry(row.symbol).or_insert_with(|| {
+                symbols.push(symbol);
+                symbols.len() as u32 - 1
+            });
+            table.insert((e, s, day), price);
+        }
+        Ok(Self::index(exchanges, symbols, Prices::Table(table)))
+    }
+
+    /// Indexes names by their position in the given order (which the
+    /// generated prices' seeds depend on); listings are served sorted.
+    fn index(exchanges: Vec<Exchange>, symbols: Vec<Symbol>, prices: Prices) -> Self {
+        let exchange_index = exchanges
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.as_str().to_owned(), i as u32))
+            .collect();
+        let symbol_index = symbols
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.as_str().to_owned(), i as u32))
+            .collect();
+        let (mut exchanges, mut symbols) = (exchanges, symbols);
+        exchanges.sort();
+        exchanges.dedup();
+        symbols.sort();
+        symbols.dedup();
+        Self {
+            exchanges,
+            symbols,
+            exchange_index,
+            symbol_index,
+            prices,
+        }
+    }
+
+    /// Exchange names, sorted.
+    pub fn exchanges(&self) -> &[Exchange] {
+        &self.exchanges
+    }
+
+    /// Symbol names, sorted.
+    pub fn symbols(&self) -> &[Symbol] {
+        &self.symbols
+    }
+
+    /// The price for one request, by the names as they came in the URL.
+    pub fn lookup(&self, exchange: &str, symbol: &str, day: NaiveDate) -> Lookup {
+        let Some(&e) = self.exchange_index.get(exchange) else {
+            return Lookup::UnknownExchange;
+        };
+        let Some(&s) = self.symbol_index.get(symbol) else {
+            return Lookup::UnknownSymbol;
+        };
+        let price = match &self.prices {
+            Prices::Table(t) => t.get(&(e, s, day)).copied(),
+            Prices::Generated(spec) => generate(spec, e as usize, s as usize, symbol, day),
+        };
+        price.map_or(Lookup::NoPrice, Lookup::Price)
+    }
+
+    /// The price the dataset has for a key, if any (for comparisons).
+    pub fn price_of(&self, exchange: &Exchange, symbol: &Symbol, day: NaiveDate) -> Option<Ohlcv> {
+        match self.lookup(exchange.as_str(), symbol.as_str(), day) {
+            Lookup::Price(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// A plausible price for a symbol on a day: the symbol's market level (slow
+/// cycles around a base price, shared by all exchanges), an exchange's small
+/// deviation, and a day's open/close/high/low drawn around it.
+fn generate(
+    spec: &GeneratedSpec,
+    exchange: usize,
+    symbol: usize,
+    symbol_name: &str,
+    day: NaiveDate,
+) -> Option<Ohlcv> {
+    if day < spec.from || day > spec.to {
+        return None;
+    }
+    let t = f64::from(day.num_days_from_ce());
+    let mut market = rng(spec.seed, u64::MAX, symbol as u64, 0);
+    let base = match symbol_name {
+        "btc" => 7000.0,
+        "eth" => 200.0,
+        "ltc" => 50.0,
+        _ => market.gen_range(0.5..2000.0),
+    };
+    let tau = std::f64::consts::TAU;
+    let level = base
+        * (0.30 * (tau * t / 365.0 + market.gen_range(0.0..tau)).sin()
+            + 0.10 * (tau * t / 29.0 + market.gen_range(0.0..tau)).sin()
+            + 0.03 * (tau * t / 7.0 + market.gen_range(0.0..tau)).sin())
+        .exp();
+
+    let mut r = rng(
+        spec.seed,
+        exchange as u64,
+        symbol as u64,
+        day.num_days_from_ce() as u64,
+    );
+    if r.gen_bool(spec.missing_rate.clamp(0.0, 1.0)) {
+        return None;
+    }
+    let mid = level * (1.0 + r.gen_range(-0.01..0.01));
+    let scale = if mid >= 10.0 { 100.0 } else { 1_000_000.0 };
+    let open = (mid * (1.0 + r.gen_range(-0.02..0.02)) * scale).round() / scale;
+    let close = (mid * (1.0 + r.gen_range(-0.02..0.02)) * scale).round() / scale;
+    let high = (open.max(close) * (1.0 + r.gen_range(0.0..0.03)) * scale).ceil() / scale;
+    let low = (open.min(close) * (1.0 - r.gen_range(0.0..0.03)) * scale).floor() / scale;
+    let volume = (r.gen_range(10.0..50_000.0) * 1e8_f64).round() / 1e8;
+    Ohlcv::new(open, high, low, close, volume).ok()
+}
+
+fn rng(seed: u64, a: u64, b: u64, c: u64) -> ChaCha8Rng {
+    let mut bytes = [0u8; 32];
+    for (chunk, word) in bytes.chunks_exact_mut(8).zip([seed, a, b, c]) {
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
+    ChaCha8Rng::from_seed(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn same_seed_same_prices_other_seed_other_prices() {
+        let a = Dataset::generated(GeneratedSpec::classic(7));
+        let b = Dataset::generated(GeneratedSpec::classic(7));
+        let c = Dataset::generated(GeneratedSpec::classic(8));
+        let mut differ = 0;
+        for d in day("2020-03-01").iter_days().take(31) {
+            for e in CLASSIC_EXCHANGES {
+                assert_eq!(a.lookup(e, "btc", d), b.lookup(e, "btc", d));
+                if a.lookup(e, "btc", d) != c.lookup(e, "btc", d) {
+                    differ += 1;
+                }
+            }
+        }
+        assert!(
+            differ > 300,
+            "another seed changes nearly every price ({differ})"
+        );
+    }
+
+    #[test]
+    fn generated_prices_keep_ohlcv_invariants_and_miss_about_two_percent() {
+        let ds = Dataset::generated(GeneratedSpec::classic(42));
+        let (mut prices, mut missing) = (0, 0);
+        for d in day("2020-01-01").iter_days().take(366) {
+            for e in CLASSIC_EXCHANGES {
+                for s in CLASSIC_SYMBOLS {
+                    match ds.lookup(e, s, d) {
+                        Lookup::Price(p) => {
+                            prices += 1;
+                            p.check_order().expect("low <= open, close <= high");
+                            assert!(p.low > 0.0 && p.volume > 0.0, "{p:?}");
+                        }
+                        Lookup::NoPrice => missing += 1,
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+            }
+        }
+        let share = f64::from(missing) / f64::from(prices + missing);
+        assert!((0.01..0.03).contains(&share), "missing share {share}");
+    }
+
+    #[test]
+    fn outside_the_range_and_unknown_names_have_no_price() {
+        let ds = Dataset::generated(GeneratedSpec::classic(42));
+        assert_eq!(
+            ds.lookup("kraken", "btc", day("2019-12-31")),
+            Lookup::NoPrice
+        );
+        assert_eq!(
+            ds.lookup("nasdaq", "btc", day("2020-01-05")),
+            Lookup::UnknownExchange
+        );
+        assert_eq!(
+            ds.lookup("kraken", "doge", day("2020-01-05")),
+            Lookup::UnknownSymbol
+        );
+    }
+
+    #[test]
+    fn csv_data_is_served_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.csv");
+        std::fs::write(
+            &path,
+            "exchange,symbol,day,open,high,low,close,volume\n\
+             kraken,eth,2020-03-13,195.24,195.24,102,107.97,7901.27262233\n\
+             bitstamp,btc,2020-03-13,1,2,0.5,1.5,3\n",
+        )
+        .unwrap();
+        let ds = Dataset::from_csv(&path).unwrap();
+        assert_eq!(ds.exchanges().len(), 2);
+        match ds.lookup("kraken", "eth", day("2020-03-13")) {
+            Lookup::Price(p) => assert_eq!((p.low, p.close), (102.0, 107.97)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            ds.lookup("kraken", "btc", day("2020-03-13")),
+            Lookup::NoPrice
+        );
+        assert_eq!(ds.lookup("bitstamp", "btc", day("2020-03-13")).clone(), {
+            Lookup::Price(Ohlcv::new(1.0, 2.0, 0.5, 1.5, 3.0).unwrap())
+        });
+    }
+
+    #[test]
+    fn a_bad_csv_row_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.csv");
+        std::fs::write(
+            &path,
+            "exchange,symbol,day,open,high,low,close,volume\n\
+             kraken,eth,2020-03-13,1,2,0.5,1.5,3\n\
+             kraken,eth,2020-13-13,1,2,0.5,1.5,3\n",
+        )
+        .unwrap();
+        let err = Dataset::from_csv(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("p.csv:3:") && err.contains("2020-13-13"),
+            "{err}"
+        );
+    }
+}

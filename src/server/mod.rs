@@ -1,0 +1,213 @@
+//! The built-in crypto price server (`pricegrid serve`, and `source.url =
+//! "builtin"`): the API of `price-api.md` over actix-web.
+//!
+//! Owns the HTTP side only; prices come from a `Dataset`. It counts the
+//! price requests it answers (`ServerStats`) so tests can prove what a client
+//! did or did not ask for. It never touches the daemon's actors.
+
+pub mod dataset;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{dev::ServerHandle, web, App, HttpResponse, HttpServer};
+use chrono::NaiveDate;
+use serde::Serialize;
+
+pub use dataset::{Dataset, GeneratedSpec, Lookup};
+
+/// The seed of the default generated dataset.
+pub const DEFAULT_SEED: u64 = 20_200_101;
+
+/// How "no price" is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingStyle {
+    /// `404` with a JSON error body.
+    #[default]
+    NotFound,
+    /// `200` with the body `null`, as the classic server does.
+    Null,
+}
+
+/// How to run the server.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub listen: SocketAddr,
+    /// Delay before every price answer.
+    pub latency: Duration,
+    pub dataset: Arc<Dataset>,
+    pub missing: MissingStyle,
+    /// actix-web worker threads.
+    pub workers: usize,
+}
+
+impl ServerOptions {
+    /// The classic generated dataset on `listen`, no latency, one worker.
+    pub fn new(listen: SocketAddr, seed: u64) -> Self {
+        Self {
+            listen,
+            latency: Duration::ZERO,
+            dataset: Arc::new(Dataset::generated(GeneratedSpec::classic(seed))),
+            missing: MissingStyle::NotFound,
+            workers: 1,
+        }
+    }
+}
+
+/// Requests the server has answered.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    price_requests: AtomicU64,
+}
+
+impl ServerStats {
+    /// `GET /price/...` requests received so far.
+    pub fn price_requests(&self) -> u64 {
+        self.price_requests.load(Ordering::Relaxed)
+    }
+}
+
+/// A server bound and running on the current actix system.
+pub struct PriceServer {
+    pub addr: SocketAddr,
+    pub stats: Arc<ServerStats>,
+    pub dataset: Arc<Dataset>,
+    handle: ServerHandle,
+}
+
+impl PriceServer {
+    /// `http://ADDR/`.
+    pub fn url(&self) -> url::Url {
+        url::Url::parse(&format!("http://{}/", self.addr))
+            .expect("a socket address makes a valid URL")
+    }
+
+    /// Stops accepting and closes connections; waits until it has.
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+}
+
+struct State {
+    latency: Duration,
+    dataset: Arc<Dataset>,
+    missing: MissingStyle,
+    stats: Arc<ServerStats>,
+}
+
+#[derive(Serialize)]
+struct PriceBody<'a> {
+    exchange: &'a str,
+    symbol: &'a str,
+    open: f64,
+    high: f64,
+    low: f64,
+    close: f64,
+    volume: f64,
+    day: String,
+}
+
+fn not_found(message: String) -> HttpResponse {
+    HttpResponse::NotFound().json(serde_json::json!({ "error": message }))
+}
+
+async fn exchanges(state: web::Data<State>) -> HttpResponse {
+    HttpResponse::Ok().json(state.dataset.exchanges())
+}
+
+async fn symbols(state: web::Data<State>) -> HttpResponse {
+    HttpResponse::Ok().json(state.dataset.symbols())
+}
+
+async fn price(state: web::Data<State>, path: web::Path<(String, String, String)>) -> HttpResponse {
+    state.stats.price_requests.fetch_add(1, Ordering::Relaxed);
+    if !state.latency.is_zero() {
+        actix_rt::time::sleep(state.latency).await;
+    }
+    let (exchange, symbol, date) = path.into_inner();
+    let Ok(day) = NaiveDate::parse_from_str(&date, "%Y-%m-%d") else {
+        return not_found(format!("bad date {date:?}: expected YYYY-MM-DD"));
+    };
+    match state.dataset.lookup(&exchange, &symbol, day) {
+        Lookup::Price(p) => HttpResponse::Ok().json(PriceBody {
+            exchange: &exchange,
+            symbol: &symbol,
+            open: p.open,
+            high: p.high,
+            low: p.low,
+            close: p.close,
+            volume: p.volume,
+            day: date,
+        }),
+        Lookup::NoPrice => match state.missing {
+            MissingStyle::NotFound => not_found(format!("no price for {exchange}/{symbol}/{date}")),
+            MissingStyle::Null => HttpResponse::Ok()
+                .content_type("application/json")
+                .body("null"),
+        },
+        Lookup::UnknownExchange => not_found(format!("unknown exchange {exchange:?}")),
+        Lookup::UnknownSymbol => not_found(format!("unknown symbol {symbol:?}")),
+    }
+}
+
+async fn no_route() -> HttpResponse {
+    not_found(
+        "no such route: see GET /exchanges, /symbols, /price/{exchange}/{symbol}/{date}".into(),
+    )
+}
+
+fn build(
+    opts: &ServerOptions,
+    stats: Arc<ServerStats>,
+) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
+    let state = web::Data::new(State {
+        latency: opts.latency,
+        dataset: opts.dataset.clone(),
+        missing: opts.missing,
+        stats,
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/exchanges", web::get().to(exchanges))
+            .route("/symbols", web::get().to(symbols))
+            .route("/price/{exchange}/{symbol}/{date}", web::get().to(price))
+            .default_service(web::to(no_route))
+    })
+    .workers(opts.workers.max(1))
+    .disable_signals()
+    .bind(opts.listen)?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| std::io::Error::other("the server bound no address"))?;
+    Ok((server.run(), addr))
+}
+
+/// Binds and starts the server on the current actix system, in the
+/// background. Logs `listening on http://ADDR`.
+pub fn start(opts: &ServerOptions) -> std::io::Result<PriceServer> {
+    let stats = Arc::new(ServerStats::default());
+    let (server, addr) = build(opts, stats.clone())?;
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    log::info!("listening on http://{addr}");
+    Ok(PriceServer {
+        addr,
+        stats,
+        dataset: opts.dataset.clone(),
+        handle,
+    })
+}
+
+/// Runs the server until SIGINT or SIGTERM (`pricegrid serve`).
+pub async fn serve(opts: &ServerOptions) -> std::io::Result<()> {
+    let server = start(opts)?;
+    crate::shutdown::signal().await;
+    log::info!("stopping the price server");
+    server.stop().await;
+    Ok(())
+}
