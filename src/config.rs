@@ -59,8 +59,14 @@ impl std::str::FromStr for SourceUrl {
         }
         let url =
             Url::parse(raw).map_err(|e| format!("{raw:?} is not \"builtin\" or a URL: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("{raw:?}: expected an http:// or https:// URL"));
+        match url.scheme() {
+            "http" => {}
+            "https" => {
+                return Err(format!(
+                    "{raw:?}: https is not supported by this build (no TLS stack); use http://"
+                ))
+            }
+            _ => return Err(format!("{raw:?}: expected an http:// URL or \"builtin\"")),
         }
         if url.host().is_none() {
             return Err(format!("{raw:?}: the URL has no host"));

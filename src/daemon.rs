@@ -1,68 +1,357 @@
-//! The long-lived daemon (`pricegrid run`): rounds on a schedule until a
-//! signal, then a drain and a final snapshot.
+//! The long-lived daemon (`pricegrid run`): rounds on a schedule, hot reload
+//! of its config file (on change and on SIGHUP), and a graceful shutdown on
+//! SIGINT/SIGTERM (stop dispatching, drain, final snapshot, exit 0; a second
+//! signal forces the exit).
 //!
-//! Owns the process lifecycle (start, signals, shutdown); the Producer owns
-//! the schedule of rounds and the actors everything else.
+//! Owns the process lifecycle and the config's versions; it hands each new
+//! config whole to the actors and never touches the map itself.
 
-use std::path::Path;
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+
+use notify_debouncer_mini::{new_debouncer, notify::RecursiveMode, DebounceEventResult};
+use tokio::sync::{mpsc, watch};
 
 use crate::actors::aggregator::TakeSnapshot;
-use crate::actors::producer::RunRound;
-use crate::actors::supervisor::Drain;
+use crate::actors::producer::{ApplyConfig, StartSchedule, StopRounds};
+use crate::actors::supervisor::{Drain, PoolSettings, Reconfigure};
 use crate::actors::Pipeline;
-use crate::app::Source;
-use crate::config::Config;
+use crate::app::{AppError, Source};
+use crate::config::{Config, ConfigError};
+use crate::snapshot::SnapshotError;
 
-/// Runs the daemon with the config at `path` until SIGINT/SIGTERM.
-pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
-    let config = Arc::new(Config::load(path)?);
-    actix_rt::System::new().block_on(async move {
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error("cannot watch the config file {path}: {reason}")]
+    Watch { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error("an actor stopped unexpectedly: {0}")]
+    Mailbox(#[from] actix::MailboxError),
+}
+
+/// The outcome of the latest reload attempt.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadStatus {
+    /// Version of the config in force (0: the one the daemon started with).
+    pub version: u64,
+    /// Reload attempts so far, applied or rejected.
+    pub attempts: u64,
+    /// Why the latest attempt was rejected, if it was.
+    pub last_error: Option<String>,
+}
+
+enum Control {
+    Reload,
+    Shutdown,
+}
+
+/// Asks a running daemon to reload or stop; cheap to clone, `Send`.
+#[derive(Clone)]
+pub struct Controller(mpsc::UnboundedSender<Control>);
+
+impl Controller {
+    /// Re-reads the config file, as SIGHUP does.
+    pub fn reload(&self) {
+        let _ = self.0.send(Control::Reload);
+    }
+
+    /// Stops gracefully, as SIGTERM does.
+    pub fn shutdown(&self) {
+        let _ = self.0.send(Control::Shutdown);
+    }
+}
+
+/// What a graceful shutdown left behind.
+#[derive(Debug, Clone)]
+pub struct ShutdownReport {
+    pub snapshot: PathBuf,
+    pub prices: usize,
+    /// Tasks still in flight when `fetch.drain_timeout` ran out.
+    pub abandoned: usize,
+}
+
+pub struct Daemon {
+    path: PathBuf,
+    config: Arc<Config>,
+    source: Source,
+    pipeline: Pipeline,
+    status: watch::Sender<ReloadStatus>,
+    control_tx: mpsc::UnboundedSender<Control>,
+    control_rx: mpsc::UnboundedReceiver<Control>,
+    _watcher: notify_debouncer_mini::Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>,
+}
+
+impl Daemon {
+    /// Loads the config, starts the source and the actors, the schedule and
+    /// the file watcher. Must run inside an actix system.
+    pub async fn start(path: &Path) -> Result<Daemon, DaemonError> {
+        let config = Arc::new(Config::load(path)?);
         let source = Source::start(&config)?;
-        source.check_reachable(&config).await?;
+        if let Err(e) = source.check_reachable(&config).await {
+            log::warn!("{e}; rounds will keep trying");
+        }
         let pipeline = Pipeline::start(config.clone(), source.url.clone());
-        let rounds = {
-            let producer = pipeline.producer.clone();
-            let interval = config.schedule.interval;
-            async move {
-                loop {
-                    let started = std::time::Instant::now();
-                    match producer.send(RunRound).await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => log::error!("round failed: {e}"),
-                        Err(e) => {
-                            log::error!("the producer stopped: {e}");
-                            return;
-                        }
-                    }
-                    let next = interval.saturating_sub(started.elapsed());
-                    actix_rt::time::sleep(next).await;
+        pipeline.producer.do_send(StartSchedule);
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let watcher = watch_file(path, control_tx.clone())?;
+        log::info!(
+            "daemon started: config {} (version 0), source {}, {} workers, every {}",
+            path.display(),
+            config.source.url,
+            config.fetch.workers,
+            humantime::format_duration(config.schedule.interval)
+        );
+        Ok(Daemon {
+            path: path.to_owned(),
+            config,
+            source,
+            pipeline,
+            status: watch::Sender::new(ReloadStatus::default()),
+            control_tx,
+            control_rx,
+            _watcher: watcher,
+        })
+    }
+
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    pub fn reloads(&self) -> watch::Receiver<ReloadStatus> {
+        self.status.subscribe()
+    }
+
+    pub fn controller(&self) -> Controller {
+        Controller(self.control_tx.clone())
+    }
+
+    /// Runs until a shutdown is asked for (signal or `Controller`), then
+    /// shuts down gracefully.
+    pub async fn run(mut self) -> Result<ShutdownReport, DaemonError> {
+        let mut hangup = hangup_stream();
+        let mut terminate = crate::shutdown::Terminate::new();
+        loop {
+            tokio::select! {
+                _ = terminate.recv() => break,
+                _ = next_hangup(&mut hangup) => {
+                    log::info!("SIGHUP received: reloading {}", self.path.display());
+                    self.reload().await;
                 }
+                control = self.control_rx.recv() => match control {
+                    Some(Control::Reload) => self.reload().await,
+                    Some(Control::Shutdown) | None => break,
+                },
+            }
+        }
+        self.shutdown().await
+    }
+
+    /// Re-reads the config; applies it whole if valid, keeps the old one
+    /// (and says why) if not.
+    async fn reload(&mut self) {
+        let mut status = self.status.borrow().clone();
+        status.attempts += 1;
+        let new = match Config::load(&self.path) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!(
+                    "config reload rejected, still running version {}:\n{e}",
+                    status.version
+                );
+                status.last_error = Some(e.to_string());
+                self.status.send_replace(status);
+                return;
             }
         };
-        tokio::select! {
-            _ = rounds => {}
-            _ = crate::shutdown::signal() => {}
+        status.last_error = None;
+        if new == *self.config {
+            log::debug!("config file changed but its content did not");
+            self.status.send_replace(status);
+            return;
         }
-        let left = pipeline
+        let changed = changed_sections(&self.config, &new);
+        let mut old_source = None;
+        if new.source.url != self.config.source.url || new.source.builtin != self.config.source.builtin {
+            match Source::start(&new) {
+                Ok(source) => old_source = Some(std::mem::replace(&mut self.source, source)),
+                Err(e) => {
+                    log::error!("config reload rejected, still running version {}: {e}", status.version);
+                    status.last_error = Some(e.to_string());
+                    self.status.send_replace(status);
+                    return;
+                }
+            }
+        }
+        let new = Arc::new(new);
+        status.version += 1;
+        let base = self.source.url.clone();
+        self.pipeline
+            .supervisor
+            .do_send(Reconfigure(PoolSettings::new(base.clone(), &new.source, &new.fetch)));
+        self.pipeline.producer.do_send(ApplyConfig {
+            config: new.clone(),
+            version: status.version,
+            base,
+        });
+        self.config = new;
+        log::info!(
+            "config version {} applied from {} (changed: {})",
+            status.version,
+            self.path.display(),
+            changed.join(", ")
+        );
+        self.status.send_replace(status);
+        if let Some(old) = old_source {
+            old.stop().await;
+        }
+    }
+
+    async fn shutdown(self) -> Result<ShutdownReport, DaemonError> {
+        log::info!(
+            "shutting down: no new tasks, draining in-flight ones for up to {}",
+            humantime::format_duration(self.config.fetch.drain_timeout)
+        );
+        actix_rt::spawn(async {
+            crate::shutdown::Terminate::new().recv().await;
+            log::warn!("second signal: exiting now, without a final snapshot");
+            std::process::exit(130);
+        });
+        self.pipeline.producer.send(StopRounds).await?;
+        let abandoned = self
+            .pipeline
             .supervisor
             .send(Drain {
-                timeout: config.fetch.drain_timeout,
+                timeout: self.config.fetch.drain_timeout,
             })
             .await?;
-        if left > 0 {
-            log::warn!("{left} tasks still in flight after the drain timeout");
+        if abandoned > 0 {
+            log::warn!("{abandoned} tasks were still in flight after the drain timeout");
         }
-        let snapshot = pipeline.aggregator.send(TakeSnapshot).await?;
-        let path = config.snapshot.dir.join("final.json");
+        let snapshot = self.pipeline.aggregator.send(TakeSnapshot).await?;
+        let path = self
+            .config
+            .snapshot
+            .dir
+            .join(crate::snapshot::file_name(snapshot.created));
+        let started = std::time::Instant::now();
         let bytes = snapshot.write_atomic(&path)?;
         log::info!(
-            "final snapshot {} ({} prices, {bytes} bytes)",
+            "final snapshot {}: {} prices, {bytes} bytes, {} ms",
             path.display(),
-            snapshot.price_count()
+            snapshot.price_count(),
+            started.elapsed().as_millis()
         );
-        source.stop().await;
-        Ok(ExitCode::SUCCESS)
+        self.source.stop().await;
+        Ok(ShutdownReport {
+            snapshot: path,
+            prices: snapshot.price_count(),
+            abandoned,
+        })
+    }
+}
+
+/// Which top-level sections differ, for the reload log line.
+fn changed_sections(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if old.source != new.source {
+        out.push("source");
+    }
+    if old.universe != new.universe {
+        out.push("universe");
+    }
+    if old.fetch != new.fetch {
+        out.push("fetch");
+    }
+    if old.schedule != new.schedule {
+        out.push("schedule");
+    }
+    if old.snapshot != new.snapshot {
+        out.push("snapshot");
+    }
+    if old.log != new.log {
+        out.push("log");
+    }
+    out
+}
+
+/// Watches the config file's directory (so editors that write a new file and
+/// rename it over the old one are seen too) and asks for a reload when the
+/// file changes.
+fn watch_file(
+    path: &Path,
+    control: mpsc::UnboundedSender<Control>,
+) -> Result<notify_debouncer_mini::Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>, DaemonError>
+{
+    let err = |reason: String| DaemonError::Watch {
+        path: path.to_owned(),
+        reason,
+    };
+    let absolute = std::path::absolute(path).map_err(|e| err(e.to_string()))?;
+    let dir = absolute
+        .parent()
+        .ok_or_else(|| err("it has no parent directory".into()))?
+        .to_owned();
+    let name = absolute
+        .file_name()
+        .ok_or_else(|| err("it names no file".into()))?
+        .to_owned();
+    let mut debouncer = new_debouncer(Duration::from_millis(200), move |res: DebounceEventResult| {
+        match res {
+            Ok(events) => {
+                if events.iter().any(|e| e.path.file_name() == Some(name.as_os_str())) {
+                    let _ = control.send(Control::Reload);
+                }
+            }
+            Err(e) => log::warn!("config watcher: {e}"),
+        }
+    })
+    .map_err(|e| err(e.to_string()))?;
+    debouncer
+        .watcher()
+        .watch(&dir, RecursiveMode::NonRecursive)
+        .map_err(|e| err(e.to_string()))?;
+    Ok(debouncer)
+}
+
+#[cfg(unix)]
+fn hangup_stream() -> Option<actix_rt::signal::unix::Signal> {
+    use actix_rt::signal::unix::{signal, SignalKind};
+    signal(SignalKind::hangup())
+        .map_err(|e| log::warn!("cannot listen for SIGHUP ({e}); reload on file change only"))
+        .ok()
+}
+
+#[cfg(unix)]
+async fn next_hangup(s: &mut Option<actix_rt::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+fn hangup_stream() -> Option<()> {
+    None
+}
+
+#[cfg(not(unix))]
+async fn next_hangup(_: &mut Option<()>) {
+    std::future::pending().await
+}
+
+/// `pricegrid run`: the daemon until SIGINT/SIGTERM.
+pub fn run(path: &Path) -> anyhow::Result<std::process::ExitCode> {
+    actix_rt::System::new().block_on(async {
+        let daemon = Daemon::start(path).await?;
+        daemon.run().await?;
+        Ok(std::process::ExitCode::SUCCESS)
     })
 }

@@ -67,6 +67,12 @@ pub enum SnapshotError {
     Version { path: PathBuf, found: u32 },
 }
 
+/// The file name of a snapshot taken at `t`: `2026-11-24T10-15-00Z.json`
+/// (sorts by time; no `:` so it is a valid name everywhere).
+pub fn file_name(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H-%M-%SZ.json").to_string()
+}
+
 impl Snapshot {
     pub fn new(round: u64, counts: Counts, prices: Prices, failed: Vec<FailedTask>) -> Self {
         Self {

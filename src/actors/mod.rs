@@ -19,11 +19,12 @@ pub mod supervisor;
 use std::sync::Arc;
 
 use actix::prelude::*;
+use tokio::sync::watch;
 use url::Url;
 
 use crate::config::Config;
 use crate::source::{ClientLimits, PriceClient};
-use aggregator::Aggregator;
+use aggregator::{Aggregator, RoundSummary};
 use producer::Producer;
 use supervisor::{PoolSettings, Supervisor};
 
@@ -33,6 +34,8 @@ pub struct Pipeline {
     pub producer: Addr<Producer>,
     pub supervisor: Addr<Supervisor>,
     pub aggregator: Addr<Aggregator>,
+    /// The latest finished round's summary.
+    pub rounds: watch::Receiver<Option<RoundSummary>>,
 }
 
 impl Pipeline {
@@ -45,12 +48,20 @@ impl Pipeline {
         )
         .start();
         let discovery = PriceClient::new(&base, &ClientLimits::from_config(&config.source, 2));
-        let producer =
-            Producer::new(config, discovery, supervisor.clone(), aggregator.clone()).start();
+        let (finished, rounds) = watch::channel(None);
+        let producer = Producer::new(
+            config,
+            discovery,
+            supervisor.clone(),
+            aggregator.clone(),
+            finished,
+        )
+        .start();
         Pipeline {
             producer,
             supervisor,
             aggregator,
+            rounds,
         }
     }
 }

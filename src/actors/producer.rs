@@ -1,22 +1,27 @@
 //! The `Producer`: decides what to fetch and when.
 //!
-//! It turns the configured universe (discovering exchanges and symbols from
+//! It runs rounds on request (`fetch`) or on `schedule.interval` (the
+//! daemon), never two at once. For each round it turns the configured universe (discovering exchanges and symbols from
 //! the source where the config says "all") into a round's tasks, leaves out
 //! the keys the Aggregator holds as settled, and feeds the rest to the
 //! Supervisor in window-sized chunks, waiting for room before each (the
 //! backpressure). It never fetches a price and never touches the map.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::{NaiveDate, Utc};
+use tokio::sync::watch;
+use url::Url;
 
 use super::aggregator::{Aggregator, RoundFinished, RoundStarted, RoundSummary, Unsettled};
 use super::supervisor::{Submit, Supervisor, WaitIdle};
 use crate::config::{Config, DayRange, Selection};
 use crate::model::{Exchange, Symbol, Task, TaskKey};
-use crate::source::{PriceClient, SourceError};
+use crate::source::{ClientLimits, PriceClient, SourceError};
 
 /// Why a round could not run.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +32,10 @@ pub enum RoundError {
     Mailbox(#[from] MailboxError),
     #[error("round {0} is still running")]
     Busy(u64),
+    #[error("the producer is stopping")]
+    Stopping,
+    #[error("the aggregator has no record of round {0}")]
+    Untracked(u64),
 }
 
 /// The exchanges, symbols and days one round covers.
@@ -87,11 +96,19 @@ impl Universe {
 
 pub struct Producer {
     config: Arc<Config>,
+    /// Version of `config`, counted by whoever applies configs (0 at start).
+    version: u64,
     client: Rc<PriceClient>,
     supervisor: Addr<Supervisor>,
     aggregator: Addr<Aggregator>,
     round: u64,
     running: Option<u64>,
+    /// Rounds repeat on `schedule.interval` (the daemon), or run on request.
+    scheduled: bool,
+    stopping: Rc<Cell<bool>>,
+    last_start: Option<Instant>,
+    next_round: Option<SpawnHandle>,
+    finished: watch::Sender<Option<RoundSummary>>,
 }
 
 impl Producer {
@@ -100,15 +117,117 @@ impl Producer {
         client: PriceClient,
         supervisor: Addr<Supervisor>,
         aggregator: Addr<Aggregator>,
+        finished: watch::Sender<Option<RoundSummary>>,
     ) -> Self {
         Self {
             config,
+            version: 0,
             client: Rc::new(client),
             supervisor,
             aggregator,
             round: 0,
             running: None,
+            scheduled: false,
+            stopping: Rc::new(Cell::new(false)),
+            last_start: None,
+            next_round: None,
+            finished,
         }
+    }
+
+    /// The work of one round, as a future on this actor.
+    fn round(&mut self) -> ResponseActFuture<Self, Result<RoundSummary, RoundError>> {
+        if let Some(r) = self.running {
+            return Box::pin(fut::ready(Err(RoundError::Busy(r))));
+        }
+        if self.stopping.get() {
+            return Box::pin(fut::ready(Err(RoundError::Stopping)));
+        }
+        self.round += 1;
+        let round = self.round;
+        self.running = Some(round);
+        self.last_start = Some(Instant::now());
+        let config = self.config.clone();
+        let version = self.version;
+        let client = self.client.clone();
+        let supervisor = self.supervisor.clone();
+        let aggregator = self.aggregator.clone();
+        let stopping = self.stopping.clone();
+        let work = async move {
+            let today = Utc::now().date_naive();
+            let universe = Universe::resolve(&config, &client, today).await?;
+            let todo = aggregator
+                .send(Unsettled {
+                    keys: universe.keys(),
+                    today,
+                })
+                .await?;
+            log::debug!(
+                "round {round}: {} of {} keys unsettled (config version {version})",
+                todo.len(),
+                universe.len()
+            );
+            aggregator
+                .send(RoundStarted {
+                    round,
+                    tasks: todo.len() as u64,
+                })
+                .await?;
+            let chunk = config.fetch.window().max(1);
+            let mut todo = todo.into_iter().map(Task::new).peekable();
+            while todo.peek().is_some() && !stopping.get() {
+                let tasks: Vec<Task> = todo.by_ref().take(chunk).collect();
+                supervisor.send(Submit { round, tasks }).await?;
+            }
+            supervisor.send(WaitIdle).await?;
+            // Every fetcher reply is in, so every PriceResult is already in
+            // the Aggregator's mailbox ahead of this message.
+            let summary = aggregator.send(RoundFinished { round }).await?;
+            summary.ok_or(RoundError::Untracked(round))
+        };
+        Box::pin(work.into_actor(self).map(|result, act, ctx| {
+            act.running = None;
+            match &result {
+                Ok(summary) => {
+                    act.finished.send_replace(Some(*summary));
+                }
+                Err(e) => log::error!("round {}: {e}", act.round),
+            }
+            act.schedule_next(ctx);
+            result
+        }))
+    }
+
+    /// In schedule mode, arms the timer for the next round: one interval
+    /// after the last round's start, or now if that has passed already.
+    fn schedule_next(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.next_round.take() {
+            ctx.cancel_future(h);
+        }
+        if !self.scheduled || self.stopping.get() || self.running.is_some() {
+            return;
+        }
+        let interval = self.config.schedule.interval;
+        let wait = match self.last_start {
+            Some(start) => {
+                let since = start.elapsed();
+                if since > interval {
+                    log::warn!(
+                        "round {} took {:.1}s, longer than schedule.interval ({}); the next round starts now",
+                        self.round,
+                        since.as_secs_f64(),
+                        humantime::format_duration(interval)
+                    );
+                }
+                interval.saturating_sub(since)
+            }
+            None => Duration::ZERO,
+        };
+        self.next_round = Some(ctx.run_later(wait, |act, ctx| {
+            act.next_round = None;
+            let round = act.round();
+            ctx.spawn(round.map(|_, _, _| ()));
+        }));
     }
 }
 
@@ -125,51 +244,66 @@ impl Handler<RunRound> for Producer {
     type Result = ResponseActFuture<Self, Result<RoundSummary, RoundError>>;
 
     fn handle(&mut self, _: RunRound, _: &mut Self::Context) -> Self::Result {
-        if let Some(r) = self.running {
-            return Box::pin(fut::ready(Err(RoundError::Busy(r))));
+        self.round()
+    }
+}
+
+/// Run a round now and then one every `schedule.interval`, never two at once.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct StartSchedule;
+
+impl Handler<StartSchedule> for Producer {
+    type Result = ();
+
+    fn handle(&mut self, _: StartSchedule, ctx: &mut Self::Context) {
+        self.scheduled = true;
+        self.schedule_next(ctx);
+    }
+}
+
+/// A new config (already validated), applied whole from the next round on;
+/// the running round finishes on the config it started with.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct ApplyConfig {
+    pub config: Arc<Config>,
+    pub version: u64,
+    /// The price source's URL (it changes only with `source`).
+    pub base: Url,
+}
+
+impl Handler<ApplyConfig> for Producer {
+    type Result = ();
+
+    fn handle(&mut self, msg: ApplyConfig, ctx: &mut Self::Context) {
+        let interval_changed = msg.config.schedule.interval != self.config.schedule.interval;
+        if msg.base != *self.client.base() || msg.config.source != self.config.source {
+            self.client = Rc::new(PriceClient::new(
+                &msg.base,
+                &ClientLimits::from_config(&msg.config.source, 2),
+            ));
         }
-        self.round += 1;
-        let round = self.round;
-        self.running = Some(round);
-        let config = self.config.clone();
-        let client = self.client.clone();
-        let supervisor = self.supervisor.clone();
-        let aggregator = self.aggregator.clone();
-        let work = async move {
-            let today = Utc::now().date_naive();
-            let universe = Universe::resolve(&config, &client, today).await?;
-            let todo = aggregator
-                .send(Unsettled {
-                    keys: universe.keys(),
-                    today,
-                })
-                .await?;
-            log::debug!(
-                "round {round}: {} of {} keys unsettled",
-                todo.len(),
-                universe.len()
-            );
-            aggregator
-                .send(RoundStarted {
-                    round,
-                    tasks: todo.len() as u64,
-                })
-                .await?;
-            let chunk = config.fetch.window().max(1);
-            let mut todo = todo.into_iter().map(Task::new).peekable();
-            while todo.peek().is_some() {
-                let tasks: Vec<Task> = todo.by_ref().take(chunk).collect();
-                supervisor.send(Submit { round, tasks }).await?;
-            }
-            supervisor.send(WaitIdle).await?;
-            // Every fetcher reply is in, so every PriceResult is already in
-            // the Aggregator's mailbox ahead of this message.
-            let summary = aggregator.send(RoundFinished { round }).await?;
-            summary.ok_or(RoundError::Busy(round))
-        };
-        Box::pin(work.into_actor(self).map(|result, act, _| {
-            act.running = None;
-            result
-        }))
+        self.config = msg.config;
+        self.version = msg.version;
+        if interval_changed {
+            self.schedule_next(ctx);
+        }
+    }
+}
+
+/// Stop starting rounds and stop feeding the running one.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct StopRounds;
+
+impl Handler<StopRounds> for Producer {
+    type Result = ();
+
+    fn handle(&mut self, _: StopRounds, ctx: &mut Self::Context) {
+        self.stopping.set(true);
+        if let Some(h) = self.next_round.take() {
+            ctx.cancel_future(h);
+        }
     }
 }

@@ -409,6 +409,9 @@ impl Handler<Drain> for Supervisor {
             log::info!("draining: {dropped} queued tasks left for a later round");
         }
         self.pump(ctx);
+        if self.is_idle() {
+            return Box::pin(fut::ready(0));
+        }
         let (tx, rx) = oneshot::channel();
         self.idle_waiters.push(tx);
         let wait = actix_rt::time::timeout(msg.timeout, rx);
