@@ -336,7 +336,6 @@ impl Default for LogConfig {
     }
 }
 
-
 /// One thing wrong with a config, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

@@ -177,11 +177,16 @@ impl Daemon {
         }
         let changed = changed_sections(&self.config, &new);
         let mut old_source = None;
-        if new.source.url != self.config.source.url || new.source.builtin != self.config.source.builtin {
+        if new.source.url != self.config.source.url
+            || new.source.builtin != self.config.source.builtin
+        {
             match Source::start(&new) {
                 Ok(source) => old_source = Some(std::mem::replace(&mut self.source, source)),
                 Err(e) => {
-                    log::error!("config reload rejected, still running version {}: {e}", status.version);
+                    log::error!(
+                        "config reload rejected, still running version {}: {e}",
+                        status.version
+                    );
                     status.last_error = Some(e.to_string());
                     self.status.send_replace(status);
                     return;
@@ -193,7 +198,11 @@ impl Daemon {
         let base = self.source.url.clone();
         self.pipeline
             .supervisor
-            .do_send(Reconfigure(PoolSettings::new(base.clone(), &new.source, &new.fetch)));
+            .do_send(Reconfigure(PoolSettings::new(
+                base.clone(),
+                &new.source,
+                &new.fetch,
+            )));
         self.pipeline.producer.do_send(ApplyConfig {
             config: new.clone(),
             version: status.version,
@@ -286,8 +295,10 @@ fn changed_sections(old: &Config, new: &Config) -> Vec<&'static str> {
 fn watch_file(
     path: &Path,
     control: mpsc::UnboundedSender<Control>,
-) -> Result<notify_debouncer_mini::Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>, DaemonError>
-{
+) -> Result<
+    notify_debouncer_mini::Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>,
+    DaemonError,
+> {
     let err = |reason: String| DaemonError::Watch {
         path: path.to_owned(),
         reason,
@@ -301,16 +312,20 @@ fn watch_file(
         .file_name()
         .ok_or_else(|| err("it names no file".into()))?
         .to_owned();
-    let mut debouncer = new_debouncer(Duration::from_millis(200), move |res: DebounceEventResult| {
-        match res {
+    let mut debouncer = new_debouncer(
+        Duration::from_millis(200),
+        move |res: DebounceEventResult| match res {
             Ok(events) => {
-                if events.iter().any(|e| e.path.file_name() == Some(name.as_os_str())) {
+                if events
+                    .iter()
+                    .any(|e| e.path.file_name() == Some(name.as_os_str()))
+                {
                     let _ = control.send(Control::Reload);
                 }
             }
             Err(e) => log::warn!("config watcher: {e}"),
-        }
-    })
+        },
+    )
     .map_err(|e| err(e.to_string()))?;
     debouncer
         .watcher()

@@ -5,7 +5,10 @@
 /// arrives between two waits is not missed.
 pub struct Terminate {
     #[cfg(unix)]
-    streams: Option<(actix_rt::signal::unix::Signal, actix_rt::signal::unix::Signal)>,
+    streams: Option<(
+        actix_rt::signal::unix::Signal,
+        actix_rt::signal::unix::Signal,
+    )>,
 }
 
 impl Terminate {
@@ -13,7 +16,10 @@ impl Terminate {
         #[cfg(unix)]
         {
             use actix_rt::signal::unix::{signal, SignalKind};
-            let streams = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            let streams = match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
                 (Ok(int), Ok(term)) => Some((int, term)),
                 (Err(e), _) | (_, Err(e)) => {
                     log::error!("cannot listen for SIGTERM ({e}); waiting for Ctrl-C only");

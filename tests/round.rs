@@ -30,7 +30,10 @@ async fn a_march_round_returns_exactly_the_servers_data() {
     assert_eq!(c.tasks, 1023);
     assert_eq!(c.done(), 1023);
     assert_eq!(c.failed, 0);
-    assert!(c.missing > 0, "the dataset leaves some prices out on purpose");
+    assert!(
+        c.missing > 0,
+        "the dataset leaves some prices out on purpose"
+    );
     assert_eq!(c.prices as usize, report.snapshot.price_count());
     assert_matches_server(&report.snapshot, &server, "2020-03-01", "2020-03-31");
     assert_eq!(server.stats.price_requests(), 1023, "one request per task");
@@ -41,14 +44,21 @@ async fn the_result_is_the_same_for_1_4_32_and_200_workers() {
     let server = spawn_price_server(|_| {});
     let mut maps = Vec::new();
     for workers in [1, 4, 32, 200] {
-        let report = app::fetch_round(arc(march_config(&server, workers)), &source_of(&server), false)
-            .await
-            .unwrap_or_else(|e| panic!("{workers} workers: {e}"));
+        let report = app::fetch_round(
+            arc(march_config(&server, workers)),
+            &source_of(&server),
+            false,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{workers} workers: {e}"));
         assert_eq!(report.summary.counts.done(), 1023, "{workers} workers");
         maps.push((workers, report.snapshot.prices));
     }
     for (workers, prices) in &maps[1..] {
-        assert!(*prices == maps[0].1, "{workers} workers differ from 1 worker");
+        assert!(
+            *prices == maps[0].1,
+            "{workers} workers differ from 1 worker"
+        );
     }
 }
 
@@ -78,14 +88,21 @@ async fn the_classic_servers_real_prices_come_through_unchanged() {
     let kraken = Exchange::new("kraken").unwrap();
     let eth = "eth".parse().unwrap();
     let p = report.snapshot.prices[&kraken][&day("2020-03-13")][&eth].expect("a price");
-    assert_eq!((p.open, p.high, p.low, p.close), (195.24, 195.24, 102.0, 107.97));
+    assert_eq!(
+        (p.open, p.high, p.low, p.close),
+        (195.24, 195.24, 102.0, 107.97)
+    );
     assert_matches_server(&report.snapshot, &server, "2020-03-01", "2020-03-31");
 }
 
 #[actix_rt::test]
 async fn a_source_down_at_start_is_a_clear_error() {
     // Bind a port, then free it: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let server = spawn_price_server(|_| {});
     let mut config = march_config(&server, 4);
     let url: url::Url = format!("http://127.0.0.1:{port}/").parse().unwrap();
@@ -94,7 +111,10 @@ async fn a_source_down_at_start_is_a_clear_error() {
     match app::fetch_round(arc(config), &source, false).await {
         Err(e @ AppError::Unreachable(_)) => {
             let text = e.to_string();
-            assert!(text.contains("unreachable") && text.contains(&port.to_string()), "{text}");
+            assert!(
+                text.contains("unreachable") && text.contains(&port.to_string()),
+                "{text}"
+            );
         }
         Err(other) => panic!("expected Unreachable, got {other}"),
         Ok(_) => panic!("a round against a dead port succeeded"),
@@ -103,12 +123,24 @@ async fn a_source_down_at_start_is_a_clear_error() {
 
 #[test]
 fn the_fetch_command_exits_non_zero_when_the_source_is_down() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
-        .args(["fetch", "--no-progress", "--source", &format!("http://127.0.0.1:{port}")])
+        .args([
+            "fetch",
+            "--no-progress",
+            "--source",
+            &format!("http://127.0.0.1:{port}"),
+        ])
         .arg("--config")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/pricegrid.toml"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/pricegrid.toml"
+        ))
         .arg("--output")
         .arg(dir.path().join("out.json"))
         .output()
@@ -116,7 +148,10 @@ fn the_fetch_command_exits_non_zero_when_the_source_is_down() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unreachable"), "{stderr}");
-    assert!(!dir.path().join("out.json").exists(), "no output on failure");
+    assert!(
+        !dir.path().join("out.json").exists(),
+        "no output on failure"
+    );
 }
 
 /// The binary end to end, against a server in this process: the file it
@@ -137,17 +172,33 @@ fn the_fetch_command_writes_the_servers_map() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("march.json");
     let out = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
-        .args(["fetch", "--no-progress", "--workers", "16", "--from", "2020-03-01", "--to", "2020-03-31"])
+        .args([
+            "fetch",
+            "--no-progress",
+            "--workers",
+            "16",
+            "--from",
+            "2020-03-01",
+            "--to",
+            "2020-03-31",
+        ])
         .args(["--source", url.as_str()])
         .arg("--config")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/pricegrid.toml"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/pricegrid.toml"
+        ))
         .arg("--output")
         .arg(&output)
         .output()
         .expect("the binary runs");
     stop_tx.send(()).unwrap();
     server_thread.join().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(stdout.starts_with("tasks 1023 prices "), "{stdout}");
@@ -155,7 +206,11 @@ fn the_fetch_command_writes_the_servers_map() {
     for (exchange, days) in &snap.prices {
         for (d, symbols) in days {
             for (symbol, price) in symbols {
-                assert_eq!(*price, dataset.price_of(exchange, symbol, *d), "{exchange}/{symbol}/{d}");
+                assert_eq!(
+                    *price,
+                    dataset.price_of(exchange, symbol, *d),
+                    "{exchange}/{symbol}/{d}"
+                );
             }
         }
     }
@@ -168,7 +223,8 @@ fn the_fetch_command_writes_the_servers_map() {
 async fn an_independent_client_gets_the_same_map() {
     let server = spawn_price_server(|_| {});
     let mut config = march_config(&server, 32);
-    config.universe.exchanges = Selection::List(vec!["kraken".parse().unwrap(), "bitstamp".parse().unwrap()]);
+    config.universe.exchanges =
+        Selection::List(vec!["kraken".parse().unwrap(), "bitstamp".parse().unwrap()]);
     config.universe.from = Some(Day(day("2020-03-01")));
     let report = app::fetch_round(arc(config), &source_of(&server), false)
         .await
@@ -184,7 +240,9 @@ async fn an_independent_client_gets_the_same_map() {
         for exchange in ["kraken", "bitstamp"] {
             for d in day("2020-03-01").iter_days().take(31) {
                 for symbol in &symbols {
-                    let url = base.join(&format!("price/{exchange}/{symbol}/{d}")).unwrap();
+                    let url = base
+                        .join(&format!("price/{exchange}/{symbol}/{d}"))
+                        .unwrap();
                     let value = match ureq::get(url.as_str()).call() {
                         Ok(resp) => Some(resp.into_json::<serde_json::Value>().unwrap()),
                         Err(ureq::Error::Status(404, _)) => None,
@@ -212,7 +270,13 @@ async fn an_independent_client_gets_the_same_map() {
         match (mine, theirs) {
             (None, None) => {}
             (Some(p), Some(v)) => {
-                for (field, value) in [("open", p.open), ("high", p.high), ("low", p.low), ("close", p.close), ("volume", p.volume)] {
+                for (field, value) in [
+                    ("open", p.open),
+                    ("high", p.high),
+                    ("low", p.low),
+                    ("close", p.close),
+                    ("volume", p.volume),
+                ] {
                     assert_eq!(v[field].as_f64(), Some(value), "{key} {field}");
                 }
             }

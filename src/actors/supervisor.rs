@@ -103,6 +103,8 @@ pub struct Supervisor {
     backing_off: usize,
     submit_waiters: Vec<oneshot::Sender<()>>,
     idle_waiters: Vec<oneshot::Sender<()>>,
+    /// Shutting down: nothing new is dispatched, retries are dropped.
+    draining: bool,
     stats: SupervisorStats,
 }
 
@@ -119,6 +121,7 @@ impl Supervisor {
             backing_off: 0,
             submit_waiters: Vec::new(),
             idle_waiters: Vec::new(),
+            draining: false,
             stats: SupervisorStats::default(),
         }
     }
@@ -146,7 +149,9 @@ impl Supervisor {
     }
 
     fn is_idle(&self) -> bool {
-        self.queue.is_empty() && self.in_flight.is_empty() && self.backing_off == 0
+        self.queue.is_empty()
+            && self.in_flight.is_empty()
+            && (self.draining || self.backing_off == 0)
     }
 
     /// Hands queued tasks to the pool up to the window, then wakes whoever
@@ -275,7 +280,11 @@ impl Supervisor {
         self.backing_off += 1;
         ctx.run_later(delay, move |act, ctx| {
             act.backing_off -= 1;
-            act.queue.push_front(queued);
+            // While draining, a task due for a retry stays unsettled: a
+            // later run fetches it.
+            if !act.draining {
+                act.queue.push_front(queued);
+            }
             act.pump(ctx);
         });
     }
@@ -318,8 +327,10 @@ impl Handler<Submit> for Supervisor {
 
     fn handle(&mut self, msg: Submit, ctx: &mut Self::Context) -> Self::Result {
         let round = msg.round;
-        self.queue
-            .extend(msg.tasks.into_iter().map(|task| Queued { round, task }));
+        if !self.draining {
+            self.queue
+                .extend(msg.tasks.into_iter().map(|task| Queued { round, task }));
+        }
         self.pump(ctx);
         if self.queue.len() <= self.settings.window {
             return Box::pin(async {});
@@ -403,6 +414,7 @@ impl Handler<Drain> for Supervisor {
     type Result = ResponseActFuture<Self, usize>;
 
     fn handle(&mut self, msg: Drain, ctx: &mut Self::Context) -> Self::Result {
+        self.draining = true;
         let dropped = self.queue.len();
         self.queue.clear();
         if dropped > 0 {

@@ -44,7 +44,8 @@ pub fn march_config(server: &PriceServer, workers: usize) -> Config {
 
 /// The classic server's own prices, which CI keeps beside the repo.
 pub fn reference_csv() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference-data/prices.csv");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference-data/prices.csv");
     assert!(
         path.exists(),
         "reference data expected at {} (see ../shared/price-api.md)",
@@ -69,13 +70,25 @@ pub fn assert_matches_server(snap: &Snapshot, server: &PriceServer, from: &str, 
                     .and_then(|m| m.get(&d))
                     .and_then(|m| m.get(symbol))
                     .unwrap_or_else(|| panic!("{exchange}/{symbol}/{d} absent from the snapshot"));
-                assert_eq!(*got, ds.price_of(exchange, symbol, d), "{exchange}/{symbol}/{d}");
+                assert_eq!(
+                    *got,
+                    ds.price_of(exchange, symbol, d),
+                    "{exchange}/{symbol}/{d}"
+                );
                 checked += 1;
             }
         }
     }
-    let in_snapshot: usize = snap.prices.values().flat_map(|m| m.values()).map(|m| m.len()).sum();
-    assert_eq!(in_snapshot, checked, "the snapshot holds keys outside the universe");
+    let in_snapshot: usize = snap
+        .prices
+        .values()
+        .flat_map(|m| m.values())
+        .map(|m| m.len())
+        .sum();
+    assert_eq!(
+        in_snapshot, checked,
+        "the snapshot holds keys outside the universe"
+    );
 }
 
 pub fn arc(c: Config) -> Arc<Config> {

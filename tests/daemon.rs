@@ -1,0 +1,351 @@
+//! The daemon: incremental rounds, hot reload, graceful shutdown, against
+//! the real built-in server on loopback and the real actors.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use common::*;
+use pricegrid::actors::aggregator::{GetProgress, RoundSummary, TakeSnapshot};
+use pricegrid::actors::producer::RunRound;
+use pricegrid::actors::supervisor::GetStats;
+use pricegrid::daemon::{Daemon, ReloadStatus};
+use pricegrid::server::Dataset;
+use pricegrid::snapshot::Snapshot;
+use tokio::sync::watch;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn config_text(url: &url::Url, snapshots: &Path, extra: &str) -> String {
+    format!(
+        "[source]\nurl = \"{url}\"\n\n[snapshot]\ndir = \"{}\"\n\n[log]\nprogress_every = \"1s\"\n\n{extra}",
+        snapshots.display()
+    )
+}
+
+/// Writes like an editor that saves to a new file and renames it over the old.
+fn save_by_rename(path: &Path, text: &str) {
+    let tmp = path.with_extension("toml.swp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+async fn round_matching(
+    rounds: &mut watch::Receiver<Option<RoundSummary>>,
+    what: &str,
+    pred: impl Fn(&RoundSummary) -> bool,
+) -> RoundSummary {
+    let got = actix_rt::time::timeout(LIMIT, rounds.wait_for(|r| r.as_ref().is_some_and(&pred)))
+        .await
+        .unwrap_or_else(|_| panic!("no round {what} within {LIMIT:?}"))
+        .expect("the producer is alive");
+    got.expect("matched a round")
+}
+
+async fn reload_matching(
+    reloads: &mut watch::Receiver<ReloadStatus>,
+    what: &str,
+    pred: impl Fn(&ReloadStatus) -> bool,
+) -> ReloadStatus {
+    actix_rt::time::timeout(LIMIT, reloads.wait_for(pred))
+        .await
+        .unwrap_or_else(|_| panic!("no reload {what} within {LIMIT:?}"))
+        .expect("the daemon is alive")
+        .clone()
+}
+
+#[actix_rt::test]
+async fn the_second_round_fetches_only_failed_and_open_day_tasks() {
+    let today = Utc::now().date_naive();
+    let dir = tempfile::tempdir().unwrap();
+    // Three days up to today; two closed-day rows break low <= open and so
+    // fail every time (source.check_ohlc_order = true).
+    let mut csv = String::from("exchange,symbol,day,open,high,low,close,volume\n");
+    for (i, d) in [
+        today - chrono::Days::new(2),
+        today - chrono::Days::new(1),
+        today,
+    ]
+    .iter()
+    .enumerate()
+    {
+        for exchange in ["kraken", "bitstamp"] {
+            for symbol in ["btc", "eth"] {
+                let broken = i < 2 && exchange == "kraken" && symbol == "eth";
+                let low = if broken { 11.0 } else { 9.0 };
+                csv.push_str(&format!("{exchange},{symbol},{d},10,12,{low},11,100\n"));
+            }
+        }
+    }
+    let csv_path = dir.path().join("prices.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    let server =
+        spawn_price_server(|o| o.dataset = Arc::new(Dataset::from_csv(&csv_path).unwrap()));
+    let path = dir.path().join("pricegrid.toml");
+    let extra = "[universe]\nexchanges = [\"kraken\", \"bitstamp\"]\nsymbols = [\"btc\", \"eth\"]\nlast_days = 3\n\n\
+                 [fetch]\nworkers = 4\nmax_attempts = 1\n\n[schedule]\ninterval = \"1h\"\n";
+    std::fs::write(
+        &path,
+        config_text(&server.url(), &dir.path().join("snap"), extra),
+    )
+    .unwrap();
+
+    let daemon = Daemon::start(&path).await.expect("daemon starts");
+    let mut rounds = daemon.pipeline().rounds.clone();
+    let producer = daemon.pipeline().producer.clone();
+    let ctl = daemon.controller();
+    let run = actix_rt::spawn(daemon.run());
+
+    let first = round_matching(&mut rounds, "1", |r| r.round == 1).await;
+    let c = first.counts;
+    assert_eq!((c.tasks, c.prices, c.missing, c.failed), (12, 10, 0, 2));
+    assert_eq!(server.stats.price_requests(), 12);
+
+    let second = producer
+        .send(RunRound)
+        .await
+        .unwrap()
+        .expect("round 2 runs");
+    // Refetched: the 2 failed closed-day keys and today's 4 keys; the 6
+    // answered closed-day keys are settled.
+    assert_eq!(second.counts.tasks, 6);
+    assert_eq!(server.stats.price_requests(), 12 + 6);
+    assert_eq!(second.counts.failed, 2, "still broken at the source");
+
+    ctl.shutdown();
+    let report = run.await.unwrap().expect("clean shutdown");
+    assert_eq!(report.prices, 10);
+}
+
+#[actix_rt::test]
+async fn reload_applies_a_new_universe_and_pool_and_rejects_a_broken_file() {
+    let server = spawn_price_server(|o| o.latency = Duration::from_millis(5));
+    let dir = tempfile::tempdir().unwrap();
+    let snapshots = dir.path().join("snap");
+    let path = dir.path().join("pricegrid.toml");
+    let universe = |exchanges: &str, symbols: &str| {
+        format!("[universe]\nexchanges = {exchanges}\nsymbols = {symbols}\nfrom = \"2020-03-01\"\nto = \"2020-03-31\"\n\n")
+    };
+    let text = |u: String, workers: usize| {
+        config_text(
+            &server.url(),
+            &snapshots,
+            &format!("{u}[fetch]\nworkers = {workers}\n\n[schedule]\ninterval = \"200ms\"\n"),
+        )
+    };
+    std::fs::write(&path, text(universe("[\"kraken\"]", "[\"btc\"]"), 4)).unwrap();
+
+    let daemon = Daemon::start(&path).await.expect("daemon starts");
+    let pipeline = daemon.pipeline().clone();
+    let mut rounds = pipeline.rounds.clone();
+    let mut reloads = daemon.reloads();
+    let ctl = daemon.controller();
+    let run = actix_rt::spawn(daemon.run());
+    let first = round_matching(&mut rounds, "1", |r| r.round == 1).await;
+    assert_eq!(first.counts.tasks, 31);
+
+    // 1. Add a symbol (plain write): its 31 tasks appear in a later round.
+    std::fs::write(
+        &path,
+        text(universe("[\"kraken\"]", "[\"btc\", \"eth\"]"), 4),
+    )
+    .unwrap();
+    reload_matching(&mut reloads, "to version 1", |s| s.version == 1).await;
+    let with_eth = round_matching(&mut rounds, "with eth", |r| {
+        r.counts.tasks == 31 && r.round > 1
+    })
+    .await;
+    assert_eq!(with_eth.counts.done(), 31);
+
+    // 2. The whole universe (saved by rename), and while that round runs,
+    //    4 -> 16 workers: the pool is replaced and no task is lost.
+    save_by_rename(&path, &text(universe("\"all\"", "\"all\""), 4));
+    reload_matching(&mut reloads, "to version 2", |s| s.version == 2).await;
+    let mut running = false;
+    for _ in 0..2000 {
+        if let Some((_, c)) = pipeline.aggregator.send(GetProgress).await.unwrap() {
+            if c.tasks == 1023 - 62 && c.done() > 0 {
+                running = true;
+                break;
+            }
+        }
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(running, "the round over the whole universe did not start");
+    save_by_rename(&path, &text(universe("\"all\"", "\"all\""), 16));
+    reload_matching(&mut reloads, "to version 3", |s| s.version == 3).await;
+    let big = round_matching(&mut rounds, "over the whole universe", |r| {
+        r.counts.tasks == 1023 - 62
+    })
+    .await;
+    assert_eq!(big.counts.done(), big.counts.tasks);
+    assert_eq!(big.counts.failed, 0);
+    let stats = pipeline.supervisor.send(GetStats).await.unwrap();
+    assert_eq!((stats.workers, stats.pools_started), (16, 2));
+    let snap = pipeline.aggregator.send(TakeSnapshot).await.unwrap();
+    assert_matches_server(&snap, &server, "2020-03-01", "2020-03-31");
+
+    // 3. A broken file is rejected with its position; the old config stays.
+    save_by_rename(&path, "[fetch]\nworkers = 0\n");
+    let rejected = reload_matching(&mut reloads, "rejected", |s| s.last_error.is_some()).await;
+    let error = rejected.last_error.unwrap();
+    assert!(
+        error.contains("pricegrid.toml:2:1: fetch.workers"),
+        "{error}"
+    );
+    assert_eq!(rejected.version, 3);
+    let after = pipeline.producer.send(RunRound).await.unwrap();
+    assert!(
+        matches!(&after, Ok(_))
+            || matches!(
+                &after,
+                Err(pricegrid::actors::producer::RoundError::Busy(_))
+            ),
+        "the daemon still runs rounds: {after:?}"
+    );
+    assert_eq!(
+        pipeline.supervisor.send(GetStats).await.unwrap().workers,
+        16
+    );
+
+    ctl.shutdown();
+    run.await.unwrap().expect("clean shutdown");
+}
+
+#[actix_rt::test]
+async fn a_shutdown_mid_round_keeps_every_result_received() {
+    let server = spawn_price_server(|o| o.latency = Duration::from_millis(20));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pricegrid.toml");
+    let extra = "[universe]\nexchanges = \"all\"\nsymbols = \"all\"\nfrom = \"2020-03-01\"\nto = \"2020-03-31\"\n\n\
+                 [fetch]\nworkers = 4\ndrain_timeout = \"5s\"\n";
+    std::fs::write(
+        &path,
+        config_text(&server.url(), &dir.path().join("snap"), extra),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&path).await.expect("daemon starts");
+    let aggregator = daemon.pipeline().aggregator.clone();
+    let ctl = daemon.controller();
+    let run = actix_rt::spawn(daemon.run());
+
+    let mut progressed = false;
+    for _ in 0..2000 {
+        if let Some((_, c)) = aggregator.send(GetProgress).await.unwrap() {
+            if c.done() >= 100 {
+                progressed = true;
+                break;
+            }
+        }
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(progressed, "the round made no progress");
+    let before = aggregator.send(TakeSnapshot).await.unwrap();
+    ctl.shutdown();
+    let report = run.await.unwrap().expect("clean shutdown");
+    assert_eq!(report.abandoned, 0);
+    let last = Snapshot::load(&report.snapshot).expect("the final snapshot loads");
+    assert!(last.counts.done() < 1023, "the round was cut short");
+    for (exchange, days) in &before.prices {
+        for (d, symbols) in days {
+            for (symbol, price) in symbols {
+                assert_eq!(
+                    last.prices[exchange][d].get(symbol),
+                    Some(price),
+                    "{exchange}/{symbol}/{d}"
+                );
+            }
+        }
+    }
+    assert!(last.price_count() >= before.price_count());
+}
+
+/// The binary, a real SIGTERM: exit 0 and a final snapshot that holds only
+/// the server's prices.
+#[test]
+fn sigterm_during_a_slow_round_exits_0_with_a_final_snapshot() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let server_thread = std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let server = spawn_price_server(|o| o.latency = Duration::from_millis(20));
+            tx.send((server.url(), server.dataset.clone(), server.stats.clone()))
+                .unwrap();
+            let _ = actix_rt::task::spawn_blocking(move || stop_rx.recv()).await;
+            server.stop().await;
+        })
+    });
+    let (url, dataset, stats) = rx.recv().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let snapshots: PathBuf = dir.path().join("snap");
+    let path = dir.path().join("pricegrid.toml");
+    let extra = "[universe]\nexchanges = \"all\"\nsymbols = \"all\"\nfrom = \"2020-03-01\"\nto = \"2020-03-31\"\n\n[fetch]\nworkers = 4\n";
+    std::fs::write(&path, config_text(&url, &snapshots, extra)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
+        .arg("run")
+        .arg("--config")
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("round 1 started") {
+            break;
+        }
+    }
+    assert!(log.contains("round 1 started"), "{log}");
+    for _ in 0..1000 {
+        if stats.price_requests() >= 60 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(stats.price_requests() >= 60, "the round did not progress");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for line in lines {
+        log.push_str(&line.unwrap());
+        log.push('\n');
+    }
+    let exit = child.wait().unwrap();
+    stop_tx.send(()).unwrap();
+    server_thread.join().unwrap();
+    assert!(exit.success(), "exit {exit:?}\n{log}");
+    assert!(
+        log.contains("SIGTERM received") && log.contains("final snapshot"),
+        "{log}"
+    );
+    let files: Vec<_> = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let snap = Snapshot::load(&files[0]).unwrap();
+    assert!(
+        snap.price_count() >= 40,
+        "results before the signal are kept: {}",
+        snap.price_count()
+    );
+    assert!(snap.counts.done() < 1023, "the round was cut short");
+    for (exchange, days) in &snap.prices {
+        for (d, symbols) in days {
+            for (symbol, price) in symbols {
+                assert_eq!(*price, dataset.price_of(exchange, symbol, *d));
+            }
+        }
+    }
+}
