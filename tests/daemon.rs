@@ -201,7 +201,7 @@ async fn reload_applies_a_new_universe_and_pool_and_rejects_a_broken_file() {
     assert_eq!(rejected.version, 3);
     let after = pipeline.producer.send(RunRound).await.unwrap();
     assert!(
-        matches!(&after, Ok(_))
+        after.is_ok()
             || matches!(
                 &after,
                 Err(pricegrid::actors::producer::RoundError::Busy(_))
