@@ -21,3 +21,4 @@ pub mod server;
 pub mod shutdown;
 pub mod snapshot;
 pub mod source;
+pub mod store;

@@ -6,41 +6,84 @@
 //! price; tasks that failed are listed under `failed` with their reason.
 //! This module owns files only; it never talks to actors.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::actors::aggregator::Counts;
-use crate::model::{Exchange, Ohlcv, Symbol};
+use crate::model::Outcome;
+pub use crate::store::FailedTask;
+use crate::store::{FailedJson, PricesJson, PricesSeed, Store};
 
 /// Version of the file format, bumped on any incompatible change.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// exchange -> day -> symbol -> price (`None`: the source has none).
-pub type Prices = BTreeMap<Exchange, BTreeMap<NaiveDate, BTreeMap<Symbol, Option<Ohlcv>>>>;
-
-/// A task that ended without an answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FailedTask {
-    pub exchange: Exchange,
-    pub symbol: Symbol,
-    pub day: NaiveDate,
-    pub reason: String,
-    pub attempts: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The aggregate at one moment, with where it came from.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub format: u32,
     pub created: DateTime<Utc>,
+    /// Version of the config in force when it was taken (0: the first).
+    pub config_version: u64,
+    /// The round running or last finished when it was taken.
     pub round: u64,
+    /// That round's counts.
     pub counts: Counts,
-    pub prices: Prices,
-    pub failed: Vec<FailedTask>,
+    /// Every answer and failure held.
+    pub prices: Store,
+}
+
+#[derive(Serialize)]
+struct SnapshotOut<'a> {
+    format: u32,
+    created: DateTime<Utc>,
+    config_version: u64,
+    round: u64,
+    counts: Counts,
+    prices: PricesJson<'a>,
+    failed: FailedJson<'a>,
+}
+
+struct StoreIn(Store);
+
+impl<'de> Deserialize<'de> for StoreIn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::DeserializeSeed;
+        let mut store = Store::new();
+        PricesSeed(&mut store).deserialize(d)?;
+        Ok(StoreIn(store))
+    }
+}
+
+#[derive(Deserialize)]
+struct SnapshotIn {
+    format: u32,
+    created: DateTime<Utc>,
+    #[serde(default)]
+    config_version: u64,
+    round: u64,
+    counts: Counts,
+    prices: StoreIn,
+    #[serde(default)]
+    failed: Vec<FailedTask>,
+}
+
+impl Serialize for Snapshot {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        SnapshotOut {
+            format: self.format,
+            created: self.created,
+            config_version: self.config_version,
+            round: self.round,
+            counts: self.counts,
+            prices: self.prices.prices_json(),
+            failed: self.prices.failed_json(),
+        }
+        .serialize(ser)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,26 +116,37 @@ pub fn file_name(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H-%M-%SZ.json").to_string()
 }
 
+impl SnapshotError {
+    fn at(self, path: &Path) -> Self {
+        let path = path.to_owned();
+        match self {
+            SnapshotError::Parse { source, .. } => SnapshotError::Parse { path, source },
+            SnapshotError::Version { found, .. } => SnapshotError::Version { path, found },
+            other => other,
+        }
+    }
+}
+
 impl Snapshot {
-    pub fn new(round: u64, counts: Counts, prices: Prices, failed: Vec<FailedTask>) -> Self {
+    pub fn new(config_version: u64, round: u64, counts: Counts, prices: Store) -> Self {
         Self {
             format: FORMAT_VERSION,
             created: Utc::now(),
+            config_version,
             round,
             counts,
             prices,
-            failed,
         }
     }
 
     /// Number of keys with a price.
     pub fn price_count(&self) -> usize {
-        self.prices
-            .values()
-            .flat_map(BTreeMap::values)
-            .flat_map(BTreeMap::values)
-            .filter(|p| p.is_some())
-            .count()
+        self.prices.price_count()
+    }
+
+    /// The failed keys with their reasons.
+    pub fn failed(&self) -> Vec<FailedTask> {
+        self.prices.failed()
     }
 
     /// Writes JSON to `out`.
@@ -143,23 +197,64 @@ impl Snapshot {
             path: path.to_owned(),
             source,
         })?;
-        #[derive(Deserialize)]
-        struct Head {
-            format: u32,
-        }
-        let head: Head = serde_json::from_slice(&bytes).map_err(|source| SnapshotError::Parse {
-            path: path.to_owned(),
-            source,
-        })?;
-        if head.format != FORMAT_VERSION {
+        Self::from_slice(&bytes).map_err(|e| e.at(path))
+    }
+
+    /// Parses a snapshot from JSON bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
+        let parsed: Result<SnapshotIn, _> = serde_json::from_slice(bytes);
+        let raw = match parsed {
+            Ok(raw) => raw,
+            Err(source) => {
+                // A file of another format version may not parse as this
+                // one: say so rather than report its first odd field.
+                #[derive(Deserialize)]
+                struct Head {
+                    format: u32,
+                }
+                if let Ok(head) = serde_json::from_slice::<Head>(bytes) {
+                    if head.format != FORMAT_VERSION {
+                        return Err(SnapshotError::Version {
+                            path: PathBuf::new(),
+                            found: head.format,
+                        });
+                    }
+                }
+                return Err(SnapshotError::Parse {
+                    path: PathBuf::new(),
+                    source,
+                });
+            }
+        };
+        if raw.format != FORMAT_VERSION {
             return Err(SnapshotError::Version {
-                path: path.to_owned(),
-                found: head.format,
+                path: PathBuf::new(),
+                found: raw.format,
             });
         }
-        serde_json::from_slice(&bytes).map_err(|source| SnapshotError::Parse {
-            path: path.to_owned(),
-            source,
+        let mut prices = raw.prices.0;
+        for f in raw.failed {
+            let key = crate::model::TaskKey {
+                exchange: f.exchange,
+                symbol: f.symbol,
+                day: f.day,
+            };
+            prices.upsert(
+                &key,
+                Outcome::Failed {
+                    reason: f.reason,
+                    attempts: f.attempts,
+                },
+                0,
+            );
+        }
+        Ok(Snapshot {
+            format: raw.format,
+            created: raw.created,
+            config_version: raw.config_version,
+            round: raw.round,
+            counts: raw.counts,
+            prices,
         })
     }
 }
@@ -167,25 +262,48 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Exchange, Ohlcv, Symbol, TaskKey};
+    use chrono::NaiveDate;
 
     fn sample() -> Snapshot {
-        let mut prices = Prices::new();
+        let mut prices = Store::new();
         let day = NaiveDate::from_ymd_opt(2020, 3, 13).unwrap();
-        let kraken = prices.entry(Exchange::new("kraken").unwrap()).or_default();
-        let d = kraken.entry(day).or_default();
-        d.insert(
-            Symbol::new("eth").unwrap(),
-            Some(Ohlcv::new(195.24, 195.24, 102.0, 107.97, 7901.27262233).unwrap()),
-        );
-        d.insert(Symbol::new("btc").unwrap(), None);
-        let failed = vec![FailedTask {
+        let key = |s: &str| TaskKey {
             exchange: Exchange::new("kraken").unwrap(),
-            symbol: Symbol::new("ltc").unwrap(),
+            symbol: Symbol::new(s).unwrap(),
             day,
-            reason: "server error (503)".into(),
-            attempts: 3,
-        }];
-        Snapshot::new(1, Counts::default(), prices, failed)
+        };
+        let eth = Ohlcv::new(195.24, 195.24, 102.0, 107.97, 7901.27262233).unwrap();
+        prices.upsert(&key("eth"), Outcome::Price(eth), 1);
+        prices.upsert(&key("btc"), Outcome::Missing, 1);
+        prices.upsert(
+            &key("ltc"),
+            Outcome::Failed {
+                reason: "server error (503)".into(),
+                attempts: 3,
+            },
+            1,
+        );
+        let counts = Counts {
+            tasks: 3,
+            prices: 1,
+            missing: 1,
+            failed: 1,
+        };
+        Snapshot::new(2, 1, counts, prices)
+    }
+
+    /// The same content, whatever rounds stamped it.
+    fn same(a: &Snapshot, b: &Snapshot) -> bool {
+        let entries = |s: &Snapshot| -> Vec<_> {
+            s.prices
+                .iter()
+                .map(|(e, sym, d, o)| (e.clone(), sym.clone(), d, o))
+                .collect()
+        };
+        (a.format, a.created, a.config_version, a.round, a.counts)
+            == (b.format, b.created, b.config_version, b.round, b.counts)
+            && entries(a) == entries(b)
     }
 
     #[test]
@@ -195,8 +313,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["prices"]["kraken"]["2020-03-13"]["eth"]["close"], 107.97);
         assert!(v["prices"]["kraken"]["2020-03-13"]["btc"].is_null());
+        assert!(v["prices"]["kraken"]["2020-03-13"].get("ltc").is_none());
         assert_eq!(v["failed"][0]["reason"], "server error (503)");
         assert_eq!(v["format"], FORMAT_VERSION);
+        assert_eq!(v["config_version"], 2);
     }
 
     #[test]
@@ -206,8 +326,9 @@ mod tests {
         let snap = sample();
         let bytes = snap.write_atomic(&path).unwrap();
         assert_eq!(bytes, fs::metadata(&path).unwrap().len());
-        assert_eq!(Snapshot::load(&path).unwrap(), snap);
-        assert_eq!(snap.price_count(), 1);
+        let back = Snapshot::load(&path).unwrap();
+        assert!(same(&back, &snap), "{back:?}");
+        assert_eq!(back.failed()[0].reason, "server error (503)");
         let names: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(names.len(), 1, "only the snapshot remains");
     }
@@ -223,9 +344,11 @@ mod tests {
         assert!(matches!(err, SnapshotError::Parse { .. }), "{err}");
         assert!(err.to_string().contains("s.json"));
         fs::write(&path, br#"{"format": 99}"#).unwrap();
-        assert!(matches!(
-            Snapshot::load(&path),
-            Err(SnapshotError::Version { found: 99, .. })
-        ));
+        let err = Snapshot::load(&path).unwrap_err();
+        assert!(
+            matches!(err, SnapshotError::Version { found: 99, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("s.json"));
     }
 }

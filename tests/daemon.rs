@@ -251,16 +251,12 @@ async fn a_shutdown_mid_round_keeps_every_result_received() {
     assert_eq!(report.abandoned, 0);
     let last = Snapshot::load(&report.snapshot).expect("the final snapshot loads");
     assert!(last.counts.done() < 1023, "the round was cut short");
-    for (exchange, days) in &before.prices {
-        for (d, symbols) in days {
-            for (symbol, price) in symbols {
-                assert_eq!(
-                    last.prices[exchange][d].get(symbol),
-                    Some(price),
-                    "{exchange}/{symbol}/{d}"
-                );
-            }
-        }
+    for (exchange, symbol, d, outcome) in before.prices.iter() {
+        assert_eq!(
+            last.prices.get(exchange, symbol, d),
+            Some(outcome),
+            "{exchange}/{symbol}/{d}"
+        );
     }
     assert!(last.price_count() >= before.price_count());
 }
@@ -341,11 +337,5 @@ fn sigterm_during_a_slow_round_exits_0_with_a_final_snapshot() {
         snap.price_count()
     );
     assert!(snap.counts.done() < 1023, "the round was cut short");
-    for (exchange, days) in &snap.prices {
-        for (d, symbols) in days {
-            for (symbol, price) in symbols {
-                assert_eq!(*price, dataset.price_of(exchange, symbol, *d));
-            }
-        }
-    }
+    assert_answers_match(&snap.prices, &dataset);
 }

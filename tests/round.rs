@@ -87,7 +87,12 @@ async fn the_classic_servers_real_prices_come_through_unchanged() {
     assert_eq!((c.tasks, c.prices, c.missing, c.failed), (1023, 930, 93, 0));
     let kraken = Exchange::new("kraken").unwrap();
     let eth = "eth".parse().unwrap();
-    let p = report.snapshot.prices[&kraken][&day("2020-03-13")][&eth].expect("a price");
+    let p = report
+        .snapshot
+        .prices
+        .answer(&kraken, &eth, day("2020-03-13"))
+        .flatten()
+        .expect("a price");
     assert_eq!(
         (p.open, p.high, p.low, p.close),
         (195.24, 195.24, 102.0, 107.97)
@@ -203,17 +208,8 @@ fn the_fetch_command_writes_the_servers_map() {
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(stdout.starts_with("tasks 1023 prices "), "{stdout}");
     let snap = pricegrid::snapshot::Snapshot::load(&output).expect("a valid snapshot");
-    for (exchange, days) in &snap.prices {
-        for (d, symbols) in days {
-            for (symbol, price) in symbols {
-                assert_eq!(
-                    *price,
-                    dataset.price_of(exchange, symbol, *d),
-                    "{exchange}/{symbol}/{d}"
-                );
-            }
-        }
-    }
+    assert_eq!(answers(&snap.prices).len(), 1023);
+    assert_answers_match(&snap.prices, &dataset);
     assert_eq!(snap.counts.done(), 1023);
 }
 
@@ -256,14 +252,7 @@ async fn an_independent_client_gets_the_same_map() {
     })
     .await
     .unwrap();
-    let mut ours = BTreeMap::new();
-    for (exchange, days) in &report.snapshot.prices {
-        for (d, symbols) in days {
-            for (symbol, price) in symbols {
-                ours.insert(format!("{exchange}/{symbol}/{d}"), *price);
-            }
-        }
-    }
+    let ours: BTreeMap<String, _> = answers(&report.snapshot.prices).into_iter().collect();
     assert_eq!(ours.len(), independent.len());
     for (key, theirs) in &independent {
         let mine = ours[key];

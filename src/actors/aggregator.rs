@@ -5,29 +5,15 @@
 //! idempotent: a duplicate delivery changes nothing, and a failure never
 //! replaces an answer the source already gave. It performs no network I/O.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::model::{Exchange, Outcome, OutcomeKind, Symbol, TaskKey};
-use crate::snapshot::{FailedTask, Snapshot};
-
-/// One key's state in the map.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
-    pub outcome: Outcome,
-    /// The round that last delivered a result for this key.
-    round: u64,
-    /// What that round counted for this key (may differ from `outcome` when
-    /// a failure did not replace an earlier answer).
-    counted: OutcomeKind,
-}
-
-/// exchange -> day -> symbol -> entry.
-pub type PriceMap = BTreeMap<Exchange, BTreeMap<NaiveDate, BTreeMap<Symbol, Entry>>>;
+use crate::model::{Outcome, OutcomeKind, TaskKey};
+use crate::snapshot::Snapshot;
+use crate::store::{Counted, Store};
 
 /// Tasks of a round and what became of them so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -71,62 +57,31 @@ struct Tally {
 
 /// Owns the map and the running round's counts.
 pub struct Aggregator {
-    map: PriceMap,
+    store: Store,
     round: Option<Tally>,
     last: Option<RoundSummary>,
+    config_version: u64,
     progress_every: Duration,
 }
 
 impl Aggregator {
     pub fn new(progress_every: Duration) -> Self {
         Self {
-            map: PriceMap::new(),
+            store: Store::new(),
             round: None,
             last: None,
+            config_version: 0,
             progress_every,
         }
     }
 
-    fn upsert(&mut self, round: u64, key: TaskKey, outcome: Outcome) {
-        let kind = outcome.kind();
-        let slot = self
-            .map
-            .entry(key.exchange)
-            .or_default()
-            .entry(key.day)
-            .or_default()
-            .entry(key.symbol);
-        let counted_before = match slot {
-            std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert(Entry {
-                    outcome,
-                    round,
-                    counted: kind,
-                });
-                None
-            }
-            std::collections::btree_map::Entry::Occupied(mut o) => {
-                let e = o.get_mut();
-                let before = (e.round == round).then_some(e.counted);
-                // A duplicate failure within a round cannot undo an answer.
-                let counted = match before {
-                    Some(prev) if prev != OutcomeKind::Failed && kind == OutcomeKind::Failed => {
-                        prev
-                    }
-                    _ => kind,
-                };
-                if outcome.is_answer() || !e.outcome.is_answer() {
-                    e.outcome = outcome;
-                }
-                e.round = round;
-                e.counted = counted;
-                before.map(|b| (b, counted))
-            }
-        };
+    fn upsert(&mut self, round: u64, key: &TaskKey, outcome: Outcome) {
+        let stamp = u32::try_from(round).unwrap_or(u32::MAX >> 2);
+        let counted = self.store.upsert(key, outcome, stamp);
         if let Some(t) = self.round.as_mut().filter(|t| t.round == round) {
-            match counted_before {
-                None => t.counts.add(kind, 1),
-                Some((before, now)) => {
+            match counted {
+                Counted::New(kind) => t.counts.add(kind, 1),
+                Counted::Again { before, now } => {
                     t.counts.add(before, -1);
                     t.counts.add(now, 1);
                 }
@@ -135,40 +90,12 @@ impl Aggregator {
     }
 
     fn snapshot(&self) -> Snapshot {
-        let mut prices = BTreeMap::new();
-        let mut failed = Vec::new();
-        for (exchange, days) in &self.map {
-            let by_day: &mut BTreeMap<NaiveDate, BTreeMap<Symbol, _>> =
-                prices.entry(exchange.clone()).or_default();
-            for (day, symbols) in days {
-                for (symbol, entry) in symbols {
-                    match &entry.outcome {
-                        Outcome::Price(p) => {
-                            by_day
-                                .entry(*day)
-                                .or_default()
-                                .insert(symbol.clone(), Some(*p));
-                        }
-                        Outcome::Missing => {
-                            by_day.entry(*day).or_default().insert(symbol.clone(), None);
-                        }
-                        Outcome::Failed { reason, attempts } => failed.push(FailedTask {
-                            exchange: exchange.clone(),
-                            symbol: symbol.clone(),
-                            day: *day,
-                            reason: reason.clone(),
-                            attempts: *attempts,
-                        }),
-                    }
-                }
-            }
-        }
         let (round, counts) = match (&self.round, &self.last) {
             (Some(t), _) => (t.round, t.counts),
             (None, Some(s)) => (s.round, s.counts),
             (None, None) => (0, Counts::default()),
         };
-        Snapshot::new(round, counts, prices, failed)
+        Snapshot::new(self.config_version, round, counts, self.store.clone())
     }
 
     fn log_progress(&self) {
@@ -219,7 +146,7 @@ impl Handler<PriceResult> for Aggregator {
         if let Outcome::Failed { reason, attempts } = &msg.outcome {
             log::warn!("{}: failed after {attempts} attempt(s): {reason}", msg.key);
         }
-        self.upsert(msg.round, msg.key, msg.outcome);
+        self.upsert(msg.round, &msg.key, msg.outcome);
     }
 }
 
@@ -295,16 +222,12 @@ impl Handler<Unsettled> for Aggregator {
 
     fn handle(&mut self, msg: Unsettled, _: &mut Self::Context) -> Self::Result {
         let today = msg.today;
-        let settled = |k: &TaskKey| {
-            k.day < today
-                && self
-                    .map
-                    .get(&k.exchange)
-                    .and_then(|d| d.get(&k.day))
-                    .and_then(|s| s.get(&k.symbol))
-                    .is_some_and(|e| e.outcome.is_answer())
-        };
-        MessageResult(msg.keys.into_iter().filter(|k| !settled(k)).collect())
+        MessageResult(
+            msg.keys
+                .into_iter()
+                .filter(|k| !self.store.is_settled(k, today))
+                .collect(),
+        )
     }
 }
 
@@ -337,7 +260,7 @@ impl Handler<TakeSnapshot> for Aggregator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Ohlcv;
+    use crate::model::{Exchange, Ohlcv, Symbol};
 
     fn key(day: u32) -> TaskKey {
         TaskKey {
@@ -358,8 +281,7 @@ mod tests {
         }
     }
 
-    fn agg_with_round(round: u64, tasks: u64) -> Aggregator {
-        let mut a = Aggregator::new(Duration::from_secs(60));
+    fn with_round(a: &mut Aggregator, round: u64, tasks: u64) {
         a.round = Some(Tally {
             round,
             counts: Counts {
@@ -368,62 +290,66 @@ mod tests {
             },
             started: Instant::now(),
         });
-        a
+    }
+
+    fn counts(a: &Aggregator) -> Counts {
+        a.round.as_ref().unwrap().counts
     }
 
     #[test]
     fn duplicate_delivery_changes_nothing() {
-        let mut a = agg_with_round(1, 1);
-        a.upsert(1, key(1), price(5.0));
-        a.upsert(1, key(1), price(5.0));
-        let c = a.round.as_ref().unwrap().counts;
-        assert_eq!((c.prices, c.done()), (1, 1));
+        let mut a = Aggregator::new(Duration::from_secs(60));
+        with_round(&mut a, 1, 1);
+        a.upsert(1, &key(1), price(5.0));
+        a.upsert(1, &key(1), price(5.0));
+        assert_eq!((counts(&a).prices, counts(&a).done()), (1, 1));
     }
 
     #[test]
     fn a_late_failure_never_replaces_an_answer() {
-        let mut a = agg_with_round(1, 1);
-        a.upsert(1, key(1), price(5.0));
-        a.upsert(1, key(1), failed());
-        let c = a.round.as_ref().unwrap().counts;
-        assert_eq!((c.prices, c.failed), (1, 0));
-        assert_eq!(a.snapshot().prices.len(), 1);
-        assert!(a.snapshot().failed.is_empty());
+        let mut a = Aggregator::new(Duration::from_secs(60));
+        with_round(&mut a, 1, 1);
+        a.upsert(1, &key(1), price(5.0));
+        a.upsert(1, &key(1), failed());
+        assert_eq!((counts(&a).prices, counts(&a).failed), (1, 0));
+        let snap = a.snapshot();
+        assert_eq!(snap.price_count(), 1);
+        assert!(snap.failed().is_empty());
     }
 
     #[test]
     fn an_answer_replaces_an_earlier_failure() {
-        let mut a = agg_with_round(1, 1);
-        a.upsert(1, key(1), failed());
-        a.upsert(1, key(1), Outcome::Missing);
-        let c = a.round.as_ref().unwrap().counts;
-        assert_eq!((c.missing, c.failed, c.done()), (1, 0, 1));
+        let mut a = Aggregator::new(Duration::from_secs(60));
+        with_round(&mut a, 1, 1);
+        a.upsert(1, &key(1), failed());
+        a.upsert(1, &key(1), Outcome::Missing);
+        assert_eq!(
+            (counts(&a).missing, counts(&a).failed, counts(&a).done()),
+            (1, 0, 1)
+        );
     }
 
     #[test]
     fn a_failed_refetch_keeps_the_old_price_but_counts_as_failed() {
-        let mut a = agg_with_round(1, 1);
-        a.upsert(1, key(1), price(5.0));
-        a.round = Some(Tally {
-            round: 2,
-            counts: Counts {
-                tasks: 1,
-                ..Counts::default()
-            },
-            started: Instant::now(),
-        });
-        a.upsert(2, key(1), failed());
-        assert_eq!(a.round.as_ref().unwrap().counts.failed, 1);
-        let snap = a.snapshot();
-        assert!(snap
-            .prices
-            .values()
-            .next()
-            .unwrap()
-            .values()
-            .next()
-            .unwrap()
-            .values()
-            .all(Option::is_some));
+        let mut a = Aggregator::new(Duration::from_secs(60));
+        with_round(&mut a, 1, 1);
+        a.upsert(1, &key(1), price(5.0));
+        with_round(&mut a, 2, 1);
+        a.upsert(2, &key(1), failed());
+        assert_eq!(counts(&a).failed, 1);
+        assert_eq!(a.snapshot().price_count(), 1);
+    }
+
+    #[test]
+    fn results_of_another_round_do_not_touch_this_rounds_counts() {
+        let mut a = Aggregator::new(Duration::from_secs(60));
+        with_round(&mut a, 2, 1);
+        a.upsert(1, &key(1), price(5.0));
+        assert_eq!(counts(&a).done(), 0);
+        assert_eq!(
+            a.snapshot().price_count(),
+            1,
+            "the price is kept all the same"
+        );
     }
 }

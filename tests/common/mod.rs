@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use pricegrid::config::{Config, Day, SourceUrl};
-use pricegrid::server::{self, PriceServer, ServerOptions};
+use pricegrid::model::{Ohlcv, Outcome};
+use pricegrid::server::{self, Dataset, PriceServer, ServerOptions};
 use pricegrid::snapshot::Snapshot;
+use pricegrid::store::Store;
 
 pub fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
@@ -54,11 +56,39 @@ pub fn reference_csv() -> PathBuf {
     path
 }
 
+/// Every answer a store holds, as ("exchange/symbol/day", price or None).
+pub fn answers(store: &Store) -> Vec<(String, Option<Ohlcv>)> {
+    store
+        .iter()
+        .filter_map(|(e, s, d, o)| match o {
+            Outcome::Price(p) => Some((format!("{e}/{s}/{d}"), Some(p))),
+            Outcome::Missing => Some((format!("{e}/{s}/{d}"), None)),
+            Outcome::Failed { .. } => None,
+        })
+        .collect()
+}
+
+/// Asserts that every answer in `store` is what `dataset` serves.
+pub fn assert_answers_match(store: &Store, dataset: &Dataset) {
+    for (e, s, d, o) in store.iter() {
+        let want = dataset.price_of(e, s, d);
+        match o {
+            Outcome::Price(p) => assert_eq!(Some(p), want, "{e}/{s}/{d}"),
+            Outcome::Missing => assert_eq!(None, want, "{e}/{s}/{d}"),
+            Outcome::Failed { .. } => {}
+        }
+    }
+}
+
 /// Asserts that `snap` holds exactly what `server` serves for every key of
-/// the classic universe in `from..=to`: each price equal, each missing one
-/// null, nothing failed.
+/// its universe in `from..=to`: each price equal, each missing one null,
+/// nothing failed, nothing else.
 pub fn assert_matches_server(snap: &Snapshot, server: &PriceServer, from: &str, to: &str) {
-    assert!(snap.failed.is_empty(), "failed tasks: {:?}", snap.failed);
+    assert!(
+        snap.failed().is_empty(),
+        "failed tasks: {:?}",
+        snap.failed()
+    );
     let ds = &server.dataset;
     let mut checked = 0;
     for exchange in ds.exchanges() {
@@ -66,12 +96,10 @@ pub fn assert_matches_server(snap: &Snapshot, server: &PriceServer, from: &str, 
             for symbol in ds.symbols() {
                 let got = snap
                     .prices
-                    .get(exchange)
-                    .and_then(|m| m.get(&d))
-                    .and_then(|m| m.get(symbol))
+                    .answer(exchange, symbol, d)
                     .unwrap_or_else(|| panic!("{exchange}/{symbol}/{d} absent from the snapshot"));
                 assert_eq!(
-                    *got,
+                    got,
                     ds.price_of(exchange, symbol, d),
                     "{exchange}/{symbol}/{d}"
                 );
@@ -79,14 +107,9 @@ pub fn assert_matches_server(snap: &Snapshot, server: &PriceServer, from: &str, 
             }
         }
     }
-    let in_snapshot: usize = snap
-        .prices
-        .values()
-        .flat_map(|m| m.values())
-        .map(|m| m.len())
-        .sum();
     assert_eq!(
-        in_snapshot, checked,
+        answers(&snap.prices).len(),
+        checked,
         "the snapshot holds keys outside the universe"
     );
 }
