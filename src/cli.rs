@@ -14,7 +14,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::app::{self, Source};
 use crate::config::{self, Config, Day, SourceUrl};
+use crate::model::{Exchange, Symbol};
+use crate::query::{self, Field, Filter, Format};
 use crate::server::{self, Dataset, MissingStyle, ServerOptions};
+use crate::snapshot::{self, Snapshot};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,6 +40,77 @@ pub enum Command {
     Run(RunArgs),
     /// Validate a config file and print the effective config.
     CheckConfig(CheckConfigArgs),
+    /// Read prices from a logged snapshot (no daemon needed).
+    Query(QueryArgs),
+    /// List the logged snapshots.
+    Snapshots(SnapshotsArgs),
+}
+
+/// Where the snapshots are: `--dir`, or the config's `snapshot.dir`.
+#[derive(Debug, Args)]
+pub struct SnapshotDirArgs {
+    /// Snapshot directory (default: snapshot.dir of the config).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Config whose snapshot.dir to use.
+    #[arg(long, default_value = config::DEFAULT_PATH)]
+    pub config: PathBuf,
+}
+
+impl SnapshotDirArgs {
+    fn resolve(&self) -> anyhow::Result<PathBuf> {
+        if let Some(dir) = &self.dir {
+            return Ok(dir.clone());
+        }
+        if !self.config.exists() && self.config.as_os_str() == config::DEFAULT_PATH {
+            return Ok(config::SnapshotConfig::default().dir);
+        }
+        Ok(Config::load(&self.config)?.snapshot.dir)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub dir: SnapshotDirArgs,
+    /// Read this snapshot file (default: the newest in the directory).
+    #[arg(long, conflicts_with = "at")]
+    pub snapshot: Option<PathBuf>,
+    /// The newest snapshot taken at or before this UTC time
+    /// (2026-11-24T10:15:00Z, or a snapshot name's 2026-11-24T10-15-00Z).
+    #[arg(long, value_parser = parse_time)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only these exchanges (repeat, or separate with commas).
+    #[arg(long, value_delimiter = ',')]
+    pub exchange: Vec<Exchange>,
+    /// Only these symbols (repeat, or separate with commas).
+    #[arg(long, value_delimiter = ',')]
+    pub symbol: Vec<Symbol>,
+    /// First day, YYYY-MM-DD, inclusive.
+    #[arg(long, value_parser = parse_day)]
+    pub from: Option<Day>,
+    /// Last day, YYYY-MM-DD, inclusive.
+    #[arg(long, value_parser = parse_day)]
+    pub to: Option<Day>,
+    /// Show only this field.
+    #[arg(long, value_enum)]
+    pub field: Option<Field>,
+    /// Output format (default: table on a terminal, csv otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Per (symbol, day) across exchanges: count, min/max/median close,
+    /// volume-weighted close, spread %.
+    #[arg(long, conflicts_with = "field")]
+    pub across: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    #[command(flatten)]
+    pub dir: SnapshotDirArgs,
+    /// Output format (default: table on a terminal, json otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +175,15 @@ pub struct CheckConfigArgs {
     pub file: PathBuf,
 }
 
+fn parse_time(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(raw) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    crate::snapshot::parse_file_name(&format!("{raw}.json")).ok_or_else(|| {
+        format!("{raw:?} is not a UTC time such as 2026-11-24T10:15:00Z or 2026-11-24T10-15-00Z")
+    })
+}
+
 fn parse_day(raw: &str) -> Result<Day, String> {
     chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
         .map(Day)
@@ -114,7 +197,111 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Fetch(args) => fetch(args),
         Command::Run(args) => crate::daemon::run(&args.config),
         Command::CheckConfig(args) => Ok(check_config(&args)),
+        Command::Query(args) => query(args),
+        Command::Snapshots(args) => snapshots(args),
     }
+}
+
+fn default_format(fallback: Format) -> Format {
+    if std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        fallback
+    }
+}
+
+fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
+    if let (Some(from), Some(to)) = (args.from, args.to) {
+        if from > to {
+            anyhow::bail!("--to {} is before --from {}", to.0, from.0);
+        }
+    }
+    let path = match &args.snapshot {
+        Some(path) => path.clone(),
+        None => {
+            let dir = args.dir.resolve()?;
+            let found = match args.at {
+                Some(t) => snapshot::at_or_before(&dir, t),
+                None => snapshot::list(&dir).map(|l| l.into_iter().last()),
+            }
+            .with_context(|| format!("reading the snapshot directory {}", dir.display()))?;
+            match (found, args.at) {
+                (Some(f), _) => f.path,
+                (None, Some(t)) => {
+                    anyhow::bail!("no snapshot in {} at or before {t}", dir.display())
+                }
+                (None, None) => anyhow::bail!(
+                    "no snapshot in {} (the daemon writes them to snapshot.dir)",
+                    dir.display()
+                ),
+            }
+        }
+    };
+    let snap = Snapshot::load(&path)?;
+    let filter = Filter {
+        exchanges: args.exchange,
+        symbols: args.symbol,
+        from: args.from.map(|d| d.0),
+        to: args.to.map(|d| d.0),
+    };
+    let rows = query::rows(&snap.prices, &filter);
+    let format = args.format.unwrap_or_else(|| default_format(Format::Csv));
+    let text = if args.across {
+        query::render_across(&query::across(&rows), format)
+    } else {
+        query::render_rows(&rows, args.field, format)
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn snapshots(args: SnapshotsArgs) -> anyhow::Result<ExitCode> {
+    let dir = args.dir.resolve()?;
+    let listed = crate::api::listing(&dir).with_context(|| format!("reading {}", dir.display()))?;
+    let text = match args.format.unwrap_or_else(|| default_format(Format::Json)) {
+        Format::Json => format!("{}\n", serde_json::to_string_pretty(&listed)?),
+        format => {
+            let header = [
+                "time", "round", "config", "tasks", "prices", "missing", "failed", "bytes", "file",
+            ];
+            let rows: Vec<Vec<String>> = listed
+                .iter()
+                .map(|l| {
+                    let mut row = vec![l.file.time.format("%Y-%m-%dT%H:%M:%SZ").to_string()];
+                    match &l.header {
+                        Some(h) => row.extend([
+                            h.round.to_string(),
+                            h.config_version.to_string(),
+                            h.counts.tasks.to_string(),
+                            h.counts.prices.to_string(),
+                            h.counts.missing.to_string(),
+                            h.counts.failed.to_string(),
+                        ]),
+                        None => row.extend(std::iter::repeat_n("?".to_owned(), 6)),
+                    }
+                    row.push(l.file.bytes.to_string());
+                    row.push(match &l.error {
+                        Some(e) => format!("{} (unreadable: {e})", l.file.path.display()),
+                        None => l.file.path.display().to_string(),
+                    });
+                    row
+                })
+                .collect();
+            if format == Format::Csv {
+                let mut w = csv::Writer::from_writer(Vec::new());
+                w.write_record(header)?;
+                for r in &rows {
+                    w.write_record(r)?;
+                }
+                String::from_utf8(w.into_inner()?)?
+            } else {
+                let numeric = [false, true, true, true, true, true, true, true, false];
+                query::table_text(&header, &numeric, &rows)
+            }
+        }
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {

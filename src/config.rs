@@ -154,6 +154,7 @@ pub struct Config {
     pub fetch: FetchConfig,
     pub schedule: ScheduleConfig,
     pub snapshot: SnapshotConfig,
+    pub api: ApiConfig,
     pub log: LogConfig,
 }
 
@@ -251,6 +252,24 @@ pub struct SnapshotConfig {
     pub every: Duration,
     /// How many snapshot files to keep.
     pub keep: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Serve the query API and metrics while the daemon runs.
+    pub enabled: bool,
+    /// Address to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9180)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -13,13 +13,15 @@ use std::time::Duration;
 use notify_debouncer_mini::{new_debouncer, notify::RecursiveMode, DebounceEventResult};
 use tokio::sync::{mpsc, watch};
 
-use crate::actors::aggregator::TakeSnapshot;
+use crate::actors::aggregator::{Configure, SnapshotSettings, WriteSnapshot};
 use crate::actors::producer::{ApplyConfig, StartSchedule, StopRounds};
 use crate::actors::supervisor::{Drain, PoolSettings, Reconfigure};
 use crate::actors::Pipeline;
+use crate::api::{self, ApiServer, ApiState};
 use crate::app::{AppError, Source};
 use crate::config::{Config, ConfigError};
-use crate::snapshot::SnapshotError;
+use crate::snapshot::{self, SnapshotError};
+use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -31,6 +33,18 @@ pub enum DaemonError {
     Watch { path: PathBuf, reason: String },
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    #[error("cannot read the snapshot directory {path}: {source}")]
+    SnapshotDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the API on {listen}: {source}")]
+    Api {
+        listen: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("an actor stopped unexpectedly: {0}")]
     Mailbox(#[from] actix::MailboxError),
 }
@@ -81,6 +95,9 @@ pub struct Daemon {
     config: Arc<Config>,
     source: Source,
     pipeline: Pipeline,
+    api: Option<ApiServer>,
+    snapshot_dir: watch::Sender<PathBuf>,
+    started: std::time::Instant,
     status: watch::Sender<ReloadStatus>,
     control_tx: mpsc::UnboundedSender<Control>,
     control_rx: mpsc::UnboundedReceiver<Control>,
@@ -92,11 +109,20 @@ impl Daemon {
     /// the file watcher. Must run inside an actix system.
     pub async fn start(path: &Path) -> Result<Daemon, DaemonError> {
         let config = Arc::new(Config::load(path)?);
+        let (store, last_round) = resume(&config)?;
         let source = Source::start(&config)?;
         if let Err(e) = source.check_reachable(&config).await {
             log::warn!("{e}; rounds will keep trying");
         }
-        let pipeline = Pipeline::start(config.clone(), source.url.clone());
+        let pipeline = Pipeline::resume(config.clone(), source.url.clone(), store, last_round);
+        pipeline.aggregator.do_send(configure(&config, 0));
+        let (snapshot_dir, _) = watch::channel(config.snapshot.dir.clone());
+        let started = std::time::Instant::now();
+        let api = if config.api.enabled {
+            Some(start_api(&config, &pipeline, &snapshot_dir, started)?)
+        } else {
+            None
+        };
         pipeline.producer.do_send(StartSchedule);
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let watcher = watch_file(path, control_tx.clone())?;
@@ -112,6 +138,9 @@ impl Daemon {
             config,
             source,
             pipeline,
+            api,
+            snapshot_dir,
+            started,
             status: watch::Sender::new(ReloadStatus::default()),
             control_tx,
             control_rx,
@@ -129,6 +158,11 @@ impl Daemon {
 
     pub fn controller(&self) -> Controller {
         Controller(self.control_tx.clone())
+    }
+
+    /// Where the API listens, if it is on.
+    pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
+        self.api.as_ref().map(|a| a.addr)
     }
 
     /// Runs until a shutdown is asked for (signal or `Controller`), then
@@ -176,6 +210,26 @@ impl Daemon {
             return;
         }
         let changed = changed_sections(&self.config, &new);
+        let mut old_api = None;
+        if new.api != self.config.api {
+            let started = if new.api.enabled {
+                match start_api(&new, &self.pipeline, &self.snapshot_dir, self.started) {
+                    Ok(api) => Some(api),
+                    Err(e) => {
+                        log::error!(
+                            "config reload rejected, still running version {}: {e}",
+                            status.version
+                        );
+                        status.last_error = Some(e.to_string());
+                        self.status.send_replace(status);
+                        return;
+                    }
+                }
+            } else {
+                None
+            };
+            old_api = std::mem::replace(&mut self.api, started);
+        }
         let mut old_source = None;
         if new.source.url != self.config.source.url
             || new.source.builtin != self.config.source.builtin
@@ -208,6 +262,10 @@ impl Daemon {
             version: status.version,
             base,
         });
+        self.pipeline
+            .aggregator
+            .do_send(configure(&new, status.version));
+        self.snapshot_dir.send_replace(new.snapshot.dir.clone());
         self.config = new;
         log::info!(
             "config version {} applied from {} (changed: {})",
@@ -217,6 +275,9 @@ impl Daemon {
         );
         self.status.send_replace(status);
         if let Some(old) = old_source {
+            old.stop().await;
+        }
+        if let Some(old) = old_api {
             old.stop().await;
         }
     }
@@ -242,27 +303,90 @@ impl Daemon {
         if abandoned > 0 {
             log::warn!("{abandoned} tasks were still in flight after the drain timeout");
         }
-        let snapshot = self.pipeline.aggregator.send(TakeSnapshot).await?;
-        let path = self
-            .config
-            .snapshot
-            .dir
-            .join(crate::snapshot::file_name(snapshot.created));
-        let started = std::time::Instant::now();
-        let bytes = snapshot.write_atomic(&path)?;
-        log::info!(
-            "final snapshot {}: {} prices, {bytes} bytes, {} ms",
-            path.display(),
-            snapshot.price_count(),
-            started.elapsed().as_millis()
-        );
+        let written = self
+            .pipeline
+            .aggregator
+            .send(WriteSnapshot)
+            .await?
+            .ok_or_else(|| SnapshotError::Write {
+                path: self.config.snapshot.dir.clone(),
+                source: std::io::Error::other("snapshots are not configured"),
+            })??;
+        log::info!("final snapshot {}", written.path.display());
+        if let Some(api) = &self.api {
+            api.stop().await;
+        }
         self.source.stop().await;
         Ok(ShutdownReport {
-            snapshot: path,
-            prices: snapshot.price_count(),
+            snapshot: written.path,
+            prices: written.prices,
             abandoned,
         })
     }
+}
+
+/// The newest snapshot that loads, to start from (an empty map if none).
+fn resume(config: &Config) -> Result<(Store, u64), DaemonError> {
+    let dir = &config.snapshot.dir;
+    let (found, skipped) =
+        snapshot::load_newest(dir).map_err(|source| DaemonError::SnapshotDir {
+            path: dir.clone(),
+            source,
+        })?;
+    for e in skipped {
+        log::warn!("skipping snapshot: {e}");
+    }
+    Ok(match found {
+        Some((file, snap)) => {
+            log::info!(
+                "resuming from {}: {} prices, {} missing, {} failed, round {}",
+                file.path.display(),
+                snap.prices.price_count(),
+                snap.prices.missing_count(),
+                snap.prices.failed_count(),
+                snap.round
+            );
+            (snap.prices, snap.round)
+        }
+        None => {
+            log::info!(
+                "no snapshot in {} to resume from: starting empty",
+                dir.display()
+            );
+            (Store::new(), 0)
+        }
+    })
+}
+
+fn configure(config: &Config, version: u64) -> Configure {
+    Configure {
+        config_version: version,
+        progress_every: config.log.progress_every,
+        snapshots: Some(SnapshotSettings {
+            dir: config.snapshot.dir.clone(),
+            every: config.snapshot.every,
+            keep: config.snapshot.keep,
+        }),
+    }
+}
+
+fn start_api(
+    config: &Config,
+    pipeline: &Pipeline,
+    snapshot_dir: &watch::Sender<PathBuf>,
+    started: std::time::Instant,
+) -> Result<ApiServer, DaemonError> {
+    let state = ApiState {
+        aggregator: pipeline.aggregator.clone(),
+        supervisor: pipeline.supervisor.clone(),
+        metrics: pipeline.metrics.clone(),
+        snapshot_dir: snapshot_dir.subscribe(),
+        started,
+    };
+    api::start(config.api.listen, state).map_err(|source| DaemonError::Api {
+        listen: config.api.listen,
+        source,
+    })
 }
 
 /// Which top-level sections differ, for the reload log line.
@@ -282,6 +406,9 @@ fn changed_sections(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if old.snapshot != new.snapshot {
         out.push("snapshot");
+    }
+    if old.api != new.api {
+        out.push("api");
     }
     if old.log != new.log {
         out.push("log");

@@ -10,13 +10,16 @@
 //! of it runs on a machine with no outside service.
 
 pub mod actors;
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 #[cfg(feature = "fault-hooks")]
 pub mod fault_hooks;
+pub mod metrics;
 pub mod model;
+pub mod query;
 pub mod server;
 pub mod shutdown;
 pub mod snapshot;

@@ -259,6 +259,176 @@ impl Snapshot {
     }
 }
 
+/// A snapshot file in a snapshot directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SnapshotFile {
+    pub path: PathBuf,
+    /// When it was taken, from its name.
+    pub time: DateTime<Utc>,
+    pub bytes: u64,
+}
+
+/// The time a snapshot file name stands for, if it is one.
+pub fn parse_file_name(name: &str) -> Option<DateTime<Utc>> {
+    let stem = name.strip_suffix(".json")?;
+    chrono::NaiveDateTime::parse_from_str(stem, "%Y-%m-%dT%H-%M-%SZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// The snapshot files in `dir`, oldest first. A missing directory has none.
+pub fn list(dir: &Path) -> std::io::Result<Vec<SnapshotFile>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(time) = name.to_str().and_then(parse_file_name) else {
+            continue;
+        };
+        let meta = entry.metadata()?;
+        if meta.is_file() {
+            out.push(SnapshotFile {
+                path: entry.path(),
+                time,
+                bytes: meta.len(),
+            });
+        }
+    }
+    out.sort_by_key(|f| f.time);
+    Ok(out)
+}
+
+/// Keeps the newest `keep` snapshots in `dir` and removes the rest, and any
+/// temporary file a crashed writer left behind. Returns what it removed.
+pub fn prune(dir: &Path, keep: usize) -> std::io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let files = list(dir)?;
+    let excess = files.len().saturating_sub(keep);
+    for f in files.into_iter().take(excess) {
+        fs::remove_file(&f.path)?;
+        removed.push(f.path);
+    }
+    let own = format!(".tmp-{}", std::process::id());
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.contains(".json.tmp-") && !name.ends_with(&own) {
+            fs::remove_file(entry.path())?;
+            removed.push(entry.path());
+        }
+    }
+    Ok(removed)
+}
+
+/// The newest snapshot in `dir` that loads, and the newer ones that did
+/// not (with why), newest first.
+pub fn load_newest(
+    dir: &Path,
+) -> std::io::Result<(Option<(SnapshotFile, Snapshot)>, Vec<SnapshotError>)> {
+    let mut skipped = Vec::new();
+    for file in list(dir)?.into_iter().rev() {
+        match Snapshot::load(&file.path) {
+            Ok(snap) => return Ok((Some((file, snap)), skipped)),
+            Err(e) => skipped.push(e),
+        }
+    }
+    Ok((None, skipped))
+}
+
+/// The newest snapshot file taken at or before `t`.
+pub fn at_or_before(dir: &Path, t: DateTime<Utc>) -> std::io::Result<Option<SnapshotFile>> {
+    Ok(list(dir)?.into_iter().rev().find(|f| f.time <= t))
+}
+
+/// A snapshot's header: everything but the prices.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Header {
+    pub format: u32,
+    pub created: DateTime<Utc>,
+    pub config_version: u64,
+    pub round: u64,
+    pub counts: Counts,
+}
+
+/// Reads only the header of a snapshot file (the fields written before
+/// `prices`), without reading the prices.
+pub fn read_header(path: &Path) -> Result<Header, SnapshotError> {
+    use serde::de::{Error as _, IgnoredAny, MapAccess, Visitor};
+    use std::cell::RefCell;
+
+    const DONE: &str = "pricegrid: header complete";
+    #[derive(Default)]
+    struct Partial {
+        format: Option<u32>,
+        created: Option<DateTime<Utc>>,
+        config_version: Option<u64>,
+        round: Option<u64>,
+        counts: Option<Counts>,
+    }
+    struct V<'a>(&'a RefCell<Partial>);
+    impl<'de> Visitor<'de> for V<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a snapshot object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<String>()? {
+                let mut h = self.0.borrow_mut();
+                match key.as_str() {
+                    "format" => h.format = Some(map.next_value()?),
+                    "created" => h.created = Some(map.next_value()?),
+                    "config_version" => h.config_version = Some(map.next_value()?),
+                    "round" => h.round = Some(map.next_value()?),
+                    "counts" => h.counts = Some(map.next_value()?),
+                    "prices" | "failed" => return Err(A::Error::custom(DONE)),
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+    let file = File::open(path).map_err(|source| SnapshotError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let partial = RefCell::new(Partial::default());
+    let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(file));
+    if let Err(e) = serde::Deserializer::deserialize_map(&mut de, V(&partial)) {
+        if !e.to_string().starts_with(DONE) {
+            return Err(SnapshotError::Parse {
+                path: path.to_owned(),
+                source: e,
+            });
+        }
+    }
+    let p = partial.into_inner();
+    let missing = |field: &str| SnapshotError::Parse {
+        path: path.to_owned(),
+        source: serde_json::Error::custom(format!("missing field `{field}` before `prices`")),
+    };
+    let format = p.format.ok_or_else(|| missing("format"))?;
+    if format != FORMAT_VERSION {
+        return Err(SnapshotError::Version {
+            path: path.to_owned(),
+            found: format,
+        });
+    }
+    Ok(Header {
+        format,
+        created: p.created.ok_or_else(|| missing("created"))?,
+        config_version: p.config_version.unwrap_or(0),
+        round: p.round.ok_or_else(|| missing("round"))?,
+        counts: p.counts.ok_or_else(|| missing("counts"))?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,6 +501,70 @@ mod tests {
         assert_eq!(back.failed()[0].reason, "server error (503)");
         let names: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(names.len(), 1, "only the snapshot remains");
+    }
+
+    #[test]
+    fn listing_pruning_and_finding_the_newest_loadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let snap = sample();
+        for minute in 0..5 {
+            let name = format!("2026-11-24T10-{minute:02}-00Z.json");
+            snap.write_atomic(&dir.path().join(name)).unwrap();
+        }
+        fs::write(dir.path().join("notes.txt"), "not a snapshot").unwrap();
+        fs::write(dir.path().join(".2026-11-24T09-00-00Z.json.tmp-1"), "{").unwrap();
+        let files = list(dir.path()).unwrap();
+        assert_eq!(files.len(), 5);
+        assert!(files.windows(2).all(|w| w[0].time < w[1].time));
+
+        // The newest is truncated: it is skipped, the one before loads.
+        let newest = &files[4].path;
+        let text = fs::read(newest).unwrap();
+        fs::write(newest, &text[..text.len() / 3]).unwrap();
+        let (found, skipped) = load_newest(dir.path()).unwrap();
+        let (file, loaded) = found.expect("an older snapshot loads");
+        assert_eq!(file.path, files[3].path);
+        assert!(same(&loaded, &snap));
+        assert_eq!(skipped.len(), 1);
+        assert!(
+            skipped[0].to_string().contains("10-04-00Z.json"),
+            "{}",
+            skipped[0]
+        );
+
+        let t = parse_file_name("2026-11-24T10-02-30Z.json").unwrap();
+        assert_eq!(
+            at_or_before(dir.path(), t).unwrap().unwrap().path,
+            files[2].path
+        );
+
+        let removed = prune(dir.path(), 2).unwrap();
+        assert_eq!(
+            removed.len(),
+            4,
+            "3 old snapshots and the stale temp file: {removed:?}"
+        );
+        assert_eq!(list(dir.path()).unwrap().len(), 2);
+        assert!(
+            dir.path().join("notes.txt").exists(),
+            "other files are left alone"
+        );
+    }
+
+    #[test]
+    fn the_header_is_read_without_the_prices() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        let snap = sample();
+        snap.write_atomic(&path).unwrap();
+        // Cut the file inside `prices`: the header still reads.
+        let text = fs::read_to_string(&path).unwrap();
+        let cut = text.find("\"prices\":{").unwrap() + 20;
+        fs::write(&path, &text[..cut]).unwrap();
+        let h = read_header(&path).unwrap_or_else(|e| panic!("{e}: {}", &text[..cut]));
+        assert_eq!((h.round, h.config_version, h.counts), (1, 2, snap.counts));
+        fs::write(&path, "{\"format\": 1, \"round\": 1").unwrap();
+        assert!(read_header(&path).is_err());
     }
 
     #[test]

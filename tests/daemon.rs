@@ -23,7 +23,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 fn config_text(url: &url::Url, snapshots: &Path, extra: &str) -> String {
     format!(
-        "[source]\nurl = \"{url}\"\n\n[snapshot]\ndir = \"{}\"\n\n[log]\nprogress_every = \"1s\"\n\n{extra}",
+        "[source]\nurl = \"{url}\"\n\n[snapshot]\ndir = \"{}\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n\n[log]\nprogress_every = \"1s\"\n\n{extra}",
         snapshots.display()
     )
 }

@@ -3,16 +3,22 @@
 //! Fetchers send it `PriceResult`s; the Producer tells it when a round starts
 //! and ends and asks it which keys are still unsettled. Its upsert is
 //! idempotent: a duplicate delivery changes nothing, and a failure never
-//! replaces an answer the source already gave. It performs no network I/O.
+//! replaces an answer the source already gave. In the daemon it also logs
+//! snapshots (at each round's end, every `snapshot.every` while a round
+//! runs, and on request); it hands a frozen copy of the store to a blocking
+//! writer, so a write never holds its mailbox. It performs no network I/O.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use crate::metrics::Metrics;
 use crate::model::{Outcome, OutcomeKind, TaskKey};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{self, Snapshot, SnapshotError};
 use crate::store::{Counted, Store};
 
 /// Tasks of a round and what became of them so far.
@@ -55,6 +61,23 @@ struct Tally {
     started: Instant,
 }
 
+/// Where and how often the daemon logs snapshots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotSettings {
+    pub dir: PathBuf,
+    pub every: Duration,
+    pub keep: usize,
+}
+
+/// A snapshot file written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Written {
+    pub path: PathBuf,
+    pub prices: usize,
+    pub bytes: u64,
+    pub millis: u128,
+}
+
 /// Owns the map and the running round's counts.
 pub struct Aggregator {
     store: Store,
@@ -62,22 +85,110 @@ pub struct Aggregator {
     last: Option<RoundSummary>,
     config_version: u64,
     progress_every: Duration,
+    progress_timer: Option<SpawnHandle>,
+    snapshots: Option<SnapshotSettings>,
+    snapshot_timer: Option<SpawnHandle>,
+    /// One snapshot write at a time; periodic ones skip while it is held.
+    write_lock: Arc<tokio::sync::Mutex<()>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Aggregator {
-    pub fn new(progress_every: Duration) -> Self {
+    pub fn new(progress_every: Duration, metrics: Arc<Metrics>) -> Self {
         Self {
             store: Store::new(),
             round: None,
             last: None,
             config_version: 0,
             progress_every,
+            progress_timer: None,
+            snapshots: None,
+            snapshot_timer: None,
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            metrics,
+        }
+    }
+
+    /// Starts from a store loaded from a snapshot.
+    pub fn with_store(mut self, store: Store) -> Self {
+        self.metrics.prices_stored.set(store.price_count() as i64);
+        self.store = store;
+        self
+    }
+
+    /// A write of the current store, for `ctx.spawn`/awaiting. `wait`: queue
+    /// behind a write in progress; otherwise skip if one is.
+    fn write(
+        &self,
+        wait: bool,
+    ) -> Option<impl std::future::Future<Output = Option<Result<Written, SnapshotError>>>> {
+        let settings = self.snapshots.clone()?;
+        let snap = self.snapshot();
+        let lock = self.write_lock.clone();
+        let metrics = self.metrics.clone();
+        Some(async move {
+            let _guard = if wait {
+                lock.lock_owned().await
+            } else {
+                lock.try_lock_owned().ok()?
+            };
+            let result = actix_rt::task::spawn_blocking(move || write_and_prune(&snap, &settings))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(SnapshotError::Write {
+                        path: PathBuf::from("<snapshot writer>"),
+                        source: std::io::Error::other(e.to_string()),
+                    })
+                });
+            match &result {
+                Ok(w) => {
+                    metrics.snapshot_writes.inc();
+                    log::info!(
+                        "snapshot {}: {} prices, {} bytes, {} ms",
+                        w.path.display(),
+                        w.prices,
+                        w.bytes,
+                        w.millis
+                    );
+                }
+                Err(e) => log::error!("{e}"),
+            }
+            Some(result)
+        })
+    }
+
+    fn arm_timers(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.progress_timer.take() {
+            ctx.cancel_future(h);
+        }
+        self.progress_timer =
+            Some(ctx.run_interval(self.progress_every, |act, _| act.log_progress()));
+        if let Some(h) = self.snapshot_timer.take() {
+            ctx.cancel_future(h);
+        }
+        if let Some(every) = self.snapshots.as_ref().map(|s| s.every) {
+            self.snapshot_timer = Some(ctx.run_interval(every, |act, ctx| {
+                if act.round.is_some() {
+                    if let Some(w) = act.write(false) {
+                        ctx.spawn(w.into_actor(act).map(|_, _, _| ()));
+                    }
+                }
+            }));
         }
     }
 
     fn upsert(&mut self, round: u64, key: &TaskKey, outcome: Outcome) {
         let stamp = u32::try_from(round).unwrap_or(u32::MAX >> 2);
         let counted = self.store.upsert(key, outcome, stamp);
+        match counted {
+            Counted::New(kind) => {
+                self.metrics.count_task(kind);
+                if kind == OutcomeKind::Price {
+                    self.metrics.prices_stored.inc();
+                }
+            }
+            Counted::Again { .. } => {}
+        }
         if let Some(t) = self.round.as_mut().filter(|t| t.round == round) {
             match counted {
                 Counted::New(kind) => t.counts.add(kind, 1),
@@ -86,6 +197,18 @@ impl Aggregator {
                     t.counts.add(now, 1);
                 }
             }
+        }
+    }
+
+    /// The status of the map and the rounds.
+    fn status(&self) -> AggregatorStatus {
+        AggregatorStatus {
+            config_version: self.config_version,
+            running: self.round.as_ref().map(|t| (t.round, t.counts)),
+            last: self.last,
+            prices: self.store.price_count(),
+            missing: self.store.missing_count(),
+            failed: self.store.failed_count(),
         }
     }
 
@@ -125,7 +248,7 @@ impl Actor for Aggregator {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(self.progress_every, |act, _| act.log_progress());
+        self.arm_timers(ctx);
     }
 }
 
@@ -186,7 +309,7 @@ pub struct RoundFinished {
 impl Handler<RoundFinished> for Aggregator {
     type Result = Option<RoundSummary>;
 
-    fn handle(&mut self, msg: RoundFinished, _: &mut Self::Context) -> Option<RoundSummary> {
+    fn handle(&mut self, msg: RoundFinished, ctx: &mut Self::Context) -> Option<RoundSummary> {
         let t = self.round.take_if(|t| t.round == msg.round)?;
         let summary = RoundSummary {
             round: t.round,
@@ -204,6 +327,15 @@ impl Handler<RoundFinished> for Aggregator {
             summary.elapsed.as_secs_f64()
         );
         self.last = Some(summary);
+        self.metrics.rounds.inc();
+        self.metrics
+            .prices_stored
+            .set(self.store.price_count() as i64);
+        if summary.counts.tasks > 0 {
+            if let Some(w) = self.write(true) {
+                ctx.spawn(w.into_actor(self).map(|_, _, _| ()));
+            }
+        }
         Some(summary)
     }
 }
@@ -257,6 +389,102 @@ impl Handler<TakeSnapshot> for Aggregator {
     }
 }
 
+/// Config the Aggregator runs on; applied whole.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Configure {
+    pub config_version: u64,
+    pub progress_every: Duration,
+    /// `None`: no snapshot files (the `fetch` command).
+    pub snapshots: Option<SnapshotSettings>,
+}
+
+impl Handler<Configure> for Aggregator {
+    type Result = ();
+
+    fn handle(&mut self, msg: Configure, ctx: &mut Self::Context) {
+        self.config_version = msg.config_version;
+        self.progress_every = msg.progress_every;
+        self.snapshots = msg.snapshots;
+        self.arm_timers(ctx);
+    }
+}
+
+/// Write a snapshot now (after any write in progress). `None` when
+/// snapshots are not configured.
+#[derive(Message, Debug)]
+#[rtype(result = "Option<Result<Written, SnapshotError>>")]
+pub struct WriteSnapshot;
+
+impl Handler<WriteSnapshot> for Aggregator {
+    type Result = ResponseFuture<Option<Result<Written, SnapshotError>>>;
+
+    fn handle(&mut self, _: WriteSnapshot, _: &mut Self::Context) -> Self::Result {
+        match self.write(true) {
+            Some(w) => Box::pin(w),
+            None => Box::pin(async { None }),
+        }
+    }
+}
+
+/// Figures for `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AggregatorStatus {
+    pub config_version: u64,
+    /// The running round and its counts so far.
+    pub running: Option<(u64, Counts)>,
+    pub last: Option<RoundSummary>,
+    pub prices: usize,
+    pub missing: usize,
+    pub failed: usize,
+}
+
+#[derive(Message, Debug)]
+#[rtype(result = "AggregatorStatus")]
+pub struct GetStatus;
+
+impl Handler<GetStatus> for Aggregator {
+    type Result = MessageResult<GetStatus>;
+
+    fn handle(&mut self, _: GetStatus, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.status())
+    }
+}
+
+/// A frozen copy of the store (cheap: series are shared until written).
+#[derive(Message, Debug)]
+#[rtype(result = "Store")]
+pub struct GetStore;
+
+impl Handler<GetStore> for Aggregator {
+    type Result = MessageResult<GetStore>;
+
+    fn handle(&mut self, _: GetStore, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.store.clone())
+    }
+}
+
+fn write_and_prune(snap: &Snapshot, settings: &SnapshotSettings) -> Result<Written, SnapshotError> {
+    let started = Instant::now();
+    let path = settings.dir.join(snapshot::file_name(snap.created));
+    let bytes = snap.write_atomic(&path)?;
+    let millis = started.elapsed().as_millis();
+    match snapshot::prune(&settings.dir, settings.keep) {
+        Ok(removed) => {
+            for r in removed {
+                log::debug!("snapshot retention: removed {}", r.display());
+            }
+        }
+        Err(e) => log::warn!("snapshot retention in {}: {e}", settings.dir.display()),
+    }
+    Ok(Written {
+        path,
+        prices: snap.price_count(),
+        bytes,
+        millis,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,7 +526,7 @@ mod tests {
 
     #[test]
     fn duplicate_delivery_changes_nothing() {
-        let mut a = Aggregator::new(Duration::from_secs(60));
+        let mut a = Aggregator::new(Duration::from_secs(60), Metrics::new());
         with_round(&mut a, 1, 1);
         a.upsert(1, &key(1), price(5.0));
         a.upsert(1, &key(1), price(5.0));
@@ -307,7 +535,7 @@ mod tests {
 
     #[test]
     fn a_late_failure_never_replaces_an_answer() {
-        let mut a = Aggregator::new(Duration::from_secs(60));
+        let mut a = Aggregator::new(Duration::from_secs(60), Metrics::new());
         with_round(&mut a, 1, 1);
         a.upsert(1, &key(1), price(5.0));
         a.upsert(1, &key(1), failed());
@@ -319,7 +547,7 @@ mod tests {
 
     #[test]
     fn an_answer_replaces_an_earlier_failure() {
-        let mut a = Aggregator::new(Duration::from_secs(60));
+        let mut a = Aggregator::new(Duration::from_secs(60), Metrics::new());
         with_round(&mut a, 1, 1);
         a.upsert(1, &key(1), failed());
         a.upsert(1, &key(1), Outcome::Missing);
@@ -331,7 +559,7 @@ mod tests {
 
     #[test]
     fn a_failed_refetch_keeps_the_old_price_but_counts_as_failed() {
-        let mut a = Aggregator::new(Duration::from_secs(60));
+        let mut a = Aggregator::new(Duration::from_secs(60), Metrics::new());
         with_round(&mut a, 1, 1);
         a.upsert(1, &key(1), price(5.0));
         with_round(&mut a, 2, 1);
@@ -342,7 +570,7 @@ mod tests {
 
     #[test]
     fn results_of_another_round_do_not_touch_this_rounds_counts() {
-        let mut a = Aggregator::new(Duration::from_secs(60));
+        let mut a = Aggregator::new(Duration::from_secs(60), Metrics::new());
         with_round(&mut a, 2, 1);
         a.upsert(1, &key(1), price(5.0));
         assert_eq!(counts(&a).done(), 0);

@@ -9,12 +9,14 @@
 //! the actor rebuilt on the same thread.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use actix::prelude::*;
 use url::Url;
 
 use super::aggregator::{Aggregator, PriceResult};
 use super::supervisor::{FetcherLost, Supervisor};
+use crate::metrics::Metrics;
 use crate::model::{Outcome, Task};
 use crate::source::{Answer, ClientLimits, FetchFailure, PriceClient};
 
@@ -27,6 +29,7 @@ pub struct FetcherFactory {
     pub supervisor: Addr<Supervisor>,
     /// The pool this factory builds for; thread losses are reported with it.
     pub generation: u64,
+    pub metrics: Arc<Metrics>,
 }
 
 impl FetcherFactory {
@@ -40,6 +43,7 @@ impl FetcherFactory {
             aggregator: self.aggregator.clone(),
             supervisor: self.supervisor.clone(),
             generation: self.generation,
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -50,6 +54,7 @@ pub struct Fetcher {
     aggregator: Addr<Aggregator>,
     supervisor: Addr<Supervisor>,
     generation: u64,
+    metrics: Arc<Metrics>,
 }
 
 impl Actor for Fetcher {
@@ -98,7 +103,12 @@ impl Handler<Fetch> for Fetcher {
         let result = catch_unwind(AssertUnwindSafe(|| {
             #[cfg(feature = "fault-hooks")]
             crate::fault_hooks::before_fetch(key);
-            self.runtime.block_on(self.client.price(key))
+            let started = std::time::Instant::now();
+            let result = self.runtime.block_on(self.client.price(key));
+            self.metrics
+                .fetch_seconds
+                .observe(started.elapsed().as_secs_f64());
+            result
         }));
         let attempts = msg.task.attempt + 1;
         let outcome = match result {

@@ -23,7 +23,9 @@ use tokio::sync::watch;
 use url::Url;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::source::{ClientLimits, PriceClient};
+use crate::store::Store;
 use aggregator::{Aggregator, RoundSummary};
 use producer::Producer;
 use supervisor::{PoolSettings, Supervisor};
@@ -36,15 +38,27 @@ pub struct Pipeline {
     pub aggregator: Addr<Aggregator>,
     /// The latest finished round's summary.
     pub rounds: watch::Receiver<Option<RoundSummary>>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Pipeline {
-    /// Starts the actors on the current actix system, fetching from `base`.
+    /// Starts the actors on the current actix system, fetching from `base`,
+    /// with an empty map.
     pub fn start(config: Arc<Config>, base: Url) -> Pipeline {
-        let aggregator = Aggregator::new(config.log.progress_every).start();
+        Self::resume(config, base, Store::new(), 0)
+    }
+
+    /// Starts the actors with the map of a snapshot; rounds are numbered on
+    /// from `last_round`.
+    pub fn resume(config: Arc<Config>, base: Url, store: Store, last_round: u64) -> Pipeline {
+        let metrics = Metrics::new();
+        let aggregator = Aggregator::new(config.log.progress_every, metrics.clone())
+            .with_store(store)
+            .start();
         let supervisor = Supervisor::new(
             PoolSettings::new(base.clone(), &config.source, &config.fetch),
             aggregator.clone(),
+            metrics.clone(),
         )
         .start();
         let discovery = PriceClient::new(&base, &ClientLimits::from_config(&config.source, 2));
@@ -56,12 +70,14 @@ impl Pipeline {
             aggregator.clone(),
             finished,
         )
+        .numbered_from(last_round)
         .start();
         Pipeline {
             producer,
             supervisor,
             aggregator,
             rounds,
+            metrics,
         }
     }
 }

@@ -135,6 +135,12 @@ impl Producer {
         }
     }
 
+    /// Numbers rounds on from `last` (after a resume).
+    pub fn numbered_from(mut self, last: u64) -> Self {
+        self.round = last;
+        self
+    }
+
     /// The work of one round, as a future on this actor.
     fn round(&mut self) -> ResponseActFuture<Self, Result<RoundSummary, RoundError>> {
         if let Some(r) = self.running {

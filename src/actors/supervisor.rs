@@ -11,6 +11,7 @@
 //! changes. It never reads a response: that is the fetchers' job.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -22,6 +23,7 @@ use url::Url;
 use super::aggregator::{Aggregator, PriceResult};
 use super::fetcher::{Fetch, FetchReply, Fetcher, FetcherFactory};
 use crate::config::FetchConfig;
+use crate::metrics::Metrics;
 use crate::model::{Outcome, Task};
 use crate::source::ClientLimits;
 
@@ -94,6 +96,7 @@ struct InFlight {
 
 pub struct Supervisor {
     settings: PoolSettings,
+    metrics: Arc<Metrics>,
     aggregator: Addr<Aggregator>,
     pool: Option<Addr<Fetcher>>,
     generation: u64,
@@ -109,9 +112,14 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(settings: PoolSettings, aggregator: Addr<Aggregator>) -> Self {
+    pub fn new(
+        settings: PoolSettings,
+        aggregator: Addr<Aggregator>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             settings,
+            metrics,
             aggregator,
             pool: None,
             generation: 0,
@@ -136,6 +144,7 @@ impl Supervisor {
             aggregator: self.aggregator.clone(),
             supervisor: ctx.address(),
             generation: self.generation,
+            metrics: self.metrics.clone(),
         };
         let workers = self.settings.workers;
         self.pool = Some(SyncArbiter::start(workers, move || factory.build()));
@@ -185,6 +194,7 @@ impl Supervisor {
                 );
             }
         }
+        self.metrics.in_flight.set(self.in_flight.len() as i64);
         if self.queue.len() <= self.settings.window {
             for w in self.submit_waiters.drain(..) {
                 let _ = w.send(());
@@ -219,11 +229,13 @@ impl Supervisor {
             }
             Ok(FetchReply::Panicked(reason)) => {
                 self.stats.restarts += 1;
+                self.metrics.fetcher_restarts.inc();
                 log::warn!("{}: {reason}; fetcher rebuilt", job.task.key);
                 self.again(job, reason, None, ctx);
             }
             Err(MailboxError::Timeout) => {
                 self.stats.hung += 1;
+                self.metrics.hung.inc();
                 let reason = format!(
                     "no answer within fetch.task_deadline ({})",
                     humantime::format_duration(self.settings.task_deadline)
@@ -261,6 +273,7 @@ impl Supervisor {
             return;
         }
         self.stats.retries += 1;
+        self.metrics.retries.inc();
         let delay = retry_after
             .map(|d| d.min(self.settings.backoff_max))
             .unwrap_or_else(|| {
@@ -375,6 +388,7 @@ impl Handler<FetcherLost> for Supervisor {
 
     fn handle(&mut self, msg: FetcherLost, ctx: &mut Self::Context) {
         self.stats.threads_lost += 1;
+        self.metrics.fetcher_threads_lost.inc();
         if msg.generation == self.generation {
             self.replace_pool("a worker thread died", ctx);
             self.pump(ctx);

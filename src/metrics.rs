@@ -1,0 +1,168 @@
+//! The daemon's Prometheus metrics: one registry, shared (`Arc<Metrics>`)
+//! by the actors that count things. Metric handles are atomics, so any
+//! thread may update them; only `GET /metrics` reads them all.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::model::OutcomeKind;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    /// Rounds finished.
+    pub rounds: Counter,
+    /// Tasks by final outcome (a task's first result in a round).
+    pub tasks: Family<OutcomeLabel, Counter>,
+    /// Duration of each price request, by the fetcher that made it.
+    pub fetch_seconds: Histogram,
+    /// Tasks handed to the fetcher pool and not answered yet.
+    pub in_flight: Gauge,
+    /// Fetcher actors rebuilt after a panic.
+    pub fetcher_restarts: Counter,
+    /// Fetcher threads that died.
+    pub fetcher_threads_lost: Counter,
+    /// Attempts sent round again.
+    pub retries: Counter,
+    /// Fetches that outlived fetch.task_deadline.
+    pub hung: Counter,
+    /// Snapshot files written.
+    pub snapshot_writes: Counter,
+    /// Prices held by the aggregator.
+    pub prices_stored: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("pricegrid");
+        let rounds = Counter::default();
+        let tasks = Family::<OutcomeLabel, Counter>::default();
+        let fetch_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 18));
+        let in_flight = Gauge::default();
+        let fetcher_restarts = Counter::default();
+        let fetcher_threads_lost = Counter::default();
+        let retries = Counter::default();
+        let hung = Counter::default();
+        let snapshot_writes = Counter::default();
+        let prices_stored = Gauge::default();
+        registry.register("rounds", "Rounds finished", rounds.clone());
+        registry.register("tasks", "Tasks by final outcome", tasks.clone());
+        registry.register(
+            "fetch_duration_seconds",
+            "Duration of each price request",
+            fetch_seconds.clone(),
+        );
+        registry.register(
+            "in_flight",
+            "Tasks handed to the fetcher pool, not answered yet",
+            in_flight.clone(),
+        );
+        registry.register(
+            "fetcher_restarts",
+            "Fetcher actors rebuilt after a panic",
+            fetcher_restarts.clone(),
+        );
+        registry.register(
+            "fetcher_threads_lost",
+            "Fetcher threads that died",
+            fetcher_threads_lost.clone(),
+        );
+        registry.register(
+            "fetch_retries",
+            "Attempts sent round again",
+            retries.clone(),
+        );
+        registry.register(
+            "fetch_hung",
+            "Fetches that outlived fetch.task_deadline",
+            hung.clone(),
+        );
+        registry.register(
+            "snapshot_writes",
+            "Snapshot files written",
+            snapshot_writes.clone(),
+        );
+        registry.register(
+            "prices_stored",
+            "Prices held by the aggregator",
+            prices_stored.clone(),
+        );
+        Arc::new(Self {
+            registry,
+            rounds,
+            tasks,
+            fetch_seconds,
+            in_flight,
+            fetcher_restarts,
+            fetcher_threads_lost,
+            retries,
+            hung,
+            snapshot_writes,
+            prices_stored,
+        })
+    }
+
+    pub fn count_task(&self, kind: OutcomeKind) {
+        let outcome = match kind {
+            OutcomeKind::Price => "price",
+            OutcomeKind::Missing => "missing",
+            OutcomeKind::Failed => "failed",
+        };
+        self.tasks
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            log::error!("cannot encode metrics: {e}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_form_names_every_metric_with_its_value() {
+        let m = Metrics::new();
+        m.rounds.inc();
+        m.count_task(OutcomeKind::Price);
+        m.count_task(OutcomeKind::Price);
+        m.count_task(OutcomeKind::Failed);
+        m.fetch_seconds.observe(0.004);
+        m.in_flight.set(7);
+        let text = m.encode();
+        assert!(text.contains("pricegrid_rounds_total 1"), "{text}");
+        assert!(
+            text.contains("pricegrid_tasks_total{outcome=\"price\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pricegrid_tasks_total{outcome=\"failed\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pricegrid_fetch_duration_seconds_count 1"),
+            "{text}"
+        );
+        assert!(text.contains("pricegrid_in_flight 7"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
