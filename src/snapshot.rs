@@ -521,7 +521,7 @@ mod tests {
         let newest = &files[4].path;
         let text = fs::read(newest).unwrap();
         fs::write(newest, &text[..text.len() / 3]).unwrap();
-        let (found, skipped) = load_newest(dir.path()).unwrap();
+        let Newest { found, skipped } = load_newest(dir.path()).unwrap();
         let (file, loaded) = found.expect("an older snapshot loads");
         assert_eq!(file.path, files[3].path);
         assert!(same(&loaded, &snap));
