@@ -325,19 +325,33 @@ pub fn prune(dir: &Path, keep: usize) -> std::io::Result<Vec<PathBuf>> {
     Ok(removed)
 }
 
-/// The newest snapshot in `dir` that loads, and the newer ones that did
-/// not (with why), newest first.
-pub fn load_newest(
-    dir: &Path,
-) -> std::io::Result<(Option<(SnapshotFile, Snapshot)>, Vec<SnapshotError>)> {
+/// What `load_newest` found.
+#[derive(Debug)]
+pub struct Newest {
+    /// The newest snapshot that loads, if any.
+    pub found: Option<(SnapshotFile, Snapshot)>,
+    /// The newer ones that did not, newest first, with why.
+    pub skipped: Vec<SnapshotError>,
+}
+
+/// The newest snapshot in `dir` that loads.
+pub fn load_newest(dir: &Path) -> std::io::Result<Newest> {
     let mut skipped = Vec::new();
     for file in list(dir)?.into_iter().rev() {
         match Snapshot::load(&file.path) {
-            Ok(snap) => return Ok((Some((file, snap)), skipped)),
+            Ok(snap) => {
+                return Ok(Newest {
+                    found: Some((file, snap)),
+                    skipped,
+                })
+            }
             Err(e) => skipped.push(e),
         }
     }
-    Ok((None, skipped))
+    Ok(Newest {
+        found: None,
+        skipped,
+    })
 }
 
 /// The newest snapshot file taken at or before `t`.
