@@ -328,7 +328,7 @@ impl Daemon {
 /// The newest snapshot that loads, to start from (an empty map if none).
 fn resume(config: &Config) -> Result<(Store, u64), DaemonError> {
     let dir = &config.snapshot.dir;
-    let (found, skipped) =
+    let snapshot::Newest { found, skipped } =
         snapshot::load_newest(dir).map_err(|source| DaemonError::SnapshotDir {
             path: dir.clone(),
             source,
