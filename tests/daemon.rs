@@ -22,10 +22,7 @@ use tokio::sync::watch;
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn config_text(url: &url::Url, snapshots: &Path, extra: &str) -> String {
-    format!(
-        "[source]\nurl = \"{url}\"\n\n[snapshot]\ndir = \"{}\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n\n[log]\nprogress_every = \"1s\"\n\n{extra}",
-        snapshots.display()
-    )
+    daemon_config(url, snapshots, extra)
 }
 
 /// Writes like an editor that saves to a new file and renames it over the old.

@@ -117,3 +117,55 @@ pub fn assert_matches_server(snap: &Snapshot, server: &PriceServer, from: &str, 
 pub fn arc(c: Config) -> Arc<Config> {
     Arc::new(c)
 }
+
+/// A price server on its own thread and actix system, for tests that run
+/// the `pricegrid` binary against it. Stops when dropped.
+pub struct ServerThread {
+    pub url: url::Url,
+    pub dataset: Arc<Dataset>,
+    pub stats: Arc<pricegrid::server::ServerStats>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerThread {
+    pub fn start(tweak: impl FnOnce(&mut ServerOptions) + Send + 'static) -> ServerThread {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let server = spawn_price_server(tweak);
+                tx.send((server.url(), server.dataset.clone(), server.stats.clone()))
+                    .expect("the test waits for the server");
+                let _ = actix_rt::task::spawn_blocking(move || stop_rx.recv()).await;
+                server.stop().await;
+            })
+        });
+        let (url, dataset, stats) = rx.recv().expect("the server thread starts");
+        ServerThread {
+            url,
+            dataset,
+            stats,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ServerThread {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A daemon config for tests: `url` as source, snapshots in `snapshots`,
+/// the API on an ephemeral port, then `extra` TOML.
+pub fn daemon_config(url: &url::Url, snapshots: &std::path::Path, extra: &str) -> String {
+    format!(
+        "[source]\nurl = \"{url}\"\n\n[snapshot]\ndir = \"{}\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n\n[log]\nprogress_every = \"1s\"\n\n{extra}",
+        snapshots.display()
+    )
+}
