@@ -16,7 +16,7 @@ use crate::app::{self, Source};
 use crate::config::{self, Config, Day, SourceUrl};
 use crate::model::{Exchange, Symbol};
 use crate::query::{self, Field, Filter, Format};
-use crate::server::{self, Dataset, MissingStyle, ServerOptions};
+use crate::server::{self, faults, Dataset, Faults, MissingStyle, ServerOptions};
 use crate::snapshot::{self, Snapshot};
 
 #[derive(Debug, Parser)]
@@ -136,6 +136,24 @@ pub struct ServeArgs {
     /// HTTP worker threads.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Fault injection (price answers only): share answered 500 or 503.
+    #[arg(long, default_value_t = 0.0, value_parser = faults::parse_rate)]
+    pub fail_rate: f64,
+    /// Fault injection: share whose connection is dropped without an answer.
+    #[arg(long, default_value_t = 0.0, value_parser = faults::parse_rate)]
+    pub reset_rate: f64,
+    /// Fault injection: share answered only after --stall-ms.
+    #[arg(long, default_value_t = 0.0, value_parser = faults::parse_rate)]
+    pub stall_rate: f64,
+    /// How long a stalled answer waits, in milliseconds.
+    #[arg(long, default_value_t = faults::DEFAULT_STALL.as_millis() as u64)]
+    pub stall_ms: u64,
+    /// Fault injection: share answered 200 with a broken body.
+    #[arg(long, default_value_t = 0.0, value_parser = faults::parse_rate)]
+    pub garbage_rate: f64,
+    /// Seed of the fault draws (the same seed injects the same faults).
+    #[arg(long, default_value_t = 0)]
+    pub fault_seed: u64,
 }
 
 #[derive(Debug, Args)]
@@ -304,21 +322,38 @@ fn snapshots(args: SnapshotsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let mut opts = ServerOptions::new(args.listen, args.seed);
-    opts.latency = match args.sleep {
-        Some(secs) => {
-            Duration::try_from_secs_f64(secs).map_err(|e| anyhow::anyhow!("--sleep {secs}: {e}"))?
+impl ServeArgs {
+    /// The server options these arguments ask for, checked (fault rates
+    /// within 0..=1) and with the data file loaded.
+    pub fn options(&self) -> anyhow::Result<ServerOptions> {
+        let mut opts = ServerOptions::new(self.listen, self.seed);
+        opts.latency = match self.sleep {
+            Some(secs) => Duration::try_from_secs_f64(secs)
+                .map_err(|e| anyhow::anyhow!("--sleep {secs}: {e}"))?,
+            None => Duration::from_millis(self.latency_ms),
+        };
+        if let Some(path) = &self.data {
+            opts.dataset = Arc::new(Dataset::from_csv(path)?);
         }
-        None => Duration::from_millis(args.latency_ms),
-    };
-    if let Some(path) = &args.data {
-        opts.dataset = Arc::new(Dataset::from_csv(path)?);
+        if self.null_missing {
+            opts.missing = MissingStyle::Null;
+        }
+        opts.workers = self.workers;
+        opts.faults = Faults {
+            fail_rate: self.fail_rate,
+            reset_rate: self.reset_rate,
+            stall_rate: self.stall_rate,
+            stall: Duration::from_millis(self.stall_ms),
+            garbage_rate: self.garbage_rate,
+            seed: self.fault_seed,
+        };
+        opts.faults.check()?;
+        Ok(opts)
     }
-    if args.null_missing {
-        opts.missing = MissingStyle::Null;
-    }
-    opts.workers = args.workers;
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let opts = args.options()?;
     actix_rt::System::new().block_on(server::serve(&opts))?;
     Ok(ExitCode::SUCCESS)
 }

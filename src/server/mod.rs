@@ -1,11 +1,14 @@
 //! The built-in crypto price server (`pricegrid serve`, and `source.url =
 //! "builtin"`): the API of `price-api.md` over actix-web.
 //!
-//! Owns the HTTP side only; prices come from a `Dataset`. It counts the
-//! price requests it answers (`ServerStats`) so tests can prove what a client
-//! did or did not ask for. It never touches the daemon's actors.
+//! Owns the HTTP side only; prices come from a `Dataset`, and deliberate
+//! failures of price answers from `faults` (off by default). It counts the
+//! price requests it answers and the faults it injects (`ServerStats`) so
+//! tests can prove what a client did or did not ask for. It never touches the
+//! daemon's actors.
 
 pub mod dataset;
+pub mod faults;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +19,10 @@ use actix_web::{dev::ServerHandle, web, App, HttpResponse, HttpServer};
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use crate::model::Ohlcv;
+
 pub use dataset::{Dataset, GeneratedSpec, Lookup};
+pub use faults::{Fault, FaultKind, Faults, FaultsError, Garbage};
 
 /// The seed of the default generated dataset.
 pub const DEFAULT_SEED: u64 = 20_200_101;
@@ -41,6 +47,8 @@ pub struct ServerOptions {
     pub missing: MissingStyle,
     /// actix-web worker threads.
     pub workers: usize,
+    /// Faults to inject into price answers; none by default.
+    pub faults: Faults,
 }
 
 impl ServerOptions {
@@ -52,20 +60,38 @@ impl ServerOptions {
             dataset: Arc::new(Dataset::generated(GeneratedSpec::classic(seed))),
             missing: MissingStyle::NotFound,
             workers: 1,
+            faults: Faults::default(),
         }
     }
 }
 
-/// Requests the server has answered.
+/// Requests the server has answered, and the faults it injected into them.
 #[derive(Debug, Default)]
 pub struct ServerStats {
     price_requests: AtomicU64,
+    /// By `FaultKind::index`.
+    injected: [AtomicU64; 4],
 }
 
 impl ServerStats {
     /// `GET /price/...` requests received so far.
     pub fn price_requests(&self) -> u64 {
         self.price_requests.load(Ordering::Relaxed)
+    }
+
+    /// Faults of one kind injected so far. A stall counts when it begins,
+    /// so a client that gave up waiting still sees it counted.
+    pub fn injected(&self, kind: FaultKind) -> u64 {
+        self.injected[kind.index()].load(Ordering::Relaxed)
+    }
+
+    /// Faults of every kind injected so far.
+    pub fn injected_total(&self) -> u64 {
+        FaultKind::ALL.iter().map(|k| self.injected(*k)).sum()
+    }
+
+    fn count_fault(&self, kind: FaultKind) {
+        self.injected[kind.index()].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -94,6 +120,7 @@ struct State {
     latency: Duration,
     dataset: Arc<Dataset>,
     missing: MissingStyle,
+    faults: Faults,
     stats: Arc<ServerStats>,
 }
 
@@ -109,6 +136,21 @@ struct PriceBody<'a> {
     day: String,
 }
 
+impl<'a> PriceBody<'a> {
+    fn new(exchange: &'a str, symbol: &'a str, p: &Ohlcv, day: String) -> Self {
+        Self {
+            exchange,
+            symbol,
+            open: p.open,
+            high: p.high,
+            low: p.low,
+            close: p.close,
+            volume: p.volume,
+            day,
+        }
+    }
+}
+
 fn not_found(message: String) -> HttpResponse {
     HttpResponse::NotFound().json(serde_json::json!({ "error": message }))
 }
@@ -121,26 +163,49 @@ async fn symbols(state: web::Data<State>) -> HttpResponse {
     HttpResponse::Ok().json(state.dataset.symbols())
 }
 
+/// What a garbage body is made from where the dataset has no price: a
+/// plausible one, so that it still looks like a price.
+const STAND_IN: Ohlcv = Ohlcv {
+    open: 1.0,
+    high: 1.0,
+    low: 1.0,
+    close: 1.0,
+    volume: 1.0,
+};
+
 async fn price(state: web::Data<State>, path: web::Path<(String, String, String)>) -> HttpResponse {
-    state.stats.price_requests.fetch_add(1, Ordering::Relaxed);
+    let n = state.stats.price_requests.fetch_add(1, Ordering::Relaxed);
     if !state.latency.is_zero() {
         actix_rt::time::sleep(state.latency).await;
     }
     let (exchange, symbol, date) = path.into_inner();
-    let Ok(day) = NaiveDate::parse_from_str(&date, "%Y-%m-%d") else {
+    let day = NaiveDate::parse_from_str(&date, "%Y-%m-%d").ok();
+    let lookup = day.map(|d| state.dataset.lookup(&exchange, &symbol, d));
+    if let Some(fault) = state.faults.draw(n) {
+        state.stats.count_fault(fault.kind());
+        log::debug!(
+            "injecting {} into GET /price/{exchange}/{symbol}/{date} (request #{n}): {fault:?}",
+            fault.kind()
+        );
+        match fault {
+            Fault::Reset => return faults::reset(),
+            Fault::Stall(stall) => actix_rt::time::sleep(stall).await,
+            Fault::Fail { status } => return faults::server_error(status),
+            Fault::Garbage(kind) => {
+                let p = match &lookup {
+                    Some(Lookup::Price(p)) => *p,
+                    _ => STAND_IN,
+                };
+                let honest = PriceBody::new(&exchange, &symbol, &p, date.clone());
+                return faults::garbage(kind, honest);
+            }
+        }
+    }
+    let Some(lookup) = lookup else {
         return not_found(format!("bad date {date:?}: expected YYYY-MM-DD"));
     };
-    match state.dataset.lookup(&exchange, &symbol, day) {
-        Lookup::Price(p) => HttpResponse::Ok().json(PriceBody {
-            exchange: &exchange,
-            symbol: &symbol,
-            open: p.open,
-            high: p.high,
-            low: p.low,
-            close: p.close,
-            volume: p.volume,
-            day: date,
-        }),
+    match lookup {
+        Lookup::Price(p) => HttpResponse::Ok().json(PriceBody::new(&exchange, &symbol, &p, date)),
         Lookup::NoPrice => match state.missing {
             MissingStyle::NotFound => not_found(format!("no price for {exchange}/{symbol}/{date}")),
             MissingStyle::Null => HttpResponse::Ok()
@@ -166,6 +231,7 @@ fn build(
         latency: opts.latency,
         dataset: opts.dataset.clone(),
         missing: opts.missing,
+        faults: opts.faults.clone(),
         stats,
     });
     let server = HttpServer::new(move || {
@@ -188,8 +254,15 @@ fn build(
 }
 
 /// Binds and starts the server on the current actix system, in the
-/// background. Logs `listening on http://ADDR`.
+/// background. Logs `listening on http://ADDR`. Fault options with a rate
+/// outside 0..=1 are refused (`InvalidInput`) before binding.
 pub fn start(opts: &ServerOptions) -> std::io::Result<PriceServer> {
+    opts.faults
+        .check()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    if opts.faults.any() {
+        log::info!("injecting faults into price answers: {:?}", opts.faults);
+    }
     let stats = Arc::new(ServerStats::default());
     let (server, addr) = build(opts, stats.clone())?;
     let handle = server.handle();
