@@ -173,6 +173,21 @@ pub struct SourceConfig {
     pub check_ohlc_order: bool,
     /// Options of the in-process server used when `url = "builtin"`.
     pub builtin: BuiltinConfig,
+    /// Limits that apply to each exchange on its own.
+    pub per_exchange: PerExchangeConfig,
+}
+
+/// Per-exchange limits, enforced by the dispatcher, so that a slow or
+/// rate-limiting exchange does not hold the whole pool.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PerExchangeConfig {
+    /// Most requests to one exchange at once (default: no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<usize>,
+    /// Most requests per second to one exchange (token bucket; default: no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -288,6 +303,7 @@ impl Default for SourceConfig {
             max_body_bytes: 64 * 1024,
             check_ohlc_order: true,
             builtin: BuiltinConfig::default(),
+            per_exchange: PerExchangeConfig::default(),
         }
     }
 }
@@ -539,6 +555,21 @@ impl Config {
                 "source.max_body_bytes",
                 format!("{} is too small: expected at least 64", s.max_body_bytes),
             );
+        }
+
+        if s.per_exchange.max_in_flight == Some(0) {
+            bad(
+                "source.per_exchange.max_in_flight",
+                "must be at least 1 (leave it out for no limit)".into(),
+            );
+        }
+        if let Some(rps) = s.per_exchange.requests_per_second {
+            if !(rps.is_finite() && rps > 0.0 && rps <= 1e6) {
+                bad(
+                    "source.per_exchange.requests_per_second",
+                    format!("{rps} is out of range: expected a number above 0 and at most 1000000"),
+                );
+            }
         }
 
         let u = &self.universe;

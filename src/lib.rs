@@ -17,6 +17,7 @@ pub mod config;
 pub mod daemon;
 #[cfg(feature = "fault-hooks")]
 pub mod fault_hooks;
+pub mod lanes;
 pub mod metrics;
 pub mod model;
 pub mod query;

@@ -10,9 +10,10 @@
 //! failure. It replaces the pool when a thread has died or the worker count
 //! changes. It never reads a response: that is the fetchers' job.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use rand::Rng;
@@ -22,9 +23,10 @@ use url::Url;
 
 use super::aggregator::{Aggregator, PriceResult};
 use super::fetcher::{Fetch, FetchReply, Fetcher, FetcherFactory};
-use crate::config::FetchConfig;
+use crate::config::{FetchConfig, PerExchangeConfig};
+use crate::lanes::{Lane, Lanes};
 use crate::metrics::Metrics;
-use crate::model::{Outcome, Task};
+use crate::model::{Exchange, Outcome, Task};
 use crate::source::ClientLimits;
 
 /// The part of the config the Supervisor runs on.
@@ -38,6 +40,7 @@ pub struct PoolSettings {
     pub backoff_base: Duration,
     pub backoff_max: Duration,
     pub task_deadline: Duration,
+    pub per_exchange: PerExchangeConfig,
 }
 
 impl PoolSettings {
@@ -51,6 +54,7 @@ impl PoolSettings {
             backoff_base: fetch.backoff_base,
             backoff_max: fetch.backoff_max,
             task_deadline: fetch.task_deadline,
+            per_exchange: source.per_exchange.clone(),
         }
     }
 
@@ -100,7 +104,11 @@ pub struct Supervisor {
     aggregator: Addr<Aggregator>,
     pool: Option<Addr<Fetcher>>,
     generation: u64,
-    queue: VecDeque<Queued>,
+    /// Tasks not yet handed to the pool, one lane per exchange.
+    lanes: Lanes<Queued>,
+    limiter: Option<RateLimiter>,
+    /// A pump due when a rate-limited lane may go again.
+    wake: Option<SpawnHandle>,
     in_flight: HashMap<u64, InFlight>,
     next_id: u64,
     backing_off: usize,
@@ -123,7 +131,9 @@ impl Supervisor {
             aggregator,
             pool: None,
             generation: 0,
-            queue: VecDeque::new(),
+            lanes: Lanes::default(),
+            limiter: None,
+            wake: None,
             in_flight: HashMap::new(),
             next_id: 0,
             backing_off: 0,
@@ -158,17 +168,41 @@ impl Supervisor {
     }
 
     fn is_idle(&self) -> bool {
-        self.queue.is_empty()
+        self.lanes.queued() == 0
             && self.in_flight.is_empty()
             && (self.draining || self.backing_off == 0)
     }
 
-    /// Hands queued tasks to the pool up to the window, then wakes whoever
-    /// waits for room or for idleness.
+    /// Hands queued tasks to the pool up to the window, lanes round-robin
+    /// within the per-exchange limits, then wakes whoever waits for room or
+    /// for idleness.
     fn pump(&mut self, ctx: &mut Context<Self>) {
+        let mut wake_in: Option<Duration> = None;
         if let Some(pool) = self.pool.clone() {
+            let clock = governor::clock::DefaultClock::default();
             while self.in_flight.len() < self.settings.window {
-                let Some(q) = self.queue.pop_front() else {
+                let max = self.settings.per_exchange.max_in_flight;
+                let limiter = self.limiter.as_ref();
+                let now = Instant::now();
+                let picked = self.lanes.pop_next(|exchange, lane| {
+                    if max.is_some_and(|m| lane.in_flight >= m) {
+                        return false;
+                    }
+                    match limiter.map(|l| l.check_key(exchange)) {
+                        None | Some(Ok(())) => {
+                            lane.blocked_until = None;
+                            true
+                        }
+                        Some(Err(not_until)) => {
+                            let wait =
+                                not_until.wait_time_from(governor::clock::Clock::now(&clock));
+                            lane.blocked_until = Some(now + wait);
+                            wake_in = Some(wake_in.map_or(wait, |w| w.min(wait)));
+                            false
+                        }
+                    }
+                });
+                let Some((_, q)) = picked else {
                     break;
                 };
                 let id = self.next_id;
@@ -194,8 +228,14 @@ impl Supervisor {
                 );
             }
         }
+        if let (Some(wait), None) = (wake_in, &self.wake) {
+            self.wake = Some(ctx.run_later(wait, |act, ctx| {
+                act.wake = None;
+                act.pump(ctx);
+            }));
+        }
         self.metrics.in_flight.set(self.in_flight.len() as i64);
-        if self.queue.len() <= self.settings.window {
+        if self.has_room() {
             for w in self.submit_waiters.drain(..) {
                 let _ = w.send(());
             }
@@ -207,6 +247,19 @@ impl Supervisor {
         }
     }
 
+    /// Room for more tasks: few are queued that could go now (tasks of a
+    /// lane at its limit do not count, so a blocked exchange cannot stop
+    /// the others being fed), and the total stays bounded.
+    fn has_room(&self) -> bool {
+        let window = self.settings.window;
+        let max = self.settings.per_exchange.max_in_flight;
+        let now = Instant::now();
+        let ready = self.lanes.ready(|lane: &Lane<Queued>| {
+            max.is_none_or(|m| lane.in_flight < m) && lane.blocked_until.is_none_or(|t| t <= now)
+        });
+        ready <= window && self.lanes.queued() <= window.saturating_mul(MAX_QUEUED_WINDOWS)
+    }
+
     fn on_reply(
         &mut self,
         id: u64,
@@ -216,6 +269,7 @@ impl Supervisor {
         let Some(job) = self.in_flight.remove(&id) else {
             return;
         };
+        self.lanes.done(&job.task.key.exchange);
         match reply {
             Ok(FetchReply::Delivered) => {}
             Ok(FetchReply::Retry(failure)) => {
@@ -296,7 +350,8 @@ impl Supervisor {
             // While draining, a task due for a retry stays unsettled: a
             // later run fetches it.
             if !act.draining {
-                act.queue.push_front(queued);
+                let exchange = queued.task.key.exchange.clone();
+                act.lanes.push_front(&exchange, queued);
             }
             act.pump(ctx);
         });
@@ -306,6 +361,22 @@ impl Supervisor {
         log::warn!("replacing fetcher pool {}: {why}", self.generation);
         self.start_pool(ctx);
     }
+}
+
+/// How many windows of tasks may wait in the lanes at most, blocked or not.
+const MAX_QUEUED_WINDOWS: usize = 64;
+
+type RateLimiter = governor::DefaultKeyedRateLimiter<Exchange>;
+
+/// A token bucket per exchange: `rps` requests a second, bursts of one
+/// second's worth.
+fn rate_limiter(rps: Option<f64>) -> Option<RateLimiter> {
+    let rps = rps.filter(|r| r.is_finite() && *r > 0.0)?;
+    let period = Duration::from_secs_f64(1.0 / rps);
+    let burst = NonZeroU32::new(rps.floor().clamp(1.0, f64::from(u32::MAX)) as u32)
+        .unwrap_or(NonZeroU32::MIN);
+    let quota = governor::Quota::with_period(period)?.allow_burst(burst);
+    Some(governor::RateLimiter::keyed(quota))
 }
 
 /// Exponential backoff with full jitter: uniform in `0..=min(max, base * 2^(attempt-1))`.
@@ -323,6 +394,7 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.limiter = rate_limiter(self.settings.per_exchange.requests_per_second);
         self.start_pool(ctx);
     }
 }
@@ -341,11 +413,13 @@ impl Handler<Submit> for Supervisor {
     fn handle(&mut self, msg: Submit, ctx: &mut Self::Context) -> Self::Result {
         let round = msg.round;
         if !self.draining {
-            self.queue
-                .extend(msg.tasks.into_iter().map(|task| Queued { round, task }));
+            for task in msg.tasks {
+                let exchange = task.key.exchange.clone();
+                self.lanes.push_back(&exchange, Queued { round, task });
+            }
         }
         self.pump(ctx);
-        if self.queue.len() <= self.settings.window {
+        if self.has_room() {
             return Box::pin(async {});
         }
         let (tx, rx) = oneshot::channel();
@@ -407,6 +481,10 @@ impl Handler<Reconfigure> for Supervisor {
 
     fn handle(&mut self, msg: Reconfigure, ctx: &mut Self::Context) {
         let reshape = msg.0.pool_shape() != self.settings.pool_shape();
+        if msg.0.per_exchange.requests_per_second != self.settings.per_exchange.requests_per_second
+        {
+            self.limiter = rate_limiter(msg.0.per_exchange.requests_per_second);
+        }
         self.settings = msg.0;
         if reshape {
             self.replace_pool("configuration changed", ctx);
@@ -429,8 +507,7 @@ impl Handler<Drain> for Supervisor {
 
     fn handle(&mut self, msg: Drain, ctx: &mut Self::Context) -> Self::Result {
         self.draining = true;
-        let dropped = self.queue.len();
-        self.queue.clear();
+        let dropped = self.lanes.clear();
         if dropped > 0 {
             log::info!("draining: {dropped} queued tasks left for a later round");
         }
@@ -454,7 +531,7 @@ impl Handler<GetStats> for Supervisor {
 
     fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> SupervisorStats {
         SupervisorStats {
-            queued: self.queue.len(),
+            queued: self.lanes.queued(),
             in_flight: self.in_flight.len(),
             ..self.stats
         }

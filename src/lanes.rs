@@ -1,0 +1,196 @@
+//! Per-exchange queues served round-robin: the Supervisor's dispatch
+//! order, so that one slow or rate-limited exchange cannot hold back the
+//! others, and the place where per-exchange limits are checked.
+//!
+//! Pure data: no timers, no actors. The caller says, per lane, whether it
+//! may dispatch now (limits); `Lanes` only keeps order and counts.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
+use std::time::Instant;
+
+use crate::model::Exchange;
+
+/// One exchange's queued items and how many of its items are in flight.
+#[derive(Debug)]
+pub struct Lane<T> {
+    queue: VecDeque<T>,
+    pub in_flight: usize,
+    /// Rate-limited until then (set by the caller when a check fails).
+    pub blocked_until: Option<Instant>,
+}
+
+impl<T> Default for Lane<T> {
+    fn default() -> Self {
+        Self {
+            queue: VecDeque::new(),
+            in_flight: 0,
+            blocked_until: None,
+        }
+    }
+}
+
+impl<T> Lane<T> {
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+#[derive(Debug)]
+pub struct Lanes<T> {
+    lanes: BTreeMap<Exchange, Lane<T>>,
+    /// The exchange served last; the next pick starts after it.
+    cursor: Option<Exchange>,
+    queued: usize,
+}
+
+impl<T> Default for Lanes<T> {
+    fn default() -> Self {
+        Self {
+            lanes: BTreeMap::new(),
+            cursor: None,
+            queued: 0,
+        }
+    }
+}
+
+impl<T> Lanes<T> {
+    /// Items queued in all lanes.
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    pub fn push_back(&mut self, exchange: &Exchange, item: T) {
+        self.lane_mut(exchange).queue.push_back(item);
+        self.queued += 1;
+    }
+
+    /// Puts an item at the head of its lane (a retry goes first).
+    pub fn push_front(&mut self, exchange: &Exchange, item: T) {
+        self.lane_mut(exchange).queue.push_front(item);
+        self.queued += 1;
+    }
+
+    fn lane_mut(&mut self, exchange: &Exchange) -> &mut Lane<T> {
+        if !self.lanes.contains_key(exchange) {
+            self.lanes.insert(exchange.clone(), Lane::default());
+        }
+        self.lanes.get_mut(exchange).expect("inserted above")
+    }
+
+    /// Empties every queue; returns how many items it dropped.
+    pub fn clear(&mut self) -> usize {
+        for lane in self.lanes.values_mut() {
+            lane.queue.clear();
+        }
+        std::mem::replace(&mut self.queued, 0)
+    }
+
+    /// Takes the head of the next lane, round-robin after the last one
+    /// served, for which `may` says yes. `may` is asked only about lanes
+    /// with queued items, in order, and not again after a yes.
+    pub fn pop_next(
+        &mut self,
+        mut may: impl FnMut(&Exchange, &mut Lane<T>) -> bool,
+    ) -> Option<(Exchange, T)> {
+        let after: Vec<Exchange> = match &self.cursor {
+            Some(c) => self
+                .lanes
+                .range((Bound::Excluded(c.clone()), Bound::Unbounded))
+                .chain(self.lanes.range(..=c.clone()))
+                .filter(|(_, l)| !l.queue.is_empty())
+                .map(|(e, _)| e.clone())
+                .collect(),
+            None => self
+                .lanes
+                .iter()
+                .filter(|(_, l)| !l.queue.is_empty())
+                .map(|(e, _)| e.clone())
+                .collect(),
+        };
+        for exchange in after {
+            let lane = self.lanes.get_mut(&exchange).expect("listed above");
+            if may(&exchange, lane) {
+                let item = lane.queue.pop_front().expect("listed as non-empty");
+                lane.in_flight += 1;
+                self.queued -= 1;
+                self.cursor = Some(exchange.clone());
+                return Some((exchange, item));
+            }
+        }
+        None
+    }
+
+    /// One of `exchange`'s items is no longer in flight.
+    pub fn done(&mut self, exchange: &Exchange) {
+        if let Some(lane) = self.lanes.get_mut(exchange) {
+            lane.in_flight = lane.in_flight.saturating_sub(1);
+        }
+    }
+
+    /// Queued items in lanes that `ready` says could dispatch now.
+    pub fn ready(&self, ready: impl Fn(&Lane<T>) -> bool) -> usize {
+        self.lanes
+            .values()
+            .filter(|l| ready(l))
+            .map(|l| l.queue.len())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(n: &str) -> Exchange {
+        Exchange::new(n).unwrap()
+    }
+
+    #[test]
+    fn lanes_are_served_round_robin() {
+        let mut l = Lanes::default();
+        for i in 0..3 {
+            l.push_back(&ex("a"), format!("a{i}"));
+            l.push_back(&ex("b"), format!("b{i}"));
+        }
+        l.push_back(&ex("c"), "c0".to_owned());
+        let order: Vec<String> =
+            std::iter::from_fn(|| l.pop_next(|_, _| true).map(|(_, x)| x)).collect();
+        assert_eq!(order, ["a0", "b0", "c0", "a1", "b1", "a2", "b2"]);
+        assert_eq!(l.queued(), 0);
+    }
+
+    #[test]
+    fn a_blocked_lane_does_not_hold_the_others() {
+        let mut l = Lanes::default();
+        for i in 0..3 {
+            l.push_back(&ex("slow"), i);
+            l.push_back(&ex("fast"), 10 + i);
+        }
+        let order: Vec<i32> =
+            std::iter::from_fn(|| l.pop_next(|e, _| e.as_str() != "slow").map(|(_, x)| x))
+                .collect();
+        assert_eq!(order, [10, 11, 12]);
+        assert_eq!(l.queued(), 3);
+        assert_eq!(
+            l.ready(|lane| lane.in_flight < 3),
+            3,
+            "slow's 3 are queued and slow has nothing in flight"
+        );
+    }
+
+    #[test]
+    fn in_flight_counts_follow_pops_and_dones() {
+        let mut l = Lanes::default();
+        l.push_back(&ex("a"), 1);
+        l.push_back(&ex("a"), 2);
+        let max_one = |_: &Exchange, lane: &mut Lane<i32>| lane.in_flight < 1;
+        assert_eq!(l.pop_next(max_one).map(|(_, x)| x), Some(1));
+        assert_eq!(l.pop_next(max_one), None, "a is at its limit");
+        l.done(&ex("a"));
+        assert_eq!(l.pop_next(max_one).map(|(_, x)| x), Some(2));
+        l.push_front(&ex("a"), 0);
+        assert_eq!(l.clear(), 1);
+        assert_eq!(l.queued(), 0);
+    }
+}
