@@ -1,6 +1,6 @@
 //! Test-only faults inside the fetchers (feature `fault-hooks`): make a
 //! fetch panic on chosen keys, either inside the fetcher's panic guard (the
-//! actor is rebuilt) or outside it (the worker thread dies).
+//! actor is rebuilt) or outside it (the worker thread dies), or hang.
 //!
 //! Process-global on purpose: fetchers run on threads the tests cannot
 //! reach. Each chosen key panics once, so the retry can succeed.
@@ -17,6 +17,8 @@ pub enum PanicKind {
     Caught,
     /// Outside the guard: the worker thread dies.
     KillThread,
+    /// No panic: the fetch blocks this long first (a hung fetcher).
+    Hang(std::time::Duration),
 }
 
 static PLAN: Mutex<Option<HashMap<TaskKey, PanicKind>>> = Mutex::new(None);
@@ -49,6 +51,19 @@ fn take(key: &TaskKey, kind: PanicKind) -> bool {
 pub fn before_fetch(key: &TaskKey) {
     if take(key, PanicKind::Caught) {
         panic!("fault hook: planned panic on {key}");
+    }
+    let hang = {
+        let mut plan = PLAN.lock().unwrap_or_else(|e| e.into_inner());
+        match plan.as_mut().and_then(|m| m.get(key).copied()) {
+            Some(PanicKind::Hang(d)) => {
+                plan.as_mut().map(|m| m.remove(key));
+                Some(d)
+            }
+            _ => None,
+        }
+    };
+    if let Some(d) = hang {
+        std::thread::sleep(d);
     }
 }
 

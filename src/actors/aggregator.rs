@@ -8,6 +8,7 @@
 //! runs, and on request); it hands a frozen copy of the store to a blocking
 //! writer, so a write never holds its mailbox. It performs no network I/O.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::metrics::Metrics;
-use crate::model::{Outcome, OutcomeKind, TaskKey};
+use crate::model::{Exchange, Outcome, OutcomeKind, TaskKey};
 use crate::snapshot::{self, Snapshot, SnapshotError};
 use crate::store::{Counted, Store};
 
@@ -59,6 +60,48 @@ struct Tally {
     round: u64,
     counts: Counts,
     started: Instant,
+    /// Failures of this round: exchange -> kind of reason -> (count, an example).
+    failures: BTreeMap<Exchange, BTreeMap<String, (u64, String)>>,
+}
+
+impl Tally {
+    fn new(round: u64, tasks: u64) -> Self {
+        Self {
+            round,
+            counts: Counts {
+                tasks,
+                ..Counts::default()
+            },
+            started: Instant::now(),
+            failures: BTreeMap::new(),
+        }
+    }
+
+    /// One line per exchange that had failures: how many, and why.
+    fn log_failures(&self) {
+        for (exchange, reasons) in &self.failures {
+            let total: u64 = reasons.values().map(|(n, _)| n).sum();
+            let mut by_count: Vec<_> = reasons.values().collect();
+            by_count.sort_by_key(|r| std::cmp::Reverse(r.0));
+            let why: Vec<String> = by_count
+                .iter()
+                .take(4)
+                .map(|(n, example)| format!("{n} x {example}"))
+                .collect();
+            log::warn!(
+                "round {}: {exchange}: {total} failed: {}{}",
+                self.round,
+                why.join("; "),
+                if reasons.len() > 4 { "; ..." } else { "" }
+            );
+        }
+    }
+}
+
+/// The kind of a failure reason, for grouping: the text before the first
+/// ": " (details such as positions vary from one answer to the next).
+fn reason_kind(reason: &str) -> &str {
+    reason.split(": ").next().unwrap_or(reason)
 }
 
 /// Where and how often the daemon logs snapshots.
@@ -267,7 +310,16 @@ impl Handler<PriceResult> for Aggregator {
 
     fn handle(&mut self, msg: PriceResult, _: &mut Self::Context) {
         if let Outcome::Failed { reason, attempts } = &msg.outcome {
-            log::warn!("{}: failed after {attempts} attempt(s): {reason}", msg.key);
+            log::debug!("{}: failed after {attempts} attempt(s): {reason}", msg.key);
+            if let Some(t) = self.round.as_mut().filter(|t| t.round == msg.round) {
+                let slot = t
+                    .failures
+                    .entry(msg.key.exchange.clone())
+                    .or_default()
+                    .entry(reason_kind(reason).to_owned())
+                    .or_insert_with(|| (0, format!("{}: {reason}", msg.key)));
+                slot.0 += 1;
+            }
         }
         self.upsert(msg.round, &msg.key, msg.outcome);
     }
@@ -286,14 +338,7 @@ impl Handler<RoundStarted> for Aggregator {
 
     fn handle(&mut self, msg: RoundStarted, _: &mut Self::Context) {
         log::info!("round {} started: {} tasks", msg.round, msg.tasks);
-        self.round = Some(Tally {
-            round: msg.round,
-            counts: Counts {
-                tasks: msg.tasks,
-                ..Counts::default()
-            },
-            started: Instant::now(),
-        });
+        self.round = Some(Tally::new(msg.round, msg.tasks));
     }
 }
 
@@ -311,6 +356,7 @@ impl Handler<RoundFinished> for Aggregator {
 
     fn handle(&mut self, msg: RoundFinished, ctx: &mut Self::Context) -> Option<RoundSummary> {
         let t = self.round.take_if(|t| t.round == msg.round)?;
+        t.log_failures();
         let summary = RoundSummary {
             round: t.round,
             counts: t.counts,
@@ -510,18 +556,38 @@ mod tests {
     }
 
     fn with_round(a: &mut Aggregator, round: u64, tasks: u64) {
-        a.round = Some(Tally {
-            round,
-            counts: Counts {
-                tasks,
-                ..Counts::default()
-            },
-            started: Instant::now(),
-        });
+        a.round = Some(Tally::new(round, tasks));
     }
 
     fn counts(a: &Aggregator) -> Counts {
         a.round.as_ref().unwrap().counts
+    }
+
+    #[test]
+    fn failures_are_grouped_per_exchange_by_kind_of_reason() {
+        assert_eq!(
+            reason_kind("malformed price JSON: EOF at line 1"),
+            "malformed price JSON"
+        );
+        assert_eq!(reason_kind("server error (503)"), "server error (503)");
+        let mut t = Tally::new(1, 3);
+        for (e, r) in [
+            ("kraken", "server error (503)"),
+            ("kraken", "server error (503)"),
+            ("okex", "timed out"),
+        ] {
+            t.failures
+                .entry(Exchange::new(e).unwrap())
+                .or_default()
+                .entry(reason_kind(r).to_owned())
+                .or_insert_with(|| (0, r.to_owned()))
+                .0 += 1;
+        }
+        assert_eq!(
+            t.failures[&Exchange::new("kraken").unwrap()]["server error (503)"].0,
+            2
+        );
+        assert_eq!(t.failures.len(), 2);
     }
 
     #[test]

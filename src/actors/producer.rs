@@ -76,11 +76,12 @@ impl Universe {
         self.len() == 0
     }
 
-    /// Every key, exchange-major then day then symbol.
+    /// Every key, day-major then exchange then symbol, so that every
+    /// exchange progresses from the start of a round.
     pub fn keys(&self) -> Vec<TaskKey> {
         let mut out = Vec::with_capacity(self.len());
-        for exchange in &self.exchanges {
-            for day in self.days.days() {
+        for day in self.days.days() {
+            for exchange in &self.exchanges {
                 for symbol in &self.symbols {
                     out.push(TaskKey {
                         exchange: exchange.clone(),

@@ -71,6 +71,40 @@ pub struct ServerStats {
     price_requests: AtomicU64,
     /// By `FaultKind::index`.
     injected: [AtomicU64; 4],
+    /// exchange -> (price requests being answered now, most at once so far).
+    concurrency: std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>,
+}
+
+/// Counts one price request as being answered until dropped.
+struct Answering<'a> {
+    stats: &'a ServerStats,
+    exchange: String,
+}
+
+impl<'a> Answering<'a> {
+    fn new(stats: &'a ServerStats, exchange: &str) -> Self {
+        let mut map = stats.concurrency.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = map.entry(exchange.to_owned()).or_default();
+        slot.0 += 1;
+        slot.1 = slot.1.max(slot.0);
+        Self {
+            stats,
+            exchange: exchange.to_owned(),
+        }
+    }
+}
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        let mut map = self
+            .stats
+            .concurrency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = map.get_mut(&self.exchange) {
+            slot.0 = slot.0.saturating_sub(1);
+        }
+    }
 }
 
 impl ServerStats {
@@ -83,6 +117,12 @@ impl ServerStats {
     /// so a client that gave up waiting still sees it counted.
     pub fn injected(&self, kind: FaultKind) -> u64 {
         self.injected[kind.index()].load(Ordering::Relaxed)
+    }
+
+    /// The most price requests for `exchange` answered at the same time.
+    pub fn max_concurrent(&self, exchange: &str) -> u64 {
+        let map = self.concurrency.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(exchange).map_or(0, |slot| slot.1)
     }
 
     /// Faults of every kind injected so far.
@@ -175,10 +215,11 @@ const STAND_IN: Ohlcv = Ohlcv {
 
 async fn price(state: web::Data<State>, path: web::Path<(String, String, String)>) -> HttpResponse {
     let n = state.stats.price_requests.fetch_add(1, Ordering::Relaxed);
+    let (exchange, symbol, date) = path.into_inner();
+    let _answering = Answering::new(&state.stats, &exchange);
     if !state.latency.is_zero() {
         actix_rt::time::sleep(state.latency).await;
     }
-    let (exchange, symbol, date) = path.into_inner();
     let day = NaiveDate::parse_from_str(&date, "%Y-%m-%d").ok();
     let lookup = day.map(|d| state.dataset.lookup(&exchange, &symbol, d));
     if let Some(fault) = state.faults.draw(n) {

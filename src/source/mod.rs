@@ -32,6 +32,20 @@ pub enum SourceError {
     },
 }
 
+/// A request error in words an operator can act on.
+fn describe(e: &awc::error::SendRequestError) -> String {
+    use awc::error::{ConnectError, SendRequestError};
+    match e {
+        SendRequestError::Timeout => "timed out (source.timeout)".into(),
+        SendRequestError::Connect(ConnectError::Disconnected) => {
+            "connection dropped before any answer".into()
+        }
+        SendRequestError::Connect(ConnectError::Timeout) => "timed out connecting".into(),
+        SendRequestError::Connect(c) => format!("cannot connect: {c}"),
+        other => format!("request failed: {other}"),
+    }
+}
+
 /// How a `PriceClient` bounds its requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientLimits {
@@ -167,7 +181,7 @@ impl PriceClient {
             .get(&url)
             .send()
             .await
-            .map_err(|e| FetchFailure::retryable(format!("request failed: {e}")))?;
+            .map_err(|e| FetchFailure::retryable(describe(&e)))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()

@@ -235,7 +235,24 @@ mod tests {
             (with("symbol", "\"btc\""), "'symbol'"),
             (GOOD.replacen("195.24", "1e400", 1), "malformed"),
             (format!("{GOOD} trailing"), "malformed"),
+            (format!("[{GOOD}]"), "malformed"),
+            ("{".into(), "malformed"),
+            ("nul".into(), "malformed"),
+            ("true".into(), "malformed"),
+            ("{\"price\": 1}".into(), "missing field"),
+            (with("close", "\"107.97\""), "malformed"),
+            (with("open", "{\"value\": 1}"), "malformed"),
+            (GOOD.replacen("7901.27262233", "1e309", 1), "malformed"),
+            (with("open", "-195.24"), "'open'"),
+            (with("low", "300"), "'open'"),
+            (with("high", "100"), "'open'"),
+            (with("day", "\"2020-3-13\""), "'day'"),
+            (with("day", "20200313"), "malformed"),
+            (with("exchange", "\"KRAKEN\""), "'exchange'"),
+            (with("symbol", "\"\""), "'symbol'"),
+            (with("exchange", "null"), "malformed"),
         ];
+        assert!(cases.len() >= 30, "{} cases", cases.len());
         for (body, needle) in cases {
             let err = ok(&body).expect_err(&body);
             assert!(
@@ -254,6 +271,38 @@ mod tests {
             classify(&key(), 200, None, Ok(body.as_bytes()), false),
             Ok(Answer::Price(p)) if p.low == 110.0
         ));
+    }
+
+    proptest::proptest! {
+        /// Whatever a server sends, classifying it neither panics nor
+        /// yields a price that breaks the invariants.
+        #[test]
+        fn any_answer_is_classified_without_panic(
+            status in 100u16..600,
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+        ) {
+            if let Ok(Answer::Price(p)) = classify(&key(), status, None, Ok(&body), true) {
+                proptest::prop_assert!(p.check_order().is_ok());
+                proptest::prop_assert!([p.open, p.high, p.low, p.close, p.volume].iter().all(|x| x.is_finite() && *x >= 0.0));
+            }
+        }
+
+        /// A well-formed price of any finite values comes back exactly.
+        #[test]
+        fn a_valid_price_round_trips_exactly(
+            low in 0.0f64..1e9, spread in 0.0f64..1e6, a in 0.0f64..=1.0, b in 0.0f64..=1.0, volume in 0.0f64..1e12,
+        ) {
+            let high = low + spread;
+            let (open, close) = (low + spread * a, low + spread * b);
+            proptest::prop_assume!(open <= high && close <= high);
+            let body = serde_json::json!({
+                "exchange": "kraken", "symbol": "eth", "day": "2020-03-13",
+                "open": open, "high": high, "low": low, "close": close, "volume": volume,
+            })
+            .to_string();
+            let got = classify(&key(), 200, None, Ok(body.as_bytes()), true);
+            proptest::prop_assert_eq!(got, Ok(Answer::Price(Ohlcv { open, high, low, close, volume })));
+        }
     }
 
     #[test]

@@ -1,0 +1,276 @@
+//! Supervision and fault tolerance against the real server on loopback:
+//! whatever the server or a fetcher does, no task is lost.
+//!
+//! The invariant checked after every round: tasks = prices + missing +
+//! failed, each key exactly once, every price equal to the server's.
+//! Needs the `fault-hooks` feature (fetcher panics and hangs on chosen keys).
+
+mod common;
+
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+use common::*;
+use pricegrid::actors::aggregator::TakeSnapshot;
+use pricegrid::actors::producer::RunRound;
+use pricegrid::actors::supervisor::{GetStats, SupervisorStats};
+use pricegrid::actors::Pipeline;
+use pricegrid::config::{Config, Selection};
+use pricegrid::fault_hooks::{self, PanicKind};
+use pricegrid::model::{Exchange, Symbol, TaskKey};
+use pricegrid::server::{Faults, PriceServer};
+use pricegrid::snapshot::Snapshot;
+
+/// The fault hooks are process-wide and any round may trip a planned key:
+/// the tests of this file run one at a time.
+static HOOKS: Mutex<()> = Mutex::const_new(());
+
+async fn hooks() -> tokio::sync::MutexGuard<'static, ()> {
+    let guard = HOOKS.lock().await;
+    fault_hooks::clear();
+    guard
+}
+
+/// Runs one round through the real actors; returns the snapshot and the
+/// supervisor's counters.
+async fn round(config: Config, url: url::Url) -> (Snapshot, SupervisorStats) {
+    let pipeline = Pipeline::start(arc(config), url);
+    let summary =
+        actix_rt::time::timeout(Duration::from_secs(120), pipeline.producer.send(RunRound))
+            .await
+            .expect("the round ends in time")
+            .expect("the producer answers")
+            .expect("the round runs");
+    let snap = pipeline.aggregator.send(TakeSnapshot).await.unwrap();
+    let stats = pipeline.supervisor.send(GetStats).await.unwrap();
+    let c = summary.counts;
+    assert_eq!(c.tasks, c.prices + c.missing + c.failed, "{c:?}");
+    assert_eq!(snap.counts, c);
+    (snap, stats)
+}
+
+/// Every key of March once, every answer equal to the server's.
+fn assert_complete(snap: &Snapshot, server: &PriceServer) {
+    assert_matches_server(snap, server, "2020-03-01", "2020-03-31");
+}
+
+fn key(exchange: &str, symbol: &str, d: &str) -> TaskKey {
+    TaskKey {
+        exchange: Exchange::new(exchange).unwrap(),
+        symbol: Symbol::new(symbol).unwrap(),
+        day: day(d),
+    }
+}
+
+#[actix_rt::test]
+async fn a_faulty_server_loses_no_price() {
+    let _hooks = hooks().await;
+    let server = spawn_price_server(|o| {
+        o.faults = Faults {
+            fail_rate: 0.20,
+            reset_rate: 0.10,
+            stall_rate: 0.05,
+            stall: Duration::from_secs(5),
+            garbage_rate: 0.05,
+            seed: 7,
+        };
+    });
+    let mut config = march_config(&server, 32);
+    config.source.timeout = Duration::from_millis(400);
+    config.fetch.task_deadline = Duration::from_secs(2);
+    config.fetch.max_attempts = 12;
+    let (snap, stats) = round(config, server.url()).await;
+    assert_complete(&snap, &server);
+    assert!(
+        server.stats.injected_total() > 300,
+        "faults were injected: {}",
+        server.stats.injected_total()
+    );
+    assert!(
+        stats.retries >= server.stats.injected_total() / 2,
+        "{stats:?}"
+    );
+}
+
+#[actix_rt::test]
+async fn without_enough_attempts_failures_are_recorded_with_their_reason() {
+    let _hooks = hooks().await;
+    let server = spawn_price_server(|o| {
+        o.faults = Faults {
+            fail_rate: 0.5,
+            seed: 3,
+            ..Faults::default()
+        }
+    });
+    let mut config = march_config(&server, 16);
+    config.fetch.max_attempts = 1;
+    let (snap, _) = round(config, server.url()).await;
+    let failed = snap.failed();
+    assert!(failed.len() > 300, "{}", failed.len());
+    assert!(
+        failed
+            .iter()
+            .all(|f| f.reason.starts_with("server error (50") && f.attempts == 1),
+        "{failed:?}"
+    );
+    assert_answers_match(&snap.prices, &server.dataset);
+}
+
+#[actix_rt::test]
+async fn a_server_killed_mid_round_and_restarted_loses_no_price() {
+    let _hooks = hooks().await;
+    let first = actix_rt::task::spawn_blocking(|| {
+        ServerThread::start(|o| o.latency = Duration::from_millis(5))
+    })
+    .await
+    .unwrap();
+    let url = first.url.clone();
+    let addr: std::net::SocketAddr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap())
+        .parse()
+        .unwrap();
+    let mut config = Config::default();
+    config.source.url = pricegrid::config::SourceUrl::Remote(url.clone());
+    config.universe.from = Some(pricegrid::config::Day(day("2020-03-01")));
+    config.universe.to = Some(pricegrid::config::Day(day("2020-03-31")));
+    config.universe.exchanges = Selection::List(
+        pricegrid::server::dataset::CLASSIC_EXCHANGES
+            .iter()
+            .map(|e| e.parse().unwrap())
+            .collect(),
+    );
+    config.universe.symbols = Selection::List(vec![
+        "btc".parse().unwrap(),
+        "eth".parse().unwrap(),
+        "ltc".parse().unwrap(),
+    ]);
+    config.fetch.workers = 8;
+    config.fetch.max_attempts = 40;
+    config.fetch.backoff_base = Duration::from_millis(50);
+    config.fetch.backoff_max = Duration::from_millis(500);
+    let pipeline = Pipeline::start(arc(config), url);
+    let run = pipeline.producer.send(RunRound);
+    let run = actix_rt::spawn(run);
+
+    // Kill it a few hundred requests in, keep it down for a second, then
+    // bring it back on the same port.
+    let stats = first.stats.clone();
+    let restarted = actix_rt::task::spawn_blocking(move || {
+        let started = Instant::now();
+        while stats.price_requests() < 300 && started.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let seen = stats.price_requests();
+        drop(first);
+        std::thread::sleep(Duration::from_secs(1));
+        (seen, ServerThread::start(move |o| o.listen = addr))
+    })
+    .await
+    .unwrap();
+    let (seen_before, second) = restarted;
+    assert!(
+        (300..1023).contains(&seen_before),
+        "killed mid-round: {seen_before}"
+    );
+    let summary = actix_rt::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the round ends in time")
+        .unwrap()
+        .unwrap()
+        .expect("the round completes");
+    assert_eq!((summary.counts.done(), summary.counts.failed), (1023, 0));
+    assert!(
+        second.stats.price_requests() > 0,
+        "the rest came from the restarted server"
+    );
+    let snap = pipeline.aggregator.send(TakeSnapshot).await.unwrap();
+    assert_answers_match(&snap.prices, &second.dataset);
+    assert_eq!(answers(&snap.prices).len(), 1023);
+}
+
+#[actix_rt::test]
+async fn a_fetcher_panic_on_one_task_in_100_loses_nothing() {
+    let _hooks = hooks().await;
+    let server = spawn_price_server(|_| {});
+    let config = march_config(&server, 8);
+    let keys: Vec<(TaskKey, PanicKind)> = (1..=10)
+        .map(|d| {
+            (
+                key("kraken", "btc", &format!("2020-03-{d:02}")),
+                PanicKind::Caught,
+            )
+        })
+        .collect();
+    fault_hooks::panic_on(keys);
+    let (snap, stats) = round(config, server.url()).await;
+    assert_complete(&snap, &server);
+    assert_eq!(stats.restarts, 10, "{stats:?}");
+    assert_eq!(
+        (stats.workers, stats.pools_started, stats.threads_lost),
+        (8, 1, 0),
+        "{stats:?}"
+    );
+}
+
+#[actix_rt::test]
+async fn all_workers_dying_at_once_replaces_the_pool() {
+    let _hooks = hooks().await;
+    let server = spawn_price_server(|_| {});
+    let config = march_config(&server, 4);
+    let keys: Vec<(TaskKey, PanicKind)> = ["bitfinex", "bitstamp", "bittrex", "cexio"]
+        .iter()
+        .map(|e| (key(e, "btc", "2020-03-01"), PanicKind::KillThread))
+        .collect();
+    fault_hooks::panic_on(keys);
+    let (snap, stats) = round(config, server.url()).await;
+    assert_complete(&snap, &server);
+    assert_eq!(stats.threads_lost, 4, "{stats:?}");
+    assert!(stats.pools_started >= 2, "{stats:?}");
+    assert_eq!(stats.workers, 4);
+}
+
+#[actix_rt::test]
+async fn a_hung_fetch_is_requeued_and_its_late_answer_changes_nothing() {
+    let _hooks = hooks().await;
+    let server = spawn_price_server(|_| {});
+    let mut config = march_config(&server, 8);
+    config.source.timeout = Duration::from_millis(300);
+    config.fetch.task_deadline = Duration::from_millis(600);
+    let hang = PanicKind::Hang(Duration::from_millis(1500));
+    fault_hooks::panic_on((1..=3).map(|d| (key("okex", "eth", &format!("2020-03-{d:02}")), hang)));
+    let (snap, stats) = round(config, server.url()).await;
+    assert_complete(&snap, &server);
+    assert_eq!(stats.hung, 3, "{stats:?}");
+}
+
+#[actix_rt::test]
+async fn per_exchange_limits_hold_and_a_slow_exchange_does_not_stall_the_rest() {
+    let _hooks = hooks().await;
+    let server = spawn_price_server(|o| o.latency = Duration::from_millis(20));
+    let mut config = march_config(&server, 32);
+    config.source.per_exchange.max_in_flight = Some(2);
+    let started = Instant::now();
+    let (snap, _) = round(config, server.url()).await;
+    assert_complete(&snap, &server);
+    for e in pricegrid::server::dataset::CLASSIC_EXCHANGES {
+        let most = server.stats.max_concurrent(e);
+        assert!((1..=2).contains(&most), "{e}: {most} at once");
+    }
+    // 11 exchanges x 2 in flight x 20 ms: about 1023 / 22 * 20 ms ~ 0.9 s;
+    // a pool held by one exchange would take 11 times as long.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let server = spawn_price_server(|_| {});
+    let mut config = march_config(&server, 32);
+    config.universe.exchanges = Selection::List(vec!["kraken".parse().unwrap()]);
+    config.source.per_exchange.requests_per_second = Some(25.0);
+    let started = Instant::now();
+    let (snap, _) = round(config, server.url()).await;
+    assert_eq!(answers(&snap.prices).len(), 93);
+    // 93 requests, a burst of 25 then 25/s: at least (93 - 25) / 25 s.
+    let limited = started.elapsed();
+    assert!(limited >= Duration::from_millis(2600), "{limited:?}");
+}
