@@ -531,6 +531,14 @@ fn write_and_prune(snap: &Snapshot, settings: &SnapshotSettings) -> Result<Writt
     })
 }
 
+impl Handler<super::Stop> for Aggregator {
+    type Result = ();
+
+    fn handle(&mut self, _: super::Stop, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

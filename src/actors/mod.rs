@@ -30,6 +30,12 @@ use aggregator::{Aggregator, RoundSummary};
 use producer::Producer;
 use supervisor::{PoolSettings, Supervisor};
 
+/// Stop the actor now (the Supervisor lets its pool go first, so the
+/// worker threads exit once they finish what they hold).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Stop;
+
 /// The running actors of one pricegrid process.
 #[derive(Clone)]
 pub struct Pipeline {
@@ -79,5 +85,12 @@ impl Pipeline {
             rounds,
             metrics,
         }
+    }
+
+    /// Stops the actors and lets the fetcher threads go.
+    pub async fn stop(&self) {
+        let _ = self.producer.send(Stop).await;
+        let _ = self.supervisor.send(Stop).await;
+        let _ = self.aggregator.send(Stop).await;
     }
 }

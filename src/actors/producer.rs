@@ -314,3 +314,12 @@ impl Handler<StopRounds> for Producer {
         }
     }
 }
+
+impl Handler<super::Stop> for Producer {
+    type Result = ();
+
+    fn handle(&mut self, _: super::Stop, ctx: &mut Self::Context) {
+        self.stopping.set(true);
+        ctx.stop();
+    }
+}

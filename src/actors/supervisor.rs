@@ -179,7 +179,6 @@ impl Supervisor {
     fn pump(&mut self, ctx: &mut Context<Self>) {
         let mut wake_in: Option<Duration> = None;
         if let Some(pool) = self.pool.clone() {
-            let clock = governor::clock::DefaultClock::default();
             while self.in_flight.len() < self.settings.window {
                 let max = self.settings.per_exchange.max_in_flight;
                 let limiter = self.limiter.as_ref();
@@ -194,8 +193,11 @@ impl Supervisor {
                             true
                         }
                         Some(Err(not_until)) => {
-                            let wait =
-                                not_until.wait_time_from(governor::clock::Clock::now(&clock));
+                            // The limiter's own clock: building a clock calibrates
+                            // it, far too slow to do on every pump.
+                            let wait = limiter.map_or(Duration::ZERO, |l| {
+                                not_until.wait_time_from(governor::clock::Clock::now(l.clock()))
+                            });
                             lane.blocked_until = Some(now + wait);
                             wake_in = Some(wake_in.map_or(wait, |w| w.min(wait)));
                             false
@@ -535,6 +537,17 @@ impl Handler<GetStats> for Supervisor {
             in_flight: self.in_flight.len(),
             ..self.stats
         }
+    }
+}
+
+impl Handler<super::Stop> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: super::Stop, ctx: &mut Self::Context) {
+        self.draining = true;
+        self.lanes.clear();
+        self.pool = None;
+        ctx.stop();
     }
 }
 

@@ -172,9 +172,7 @@ impl PriceClient {
     pub async fn price(&self, key: &TaskKey) -> FetchResult {
         let url = self.url(&format!(
             "price/{}/{}/{}",
-            key.exchange,
-            key.symbol,
-            key.day.format("%Y-%m-%d")
+            key.exchange, key.symbol, key.day
         ));
         let mut resp = self
             .client

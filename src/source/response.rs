@@ -119,7 +119,8 @@ pub fn classify(
             key.symbol.as_str()
         )));
     }
-    let expected_day = key.day.format("%Y-%m-%d").to_string();
+    // NaiveDate's Display is YYYY-MM-DD, without a format string to parse.
+    let expected_day = key.day.to_string();
     if p.day != expected_day {
         return Err(FetchFailure::retryable(format!(
             "field 'day' is {:?}, expected {expected_day:?}",

@@ -1,0 +1,104 @@
+//! What the benchmarks share: process memory figures and a round runner.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pricegrid::actors::aggregator::RoundSummary;
+use pricegrid::actors::producer::RunRound;
+use pricegrid::actors::Pipeline;
+use pricegrid::config::{Config, Day, Selection, SourceUrl};
+
+/// A field of /proc/self/status in bytes (Linux), e.g. "VmRSS", "VmHWM".
+pub fn proc_status_bytes(field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Resets the peak RSS (VmHWM) so the next reading is this case's peak.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// A config over `exchanges` x `symbols` ("all" when empty) and `days`
+/// days from 2020-01-01, with `workers` fetchers.
+pub fn config(url: &url::Url, days: u32, workers: usize) -> Config {
+    let mut c = Config::default();
+    c.source.url = SourceUrl::Remote(url.clone());
+    c.universe.exchanges = Selection::All;
+    c.universe.symbols = Selection::All;
+    let from = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).expect("valid date");
+    c.universe.from = Some(Day(from));
+    c.universe.to = Some(Day(from + chrono::Days::new(u64::from(days) - 1)));
+    c.fetch.workers = workers;
+    c.log.progress_every = Duration::from_secs(3600);
+    c.check().expect("bench config is valid");
+    c
+}
+
+/// Runs one round on fresh actors; returns the summary and the wall time
+/// of the round. Cold: the round starts as soon as the actors do, so it
+/// pays for starting the worker threads and opening their connections.
+/// Warm: a first, untimed round over other keys (days the server has no
+/// price for) starts the threads and opens the connections, as earlier
+/// rounds have in a daemon that has run for a while.
+pub async fn timed_round(
+    config: Config,
+    url: &url::Url,
+    warm: bool,
+) -> (RoundSummary, Duration, Pipeline) {
+    let config = Arc::new(config);
+    let pipeline = if warm {
+        // Twice as many tasks as workers, on days the server has no price
+        // for, so every worker runs and opens its connection.
+        let mut c = (*config).clone();
+        let from = chrono::NaiveDate::from_ymd_opt(2010, 1, 1).expect("valid date");
+        let days = (2 * c.fetch.workers).div_ceil(33) as u64;
+        c.universe.from = Some(Day(from));
+        c.universe.to = Some(Day(from + chrono::Days::new(days)));
+        let pipeline = Pipeline::start(Arc::new(c), url.clone());
+        pipeline
+            .producer
+            .send(RunRound)
+            .await
+            .expect("the producer answers")
+            .expect("the warm-up round runs");
+        pipeline
+            .producer
+            .do_send(pricegrid::actors::producer::ApplyConfig {
+                config: config.clone(),
+                version: 1,
+                base: url.clone(),
+            });
+        pipeline
+    } else {
+        Pipeline::start(config.clone(), url.clone())
+    };
+    let started = Instant::now();
+    let summary = pipeline
+        .producer
+        .send(RunRound)
+        .await
+        .expect("the producer answers")
+        .expect("the round runs");
+    (summary, started.elapsed(), pipeline)
+}
+
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}

@@ -1,0 +1,203 @@
+//! Round benchmark: full rounds through the real actors against the built-in
+//! server on loopback with latency L, for N tasks and K workers. Prints one
+//! line per case (median of the repeats): wall, the ideal ceil(N/K)·L, their
+//! ratio, prices/s and peak RSS; then the Python peer (a Queue consumed by
+//! 32 threads with `requests`, benches/peers/classic_client.py) against the
+//! same server, and pricegrid's speed-up over it.
+//!
+//!     cargo bench --bench round                        # every case
+//!     cargo bench --bench round -- --quick             # N = 1,023 only
+//!     cargo bench --bench round -- --case 10230,32,0   # one case
+//!
+//! Each case runs warm (the daemon's steady state: worker threads started
+//! and connections open from an earlier, untimed round) and cold (the first
+//! round of a fresh process). The targets are checked on the warm figures.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use pricegrid::server::{self, ServerOptions};
+
+const REPEATS: usize = 3;
+
+struct Case {
+    n: u64,
+    k: usize,
+    warm: bool,
+}
+
+struct Figures {
+    wall: f64,
+    prices_per_s: f64,
+    peak_rss: u64,
+}
+
+async fn run_case(url: &url::Url, case: &Case) -> Figures {
+    let days = (case.n / 33) as u32;
+    let mut walls = Vec::new();
+    let mut rates = Vec::new();
+    let mut peaks = Vec::new();
+    for _ in 0..REPEATS {
+        reset_peak_rss();
+        let (summary, wall, pipeline) =
+            timed_round(config(url, days, case.k), url, case.warm).await;
+        assert_eq!(summary.counts.tasks, case.n, "the universe has N tasks");
+        assert_eq!(summary.counts.failed, 0, "no task failed");
+        peaks.push(proc_status_bytes("VmHWM").unwrap_or(0) as f64);
+        walls.push(wall.as_secs_f64());
+        rates.push((summary.counts.prices + summary.counts.missing) as f64 / wall.as_secs_f64());
+        pipeline.stop().await;
+    }
+    Figures {
+        wall: median(walls),
+        prices_per_s: median(rates),
+        peak_rss: median(peaks) as u64,
+    }
+}
+
+/// The Python peer's wall time (median of the repeats), or why it was skipped.
+async fn run_peer(url: &url::Url, days: u32, threads: usize) -> Result<f64, String> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/benches/peers/classic_client.py"
+    );
+    let to = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).expect("valid date")
+        + chrono::Days::new(u64::from(days) - 1);
+    let mut walls = Vec::new();
+    for _ in 0..REPEATS {
+        let args = vec![
+            script.to_owned(),
+            "--url".into(),
+            url.as_str().trim_end_matches('/').to_owned(),
+            "--from".into(),
+            "2020-01-01".into(),
+            "--to".into(),
+            to.to_string(),
+            "--threads".into(),
+            threads.to_string(),
+        ];
+        let out =
+            actix_rt::task::spawn_blocking(move || Command::new("python3").args(&args).output())
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("python3 not runnable: {e}"))?;
+        match out.status.code() {
+            Some(0) => {}
+            Some(3) => return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
+            _ => {
+                return Err(format!(
+                    "the peer failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        }
+        let line: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("the peer printed no JSON line: {e}"))?;
+        if line["failed"].as_u64() != Some(0) {
+            return Err(format!("the peer had failures: {line}"));
+        }
+        walls.push(line["wall_s"].as_f64().ok_or("no wall_s")?);
+    }
+    Ok(median(walls))
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // `--case N,K,L_MS`: run that one case (for profiling).
+    let only: Option<(u64, usize, u64)> = args.iter().position(|a| a == "--case").and_then(|i| {
+        let parts: Vec<&str> = args.get(i + 1)?.split(',').collect();
+        Some((
+            parts.first()?.parse().ok()?,
+            parts.get(1)?.parse().ok()?,
+            parts.get(2)?.parse().ok()?,
+        ))
+    });
+    let ns: &[u64] = match (&only, quick) {
+        (Some((n, _, _)), _) => std::slice::from_ref(n),
+        (None, true) => &[1_023],
+        (None, false) => &[1_023, 10_230],
+    };
+    println!(
+        "# round bench: median of {REPEATS}; ideal = ceil(N/K)*L; machine: {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    actix_rt::System::new().block_on(async {
+        let mut verdicts = Vec::new();
+        for l_ms in [0u64, 20, 100] {
+            if only.is_some_and(|(_, _, ol)| ol != l_ms) {
+                continue;
+            }
+            let l = Duration::from_millis(l_ms);
+            let mut opts = ServerOptions::new(SocketAddr::from(([127, 0, 0, 1], 0)), server::DEFAULT_SEED);
+            opts.latency = l;
+            opts.workers = 2;
+            let srv = server::start(&opts).expect("the bench server starts");
+            let url = srv.url();
+            let mut ours_at_1023_k32 = None;
+            for &n in ns {
+                for k in [8usize, 32, 256] {
+                    if only.as_ref().is_some_and(|(on, ok, ol)| (*on, *ok, *ol) != (n, k, l_ms)) {
+                        continue;
+                    }
+                    let ideal = (n as f64 / k as f64).ceil() * l.as_secs_f64();
+                    for warm in [true, false] {
+                        let f = run_case(&url, &Case { n, k, warm }).await;
+                        let ratio = if ideal > 0.0 { f.wall / ideal } else { f64::NAN };
+                        println!(
+                            "round {} N={n:<6} K={k:<4} L={l_ms:>3}ms  wall={:>8.3}s  ideal={ideal:>7.3}s  ratio={}  prices/s={:>8.0}  peak_rss={:>6.1}MiB",
+                            if warm { "warm" } else { "cold" },
+                            f.wall,
+                            if ratio.is_nan() { "   -  ".to_owned() } else { format!("{ratio:6.3}") },
+                            f.prices_per_s,
+                            mib(f.peak_rss)
+                        );
+                        if !warm {
+                            continue;
+                        }
+                        if n == 1_023 && k == 32 {
+                            ours_at_1023_k32 = Some(f.wall);
+                        }
+                        if n == 1_023 && l_ms == 100 && k == 32 {
+                            verdicts.push(("wall/ideal <= 1.05 at N=1023 L=100ms K=32 (warm)", ratio <= 1.05, format!("{ratio:.3}")));
+                        }
+                        if n == 1_023 && l_ms == 100 && k == 256 {
+                            verdicts.push(("wall/ideal <= 1.10 at N=1023 L=100ms K=256 (warm)", ratio <= 1.10, format!("{ratio:.3}")));
+                        }
+                        if l_ms == 0 && k == 32 && n == *ns.last().unwrap_or(&1_023) {
+                            verdicts.push((
+                                ">= 20000 prices/s at L=0 (K=32, largest N, warm)",
+                                f.prices_per_s >= 20_000.0,
+                                format!("{:.0}", f.prices_per_s),
+                            ));
+                        }
+                    }
+                }
+            }
+            if only.is_some() {
+                srv.stop().await;
+                continue;
+            }
+            match run_peer(&url, 31, 32).await {
+                Ok(peer) => {
+                    let ours = ours_at_1023_k32.unwrap_or(f64::NAN);
+                    println!(
+                        "peer   python-requests-queue N=1023 threads=32 L={l_ms:>3}ms  wall={peer:>8.3}s  pricegrid K=32 wall={ours:.3}s  speed-up x{:.1}",
+                        peer / ours
+                    );
+                }
+                Err(why) => println!("peer   skipped: {why}"),
+            }
+            srv.stop().await;
+        }
+        println!("# targets");
+        for (what, ok, value) in verdicts {
+            println!("{} {what}: {value}", if ok { "MET " } else { "MISS" });
+        }
+    });
+}
