@@ -93,8 +93,9 @@ pub async fn fetch_round(
     let pipeline = Pipeline::start(config.clone(), source.url.clone());
     let bar = progress.then(|| spawn_progress_bar(&pipeline));
     let summary = pipeline.producer.send(RunRound).await?;
-    if let Some(bar) = bar {
-        bar.abort();
+    if let Some((done, task)) = bar {
+        let _ = done.send(());
+        let _ = task.await;
     }
     let summary = summary?;
     let snapshot = pipeline.aggregator.send(TakeSnapshot).await?;
@@ -102,10 +103,16 @@ pub async fn fetch_round(
 }
 
 /// A progress bar like the classic TODO/DONE monitor, fed by polling the
-/// Aggregator's counts.
-fn spawn_progress_bar(pipeline: &Pipeline) -> actix_rt::task::JoinHandle<()> {
+/// Aggregator's counts; cleared when `done` is sent.
+fn spawn_progress_bar(
+    pipeline: &Pipeline,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    actix_rt::task::JoinHandle<()>,
+) {
     let aggregator = pipeline.aggregator.clone();
-    actix_rt::spawn(async move {
+    let (done_tx, mut done) = tokio::sync::oneshot::channel::<()>();
+    let task = actix_rt::spawn(async move {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
@@ -115,7 +122,10 @@ fn spawn_progress_bar(pipeline: &Pipeline) -> actix_rt::task::JoinHandle<()> {
         );
         let mut tick = actix_rt::time::interval(Duration::from_millis(100));
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = &mut done => break,
+                _ = tick.tick() => {}
+            }
             match aggregator.send(GetProgress).await {
                 Ok(Some((_, c))) => {
                     bar.set_length(c.tasks);
@@ -126,5 +136,7 @@ fn spawn_progress_bar(pipeline: &Pipeline) -> actix_rt::task::JoinHandle<()> {
                 Err(_) => break,
             }
         }
-    })
+        bar.finish_and_clear();
+    });
+    (done_tx, task)
 }

@@ -273,3 +273,51 @@ async fn an_independent_client_gets_the_same_map() {
         }
     }
 }
+
+/// Unknown names, bad dates and unknown routes are 404 with a JSON error,
+/// never a 500; listings are the dataset's names.
+#[actix_rt::test]
+async fn the_server_answers_bad_requests_with_a_json_404() {
+    let server = spawn_price_server(|_| {});
+    let base = server.url();
+    let results = actix_rt::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for path in [
+            "price/nasdaq/btc/2020-03-01",
+            "price/kraken/doge/2020-03-01",
+            "price/kraken/btc/2020-13-01",
+            "price/kraken/btc/yesterday",
+            "price/kraken/btc",
+            "nothing/here",
+        ] {
+            let url = base.join(path).unwrap();
+            match ureq::get(url.as_str()).call() {
+                Err(ureq::Error::Status(code, resp)) => {
+                    let body: serde_json::Value = resp.into_json().expect("a JSON body");
+                    out.push((path, code, body["error"].as_str().unwrap_or("").to_owned()));
+                }
+                other => panic!("{path}: expected a 404, got {other:?}"),
+            }
+        }
+        let exchanges: Vec<String> = ureq::get(base.join("exchanges").unwrap().as_str())
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        (out, exchanges)
+    })
+    .await
+    .unwrap();
+    let (errors, exchanges) = results;
+    for (path, code, error) in &errors {
+        assert_eq!(*code, 404, "{path}");
+        assert!(!error.is_empty(), "{path}: the error says what is wrong");
+    }
+    assert!(errors[0].2.contains("nasdaq"), "{:?}", errors[0]);
+    assert!(errors[2].2.contains("2020-13-01"), "{:?}", errors[2]);
+    assert_eq!(exchanges.len(), 11);
+    assert!(
+        exchanges.windows(2).all(|w| w[0] < w[1]),
+        "sorted: {exchanges:?}"
+    );
+}

@@ -87,6 +87,16 @@ fn spawn_daemon(
         .stderr(Stdio::piped())
         .spawn()
         .expect("the binary starts");
+    // A watchdog: a test waiting on the log fails instead of hanging.
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(LIMIT);
+        // Only if that pid is still a pricegrid (not a reused pid).
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains("pricegrid") {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+    });
     let lines = BufReader::new(child.stderr.take().expect("piped")).lines();
     (child, lines)
 }
