@@ -157,11 +157,15 @@ fn unavailable(what: &str) -> HttpResponse {
         .json(serde_json::json!({ "error": format!("{what} is not running") }))
 }
 
-async fn prices(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
-    let params = match parse_params(
-        req.query_string(),
-        &["exchange", "symbol", "from", "to", "field", "format"],
-    ) {
+/// Parses `allowed` parameters, takes a frozen copy of the store, and
+/// renders the answer on a blocking thread.
+async fn from_store(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    allowed: &[&str],
+    render: impl FnOnce(&crate::store::Store, Params, Format) -> String + Send + 'static,
+) -> HttpResponse {
+    let params = match parse_params(req.query_string(), allowed) {
         Ok(p) => p,
         Err(e) => return e.response(),
     };
@@ -169,37 +173,26 @@ async fn prices(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
         return unavailable("the aggregator");
     };
     let format = params.format.unwrap_or(Format::Json);
-    let text = web::block(move || {
-        query::render_rows(&query::rows(&store, &params.filter), params.field, format)
-    })
-    .await;
-    match text {
+    match web::block(move || render(&store, params, format)).await {
         Ok(text) => rendered(text, format),
         Err(_) => unavailable("the query worker"),
     }
 }
 
-async fn aggregate(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
-    let params = match parse_params(
-        req.query_string(),
-        &["exchange", "symbol", "from", "to", "format"],
-    ) {
-        Ok(p) => p,
-        Err(e) => return e.response(),
-    };
-    let Ok(store) = state.aggregator.send(GetStore).await else {
-        return unavailable("the aggregator");
-    };
-    let format = params.format.unwrap_or(Format::Json);
-    let text = web::block(move || {
-        let rows = query::rows(&store, &params.filter);
-        query::render_across(&query::across(&rows), format)
+async fn prices(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
+    let allowed = ["exchange", "symbol", "from", "to", "field", "format"];
+    from_store(state, req, &allowed, |store, params, format| {
+        query::render_rows(&query::rows(store, &params.filter), params.field, format)
     })
-    .await;
-    match text {
-        Ok(text) => rendered(text, format),
-        Err(_) => unavailable("the query worker"),
-    }
+    .await
+}
+
+async fn aggregate(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
+    let allowed = ["exchange", "symbol", "from", "to", "format"];
+    from_store(state, req, &allowed, |store, params, format| {
+        query::render_across(&query::across(&query::rows(store, &params.filter)), format)
+    })
+    .await
 }
 
 async fn status(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {

@@ -391,29 +391,18 @@ fn start_api(
 
 /// Which top-level sections differ, for the reload log line.
 fn changed_sections(old: &Config, new: &Config) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    if old.source != new.source {
-        out.push("source");
-    }
-    if old.universe != new.universe {
-        out.push("universe");
-    }
-    if old.fetch != new.fetch {
-        out.push("fetch");
-    }
-    if old.schedule != new.schedule {
-        out.push("schedule");
-    }
-    if old.snapshot != new.snapshot {
-        out.push("snapshot");
-    }
-    if old.api != new.api {
-        out.push("api");
-    }
-    if old.log != new.log {
-        out.push("log");
-    }
-    out
+    [
+        ("source", old.source != new.source),
+        ("universe", old.universe != new.universe),
+        ("fetch", old.fetch != new.fetch),
+        ("schedule", old.schedule != new.schedule),
+        ("snapshot", old.snapshot != new.snapshot),
+        ("api", old.api != new.api),
+        ("log", old.log != new.log),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect()
 }
 
 /// Watches the config file's directory (so editors that write a new file and
