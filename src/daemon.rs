@@ -23,6 +23,9 @@ use crate::config::{Config, ConfigError};
 use crate::snapshot::{self, SnapshotError};
 use crate::store::Store;
 
+/// A signal sooner than this after the first is taken as the same request.
+const SECOND_SIGNAL_AFTER: Duration = Duration::from_millis(500);
+
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error(transparent)]
@@ -287,8 +290,19 @@ impl Daemon {
             "shutting down: no new tasks, draining in-flight ones for up to {}",
             humantime::format_duration(self.config.fetch.drain_timeout)
         );
-        actix_rt::spawn(async {
-            crate::shutdown::Terminate::new().recv().await;
+        let first = std::time::Instant::now();
+        actix_rt::spawn(async move {
+            let mut terminate = crate::shutdown::Terminate::new();
+            loop {
+                terminate.recv().await;
+                // Some supervisors deliver one stop request twice at once
+                // (`timeout` signals the process and then its group): only
+                // a signal a moment later is a second request.
+                if first.elapsed() >= SECOND_SIGNAL_AFTER {
+                    break;
+                }
+                log::debug!("a duplicate of the first signal; ignored");
+            }
             log::warn!("second signal: exiting now, without a final snapshot");
             std::process::exit(130);
         });

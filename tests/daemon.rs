@@ -336,3 +336,60 @@ fn sigterm_during_a_slow_round_exits_0_with_a_final_snapshot() {
     assert!(snap.counts.done() < 1023, "the round was cut short");
     assert_answers_match(&snap.prices, &dataset);
 }
+
+/// While the daemon drains, a second signal (not a duplicate of the first
+/// delivered at the same moment) ends it at once with 130.
+#[test]
+fn a_second_signal_during_the_drain_forces_the_exit() {
+    let server = ServerThread::start(|o| o.latency = Duration::from_secs(5));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pricegrid.toml");
+    let extra = "[universe]\nexchanges = [\"kraken\"]\nsymbols = [\"btc\"]\nfrom = \"2020-03-01\"\nto = \"2020-03-04\"\n\n\
+                 [fetch]\nworkers = 4\ndrain_timeout = \"30s\"\n";
+    std::fs::write(
+        &path,
+        config_text(&server.url, &dir.path().join("snap"), extra),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
+        .arg("run")
+        .arg("--config")
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    let mut signalled = 0;
+    let started = std::time::Instant::now();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        let term = || {
+            Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap()
+        };
+        if line.contains("round 1 started") && signalled == 0 {
+            // Two at once, as `timeout` does: one request.
+            term();
+            term();
+            signalled = 1;
+        } else if line.contains("shutting down") && signalled == 1 {
+            // The deliberate pause is what makes it a second request.
+            std::thread::sleep(Duration::from_millis(800));
+            term();
+            signalled = 2;
+        }
+    }
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(130), "{log}");
+    assert!(log.contains("second signal"), "{log}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "it did not wait for the drain: {log}"
+    );
+}
