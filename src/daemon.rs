@@ -189,6 +189,16 @@ impl Daemon {
         self.shutdown().await
     }
 
+    /// Records and logs a rejected reload; the config in force stays.
+    fn reject(&self, mut status: ReloadStatus, error: String) {
+        log::error!(
+            "config reload rejected, still running version {}:\n{error}",
+            status.version
+        );
+        status.last_error = Some(error);
+        self.status.send_replace(status);
+    }
+
     /// Re-reads the config; applies it whole if valid, keeps the old one
     /// (and says why) if not.
     async fn reload(&mut self) {
@@ -196,15 +206,7 @@ impl Daemon {
         status.attempts += 1;
         let new = match Config::load(&self.path) {
             Ok(c) => c,
-            Err(e) => {
-                log::error!(
-                    "config reload rejected, still running version {}:\n{e}",
-                    status.version
-                );
-                status.last_error = Some(e.to_string());
-                self.status.send_replace(status);
-                return;
-            }
+            Err(e) => return self.reject(status, e.to_string()),
         };
         status.last_error = None;
         if new == *self.config {
@@ -213,43 +215,37 @@ impl Daemon {
             return;
         }
         let changed = changed_sections(&self.config, &new);
-        let mut old_api = None;
-        if new.api != self.config.api {
-            let started = if new.api.enabled {
-                match start_api(&new, &self.pipeline, &self.snapshot_dir, self.started) {
-                    Ok(api) => Some(api),
-                    Err(e) => {
-                        log::error!(
-                            "config reload rejected, still running version {}: {e}",
-                            status.version
-                        );
-                        status.last_error = Some(e.to_string());
-                        self.status.send_replace(status);
-                        return;
-                    }
-                }
-            } else {
-                None
-            };
-            old_api = std::mem::replace(&mut self.api, started);
-        }
-        let mut old_source = None;
-        if new.source.url != self.config.source.url
+        // Start what the new config needs first; only when all of it is up
+        // is anything swapped, so a failure leaves the old config whole.
+        let new_source = if new.source.url != self.config.source.url
             || new.source.builtin != self.config.source.builtin
         {
             match Source::start(&new) {
-                Ok(source) => old_source = Some(std::mem::replace(&mut self.source, source)),
+                Ok(source) => Some(source),
+                Err(e) => return self.reject(status, e.to_string()),
+            }
+        } else {
+            None
+        };
+        let new_api = if new.api != self.config.api && new.api.enabled {
+            match start_api(&new, &self.pipeline, &self.snapshot_dir, self.started) {
+                Ok(api) => Some(api),
                 Err(e) => {
-                    log::error!(
-                        "config reload rejected, still running version {}: {e}",
-                        status.version
-                    );
-                    status.last_error = Some(e.to_string());
-                    self.status.send_replace(status);
-                    return;
+                    if let Some(source) = new_source {
+                        source.stop().await;
+                    }
+                    return self.reject(status, e.to_string());
                 }
             }
-        }
+        } else {
+            None
+        };
+        let old_source = new_source.map(|s| std::mem::replace(&mut self.source, s));
+        let old_api = if new.api != self.config.api {
+            std::mem::replace(&mut self.api, new_api)
+        } else {
+            None
+        };
         let new = Arc::new(new);
         status.version += 1;
         let base = self.source.url.clone();

@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -262,61 +260,30 @@ async fn a_shutdown_mid_round_keeps_every_result_received() {
 /// the server's prices.
 #[test]
 fn sigterm_during_a_slow_round_exits_0_with_a_final_snapshot() {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-    let server_thread = std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let server = spawn_price_server(|o| o.latency = Duration::from_millis(20));
-            tx.send((server.url(), server.dataset.clone(), server.stats.clone()))
-                .unwrap();
-            let _ = actix_rt::task::spawn_blocking(move || stop_rx.recv()).await;
-            server.stop().await;
-        })
-    });
-    let (url, dataset, stats) = rx.recv().unwrap();
+    let server = ServerThread::start(|o| o.latency = Duration::from_millis(20));
     let dir = tempfile::tempdir().unwrap();
     let snapshots: PathBuf = dir.path().join("snap");
     let path = dir.path().join("pricegrid.toml");
     let extra = "[universe]\nexchanges = \"all\"\nsymbols = \"all\"\nfrom = \"2020-03-01\"\nto = \"2020-03-31\"\n\n[fetch]\nworkers = 4\n";
-    std::fs::write(&path, config_text(&url, &snapshots, extra)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
-        .arg("run")
-        .arg("--config")
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut log = String::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        log.push_str(&line);
-        log.push('\n');
-        if line.contains("round 1 started") {
-            break;
-        }
-    }
-    assert!(log.contains("round 1 started"), "{log}");
+    std::fs::write(&path, config_text(&server.url, &snapshots, extra)).unwrap();
+    let (mut child, mut lines) = spawn_daemon(&path);
+    let mut log = read_until(&mut lines, "round 1 started", 1);
     for _ in 0..1000 {
-        if stats.price_requests() >= 60 {
+        if server.stats.price_requests() >= 60 {
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(stats.price_requests() >= 60, "the round did not progress");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(
+        server.stats.price_requests() >= 60,
+        "the round did not progress"
+    );
+    signal(&child, "-TERM");
     for line in lines {
         log.push_str(&line.unwrap());
         log.push('\n');
     }
     let exit = child.wait().unwrap();
-    stop_tx.send(()).unwrap();
-    server_thread.join().unwrap();
     assert!(exit.success(), "exit {exit:?}\n{log}");
     assert!(
         log.contains("SIGTERM received") && log.contains("final snapshot"),
@@ -334,7 +301,7 @@ fn sigterm_during_a_slow_round_exits_0_with_a_final_snapshot() {
         snap.price_count()
     );
     assert!(snap.counts.done() < 1023, "the round was cut short");
-    assert_answers_match(&snap.prices, &dataset);
+    assert_answers_match(&snap.prices, &server.dataset);
 }
 
 /// While the daemon drains, a second signal (not a duplicate of the first
@@ -351,39 +318,19 @@ fn a_second_signal_during_the_drain_forces_the_exit() {
         config_text(&server.url, &dir.path().join("snap"), extra),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
-        .arg("run")
-        .arg("--config")
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut log = String::new();
-    let mut signalled = 0;
     let started = std::time::Instant::now();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        log.push_str(&line);
+    let (mut child, mut lines) = spawn_daemon(&path);
+    let mut log = read_until(&mut lines, "round 1 started", 1);
+    // Two at once, as `timeout` sends them: one request.
+    signal(&child, "-TERM");
+    signal(&child, "-TERM");
+    log.push_str(&read_until(&mut lines, "shutting down", 1));
+    // The deliberate pause is what makes the next one a second request.
+    std::thread::sleep(Duration::from_millis(800));
+    signal(&child, "-TERM");
+    for line in lines {
+        log.push_str(&line.unwrap());
         log.push('\n');
-        let term = || {
-            Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()
-                .unwrap()
-        };
-        if line.contains("round 1 started") && signalled == 0 {
-            // Two at once, as `timeout` does: one request.
-            term();
-            term();
-            signalled = 1;
-        } else if line.contains("shutting down") && signalled == 1 {
-            // The deliberate pause is what makes it a second request.
-            std::thread::sleep(Duration::from_millis(800));
-            term();
-            signalled = 2;
-        }
     }
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(130), "{log}");

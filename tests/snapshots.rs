@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -76,54 +75,6 @@ async fn a_restart_after_a_complete_round_fetches_no_settled_key() {
     run.await.unwrap().expect("clean shutdown");
 }
 
-fn spawn_daemon(
-    config: &std::path::Path,
-) -> (Child, std::io::Lines<BufReader<std::process::ChildStderr>>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
-        .arg("run")
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    // A watchdog: a test waiting on the log fails instead of hanging.
-    let pid = child.id().to_string();
-    std::thread::spawn(move || {
-        std::thread::sleep(LIMIT);
-        // Only if that pid is still a pricegrid (not a reused pid).
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains("pricegrid") {
-            let _ = Command::new("kill").args(["-KILL", &pid]).status();
-        }
-    });
-    let lines = BufReader::new(child.stderr.take().expect("piped")).lines();
-    (child, lines)
-}
-
-/// Reads log lines until one contains `needle` `count` times over; returns
-/// what it read.
-fn read_until(
-    lines: &mut impl Iterator<Item = std::io::Result<String>>,
-    needle: &str,
-    count: usize,
-) -> String {
-    let mut seen = 0;
-    let mut log = String::new();
-    for line in lines.by_ref() {
-        let line = line.expect("utf-8 log");
-        log.push_str(&line);
-        log.push('\n');
-        if line.contains(needle) {
-            seen += 1;
-            if seen == count {
-                return log;
-            }
-        }
-    }
-    panic!("the log ended before {count} x {needle:?}:\n{log}");
-}
-
 #[test]
 fn sigkill_during_snapshot_writes_never_costs_the_newest_complete_snapshot() {
     let server = ServerThread::start(|o| o.latency = Duration::from_millis(4));
@@ -147,10 +98,7 @@ fn sigkill_during_snapshot_writes_never_costs_the_newest_complete_snapshot() {
         // Kill right after the kill-th write of this run: the next write
         // is typically under way.
         read_until(&mut lines, " bytes, ", kill);
-        Command::new("kill")
-            .args(["-KILL", &child.id().to_string()])
-            .status()
-            .unwrap();
+        signal(&child, "-KILL");
         child.wait().unwrap();
         let newest = snapshot::load_newest(&snapshots).unwrap();
         assert!(
@@ -184,10 +132,7 @@ fn sigkill_during_snapshot_writes_never_costs_the_newest_complete_snapshot() {
     std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
     let (mut child, mut lines) = spawn_daemon(&path);
     let log = read_until(&mut lines, "resuming from", 1);
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    signal(&child, "-TERM");
     child.wait().unwrap();
     let bad_name = bad.file_name().unwrap().to_string_lossy().into_owned();
     assert!(

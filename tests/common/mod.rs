@@ -169,3 +169,61 @@ pub fn daemon_config(url: &url::Url, snapshots: &std::path::Path, extra: &str) -
         snapshots.display()
     )
 }
+
+/// The `pricegrid` binary's log lines (stderr).
+pub type LogLines = std::io::Lines<std::io::BufReader<std::process::ChildStderr>>;
+
+/// Starts `pricegrid run --config CONFIG` with its log piped. A watchdog
+/// kills it after a minute, so that a test waiting on its log fails
+/// instead of hanging.
+pub fn spawn_daemon(config: &std::path::Path) -> (std::process::Child, LogLines) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(60));
+        // Only if that pid is still a pricegrid (not a reused pid).
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains("pricegrid") {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+    });
+    let lines = std::io::BufReader::new(child.stderr.take().expect("piped")).lines();
+    (child, lines)
+}
+
+/// Reads log lines until `count` of them contain `needle`; returns what it
+/// read.
+pub fn read_until(lines: &mut LogLines, needle: &str, count: usize) -> String {
+    let mut seen = 0;
+    let mut log = String::new();
+    for line in lines.by_ref() {
+        let line = line.expect("utf-8 log");
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains(needle) {
+            seen += 1;
+            if seen == count {
+                return log;
+            }
+        }
+    }
+    panic!("the log ended before {count} x {needle:?}:\n{log}");
+}
+
+/// Sends `signal` (e.g. "-TERM") to a child process.
+pub fn signal(child: &std::process::Child, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {signal} failed");
+}
