@@ -7,7 +7,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = pricegrid::cli::Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,actix_server=warn"),
+    )
+    .init();
     match pricegrid::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

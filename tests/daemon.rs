@@ -340,3 +340,37 @@ fn a_second_signal_during_the_drain_forces_the_exit() {
         "it did not wait for the drain: {log}"
     );
 }
+
+/// A shorter `schedule.interval` applied by reload reschedules the
+/// pending round instead of waiting out the old interval.
+#[actix_rt::test]
+async fn a_reloaded_interval_reschedules_the_next_round() {
+    let server = spawn_price_server(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pricegrid.toml");
+    let text = |interval: &str| {
+        config_text(
+            &server.url(),
+            &dir.path().join("snap"),
+            &format!(
+                "[universe]\nexchanges = [\"kraken\"]\nsymbols = [\"btc\"]\nlast_days = 2\n\n[schedule]\ninterval = \"{interval}\"\n"
+            ),
+        )
+    };
+    std::fs::write(&path, text("1h")).unwrap();
+    let daemon = Daemon::start(&path).await.expect("daemon starts");
+    let mut rounds = daemon.pipeline().rounds.clone();
+    let mut reloads = daemon.reloads();
+    let ctl = daemon.controller();
+    let run = actix_rt::spawn(daemon.run());
+    round_matching(&mut rounds, "1", |r| r.round == 1).await;
+    save_by_rename(&path, &text("200ms"));
+    reload_matching(&mut reloads, "to version 1", |s| s.version == 1).await;
+    // With the old interval the next round would be an hour away.
+    let started = std::time::Instant::now();
+    let second = round_matching(&mut rounds, "2", |r| r.round >= 2).await;
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(second.counts.tasks, 1, "only today's key is open");
+    ctl.shutdown();
+    run.await.unwrap().expect("clean shutdown");
+}
