@@ -208,6 +208,24 @@ fn parse_day(raw: &str) -> Result<Day, String> {
         .map_err(|e| format!("{raw:?} is not a date YYYY-MM-DD: {e}"))
 }
 
+/// An error and its causes on one line, each cause once: our error types
+/// already quote their cause in their message, so a cause whose text is
+/// already there is not repeated.
+pub fn report(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -427,5 +445,24 @@ fn check_config(args: &CheckConfigArgs) -> ExitCode {
             eprintln!("{e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_names_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = anyhow::Error::new(crate::config::ConfigError::Read {
+            path: "c.toml".into(),
+            source: io,
+        })
+        .context("loading the config");
+        assert_eq!(
+            report(&err),
+            "loading the config: c.toml: cannot read the config: no such file"
+        );
     }
 }

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     match pricegrid::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", pricegrid::cli::report(&e));
             ExitCode::FAILURE
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::*;
-use pricegrid::actors::aggregator::{GetProgress, RoundSummary, TakeSnapshot};
+use pricegrid::actors::aggregator::{RoundSummary, TakeSnapshot};
 use pricegrid::actors::producer::RunRound;
 use pricegrid::actors::supervisor::GetStats;
 use pricegrid::daemon::{Daemon, ReloadStatus};
@@ -161,16 +161,13 @@ async fn reload_applies_a_new_universe_and_pool_and_rejects_a_broken_file() {
     //    4 -> 16 workers: the pool is replaced and no task is lost.
     save_by_rename(&path, &text(universe("\"all\"", "\"all\""), 4));
     reload_matching(&mut reloads, "to version 2", |s| s.version == 2).await;
-    let mut running = false;
-    for _ in 0..2000 {
-        if let Some((_, c)) = pipeline.aggregator.send(GetProgress).await.unwrap() {
-            if c.tasks == 1023 - 62 && c.done() > 0 {
-                running = true;
-                break;
-            }
-        }
-        actix_rt::time::sleep(Duration::from_millis(5)).await;
-    }
+    // Only the round over the new universe makes new requests.
+    let before = server.stats.price_requests();
+    let stats = server.stats.clone();
+    let running =
+        actix_rt::task::spawn_blocking(move || stats.wait_for_price_requests(before + 50, LIMIT))
+            .await
+            .unwrap();
     assert!(running, "the round over the whole universe did not start");
     save_by_rename(&path, &text(universe("\"all\"", "\"all\""), 16));
     reload_matching(&mut reloads, "to version 3", |s| s.version == 3).await;
@@ -229,16 +226,11 @@ async fn a_shutdown_mid_round_keeps_every_result_received() {
     let ctl = daemon.controller();
     let run = actix_rt::spawn(daemon.run());
 
-    let mut progressed = false;
-    for _ in 0..2000 {
-        if let Some((_, c)) = aggregator.send(GetProgress).await.unwrap() {
-            if c.done() >= 100 {
-                progressed = true;
-                break;
-            }
-        }
-        actix_rt::time::sleep(Duration::from_millis(5)).await;
-    }
+    let server_stats = server.stats.clone();
+    let progressed =
+        actix_rt::task::spawn_blocking(move || server_stats.wait_for_price_requests(100, LIMIT))
+            .await
+            .unwrap();
     assert!(progressed, "the round made no progress");
     let before = aggregator.send(TakeSnapshot).await.unwrap();
     ctl.shutdown();
@@ -268,14 +260,8 @@ fn sigterm_during_a_slow_round_exits_0_with_a_final_snapshot() {
     std::fs::write(&path, config_text(&server.url, &snapshots, extra)).unwrap();
     let (mut child, mut lines) = spawn_daemon(&path);
     let mut log = read_until(&mut lines, "round 1 started", 1);
-    for _ in 0..1000 {
-        if server.stats.price_requests() >= 60 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
     assert!(
-        server.stats.price_requests() >= 60,
+        server.stats.wait_for_price_requests(60, LIMIT),
         "the round did not progress"
     );
     signal(&child, "-TERM");

@@ -155,12 +155,10 @@ async fn a_server_killed_mid_round_and_restarted_loses_no_price() {
     // bring it back on the same port.
     let stats = first.stats.clone();
     let restarted = actix_rt::task::spawn_blocking(move || {
-        let started = Instant::now();
-        while stats.price_requests() < 300 && started.elapsed() < Duration::from_secs(30) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        stats.wait_for_price_requests(300, Duration::from_secs(30));
         let seen = stats.price_requests();
         drop(first);
+        // The outage itself: the server stays away this long.
         std::thread::sleep(Duration::from_secs(1));
         (seen, ServerThread::start(move |o| o.listen = addr))
     })

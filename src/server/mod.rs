@@ -69,6 +69,11 @@ impl ServerOptions {
 #[derive(Debug, Default)]
 pub struct ServerStats {
     price_requests: AtomicU64,
+    /// Threads in `wait_for_price_requests`; the request path touches the
+    /// lock and condvar only when there is one.
+    waiters: std::sync::atomic::AtomicUsize,
+    arrived: std::sync::Mutex<()>,
+    arrival: std::sync::Condvar,
     /// By `FaultKind::index`.
     injected: [AtomicU64; 4],
     /// exchange -> (price requests being answered now, most at once so far).
@@ -111,6 +116,32 @@ impl ServerStats {
     /// `GET /price/...` requests received so far.
     pub fn price_requests(&self) -> u64 {
         self.price_requests.load(Ordering::Relaxed)
+    }
+
+    /// Blocks until at least `n` price requests have arrived, or `limit`
+    /// passes; says whether they did. (For tests that must act mid-round.)
+    pub fn wait_for_price_requests(&self, n: u64, limit: Duration) -> bool {
+        let guard = self.arrived.lock().unwrap_or_else(|e| e.into_inner());
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let (guard, _) = self
+            .arrival
+            .wait_timeout_while(guard, limit, |_| {
+                self.price_requests.load(Ordering::SeqCst) < n
+            })
+            .unwrap_or_else(|e| e.into_inner());
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        drop(guard);
+        self.price_requests() >= n
+    }
+
+    fn count_price_request(&self) -> u64 {
+        let n = self.price_requests.fetch_add(1, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            // Taking the lock orders this after a waiter's check.
+            drop(self.arrived.lock().unwrap_or_else(|e| e.into_inner()));
+            self.arrival.notify_all();
+        }
+        n
     }
 
     /// Faults of one kind injected so far. A stall counts when it begins,
@@ -214,7 +245,7 @@ const STAND_IN: Ohlcv = Ohlcv {
 };
 
 async fn price(state: web::Data<State>, path: web::Path<(String, String, String)>) -> HttpResponse {
-    let n = state.stats.price_requests.fetch_add(1, Ordering::Relaxed);
+    let n = state.stats.count_price_request();
     let (exchange, symbol, date) = path.into_inner();
     let _answering = Answering::new(&state.stats, &exchange);
     if !state.latency.is_zero() {
