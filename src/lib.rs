@@ -13,6 +13,7 @@ pub mod actors;
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 #[cfg(feature = "fault-hooks")]
@@ -26,3 +27,4 @@ pub mod shutdown;
 pub mod snapshot;
 pub mod source;
 pub mod store;
+pub mod wire;
