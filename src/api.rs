@@ -109,6 +109,23 @@ pub fn parse_params(query: &str, allowed: &[&str]) -> Result<Params, ParamError>
                         .push(Symbol::new(name).map_err(|e| ParamError::new(key, e.to_string()))?);
                 }
             }
+            "final_only" | "exclude_flagged" => {
+                let on = match value.as_ref() {
+                    "" | "true" | "1" => true,
+                    "false" | "0" => false,
+                    other => {
+                        return Err(ParamError::new(
+                            key,
+                            format!("{other:?} is not a boolean, expected true or false"),
+                        ))
+                    }
+                };
+                if key == "final_only" {
+                    p.filter.final_only = on;
+                } else {
+                    p.filter.exclude_flagged = on;
+                }
+            }
             "from" => p.filter.from = Some(day(&value)?),
             "to" => p.filter.to = Some(day(&value)?),
             "field" => {
@@ -180,7 +197,16 @@ async fn from_store(
 }
 
 async fn prices(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
-    let allowed = ["exchange", "symbol", "from", "to", "field", "format"];
+    let allowed = [
+        "exchange",
+        "symbol",
+        "from",
+        "to",
+        "field",
+        "format",
+        "final_only",
+        "exclude_flagged",
+    ];
     from_store(state, req, &allowed, |store, params, format| {
         query::render_rows(&query::rows(store, &params.filter), params.field, format)
     })
@@ -188,7 +214,15 @@ async fn prices(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
 }
 
 async fn aggregate(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
-    let allowed = ["exchange", "symbol", "from", "to", "format"];
+    let allowed = [
+        "exchange",
+        "symbol",
+        "from",
+        "to",
+        "format",
+        "final_only",
+        "exclude_flagged",
+    ];
     from_store(state, req, &allowed, |store, params, format| {
         query::render_across(&query::across(&query::rows(store, &params.filter)), format)
     })
@@ -216,10 +250,11 @@ async fn status(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
         "round_running": agg.running.is_some(),
         "counts": counts,
         "last_round": agg.last,
-        "stored": { "prices": agg.prices, "missing": agg.missing, "failed": agg.failed },
+        "stored": { "prices": agg.prices, "cells": agg.cells },
         "workers": pool.workers,
         "in_flight": pool.in_flight,
         "queued": pool.queued,
+        "retrying": pool.retrying,
         "fetcher_restarts": pool.restarts,
         "uptime_s": state.started.elapsed().as_secs(),
     }))
@@ -312,7 +347,16 @@ pub fn start(listen: SocketAddr, state: ApiState) -> std::io::Result<ApiServer> 
 mod tests {
     use super::*;
 
-    const ALL: &[&str] = &["exchange", "symbol", "from", "to", "field", "format"];
+    const ALL: &[&str] = &[
+        "exchange",
+        "symbol",
+        "from",
+        "to",
+        "field",
+        "format",
+        "final_only",
+        "exclude_flagged",
+    ];
 
     #[test]
     fn lists_dates_and_fields_parse() {

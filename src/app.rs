@@ -12,7 +12,7 @@ use url::Url;
 
 use crate::actors::aggregator::{GetProgress, RoundSummary, TakeSnapshot};
 use crate::actors::producer::{RoundError, RunRound};
-use crate::actors::Pipeline;
+use crate::actors::{Pipeline, PipelineOptions};
 use crate::config::{Config, SourceUrl};
 use crate::server::{self, PriceServer, ServerOptions};
 use crate::snapshot::Snapshot;
@@ -34,6 +34,9 @@ pub enum AppError {
 /// running for as long as it lives.
 pub struct Source {
     pub url: Url,
+    /// What every cell fetched from here records as its source: the URL, or
+    /// for the built-in server its dataset (its URL changes at each start).
+    pub identity: Arc<str>,
     pub builtin: Option<PriceServer>,
 }
 
@@ -44,6 +47,7 @@ impl Source {
         match &config.source.url {
             SourceUrl::Remote(url) => Ok(Source {
                 url: url.clone(),
+                identity: Arc::from(url.as_str()),
                 builtin: None,
             }),
             SourceUrl::Builtin => {
@@ -56,6 +60,7 @@ impl Source {
                 let server = server::start(&opts).map_err(AppError::BuiltinServer)?;
                 Ok(Source {
                     url: server.url(),
+                    identity: Arc::from(format!("builtin:seed={}", config.source.builtin.seed)),
                     builtin: Some(server),
                 })
             }
@@ -90,7 +95,14 @@ pub async fn fetch_round(
     progress: bool,
 ) -> Result<FetchReport, AppError> {
     source.check_reachable(&config).await?;
-    let pipeline = Pipeline::start(config.clone(), source.url.clone());
+    let pipeline = Pipeline::start_with(
+        config.clone(),
+        source.url.clone(),
+        PipelineOptions {
+            source_id: Some(source.identity.clone()),
+            ..PipelineOptions::default()
+        },
+    );
     let bar = progress.then(|| spawn_progress_bar(&pipeline));
     let summary = pipeline.producer.send(RunRound).await?;
     if let Some((done, task)) = bar {
@@ -130,7 +142,10 @@ fn spawn_progress_bar(
                 Ok(Some((_, c))) => {
                     bar.set_length(c.tasks);
                     bar.set_position(c.done());
-                    bar.set_message(format!("(missing {}, failed {})", c.missing, c.failed));
+                    bar.set_message(format!(
+                        "(provisional {}, none {}, failed {})",
+                        c.provisional, c.none, c.failed
+                    ));
                 }
                 Ok(None) => {}
                 Err(_) => break,

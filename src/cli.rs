@@ -102,6 +102,13 @@ pub struct QueryArgs {
     /// volume-weighted close, spread %.
     #[arg(long, conflicts_with = "field")]
     pub across: bool,
+    /// Leave out provisional cells (prices or "none" fetched before their
+    /// day closed plus source.settle_after; they may still change).
+    #[arg(long)]
+    pub final_only: bool,
+    /// Leave out prices with a quality flag (e.g. ohlc_order, zero).
+    #[arg(long)]
+    pub exclude_flagged: bool,
 }
 
 #[derive(Debug, Args)]
@@ -279,6 +286,8 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         symbols: args.symbol,
         from: args.from.map(|d| d.0),
         to: args.to.map(|d| d.0),
+        final_only: args.final_only,
+        exclude_flagged: args.exclude_flagged,
     };
     let rows = query::rows(&snap.prices, &filter);
     let format = args.format.unwrap_or_else(|| default_format(Format::Csv));
@@ -298,7 +307,17 @@ fn snapshots(args: SnapshotsArgs) -> anyhow::Result<ExitCode> {
         Format::Json => format!("{}\n", serde_json::to_string_pretty(&listed)?),
         format => {
             let header = [
-                "time", "round", "config", "tasks", "prices", "missing", "failed", "bytes", "file",
+                "time",
+                "round",
+                "config",
+                "tasks",
+                "final",
+                "provisional",
+                "none",
+                "failed",
+                "rejected",
+                "bytes",
+                "file",
             ];
             let rows: Vec<Vec<String>> = listed
                 .iter()
@@ -309,11 +328,13 @@ fn snapshots(args: SnapshotsArgs) -> anyhow::Result<ExitCode> {
                             h.round.to_string(),
                             h.config_version.to_string(),
                             h.counts.tasks.to_string(),
-                            h.counts.prices.to_string(),
-                            h.counts.missing.to_string(),
+                            h.counts.finals.to_string(),
+                            h.counts.provisional.to_string(),
+                            h.counts.none.to_string(),
                             h.counts.failed.to_string(),
+                            h.counts.rejected.to_string(),
                         ]),
-                        None => row.extend(std::iter::repeat_n("?".to_owned(), 6)),
+                        None => row.extend(std::iter::repeat_n("?".to_owned(), 8)),
                     }
                     row.push(l.file.bytes.to_string());
                     row.push(match &l.error {
@@ -331,7 +352,9 @@ fn snapshots(args: SnapshotsArgs) -> anyhow::Result<ExitCode> {
                 }
                 String::from_utf8(w.into_inner()?)?
             } else {
-                let numeric = [false, true, true, true, true, true, true, true, false];
+                let numeric = [
+                    false, true, true, true, true, true, true, true, true, true, false,
+                ];
                 query::table_text(&header, &numeric, &rows)
             }
         }
@@ -414,11 +437,13 @@ fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
     }
     let c = report.summary.counts;
     let line = format!(
-        "tasks {} prices {} missing {} failed {} elapsed {:.2}s{}",
+        "tasks {} final {} provisional {} none {} failed {} rejected {} elapsed {:.2}s{}",
         c.tasks,
-        c.prices,
-        c.missing,
+        c.finals,
+        c.provisional,
+        c.none,
         c.failed,
+        c.rejected,
         report.summary.elapsed.as_secs_f64(),
         if to_stdout {
             String::new()

@@ -168,13 +168,25 @@ pub struct SourceConfig {
     pub timeout: Duration,
     /// Largest response body accepted; a larger one is a failure.
     pub max_body_bytes: usize,
-    /// Reject a price whose open or close lies outside low..=high. Real
-    /// exchange data breaks this now and then; set false to keep such rows.
-    pub check_ohlc_order: bool,
+    /// What to do with a price whose open or close lies outside low..=high.
+    pub ohlc_order: OhlcOrder,
+    /// How long after a day closes an answer about it counts as final.
+    #[serde(with = "humantime_serde")]
+    pub settle_after: Duration,
     /// Options of the in-process server used when `url = "builtin"`.
     pub builtin: BuiltinConfig,
     /// Limits that apply to each exchange on its own.
     pub per_exchange: PerExchangeConfig,
+}
+
+/// TEMPORARY (replaced on merge).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OhlcOrder {
+    #[default]
+    Flag,
+    Reject,
+    Ignore,
 }
 
 /// Per-exchange limits, enforced by the dispatcher, so that a slow or
@@ -219,6 +231,19 @@ pub struct UniverseConfig {
     /// A rolling window: the last N days up to today (UTC), inclusive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_days: Option<u32>,
+    /// TEMPORARY
+    #[serde(default = "max_tasks")]
+    pub max_tasks: u64,
+}
+
+fn max_tasks() -> u64 {
+    5_000_000
+}
+
+/// TEMPORARY
+pub fn universe_size_problem(e: usize, s: usize, d: usize, max: u64) -> Option<String> {
+    let n = e as u128 * s as u128 * d as u128;
+    (n > u128::from(max)).then(|| format!("{e} exchanges x {s} symbols x {d} days = {n} tasks, more than universe.max_tasks ({max})"))
 }
 
 impl<T> Selection<T> {
@@ -236,6 +261,9 @@ pub struct FetchConfig {
     pub queue: Option<usize>,
     /// Tries per task within one round before it is recorded as failed.
     pub max_attempts: u32,
+    /// Transient failures are retried until this has passed since the first attempt.
+    #[serde(with = "humantime_serde")]
+    pub retry_for: Duration,
     /// First retry delay; doubles per attempt, with full jitter.
     #[serde(with = "humantime_serde")]
     pub backoff_base: Duration,
@@ -301,7 +329,8 @@ impl Default for SourceConfig {
             url: SourceUrl::Builtin,
             timeout: Duration::from_secs(10),
             max_body_bytes: 64 * 1024,
-            check_ohlc_order: true,
+            ohlc_order: OhlcOrder::Flag,
+            settle_after: Duration::from_secs(7200),
             builtin: BuiltinConfig::default(),
             per_exchange: PerExchangeConfig::default(),
         }
@@ -327,6 +356,7 @@ impl Default for UniverseConfig {
                 NaiveDate::from_ymd_opt(2020, 12, 31).expect("valid date")
             )),
             last_days: None,
+            max_tasks: 5_000_000,
         }
     }
 }
@@ -336,7 +366,8 @@ impl Default for FetchConfig {
         Self {
             workers: 32,
             queue: None,
-            max_attempts: 3,
+            max_attempts: 10,
+            retry_for: Duration::from_secs(120),
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(10),
             task_deadline: Duration::from_secs(30),

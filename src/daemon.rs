@@ -16,10 +16,11 @@ use tokio::sync::{mpsc, watch};
 use crate::actors::aggregator::{Configure, SnapshotSettings, WriteSnapshot};
 use crate::actors::producer::{ApplyConfig, StartSchedule, StopRounds};
 use crate::actors::supervisor::{Drain, PoolSettings, Reconfigure};
-use crate::actors::Pipeline;
+use crate::actors::{Pipeline, PipelineOptions};
 use crate::api::{self, ApiServer, ApiState};
 use crate::app::{AppError, Source};
 use crate::config::{Config, ConfigError};
+use crate::model::CellState;
 use crate::snapshot::{self, SnapshotError};
 use crate::store::Store;
 
@@ -117,7 +118,16 @@ impl Daemon {
         if let Err(e) = source.check_reachable(&config).await {
             log::warn!("{e}; rounds will keep trying");
         }
-        let pipeline = Pipeline::resume(config.clone(), source.url.clone(), store, last_round);
+        let pipeline = Pipeline::start_with(
+            config.clone(),
+            source.url.clone(),
+            PipelineOptions {
+                source_id: Some(source.identity.clone()),
+                store,
+                last_round,
+                ..PipelineOptions::default()
+            },
+        );
         pipeline.aggregator.do_send(configure(&config, 0));
         let (snapshot_dir, _) = watch::channel(config.snapshot.dir.clone());
         let started = std::time::Instant::now();
@@ -253,6 +263,7 @@ impl Daemon {
             .supervisor
             .do_send(Reconfigure(PoolSettings::new(
                 base.clone(),
+                self.source.identity.clone(),
                 &new.source,
                 &new.fetch,
             )));
@@ -260,6 +271,7 @@ impl Daemon {
             config: new.clone(),
             version: status.version,
             base,
+            source_id: self.source.identity.clone(),
         });
         self.pipeline
             .aggregator
@@ -349,11 +361,12 @@ fn resume(config: &Config) -> Result<(Store, u64), DaemonError> {
     Ok(match found {
         Some((file, snap)) => {
             log::info!(
-                "resuming from {}: {} prices, {} missing, {} failed, round {}",
+                "resuming from {}: {} cells ({} prices, {} none, {} failed), round {}",
                 file.path.display(),
+                snap.prices.len(),
                 snap.prices.price_count(),
-                snap.prices.missing_count(),
-                snap.prices.failed_count(),
+                snap.prices.count(CellState::NoPrice),
+                snap.prices.count(CellState::Failed),
                 snap.round
             );
             (snap.prices, snap.round)

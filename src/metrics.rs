@@ -11,11 +11,16 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::model::OutcomeKind;
+use crate::model::CellState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
 }
 
 pub struct Metrics {
@@ -32,8 +37,10 @@ pub struct Metrics {
     pub fetcher_restarts: Counter,
     /// Fetcher threads that died.
     pub fetcher_threads_lost: Counter,
-    /// Attempts sent round again.
-    pub retries: Counter,
+    /// Attempts sent round again, by the kind of failure that caused them.
+    pub retries: Family<ReasonLabel, Counter>,
+    /// Results that arrived after a newer one for the same cell.
+    pub stale_results: Counter,
     /// Fetches that outlived fetch.task_deadline.
     pub hung: Counter,
     /// Snapshot files written.
@@ -51,7 +58,8 @@ impl Metrics {
         let in_flight = Gauge::default();
         let fetcher_restarts = Counter::default();
         let fetcher_threads_lost = Counter::default();
-        let retries = Counter::default();
+        let retries = Family::<ReasonLabel, Counter>::default();
+        let stale_results = Counter::default();
         let hung = Counter::default();
         let snapshot_writes = Counter::default();
         let prices_stored = Gauge::default();
@@ -79,8 +87,13 @@ impl Metrics {
         );
         registry.register(
             "fetch_retries",
-            "Attempts sent round again",
+            "Attempts sent round again, by kind of failure",
             retries.clone(),
+        );
+        registry.register(
+            "stale_results",
+            "Results dropped because a newer one for the same cell was recorded",
+            stale_results.clone(),
         );
         registry.register(
             "fetch_hung",
@@ -106,21 +119,26 @@ impl Metrics {
             fetcher_restarts,
             fetcher_threads_lost,
             retries,
+            stale_results,
             hung,
             snapshot_writes,
             prices_stored,
         })
     }
 
-    pub fn count_task(&self, kind: OutcomeKind) {
-        let outcome = match kind {
-            OutcomeKind::Price => "price",
-            OutcomeKind::Missing => "missing",
-            OutcomeKind::Failed => "failed",
-        };
+    pub fn count_task(&self, state: CellState) {
         self.tasks
             .get_or_create(&OutcomeLabel {
-                outcome: outcome.into(),
+                outcome: state.as_str().into(),
+            })
+            .inc();
+    }
+
+    /// One retry caused by a failure of kind `reason` (e.g. "server error (503)").
+    pub fn count_retry(&self, reason: &str) {
+        self.retries
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
             })
             .inc();
     }
@@ -143,15 +161,16 @@ mod tests {
     fn the_text_form_names_every_metric_with_its_value() {
         let m = Metrics::new();
         m.rounds.inc();
-        m.count_task(OutcomeKind::Price);
-        m.count_task(OutcomeKind::Price);
-        m.count_task(OutcomeKind::Failed);
+        m.count_task(CellState::Final);
+        m.count_task(CellState::Final);
+        m.count_task(CellState::Failed);
+        m.count_retry("server error (503)");
         m.fetch_seconds.observe(0.004);
         m.in_flight.set(7);
         let text = m.encode();
         assert!(text.contains("pricegrid_rounds_total 1"), "{text}");
         assert!(
-            text.contains("pricegrid_tasks_total{outcome=\"price\"} 2"),
+            text.contains("pricegrid_tasks_total{outcome=\"final\"} 2"),
             "{text}"
         );
         assert!(
@@ -163,6 +182,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("pricegrid_in_flight 7"), "{text}");
+        assert!(
+            text.contains("pricegrid_fetch_retries_total{reason=\"server error (503)\"} 1"),
+            "{text}"
+        );
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

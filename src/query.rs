@@ -13,15 +13,22 @@ use chrono::NaiveDate;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
-use crate::model::{Exchange, Ohlcv, Symbol};
+use crate::model::{CellState, Exchange, Flags, Ohlcv, Symbol};
 
-/// One key and what the source said (None = the source has no price).
+/// One cell and what is known about it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row {
     pub exchange: Exchange,
     pub symbol: Symbol,
     pub day: NaiveDate,
+    pub state: CellState,
+    /// The price of a final or provisional cell (a rejected price is not
+    /// shown as one: its reason says what it was).
     pub price: Option<Ohlcv>,
+    pub flags: Flags,
+    pub fetched_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Why a cell failed or was rejected (or a refetch's last failure).
+    pub reason: Option<String>,
 }
 
 /// Which rows to keep. An empty vec means no filter on that dimension, so the
@@ -33,9 +40,19 @@ pub struct Filter {
     pub symbols: Vec<Symbol>,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
+    /// Leave out provisional cells (prices or "none" that may still change).
+    pub final_only: bool,
+    /// Leave out prices with any quality flag.
+    pub exclude_flagged: bool,
 }
 
 impl Filter {
+    /// Whether a cell in `state` with `flags` is kept.
+    pub fn keeps(&self, state: CellState, flags: Flags) -> bool {
+        !(self.final_only && state == CellState::Provisional
+            || self.exclude_flagged && !flags.is_empty())
+    }
+
     /// Whether a row at these coordinates is kept. Takes the coordinates
     /// rather than a `Row` so callers can filter before building rows.
     /// A `from` later than `to` keeps nothing.
@@ -54,24 +71,21 @@ impl Filter {
     }
 }
 
-/// The answers in `store` that `filter` keeps, by exchange, day, symbol
-/// (the snapshot's order). Failed keys have no answer and are left out.
+/// The cells in `store` that `filter` keeps, every state included, by
+/// exchange, day, symbol (the snapshot's order).
 pub fn rows(store: &crate::store::Store, filter: &Filter) -> Vec<Row> {
     let mut out: Vec<Row> = store
         .iter()
-        .filter(|(e, s, d, _)| filter.matches(e, s, *d))
-        .filter_map(|(e, s, day, o)| {
-            let price = match o {
-                crate::model::Outcome::Price(p) => Some(p),
-                crate::model::Outcome::Missing => None,
-                crate::model::Outcome::Failed { .. } => return None,
-            };
-            Some(Row {
-                exchange: e.clone(),
-                symbol: s.clone(),
-                day,
-                price,
-            })
+        .filter(|(e, s, d, c)| filter.matches(e, s, *d) && filter.keeps(c.state, c.flags))
+        .map(|(e, s, day, c)| Row {
+            exchange: e.clone(),
+            symbol: s.clone(),
+            day,
+            state: c.state,
+            price: c.usable_price(),
+            flags: c.flags,
+            fetched_at: c.fetched_at,
+            reason: c.note.map(|n| n.reason),
         })
         .collect();
     out.sort_by(|a, b| (&a.exchange, a.day, &a.symbol).cmp(&(&b.exchange, b.day, &b.symbol)));
@@ -266,9 +280,9 @@ fn mean_of_two(a: f64, b: f64) -> f64 {
     }
 }
 
-/// Renders rows. `field = Some(f)`: only that field per row (columns
-/// exchange, symbol, day, f); `None`: all five fields. A row without a price
-/// renders empty cells (table, csv) or null (json).
+/// Renders rows. Columns: exchange, symbol, day, state, then `field = Some(f)`:
+/// only that field; `None`: all five; then flags and reason. A row without a
+/// price renders empty cells (table, csv) or null (json).
 ///
 /// Numbers are written in Rust's shortest round-trip form, so reading the CSV
 /// or JSON back gives the identical `f64`. Every format ends with a newline,
@@ -284,10 +298,12 @@ pub fn render_rows(rows: &[Row], field: Option<Field>, format: Format) -> String
             json_text(&views)
         }
         Format::Csv | Format::Table => {
-            let mut header = vec!["exchange", "symbol", "day"];
+            let mut header = vec!["exchange", "symbol", "day", "state"];
             header.extend(fields.iter().map(|f| f.name()));
-            let mut numeric = vec![false; 3];
+            header.extend(["flags", "reason"]);
+            let mut numeric = vec![false; 4];
             numeric.extend(fields.iter().map(|_| true));
+            numeric.extend([false, false]);
             let cells: Vec<Vec<String>> = rows.iter().map(|row| row_cells(row, fields)).collect();
             if format == Format::Csv {
                 csv_text(&header, &cells)
@@ -338,12 +354,20 @@ struct RowView<'a> {
 
 impl Serialize for RowView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(3 + self.fields.len()))?;
+        let mut map = s.serialize_map(None)?;
         map.serialize_entry("exchange", &self.row.exchange)?;
         map.serialize_entry("symbol", &self.row.symbol)?;
         map.serialize_entry("day", &self.row.day)?;
+        map.serialize_entry("state", &self.row.state)?;
         for field in self.fields {
             map.serialize_entry(field.name(), &self.row.price.map(|p| field.of(&p)))?;
+        }
+        map.serialize_entry("flags", &self.row.flags)?;
+        if let Some(t) = &self.row.fetched_at {
+            map.serialize_entry("fetched_at", t)?;
+        }
+        if let Some(r) = &self.row.reason {
+            map.serialize_entry("reason", r)?;
         }
         map.end()
     }
@@ -371,12 +395,15 @@ fn row_cells(row: &Row, fields: &[Field]) -> Vec<String> {
         row.exchange.to_string(),
         row.symbol.to_string(),
         row.day.format("%Y-%m-%d").to_string(),
+        row.state.to_string(),
     ];
     cells.extend(
         fields
             .iter()
             .map(|f| optional_number(row.price.map(|p| f.of(&p)))),
     );
+    cells.push(row.flags.names().join(" "));
+    cells.push(row.reason.clone().unwrap_or_default());
     cells
 }
 
@@ -475,7 +502,15 @@ mod tests {
             exchange: ex(exchange),
             symbol: sym(symbol),
             day: on,
+            state: if price.is_some() {
+                CellState::Final
+            } else {
+                CellState::NoPrice
+            },
             price,
+            flags: Flags::NONE,
+            fetched_at: None,
+            reason: None,
         }
     }
 

@@ -1,10 +1,14 @@
 //! The snapshot file format: what `pricegrid fetch` writes and what the
 //! daemon logs, and how a file is written (atomically) and read back.
 //!
-//! A snapshot is plain JSON: `prices` maps exchange -> `YYYY-MM-DD` -> symbol
-//! -> `{open, high, low, close, volume}` or `null` where the source has no
-//! price; tasks that failed are listed under `failed` with their reason.
-//! This module owns files only; it never talks to actors.
+//! A snapshot is plain JSON. Version 2 (written): `prices` maps exchange ->
+//! `YYYY-MM-DD` -> symbol -> a cell `{state, open, high, low, close, volume,
+//! flags, fetched_at, round, source, reason, attempts}` (see `store::json`),
+//! and `sources` names the sources that cells' `source` numbers index.
+//! Version 1 (still read): `prices` values are bare prices or `null`, failed
+//! tasks are listed under `failed`, and answers count as final except those
+//! about days not yet closed when the file was written. This module owns
+//! files only; it never talks to actors.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -13,13 +17,52 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::actors::aggregator::Counts;
+use crate::model::Counts;
 use crate::model::Outcome;
+use crate::store::json::{PricesJson, PricesSeed};
 pub use crate::store::FailedTask;
-use crate::store::{FailedJson, PricesJson, PricesSeed, Store};
+use crate::store::{Observation, Stamp, Store};
 
-/// Version of the file format, bumped on any incompatible change.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the file format written, bumped on any incompatible change.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Formats that load.
+fn readable(format: u32) -> bool {
+    (1..=FORMAT_VERSION).contains(&format)
+}
+
+/// A round's counts as a snapshot of either version holds them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CountsIn {
+    V2(Counts),
+    V1 {
+        tasks: u64,
+        prices: u64,
+        missing: u64,
+        failed: u64,
+    },
+}
+
+impl From<CountsIn> for Counts {
+    fn from(c: CountsIn) -> Counts {
+        match c {
+            CountsIn::V2(c) => c,
+            CountsIn::V1 {
+                tasks,
+                prices,
+                missing,
+                failed,
+            } => Counts {
+                tasks,
+                finals: prices,
+                none: missing,
+                failed,
+                ..Counts::default()
+            },
+        }
+    }
+}
 
 /// The aggregate at one moment, with where it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,8 +86,8 @@ struct SnapshotOut<'a> {
     config_version: u64,
     round: u64,
     counts: Counts,
+    sources: Vec<&'a str>,
     prices: PricesJson<'a>,
-    failed: FailedJson<'a>,
 }
 
 struct StoreIn(Store);
@@ -65,8 +108,11 @@ struct SnapshotIn {
     #[serde(default)]
     config_version: u64,
     round: u64,
-    counts: Counts,
+    counts: CountsIn,
+    #[serde(default)]
+    sources: Vec<String>,
     prices: StoreIn,
+    /// Version 1 only.
     #[serde(default)]
     failed: Vec<FailedTask>,
 }
@@ -79,8 +125,8 @@ impl Serialize for Snapshot {
             config_version: self.config_version,
             round: self.round,
             counts: self.counts,
+            sources: self.prices.sources_json(),
             prices: self.prices.prices_json(),
-            failed: self.prices.failed_json(),
         }
         .serialize(ser)
     }
@@ -106,7 +152,7 @@ pub enum SnapshotError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("{path}: snapshot format {found} is not supported (expected {FORMAT_VERSION})")]
+    #[error("{path}: snapshot format {found} is not supported (this build reads 1 to {FORMAT_VERSION})")]
     Version { path: PathBuf, found: u32 },
 }
 
@@ -213,7 +259,7 @@ impl Snapshot {
                     format: u32,
                 }
                 if let Ok(head) = serde_json::from_slice::<Head>(bytes) {
-                    if head.format != FORMAT_VERSION {
+                    if !readable(head.format) {
                         return Err(SnapshotError::Version {
                             path: PathBuf::new(),
                             found: head.format,
@@ -226,34 +272,44 @@ impl Snapshot {
                 });
             }
         };
-        if raw.format != FORMAT_VERSION {
+        if !readable(raw.format) {
             return Err(SnapshotError::Version {
                 path: PathBuf::new(),
                 found: raw.format,
             });
         }
         let mut prices = raw.prices.0;
-        for f in raw.failed {
-            let key = crate::model::TaskKey {
-                exchange: f.exchange,
-                symbol: f.symbol,
-                day: f.day,
-            };
-            prices.upsert(
-                &key,
-                Outcome::Failed {
-                    reason: f.reason,
-                    attempts: f.attempts,
-                },
-                0,
-            );
+        prices.set_loaded_sources(raw.sources);
+        if raw.format == 1 {
+            prices.demote_from(raw.created.date_naive());
+            for (i, f) in raw.failed.into_iter().enumerate() {
+                let key = crate::model::TaskKey {
+                    exchange: f.exchange,
+                    symbol: f.symbol,
+                    day: f.day,
+                };
+                let failed = Observation {
+                    outcome: Outcome::Failed {
+                        reason: f.reason,
+                        attempts: f.attempts,
+                    },
+                    is_final: false,
+                    asked_at: raw.created,
+                    source: std::sync::Arc::from(""),
+                    stamp: Stamp {
+                        round: 0,
+                        dispatch: i as u64 + 1,
+                    },
+                };
+                prices.apply(&key, &failed);
+            }
         }
         Ok(Snapshot {
-            format: raw.format,
+            format: FORMAT_VERSION,
             created: raw.created,
             config_version: raw.config_version,
             round: raw.round,
-            counts: raw.counts,
+            counts: raw.counts.into(),
             prices,
         })
     }
@@ -382,7 +438,7 @@ pub fn read_header(path: &Path) -> Result<Header, SnapshotError> {
         created: Option<DateTime<Utc>>,
         config_version: Option<u64>,
         round: Option<u64>,
-        counts: Option<Counts>,
+        counts: Option<CountsIn>,
     }
     struct V<'a>(&'a RefCell<Partial>);
     impl<'de> Visitor<'de> for V<'_> {
@@ -399,7 +455,7 @@ pub fn read_header(path: &Path) -> Result<Header, SnapshotError> {
                     "config_version" => h.config_version = Some(map.next_value()?),
                     "round" => h.round = Some(map.next_value()?),
                     "counts" => h.counts = Some(map.next_value()?),
-                    "prices" | "failed" => return Err(A::Error::custom(DONE)),
+                    "prices" | "failed" | "sources" => return Err(A::Error::custom(DONE)),
                     _ => {
                         map.next_value::<IgnoredAny>()?;
                     }
@@ -428,7 +484,7 @@ pub fn read_header(path: &Path) -> Result<Header, SnapshotError> {
         source: serde_json::Error::custom(format!("missing field `{field}` before `prices`")),
     };
     let format = p.format.ok_or_else(|| missing("format"))?;
-    if format != FORMAT_VERSION {
+    if !readable(format) {
         return Err(SnapshotError::Version {
             path: path.to_owned(),
             found: format,
@@ -439,7 +495,7 @@ pub fn read_header(path: &Path) -> Result<Header, SnapshotError> {
         created: p.created.ok_or_else(|| missing("created"))?,
         config_version: p.config_version.unwrap_or(0),
         round: p.round.ok_or_else(|| missing("round"))?,
-        counts: p.counts.ok_or_else(|| missing("counts"))?,
+        counts: p.counts.ok_or_else(|| missing("counts"))?.into(),
     })
 }
 
@@ -458,21 +514,36 @@ mod tests {
             day,
         };
         let eth = Ohlcv::new(195.24, 195.24, 102.0, 107.97, 7901.27262233).unwrap();
-        prices.upsert(&key("eth"), Outcome::Price(eth), 1);
-        prices.upsert(&key("btc"), Outcome::Missing, 1);
-        prices.upsert(
-            &key("ltc"),
-            Outcome::Failed {
-                reason: "server error (503)".into(),
-                attempts: 3,
-            },
-            1,
-        );
+        let failed = Outcome::Failed {
+            reason: "server error (503)".into(),
+            attempts: 3,
+        };
+        for (i, (s, outcome)) in [
+            ("eth", Outcome::price(eth)),
+            ("btc", Outcome::NoPrice),
+            ("ltc", failed),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let obs = Observation {
+                outcome,
+                is_final: true,
+                asked_at: "2020-03-14T03:00:00Z".parse().unwrap(),
+                source: std::sync::Arc::from("http://127.0.0.1:9/"),
+                stamp: Stamp {
+                    round: 1,
+                    dispatch: i as u64 + 1,
+                },
+            };
+            prices.apply(&key(s), &obs);
+        }
         let counts = Counts {
             tasks: 3,
-            prices: 1,
-            missing: 1,
+            finals: 1,
+            none: 1,
             failed: 1,
+            ..Counts::default()
         };
         Snapshot::new(2, 1, counts, prices)
     }
@@ -495,10 +566,16 @@ mod tests {
         let mut out = Vec::new();
         sample().write_to(&mut out).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v["prices"]["kraken"]["2020-03-13"]["eth"]["close"], 107.97);
-        assert!(v["prices"]["kraken"]["2020-03-13"]["btc"].is_null());
-        assert!(v["prices"]["kraken"]["2020-03-13"].get("ltc").is_none());
-        assert_eq!(v["failed"][0]["reason"], "server error (503)");
+        let day = &v["prices"]["kraken"]["2020-03-13"];
+        assert_eq!(day["eth"]["close"], 107.97);
+        assert_eq!(day["eth"]["state"], "final");
+        assert_eq!(day["eth"]["fetched_at"], "2020-03-14T03:00:00Z");
+        assert_eq!(v["sources"][day["eth"]["source"].as_u64().unwrap() as usize], "http://127.0.0.1:9/");
+        assert_eq!(day["btc"]["state"], "none");
+        assert!(day["btc"].get("close").is_none());
+        assert_eq!(day["ltc"]["state"], "failed");
+        assert_eq!(day["ltc"]["reason"], "server error (503)");
+        assert_eq!(v["counts"]["final"], 1);
         assert_eq!(v["format"], FORMAT_VERSION);
         assert_eq!(v["config_version"], 2);
     }
@@ -579,6 +656,34 @@ mod tests {
         assert_eq!((h.round, h.config_version, h.counts), (1, 2, snap.counts));
         fs::write(&path, "{\"format\": 1, \"round\": 1").unwrap();
         assert!(read_header(&path).is_err());
+    }
+
+    #[test]
+    fn a_version_1_file_loads_with_closed_days_final_and_open_days_provisional() {
+        let v1 = br#"{"format": 1, "created": "2020-03-14T12:00:00Z", "config_version": 0, "round": 4,
+            "counts": {"tasks": 4, "prices": 2, "missing": 1, "failed": 1},
+            "prices": {"kraken": {
+                "2020-03-13": {"btc": {"open": 1, "high": 2, "low": 1, "close": 2, "volume": 5}, "eth": null},
+                "2020-03-14": {"btc": {"open": 1, "high": 2, "low": 1, "close": 1.5, "volume": 2}}}},
+            "failed": [{"exchange": "kraken", "symbol": "ltc", "day": "2020-03-13", "reason": "timed out", "attempts": 3}]}"#;
+        let snap = Snapshot::from_slice(v1).unwrap();
+        let state = |s: &str, d: u32| {
+            let day = NaiveDate::from_ymd_opt(2020, 3, d).unwrap();
+            let cell = snap.prices.get(
+                &Exchange::new("kraken").unwrap(),
+                &Symbol::new(s).unwrap(),
+                day,
+            );
+            cell.map(|c| c.state)
+        };
+        use crate::model::CellState;
+        assert_eq!(state("btc", 13), Some(CellState::Final));
+        assert_eq!(state("eth", 13), Some(CellState::NoPrice));
+        assert_eq!(state("btc", 14), Some(CellState::Provisional));
+        assert_eq!(state("ltc", 13), Some(CellState::Failed));
+        assert_eq!(snap.counts.finals, 2);
+        assert_eq!(snap.counts.none, 1);
+        assert_eq!(snap.failed()[0].reason, "timed out");
     }
 
     #[test]

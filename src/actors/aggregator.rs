@@ -1,12 +1,18 @@
 //! The `Aggregator`: the one owner of the exchange -> date -> symbol map.
 //!
-//! Fetchers send it `PriceResult`s; the Producer tells it when a round starts
-//! and ends and asks it which keys are still unsettled. Its upsert is
-//! idempotent: a duplicate delivery changes nothing, and a failure never
-//! replaces an answer the source already gave. In the daemon it also logs
-//! snapshots (at each round's end, every `snapshot.every` while a round
-//! runs, and on request); it hands a frozen copy of the store to a blocking
-//! writer, so a write never holds its mailbox. It performs no network I/O.
+//! The Supervisor sends it one `PriceResult` per task outcome; the Producer
+//! tells it when a round starts and ends and asks it which keys are still
+//! unsettled. What may replace what in a cell is the store's rule
+//! (`Store::apply`): an older round's or a superseded dispatch's answer never
+//! overwrites a newer one, and a failure never replaces an answer. It counts
+//! each round by cell state (tasks = final + provisional + none + failed +
+//! rejected) and, at the round's end, says per exchange what failed and why,
+//! names an exchange or symbol the source does not know as a configuration
+//! problem, and warns when an exchange that has prices answers "none" for
+//! most closed days. In the daemon it also logs snapshots (at each round's
+//! end, every `snapshot.every` while a round runs, and on request); it hands
+//! a frozen copy of the store to a blocking writer, so a write never holds
+//! its mailbox. It performs no network I/O.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,45 +20,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use chrono::NaiveDate;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::supervisor::reason_kind;
 use crate::metrics::Metrics;
-use crate::model::{Exchange, Outcome, OutcomeKind, TaskKey};
+pub use crate::model::{Counts, RoundSummary};
+use crate::model::{CellState, Exchange, Outcome, TaskKey};
 use crate::snapshot::{self, Snapshot, SnapshotError};
-use crate::store::{Counted, Store};
+use crate::store::{Applied, Observation, Stamp, Store};
+use crate::wire::{UNKNOWN_EXCHANGE, UNKNOWN_SYMBOL};
 
-/// Tasks of a round and what became of them so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Counts {
-    pub tasks: u64,
-    pub prices: u64,
-    pub missing: u64,
-    pub failed: u64,
-}
-
-impl Counts {
-    /// Tasks with a final outcome.
-    pub fn done(&self) -> u64 {
-        self.prices + self.missing + self.failed
-    }
-
-    fn add(&mut self, kind: OutcomeKind, by: i64) {
-        let slot = match kind {
-            OutcomeKind::Price => &mut self.prices,
-            OutcomeKind::Missing => &mut self.missing,
-            OutcomeKind::Failed => &mut self.failed,
-        };
-        *slot = slot.saturating_add_signed(by);
-    }
-}
-
-/// What a finished round did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct RoundSummary {
-    pub round: u64,
-    pub counts: Counts,
-    pub elapsed: Duration,
+/// Per exchange, what a round's answers about closed days were.
+#[derive(Debug, Default, Clone, Copy)]
+struct ClosedDays {
+    answered: u64,
+    none: u64,
 }
 
 #[derive(Debug)]
@@ -62,6 +45,7 @@ struct Tally {
     started: Instant,
     /// Failures of this round: exchange -> kind of reason -> (count, an example).
     failures: BTreeMap<Exchange, BTreeMap<String, (u64, String)>>,
+    closed: BTreeMap<Exchange, ClosedDays>,
 }
 
 impl Tally {
@@ -74,12 +58,32 @@ impl Tally {
             },
             started: Instant::now(),
             failures: BTreeMap::new(),
+            closed: BTreeMap::new(),
         }
     }
 
-    /// One line per exchange that had failures: how many, and why.
+    fn note_failure(&mut self, key: &TaskKey, reason: &str) {
+        let slot = self
+            .failures
+            .entry(key.exchange.clone())
+            .or_default()
+            .entry(reason_kind(reason).to_owned())
+            .or_insert_with(|| (0, format!("{key}: {reason}")));
+        slot.0 += 1;
+    }
+
+    /// One line per exchange that had failures: how many, and why; and one
+    /// error line per exchange whose names the source does not know.
     fn log_failures(&self) {
         for (exchange, reasons) in &self.failures {
+            for unknown in [UNKNOWN_EXCHANGE, UNKNOWN_SYMBOL] {
+                if let Some((n, example)) = reasons.get(unknown) {
+                    log::error!(
+                        "round {}: configuration problem: the source answers \"{unknown}\" for {n} task(s) of {exchange} (e.g. {example}); check universe.exchanges and universe.symbols",
+                        self.round
+                    );
+                }
+            }
             let total: u64 = reasons.values().map(|(n, _)| n).sum();
             let mut by_count: Vec<_> = reasons.values().collect();
             by_count.sort_by_key(|r| std::cmp::Reverse(r.0));
@@ -96,12 +100,21 @@ impl Tally {
             );
         }
     }
-}
 
-/// The kind of a failure reason, for grouping: the text before the first
-/// ": " (details such as positions vary from one answer to the next).
-fn reason_kind(reason: &str) -> &str {
-    reason.split(": ").next().unwrap_or(reason)
+    /// Warns about exchanges that had prices and now answer "none" for more
+    /// than half of the closed days asked about.
+    fn log_suspicious_none(&self, store: &Store) {
+        for (exchange, c) in &self.closed {
+            if c.none * 2 > c.answered && store.has_prices(exchange) {
+                log::warn!(
+                    "round {}: {exchange} answered \"no price\" for {} of {} closed days although it has prices for others; is the source serving what it should?",
+                    self.round,
+                    c.none,
+                    c.answered
+                );
+            }
+        }
+    }
 }
 
 /// Where and how often the daemon logs snapshots.
@@ -220,26 +233,56 @@ impl Aggregator {
         }
     }
 
-    fn upsert(&mut self, round: u64, key: &TaskKey, outcome: Outcome) {
-        let stamp = u32::try_from(round).unwrap_or(u32::MAX >> 2);
-        let counted = self.store.upsert(key, outcome, stamp);
-        match counted {
-            Counted::New(kind) => {
-                self.metrics.count_task(kind);
-                if kind == OutcomeKind::Price {
-                    self.metrics.prices_stored.inc();
-                }
-            }
-            Counted::Again { .. } => {}
+    fn record(&mut self, msg: PriceResult) {
+        let key = msg.key;
+        let round = msg.round;
+        if let Outcome::Failed { reason, attempts } = &msg.outcome {
+            log::debug!("{key}: failed after {attempts} attempt(s): {reason}");
         }
-        if let Some(t) = self.round.as_mut().filter(|t| t.round == round) {
-            match counted {
-                Counted::New(kind) => t.counts.add(kind, 1),
-                Counted::Again { before, now } => {
-                    t.counts.add(before, -1);
-                    t.counts.add(now, 1);
-                }
+        let failure = match &msg.outcome {
+            Outcome::Failed { reason, .. } => Some(reason.clone()),
+            _ => None,
+        };
+        let closed_answer = msg.is_final && msg.outcome.is_answer();
+        let none = matches!(msg.outcome, Outcome::NoPrice);
+        let obs = Observation {
+            outcome: msg.outcome,
+            is_final: msg.is_final,
+            asked_at: msg.asked_at,
+            source: msg.source,
+            stamp: Stamp {
+                round,
+                dispatch: msg.dispatch,
+            },
+        };
+        let applied = self.store.apply(&key, &obs);
+        match applied {
+            Applied::Stale => {
+                self.metrics.stale_results.inc();
+                log::debug!("{key}: a result of round {round} older than the cell's, dropped");
+                return;
             }
+            Applied::New(state) => self.metrics.count_task(state),
+            Applied::Again { .. } => {}
+        }
+        let Some(t) = self.round.as_mut().filter(|t| t.round == round) else {
+            return;
+        };
+        match applied {
+            Applied::New(state) => t.counts.add(state, 1),
+            Applied::Again { before, now } => {
+                t.counts.add(before, -1);
+                t.counts.add(now, 1);
+            }
+            Applied::Stale => {}
+        }
+        if let Some(reason) = failure {
+            t.note_failure(&key, &reason);
+        }
+        if closed_answer {
+            let c = t.closed.entry(key.exchange.clone()).or_default();
+            c.answered += 1;
+            c.none += u64::from(none);
         }
     }
 
@@ -250,8 +293,7 @@ impl Aggregator {
             running: self.round.as_ref().map(|t| (t.round, t.counts)),
             last: self.last,
             prices: self.store.price_count(),
-            missing: self.store.missing_count(),
-            failed: self.store.failed_count(),
+            cells: CellState::ALL.map(|s| (s, self.store.count(s))).into(),
         }
     }
 
@@ -274,14 +316,16 @@ impl Aggregator {
                 100.0 * c.done() as f64 / c.tasks as f64
             };
             log::info!(
-                "round {}: {}/{} done ({pct:.0}%), {:.0}/s, prices {} missing {} failed {}",
+                "round {}: {}/{} done ({pct:.0}%), {:.0}/s, final {} provisional {} none {} failed {} rejected {}",
                 t.round,
                 c.done(),
                 c.tasks,
                 c.done() as f64 / secs,
-                c.prices,
-                c.missing,
-                c.failed
+                c.finals,
+                c.provisional,
+                c.none,
+                c.failed,
+                c.rejected
             );
         }
     }
@@ -295,33 +339,29 @@ impl Actor for Aggregator {
     }
 }
 
-/// The final outcome of one task, from a fetcher (or from the supervisor
-/// when no fetcher survived to say it).
+/// The outcome of one task, as the Supervisor decided it.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct PriceResult {
     pub round: u64,
+    /// The Supervisor's number for the dispatch that produced it; with the
+    /// round, it orders results (a newer one wins).
+    pub dispatch: u64,
     pub key: TaskKey,
     pub outcome: Outcome,
+    /// Asked after the day closed plus `source.settle_after`.
+    pub is_final: bool,
+    /// When the source was asked.
+    pub asked_at: DateTime<Utc>,
+    /// Which source answered.
+    pub source: Arc<str>,
 }
 
 impl Handler<PriceResult> for Aggregator {
     type Result = ();
 
     fn handle(&mut self, msg: PriceResult, _: &mut Self::Context) {
-        if let Outcome::Failed { reason, attempts } = &msg.outcome {
-            log::debug!("{}: failed after {attempts} attempt(s): {reason}", msg.key);
-            if let Some(t) = self.round.as_mut().filter(|t| t.round == msg.round) {
-                let slot = t
-                    .failures
-                    .entry(msg.key.exchange.clone())
-                    .or_default()
-                    .entry(reason_kind(reason).to_owned())
-                    .or_insert_with(|| (0, format!("{}: {reason}", msg.key)));
-                slot.0 += 1;
-            }
-        }
-        self.upsert(msg.round, &msg.key, msg.outcome);
+        self.record(msg);
     }
 }
 
@@ -357,6 +397,7 @@ impl Handler<RoundFinished> for Aggregator {
     fn handle(&mut self, msg: RoundFinished, ctx: &mut Self::Context) -> Option<RoundSummary> {
         let t = self.round.take_if(|t| t.round == msg.round)?;
         t.log_failures();
+        t.log_suspicious_none(&self.store);
         let summary = RoundSummary {
             round: t.round,
             counts: t.counts,
@@ -364,12 +405,14 @@ impl Handler<RoundFinished> for Aggregator {
         };
         let c = summary.counts;
         log::info!(
-            "round {} finished: {} tasks, {} prices, {} missing, {} failed in {:.2}s",
+            "round {} finished: {} tasks, {} final, {} provisional, {} none, {} failed, {} rejected in {:.2}s",
             summary.round,
             c.tasks,
-            c.prices,
-            c.missing,
+            c.finals,
+            c.provisional,
+            c.none,
             c.failed,
+            c.rejected,
             summary.elapsed.as_secs_f64()
         );
         self.last = Some(summary);
@@ -386,24 +429,24 @@ impl Handler<RoundFinished> for Aggregator {
     }
 }
 
-/// Of these keys, the ones still to fetch: a key whose day is closed
-/// (before `today`) and whose outcome is an answer is settled.
+/// Of these keys, the ones still to fetch: all but the settled cells (final
+/// prices, final "none", rejections) that `source` gave.
 #[derive(Message, Debug)]
 #[rtype(result = "Vec<TaskKey>")]
 pub struct Unsettled {
     pub keys: Vec<TaskKey>,
-    pub today: NaiveDate,
+    pub source: Arc<str>,
 }
 
 impl Handler<Unsettled> for Aggregator {
     type Result = MessageResult<Unsettled>;
 
     fn handle(&mut self, msg: Unsettled, _: &mut Self::Context) -> Self::Result {
-        let today = msg.today;
+        let source = msg.source;
         MessageResult(
             msg.keys
                 .into_iter()
-                .filter(|k| !self.store.is_settled(k, today))
+                .filter(|k| !self.store.is_settled(k, &source))
                 .collect(),
         )
     }
@@ -480,9 +523,10 @@ pub struct AggregatorStatus {
     /// The running round and its counts so far.
     pub running: Option<(u64, Counts)>,
     pub last: Option<RoundSummary>,
+    /// Cells holding a final or provisional price.
     pub prices: usize,
-    pub missing: usize,
-    pub failed: usize,
+    /// Cells by state.
+    pub cells: BTreeMap<CellState, usize>,
 }
 
 #[derive(Message, Debug)]

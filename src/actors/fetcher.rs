@@ -1,32 +1,43 @@
-//! The `Fetcher`: a `SyncArbiter` worker that turns one task into one HTTP
-//! request and, when the outcome is final, one `PriceResult` to the
-//! Aggregator.
+//! The `Fetcher`: a `SyncArbiter` worker that turns one dispatch into one
+//! HTTP request and replies with what that request produced, and when the
+//! source was asked. Nothing more: it does not know how many attempts a task
+//! may have, does not talk to the Aggregator, and never retries or waits on
+//! its own. The Supervisor alone decides what the reply means.
 //!
 //! Each worker thread owns an actix runtime and an awc client (awc is not
-//! `Send`), built by `FetcherFactory` on that thread. A fetcher never retries
-//! or waits on its own: it tells the Supervisor, in its reply, whether the
-//! task needs another attempt. A panic in a fetch is caught, reported, and
-//! the actor rebuilt on the same thread.
+//! `Send`), built by `FetcherFactory` on that thread. A panic in a fetch is
+//! caught, reported in the reply, and the actor rebuilt on the same thread;
+//! a panic that escapes kills the thread, which is reported through a
+//! `Recipient<FetcherLost>`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use actix::prelude::*;
+use chrono::{DateTime, Utc};
 use url::Url;
 
-use super::aggregator::{Aggregator, PriceResult};
-use super::supervisor::{FetcherLost, Supervisor};
+use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::model::{Outcome, Task};
-use crate::source::{Answer, ClientLimits, FetchFailure, PriceClient};
+use crate::model::TaskKey;
+use crate::source::{ClientLimits, FetchResult, PriceClient};
+
+/// A worker thread of pool `generation` died.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct FetcherLost {
+    pub generation: u64,
+}
 
 /// Everything a worker thread needs to build its fetcher.
 #[derive(Clone)]
 pub struct FetcherFactory {
     pub base: Url,
     pub limits: ClientLimits,
-    pub aggregator: Addr<Aggregator>,
-    pub supervisor: Addr<Supervisor>,
+    pub clock: Clock,
+    /// Told when a worker thread dies.
+    pub lost: Recipient<FetcherLost>,
     /// The pool this factory builds for; thread losses are reported with it.
     pub generation: u64,
     pub metrics: Arc<Metrics>,
@@ -40,8 +51,8 @@ impl FetcherFactory {
         Fetcher {
             runtime,
             client: PriceClient::new(&self.base, &self.limits),
-            aggregator: self.aggregator.clone(),
-            supervisor: self.supervisor.clone(),
+            clock: self.clock.clone(),
+            lost: self.lost.clone(),
             generation: self.generation,
             metrics: self.metrics.clone(),
         }
@@ -51,8 +62,8 @@ impl FetcherFactory {
 pub struct Fetcher {
     runtime: actix_rt::Runtime,
     client: PriceClient,
-    aggregator: Addr<Aggregator>,
-    supervisor: Addr<Supervisor>,
+    clock: Clock,
+    lost: Recipient<FetcherLost>,
     generation: u64,
     metrics: Arc<Metrics>,
 }
@@ -66,29 +77,45 @@ impl Drop for Fetcher {
         // A panic that escaped the handler is taking this thread down: the
         // pool is one worker short from now on.
         if std::thread::panicking() {
-            self.supervisor.do_send(FetcherLost {
+            self.lost.do_send(FetcherLost {
                 generation: self.generation,
             });
         }
     }
 }
 
-/// Fetch one task (attempt `task.attempt + 1` of `max_attempts`).
+/// When a fetcher started on a dispatch; set once by the fetcher, read by
+/// the Supervisor's deadline sweep (a deadline counts from here, not from
+/// when the dispatch was queued for a worker).
+#[derive(Debug, Clone, Default)]
+pub struct Started(Arc<OnceLock<Instant>>);
+
+impl Started {
+    pub fn mark(&self) {
+        let _ = self.0.set(Instant::now());
+    }
+
+    pub fn at(&self) -> Option<Instant> {
+        self.0.get().copied()
+    }
+}
+
+/// Fetch one key.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "FetchReply")]
 pub struct Fetch {
-    pub round: u64,
-    pub task: Task,
-    pub max_attempts: u32,
+    pub key: TaskKey,
+    pub started: Started,
 }
 
-/// How a fetch ended, as far as the Supervisor is concerned.
+/// What one fetch produced.
 #[derive(MessageResponse, Debug, Clone, PartialEq)]
 pub enum FetchReply {
-    /// The final outcome went to the Aggregator.
-    Delivered,
-    /// A transient failure; another attempt is due.
-    Retry(FetchFailure),
+    /// The request ran; this is what it produced, and when it was sent.
+    Answered {
+        result: FetchResult,
+        asked_at: DateTime<Utc>,
+    },
     /// The fetch panicked; the actor has been rebuilt.
     Panicked(String),
 }
@@ -97,42 +124,29 @@ impl Handler<Fetch> for Fetcher {
     type Result = FetchReply;
 
     fn handle(&mut self, msg: Fetch, ctx: &mut SyncContext<Self>) -> FetchReply {
-        let key = &msg.task.key;
+        msg.started.mark();
+        let key = &msg.key;
         #[cfg(feature = "fault-hooks")]
         crate::fault_hooks::before_guard(key);
+        let asked_at = self.clock.now();
         let result = catch_unwind(AssertUnwindSafe(|| {
             #[cfg(feature = "fault-hooks")]
             crate::fault_hooks::before_fetch(key);
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             let result = self.runtime.block_on(self.client.price(key));
             self.metrics
                 .fetch_seconds
                 .observe(started.elapsed().as_secs_f64());
             result
         }));
-        let attempts = msg.task.attempt + 1;
-        let outcome = match result {
+        match result {
+            Ok(result) => FetchReply::Answered { result, asked_at },
             Err(payload) => {
                 // Rebuild the actor (fresh runtime and client) on this thread.
                 ctx.stop();
-                return FetchReply::Panicked(panic_message(payload.as_ref()));
+                FetchReply::Panicked(panic_message(payload.as_ref()))
             }
-            Ok(Ok(Answer::Price(p))) => Outcome::Price(p),
-            Ok(Ok(Answer::Missing)) => Outcome::Missing,
-            Ok(Err(failure)) if failure.retryable && attempts < msg.max_attempts => {
-                return FetchReply::Retry(failure);
-            }
-            Ok(Err(failure)) => Outcome::Failed {
-                reason: failure.reason,
-                attempts,
-            },
-        };
-        self.aggregator.do_send(PriceResult {
-            round: msg.round,
-            key: msg.task.key,
-            outcome,
-        });
-        FetchReply::Delivered
+        }
     }
 }
 

@@ -2,9 +2,10 @@
 //!
 //! ```text
 //!   Producer --Submit(tasks)--> Supervisor --Fetch--> [Fetcher x workers]
-//!      |  ^                        (window, ledger,          |
-//!      |  '---- room / idle ------  retries, pool)           | PriceResult
-//!      '--RoundStarted/Finished, Unsettled-->  Aggregator <--'
+//!      |  ^                     (window, ledger, <-FetchReply-'
+//!      |  '---- room / idle ---  retries, pool)
+//!      |                               | PriceResult (one per task)
+//!      '--RoundStarted/Finished, Unsettled-->  Aggregator
 //! ```
 //!
 //! The Producer decides what to fetch, the Supervisor gets each task
@@ -22,6 +23,7 @@ use actix::prelude::*;
 use tokio::sync::watch;
 use url::Url;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::source::{ClientLimits, PriceClient};
@@ -47,22 +49,37 @@ pub struct Pipeline {
     pub metrics: Arc<Metrics>,
 }
 
+/// How a pipeline starts, beyond its config and source URL.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineOptions {
+    /// The source's identity, recorded with every cell (default: its URL).
+    pub source_id: Option<Arc<str>>,
+    /// Where "now" comes from (default: the system clock).
+    pub clock: Clock,
+    /// The map to start from (a snapshot's), and the last round it holds.
+    pub store: Store,
+    pub last_round: u64,
+}
+
 impl Pipeline {
     /// Starts the actors on the current actix system, fetching from `base`,
-    /// with an empty map.
+    /// with an empty map and the system clock.
     pub fn start(config: Arc<Config>, base: Url) -> Pipeline {
-        Self::resume(config, base, Store::new(), 0)
+        Self::start_with(config, base, PipelineOptions::default())
     }
 
-    /// Starts the actors with the map of a snapshot; rounds are numbered on
-    /// from `last_round`.
-    pub fn resume(config: Arc<Config>, base: Url, store: Store, last_round: u64) -> Pipeline {
+    /// Starts the actors with the given options.
+    pub fn start_with(config: Arc<Config>, base: Url, opts: PipelineOptions) -> Pipeline {
         let metrics = Metrics::new();
+        let source_id = opts
+            .source_id
+            .unwrap_or_else(|| Arc::from(base.as_str()));
         let aggregator = Aggregator::new(config.log.progress_every, metrics.clone())
-            .with_store(store)
+            .with_store(opts.store)
             .start();
         let supervisor = Supervisor::new(
-            PoolSettings::new(base.clone(), &config.source, &config.fetch),
+            PoolSettings::new(base.clone(), source_id.clone(), &config.source, &config.fetch),
+            opts.clock.clone(),
             aggregator.clone(),
             metrics.clone(),
         )
@@ -72,11 +89,13 @@ impl Pipeline {
         let producer = Producer::new(
             config,
             discovery,
+            source_id,
+            opts.clock,
             supervisor.clone(),
             aggregator.clone(),
             finished,
         )
-        .numbered_from(last_round)
+        .numbered_from(opts.last_round)
         .start();
         Pipeline {
             producer,

@@ -13,12 +13,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use tokio::sync::watch;
 use url::Url;
 
 use super::aggregator::{Aggregator, RoundFinished, RoundStarted, RoundSummary, Unsettled};
 use super::supervisor::{Submit, Supervisor, WaitIdle};
+use crate::clock::Clock;
 use crate::config::{Config, DayRange, Selection};
 use crate::model::{Exchange, Symbol, Task, TaskKey};
 use crate::source::{ClientLimits, PriceClient, SourceError};
@@ -36,6 +37,8 @@ pub enum RoundError {
     Stopping,
     #[error("the aggregator has no record of round {0}")]
     Untracked(u64),
+    #[error("the universe is too large: {0}")]
+    TooLarge(String),
 }
 
 /// The exchanges, symbols and days one round covers.
@@ -100,6 +103,10 @@ pub struct Producer {
     /// Version of `config`, counted by whoever applies configs (0 at start).
     version: u64,
     client: Rc<PriceClient>,
+    /// The identity of the source `client` asks; cells from another source
+    /// are due again.
+    source_id: Arc<str>,
+    clock: Clock,
     supervisor: Addr<Supervisor>,
     aggregator: Addr<Aggregator>,
     round: u64,
@@ -116,6 +123,8 @@ impl Producer {
     pub fn new(
         config: Arc<Config>,
         client: PriceClient,
+        source_id: Arc<str>,
+        clock: Clock,
         supervisor: Addr<Supervisor>,
         aggregator: Addr<Aggregator>,
         finished: watch::Sender<Option<RoundSummary>>,
@@ -124,6 +133,8 @@ impl Producer {
             config,
             version: 0,
             client: Rc::new(client),
+            source_id,
+            clock,
             supervisor,
             aggregator,
             round: 0,
@@ -160,13 +171,22 @@ impl Producer {
         let supervisor = self.supervisor.clone();
         let aggregator = self.aggregator.clone();
         let stopping = self.stopping.clone();
+        let source = self.source_id.clone();
+        let today = self.clock.today();
         let work = async move {
-            let today = Utc::now().date_naive();
             let universe = Universe::resolve(&config, &client, today).await?;
+            if let Some(problem) = crate::config::universe_size_problem(
+                universe.exchanges.len(),
+                universe.symbols.len(),
+                universe.days.len(),
+                config.universe.max_tasks,
+            ) {
+                return Err(RoundError::TooLarge(problem));
+            }
             let todo = aggregator
                 .send(Unsettled {
                     keys: universe.keys(),
-                    today,
+                    source,
                 })
                 .await?;
             log::debug!(
@@ -278,6 +298,8 @@ pub struct ApplyConfig {
     pub version: u64,
     /// The price source's URL (it changes only with `source`).
     pub base: Url,
+    /// The price source's identity.
+    pub source_id: Arc<str>,
 }
 
 impl Handler<ApplyConfig> for Producer {
@@ -293,6 +315,7 @@ impl Handler<ApplyConfig> for Producer {
         }
         self.config = msg.config;
         self.version = msg.version;
+        self.source_id = msg.source_id;
         if interval_changed {
             self.schedule_next(ctx);
         }

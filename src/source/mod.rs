@@ -2,16 +2,20 @@
 //! `/symbols`) and one price request, with awc.
 //!
 //! Owns URL building (only from checked names) and the request limits
-//! (timeout, body cap). It holds no state between requests beyond awc's
-//! connection pool, and it never decides about retries: it only says whether
-//! a failure is worth retrying (see `response`).
+//! (`source.timeout` bounds a whole request, body included; a body cap; a
+//! body shorter than its framing says is an error, not a short answer). It
+//! holds no state between requests beyond awc's connection pool, and it
+//! never decides about retries: it only says whether a failure is worth
+//! retrying (see `response`).
 
 pub mod response;
 
 use std::time::Duration;
 
+use actix_web::web::{Bytes, BytesMut};
 use url::Url;
 
+use crate::config::OhlcOrder;
 use crate::model::{Exchange, NameError, Symbol, TaskKey};
 pub use response::{Answer, FetchFailure, FetchResult};
 
@@ -46,6 +50,85 @@ fn describe(e: &awc::error::SendRequestError) -> String {
     }
 }
 
+/// How an answer's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length(u64),
+    Chunked,
+    /// HTTP/1.0 with no length: the body ends when the connection closes.
+    UntilClose,
+    /// HTTP/1.1 with neither: no body.
+    Empty,
+    /// A Content-Length header that is not a number.
+    BadLength,
+}
+
+fn framing(version: awc::http::Version, transfer: Option<&str>, length: Option<&str>) -> Framing {
+    if version >= awc::http::Version::HTTP_11
+        && transfer.is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"))
+    {
+        return Framing::Chunked;
+    }
+    match length.map(|l| l.trim().parse::<u64>()) {
+        Some(Ok(n)) => Framing::Length(n),
+        Some(Err(_)) => Framing::BadLength,
+        None if version < awc::http::Version::HTTP_11 => Framing::UntilClose,
+        None => Framing::Empty,
+    }
+}
+
+/// Reads a body whole, checking it against its framing: a body shorter than
+/// its Content-Length, or a chunked body that ended before its first chunk
+/// (awc reports both as a normal end), is an error, not a short answer.
+async fn read_body(
+    resp: &mut awc::ClientResponse<
+        impl futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
+    >,
+    framing: Framing,
+    limit: usize,
+    stop_at_length: bool,
+) -> Result<Bytes, String> {
+    use futures_util::StreamExt;
+    if framing == Framing::BadLength {
+        return Err("the Content-Length header is not a number".into());
+    }
+    if let Framing::Length(n) = framing {
+        if n > limit as u64 {
+            return Err(format!("the body ({n} bytes) is larger than {limit} bytes"));
+        }
+    }
+    let mut body = BytesMut::new();
+    loop {
+        if let Framing::Length(n) = framing {
+            if stop_at_length && body.len() as u64 == n {
+                break;
+            }
+        }
+        match resp.next().await {
+            Some(Ok(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(format!("the body is larger than {limit} bytes"));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Some(Err(e)) => return Err(e.to_string()),
+            None => break,
+        }
+    }
+    match framing {
+        Framing::Length(n) if (body.len() as u64) < n => Err(format!(
+            "body cut off: {} of the {n} bytes its Content-Length declares",
+            body.len()
+        )),
+        // awc cannot tell a chunked body's terminator from a closed
+        // connection; an empty one is the one case no parser catches.
+        Framing::Chunked if body.is_empty() => Err(
+            "a chunked body that ended before any chunk (cut off, or empty: cannot tell)".into(),
+        ),
+        _ => Ok(body.freeze()),
+    }
+}
+
 /// How a `PriceClient` bounds its requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientLimits {
@@ -55,8 +138,8 @@ pub struct ClientLimits {
     pub max_body: usize,
     /// Cap of awc's connection pool for this client.
     pub connections: usize,
-    /// Reject prices whose open or close lie outside low..=high.
-    pub check_order: bool,
+    /// What to do with prices whose open or close lie outside low..=high.
+    pub ohlc_order: OhlcOrder,
 }
 
 impl ClientLimits {
@@ -65,7 +148,7 @@ impl ClientLimits {
             timeout: source.timeout,
             max_body: source.max_body_bytes,
             connections,
-            check_order: source.check_ohlc_order,
+            ohlc_order: source.ohlc_order,
         }
     }
 }
@@ -74,8 +157,9 @@ impl ClientLimits {
 pub struct PriceClient {
     client: awc::Client,
     base: Url,
+    timeout: Duration,
     max_body: usize,
-    check_order: bool,
+    ohlc_order: OhlcOrder,
 }
 
 impl PriceClient {
@@ -84,7 +168,7 @@ impl PriceClient {
             timeout,
             max_body,
             connections,
-            check_order,
+            ohlc_order,
         } = *limits;
         let mut base = base.clone();
         if !base.path().ends_with('/') {
@@ -102,8 +186,9 @@ impl PriceClient {
         Self {
             client,
             base,
+            timeout,
             max_body,
-            check_order,
+            ohlc_order,
         }
     }
 
@@ -129,43 +214,106 @@ impl PriceClient {
         self.names("symbols", Symbol::new).await
     }
 
-    async fn names<T>(
+    /// A list of names. Invalid names are skipped and duplicates dropped,
+    /// each with a warning: one bad entry in a source's listing must not
+    /// stop a round.
+    async fn names<T: PartialEq + std::fmt::Display>(
         &self,
         path: &str,
         make: impl Fn(&str) -> Result<T, NameError>,
     ) -> Result<Vec<T>, SourceError> {
         let url = self.url(path);
-        let mut resp =
-            self.client
-                .get(&url)
-                .send()
-                .await
-                .map_err(|e| SourceError::Unreachable {
-                    url: url.clone(),
-                    reason: e.to_string(),
-                })?;
-        if resp.status().as_u16() != 200 {
-            return Err(SourceError::Status {
-                url,
-                status: resp.status().as_u16(),
-            });
-        }
-        let body = resp
-            .body()
-            .limit(self.max_body.max(1 << 20))
+        let (status, _, body) = self
+            .get(&url, self.max_body.max(1 << 20))
             .await
-            .map_err(|e| SourceError::Body {
+            .map_err(|reason| SourceError::Unreachable {
                 url: url.clone(),
-                reason: e.to_string(),
+                reason,
             })?;
+        if status != 200 {
+            return Err(SourceError::Status { url, status });
+        }
+        let body = body.map_err(|reason| SourceError::Body {
+            url: url.clone(),
+            reason,
+        })?;
         let raw: Vec<String> = serde_json::from_slice(&body).map_err(|e| SourceError::Body {
             url: url.clone(),
             reason: e.to_string(),
         })?;
-        raw.iter()
-            .map(|n| make(n))
-            .collect::<Result<_, _>>()
-            .map_err(|source| SourceError::BadName { url, source })
+        let mut out: Vec<T> = Vec::with_capacity(raw.len());
+        for name in &raw {
+            match make(name) {
+                Ok(n) if out.contains(&n) => {
+                    log::warn!("{url} lists \"{n}\" twice; fetching it once");
+                }
+                Ok(n) => out.push(n),
+                Err(e) => log::warn!("{url} lists an invalid name, skipped: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// One GET: the status, `Retry-After`, and the body read whole (or why
+    /// it could not be: cut off, too large, unreadable). The outer error is
+    /// a request that got no answer at all. Bounded by `source.timeout` as
+    /// a whole, body included.
+    async fn get(
+        &self,
+        url: &str,
+        limit: usize,
+    ) -> Result<(u16, Option<String>, Result<Bytes, String>), String> {
+        match actix_rt::time::timeout(self.timeout, self.get_unbounded(url, limit)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "timed out after {} (source.timeout)",
+                humantime::format_duration(self.timeout)
+            )),
+        }
+    }
+
+    async fn get_unbounded(
+        &self,
+        url: &str,
+        limit: usize,
+    ) -> Result<(u16, Option<String>, Result<Bytes, String>), String> {
+        use awc::error::{ConnectError, SendRequestError};
+        use awc::http::{header, Version};
+        // A pooled connection the server closed in the meantime fails before
+        // any answer byte arrives; a GET is safe to send once more.
+        let mut resp = match self.client.get(url).send().await {
+            Err(SendRequestError::Connect(ConnectError::Disconnected)) => {
+                self.client.get(url).send().await
+            }
+            other => other,
+        }
+        .map_err(|e| describe(&e))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers();
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &header::HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let retry_after = text(header::RETRY_AFTER);
+        let framing = framing(
+            resp.version(),
+            text(header::TRANSFER_ENCODING).as_deref(),
+            text(header::CONTENT_LENGTH).as_deref(),
+        );
+        // awc pools an HTTP/1.0 connection that has a Content-Length unless
+        // it says `Connection: close`, and the next request on it then fails.
+        // Stopping at the declared length (never polling the stream's end)
+        // keeps it out of the pool.
+        let keep_alive = headers
+            .get_all(header::CONNECTION)
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("keep-alive"));
+        let stop_at_length = resp.version() < Version::HTTP_11 && !keep_alive;
+        let body = read_body(&mut resp, framing, limit, stop_at_length).await;
+        Ok((status, retry_after, body))
     }
 
     /// `GET /price/{exchange}/{symbol}/{date}`, checked.
@@ -174,29 +322,16 @@ impl PriceClient {
             "price/{}/{}/{}",
             key.exchange, key.symbol, key.day
         ));
-        let mut resp = self
-            .client
-            .get(&url)
-            .send()
+        let (status, retry_after, body) = self
+            .get(&url, self.max_body)
             .await
-            .map_err(|e| FetchFailure::retryable(describe(&e)))?;
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(awc::http::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = resp
-            .body()
-            .limit(self.max_body)
-            .await
-            .map_err(|e| e.to_string());
+            .map_err(FetchFailure::retryable)?;
         response::classify(
             key,
             status,
             retry_after.as_deref(),
             body.as_deref().map_err(Clone::clone),
-            self.check_order,
+            self.ohlc_order,
         )
     }
 }

@@ -1,29 +1,37 @@
 //! Turns one HTTP answer to `GET /price/{exchange}/{symbol}/{date}` into a
 //! checked `Answer` or a `FetchFailure` that says what was wrong.
 //!
-//! Pure: no I/O, so every malformed answer a server can give is testable
-//! here. A violation is always a failure naming the field, never a panic and
-//! never a silently wrong price.
+//! "No price" is recorded only when the source says so unambiguously: a
+//! `200` with `null` or an empty body, or a `404` with an empty body or the
+//! `{"error": "no price"}` body. Everything else that is not a good price is
+//! a failure with its reason, transient (worth another attempt in this
+//! round) or permanent (tried again next round). Pure: no I/O, so every
+//! answer a server can give is testable here; never a panic and never a
+//! silently wrong price.
 
 use std::time::Duration;
 
-use serde::Deserialize;
-
-use crate::model::{Ohlcv, TaskKey};
+use crate::config::OhlcOrder;
+use crate::model::{Flags, Ohlcv, TaskKey};
+use crate::wire::{ErrorBody, PriceBody, NO_PRICE, UNKNOWN_EXCHANGE, UNKNOWN_SYMBOL};
 
 /// What the source said about one key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
-    Price(Ohlcv),
-    /// `404`, an empty body or `null`: the source has no price there.
-    Missing,
+    /// A price as sent, with the quality flags it earned.
+    Price { price: Ohlcv, flags: Flags },
+    /// The source has no price there.
+    NoPrice,
+    /// A price refused by `source.ohlc_order = "reject"`, kept as sent.
+    Rejected { reason: String, price: Ohlcv },
 }
 
 /// A request that did not produce an answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchFailure {
     pub reason: String,
-    /// Worth trying again (a network error, a 5xx, a broken body).
+    /// Worth trying again in this round (a network error, a 5xx, a cut-off
+    /// or malformed body). A permanent failure waits for the next round.
     pub retryable: bool,
     /// What the server asked for with `Retry-After`, if anything.
     pub retry_after: Option<Duration>,
@@ -49,47 +57,40 @@ impl FetchFailure {
 
 pub type FetchResult = Result<Answer, FetchFailure>;
 
-/// The price object as the API sends it. Numbers may be integers or floats.
-#[derive(Debug, Deserialize)]
-struct PriceBody {
-    exchange: String,
-    symbol: String,
-    open: f64,
-    high: f64,
-    low: f64,
-    close: f64,
-    volume: f64,
-    day: String,
+/// The start of a body, for a failure reason: at most 80 characters.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    match text.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
 }
 
-/// Classifies one answer. `body` is the (size-capped) body, or why it could
-/// not be read.
-/// With `check_order`, a price whose open or close lies outside low..=high
-/// is a failure; without, it is accepted as the source sent it.
+fn is_blank(body: &[u8]) -> bool {
+    body.iter().all(u8::is_ascii_whitespace)
+}
+
+/// Classifies one answer. `body` is the complete (size-capped) body, or why
+/// it could not be read whole. `ohlc_order` says what to do with a price
+/// whose open or close lies outside low..=high.
 pub fn classify(
     key: &TaskKey,
     status: u16,
     retry_after: Option<&str>,
     body: Result<&[u8], String>,
-    check_order: bool,
+    ohlc_order: OhlcOrder,
 ) -> FetchResult {
+    let transient = |reason: String| FetchFailure {
+        reason,
+        retryable: true,
+        retry_after: retry_after.and_then(parse_retry_after),
+    };
     match status {
-        404 => return Ok(Answer::Missing),
-        429 => {
-            return Err(FetchFailure {
-                reason: "rate limited (429)".into(),
-                retryable: true,
-                retry_after: retry_after.and_then(parse_retry_after),
-            })
-        }
-        500..=599 => {
-            return Err(FetchFailure {
-                reason: format!("server error ({status})"),
-                retryable: true,
-                retry_after: retry_after.and_then(parse_retry_after),
-            })
-        }
-        200 => {}
+        408 => return Err(transient("request timed out (408)".into())),
+        429 => return Err(transient("rate limited (429)".into())),
+        500..=599 => return Err(transient(format!("server error ({status})"))),
+        200 | 404 => {}
         _ => {
             return Err(FetchFailure::permanent(format!(
                 "unexpected HTTP status {status}"
@@ -97,14 +98,38 @@ pub fn classify(
         }
     }
     let body = body.map_err(|e| FetchFailure::retryable(format!("cannot read the body: {e}")))?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Answer::Missing);
+    if status == 404 {
+        return not_found(body);
+    }
+    if is_blank(body) {
+        return Ok(Answer::NoPrice);
     }
     let parsed: Option<PriceBody> = serde_json::from_slice(body)
         .map_err(|e| FetchFailure::retryable(format!("malformed price JSON: {e}")))?;
     let Some(p) = parsed else {
-        return Ok(Answer::Missing);
+        return Ok(Answer::NoPrice);
     };
+    check_body(key, p, ohlc_order)
+}
+
+/// A `404`: "no price" only when the body says exactly that (or is empty).
+fn not_found(body: &[u8]) -> FetchResult {
+    if is_blank(body) {
+        return Ok(Answer::NoPrice);
+    }
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) if e.error == NO_PRICE => Ok(Answer::NoPrice),
+        Ok(e) if e.error == UNKNOWN_EXCHANGE || e.error == UNKNOWN_SYMBOL => {
+            Err(FetchFailure::permanent(e.error))
+        }
+        _ => Err(FetchFailure::permanent(format!(
+            "404 with a body that is not the source's \"no price\" answer: {}",
+            excerpt(body)
+        ))),
+    }
+}
+
+fn check_body(key: &TaskKey, p: PriceBody, ohlc_order: OhlcOrder) -> FetchResult {
     if p.exchange != key.exchange.as_str() {
         return Err(FetchFailure::retryable(format!(
             "field 'exchange' is {:?}, expected {:?}",
@@ -129,12 +154,16 @@ pub fn classify(
     }
     let price = Ohlcv::new(p.open, p.high, p.low, p.close, p.volume)
         .map_err(|e| FetchFailure::retryable(format!("invalid price: {e}")))?;
-    if check_order {
-        price
-            .check_order()
-            .map_err(|e| FetchFailure::retryable(format!("invalid price: {e}")))?;
+    match (ohlc_order, price.check_order()) {
+        (OhlcOrder::Reject, Err(e)) => Ok(Answer::Rejected {
+            reason: format!("ohlc order: {e}"),
+            price,
+        }),
+        (order, _) => Ok(Answer::Price {
+            price,
+            flags: Flags::of(&price, order == OhlcOrder::Flag),
+        }),
     }
-    Ok(Answer::Price(price))
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is treated as absent).
@@ -160,46 +189,91 @@ mod tests {
         "low": 102, "close": 107.97, "volume": 7901.27262233, "day": "2020-03-13"}"#;
 
     fn ok(body: &str) -> FetchResult {
-        classify(&key(), 200, None, Ok(body.as_bytes()), true)
+        classify(&key(), 200, None, Ok(body.as_bytes()), OhlcOrder::Flag)
+    }
+
+    fn answer(status: u16, body: Result<&[u8], String>) -> FetchResult {
+        classify(&key(), status, None, body, OhlcOrder::Flag)
     }
 
     #[test]
     fn a_good_price_parses_with_integer_numbers() {
         assert_eq!(
             ok(GOOD),
-            Ok(Answer::Price(Ohlcv {
-                open: 195.24,
-                high: 195.24,
-                low: 102.0,
-                close: 107.97,
-                volume: 7901.27262233
-            }))
+            Ok(Answer::Price {
+                price: Ohlcv {
+                    open: 195.24,
+                    high: 195.24,
+                    low: 102.0,
+                    close: 107.97,
+                    volume: 7901.27262233
+                },
+                flags: Flags::NONE
+            })
         );
     }
 
     #[test]
-    fn no_price_forms_are_missing() {
-        assert_eq!(ok(""), Ok(Answer::Missing));
-        assert_eq!(ok("  \n"), Ok(Answer::Missing));
-        assert_eq!(ok("null"), Ok(Answer::Missing));
+    fn only_the_sources_own_words_mean_no_price() {
+        assert_eq!(ok(""), Ok(Answer::NoPrice));
+        assert_eq!(ok("  \n"), Ok(Answer::NoPrice));
+        assert_eq!(ok("null"), Ok(Answer::NoPrice));
+        assert_eq!(answer(404, Ok(b"")), Ok(Answer::NoPrice));
         assert_eq!(
-            classify(&key(), 404, None, Ok(b"{\"error\":\"x\"}"), true),
-            Ok(Answer::Missing)
+            answer(404, Ok(br#"{"error": "no price", "day": "2020-03-13"}"#)),
+            Ok(Answer::NoPrice)
         );
-        assert_eq!(
-            classify(&key(), 404, None, Err("reset".into()), true),
-            Ok(Answer::Missing)
-        );
+    }
+
+    #[test]
+    fn a_404_that_is_not_a_no_price_answer_is_a_failure() {
+        let html = answer(404, Ok(b"<html><body>Not Found</body></html>")).unwrap_err();
+        assert!(!html.retryable, "{html:?}");
+        assert!(html.reason.contains("<html>"), "{}", html.reason);
+        let other = answer(404, Ok(br#"{"error": "no such route"}"#)).unwrap_err();
+        assert!(other.reason.contains("no such route"), "{}", other.reason);
+        let unknown = answer(404, Ok(br#"{"error": "unknown exchange"}"#)).unwrap_err();
+        assert_eq!(unknown.reason, "unknown exchange");
+        assert!(!unknown.retryable);
+        let cut = answer(404, Err("body cut off: 10 of 50 bytes".into())).unwrap_err();
+        assert!(cut.retryable && cut.reason.contains("cut off"), "{cut:?}");
     }
 
     #[test]
     fn status_codes_are_classified() {
-        let e = classify(&key(), 503, None, Ok(b""), true).unwrap_err();
+        let e = answer(503, Ok(b"")).unwrap_err();
         assert!(e.retryable && e.reason.contains("503"));
-        let e = classify(&key(), 429, Some("7"), Ok(b""), true).unwrap_err();
+        let e = classify(&key(), 429, Some("7"), Ok(b""), OhlcOrder::Flag).unwrap_err();
         assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
-        let e = classify(&key(), 400, None, Ok(b""), true).unwrap_err();
-        assert!(!e.retryable && e.reason.contains("400"));
+        let e = answer(408, Ok(b"")).unwrap_err();
+        assert!(e.retryable, "408 is transient");
+        for status in [204, 301, 302, 304, 400, 401, 403, 410] {
+            let e = answer(status, Ok(b"")).unwrap_err();
+            assert!(!e.retryable && e.reason.contains(&status.to_string()), "{status}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn a_cut_off_body_is_a_transient_failure_never_no_price() {
+        for status in [200, 404] {
+            let e = answer(status, Err("body cut off: 0 of 134 bytes".into())).unwrap_err();
+            assert!(e.retryable, "{status}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn a_zero_price_is_kept_with_a_flag() {
+        let zero = GOOD
+            .replace("195.24", "0")
+            .replace("\"low\": 102", "\"low\": -0.0")
+            .replace("107.97", "0");
+        match ok(&zero) {
+            Ok(Answer::Price { price, flags }) => {
+                assert!(flags.contains(Flags::ZERO), "{flags:?}");
+                assert_eq!(price.close, 0.0);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     /// A table of broken answers; each must fail and name what is wrong.
@@ -228,8 +302,6 @@ mod tests {
             (with("volume", "null"), "malformed"),
             (with("high", "-1"), "'high'"),
             (with("volume", "-5"), "'volume'"),
-            (with("low", "500"), "'open'"),
-            (with("close", "1000"), "'close'"),
             (with("day", "\"2020-03-14\""), "'day'"),
             (with("day", "\"13/03/2020\""), "'day'"),
             (with("exchange", "\"bitstamp\""), "'exchange'"),
@@ -245,15 +317,13 @@ mod tests {
             (with("open", "{\"value\": 1}"), "malformed"),
             (GOOD.replacen("7901.27262233", "1e309", 1), "malformed"),
             (with("open", "-195.24"), "'open'"),
-            (with("low", "300"), "'open'"),
-            (with("high", "100"), "'open'"),
             (with("day", "\"2020-3-13\""), "'day'"),
             (with("day", "20200313"), "malformed"),
             (with("exchange", "\"KRAKEN\""), "'exchange'"),
             (with("symbol", "\"\""), "'symbol'"),
             (with("exchange", "null"), "malformed"),
         ];
-        assert!(cases.len() >= 30, "{} cases", cases.len());
+        assert!(cases.len() >= 28, "{} cases", cases.len());
         for (body, needle) in cases {
             let err = ok(&body).expect_err(&body);
             assert!(
@@ -265,12 +335,26 @@ mod tests {
     }
 
     #[test]
-    fn order_check_can_be_relaxed_for_real_world_data() {
+    fn a_price_out_of_order_is_flagged_rejected_or_kept_as_configured() {
         let body = GOOD.replace("\"low\": 102", "\"low\": 110");
-        assert!(ok(&body).is_err());
+        let with = |order| classify(&key(), 200, None, Ok(body.as_bytes()), order);
+        match with(OhlcOrder::Flag) {
+            Ok(Answer::Price { price, flags }) => {
+                assert_eq!(price.low, 110.0, "kept exactly as sent");
+                assert!(flags.contains(Flags::OHLC_ORDER));
+            }
+            other => panic!("{other:?}"),
+        }
+        match with(OhlcOrder::Reject) {
+            Ok(Answer::Rejected { reason, price }) => {
+                assert!(reason.contains("close"), "{reason}");
+                assert_eq!(price.low, 110.0);
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(matches!(
-            classify(&key(), 200, None, Ok(body.as_bytes()), false),
-            Ok(Answer::Price(p)) if p.low == 110.0
+            with(OhlcOrder::Ignore),
+            Ok(Answer::Price { flags, .. }) if flags.is_empty()
         ));
     }
 
@@ -282,8 +366,8 @@ mod tests {
             status in 100u16..600,
             body in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
         ) {
-            if let Ok(Answer::Price(p)) = classify(&key(), status, None, Ok(&body), true) {
-                proptest::prop_assert!(p.check_order().is_ok());
+            if let Ok(Answer::Price { price: p, flags }) = classify(&key(), status, None, Ok(&body), OhlcOrder::Flag) {
+                proptest::prop_assert!(p.check_order().is_ok() || flags.contains(Flags::OHLC_ORDER));
                 proptest::prop_assert!([p.open, p.high, p.low, p.close, p.volume].iter().all(|x| x.is_finite() && *x >= 0.0));
             }
         }
@@ -301,21 +385,15 @@ mod tests {
                 "open": open, "high": high, "low": low, "close": close, "volume": volume,
             })
             .to_string();
-            let got = classify(&key(), 200, None, Ok(body.as_bytes()), true);
-            proptest::prop_assert_eq!(got, Ok(Answer::Price(Ohlcv { open, high, low, close, volume })));
+            let got = classify(&key(), 200, None, Ok(body.as_bytes()), OhlcOrder::Flag);
+            let price = Ohlcv { open, high, low, close, volume };
+            proptest::prop_assert_eq!(got, Ok(Answer::Price { price, flags: Flags::of(&price, true) }));
         }
     }
 
     #[test]
     fn an_unreadable_body_is_a_retryable_failure() {
-        let e = classify(
-            &key(),
-            200,
-            None,
-            Err("payload larger than 64 bytes".into()),
-            true,
-        )
-        .unwrap_err();
+        let e = answer(200, Err("payload larger than 64 bytes".into())).unwrap_err();
         assert!(e.retryable && e.reason.contains("larger"));
     }
 }
