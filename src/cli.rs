@@ -161,6 +161,11 @@ pub struct ServeArgs {
     /// Seed of the fault draws (the same seed injects the same faults).
     #[arg(long, default_value_t = 0)]
     pub fault_seed: u64,
+    /// Publish prices as a real exchange does: none for future days, a
+    /// partial candle for today, and each closed day only this long after
+    /// its UTC midnight (e.g. 1h). Default: serve the whole dataset at once.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub publish_delay: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -389,6 +394,7 @@ impl ServeArgs {
             seed: self.fault_seed,
         };
         opts.faults.check()?;
+        opts.publish_delay = self.publish_delay;
         Ok(opts)
     }
 }
@@ -476,6 +482,25 @@ fn check_config(args: &CheckConfigArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serve_publish_delay_takes_a_human_duration() {
+        let opts = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["pricegrid", "serve"], args].concat())
+                .map_err(|e| e.to_string())?;
+            match cli.command {
+                Command::Serve(serve) => serve.options().map_err(|e| e.to_string()),
+                other => Err(format!("parsed as {other:?}")),
+            }
+        };
+        assert_eq!(opts(&[]).unwrap().publish_delay, None);
+        assert_eq!(
+            opts(&["--publish-delay", "1h 30m"]).unwrap().publish_delay,
+            Some(Duration::from_secs(5400))
+        );
+        let err = opts(&["--publish-delay", "soon"]).unwrap_err();
+        assert!(err.contains("--publish-delay"), "{err}");
+    }
 
     #[test]
     fn a_report_names_each_cause_once() {

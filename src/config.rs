@@ -210,6 +210,16 @@ pub struct BuiltinConfig {
     /// Delay before each price answer.
     #[serde(with = "humantime_serde")]
     pub latency: Duration,
+    /// Publish prices as a real exchange does: none for future days, a
+    /// partial candle for today, and each closed day only this long after
+    /// its close at UTC midnight (e.g. "1h"). Unset: the whole dataset is
+    /// served at once.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub publish_delay: Option<Duration>,
 }
 
 /// What to fetch. Without a `[universe]` section the default is every
@@ -342,6 +352,7 @@ impl Default for BuiltinConfig {
         Self {
             seed: crate::server::DEFAULT_SEED,
             latency: Duration::ZERO,
+            publish_delay: None,
         }
     }
 }

@@ -274,10 +274,10 @@ async fn an_independent_client_gets_the_same_map() {
     }
 }
 
-/// Unknown names, bad dates and unknown routes are 404 with a JSON error,
-/// never a 500; listings are the dataset's names.
+/// Unknown names and unknown routes are 404, bad dates 400, each with a
+/// JSON error body and never a 500; listings are the dataset's names.
 #[actix_rt::test]
-async fn the_server_answers_bad_requests_with_a_json_404() {
+async fn the_server_answers_bad_requests_with_a_json_error() {
     let server = spawn_price_server(|_| {});
     let base = server.url();
     let results = actix_rt::task::spawn_blocking(move || {
@@ -294,9 +294,9 @@ async fn the_server_answers_bad_requests_with_a_json_404() {
             match ureq::get(url.as_str()).call() {
                 Err(ureq::Error::Status(code, resp)) => {
                     let body: serde_json::Value = resp.into_json().expect("a JSON body");
-                    out.push((path, code, body["error"].as_str().unwrap_or("").to_owned()));
+                    out.push((path, code, body));
                 }
-                other => panic!("{path}: expected a 404, got {other:?}"),
+                other => panic!("{path}: expected an error status, got {other:?}"),
             }
         }
         let exchanges: Vec<String> = ureq::get(base.join("exchanges").unwrap().as_str())
@@ -309,12 +309,20 @@ async fn the_server_answers_bad_requests_with_a_json_404() {
     .await
     .unwrap();
     let (errors, exchanges) = results;
-    for (path, code, error) in &errors {
-        assert_eq!(*code, 404, "{path}");
+    let codes: Vec<u16> = errors.iter().map(|(_, code, _)| *code).collect();
+    assert_eq!(codes, [404, 404, 400, 400, 404, 404], "{errors:?}");
+    for (path, _, body) in &errors {
+        let error = body["error"].as_str().unwrap_or("");
         assert!(!error.is_empty(), "{path}: the error says what is wrong");
     }
-    assert!(errors[0].2.contains("nasdaq"), "{:?}", errors[0]);
-    assert!(errors[2].2.contains("2020-13-01"), "{:?}", errors[2]);
+    assert_eq!(errors[0].2["error"], pricegrid::wire::UNKNOWN_EXCHANGE);
+    assert_eq!(errors[0].2["exchange"], "nasdaq");
+    assert_eq!(errors[1].2["error"], pricegrid::wire::UNKNOWN_SYMBOL);
+    assert_eq!(errors[1].2["symbol"], "doge");
+    let bad_date = errors[2].2["error"].as_str().unwrap_or("");
+    assert!(bad_date.contains("2020-13-01"), "{bad_date}");
+    let no_route = errors[5].2["error"].as_str().unwrap_or("");
+    assert!(no_route.contains("/exchanges"), "{no_route}");
     assert_eq!(exchanges.len(), 11);
     assert!(
         exchanges.windows(2).all(|w| w[0] < w[1]),

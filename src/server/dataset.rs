@@ -1,6 +1,6 @@
 //! The prices the built-in server answers with: either generated from a seed
 //! (the default, so everything runs on a fresh machine) or loaded from a CSV
-//! file with the classic server's columns.
+//! file with the classic server's columns, plain or gzip-compressed.
 //!
 //! A generated price is a pure function of (seed, exchange, symbol, day):
 //! nothing is stored, so a dataset of a million prices costs no memory and
@@ -8,6 +8,7 @@
 //! I/O and knows nothing of HTTP.
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use chrono::{Datelike, NaiveDate};
@@ -97,6 +98,12 @@ where
 /// Why a CSV data file cannot be served.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
+    #[error("{path}: cannot read the data file: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
     Csv {
         path: String,
@@ -128,6 +135,9 @@ pub struct Dataset {
     prices: Prices,
 }
 
+/// The first two bytes of every gzip stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
 #[derive(Debug, serde::Deserialize)]
 struct CsvRow {
     exchange: String,
@@ -149,10 +159,27 @@ impl Dataset {
         )
     }
 
-    /// Loads a CSV with the header `exchange,symbol,day,open,high,low,close,volume`.
+    /// Loads a CSV with the header `exchange,symbol,day,open,high,low,close,volume`,
+    /// plain or gzip-compressed (told apart by the gzip magic bytes, whatever
+    /// the file is called).
     pub fn from_csv(path: &Path) -> Result<Self, DatasetError> {
         let shown = path.display().to_string();
-        let mut reader = csv::Reader::from_path(path).map_err(|source| DatasetError::Csv {
+        let unreadable = |source| DatasetError::Read {
+            path: shown.clone(),
+            source,
+        };
+        let mut file = BufReader::new(std::fs::File::open(path).map_err(unreadable)?);
+        let gzip = file
+            .fill_buf()
+            .map_err(unreadable)?
+            .starts_with(&GZIP_MAGIC);
+        let input: Box<dyn Read> = if gzip {
+            Box::new(flate2::bufread::MultiGzDecoder::new(file))
+        } else {
+            Box::new(file)
+        };
+        let mut reader = csv::Reader::from_reader(input);
+        reader.headers().map_err(|source| DatasetError::Csv {
             path: shown.clone(),
             source,
         })?;
@@ -396,6 +423,48 @@ mod tests {
         assert_eq!(ds.lookup("bitstamp", "btc", day("2020-03-13")).clone(), {
             Lookup::Price(Ohlcv::new(1.0, 2.0, 0.5, 1.5, 3.0).unwrap())
         });
+    }
+
+    #[test]
+    fn a_gzipped_csv_loads_the_same_rows_whatever_its_name() {
+        use std::io::Write;
+        let text = "exchange,symbol,day,open,high,low,close,volume\n\
+                    kraken,eth,2020-03-13,195.24,195.24,102,107.97,7901.27262233\n\
+                    kraken,btc,2020-03-13,5000,5100,4000,4100,12.5\n\
+                    bitstamp,btc,2020-03-14,1,2,0.5,1.5,3\n";
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain.csv");
+        std::fs::write(&plain, text).unwrap();
+        // Named .csv on purpose: the content says it is gzip, not the name.
+        let packed = dir.path().join("packed.csv");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(text.as_bytes()).unwrap();
+        std::fs::write(&packed, gz.finish().unwrap()).unwrap();
+
+        let a = Dataset::from_csv(&plain).unwrap();
+        let b = Dataset::from_csv(&packed).unwrap();
+        assert_eq!(a.exchanges(), b.exchanges());
+        assert_eq!(a.symbols(), b.symbols());
+        let mut prices = 0;
+        for e in ["kraken", "bitstamp"] {
+            for s in ["btc", "eth"] {
+                for d in ["2020-03-13", "2020-03-14"] {
+                    let want = a.lookup(e, s, day(d));
+                    prices += usize::from(matches!(want, Lookup::Price(_)));
+                    assert_eq!(b.lookup(e, s, day(d)), want, "{e}/{s}/{d}");
+                }
+            }
+        }
+        assert_eq!(prices, 3);
+    }
+
+    #[test]
+    fn a_truncated_gzip_file_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken.csv.gz");
+        std::fs::write(&path, [0x1f, 0x8b, 0x08, 0x00, 0x00]).unwrap();
+        let err = Dataset::from_csv(&path).unwrap_err().to_string();
+        assert!(err.contains("broken.csv.gz"), "{err}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use futures_util::stream;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::PriceBody;
+use crate::wire::{ErrorBody, PriceBody};
 
 /// How long a stalled answer waits by default: longer than the daemon's
 /// default `source.timeout` (10 s), so a stall is a time-out for it.
@@ -242,9 +242,7 @@ pub(super) fn server_error(status: u16) -> HttpResponse {
     } else {
         HttpResponse::InternalServerError()
     };
-    builder.json(serde_json::json!({
-        "error": format!("injected fault: HTTP {status}")
-    }))
+    builder.json(ErrorBody::new(format!("injected fault: HTTP {status}")))
 }
 
 /// A response whose body fails on its first poll: actix-http then drops the
@@ -268,7 +266,7 @@ pub(super) fn reset() -> HttpResponse {
 
 /// A `200` whose body `kind` breaks. `body` is the honest answer (or a
 /// stand-in where there is none).
-pub(super) fn garbage(kind: Garbage, mut body: PriceBody<'_>) -> HttpResponse {
+pub(super) fn garbage(kind: Garbage, mut body: PriceBody) -> HttpResponse {
     let json = |b: Bytes| HttpResponse::Ok().content_type("application/json").body(b);
     match kind {
         Garbage::Truncated => {
@@ -304,7 +302,7 @@ fn not_json() -> HttpResponse {
         .body("<html><body><h1>502 Bad Gateway</h1>injected fault</body></html>")
 }
 
-fn serialize(body: &PriceBody<'_>) -> Bytes {
+fn serialize(body: &PriceBody) -> Bytes {
     // A struct of strings and numbers always serialises; a non-finite number
     // (impossible in a checked `Ohlcv`) would come out as `null`.
     Bytes::from(serde_json::to_vec(body).unwrap_or_default())

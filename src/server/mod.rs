@@ -1,25 +1,31 @@
 //! The built-in crypto price server (`pricegrid serve`, and `source.url =
 //! "builtin"`): the API of `price-api.md` over actix-web.
 //!
-//! Owns the HTTP side only; prices come from a `Dataset`, and deliberate
-//! failures of price answers from `faults` (off by default). It counts the
-//! price requests it answers and the faults it injects (`ServerStats`) so
-//! tests can prove what a client did or did not ask for. It never touches the
-//! daemon's actors.
+//! Owns the HTTP side only; prices come from a `Dataset`, revealed over time
+//! as `publication` says (off by default: the dataset as it is), bodies are
+//! the shared `wire` types, and deliberate failures of price answers come
+//! from `faults` (off by default). It counts the price requests it answers
+//! and the faults it injects (`ServerStats`) so tests can prove what a client
+//! did or did not ask for. It never touches the daemon's actors.
 
 pub mod dataset;
 pub mod faults;
+pub mod publication;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::http::StatusCode;
 use actix_web::{dev::ServerHandle, web, App, HttpResponse, HttpServer};
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use crate::clock::Clock;
 use crate::model::Ohlcv;
+use crate::wire::{self, ErrorBody, PriceBody};
 
 pub use dataset::{Dataset, GeneratedSpec, Lookup};
 pub use faults::{Fault, FaultKind, Faults, FaultsError, Garbage};
@@ -49,6 +55,13 @@ pub struct ServerOptions {
     pub workers: usize,
     /// Faults to inject into price answers; none by default.
     pub faults: Faults,
+    /// What time it is, for `publish_delay`; the system clock by default.
+    pub clock: Clock,
+    /// With `Some(delay)`, prices appear as they would at a real exchange
+    /// (see `publication`): none for a future day, a partial candle for
+    /// today, none for a closed day until `delay` after its close, then
+    /// the full price. `None` (the default) serves the dataset as it is.
+    pub publish_delay: Option<Duration>,
 }
 
 impl ServerOptions {
@@ -61,6 +74,8 @@ impl ServerOptions {
             missing: MissingStyle::NotFound,
             workers: 1,
             faults: Faults::default(),
+            clock: Clock::system(),
+            publish_delay: None,
         }
     }
 }
@@ -192,38 +207,26 @@ struct State {
     dataset: Arc<Dataset>,
     missing: MissingStyle,
     faults: Faults,
+    clock: Clock,
+    publish_delay: Option<Duration>,
     stats: Arc<ServerStats>,
 }
 
+/// An error answer: the `ErrorBody` the client reads, plus detail for
+/// people (which name or date was wrong).
 #[derive(Serialize)]
-struct PriceBody<'a> {
-    exchange: &'a str,
-    symbol: &'a str,
-    open: f64,
-    high: f64,
-    low: f64,
-    close: f64,
-    volume: f64,
-    day: String,
+struct ErrorAnswer<'a> {
+    #[serde(flatten)]
+    body: ErrorBody,
+    #[serde(flatten)]
+    detail: BTreeMap<&'a str, &'a str>,
 }
 
-impl<'a> PriceBody<'a> {
-    fn new(exchange: &'a str, symbol: &'a str, p: &Ohlcv, day: String) -> Self {
-        Self {
-            exchange,
-            symbol,
-            open: p.open,
-            high: p.high,
-            low: p.low,
-            close: p.close,
-            volume: p.volume,
-            day,
-        }
-    }
-}
-
-fn not_found(message: String) -> HttpResponse {
-    HttpResponse::NotFound().json(serde_json::json!({ "error": message }))
+fn error_answer(status: StatusCode, error: &str, detail: &[(&str, &str)]) -> HttpResponse {
+    HttpResponse::build(status).json(ErrorAnswer {
+        body: ErrorBody::new(error),
+        detail: detail.iter().copied().collect(),
+    })
 }
 
 async fn exchanges(state: web::Data<State>) -> HttpResponse {
@@ -252,7 +255,10 @@ async fn price(state: web::Data<State>, path: web::Path<(String, String, String)
         actix_rt::time::sleep(state.latency).await;
     }
     let day = NaiveDate::parse_from_str(&date, "%Y-%m-%d").ok();
-    let lookup = day.map(|d| state.dataset.lookup(&exchange, &symbol, d));
+    let lookup = day.map(|d| {
+        let full = state.dataset.lookup(&exchange, &symbol, d);
+        publication::published(full, d, state.clock.now(), state.publish_delay)
+    });
     if let Some(fault) = state.faults.draw(n) {
         state.stats.count_fault(fault.kind());
         log::debug!(
@@ -274,24 +280,42 @@ async fn price(state: web::Data<State>, path: web::Path<(String, String, String)
         }
     }
     let Some(lookup) = lookup else {
-        return not_found(format!("bad date {date:?}: expected YYYY-MM-DD"));
+        return error_answer(
+            StatusCode::BAD_REQUEST,
+            &format!("bad date {date:?}: expected YYYY-MM-DD"),
+            &[("date", &date)],
+        );
     };
     match lookup {
         Lookup::Price(p) => HttpResponse::Ok().json(PriceBody::new(&exchange, &symbol, &p, date)),
         Lookup::NoPrice => match state.missing {
-            MissingStyle::NotFound => not_found(format!("no price for {exchange}/{symbol}/{date}")),
+            MissingStyle::NotFound => error_answer(
+                StatusCode::NOT_FOUND,
+                wire::NO_PRICE,
+                &[("exchange", &exchange), ("symbol", &symbol), ("day", &date)],
+            ),
             MissingStyle::Null => HttpResponse::Ok()
                 .content_type("application/json")
                 .body("null"),
         },
-        Lookup::UnknownExchange => not_found(format!("unknown exchange {exchange:?}")),
-        Lookup::UnknownSymbol => not_found(format!("unknown symbol {symbol:?}")),
+        Lookup::UnknownExchange => error_answer(
+            StatusCode::NOT_FOUND,
+            wire::UNKNOWN_EXCHANGE,
+            &[("exchange", &exchange)],
+        ),
+        Lookup::UnknownSymbol => error_answer(
+            StatusCode::NOT_FOUND,
+            wire::UNKNOWN_SYMBOL,
+            &[("symbol", &symbol)],
+        ),
     }
 }
 
 async fn no_route() -> HttpResponse {
-    not_found(
-        "no such route: see GET /exchanges, /symbols, /price/{exchange}/{symbol}/{date}".into(),
+    error_answer(
+        StatusCode::NOT_FOUND,
+        "no such route: see GET /exchanges, /symbols, /price/{exchange}/{symbol}/{date}",
+        &[],
     )
 }
 
@@ -304,6 +328,8 @@ fn build(
         dataset: opts.dataset.clone(),
         missing: opts.missing,
         faults: opts.faults.clone(),
+        clock: opts.clock.clone(),
+        publish_delay: opts.publish_delay,
         stats,
     });
     let server = HttpServer::new(move || {

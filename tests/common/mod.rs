@@ -44,16 +44,10 @@ pub fn march_config(server: &PriceServer, workers: usize) -> Config {
     c
 }
 
-/// The classic server's own prices, which CI keeps beside the repo.
+/// The classic server's own prices, kept in the repo (see
+/// `tests/data/NOTICE.md`), gzip-compressed.
 pub fn reference_csv() -> PathBuf {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference-data/prices.csv");
-    assert!(
-        path.exists(),
-        "reference data expected at {} (see ../shared/price-api.md)",
-        path.display()
-    );
-    path
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/classic-prices.csv.gz")
 }
 
 /// Every answer a store holds, as ("exchange/symbol/day", price or None).
