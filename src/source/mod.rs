@@ -65,7 +65,9 @@ impl ClientLimits {
             timeout: source.timeout,
             max_body: source.max_body_bytes,
             connections,
-            check_order: source.check_ohlc_order,
+            // Until the source can mark a price with a quality flag, "flag"
+            // keeps the old default of refusing the price.
+            check_order: source.ohlc_order != crate::config::OhlcOrder::Ignore,
         }
     }
 }
