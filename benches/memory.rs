@@ -23,7 +23,7 @@ use pricegrid::actors::aggregator::TakeSnapshot;
 use pricegrid::model::{Outcome, TaskKey};
 use pricegrid::server::{self, Dataset, GeneratedSpec, ServerOptions};
 use pricegrid::snapshot::Snapshot;
-use pricegrid::store::Store;
+use pricegrid::store::{Observation, Store};
 
 #[global_allocator]
 static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
@@ -43,8 +43,8 @@ fn generated_store(exchanges: usize, symbols: usize, days: u32) -> Store {
                 };
                 let outcome = ds
                     .price_of(e, s, day)
-                    .map_or(Outcome::Missing, Outcome::Price);
-                store.upsert(&key, outcome, 1);
+                    .map_or(Outcome::NoPrice, Outcome::price);
+                store.apply(&key, &Observation::settled(outcome, 1));
             }
         }
     }
@@ -86,14 +86,14 @@ fn main() {
         let (summary, wall, pipeline) = timed_round(config(&url, 1000, 32), &url, false).await;
         let c = summary.counts;
         assert_eq!((c.tasks, c.failed), (1_000_000, 0));
-        let stored = (c.prices + c.missing) as f64;
+        let stored = c.done() as f64;
         let heap_after = ALLOCATOR.allocated();
         let rss_after = proc_status_bytes("VmRSS").unwrap_or(0);
         println!(
-            "fetch    1M         tasks={} prices={} missing={} wall={:.2}s prices/s={:.0}",
+            "fetch    1M         tasks={} final={} none={} wall={:.2}s prices/s={:.0}",
             c.tasks,
-            c.prices,
-            c.missing,
+            c.finals,
+            c.none,
             wall.as_secs_f64(),
             stored / wall.as_secs_f64()
         );
@@ -121,7 +121,7 @@ fn main() {
         let before = ALLOCATOR.allocated();
         let store = generated_store(e, s, d);
         let held = ALLOCATOR.allocated().saturating_sub(before);
-        let keys = store.price_count() + store.missing_count();
+        let keys = store.len();
         println!(
             "store    {label:<10} keys={keys:<8} heap={:>7.1}MiB  bytes/key={:.1}",
             mib(held as u64),

@@ -50,7 +50,7 @@ async fn run_case(url: &url::Url, case: &Case) -> Figures {
         assert_eq!(summary.counts.failed, 0, "no task failed");
         peaks.push(proc_status_bytes("VmHWM").unwrap_or(0) as f64);
         walls.push(wall.as_secs_f64());
-        rates.push((summary.counts.prices + summary.counts.missing) as f64 / wall.as_secs_f64());
+        rates.push(summary.counts.done() as f64 / wall.as_secs_f64());
         pipeline.stop().await;
     }
     Figures {

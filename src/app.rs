@@ -41,15 +41,20 @@ pub struct Source {
 }
 
 impl Source {
+    /// A server that is already running at `url`.
+    pub fn remote(url: Url) -> Source {
+        Source {
+            identity: Arc::from(url.as_str()),
+            url,
+            builtin: None,
+        }
+    }
+
     /// Starts the built-in server on a loopback ephemeral port if the
     /// config asks for it; otherwise uses the configured URL.
     pub fn start(config: &Config) -> Result<Source, AppError> {
         match &config.source.url {
-            SourceUrl::Remote(url) => Ok(Source {
-                url: url.clone(),
-                identity: Arc::from(url.as_str()),
-                builtin: None,
-            }),
+            SourceUrl::Remote(url) => Ok(Source::remote(url.clone())),
             SourceUrl::Builtin => {
                 let mut opts = ServerOptions::new(
                     std::net::SocketAddr::from(([127, 0, 0, 1], 0)),

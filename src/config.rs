@@ -4,9 +4,11 @@
 //! Every error names the file, line, column and key and says what is expected
 //! (`config/pricegrid.toml:12:9: fetch.worker: unknown field ...`). Values that
 //! can be checked alone are checked while deserialising (so the TOML parser
-//! gives their position); rules that tie fields together are checked in
-//! `Config::validate`, which looks the key's position up in the source text.
-//! This module reads files but owns no other state.
+//! gives their position); rules that tie fields together, or that depend on
+//! what day it is (a window ending after tomorrow), are checked in one place,
+//! `Config::check_at`, and their key's position (or an array element's) is
+//! looked up in the source text. Keys that older configs used are named with
+//! what replaced them. This module reads files but owns no other state.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -25,6 +27,17 @@ pub const DEFAULT_PATH: &str = "config/pricegrid.toml";
 
 /// Most fetcher threads one pool may have.
 pub const MAX_WORKERS: usize = 1024;
+
+/// The day of the first Bitcoin block: no crypto price exists before it, so
+/// a window reaching further back is a typo, not a request.
+pub const FIRST_PRICE_DAY: NaiveDate = NaiveDate::from_ymd_opt(2009, 1, 3).expect("valid date");
+
+/// Keys that older configs used, with what replaced them; a config that
+/// still has one is told so at the key rather than "unknown field".
+const RETIRED: &[(&str, &str)] = &[(
+    "source.check_ohlc_order",
+    "was replaced by source.ohlc_order = \"flag\" | \"reject\" | \"ignore\"",
+)];
 
 /// Where prices come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -170,7 +183,9 @@ pub struct SourceConfig {
     pub max_body_bytes: usize,
     /// What to do with a price whose open or close lies outside low..=high.
     pub ohlc_order: OhlcOrder,
-    /// How long after a day closes an answer about it counts as final.
+    /// How long after a day closes (UTC midnight) an answer about it counts
+    /// as final. Until then a source may still correct the day, so it is
+    /// asked again; zero makes a day final as soon as it closes.
     #[serde(with = "humantime_serde")]
     pub settle_after: Duration,
     /// Options of the in-process server used when `url = "builtin"`.
@@ -179,13 +194,18 @@ pub struct SourceConfig {
     pub per_exchange: PerExchangeConfig,
 }
 
-/// TEMPORARY (replaced on merge).
+/// What to do with a price whose open or close lies outside low..=high.
+/// Real exchange data breaks this now and then (3% of the classic dataset),
+/// so whether such a row is wrong is the operator's call, not the parser's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OhlcOrder {
+    /// Keep the price exactly as sent and mark it with a quality flag.
     #[default]
     Flag,
+    /// Record the cell as rejected: settled, and never retried.
     Reject,
+    /// Keep the price exactly as sent, unflagged.
     Ignore,
 }
 
@@ -241,19 +261,11 @@ pub struct UniverseConfig {
     /// A rolling window: the last N days up to today (UTC), inclusive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_days: Option<u32>,
-    /// TEMPORARY
-    #[serde(default = "max_tasks")]
+    /// Most tasks (exchanges x symbols x days) one round may hold: a guard
+    /// against a window or list far larger than meant. Checked with the
+    /// config for explicit lists, and by the producer once "all" is known.
+    #[serde(default = "UniverseConfig::default_max_tasks")]
     pub max_tasks: u64,
-}
-
-fn max_tasks() -> u64 {
-    5_000_000
-}
-
-/// TEMPORARY
-pub fn universe_size_problem(e: usize, s: usize, d: usize, max: u64) -> Option<String> {
-    let n = e as u128 * s as u128 * d as u128;
-    (n > u128::from(max)).then(|| format!("{e} exchanges x {s} symbols x {d} days = {n} tasks, more than universe.max_tasks ({max})"))
 }
 
 impl<T> Selection<T> {
@@ -269,9 +281,11 @@ pub struct FetchConfig {
     pub workers: usize,
     /// Most tasks handed to the pool and not yet answered (default 2 x workers).
     pub queue: Option<usize>,
-    /// Tries per task within one round before it is recorded as failed.
+    /// Most tries per task within one round before it is recorded as failed.
     pub max_attempts: u32,
-    /// Transient failures are retried until this has passed since the first attempt.
+    /// A task's transient failures are retried until this much time has
+    /// passed since its first attempt in the round, or `max_attempts` is
+    /// reached, whichever comes first.
     #[serde(with = "humantime_serde")]
     pub retry_for: Duration,
     /// First retry delay; doubles per attempt, with full jitter.
@@ -340,7 +354,7 @@ impl Default for SourceConfig {
             timeout: Duration::from_secs(10),
             max_body_bytes: 64 * 1024,
             ohlc_order: OhlcOrder::Flag,
-            settle_after: Duration::from_secs(7200),
+            settle_after: Duration::from_secs(2 * 60 * 60),
             builtin: BuiltinConfig::default(),
             per_exchange: PerExchangeConfig::default(),
         }
@@ -367,8 +381,14 @@ impl Default for UniverseConfig {
                 NaiveDate::from_ymd_opt(2020, 12, 31).expect("valid date")
             )),
             last_days: None,
-            max_tasks: 5_000_000,
+            max_tasks: UniverseConfig::default_max_tasks(),
         }
+    }
+}
+
+impl UniverseConfig {
+    fn default_max_tasks() -> u64 {
+        5_000_000
     }
 }
 
@@ -378,7 +398,7 @@ impl Default for FetchConfig {
             workers: 32,
             queue: None,
             max_attempts: 10,
-            retry_for: Duration::from_secs(120),
+            retry_for: Duration::from_secs(2 * 60),
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(10),
             task_deadline: Duration::from_secs(30),
@@ -503,6 +523,45 @@ impl UniverseConfig {
             },
         }
     }
+
+    /// What is wrong with a universe of this many exchanges, symbols and
+    /// days under `max_tasks`, if anything: for the producer to call once
+    /// "all" has been asked of the source.
+    pub fn size_problem(&self, exchanges: usize, symbols: usize, days: usize) -> Option<String> {
+        universe_size_problem(exchanges, symbols, days, self.max_tasks)
+    }
+}
+
+/// `Some(message)` naming the product when `exchanges x symbols x days`
+/// is more than `max_tasks`, e.g. `11 exchanges x 3 symbols x 2922 days =
+/// 96426 tasks, more than universe.max_tasks (5000)`. Never overflows.
+pub fn universe_size_problem(
+    exchanges: usize,
+    symbols: usize,
+    days: usize,
+    max_tasks: u64,
+) -> Option<String> {
+    let wide = |n: usize| u128::try_from(n).unwrap_or(u128::MAX);
+    let tasks = wide(exchanges)
+        .saturating_mul(wide(symbols))
+        .saturating_mul(wide(days));
+    (tasks > u128::from(max_tasks)).then(|| {
+        format!(
+            "{} x {} x {} = {} tasks, more than universe.max_tasks ({max_tasks})",
+            counted(exchanges, "exchange"),
+            counted(symbols, "symbol"),
+            counted(days, "day"),
+            tasks
+        )
+    })
+}
+
+fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 impl FetchConfig {
@@ -513,7 +572,7 @@ impl FetchConfig {
 }
 
 impl Config {
-    /// Reads, parses and validates the file at `path`.
+    /// Reads, parses and validates the file at `path`, as of today (UTC).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -522,19 +581,45 @@ impl Config {
         Config::parse(&text, path)
     }
 
-    /// Parses and validates `text`; `path` is only used in messages.
+    /// Parses and validates `text` as of today (UTC); `path` is only used
+    /// in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Config::parse_at(text, path, chrono::Utc::now().date_naive())
+    }
+
+    /// Parses and validates `text` as if today (UTC) were `today`, which
+    /// decides how far a window may reach ("after tomorrow").
+    pub fn parse_at(text: &str, path: &Path, today: NaiveDate) -> Result<Config, ConfigError> {
         let invalid = |problems| ConfigError::Invalid {
             path: path.to_owned(),
             problems,
         };
         let doc = toml_edit::ImDocument::parse(text.to_owned());
+        let root = doc.as_ref().ok().map(|d| d.as_table());
+        let problem = |finding: &Finding| {
+            let (key, span) = finding.locate(root);
+            Problem {
+                position: span.map(|s| line_col(text, s.start)),
+                key: Some(key.to_owned()),
+                message: finding.message.clone(),
+            }
+        };
+        if let Some(root) = root {
+            let retired: Vec<Problem> = RETIRED
+                .iter()
+                .filter(|(key, _)| find(root, key).is_some())
+                .map(|&(key, message)| problem(&Finding::at(key, message.to_owned())))
+                .collect();
+            if !retired.is_empty() {
+                return Err(invalid(retired));
+            }
+        }
         let config: Config = match toml::from_str(text) {
             Ok(c) => c,
             Err(e) => {
                 let span = e.span();
-                let key = match (&doc, &span) {
-                    (Ok(doc), Some(span)) => key_at(doc.as_table(), span.start),
+                let key = match (root, &span) {
+                    (Some(root), Some(span)) => key_at(root, span.start),
                     _ => None,
                 };
                 return Err(invalid(vec![Problem {
@@ -544,141 +629,96 @@ impl Config {
                 }]));
             }
         };
-        let problems = config.problems();
-        if problems.is_empty() {
+        let findings = config.problems(today);
+        if findings.is_empty() {
             return Ok(config);
         }
-        let problems = problems
-            .into_iter()
-            .map(|(key, message)| Problem {
-                position: doc
-                    .as_ref()
-                    .ok()
-                    .and_then(|d| span_of(d.as_table(), &key))
-                    .map(|s| line_col(text, s.start)),
-                key: Some(key),
-                message,
-            })
-            .collect();
-        Err(invalid(problems))
+        Err(invalid(findings.iter().map(problem).collect()))
     }
 
     /// Validates a config built or changed in code (e.g. by command-line
-    /// overrides); problems carry their key but no position.
+    /// overrides) as of today (UTC); problems carry their key but no position.
     pub fn check(&self) -> Result<(), ConfigError> {
-        let problems = self.problems();
-        if problems.is_empty() {
+        self.check_at(chrono::Utc::now().date_naive())
+    }
+
+    /// [`Config::check`] as if today (UTC) were `today`.
+    pub fn check_at(&self, today: NaiveDate) -> Result<(), ConfigError> {
+        let findings = self.problems(today);
+        if findings.is_empty() {
             return Ok(());
         }
         Err(ConfigError::Invalid {
             path: PathBuf::from("<effective config>"),
-            problems: problems
+            problems: findings
                 .into_iter()
-                .map(|(key, message)| Problem {
+                .map(|f| Problem {
                     position: None,
-                    key: Some(key),
-                    message,
+                    key: Some(f.keys[0].to_owned()),
+                    message: f.message,
                 })
                 .collect(),
         })
     }
 
-    /// Rules that tie fields together, as (key, message) pairs.
-    fn problems(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        let mut bad = |key: &str, msg: String| out.push((key.to_owned(), msg));
+    /// Every rule that ties fields together or depends on `today`.
+    fn problems(&self, today: NaiveDate) -> Vec<Finding> {
+        let mut out = Findings::default();
 
         let s = &self.source;
         if s.timeout.is_zero() {
-            bad("source.timeout", "must be positive, e.g. \"10s\"".into());
+            out.bad("source.timeout", "must be positive, e.g. \"10s\"".into());
         }
         if s.max_body_bytes < 64 {
-            bad(
+            out.bad(
                 "source.max_body_bytes",
                 format!("{} is too small: expected at least 64", s.max_body_bytes),
             );
         }
 
         if s.per_exchange.max_in_flight == Some(0) {
-            bad(
+            out.bad(
                 "source.per_exchange.max_in_flight",
                 "must be at least 1 (leave it out for no limit)".into(),
             );
         }
         if let Some(rps) = s.per_exchange.requests_per_second {
             if !(rps.is_finite() && rps > 0.0 && rps <= 1e6) {
-                bad(
+                out.bad(
                     "source.per_exchange.requests_per_second",
                     format!("{rps} is out of range: expected a number above 0 and at most 1000000"),
                 );
             }
         }
 
-        let u = &self.universe;
-        if let Selection::List(list) = &u.exchanges {
-            if list.is_empty() {
-                bad(
-                    "universe.exchanges",
-                    "is empty: name at least one exchange, or \"all\"".into(),
-                );
-            }
-        }
-        if let Selection::List(list) = &u.symbols {
-            if list.is_empty() {
-                bad(
-                    "universe.symbols",
-                    "is empty: name at least one symbol, or \"all\"".into(),
-                );
-            }
-        }
-        match (u.last_days, u.from, u.to) {
-            (Some(0), _, _) => bad("universe.last_days", "must be at least 1".into()),
-            (Some(n), _, _) if n > 100_000 => bad(
-                "universe.last_days",
-                format!("{n} is too large: at most 100000"),
-            ),
-            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => bad(
-                "universe.last_days",
-                "cannot be combined with from/to: use either a rolling or an absolute window"
-                    .into(),
-            ),
-            (None, None, _) => bad(
-                "universe.from",
-                "is missing: set from = \"YYYY-MM-DD\" (and optionally to), or last_days = N"
-                    .into(),
-            ),
-            (None, Some(from), Some(to)) if from > to => bad(
-                "universe.to",
-                format!("{} is before from = {}", to.0, from.0),
-            ),
-            _ => {}
-        }
+        self.universe_problems(today, &mut out);
 
         let f = &self.fetch;
         if f.workers == 0 || f.workers > MAX_WORKERS {
-            bad(
+            out.bad(
                 "fetch.workers",
                 format!("{} is out of range: expected 1..={MAX_WORKERS}", f.workers),
             );
         }
         if let Some(q) = f.queue {
             if q < f.workers.max(1) {
-                bad(
+                out.bad(
                     "fetch.queue",
                     format!("{q} is smaller than fetch.workers ({}): expected at least the worker count", f.workers),
                 );
             }
             if q > 100_000 {
-                bad("fetch.queue", format!("{q} is too large: at most 100000"));
+                out.bad("fetch.queue", format!("{q} is too large: at most 100000"));
             }
         }
         if f.max_attempts == 0 || f.max_attempts > 100 {
-            bad(
+            out.bad(
                 "fetch.max_attempts",
                 format!("{} is out of range: expected 1..=100", f.max_attempts),
             );
         }
         for (key, d) in [
+            ("fetch.retry_for", f.retry_for),
             ("fetch.backoff_base", f.backoff_base),
             ("fetch.backoff_max", f.backoff_max),
             ("fetch.task_deadline", f.task_deadline),
@@ -688,17 +728,17 @@ impl Config {
             ("log.progress_every", self.log.progress_every),
         ] {
             if d.is_zero() {
-                bad(key, "must be positive, e.g. \"5s\"".into());
+                out.bad(key, "must be positive, e.g. \"5s\"".into());
             }
         }
         if f.backoff_max < f.backoff_base {
-            bad(
+            out.bad(
                 "fetch.backoff_max",
                 "is smaller than fetch.backoff_base".into(),
             );
         }
         if f.task_deadline <= s.timeout {
-            bad(
+            out.bad(
                 "fetch.task_deadline",
                 format!(
                     "{} must be longer than source.timeout ({}), or every slow answer counts as hung",
@@ -708,12 +748,113 @@ impl Config {
             );
         }
         if self.snapshot.keep == 0 {
-            bad("snapshot.keep", "must be at least 1".into());
+            out.bad("snapshot.keep", "must be at least 1".into());
         }
         if self.snapshot.dir.as_os_str().is_empty() {
-            bad("snapshot.dir", "is empty".into());
+            out.bad("snapshot.dir", "is empty".into());
         }
-        out
+        out.0
+    }
+
+    /// The lists, the window and the universe's size.
+    fn universe_problems(&self, today: NaiveDate, out: &mut Findings) {
+        let u = &self.universe;
+        let mut lists_ok = true;
+        let exchanges = match &u.exchanges {
+            Selection::List(list) => Some(list.iter().map(Exchange::as_str).collect::<Vec<_>>()),
+            Selection::All => None,
+        };
+        let symbols = match &u.symbols {
+            Selection::List(list) => Some(list.iter().map(Symbol::as_str).collect::<Vec<_>>()),
+            Selection::All => None,
+        };
+        for (key, noun, list) in [
+            ("universe.exchanges", "exchange", &exchanges),
+            ("universe.symbols", "symbol", &symbols),
+        ] {
+            let Some(list) = list else { continue };
+            if list.is_empty() {
+                lists_ok = false;
+                out.bad(
+                    key,
+                    format!("is empty: name at least one {noun}, or \"all\""),
+                );
+            }
+            for (index, message) in repeats(list) {
+                out.bad_element(key, index, message);
+            }
+        }
+
+        let errors_before = out.0.len();
+        match (u.last_days, u.from, u.to) {
+            (Some(0), _, _) => out.bad("universe.last_days", "must be at least 1".into()),
+            (Some(n), _, _) if n > 100_000 => out.bad(
+                "universe.last_days",
+                format!("{n} is too large: at most 100000"),
+            ),
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => out.bad(
+                "universe.last_days",
+                "cannot be combined with from/to: use either a rolling or an absolute window"
+                    .into(),
+            ),
+            (None, None, _) => out.bad(
+                "universe.from",
+                "is missing: set from = \"YYYY-MM-DD\" (and optionally to), or last_days = N"
+                    .into(),
+            ),
+            (None, Some(from), Some(to)) if from > to => out.bad(
+                "universe.to",
+                format!("{} is before from = {}", to.0, from.0),
+            ),
+            _ => {}
+        }
+        // A day after tomorrow is a typo even where UTC is a day behind.
+        let tomorrow = today.succ_opt().unwrap_or(today);
+        for (key, day) in [("universe.from", u.from), ("universe.to", u.to)] {
+            let Some(Day(day)) = day else { continue };
+            if day < FIRST_PRICE_DAY {
+                out.bad(
+                    key,
+                    format!(
+                        "{day} is before {FIRST_PRICE_DAY}, the first day any crypto price exists"
+                    ),
+                );
+            } else if day > tomorrow {
+                out.bad(key, format!("{day} is after tomorrow ({tomorrow})"));
+            }
+        }
+        let window_ok = out.0.len() == errors_before;
+
+        if u.max_tasks == 0 {
+            out.bad(
+                "universe.max_tasks",
+                "must be at least 1, e.g. 5000000".into(),
+            );
+            return;
+        }
+        let (Some(exchanges), Some(symbols)) = (&exchanges, &symbols) else {
+            return;
+        };
+        if !(lists_ok && window_ok) {
+            return;
+        }
+        let days = u.days(today).len();
+        if let Some(size) = u.size_problem(exchanges.len(), symbols.len(), days) {
+            // Blame max_tasks if the file sets it, else the window: by
+            // default the limit is right and the window is the mistake.
+            let window = if u.last_days.is_some() {
+                "universe.last_days"
+            } else {
+                "universe.from"
+            };
+            out.0.push(Finding {
+                keys: vec!["universe.max_tasks", window],
+                element: None,
+                message: format!(
+                    "{size}: narrow the window or the lists, or raise universe.max_tasks"
+                ),
+            });
+        }
     }
 
     /// The effective config as TOML, every default filled in.
@@ -736,22 +877,118 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// The position of a dotted key in the document: the key itself if present,
-/// else its table's header.
-fn span_of(root: &toml_edit::Table, dotted: &str) -> Option<Range<usize>> {
-    let mut table = root;
-    let mut best = None;
-    let parts: Vec<&str> = dotted.split('.').collect();
-    for (i, part) in parts.iter().enumerate() {
+/// A broken rule before it has a position: the key to blame is the first
+/// of `keys` the file spells out (else the first), and `element` picks one
+/// element of that key's array.
+#[derive(Debug)]
+struct Finding {
+    keys: Vec<&'static str>,
+    element: Option<usize>,
+    message: String,
+}
+
+impl Finding {
+    fn at(key: &'static str, message: String) -> Self {
+        Finding {
+            keys: vec![key],
+            element: None,
+            message,
+        }
+    }
+
+    /// The key to name and where it is in the document, if it can be found.
+    fn locate(&self, root: Option<&toml_edit::Table>) -> (&'static str, Option<Range<usize>>) {
+        let Some(root) = root else {
+            return (self.keys[0], None);
+        };
+        let key = self
+            .keys
+            .iter()
+            .copied()
+            .find(|k| find(root, k).is_some())
+            .unwrap_or(self.keys[0]);
+        let element = self.element.and_then(|i| {
+            let (_, item) = find(root, key)?;
+            item.as_array()?.get(i)?.span()
+        });
+        (key, element.or_else(|| span_of(root, key)))
+    }
+}
+
+#[derive(Debug, Default)]
+struct Findings(Vec<Finding>);
+
+impl Findings {
+    fn bad(&mut self, key: &'static str, message: String) {
+        self.0.push(Finding::at(key, message));
+    }
+
+    fn bad_element(&mut self, key: &'static str, index: usize, message: String) {
+        self.0.push(Finding {
+            keys: vec![key],
+            element: Some(index),
+            message,
+        });
+    }
+}
+
+/// Each name listed more than once, as (index of its second occurrence,
+/// message), in the order the repeats appear.
+fn repeats(names: &[&str]) -> Vec<(usize, String)> {
+    let mut seen: std::collections::HashMap<&str, (usize, Option<usize>)> =
+        std::collections::HashMap::new();
+    for (i, name) in names.iter().enumerate() {
+        let (count, second) = seen.entry(name).or_insert((0, None));
+        *count += 1;
+        if *count == 2 {
+            *second = Some(i);
+        }
+    }
+    let mut out: Vec<(usize, String)> = seen
+        .into_iter()
+        .filter_map(|(name, (count, second))| {
+            let times = if count == 2 {
+                "twice".to_owned()
+            } else {
+                format!("{count} times")
+            };
+            second.map(|i| (i, format!("{name:?} is listed {times}")))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The key and item at a dotted path, through tables and inline tables.
+fn find<'a>(
+    root: &'a toml_edit::Table,
+    dotted: &str,
+) -> Option<(&'a toml_edit::Key, &'a toml_edit::Item)> {
+    let mut table: &dyn toml_edit::TableLike = root;
+    let mut parts = dotted.split('.').peekable();
+    while let Some(part) = parts.next() {
         let (key, item) = table.get_key_value(part)?;
+        if parts.peek().is_none() {
+            return Some((key, item));
+        }
+        table = item.as_table_like()?;
+    }
+    None
+}
+
+/// The position of a dotted key in the document: the key itself if present,
+/// else the deepest enclosing key that is (a table's header).
+fn span_of(root: &toml_edit::Table, dotted: &str) -> Option<Range<usize>> {
+    let mut table: &dyn toml_edit::TableLike = root;
+    let mut best = None;
+    for part in dotted.split('.') {
+        let Some((key, item)) = table.get_key_value(part) else {
+            return best;
+        };
         best = key.span().or(best);
-        if i + 1 < parts.len() {
-            match item.as_table_like() {
-                Some(_) => {
-                    table = item.as_table()?;
-                }
-                None => return best,
-            }
+        match item.as_table_like() {
+            Some(inner) => table = inner,
+            None => return best,
         }
     }
     best
@@ -797,6 +1034,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_PATH);
         let c = Config::load(&path).expect("config/pricegrid.toml is valid");
         assert_eq!(c.source.url, SourceUrl::Builtin);
+        assert_eq!(c, Config::default(), "it spells out the defaults");
     }
 
     #[test]
@@ -864,5 +1102,282 @@ mod tests {
         let c = Config::default();
         let back = parse(&c.to_toml()).expect("rendered config parses");
         assert_eq!(back, c);
+    }
+
+    /// A day well after the default window, so that only the rule under test
+    /// can fail.
+    fn june_2024() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2024, 6, 15).unwrap()
+    }
+
+    fn parse_on(text: &str, today: NaiveDate) -> Result<Config, ConfigError> {
+        Config::parse_at(text, Path::new("test.toml"), today)
+    }
+
+    /// The only problem of `text` (as of June 2024), as `line:col: key: message`.
+    fn only_problem(text: &str) -> String {
+        let err = parse_on(text, june_2024()).expect_err("the config is invalid");
+        let problems = err.problems();
+        assert_eq!(problems.len(), 1, "{err}");
+        let p = &problems[0];
+        let (line, col) = p.position.expect("the problem has a position");
+        format!(
+            "{line}:{col}: {}: {}",
+            p.key.as_deref().unwrap_or("-"),
+            p.message
+        )
+    }
+
+    #[test]
+    fn the_new_settings_have_their_documented_defaults() {
+        let c = Config::default();
+        assert_eq!(c.source.ohlc_order, OhlcOrder::Flag);
+        assert_eq!(c.source.settle_after, Duration::from_secs(2 * 3600));
+        assert_eq!(c.fetch.retry_for, Duration::from_secs(120));
+        assert_eq!(c.fetch.max_attempts, 10);
+        assert_eq!(c.universe.max_tasks, 5_000_000);
+        assert!(c.check_at(june_2024()).is_ok());
+    }
+
+    #[test]
+    fn a_config_still_using_check_ohlc_order_is_told_what_replaced_it() {
+        assert_eq!(
+            only_problem("[source]\nurl = \"builtin\"\ncheck_ohlc_order = true\n"),
+            "3:1: source.check_ohlc_order: was replaced by \
+             source.ohlc_order = \"flag\" | \"reject\" | \"ignore\""
+        );
+        assert!(
+            only_problem("source = { check_ohlc_order = false }\n")
+                .starts_with("1:12: source.check_ohlc_order: was replaced by"),
+            "an inline table is searched too"
+        );
+    }
+
+    #[test]
+    fn ohlc_order_takes_flag_reject_or_ignore() {
+        for (raw, want) in [
+            ("flag", OhlcOrder::Flag),
+            ("reject", OhlcOrder::Reject),
+            ("ignore", OhlcOrder::Ignore),
+        ] {
+            let c = parse_on(&format!("[source]\nohlc_order = \"{raw}\"\n"), june_2024())
+                .expect("valid");
+            assert_eq!(c.source.ohlc_order, want);
+        }
+        let problem = only_problem("[source]\nohlc_order = \"drop\"\n");
+        assert!(
+            problem.starts_with("2:14: source.ohlc_order: unknown variant `drop`"),
+            "{problem}"
+        );
+        assert!(problem.contains("`flag`, `reject`, `ignore`"), "{problem}");
+    }
+
+    #[test]
+    fn settle_after_may_be_zero() {
+        let c = parse_on("[source]\nsettle_after = \"0s\"\n", june_2024()).expect("valid");
+        assert_eq!(c.source.settle_after, Duration::ZERO);
+        let c = parse_on("[source]\nsettle_after = \"1day\"\n", june_2024()).expect("valid");
+        assert_eq!(c.source.settle_after, Duration::from_secs(86_400));
+        let problem = only_problem("[source]\nsettle_after = \"later\"\n");
+        assert!(
+            problem.starts_with("2:16: source.settle_after:"),
+            "{problem}"
+        );
+    }
+
+    #[test]
+    fn retry_for_must_be_positive() {
+        assert_eq!(
+            only_problem("[fetch]\nworkers = 4\nretry_for = \"0s\"\n"),
+            "3:1: fetch.retry_for: must be positive, e.g. \"5s\""
+        );
+        let c = parse_on("[fetch]\nretry_for = \"30s\"\n", june_2024()).expect("valid");
+        assert_eq!(c.fetch.retry_for, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn max_attempts_stays_within_one_to_a_hundred() {
+        assert_eq!(
+            only_problem("[fetch]\nmax_attempts = 101\n"),
+            "2:1: fetch.max_attempts: 101 is out of range: expected 1..=100"
+        );
+        assert!(parse_on("[fetch]\nmax_attempts = 100\n", june_2024()).is_ok());
+    }
+
+    #[test]
+    fn the_universe_size_names_the_product_and_never_overflows() {
+        assert_eq!(
+            universe_size_problem(11, 3, 2922, 5000).as_deref(),
+            Some("11 exchanges x 3 symbols x 2922 days = 96426 tasks, more than universe.max_tasks (5000)")
+        );
+        assert_eq!(
+            universe_size_problem(1, 1, 2, 1).as_deref(),
+            Some("1 exchange x 1 symbol x 2 days = 2 tasks, more than universe.max_tasks (1)")
+        );
+        assert_eq!(
+            universe_size_problem(10, 10, 50, 5000),
+            None,
+            "at the limit"
+        );
+        let huge = universe_size_problem(usize::MAX, usize::MAX, usize::MAX, u64::MAX)
+            .expect("far more than u64::MAX");
+        assert!(huge.contains(&u128::MAX.to_string()), "saturates: {huge}");
+        let c = UniverseConfig {
+            max_tasks: 4,
+            ..UniverseConfig::default()
+        };
+        assert!(c.size_problem(2, 2, 1).is_none());
+        assert!(c.size_problem(5, 1, 1).is_some());
+    }
+
+    #[test]
+    fn an_oversized_universe_points_at_max_tasks_when_it_is_set() {
+        let lists =
+            "[universe]\nexchanges = [\"kraken\", \"bitstamp\"]\nsymbols = [\"btc\", \"eth\"]\n";
+        assert_eq!(
+            only_problem(&format!(
+                "{lists}from = \"2020-01-01\"\nto = \"2020-01-10\"\nmax_tasks = 39\n"
+            )),
+            "6:1: universe.max_tasks: 2 exchanges x 2 symbols x 10 days = 40 tasks, \
+             more than universe.max_tasks (39): narrow the window or the lists, \
+             or raise universe.max_tasks"
+        );
+        assert!(parse_on(
+            &format!("{lists}from = \"2020-01-01\"\nto = \"2020-01-10\"\nmax_tasks = 40\n"),
+            june_2024()
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn an_oversized_universe_points_at_the_window_under_the_default_limit() {
+        let names = |prefix: &str| {
+            let names: Vec<String> = (0..40).map(|i| format!("\"{prefix}{i}\"")).collect();
+            names.join(", ")
+        };
+        let lists = format!(
+            "[universe]\nexchanges = [{}]\nsymbols = [{}]\n",
+            names("x"),
+            names("s")
+        );
+        // 40 x 40 x 3273 days (2015-07-01 to 2024-06-15) is over 5_000_000.
+        let problem = only_problem(&format!("{lists}from = \"2015-07-01\"\n"));
+        assert!(
+            problem.starts_with(
+                "4:1: universe.from: 40 exchanges x 40 symbols x 3273 days = 5236800 tasks, \
+                 more than universe.max_tasks (5000000)"
+            ),
+            "{problem}"
+        );
+        assert!(
+            problem.ends_with("or raise universe.max_tasks"),
+            "{problem}"
+        );
+        let problem = only_problem(&format!("{lists}last_days = 3200\n"));
+        assert!(
+            problem.starts_with("4:1: universe.last_days: 40 exchanges x 40 symbols x 3200 days"),
+            "{problem}"
+        );
+        assert!(
+            parse_on(&format!("{lists}last_days = 3000\n"), june_2024()).is_ok(),
+            "4_800_000 tasks fit"
+        );
+    }
+
+    #[test]
+    fn max_tasks_must_be_at_least_one() {
+        assert_eq!(
+            only_problem("[universe]\nfrom = \"2020-01-01\"\nmax_tasks = 0\n"),
+            "3:1: universe.max_tasks: must be at least 1, e.g. 5000000"
+        );
+    }
+
+    #[test]
+    fn a_name_listed_twice_is_reported_at_its_second_occurrence() {
+        assert_eq!(
+            only_problem(
+                "[universe]\nexchanges = [\"kraken\", \"bitstamp\", \"kraken\"]\nfrom = \"2020-01-01\"\n"
+            ),
+            "2:36: universe.exchanges: \"kraken\" is listed twice"
+        );
+        assert_eq!(
+            only_problem(
+                "[universe]\nsymbols = [\n  \"btc\",\n  \"eth\",\n  \"btc\",\n  \"btc\",\n]\nfrom = \"2020-01-01\"\n"
+            ),
+            "5:3: universe.symbols: \"btc\" is listed 3 times"
+        );
+        assert_eq!(
+            only_problem("universe = { from = \"2020-01-01\", symbols = [\"a\", \"a\"] }\n"),
+            "1:51: universe.symbols: \"a\" is listed twice"
+        );
+        let err = parse_on(
+            "[universe]\nexchanges = [\"b\", \"a\", \"a\", \"b\"]\nfrom = \"2020-01-01\"\n",
+            june_2024(),
+        )
+        .unwrap_err();
+        let positions: Vec<_> = err.problems().iter().map(|p| p.position).collect();
+        assert_eq!(
+            positions,
+            [Some((2, 24)), Some((2, 29))],
+            "one problem per repeated name, in file order: {err}"
+        );
+    }
+
+    #[test]
+    fn a_window_before_the_first_bitcoin_block_or_after_tomorrow_is_refused() {
+        let err = parse_on(
+            "[universe]\nfrom = \"0001-01-01\"\nto = \"9999-12-31\"\n",
+            june_2024(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "test.toml:2:1: universe.from: 0001-01-01 is before 2009-01-03, \
+             the first day any crypto price exists\n\
+             test.toml:3:1: universe.to: 9999-12-31 is after tomorrow (2024-06-16)"
+        );
+        assert_eq!(
+            only_problem("[universe]\nfrom = \"2024-06-17\"\n"),
+            "2:1: universe.from: 2024-06-17 is after tomorrow (2024-06-16)"
+        );
+        assert_eq!(
+            only_problem("[universe]\nfrom = \"2008-12-31\"\nto = \"2009-01-10\"\n"),
+            "2:1: universe.from: 2008-12-31 is before 2009-01-03, \
+             the first day any crypto price exists"
+        );
+        assert!(
+            parse_on(
+                "[universe]\nfrom = \"2009-01-03\"\nto = \"2024-06-16\"\n",
+                june_2024()
+            )
+            .is_ok(),
+            "the first block's day and tomorrow are both allowed"
+        );
+    }
+
+    #[test]
+    fn check_at_judges_a_window_set_in_code_by_the_given_day() {
+        let mut c = Config::default();
+        c.universe.to = Some(Day(NaiveDate::from_ymd_opt(2024, 6, 20).unwrap()));
+        assert!(c
+            .check_at(NaiveDate::from_ymd_opt(2024, 6, 19).unwrap())
+            .is_ok());
+        let err = c.check_at(june_2024()).unwrap_err();
+        let p = &err.problems()[0];
+        assert_eq!(p.key.as_deref(), Some("universe.to"));
+        assert_eq!(p.position, None, "a config built in code has no positions");
+        assert!(
+            p.message.contains("after tomorrow (2024-06-16)"),
+            "{}",
+            p.message
+        );
+    }
+
+    #[test]
+    fn a_missing_key_points_at_its_table() {
+        let err = parse_on("[fetch]\n[universe]\nexchanges = \"all\"\n", june_2024()).unwrap_err();
+        let p = &err.problems()[0];
+        assert_eq!(p.key.as_deref(), Some("universe.from"));
+        assert_eq!(p.position, Some((2, 2)), "the [universe] header");
     }
 }

@@ -632,6 +632,7 @@ mod tests {
             symbols: vec![sym("btc")],
             from: Some(day(2020, 1, 1)),
             to: Some(day(2020, 12, 31)),
+            ..Filter::default()
         };
         assert!(f.matches(&ex("kraken"), &sym("btc"), day(2020, 6, 1)));
         assert!(!f.matches(&ex("binance"), &sym("btc"), day(2020, 6, 1)));

@@ -44,6 +44,20 @@ pub struct Observation {
     pub stamp: Stamp,
 }
 
+impl Observation {
+    /// A final answer of `round` from an unnamed source, asked now: for
+    /// building stores by hand (tests, benchmarks, imports).
+    pub fn settled(outcome: Outcome, round: u64) -> Self {
+        Self {
+            outcome,
+            is_final: true,
+            asked_at: Utc::now(),
+            source: Arc::from(""),
+            stamp: Stamp { round, dispatch: 0 },
+        }
+    }
+}
+
 /// A note kept beside a cell: why it failed or was rejected, or the last
 /// failure of a refetch that left an earlier answer in place.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -390,6 +404,23 @@ impl Store {
     pub fn get(&self, exchange: &Exchange, symbol: &Symbol, day: NaiveDate) -> Option<Cell> {
         let s = self.series.get(exchange)?.get(symbol)?;
         s.cell(s.index(day)?, &self.sources)
+    }
+
+    /// The source's answer for a key: `Some(Some(p))` a price (final or
+    /// provisional), `Some(None)` it has none, `None` no answer (never
+    /// fetched, failed, or rejected).
+    pub fn answer(
+        &self,
+        exchange: &Exchange,
+        symbol: &Symbol,
+        day: NaiveDate,
+    ) -> Option<Option<Ohlcv>> {
+        let c = self.get(exchange, symbol, day)?;
+        match c.state {
+            CellState::Final | CellState::Provisional => Some(c.price),
+            CellState::NoPrice => Some(None),
+            CellState::Failed | CellState::Rejected => None,
+        }
     }
 
     /// Settled and from `source` (or from an unknown source: a version-1

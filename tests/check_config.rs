@@ -1,5 +1,7 @@
 //! `pricegrid check-config` on a table of malformed configs: each exits 1
-//! with a message naming the problem, and none panics.
+//! with a message naming the problem, and none panics. The rules added with
+//! `ohlc_order`, `settle_after`, `retry_for` and `max_tasks` are checked for
+//! the exact `file:line:col: key:` they print.
 
 use std::process::Command;
 
@@ -31,6 +33,143 @@ fn the_shipped_config_checks_and_prints_the_effective_config() {
     assert!(stdout.contains("valid"), "{stdout}");
     assert!(stdout.contains("workers = 32"), "{stdout}");
     assert!(stdout.contains("[snapshot]"), "{stdout}");
+    for line in [
+        "ohlc_order = \"flag\"",
+        "settle_after = \"2h\"",
+        "retry_for = \"2m\"",
+        "max_attempts = 10",
+        "max_tasks = 5000000",
+    ] {
+        assert!(stdout.contains(line), "{line:?} not in {stdout}");
+    }
+}
+
+/// Asserts that `text` fails `check-config` and that each of `lines` starts
+/// a line of its stderr once the temporary directory is cut off, so that
+/// `"2:1: universe.from: ..."` pins the line, column, key and message.
+fn fails_with(text: &str, lines: &[&str]) {
+    let (code, _, stderr) = check(text);
+    assert_eq!(code, 1, "config {text:?} should fail, stderr: {stderr}");
+    let printed: Vec<&str> = stderr
+        .lines()
+        .map(|l| l.split_once("pricegrid.toml:").map_or(l, |(_, rest)| rest))
+        .collect();
+    for want in lines {
+        assert!(
+            printed.iter().any(|l| l.starts_with(want)),
+            "config {text:?}: no line starts with {want:?} in {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_config_still_using_check_ohlc_order_is_told_what_replaced_it() {
+    let (code, _, stderr) = check("[source]\nurl = \"builtin\"\ncheck_ohlc_order = true\n");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.trim_end().ends_with(
+            "pricegrid.toml:3:1: source.check_ohlc_order: was replaced by \
+             source.ohlc_order = \"flag\" | \"reject\" | \"ignore\""
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("unknown field"), "{stderr}");
+}
+
+#[test]
+fn a_window_from_year_one_to_9999_now_fails() {
+    let tomorrow = chrono::Utc::now().date_naive() + chrono::Days::new(1);
+    fails_with(
+        "[universe]\nfrom = \"0001-01-01\"\nto = \"9999-12-31\"\n",
+        &[
+            "2:1: universe.from: 0001-01-01 is before 2009-01-03, the first day any crypto price exists",
+            &format!("3:1: universe.to: 9999-12-31 is after tomorrow ({tomorrow})"),
+        ],
+    );
+    fails_with(
+        "[universe]\nfrom = \"2008-12-31\"\nto = \"2009-02-01\"\n",
+        &["2:1: universe.from: 2008-12-31 is before 2009-01-03"],
+    );
+}
+
+#[test]
+fn the_new_rules_name_file_line_column_and_key() {
+    let two_by_two =
+        "[universe]\nexchanges = [\"kraken\", \"bitstamp\"]\nsymbols = [\"btc\", \"eth\"]\n";
+    let forty = |prefix: &str| {
+        let names: Vec<String> = (0..40).map(|i| format!("\"{prefix}{i}\"")).collect();
+        names.join(", ")
+    };
+    let cases: Vec<(String, &[&str])> = vec![
+        (
+            "[source]\nohlc_order = \"drop\"\n".into(),
+            &["2:14: source.ohlc_order: unknown variant `drop`, expected one of `flag`, `reject`, `ignore`"],
+        ),
+        (
+            "[source]\nsettle_after = \"later\"\n".into(),
+            &["2:16: source.settle_after:"],
+        ),
+        (
+            "[fetch]\nworkers = 4\nretry_for = \"0s\"\n".into(),
+            &["3:1: fetch.retry_for: must be positive"],
+        ),
+        (
+            "[fetch]\nmax_attempts = 101\n".into(),
+            &["2:1: fetch.max_attempts: 101 is out of range: expected 1..=100"],
+        ),
+        (
+            "[universe]\nfrom = \"2020-01-01\"\nmax_tasks = 0\n".into(),
+            &["3:1: universe.max_tasks: must be at least 1"],
+        ),
+        (
+            format!("{two_by_two}from = \"2020-01-01\"\nto = \"2020-01-10\"\nmax_tasks = 39\n"),
+            &["6:1: universe.max_tasks: 2 exchanges x 2 symbols x 10 days = 40 tasks, more than universe.max_tasks (39)"],
+        ),
+        (
+            // 40 x 40 x more than 3125 days is over the default 5_000_000.
+            format!(
+                "[universe]\nexchanges = [{}]\nsymbols = [{}]\nfrom = \"2012-01-01\"\n",
+                forty("x"),
+                forty("s")
+            ),
+            &["4:1: universe.from: 40 exchanges x 40 symbols x "],
+        ),
+        (
+            "[universe]\nexchanges = [\"kraken\", \"bitstamp\", \"kraken\"]\nfrom = \"2020-01-01\"\n"
+                .into(),
+            &["2:36: universe.exchanges: \"kraken\" is listed twice"],
+        ),
+        (
+            "[universe]\nsymbols = [\n  \"btc\",\n  \"eth\",\n  \"btc\",\n]\nfrom = \"2020-01-01\"\n"
+                .into(),
+            &["5:3: universe.symbols: \"btc\" is listed twice"],
+        ),
+    ];
+    for (text, lines) in &cases {
+        fails_with(text, lines);
+    }
+}
+
+#[test]
+fn the_new_settings_check_and_show_in_the_effective_config() {
+    let tomorrow = chrono::Utc::now().date_naive() + chrono::Days::new(1);
+    let text = format!(
+        "[source]\nohlc_order = \"reject\"\nsettle_after = \"0s\"\n\n\
+         [universe]\nexchanges = [\"kraken\"]\nsymbols = [\"btc\"]\n\
+         from = \"2009-01-03\"\nto = \"{tomorrow}\"\nmax_tasks = 100000\n\n\
+         [fetch]\nretry_for = \"30s\"\nmax_attempts = 5\n"
+    );
+    let (code, stdout, stderr) = check(&text);
+    assert_eq!(code, 0, "{stderr}");
+    for line in [
+        "ohlc_order = \"reject\"",
+        "settle_after = \"0s\"",
+        "max_tasks = 100000",
+        "retry_for = \"30s\"",
+        "max_attempts = 5",
+    ] {
+        assert!(stdout.contains(line), "{line:?} not in {stdout}");
+    }
 }
 
 #[test]

@@ -55,11 +55,11 @@ async fn reload_matching(
 }
 
 #[actix_rt::test]
-async fn the_second_round_fetches_only_failed_and_open_day_tasks() {
+async fn the_second_round_fetches_only_provisional_tasks() {
     let today = Utc::now().date_naive();
     let dir = tempfile::tempdir().unwrap();
-    // Three days up to today; two closed-day rows break low <= open and so
-    // fail every time (source.check_ohlc_order = true).
+    // Three days up to today; two closed-day rows break low <= open and are
+    // rejected (source.ohlc_order = "reject"): rejected cells settle.
     let mut csv = String::from("exchange,symbol,day,open,high,low,close,volume\n");
     for (i, d) in [
         today - chrono::Days::new(2),
@@ -84,11 +84,11 @@ async fn the_second_round_fetches_only_failed_and_open_day_tasks() {
     let path = dir.path().join("pricegrid.toml");
     let extra = "[universe]\nexchanges = [\"kraken\", \"bitstamp\"]\nsymbols = [\"btc\", \"eth\"]\nlast_days = 3\n\n\
                  [fetch]\nworkers = 4\nmax_attempts = 1\n\n[schedule]\ninterval = \"1h\"\n";
-    std::fs::write(
-        &path,
-        config_text(&server.url(), &dir.path().join("snap"), extra),
-    )
-    .unwrap();
+    let text = config_text(&server.url(), &dir.path().join("snap"), extra).replace(
+        "[source]\n",
+        "[source]\nohlc_order = \"reject\"\nsettle_after = \"0s\"\n",
+    );
+    std::fs::write(&path, text).unwrap();
 
     let daemon = Daemon::start(&path).await.expect("daemon starts");
     let mut rounds = daemon.pipeline().rounds.clone();
@@ -98,7 +98,10 @@ async fn the_second_round_fetches_only_failed_and_open_day_tasks() {
 
     let first = round_matching(&mut rounds, "1", |r| r.round == 1).await;
     let c = first.counts;
-    assert_eq!((c.tasks, c.prices, c.missing, c.failed), (12, 10, 0, 2));
+    assert_eq!(
+        (c.tasks, c.finals, c.provisional, c.rejected, c.failed),
+        (12, 6, 4, 2, 0)
+    );
     assert_eq!(server.stats.price_requests(), 12);
 
     let second = producer
@@ -106,11 +109,11 @@ async fn the_second_round_fetches_only_failed_and_open_day_tasks() {
         .await
         .unwrap()
         .expect("round 2 runs");
-    // Refetched: the 2 failed closed-day keys and today's 4 keys; the 6
-    // answered closed-day keys are settled.
-    assert_eq!(second.counts.tasks, 6);
-    assert_eq!(server.stats.price_requests(), 12 + 6);
-    assert_eq!(second.counts.failed, 2, "still broken at the source");
+    // Refetched: today's 4 provisional keys only; the 6 final and the 2
+    // rejected closed-day keys are settled.
+    assert_eq!(second.counts.tasks, 4);
+    assert_eq!(server.stats.price_requests(), 12 + 4);
+    assert_eq!(second.counts.provisional, 4, "today is still open");
 
     ctl.shutdown();
     let report = run.await.unwrap().expect("clean shutdown");

@@ -13,10 +13,7 @@ use pricegrid::model::Exchange;
 use pricegrid::server::{Dataset, MissingStyle};
 
 fn source_of(server: &pricegrid::server::PriceServer) -> Source {
-    Source {
-        url: server.url(),
-        builtin: None,
-    }
+    Source::remote(server.url())
 }
 
 #[actix_rt::test]
@@ -31,10 +28,10 @@ async fn a_march_round_returns_exactly_the_servers_data() {
     assert_eq!(c.done(), 1023);
     assert_eq!(c.failed, 0);
     assert!(
-        c.missing > 0,
+        c.none > 0,
         "the dataset leaves some prices out on purpose"
     );
-    assert_eq!(c.prices as usize, report.snapshot.price_count());
+    assert_eq!(c.finals as usize, report.snapshot.price_count());
     assert_matches_server(&report.snapshot, &server, "2020-03-01", "2020-03-31");
     assert_eq!(server.stats.price_requests(), 1023, "one request per task");
 }
@@ -68,7 +65,7 @@ async fn a_classic_null_answer_is_missing_too() {
     let report = app::fetch_round(arc(march_config(&server, 8)), &source_of(&server), false)
         .await
         .expect("round runs");
-    assert!(report.summary.counts.missing > 0);
+    assert!(report.summary.counts.none > 0);
     assert_matches_server(&report.snapshot, &server, "2020-03-01", "2020-03-31");
 }
 
@@ -84,7 +81,7 @@ async fn the_classic_servers_real_prices_come_through_unchanged() {
         .expect("round runs");
     let c = report.summary.counts;
     // price-api.md: March 2020 is 1,023 tasks of which 930 have a price.
-    assert_eq!((c.tasks, c.prices, c.missing, c.failed), (1023, 930, 93, 0));
+    assert_eq!((c.tasks, c.finals, c.none, c.failed), (1023, 930, 93, 0));
     let kraken = Exchange::new("kraken").unwrap();
     let eth = "eth".parse().unwrap();
     let p = report
@@ -112,7 +109,7 @@ async fn a_source_down_at_start_is_a_clear_error() {
     let mut config = march_config(&server, 4);
     let url: url::Url = format!("http://127.0.0.1:{port}/").parse().unwrap();
     config.source.url = pricegrid::config::SourceUrl::Remote(url.clone());
-    let source = Source { url, builtin: None };
+    let source = Source::remote(url);
     match app::fetch_round(arc(config), &source, false).await {
         Err(e @ AppError::Unreachable(_)) => {
             let text = e.to_string();

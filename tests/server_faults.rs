@@ -12,6 +12,7 @@ use actix_web::web::Bytes;
 use clap::Parser as _;
 use common::*;
 use pricegrid::cli::{Cli, Command};
+use pricegrid::config::OhlcOrder;
 use pricegrid::model::{Exchange, Symbol, TaskKey};
 use pricegrid::server::{FaultKind, Faults, PriceServer};
 use pricegrid::source::response::{classify, Answer};
@@ -106,7 +107,7 @@ async fn get(client: &awc::Client, url: &str) -> Got {
 
 /// Classifies an answer the way the daemon does.
 fn check(key: &TaskKey, status: u16, retry_after: Option<&str>, body: &Bytes) -> ClassifyResult {
-    classify(key, status, retry_after, Ok(&body[..]), true)
+    classify(key, status, retry_after, Ok(&body[..]), OhlcOrder::Flag)
 }
 
 type ClassifyResult = pricegrid::source::FetchResult;
@@ -158,8 +159,8 @@ async fn with_every_rate_zero_nothing_is_injected() {
                     retry_after,
                     body,
                 } => match check(&key, status, retry_after.as_deref(), &body) {
-                    Ok(Answer::Price(_)) => prices += 1,
-                    Ok(Answer::Missing) => missing += 1,
+                    Ok(Answer::Price { .. }) => prices += 1,
+                    Ok(Answer::NoPrice) => missing += 1,
                     Err(e) => panic!("{key}: {}", e.reason),
                 },
                 other => panic!("{key}: {other:?}"),
@@ -224,7 +225,7 @@ async fn a_reset_rate_of_one_drops_every_connection_unanswered() {
             timeout: Duration::from_secs(10),
             max_body: 64 * 1024,
             connections: 4,
-            check_order: true,
+            ohlc_order: OhlcOrder::Flag,
         };
         let daemon_client = PriceClient::new(&server.url(), &limits);
         for i in 20..25 {

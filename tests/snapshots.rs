@@ -9,9 +9,9 @@ use std::time::Duration;
 use common::*;
 use pricegrid::actors::aggregator::{GetStore, RoundSummary, WriteSnapshot};
 use pricegrid::daemon::Daemon;
-use pricegrid::model::{Exchange, Ohlcv, Outcome, Symbol, TaskKey};
+use pricegrid::model::{CellState, Exchange, Ohlcv, Outcome, Symbol, TaskKey};
 use pricegrid::snapshot::{self, Snapshot};
-use pricegrid::store::Store;
+use pricegrid::store::{Observation, Store};
 use tokio::sync::watch;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -54,7 +54,7 @@ async fn a_restart_after_a_complete_round_fetches_no_settled_key() {
     let daemon = Daemon::start(&path).await.expect("restarts");
     let store = daemon.pipeline().aggregator.send(GetStore).await.unwrap();
     assert_eq!(
-        store.price_count() + store.missing_count(),
+        store.price_count() + store.count(CellState::NoPrice),
         1023,
         "resumed with the whole map"
     );
@@ -107,7 +107,7 @@ fn sigkill_during_snapshot_writes_never_costs_the_newest_complete_snapshot() {
             newest.skipped
         );
         let (_, snap) = newest.found.expect("a complete snapshot loads");
-        let now = snap.prices.price_count() + snap.prices.missing_count();
+        let now = snap.prices.price_count() + snap.prices.count(CellState::NoPrice);
         assert!(
             now >= answers,
             "run {kill}: the aggregate shrank from {answers} to {now}"
@@ -161,14 +161,14 @@ fn hand_made(dir: &std::path::Path) -> std::path::PathBuf {
             day,
         };
         let p = Ohlcv::new(close, close + 1.0, close - 1.0, close, volume).unwrap();
-        store.upsert(&key, Outcome::Price(p), 1);
+        store.apply(&key, &Observation::settled(Outcome::price(p), 1));
     }
     let eth = TaskKey {
         exchange: Exchange::new("kraken").unwrap(),
         symbol: Symbol::new("eth").unwrap(),
         day,
     };
-    store.upsert(&eth, Outcome::Missing, 1);
+    store.apply(&eth, &Observation::settled(Outcome::NoPrice, 1));
     let snap = Snapshot::new(0, 1, Default::default(), store);
     let path = dir.join(snapshot::file_name(snap.created));
     snap.write_atomic(&path).unwrap();
@@ -192,10 +192,7 @@ async fn query_outputs_equal_the_snapshot_and_csv_parses_back() {
     let server = spawn_price_server(|_| {});
     let report = pricegrid::app::fetch_round(
         arc(march_config(&server, 16)),
-        &pricegrid::app::Source {
-            url: server.url(),
-            builtin: None,
-        },
+        &pricegrid::app::Source::remote(server.url()),
         false,
     )
     .await
@@ -466,8 +463,8 @@ async fn every_api_route_answers_good_and_bad_parameters() {
     assert_eq!(across.len(), 1);
     let closes: Vec<f64> = store
         .iter()
-        .filter_map(|(_, s, d, o)| match o {
-            Outcome::Price(p) if s.as_str() == "btc" && d == day("2020-03-13") => Some(p.close),
+        .filter_map(|(_, s, d, c)| match c.usable_price() {
+            Some(p) if s.as_str() == "btc" && d == day("2020-03-13") => Some(p.close),
             _ => None,
         })
         .collect();

@@ -75,6 +75,7 @@ pub async fn timed_round(
                 config: config.clone(),
                 version: 1,
                 base: url.clone(),
+                source_id: std::sync::Arc::from(url.as_str()),
             });
         pipeline
     } else {

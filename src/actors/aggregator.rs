@@ -587,6 +587,7 @@ impl Handler<super::Stop> for Aggregator {
 mod tests {
     use super::*;
     use crate::model::{Exchange, Ohlcv, Symbol};
+    use chrono::NaiveDate;
 
     fn key(day: u32) -> TaskKey {
         TaskKey {
@@ -597,13 +598,25 @@ mod tests {
     }
 
     fn price(close: f64) -> Outcome {
-        Outcome::Price(Ohlcv::new(close, close, close, close, 1.0).unwrap())
+        Outcome::price(Ohlcv::new(close, close, close, close, 1.0).unwrap())
     }
 
     fn failed() -> Outcome {
         Outcome::Failed {
             reason: "x".into(),
             attempts: 1,
+        }
+    }
+
+    fn result(round: u64, dispatch: u64, outcome: Outcome) -> PriceResult {
+        PriceResult {
+            round,
+            dispatch,
+            key: key(1),
+            outcome,
+            is_final: true,
+            asked_at: "2020-03-10T00:00:00Z".parse().unwrap(),
+            source: Arc::from("http://a/"),
         }
     }
 
@@ -615,6 +628,10 @@ mod tests {
         a.round.as_ref().unwrap().counts
     }
 
+    fn aggregator() -> Aggregator {
+        Aggregator::new(Duration::from_secs(60), Metrics::new())
+    }
+
     #[test]
     fn failures_are_grouped_per_exchange_by_kind_of_reason() {
         assert_eq!(
@@ -623,18 +640,11 @@ mod tests {
         );
         assert_eq!(reason_kind("server error (503)"), "server error (503)");
         let mut t = Tally::new(1, 3);
-        for (e, r) in [
-            ("kraken", "server error (503)"),
-            ("kraken", "server error (503)"),
-            ("okex", "timed out"),
-        ] {
-            t.failures
-                .entry(Exchange::new(e).unwrap())
-                .or_default()
-                .entry(reason_kind(r).to_owned())
-                .or_insert_with(|| (0, r.to_owned()))
-                .0 += 1;
-        }
+        t.note_failure(&key(1), "server error (503)");
+        t.note_failure(&key(2), "server error (503)");
+        let mut okex = key(3);
+        okex.exchange = Exchange::new("okex").unwrap();
+        t.note_failure(&okex, "timed out");
         assert_eq!(
             t.failures[&Exchange::new("kraken").unwrap()]["server error (503)"].0,
             2
@@ -644,20 +654,35 @@ mod tests {
 
     #[test]
     fn duplicate_delivery_changes_nothing() {
-        let mut a = Aggregator::new(Duration::from_secs(60), Metrics::new());
+        let mut a = aggregator();
         with_round(&mut a, 1, 1);
-        a.upsert(1, &key(1), price(5.0));
-        a.upsert(1, &key(1), price(5.0));
-        assert_eq!((counts(&a).prices, counts(&a).done()), (1, 1));
+        a.record(result(1, 7, price(5.0)));
+        a.record(result(1, 7, price(5.0)));
+        assert_eq!((counts(&a).finals, counts(&a).done()), (1, 1));
+    }
+
+    #[test]
+    fn an_older_rounds_late_answer_is_dropped_and_not_counted() {
+        let mut a = aggregator();
+        with_round(&mut a, 2, 1);
+        a.record(result(2, 9, price(6.0)));
+        a.record(result(1, 3, price(5.0)));
+        assert_eq!(counts(&a).done(), 1, "done never exceeds tasks");
+        let cell = a
+            .store
+            .get(&key(1).exchange, &key(1).symbol, key(1).day)
+            .unwrap();
+        assert_eq!((cell.price.unwrap().close, cell.round), (6.0, 2));
     }
 
     #[test]
     fn a_late_failure_never_replaces_an_answer() {
-        let mut a = Aggregator::new(Duration::from_secs(60), Metrics::new());
+        let mut a = aggregator();
         with_round(&mut a, 1, 1);
-        a.upsert(1, &key(1), price(5.0));
-        a.upsert(1, &key(1), failed());
-        assert_eq!((counts(&a).prices, counts(&a).failed), (1, 0));
+        a.record(result(1, 1, price(5.0)));
+        a.record(result(1, 2, failed()));
+        assert_eq!((counts(&a).finals, counts(&a).failed), (0, 1));
+        assert_eq!(counts(&a).done(), 1);
         let snap = a.snapshot();
         assert_eq!(snap.price_count(), 1);
         assert!(snap.failed().is_empty());
@@ -665,32 +690,21 @@ mod tests {
 
     #[test]
     fn an_answer_replaces_an_earlier_failure() {
-        let mut a = Aggregator::new(Duration::from_secs(60), Metrics::new());
+        let mut a = aggregator();
         with_round(&mut a, 1, 1);
-        a.upsert(1, &key(1), failed());
-        a.upsert(1, &key(1), Outcome::Missing);
+        a.record(result(1, 1, failed()));
+        a.record(result(1, 2, Outcome::NoPrice));
         assert_eq!(
-            (counts(&a).missing, counts(&a).failed, counts(&a).done()),
+            (counts(&a).none, counts(&a).failed, counts(&a).done()),
             (1, 0, 1)
         );
     }
 
     #[test]
-    fn a_failed_refetch_keeps_the_old_price_but_counts_as_failed() {
-        let mut a = Aggregator::new(Duration::from_secs(60), Metrics::new());
-        with_round(&mut a, 1, 1);
-        a.upsert(1, &key(1), price(5.0));
-        with_round(&mut a, 2, 1);
-        a.upsert(2, &key(1), failed());
-        assert_eq!(counts(&a).failed, 1);
-        assert_eq!(a.snapshot().price_count(), 1);
-    }
-
-    #[test]
     fn results_of_another_round_do_not_touch_this_rounds_counts() {
-        let mut a = Aggregator::new(Duration::from_secs(60), Metrics::new());
+        let mut a = aggregator();
         with_round(&mut a, 2, 1);
-        a.upsert(1, &key(1), price(5.0));
+        a.record(result(1, 1, price(5.0)));
         assert_eq!(counts(&a).done(), 0);
         assert_eq!(
             a.snapshot().price_count(),

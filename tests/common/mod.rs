@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use pricegrid::config::{Config, Day, SourceUrl};
-use pricegrid::model::{Ohlcv, Outcome};
+use pricegrid::model::Ohlcv;
 use pricegrid::server::{self, Dataset, PriceServer, ServerOptions};
 use pricegrid::snapshot::Snapshot;
 use pricegrid::store::Store;
@@ -54,22 +54,15 @@ pub fn reference_csv() -> PathBuf {
 pub fn answers(store: &Store) -> Vec<(String, Option<Ohlcv>)> {
     store
         .iter()
-        .filter_map(|(e, s, d, o)| match o {
-            Outcome::Price(p) => Some((format!("{e}/{s}/{d}"), Some(p))),
-            Outcome::Missing => Some((format!("{e}/{s}/{d}"), None)),
-            Outcome::Failed { .. } => None,
-        })
+        .filter_map(|(e, s, d, _)| Some((format!("{e}/{s}/{d}"), store.answer(e, s, d)?)))
         .collect()
 }
 
 /// Asserts that every answer in `store` is what `dataset` serves.
 pub fn assert_answers_match(store: &Store, dataset: &Dataset) {
-    for (e, s, d, o) in store.iter() {
-        let want = dataset.price_of(e, s, d);
-        match o {
-            Outcome::Price(p) => assert_eq!(Some(p), want, "{e}/{s}/{d}"),
-            Outcome::Missing => assert_eq!(None, want, "{e}/{s}/{d}"),
-            Outcome::Failed { .. } => {}
+    for (e, s, d, _) in store.iter() {
+        if let Some(got) = store.answer(e, s, d) {
+            assert_eq!(got, dataset.price_of(e, s, d), "{e}/{s}/{d}");
         }
     }
 }
