@@ -857,7 +857,10 @@ mod tests {
             .collect();
         assert_eq!(
             header,
-            ["exchange", "symbol", "day", "open", "high", "low", "close", "volume"]
+            [
+                "exchange", "symbol", "day", "state", "open", "high", "low", "close", "volume",
+                "flags", "reason"
+            ]
         );
         let records: Vec<csv::StringRecord> = reader
             .records()
@@ -868,14 +871,18 @@ mod tests {
             assert_eq!(&rec[0], row.exchange.as_str());
             assert_eq!(&rec[1], row.symbol.as_str());
             assert_eq!(rec[2].parse::<NaiveDate>(), Ok(row.day));
+            assert_eq!(&rec[3], row.state.as_str());
             for (i, f) in ALL_FIELDS.iter().enumerate() {
                 let want = row.price.map(|p| f.of(&p));
-                let got = opt_cell(&rec[3 + i]);
+                let got = opt_cell(&rec[4 + i]);
                 assert!(same_bits(got, want), "{f}: {got:?} != {want:?}");
             }
         }
         // The row without a price is there, with five empty cells.
-        assert!(text.contains("\nbinance,btc,2020-03-13,,,,,\n"), "{text}");
+        assert!(
+            text.contains("\nbinance,btc,2020-03-13,none,,,,,,,\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -885,11 +892,11 @@ mod tests {
         let mut reader = csv::Reader::from_reader(text.as_bytes());
         assert_eq!(
             reader.headers().expect("a header"),
-            vec!["exchange", "symbol", "day", "volume"]
+            vec!["exchange", "symbol", "day", "state", "volume", "flags", "reason"]
         );
         let got: Vec<Option<f64>> = reader
             .records()
-            .map(|r| opt_cell(&r.expect("valid CSV")[3]))
+            .map(|r| opt_cell(&r.expect("valid CSV")[4]))
             .collect();
         let want: Vec<Option<f64>> = rows.iter().map(|r| r.price.map(|p| p.volume)).collect();
         assert_eq!(got.len(), want.len());
@@ -904,7 +911,8 @@ mod tests {
             serde_json::from_str(&text).expect("valid JSON");
         assert_eq!(back.len(), rows.len());
         for (obj, row) in back.iter().zip(&rows) {
-            assert_eq!(obj.len(), 8);
+            assert_eq!(obj.len(), 10, "{obj:?}");
+            assert_eq!(obj["state"], row.state.as_str());
             assert_eq!(obj["exchange"], row.exchange.as_str());
             assert_eq!(obj["symbol"], row.symbol.as_str());
             assert_eq!(obj["day"], row.day.format("%Y-%m-%d").to_string());
@@ -933,7 +941,7 @@ mod tests {
         let keys: Vec<&str> = back[0].keys().map(String::as_str).collect();
         let mut sorted = keys.clone();
         sorted.sort_unstable();
-        assert_eq!(sorted, ["close", "day", "exchange", "symbol"]);
+        assert_eq!(sorted, ["close", "day", "exchange", "flags", "state", "symbol"]);
         assert_eq!(
             back[0]["close"].as_f64().map(f64::to_bits),
             Some(5e-324f64.to_bits())
@@ -951,7 +959,10 @@ mod tests {
         let header: Vec<&str> = lines[0].split_whitespace().collect();
         assert_eq!(
             header,
-            ["exchange", "symbol", "day", "open", "high", "low", "close", "volume"]
+            [
+                "exchange", "symbol", "day", "state", "open", "high", "low", "close", "volume",
+                "flags", "reason"
+            ]
         );
         let width = lines[0].len();
         assert!(lines.iter().all(|l| l.len() == width), "{text}");
@@ -960,14 +971,17 @@ mod tests {
             assert!(line.contains(&format!("  {}  ", row.symbol)), "{line}");
             assert!(line.contains(&row.day.format("%Y-%m-%d").to_string()));
             match row.price {
-                // Numbers are right-aligned: the last one ends the line.
+                // Numbers are right-aligned: the volume ends its column.
                 Some(p) => {
                     for f in ALL_FIELDS {
                         assert!(line.contains(&format!("{}", f.of(&p))), "{line}");
                     }
-                    assert!(line.ends_with(&format!(" {}", p.volume)), "{line}");
+                    assert!(
+                        line.trim_end().ends_with(&format!(" {}", p.volume)),
+                        "{line}"
+                    );
                 }
-                None => assert_eq!(line.split_whitespace().count(), 3, "{line}"),
+                None => assert_eq!(line.split_whitespace().count(), 4, "{line}"),
             }
         }
     }
@@ -982,9 +996,9 @@ mod tests {
         let text = render_rows(&rows, Some(Field::Close), Format::Table);
         assert_eq!(
             text,
-            "exchange  symbol  day           close\n\
-             kraken    btc     2020-03-13  6500.25\n\
-             binance   btc     2020-03-13      7.5\n"
+            "exchange  symbol  day         state    close  flags  reason\n\
+             kraken    btc     2020-03-13  final  6500.25               \n\
+             binance   btc     2020-03-13  final      7.5               \n"
         );
     }
 
@@ -995,7 +1009,7 @@ mod tests {
         assert!(table.starts_with("exchange  symbol  day"), "{table}");
         assert_eq!(
             render_rows(&[], Some(Field::Open), Format::Csv),
-            "exchange,symbol,day,open\n"
+            "exchange,symbol,day,state,open,flags,reason\n"
         );
         assert_eq!(render_rows(&[], None, Format::Json).trim_end(), "[]");
         assert_eq!(render_across(&[], Format::Json).trim_end(), "[]");
