@@ -13,6 +13,7 @@ use url::Url;
 use crate::actors::aggregator::{GetProgress, RoundSummary, TakeSnapshot};
 use crate::actors::producer::{RoundError, RunRound};
 use crate::actors::{Pipeline, PipelineOptions};
+use crate::clock::Clock;
 use crate::config::{Config, SourceUrl};
 use crate::server::{self, PriceServer, ServerOptions};
 use crate::snapshot::Snapshot;
@@ -53,6 +54,11 @@ impl Source {
     /// Starts the built-in server on a loopback ephemeral port if the
     /// config asks for it; otherwise uses the configured URL.
     pub fn start(config: &Config) -> Result<Source, AppError> {
+        Self::start_with_clock(config, &Clock::system())
+    }
+
+    /// As `start`, with the built-in server publishing prices by `clock`.
+    pub fn start_with_clock(config: &Config, clock: &Clock) -> Result<Source, AppError> {
         match &config.source.url {
             SourceUrl::Remote(url) => Ok(Source::remote(url.clone())),
             SourceUrl::Builtin => {
@@ -61,6 +67,8 @@ impl Source {
                     config.source.builtin.seed,
                 );
                 opts.latency = config.source.builtin.latency;
+                opts.publish_delay = config.source.builtin.publish_delay;
+                opts.clock = clock.clone();
                 opts.workers = 2;
                 let server = server::start(&opts).map_err(AppError::BuiltinServer)?;
                 Ok(Source {

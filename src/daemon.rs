@@ -19,6 +19,7 @@ use crate::actors::supervisor::{Drain, PoolSettings, Reconfigure};
 use crate::actors::{Pipeline, PipelineOptions};
 use crate::api::{self, ApiServer, ApiState};
 use crate::app::{AppError, Source};
+use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::model::CellState;
 use crate::snapshot::{self, SnapshotError};
@@ -96,6 +97,7 @@ pub struct ShutdownReport {
 
 pub struct Daemon {
     path: PathBuf,
+    clock: Clock,
     config: Arc<Config>,
     source: Source,
     pipeline: Pipeline,
@@ -112,9 +114,14 @@ impl Daemon {
     /// Loads the config, starts the source and the actors, the schedule and
     /// the file watcher. Must run inside an actix system.
     pub async fn start(path: &Path) -> Result<Daemon, DaemonError> {
+        Self::start_with_clock(path, Clock::system()).await
+    }
+
+    /// As `start`, with "now" from `clock` (tests move it across midnight).
+    pub async fn start_with_clock(path: &Path, clock: Clock) -> Result<Daemon, DaemonError> {
         let config = Arc::new(Config::load(path)?);
         let (store, last_round) = resume(&config)?;
-        let source = Source::start(&config)?;
+        let source = Source::start_with_clock(&config, &clock)?;
         if let Err(e) = source.check_reachable(&config).await {
             log::warn!("{e}; rounds will keep trying");
         }
@@ -123,9 +130,9 @@ impl Daemon {
             source.url.clone(),
             PipelineOptions {
                 source_id: Some(source.identity.clone()),
+                clock: clock.clone(),
                 store,
                 last_round,
-                ..PipelineOptions::default()
             },
         );
         pipeline.aggregator.do_send(configure(&config, 0));
@@ -148,6 +155,7 @@ impl Daemon {
         );
         Ok(Daemon {
             path: path.to_owned(),
+            clock,
             config,
             source,
             pipeline,
@@ -230,7 +238,7 @@ impl Daemon {
         let new_source = if new.source.url != self.config.source.url
             || new.source.builtin != self.config.source.builtin
         {
-            match Source::start(&new) {
+            match Source::start_with_clock(&new, &self.clock) {
                 Ok(source) => Some(source),
                 Err(e) => return self.reject(status, e.to_string()),
             }

@@ -224,7 +224,8 @@ impl Flags {
     /// A price of zero (open, high, low or close is 0 or -0.0).
     pub const ZERO: Flags = Flags(2);
 
-    const NAMES: [(Flags, &'static str); 2] = [(Flags::OHLC_ORDER, "ohlc_order"), (Flags::ZERO, "zero")];
+    const NAMES: [(Flags, &'static str); 2] =
+        [(Flags::OHLC_ORDER, "ohlc_order"), (Flags::ZERO, "zero")];
 
     /// The flags a price earns on its own (ohlc order only when `check_order`).
     pub fn of(price: &Ohlcv, check_order: bool) -> Flags {
@@ -309,14 +310,23 @@ impl<'de> Deserialize<'de> for Flags {
 /// reason, or a price refused on purpose. Never two of these at once.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Price { price: Ohlcv, flags: Flags },
+    Price {
+        price: Ohlcv,
+        flags: Flags,
+    },
     /// The source said, unambiguously, that it has no price there.
     NoPrice,
     /// No answer: every attempt failed (or a permanent failure ended them).
-    Failed { reason: String, attempts: u32 },
+    Failed {
+        reason: String,
+        attempts: u32,
+    },
     /// An answer refused by a rule (`source.ohlc_order = "reject"`); it
     /// settles and is never fetched again. The price is kept as sent.
-    Rejected { reason: String, price: Option<Ohlcv> },
+    Rejected {
+        reason: String,
+        price: Option<Ohlcv>,
+    },
 }
 
 impl Outcome {
@@ -405,7 +415,9 @@ impl std::str::FromStr for CellState {
             .into_iter()
             .find(|c| c.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown state {s:?}: expected final, provisional, none, failed or rejected")
+                format!(
+                    "unknown state {s:?}: expected final, provisional, none, failed or rejected"
+                )
             })
     }
 }

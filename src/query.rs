@@ -941,7 +941,10 @@ mod tests {
         let keys: Vec<&str> = back[0].keys().map(String::as_str).collect();
         let mut sorted = keys.clone();
         sorted.sort_unstable();
-        assert_eq!(sorted, ["close", "day", "exchange", "flags", "state", "symbol"]);
+        assert_eq!(
+            sorted,
+            ["close", "day", "exchange", "flags", "state", "symbol"]
+        );
         assert_eq!(
             back[0]["close"].as_f64().map(f64::to_bits),
             Some(5e-324f64.to_bits())

@@ -152,7 +152,9 @@ pub enum SnapshotError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("{path}: snapshot format {found} is not supported (this build reads 1 to {FORMAT_VERSION})")]
+    #[error(
+        "{path}: snapshot format {found} is not supported (this build reads 1 to {FORMAT_VERSION})"
+    )]
     Version { path: PathBuf, found: u32 },
 }
 
@@ -570,7 +572,10 @@ mod tests {
         assert_eq!(day["eth"]["close"], 107.97);
         assert_eq!(day["eth"]["state"], "final");
         assert_eq!(day["eth"]["fetched_at"], "2020-03-14T03:00:00Z");
-        assert_eq!(v["sources"][day["eth"]["source"].as_u64().unwrap() as usize], "http://127.0.0.1:9/");
+        assert_eq!(
+            v["sources"][day["eth"]["source"].as_u64().unwrap() as usize],
+            "http://127.0.0.1:9/"
+        );
         assert_eq!(day["btc"]["state"], "none");
         assert!(day["btc"].get("close").is_none());
         assert_eq!(day["ltc"]["state"], "failed");

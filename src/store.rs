@@ -615,10 +615,7 @@ mod tests {
         s.apply(&k, &obs(price(6.0), 2, 10, false));
         // A hung attempt of round 1 answers late, and a superseded attempt
         // of round 2 too.
-        assert_eq!(
-            s.apply(&k, &obs(price(5.0), 1, 99, true)),
-            Applied::Stale
-        );
+        assert_eq!(s.apply(&k, &obs(price(5.0), 1, 99, true)), Applied::Stale);
         assert_eq!(s.apply(&k, &obs(price(5.0), 2, 9, true)), Applied::Stale);
         assert_eq!(s.apply(&k, &obs(price(6.0), 2, 10, false)), Applied::Stale);
         let c = get(&s, &k);
@@ -639,7 +636,10 @@ mod tests {
         assert_eq!(c.state, CellState::Provisional);
         assert_eq!(c.price.unwrap().close, 5.0);
         assert_eq!(c.note.unwrap().reason, "server error (503)");
-        assert!(s.failed().is_empty(), "the cell holds a price, not a failure");
+        assert!(
+            s.failed().is_empty(),
+            "the cell holds a price, not a failure"
+        );
     }
 
     #[test]
@@ -677,7 +677,10 @@ mod tests {
         s.apply(&key("kraken", "btc", 1), &obs(price(1.0), 1, 1, true));
         s.apply(&key("kraken", "btc", 2), &obs(price(1.0), 1, 2, false));
         s.apply(&key("kraken", "btc", 3), &obs(Outcome::NoPrice, 1, 3, true));
-        s.apply(&key("kraken", "btc", 4), &obs(Outcome::NoPrice, 1, 4, false));
+        s.apply(
+            &key("kraken", "btc", 4),
+            &obs(Outcome::NoPrice, 1, 4, false),
+        );
         s.apply(&key("kraken", "btc", 5), &obs(failed(), 1, 5, true));
         let rejected = Outcome::Rejected {
             reason: "ohlc order".into(),

@@ -27,10 +27,7 @@ async fn a_march_round_returns_exactly_the_servers_data() {
     assert_eq!(c.tasks, 1023);
     assert_eq!(c.done(), 1023);
     assert_eq!(c.failed, 0);
-    assert!(
-        c.none > 0,
-        "the dataset leaves some prices out on purpose"
-    );
+    assert!(c.none > 0, "the dataset leaves some prices out on purpose");
     assert_eq!(c.finals as usize, report.snapshot.price_count());
     assert_matches_server(&report.snapshot, &server, "2020-03-01", "2020-03-31");
     assert_eq!(server.stats.price_requests(), 1023, "one request per task");

@@ -222,7 +222,10 @@ async fn query_outputs_equal_the_snapshot_and_csv_parses_back() {
             .answer(&e, &s, d)
             .expect("a key of the snapshot");
         let settled = ["final", "none"];
-        assert!(settled.contains(&&rec[3]), "{e}/{s}/{d}: a closed day of 2020 settles");
+        assert!(
+            settled.contains(&&rec[3]),
+            "{e}/{s}/{d}: a closed day of 2020 settles"
+        );
         let got = if rec[4].is_empty() {
             None
         } else {

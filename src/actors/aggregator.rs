@@ -25,8 +25,8 @@ use serde::Serialize;
 
 use super::supervisor::reason_kind;
 use crate::metrics::Metrics;
-pub use crate::model::{Counts, RoundSummary};
 use crate::model::{CellState, Exchange, Outcome, TaskKey};
+pub use crate::model::{Counts, RoundSummary};
 use crate::snapshot::{self, Snapshot, SnapshotError};
 use crate::store::{Applied, Observation, Stamp, Store};
 use crate::wire::{UNKNOWN_EXCHANGE, UNKNOWN_SYMBOL};

@@ -71,14 +71,17 @@ impl Pipeline {
     /// Starts the actors with the given options.
     pub fn start_with(config: Arc<Config>, base: Url, opts: PipelineOptions) -> Pipeline {
         let metrics = Metrics::new();
-        let source_id = opts
-            .source_id
-            .unwrap_or_else(|| Arc::from(base.as_str()));
+        let source_id = opts.source_id.unwrap_or_else(|| Arc::from(base.as_str()));
         let aggregator = Aggregator::new(config.log.progress_every, metrics.clone())
             .with_store(opts.store)
             .start();
         let supervisor = Supervisor::new(
-            PoolSettings::new(base.clone(), source_id.clone(), &config.source, &config.fetch),
+            PoolSettings::new(
+                base.clone(),
+                source_id.clone(),
+                &config.source,
+                &config.fetch,
+            ),
             opts.clock.clone(),
             aggregator.clone(),
             metrics.clone(),

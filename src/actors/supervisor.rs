@@ -373,11 +373,7 @@ impl Supervisor {
                 if self.pool.as_ref().is_some_and(|p| !p.connected()) {
                     self.replace_pool("every worker thread died", ctx);
                 }
-                self.again(
-                    pending,
-                    FetchFailure::retryable("fetcher thread died"),
-                    ctx,
-                );
+                self.again(pending, FetchFailure::retryable("fetcher thread died"), ctx);
             }
         }
         self.pump(ctx);

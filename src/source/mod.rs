@@ -223,13 +223,13 @@ impl PriceClient {
         make: impl Fn(&str) -> Result<T, NameError>,
     ) -> Result<Vec<T>, SourceError> {
         let url = self.url(path);
-        let (status, _, body) = self
-            .get(&url, self.max_body.max(1 << 20))
-            .await
-            .map_err(|reason| SourceError::Unreachable {
-                url: url.clone(),
-                reason,
-            })?;
+        let (status, _, body) =
+            self.get(&url, self.max_body.max(1 << 20))
+                .await
+                .map_err(|reason| SourceError::Unreachable {
+                    url: url.clone(),
+                    reason,
+                })?;
         if status != 200 {
             return Err(SourceError::Status { url, status });
         }

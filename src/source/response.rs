@@ -249,7 +249,10 @@ mod tests {
         assert!(e.retryable, "408 is transient");
         for status in [204, 301, 302, 304, 400, 401, 403, 410] {
             let e = answer(status, Ok(b"")).unwrap_err();
-            assert!(!e.retryable && e.reason.contains(&status.to_string()), "{status}: {e:?}");
+            assert!(
+                !e.retryable && e.reason.contains(&status.to_string()),
+                "{status}: {e:?}"
+            );
         }
     }
 

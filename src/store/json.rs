@@ -216,9 +216,9 @@ impl CellIn {
     fn price(&self) -> Result<Option<Ohlcv>, String> {
         match (self.open, self.high, self.low, self.close, self.volume) {
             (None, None, None, None, None) => Ok(None),
-            (Some(o), Some(h), Some(l), Some(c), Some(v)) => {
-                Ohlcv::new(o, h, l, c, v).map(Some).map_err(|e| e.to_string())
-            }
+            (Some(o), Some(h), Some(l), Some(c), Some(v)) => Ohlcv::new(o, h, l, c, v)
+                .map(Some)
+                .map_err(|e| e.to_string()),
             _ => Err("a price needs all of open, high, low, close and volume".into()),
         }
     }
@@ -272,7 +272,9 @@ impl<'de> Visitor<'de> for PricesSeed<'_> {
                             let state = match raw.state {
                                 Some(s) => s,
                                 None if price.is_some() => CellState::Final,
-                                None => return Err(bad("a version-1 price needs its fields".into())),
+                                None => {
+                                    return Err(bad("a version-1 price needs its fields".into()))
+                                }
                             };
                             if matches!(state, CellState::Final) && price.is_none() {
                                 return Err(bad("a final cell needs a price".into()));
@@ -345,7 +347,12 @@ mod tests {
     fn every_state_round_trips_through_json() {
         let mut s = Store::new();
         let p = |c: f64| Ohlcv::new(c, c, c, c, 1.0).unwrap();
-        record(&mut s, &key("kraken", "btc", 1), Outcome::price(p(5.25)), true);
+        record(
+            &mut s,
+            &key("kraken", "btc", 1),
+            Outcome::price(p(5.25)),
+            true,
+        );
         record(&mut s, &key("kraken", "eth", 1), Outcome::NoPrice, true);
         record(
             &mut s,
@@ -383,7 +390,10 @@ mod tests {
         assert_eq!(cell["source"], 0);
         assert_eq!(v["kraken"]["2020-03-01"]["eth"]["state"], "none");
         assert_eq!(v["bitstamp"]["2020-03-03"]["btc"]["flags"][0], "ohlc_order");
-        assert_eq!(v["bitstamp"]["2020-03-04"]["ltc"]["reason"], "server error (503)");
+        assert_eq!(
+            v["bitstamp"]["2020-03-04"]["ltc"]["reason"],
+            "server error (503)"
+        );
         let mut back = load(&json).unwrap();
         back.set_loaded_sources(s.sources_json().iter().map(|s| s.to_string()).collect());
         let a: Vec<_> = s.iter().collect();
@@ -395,11 +405,26 @@ mod tests {
     fn version_1_prices_load_as_final_answers() {
         let json = r#"{"kraken": {"2020-03-01": {"btc": {"open": 1, "high": 2, "low": 1, "close": 2, "volume": 3}, "eth": null}}}"#;
         let s = load(json).unwrap();
-        let btc = s.get(&key("kraken", "btc", 1).exchange, &key("kraken", "btc", 1).symbol, key("kraken", "btc", 1).day).unwrap();
-        assert_eq!((btc.state, btc.price.unwrap().close), (CellState::Final, 2.0));
+        let btc = s
+            .get(
+                &key("kraken", "btc", 1).exchange,
+                &key("kraken", "btc", 1).symbol,
+                key("kraken", "btc", 1).day,
+            )
+            .unwrap();
+        assert_eq!(
+            (btc.state, btc.price.unwrap().close),
+            (CellState::Final, 2.0)
+        );
         let k = key("kraken", "eth", 1);
-        assert_eq!(s.get(&k.exchange, &k.symbol, k.day).unwrap().state, CellState::NoPrice);
-        assert!(s.is_settled(&k, "any source"), "a version-1 answer has no source to differ from");
+        assert_eq!(
+            s.get(&k.exchange, &k.symbol, k.day).unwrap().state,
+            CellState::NoPrice
+        );
+        assert!(
+            s.is_settled(&k, "any source"),
+            "a version-1 answer has no source to differ from"
+        );
     }
 
     #[test]
