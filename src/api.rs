@@ -250,6 +250,7 @@ async fn status(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
         "round_running": agg.running.is_some(),
         "counts": counts,
         "last_round": agg.last,
+        "next_round_at": agg.next_round_at,
         "stored": { "prices": agg.prices, "cells": agg.cells },
         "workers": pool.workers,
         "in_flight": pool.in_flight,

@@ -101,18 +101,22 @@ impl Tally {
         }
     }
 
-    /// Warns about exchanges that had prices and now answer "none" for more
-    /// than half of the closed days asked about.
+    /// Exchanges that have prices and answered "none" for more than half
+    /// of the closed days asked about this round: (exchange, none, answered).
+    fn suspicious_none<'a>(&'a self, store: &'a Store) -> Vec<(&'a Exchange, u64, u64)> {
+        self.closed
+            .iter()
+            .filter(|(e, c)| c.none * 2 > c.answered && store.has_prices(e))
+            .map(|(e, c)| (e, c.none, c.answered))
+            .collect()
+    }
+
     fn log_suspicious_none(&self, store: &Store) {
-        for (exchange, c) in &self.closed {
-            if c.none * 2 > c.answered && store.has_prices(exchange) {
-                log::warn!(
-                    "round {}: {exchange} answered \"no price\" for {} of {} closed days although it has prices for others; is the source serving what it should?",
-                    self.round,
-                    c.none,
-                    c.answered
-                );
-            }
+        for (exchange, none, answered) in self.suspicious_none(store) {
+            log::warn!(
+                "round {}: {exchange} answered \"no price\" for {none} of {answered} closed days although it has prices for others; is the source serving what it should?",
+                self.round
+            );
         }
     }
 }
@@ -139,6 +143,8 @@ pub struct Aggregator {
     store: Store,
     round: Option<Tally>,
     last: Option<RoundSummary>,
+    /// When the Producer will start the next round, if it runs on a schedule.
+    next_round: Option<DateTime<Utc>>,
     config_version: u64,
     progress_every: Duration,
     progress_timer: Option<SpawnHandle>,
@@ -155,6 +161,7 @@ impl Aggregator {
             store: Store::new(),
             round: None,
             last: None,
+            next_round: None,
             config_version: 0,
             progress_every,
             progress_timer: None,
@@ -292,6 +299,7 @@ impl Aggregator {
             config_version: self.config_version,
             running: self.round.as_ref().map(|t| (t.round, t.counts)),
             last: self.last,
+            next_round_at: self.next_round,
             prices: self.store.price_count(),
             cells: CellState::ALL.map(|s| (s, self.store.count(s))).into(),
         }
@@ -362,6 +370,22 @@ impl Handler<PriceResult> for Aggregator {
 
     fn handle(&mut self, msg: PriceResult, _: &mut Self::Context) {
         self.record(msg);
+    }
+}
+
+/// When the next scheduled round starts (the daemon), so that failed and
+/// provisional cells can say when they will be tried again.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct NextRound {
+    pub at: Option<DateTime<Utc>>,
+}
+
+impl Handler<NextRound> for Aggregator {
+    type Result = ();
+
+    fn handle(&mut self, msg: NextRound, _: &mut Self::Context) {
+        self.next_round = msg.at;
     }
 }
 
@@ -523,6 +547,8 @@ pub struct AggregatorStatus {
     /// The running round and its counts so far.
     pub running: Option<(u64, Counts)>,
     pub last: Option<RoundSummary>,
+    /// When failed and provisional cells will be tried again.
+    pub next_round_at: Option<DateTime<Utc>>,
     /// Cells holding a final or provisional price.
     pub prices: usize,
     /// Cells by state.
@@ -650,6 +676,28 @@ mod tests {
             2
         );
         assert_eq!(t.failures.len(), 2);
+    }
+
+    #[test]
+    fn an_exchange_with_prices_answering_mostly_none_is_named() {
+        let mut a = aggregator();
+        with_round(&mut a, 1, 3);
+        a.record(result(1, 1, price(5.0)));
+        for day in [2, 3] {
+            let mut r = result(1, day, Outcome::NoPrice);
+            r.key = key(day as u32);
+            a.record(r);
+        }
+        let t = a.round.as_ref().unwrap();
+        let named = t.suspicious_none(&a.store);
+        assert_eq!(named.len(), 1);
+        assert_eq!(
+            (named[0].0.as_str(), named[0].1, named[0].2),
+            ("kraken", 2, 3)
+        );
+        // An exchange that never had a price is not suspicious, just empty.
+        let empty = Store::new();
+        assert!(t.suspicious_none(&empty).is_empty());
     }
 
     #[test]

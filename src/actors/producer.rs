@@ -17,7 +17,9 @@ use chrono::NaiveDate;
 use tokio::sync::watch;
 use url::Url;
 
-use super::aggregator::{Aggregator, RoundFinished, RoundStarted, RoundSummary, Unsettled};
+use super::aggregator::{
+    Aggregator, NextRound, RoundFinished, RoundStarted, RoundSummary, Unsettled,
+};
 use super::supervisor::{Submit, Supervisor, WaitIdle};
 use crate::clock::Clock;
 use crate::config::{Config, DayRange, Selection};
@@ -250,6 +252,10 @@ impl Producer {
             }
             None => Duration::ZERO,
         };
+        let at = chrono::TimeDelta::from_std(wait)
+            .ok()
+            .and_then(|w| self.clock.now().checked_add_signed(w));
+        self.aggregator.do_send(NextRound { at });
         self.next_round = Some(ctx.run_later(wait, |act, ctx| {
             act.next_round = None;
             let round = act.round();

@@ -415,6 +415,10 @@ impl Supervisor {
             self.deliver(id, pending, outcome, now);
             return;
         }
+        if self.draining {
+            // Shutting down: the task stays unsettled; a later run fetches it.
+            return;
+        }
         self.stats.retries += 1;
         self.metrics.count_retry(reason_kind(&failure.reason));
         let delay = failure
