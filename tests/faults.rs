@@ -272,3 +272,179 @@ async fn per_exchange_limits_hold_and_a_slow_exchange_does_not_stall_the_rest() 
     let limited = started.elapsed();
     assert!(limited >= Duration::from_millis(2600), "{limited:?}");
 }
+
+/// Polls the supervisor's counters every 20 ms until `done` holds of them
+/// or `limit` passes; returns the last ones read. (No message tells when a
+/// hung fetcher thread finally answers: its reply is dropped.)
+async fn stats_when(
+    pipeline: &Pipeline,
+    limit: Duration,
+    done: impl Fn(&SupervisorStats) -> bool,
+) -> SupervisorStats {
+    let deadline = Instant::now() + limit;
+    loop {
+        let stats = pipeline.supervisor.send(GetStats).await.unwrap();
+        if done(&stats) || Instant::now() >= deadline {
+            return stats;
+        }
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_hung_attempt_that_answers_late_changes_nothing() {
+    use pricegrid::actors::aggregator::GetStore;
+    use pricegrid::actors::PipelineOptions;
+    use pricegrid::clock::Clock;
+    use pricegrid::model::CellState;
+    use pricegrid::server::publication::partial;
+
+    let _hooks = hooks().await;
+    // Today is D, 06:00: D's candle is partial and moves with the clock, so
+    // an answer given later differs from one given now.
+    let d = day("2020-06-10");
+    let morning = d.and_hms_opt(6, 0, 0).unwrap().and_utc();
+    let clock = Clock::manual(morning);
+    let server = spawn_price_server({
+        let clock = clock.clone();
+        move |o| {
+            o.clock = clock;
+            o.publish_delay = Some(Duration::from_secs(3600));
+        }
+    });
+    let hung = key("kraken", "btc", "2020-06-10");
+    let full = server
+        .dataset
+        .price_of(&hung.exchange, &hung.symbol, d)
+        .expect("a price");
+    let mut config = Config::default();
+    config.source.url = pricegrid::config::SourceUrl::Remote(server.url());
+    config.universe.exchanges =
+        Selection::List(vec!["kraken".parse().unwrap(), "bitstamp".parse().unwrap()]);
+    config.universe.symbols = Selection::List(vec!["btc".parse().unwrap(), "eth".parse().unwrap()]);
+    config.universe.from = None;
+    config.universe.to = None;
+    config.universe.last_days = Some(3);
+    config.fetch.workers = 4;
+    config.fetch.backoff_base = Duration::from_millis(10);
+    config.fetch.backoff_max = Duration::from_millis(100);
+    config.source.timeout = Duration::from_millis(300);
+    config.fetch.task_deadline = Duration::from_millis(600);
+    config.check().unwrap();
+    fault_hooks::panic_on([(hung.clone(), PanicKind::Hang(Duration::from_millis(2000)))]);
+    let pipeline = Pipeline::start_with(
+        arc(config),
+        server.url(),
+        PipelineOptions {
+            clock: clock.clone(),
+            ..PipelineOptions::default()
+        },
+    );
+
+    let summary =
+        actix_rt::time::timeout(Duration::from_secs(10), pipeline.producer.send(RunRound))
+            .await
+            .expect("the round ends in time")
+            .unwrap()
+            .expect("the round runs");
+    let c = summary.counts;
+    assert_eq!((c.tasks, c.done(), c.failed), (12, 12, 0), "{c:?}");
+    let stats = pipeline.supervisor.send(GetStats).await.unwrap();
+    assert_eq!(
+        (stats.hung, stats.stale_replies),
+        (1, 0),
+        "the round ended on the retry, before the hung attempt answered: {stats:?}"
+    );
+    let retried = pipeline
+        .aggregator
+        .send(GetStore)
+        .await
+        .unwrap()
+        .get(&hung.exchange, &hung.symbol, d)
+        .expect("the hung key has a cell");
+    assert_eq!(
+        (retried.state, retried.price, retried.fetched_at),
+        (
+            CellState::Provisional,
+            Some(partial(&full, 0.25)),
+            Some(morning)
+        ),
+        "the retry's answer"
+    );
+
+    // By the time the hung attempt asks the source, the day's candle has
+    // moved: its answer would change the cell, were it taken.
+    clock.set(d.and_hms_opt(18, 0, 0).unwrap().and_utc());
+    let stats = stats_when(&pipeline, Duration::from_secs(5), |s| s.stale_replies >= 1).await;
+    assert_eq!((stats.hung, stats.stale_replies), (1, 1), "{stats:?}");
+    assert_eq!(
+        server.stats.price_requests(),
+        13,
+        "the hung attempt did ask the source, late"
+    );
+    let store = pipeline.aggregator.send(GetStore).await.unwrap();
+    assert_eq!(
+        store.get(&hung.exchange, &hung.symbol, d),
+        Some(retried),
+        "the late answer changed nothing"
+    );
+    let snap = pipeline.aggregator.send(TakeSnapshot).await.unwrap();
+    assert_eq!(snap.counts, c, "nor the round's counts");
+    let mut cells = pricegrid::model::Counts {
+        tasks: c.tasks,
+        ..Default::default()
+    };
+    for (_, _, _, cell) in store.iter() {
+        cells.add(cell.state, 1);
+    }
+    assert_eq!(cells, c, "nor any cell's state");
+    pipeline.stop().await;
+}
+
+#[actix_rt::test]
+async fn healthy_tasks_never_fail_for_time_spent_queued() {
+    let _hooks = hooks().await;
+    let server = spawn_price_server(|_| {});
+    let mut config = march_config(&server, 2);
+    config.universe.exchanges =
+        Selection::List(vec!["kraken".parse().unwrap(), "bitstamp".parse().unwrap()]);
+    config.universe.symbols = Selection::List(vec!["btc".parse().unwrap()]);
+    config.source.timeout = Duration::from_millis(500);
+    config.fetch.task_deadline = Duration::from_secs(1);
+    config.check().unwrap();
+    // Both workers hang on the first key of each exchange for longer than
+    // the deadline; every other task waits in the pool's queue all that time.
+    let hang = PanicKind::Hang(Duration::from_millis(1500));
+    fault_hooks::panic_on([
+        (key("kraken", "btc", "2020-03-01"), hang),
+        (key("bitstamp", "btc", "2020-03-01"), hang),
+    ]);
+    let pipeline = Pipeline::start(arc(config), server.url());
+    let summary =
+        actix_rt::time::timeout(Duration::from_secs(10), pipeline.producer.send(RunRound))
+            .await
+            .expect("the round ends in time")
+            .unwrap()
+            .expect("the round runs");
+    let c = summary.counts;
+    assert_eq!((c.tasks, c.done(), c.failed), (62, 62, 0), "{c:?}");
+    let stats = pipeline.supervisor.send(GetStats).await.unwrap();
+    assert_eq!(
+        (stats.hung, stats.retries),
+        (2, 2),
+        "only the two hung fetches were given up on: {stats:?}"
+    );
+    let snap = pipeline.aggregator.send(TakeSnapshot).await.unwrap();
+    assert!(snap.failed().is_empty(), "{:?}", snap.failed());
+    assert!(
+        snap.prices.iter().all(|(_, _, _, cell)| cell
+            .note
+            .is_none_or(|n| !n.reason.contains("task_deadline"))),
+        "no cell mentions the deadline"
+    );
+    assert_eq!(answers(&snap.prices).len(), 62);
+    assert_answers_match(&snap.prices, &server.dataset);
+    let stats = stats_when(&pipeline, Duration::from_secs(5), |s| s.stale_replies >= 2).await;
+    assert_eq!(stats.stale_replies, 2, "{stats:?}");
+    pipeline.stop().await;
+}
