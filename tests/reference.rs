@@ -379,7 +379,7 @@ async fn tasks_waiting_to_retry_count_against_the_window() {
         assert!(s.in_flight <= window, "poll {poll}: {s:?}");
         assert!(s.queued < window * 64, "poll {poll}: {s:?}");
         assert!(
-            s.retrying + s.queued + s.in_flight <= 3 * window,
+            s.retrying + s.queued + s.in_flight <= 2 * window,
             "poll {poll}: {s:?}"
         );
     }

@@ -301,10 +301,12 @@ impl Supervisor {
         );
     }
 
-    /// Room for more tasks: few are queued that could go now (tasks of a
-    /// lane at its limit do not count, so a blocked exchange cannot stop
-    /// the others being fed) plus those waiting for a retry, and the total
-    /// stays bounded.
+    /// Room for more tasks: those that could go now (tasks of a lane at its
+    /// limit do not count, so a blocked exchange cannot stop the others
+    /// being fed), those in flight and those waiting for a retry add up to
+    /// at most a window, and the total queued stays bounded. With the
+    /// Producer's window-sized chunks, the Supervisor holds at most two
+    /// windows of ready, in-flight and retrying tasks.
     fn has_room(&self) -> bool {
         let window = self.settings.window;
         let max = self.settings.per_exchange.max_in_flight;
@@ -312,7 +314,7 @@ impl Supervisor {
         let ready = self.lanes.ready(|lane: &Lane<Pending>| {
             max.is_none_or(|m| lane.in_flight < m) && lane.blocked_until.is_none_or(|t| t <= now)
         });
-        ready + self.retries.len() <= window
+        ready + self.retries.len() + self.in_flight.len() <= window
             && self.lanes.queued() <= window.saturating_mul(MAX_QUEUED_WINDOWS)
     }
 
