@@ -1,0 +1,760 @@
+//! Every cell tells the truth about the answer it got: a cut-off or stalled
+//! answer is a retryable failure, never "no price"; servers that speak
+//! HTTP/1.0 or close their connections serve a whole round; a typo'd
+//! exchange or an HTML 404 fails loudly and is asked again; a sloppy
+//! listing is cleaned; and stalled bodies cost at most `source.timeout`
+//! each, never a fetcher.
+//!
+//! Servers here are either small raw TCP servers on 127.0.0.1 that write
+//! exact bytes (`raw_server`, one script per request), an actix-web App
+//! defined in the test, or the built-in server.
+
+mod common;
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::web::Bytes;
+use chrono::NaiveDate;
+use common::*;
+use pricegrid::actors::aggregator::GetStore;
+use pricegrid::actors::producer::{ApplyConfig, RunRound};
+use pricegrid::actors::supervisor::GetStats;
+use pricegrid::actors::Pipeline;
+use pricegrid::app::{self, Source};
+use pricegrid::config::{Config, Day, OhlcOrder, Selection, SourceUrl};
+use pricegrid::model::{CellState, Exchange, Symbol, TaskKey};
+use pricegrid::server::{Dataset, GeneratedSpec, Lookup, DEFAULT_SEED};
+use pricegrid::source::{Answer, ClientLimits, PriceClient};
+use pricegrid::store::Store;
+use pricegrid::wire::{ErrorBody, PriceBody, NO_PRICE, UNKNOWN_EXCHANGE, UNKNOWN_SYMBOL};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use url::Url;
+
+/// Every test ends within this, whatever a server does.
+const TEST_DEADLINE: Duration = Duration::from_secs(60);
+
+async fn bounded<T>(test: impl Future<Output = T>) -> T {
+    actix_rt::time::timeout(TEST_DEADLINE, test)
+        .await
+        .expect("the test finished within its deadline")
+}
+
+// ---------------------------------------------------------------------------
+// A raw HTTP server that writes exactly the bytes a script says.
+
+/// One thing a raw server does after reading a request.
+#[derive(Debug, Clone)]
+enum Step {
+    /// Write these bytes as they are.
+    Send(Vec<u8>),
+    /// Do nothing for this long (a behaviour under test, such as closing a
+    /// connection some time after answering).
+    Wait(Duration),
+}
+
+/// What happens to the connection once a script's steps are done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Then {
+    /// Close it.
+    Close,
+    /// Read the next request on it (keep-alive).
+    ReadNext,
+    /// Keep it open, sending nothing more, until the client goes away.
+    Hold,
+}
+
+/// A server's answer to one request, byte for byte.
+#[derive(Debug, Clone)]
+struct Script {
+    steps: Vec<Step>,
+    then: Then,
+}
+
+impl Script {
+    fn send(bytes: impl Into<Vec<u8>>, then: Then) -> Script {
+        Script {
+            steps: vec![Step::Send(bytes.into())],
+            then,
+        }
+    }
+}
+
+/// Most connections one raw server accepts (bounds its accept loop).
+const MAX_CONNECTIONS: usize = 10_000;
+/// Largest request head a raw server reads.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Starts a raw server on 127.0.0.1:0 that answers every request with
+/// `respond(path)`; runs on the test's runtime until the test ends.
+async fn raw_server(respond: impl Fn(&str) -> Script + 'static) -> Url {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let respond = Rc::new(respond);
+    actix_rt::spawn(async move {
+        for _ in 0..MAX_CONNECTIONS {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let respond = respond.clone();
+            actix_rt::spawn(async move {
+                let _ = actix_rt::time::timeout(
+                    TEST_DEADLINE,
+                    serve_connection(stream, respond.as_ref()),
+                )
+                .await;
+            });
+        }
+    });
+    format!("http://{addr}/").parse().unwrap()
+}
+
+async fn serve_connection(mut stream: TcpStream, respond: &dyn Fn(&str) -> Script) {
+    let mut buf = Vec::new();
+    // Each pass reads a request; MAX_CONNECTIONS also bounds requests per
+    // connection (the timeout in `raw_server` bounds the time).
+    for _ in 0..MAX_CONNECTIONS {
+        let Some(path) = read_request(&mut stream, &mut buf).await else {
+            return;
+        };
+        let script = respond(&path);
+        for step in &script.steps {
+            match step {
+                Step::Send(bytes) => {
+                    if stream.write_all(bytes).await.is_err() {
+                        return;
+                    }
+                }
+                Step::Wait(d) => actix_rt::time::sleep(*d).await,
+            }
+        }
+        match script.then {
+            Then::Close => return,
+            Then::ReadNext => {}
+            Then::Hold => {
+                // Until the client closes (it reads nothing more from us).
+                let mut sink = [0u8; 1024];
+                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+                return;
+            }
+        }
+    }
+}
+
+/// Reads one request head (GETs have no body); returns its path, or None
+/// when the client closed or sent something too large.
+async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            buf.drain(..end + 4);
+            return head.split_whitespace().nth(1).map(str::to_owned);
+        }
+        if buf.len() > MAX_HEAD {
+            return None;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// How a raw server frames a complete answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    /// `HTTP/1.0` with a Content-Length, connection closed 50 ms after the
+    /// answer (as Python's `http.server` does).
+    Http10Closing,
+    /// `HTTP/1.1` with `Connection: close`, closed 50 ms after the answer.
+    Http11Closing,
+    /// Plain `HTTP/1.1`, the connection kept for the next request.
+    Http11KeepAlive,
+}
+
+/// How long a closing server keeps the connection after answering.
+const CLOSE_AFTER: Duration = Duration::from_millis(50);
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        _ => "Whatever",
+    }
+}
+
+/// A complete answer in `dialect`.
+fn framed(dialect: Dialect, status: u16, content_type: &str, body: &[u8]) -> Script {
+    let (version, connection) = match dialect {
+        Dialect::Http10Closing => ("HTTP/1.0", ""),
+        Dialect::Http11Closing => ("HTTP/1.1", "Connection: close\r\n"),
+        Dialect::Http11KeepAlive => ("HTTP/1.1", ""),
+    };
+    let mut bytes = format!(
+        "{version} {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{connection}\r\n",
+        reason_phrase(status),
+        body.len()
+    )
+    .into_bytes();
+    bytes.extend_from_slice(body);
+    match dialect {
+        Dialect::Http11KeepAlive => Script::send(bytes, Then::ReadNext),
+        _ => Script {
+            steps: vec![Step::Send(bytes), Step::Wait(CLOSE_AFTER)],
+            then: Then::Close,
+        },
+    }
+}
+
+fn json<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap()
+}
+
+/// What the classic API answers for `path` from `ds`: (status, JSON body).
+fn dataset_answer(ds: &Dataset, path: &str) -> (u16, Vec<u8>) {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["exchanges"] => (200, json(ds.exchanges())),
+        ["symbols"] => (200, json(ds.symbols())),
+        ["price", exchange, symbol, date] => {
+            let Ok(d) = NaiveDate::parse_from_str(date, "%Y-%m-%d") else {
+                return (400, json(&ErrorBody::new("bad date")));
+            };
+            match ds.lookup(exchange, symbol, d) {
+                Lookup::Price(p) => (
+                    200,
+                    json(&PriceBody::new(exchange, symbol, &p, d.to_string())),
+                ),
+                Lookup::NoPrice => (404, json(&ErrorBody::new(NO_PRICE))),
+                Lookup::UnknownExchange => (404, json(&ErrorBody::new(UNKNOWN_EXCHANGE))),
+                Lookup::UnknownSymbol => (404, json(&ErrorBody::new(UNKNOWN_SYMBOL))),
+            }
+        }
+        _ => (404, json(&ErrorBody::new("no such route"))),
+    }
+}
+
+/// A raw server answering the classic API from `ds` in `dialect`.
+async fn dataset_server(ds: Arc<Dataset>, dialect: Dialect) -> Url {
+    raw_server(move |path| {
+        let (status, body) = dataset_answer(&ds, path);
+        framed(dialect, status, "application/json", &body)
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------
+// Shared fixtures.
+
+fn names<T: std::str::FromStr>(raw: &[&str]) -> Vec<T>
+where
+    T::Err: std::fmt::Debug,
+{
+    raw.iter().map(|n| n.parse().unwrap()).collect()
+}
+
+/// The classic generated prices, on `exchanges` and `symbols` only.
+fn dataset(exchanges: &[&str], symbols: &[&str]) -> Arc<Dataset> {
+    Arc::new(Dataset::generated(GeneratedSpec {
+        exchanges: names(exchanges),
+        symbols: names(symbols),
+        ..GeneratedSpec::classic(DEFAULT_SEED)
+    }))
+}
+
+/// A config fetching `from..=to` from `url` with 4 workers and small
+/// backoffs; the universe is whatever the source lists.
+fn config_for(url: &Url, from: &str, to: &str) -> Config {
+    let mut c = Config::default();
+    c.source.url = SourceUrl::Remote(url.clone());
+    c.universe.from = Some(Day(day(from)));
+    c.universe.to = Some(Day(day(to)));
+    c.fetch.workers = 4;
+    c.fetch.backoff_base = Duration::from_millis(10);
+    c.fetch.backoff_max = Duration::from_millis(100);
+    c
+}
+
+fn checked(c: Config) -> Arc<Config> {
+    c.check().expect("test config is valid");
+    arc(c)
+}
+
+/// Every key of `exchanges` x `symbols` x `from..=to`.
+fn keys(exchanges: &[Exchange], symbols: &[Symbol], from: &str, to: &str) -> Vec<TaskKey> {
+    let mut out = Vec::new();
+    for d in day(from).iter_days().take_while(|d| *d <= day(to)) {
+        for exchange in exchanges {
+            for symbol in symbols {
+                out.push(TaskKey {
+                    exchange: exchange.clone(),
+                    symbol: symbol.clone(),
+                    day: d,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Asserts that `store` holds exactly `ds`'s answer for every key of
+/// `keys`, and nothing else.
+fn assert_holds_exactly(store: &Store, ds: &Dataset, keys: &[TaskKey]) {
+    for k in keys {
+        let got = store
+            .answer(&k.exchange, &k.symbol, k.day)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{k}: no answer, cell {:?}",
+                    store.get(&k.exchange, &k.symbol, k.day)
+                )
+            });
+        assert_eq!(got, ds.price_of(&k.exchange, &k.symbol, k.day), "{k}");
+    }
+    assert_eq!(store.len(), keys.len(), "cells outside the universe");
+}
+
+// ---------------------------------------------------------------------------
+// 1. Cut-off and stalled answers.
+
+fn eth_on_kraken() -> TaskKey {
+    TaskKey {
+        exchange: Exchange::new("kraken").unwrap(),
+        symbol: Symbol::new("eth").unwrap(),
+        day: day("2020-03-13"),
+    }
+}
+
+fn limits(timeout: Duration) -> ClientLimits {
+    ClientLimits {
+        timeout,
+        max_body: 64 * 1024,
+        connections: 1,
+        ohlc_order: OhlcOrder::Flag,
+    }
+}
+
+#[actix_rt::test]
+async fn a_cut_off_answer_is_a_retryable_failure_never_no_price() {
+    bounded(async {
+        let head = |status: &str, framing: &str| {
+            format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{framing}\r\n\r\n")
+                .into_bytes()
+        };
+        let length = "Content-Length: 134";
+        let with_part = |mut bytes: Vec<u8>, part: &[u8]| {
+            bytes.extend_from_slice(part);
+            bytes
+        };
+        // The first 20 of a price body's 134 bytes.
+        let start_of_price = br#"{"exchange": "kraken"#;
+        assert_eq!(start_of_price.len(), 20);
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("200, no body at all", head("200 OK", length)),
+            (
+                "200, 20 bytes of the body",
+                with_part(head("200 OK", length), start_of_price),
+            ),
+            (
+                "200 chunked, closed before its first chunk",
+                head("200 OK", "Transfer-Encoding: chunked"),
+            ),
+            (
+                "404, 10 of 50 bytes",
+                with_part(
+                    head("404 Not Found", "Content-Length: 50"),
+                    br#"{"error": "#,
+                ),
+            ),
+        ];
+        for (what, bytes) in cases {
+            let url = raw_server(move |_| Script::send(bytes.clone(), Then::Close)).await;
+            let client = PriceClient::new(&url, &limits(Duration::from_secs(2)));
+            let got = client.price(&eth_on_kraken()).await;
+            println!("{what}: {got:?}");
+            match got {
+                Err(failure) => {
+                    assert!(failure.retryable, "{what}: {failure:?} is not retryable");
+                    assert!(
+                        failure.reason.contains("cut off"),
+                        "{what}: the reason {:?} does not say the body was cut off",
+                        failure.reason
+                    );
+                }
+                Ok(Answer::NoPrice) => panic!("{what}: recorded as \"no price\""),
+                Ok(other) => panic!("{what}: taken as an answer: {other:?}"),
+            }
+        }
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn a_body_that_stalls_after_its_headers_times_out_within_source_timeout() {
+    bounded(async {
+        let head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 134\r\n\r\n{\"exchange\": ";
+        let url = raw_server(|_| Script::send(head.to_vec(), Then::Hold)).await;
+        let timeout = Duration::from_millis(300);
+        let client = PriceClient::new(&url, &limits(timeout));
+        let started = Instant::now();
+        let got = client.price(&eth_on_kraken()).await;
+        let took = started.elapsed();
+        println!("stalled body: {got:?} after {took:?}");
+        let failure = got.expect_err("a stalled body is not an answer");
+        assert!(failure.retryable, "{failure:?}");
+        assert!(failure.reason.contains("timed out"), "{failure:?}");
+        assert!(took >= timeout, "gave up after {took:?}, before the timeout");
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// 2. Servers that close their connections, or speak HTTP/1.0.
+
+/// A whole round (discovery included) against a raw server speaking
+/// `dialect`: 2 exchanges x 3 symbols x 5 days, each cell the dataset's
+/// answer, no failure (a single attempt per task, so that no dropped
+/// connection can hide behind a retry).
+async fn a_round_completes_against(dialect: Dialect) {
+    let ds = dataset(&["bitstamp", "kraken"], &["btc", "eth", "ltc"]);
+    let url = dataset_server(ds.clone(), dialect).await;
+    let mut config = config_for(&url, "2020-03-01", "2020-03-05");
+    config.fetch.max_attempts = 1;
+    let report = app::fetch_round(checked(config), &Source::remote(url), false)
+        .await
+        .unwrap_or_else(|e| panic!("{dialect:?}: {e}"));
+    let c = report.summary.counts;
+    assert_eq!(
+        report.snapshot.failed(),
+        vec![],
+        "{dialect:?}: failed tasks"
+    );
+    assert_eq!(
+        (c.tasks, c.done(), c.failed),
+        (30, 30, 0),
+        "{dialect:?}: {c:?}"
+    );
+    let all = keys(ds.exchanges(), ds.symbols(), "2020-03-01", "2020-03-05");
+    assert_holds_exactly(&report.snapshot.prices, &ds, &all);
+}
+
+#[actix_rt::test]
+async fn an_http_1_0_server_that_closes_after_answering_serves_a_whole_round() {
+    bounded(a_round_completes_against(Dialect::Http10Closing)).await;
+}
+
+#[actix_rt::test]
+async fn an_http_1_1_server_that_says_connection_close_serves_a_whole_round() {
+    bounded(a_round_completes_against(Dialect::Http11Closing)).await;
+}
+
+#[actix_rt::test]
+async fn a_keep_alive_http_1_1_server_serves_a_whole_round() {
+    bounded(a_round_completes_against(Dialect::Http11KeepAlive)).await;
+}
+
+// ---------------------------------------------------------------------------
+// 3. A typo'd exchange.
+
+#[actix_rt::test]
+async fn a_typo_in_an_exchange_name_fails_loudly_and_is_fetched_again_once_fixed() {
+    bounded(async {
+        let server = spawn_price_server(|_| {});
+        let (from, to) = ("2020-03-01", "2020-03-05");
+        let mut config = config_for(&server.url(), from, to);
+        config.universe.exchanges = Selection::List(names(&["krakn"]));
+        let pipeline = Pipeline::start(checked(config.clone()), server.url());
+
+        for round in 1..=2u64 {
+            let summary = pipeline.producer.send(RunRound).await.unwrap().unwrap();
+            let c = summary.counts;
+            assert_eq!(
+                (c.tasks, c.done(), c.failed, c.none),
+                (15, 15, 15, 0),
+                "round {round}: every task fails, none is \"no price\": {c:?}"
+            );
+            assert_eq!(
+                server.stats.price_requests(),
+                15 * round,
+                "round {round}: failed cells are asked again"
+            );
+            let store = pipeline.aggregator.send(GetStore).await.unwrap();
+            assert_eq!(store.len(), 15);
+            assert_eq!(store.count(CellState::NoPrice), 0);
+            for (e, s, d, cell) in store.iter() {
+                assert_eq!(cell.state, CellState::Failed, "{e}/{s}/{d}");
+                let note = cell.note.expect("a failed cell says why");
+                assert_eq!(note.reason, UNKNOWN_EXCHANGE, "{e}/{s}/{d}");
+            }
+        }
+
+        config.universe.exchanges = Selection::List(names(&["kraken"]));
+        pipeline
+            .producer
+            .send(ApplyConfig {
+                config: checked(config),
+                version: 1,
+                base: server.url(),
+                source_id: Arc::from(server.url().as_str()),
+            })
+            .await
+            .unwrap();
+        let fixed = pipeline.producer.send(RunRound).await.unwrap().unwrap();
+        let c = fixed.counts;
+        assert_eq!((c.tasks, c.done(), c.failed), (15, 15, 0), "{c:?}");
+        assert!(c.finals > 0, "real prices: {c:?}");
+        assert_eq!(server.stats.price_requests(), 45);
+        let store = pipeline.aggregator.send(GetStore).await.unwrap();
+        let kraken = keys(&names(&["kraken"]), server.dataset.symbols(), from, to);
+        for k in &kraken {
+            assert_eq!(
+                store.answer(&k.exchange, &k.symbol, k.day),
+                Some(server.dataset.price_of(&k.exchange, &k.symbol, k.day)),
+                "{k}"
+            );
+        }
+        pipeline.stop().await;
+        server.stop().await;
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// 4. A 404 that is not the source's "no price".
+
+#[actix_rt::test]
+async fn a_404_with_an_html_body_fails_naming_the_404_never_none() {
+    bounded(async {
+        let ds = dataset(&["kraken"], &["btc", "eth"]);
+        let listing = ds.clone();
+        let url = raw_server(move |path| {
+            if path.starts_with("/price/") {
+                framed(
+                    Dialect::Http11KeepAlive,
+                    404,
+                    "text/html",
+                    b"<html>Not Found</html>",
+                )
+            } else {
+                let (status, body) = dataset_answer(&listing, path);
+                framed(Dialect::Http11KeepAlive, status, "application/json", &body)
+            }
+        })
+        .await;
+        let config = config_for(&url, "2020-03-01", "2020-03-03");
+        let report = app::fetch_round(checked(config), &Source::remote(url), false)
+            .await
+            .unwrap();
+        let c = report.summary.counts;
+        assert_eq!((c.tasks, c.done(), c.failed, c.none), (6, 6, 6, 0), "{c:?}");
+        let store = &report.snapshot.prices;
+        assert_eq!(store.count(CellState::NoPrice), 0);
+        let failed = report.snapshot.failed();
+        assert_eq!(failed.len(), 6);
+        for f in &failed {
+            assert!(
+                f.reason.contains("404") && f.reason.contains("Not Found"),
+                "{}/{}/{}: {:?}",
+                f.exchange,
+                f.symbol,
+                f.day,
+                f.reason
+            );
+            assert_eq!(store.answer(&f.exchange, &f.symbol, f.day), None);
+        }
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// 5. A sloppy listing.
+
+#[actix_rt::test]
+async fn a_listing_with_a_duplicate_and_an_invalid_symbol_fetches_each_valid_symbol_once() {
+    bounded(async {
+        let ds = dataset(&["bitstamp", "kraken"], &["btc", "eth"]);
+        let asked: Rc<RefCell<HashMap<String, u32>>> = Rc::default();
+        let url = {
+            let ds = ds.clone();
+            let asked = asked.clone();
+            raw_server(move |path| {
+                if path == "/symbols" {
+                    let listing = br#"["btc","btc","B@D","eth"]"#;
+                    return framed(Dialect::Http11KeepAlive, 200, "application/json", listing);
+                }
+                if path.starts_with("/price/") {
+                    *asked.borrow_mut().entry(path.to_owned()).or_default() += 1;
+                }
+                let (status, body) = dataset_answer(&ds, path);
+                framed(Dialect::Http11KeepAlive, status, "application/json", &body)
+            })
+            .await
+        };
+        let (from, to) = ("2020-03-01", "2020-03-03");
+        let report = app::fetch_round(
+            checked(config_for(&url, from, to)),
+            &Source::remote(url),
+            false,
+        )
+        .await
+        .expect("one bad name does not stop the round");
+        let c = report.summary.counts;
+        // 2 exchanges x {btc, eth} x 3 days.
+        assert_eq!((c.tasks, c.done(), c.failed), (12, 12, 0), "{c:?}");
+        let symbols: BTreeSet<String> = report
+            .snapshot
+            .prices
+            .iter()
+            .map(|(_, s, _, _)| s.to_string())
+            .collect();
+        assert_eq!(symbols, BTreeSet::from(["btc".into(), "eth".into()]));
+        let all = keys(ds.exchanges(), ds.symbols(), from, to);
+        assert_holds_exactly(&report.snapshot.prices, &ds, &all);
+        let asked = asked.borrow();
+        assert_eq!(asked.len(), 12, "{asked:?}");
+        assert!(asked.values().all(|n| *n == 1), "{asked:?}");
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// 6. Stalled bodies cost a timeout each, not a fetcher.
+
+struct Stalling {
+    dataset: Arc<Dataset>,
+    stalled: Vec<NaiveDate>,
+    stalls: AtomicU64,
+}
+
+/// The classic API from the dataset, except that a price on a stalled day
+/// sends its headers and the start of a body, then nothing, ever.
+async fn price_or_stall(
+    state: actix_web::web::Data<Stalling>,
+    req: actix_web::HttpRequest,
+) -> actix_web::HttpResponse {
+    use futures_util::StreamExt;
+    let stalls = req.match_info().get("date").is_some_and(|date| {
+        NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok_and(|d| state.stalled.contains(&d))
+    });
+    if stalls {
+        state.stalls.fetch_add(1, Ordering::Relaxed);
+        let start = futures_util::stream::once(async {
+            Ok::<_, actix_web::Error>(Bytes::from_static(b"{\"exchange\": "))
+        });
+        return actix_web::HttpResponse::Ok()
+            .content_type("application/json")
+            .streaming(start.chain(futures_util::stream::pending()));
+    }
+    let (status, body) = dataset_answer(&state.dataset, req.path());
+    actix_web::HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+        .content_type("application/json")
+        .body(body)
+}
+
+#[actix_rt::test]
+async fn stalled_bodies_do_not_hold_fetchers_hostage() {
+    bounded(async {
+        use actix_web::{web, App, HttpServer};
+        let ds = dataset(&["bitstamp", "kraken"], &["btc"]);
+        let (from, to) = ("2020-01-01", "2020-04-13"); // 104 days
+        let stalled: Vec<NaiveDate> = ["2020-01-10", "2020-02-02", "2020-03-03", "2020-04-04"]
+            .iter()
+            .map(|d| day(d))
+            .collect();
+        let state = web::Data::new(Stalling {
+            dataset: ds.clone(),
+            stalled: stalled.clone(),
+            stalls: AtomicU64::new(0),
+        });
+        let stalling = state.clone();
+        let http = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .route(
+                    "/price/{exchange}/{symbol}/{date}",
+                    web::get().to(price_or_stall),
+                )
+                .default_service(web::to(price_or_stall))
+        })
+        .workers(2)
+        .disable_signals()
+        .bind(loopback())
+        .unwrap();
+        let addr = http.addrs()[0];
+        let http = http.run();
+        let handle = http.handle();
+        actix_rt::spawn(http);
+        let url: Url = format!("http://{addr}/").parse().unwrap();
+
+        let mut config = config_for(&url, from, to);
+        config.source.timeout = Duration::from_millis(300);
+        config.fetch.workers = 4;
+        config.fetch.retry_for = Duration::from_secs(2);
+        // Longer than source.timeout: only a fetch the timeout failed to
+        // bound would ever reach it.
+        config.fetch.task_deadline = Duration::from_secs(1);
+        let pipeline = Pipeline::start(checked(config), url);
+        let started = Instant::now();
+        let summary = pipeline.producer.send(RunRound).await.unwrap().unwrap();
+        let took = started.elapsed();
+        let c = summary.counts;
+        let stats = pipeline.supervisor.send(GetStats).await.unwrap();
+        let store = pipeline.aggregator.send(GetStore).await.unwrap();
+        let stalls = stalling.stalls.load(Ordering::Relaxed);
+        println!(
+            "stalled bodies: a round of {} tasks took {took:.2?} (summary {:.2?}); {c:?}; \
+             {stalls} stalled answers; {} retries, {} hung",
+            c.tasks, summary.elapsed, stats.retries, stats.hung
+        );
+
+        let all = keys(ds.exchanges(), ds.symbols(), from, to);
+        assert_eq!(c.tasks, 208);
+        assert_eq!(c.done(), 208);
+        assert_eq!(c.failed, 8, "exactly the stalled tasks fail: {c:?}");
+        let mut healthy = 0;
+        for k in &all {
+            let cell = store
+                .get(&k.exchange, &k.symbol, k.day)
+                .unwrap_or_else(|| panic!("{k}: no cell"));
+            let reason = cell
+                .note
+                .as_ref()
+                .map(|n| n.reason.clone())
+                .unwrap_or_default();
+            assert!(!reason.contains("task_deadline"), "{k}: {reason}");
+            if stalled.contains(&k.day) {
+                assert_eq!(cell.state, CellState::Failed, "{k}");
+                assert!(reason.contains("timed out"), "{k}: {reason}");
+            } else {
+                healthy += 1;
+                assert_ne!(cell.state, CellState::Failed, "{k}: {reason}");
+                assert_eq!(
+                    store.answer(&k.exchange, &k.symbol, k.day),
+                    Some(ds.price_of(&k.exchange, &k.symbol, k.day)),
+                    "{k}"
+                );
+            }
+        }
+        assert_eq!(healthy, 200);
+        assert!(
+            stalls > 8,
+            "each stalled task is tried again within fetch.retry_for: {stalls} stalled answers"
+        );
+        assert_eq!(stats.hung, 0, "no fetch outlived its deadline: {stats:?}");
+        assert!(took < Duration::from_secs(20), "the round took {took:?}");
+        pipeline.stop().await;
+        handle.stop(false).await;
+    })
+    .await;
+}
