@@ -16,6 +16,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod dispatch;
 #[cfg(feature = "fault-hooks")]
 pub mod fault_hooks;
 pub mod lanes;

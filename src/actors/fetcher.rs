@@ -11,7 +11,7 @@
 //! `Recipient<FetcherLost>`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::clock::Clock;
+use crate::dispatch::Started;
 use crate::metrics::Metrics;
 use crate::model::TaskKey;
 use crate::source::{ClientLimits, FetchResult, PriceClient};
@@ -81,22 +82,6 @@ impl Drop for Fetcher {
                 generation: self.generation,
             });
         }
-    }
-}
-
-/// When a fetcher started on a dispatch; set once by the fetcher, read by
-/// the Supervisor's deadline sweep (a deadline counts from here, not from
-/// when the dispatch was queued for a worker).
-#[derive(Debug, Clone, Default)]
-pub struct Started(Arc<OnceLock<Instant>>);
-
-impl Started {
-    pub fn mark(&self) {
-        let _ = self.0.set(Instant::now());
-    }
-
-    pub fn at(&self) -> Option<Instant> {
-        self.0.get().copied()
     }
 }
 

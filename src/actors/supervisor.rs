@@ -11,15 +11,14 @@
 //! panic, a hung fetch (past `fetch.task_deadline` from when a fetcher
 //! started it) or a dead worker thread all send the task round again after
 //! a backoff, until `fetch.retry_for` has passed since its first attempt or
-//! `fetch.max_attempts` is reached. Due retries come from one timer over a
-//! heap, hung fetches from one periodic sweep. Every dispatch has its own
-//! number; a reply to a dispatch that was given up on (hung) is stale and
-//! dropped. It replaces the pool when a thread has died or the worker count
-//! changes. It never reads a response body: that is the fetchers' job.
+//! `fetch.max_attempts` is reached. The bookkeeping (lanes, limits, ledger,
+//! retry heap, room) is `crate::dispatch`, a plain struct; this actor owns
+//! the pool, the timers (one for due retries, one periodic sweep for hung
+//! fetches) and the decisions. Every dispatch has its own number; a reply
+//! to a dispatch that was given up on (hung) is stale and dropped. It
+//! replaces the pool when a thread has died or the worker count changes. It
+//! never reads a response body: that is the fetchers' job.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,12 +29,12 @@ use tokio::sync::oneshot;
 use url::Url;
 
 use super::aggregator::{Aggregator, PriceResult};
-use super::fetcher::{Fetch, FetchReply, Fetcher, FetcherFactory, FetcherLost, Started};
+use super::fetcher::{Fetch, FetchReply, Fetcher, FetcherFactory, FetcherLost};
 use crate::clock::{self, Clock};
 use crate::config::{FetchConfig, PerExchangeConfig};
-use crate::lanes::{Lane, Lanes};
+use crate::dispatch::{Dispatch, Limits, Next, Pending};
 use crate::metrics::Metrics;
-use crate::model::{Exchange, Outcome, Task};
+use crate::model::{Outcome, Task};
 use crate::source::{Answer, ClientLimits, FetchFailure};
 
 /// The part of the config the Supervisor runs on.
@@ -80,6 +79,15 @@ impl PoolSettings {
         }
     }
 
+    /// The dispatch limits these settings give.
+    fn dispatch_limits(&self) -> Limits {
+        Limits {
+            window: self.window,
+            max_in_flight: self.per_exchange.max_in_flight,
+            requests_per_second: self.per_exchange.requests_per_second,
+        }
+    }
+
     /// Settings that only a new pool can take.
     fn pool_shape(&self) -> (&Url, usize, ClientLimits) {
         let mut limits = self.limits;
@@ -110,42 +118,6 @@ pub struct SupervisorStats {
     pub stale_replies: u64,
 }
 
-/// A task of a round, with when its first attempt was made.
-struct Pending {
-    round: u64,
-    task: Task,
-    first_try: Option<Instant>,
-}
-
-struct InFlight {
-    pending: Pending,
-    started: Started,
-}
-
-/// A task waiting for its retry, ordered by when it is due.
-struct Due {
-    at: Instant,
-    seq: u64,
-    pending: Pending,
-}
-
-impl PartialEq for Due {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Due {}
-impl PartialOrd for Due {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Due {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
-
 pub struct Supervisor {
     settings: PoolSettings,
     clock: Clock,
@@ -153,16 +125,11 @@ pub struct Supervisor {
     aggregator: Addr<Aggregator>,
     pool: Option<Addr<Fetcher>>,
     generation: u64,
-    /// Tasks not yet handed to the pool, one lane per exchange.
-    lanes: Lanes<Pending>,
-    limiter: Option<RateLimiter>,
+    /// Queued, in-flight and retrying tasks.
+    dispatch: Dispatch,
     /// A pump due when a rate-limited lane may go again.
     wake: Option<SpawnHandle>,
-    /// Dispatch number -> the task it carries.
-    in_flight: HashMap<u64, InFlight>,
-    next_dispatch: u64,
-    /// Tasks waiting for a retry, soonest first, and the one timer for them.
-    retries: BinaryHeap<Reverse<Due>>,
+    /// The one timer for due retries, and when it fires.
     retry_timer: Option<(Instant, SpawnHandle)>,
     submit_waiters: Vec<oneshot::Sender<()>>,
     idle_waiters: Vec<oneshot::Sender<()>>,
@@ -179,18 +146,14 @@ impl Supervisor {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
+            dispatch: Dispatch::new(settings.dispatch_limits()),
             settings,
             clock,
             metrics,
             aggregator,
             pool: None,
             generation: 0,
-            lanes: Lanes::default(),
-            limiter: None,
             wake: None,
-            in_flight: HashMap::new(),
-            next_dispatch: 0,
-            retries: BinaryHeap::new(),
             retry_timer: None,
             submit_waiters: Vec::new(),
             idle_waiters: Vec::new(),
@@ -223,57 +186,41 @@ impl Supervisor {
     }
 
     fn is_idle(&self) -> bool {
-        self.lanes.queued() == 0
-            && self.in_flight.is_empty()
-            && (self.draining || self.retries.is_empty())
+        self.dispatch.is_idle(self.draining)
     }
 
     /// Hands queued tasks to the pool up to the window, lanes round-robin
     /// within the per-exchange limits, then wakes whoever waits for room or
     /// for idleness.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        let mut wake_in: Option<Duration> = None;
         if let Some(pool) = self.pool.clone() {
-            while self.in_flight.len() < self.settings.window {
-                let max = self.settings.per_exchange.max_in_flight;
-                let limiter = self.limiter.as_ref();
-                let now = Instant::now();
-                let picked = self.lanes.pop_next(|exchange, lane| {
-                    if max.is_some_and(|m| lane.in_flight >= m) {
-                        return false;
+            loop {
+                match self.dispatch.next(Instant::now()) {
+                    Next::Go(id, job) => {
+                        let request = pool.send(Fetch {
+                            key: job.task.key,
+                            started: job.started,
+                        });
+                        ctx.spawn(
+                            request
+                                .into_actor(self)
+                                .map(move |reply, act, ctx| act.on_reply(id, reply, ctx)),
+                        );
                     }
-                    match limiter.map(|l| l.check_key(exchange)) {
-                        None | Some(Ok(())) => {
-                            lane.blocked_until = None;
-                            true
+                    Next::Wait(wait) => {
+                        if let (Some(wait), None) = (wait, &self.wake) {
+                            self.wake = Some(ctx.run_later(wait, |act, ctx| {
+                                act.wake = None;
+                                act.pump(ctx);
+                            }));
                         }
-                        Some(Err(not_until)) => {
-                            // The limiter's own clock: building a clock calibrates
-                            // it, far too slow to do on every pump.
-                            let wait = limiter.map_or(Duration::ZERO, |l| {
-                                not_until.wait_time_from(governor::clock::Clock::now(l.clock()))
-                            });
-                            lane.blocked_until = Some(now + wait);
-                            wake_in = Some(wake_in.map_or(wait, |w| w.min(wait)));
-                            false
-                        }
+                        break;
                     }
-                });
-                let Some((_, mut pending)) = picked else {
-                    break;
-                };
-                pending.first_try.get_or_insert(now);
-                self.dispatch(&pool, pending, ctx);
+                }
             }
         }
-        if let (Some(wait), None) = (wake_in, &self.wake) {
-            self.wake = Some(ctx.run_later(wait, |act, ctx| {
-                act.wake = None;
-                act.pump(ctx);
-            }));
-        }
-        self.metrics.in_flight.set(self.in_flight.len() as i64);
-        if self.has_room() {
+        self.metrics.in_flight.set(self.dispatch.in_flight() as i64);
+        if self.dispatch.has_room(Instant::now()) {
             for w in self.submit_waiters.drain(..) {
                 let _ = w.send(());
             }
@@ -285,46 +232,13 @@ impl Supervisor {
         }
     }
 
-    fn dispatch(&mut self, pool: &Addr<Fetcher>, pending: Pending, ctx: &mut Context<Self>) {
-        self.next_dispatch += 1;
-        let id = self.next_dispatch;
-        let started = Started::default();
-        let request = pool.send(Fetch {
-            key: pending.task.key.clone(),
-            started: started.clone(),
-        });
-        self.in_flight.insert(id, InFlight { pending, started });
-        ctx.spawn(
-            request
-                .into_actor(self)
-                .map(move |reply, act, ctx| act.on_reply(id, reply, ctx)),
-        );
-    }
-
-    /// Room for more tasks: those that could go now (tasks of a lane at its
-    /// limit do not count, so a blocked exchange cannot stop the others
-    /// being fed), those in flight and those waiting for a retry add up to
-    /// at most a window, and the total queued stays bounded. With the
-    /// Producer's window-sized chunks, the Supervisor holds at most two
-    /// windows of ready, in-flight and retrying tasks.
-    fn has_room(&self) -> bool {
-        let window = self.settings.window;
-        let max = self.settings.per_exchange.max_in_flight;
-        let now = Instant::now();
-        let ready = self.lanes.ready(|lane: &Lane<Pending>| {
-            max.is_none_or(|m| lane.in_flight < m) && lane.blocked_until.is_none_or(|t| t <= now)
-        });
-        ready + self.retries.len() + self.in_flight.len() <= window
-            && self.lanes.queued() <= window.saturating_mul(MAX_QUEUED_WINDOWS)
-    }
-
     fn on_reply(
         &mut self,
         id: u64,
         reply: Result<FetchReply, MailboxError>,
         ctx: &mut Context<Self>,
     ) {
-        let Some(job) = self.in_flight.remove(&id) else {
+        let Some(job) = self.dispatch.finish(id) else {
             // Given up on as hung and sent again: this answer is stale.
             self.stats.stale_replies += 1;
             self.metrics.stale_results.inc();
@@ -332,7 +246,6 @@ impl Supervisor {
             return;
         };
         let pending = job.pending;
-        self.lanes.done(&pending.task.key.exchange);
         match reply {
             Ok(FetchReply::Answered { result, asked_at }) => {
                 let outcome = match result {
@@ -407,8 +320,7 @@ impl Supervisor {
         let attempts = pending.task.attempt + 1;
         let spent = pending.first_try.map_or(Duration::ZERO, |t| t.elapsed());
         if attempts >= self.settings.max_attempts || spent >= self.settings.retry_for {
-            self.next_dispatch += 1;
-            let id = self.next_dispatch;
+            let id = self.dispatch.new_id();
             let outcome = Outcome::Failed {
                 reason: failure.reason,
                 attempts,
@@ -441,21 +353,15 @@ impl Supervisor {
             },
             ..pending
         };
-        let seq = self.stats.retries;
-        self.retries.push(Reverse(Due {
-            at: Instant::now() + delay,
-            seq,
-            pending,
-        }));
+        self.dispatch.retry_at(pending, Instant::now() + delay);
         self.arm_retry_timer(ctx);
     }
 
     /// Arms the one retry timer for the soonest due retry.
     fn arm_retry_timer(&mut self, ctx: &mut Context<Self>) {
-        let Some(Reverse(next)) = self.retries.peek() else {
+        let Some(at) = self.dispatch.next_due() else {
             return;
         };
-        let at = next.at;
         if let Some((armed, handle)) = self.retry_timer {
             if armed <= at {
                 return;
@@ -472,14 +378,7 @@ impl Supervisor {
 
     /// Puts every retry that is due at the head of its lane.
     fn release_due(&mut self, ctx: &mut Context<Self>) {
-        let now = Instant::now();
-        while self.retries.peek().is_some_and(|Reverse(d)| d.at <= now) {
-            let Some(Reverse(due)) = self.retries.pop() else {
-                break;
-            };
-            let exchange = due.pending.task.key.exchange.clone();
-            self.lanes.push_front(&exchange, due.pending);
-        }
+        self.dispatch.release_due(Instant::now());
         self.arm_retry_timer(ctx);
         self.pump(ctx);
     }
@@ -489,17 +388,7 @@ impl Supervisor {
     /// the hung request answers later is stale.
     fn sweep_hung(&mut self, ctx: &mut Context<Self>) {
         let deadline = self.settings.task_deadline;
-        let hung: Vec<u64> = self
-            .in_flight
-            .iter()
-            .filter(|(_, f)| f.started.at().is_some_and(|t| t.elapsed() > deadline))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in hung {
-            let Some(job) = self.in_flight.remove(&id) else {
-                continue;
-            };
-            self.lanes.done(&job.pending.task.key.exchange);
+        for job in self.dispatch.hung(deadline, Instant::now()) {
             self.stats.hung += 1;
             self.metrics.hung.inc();
             let reason = format!(
@@ -528,22 +417,6 @@ pub fn reason_kind(reason: &str) -> &str {
 /// How often in-flight fetches are checked against `fetch.task_deadline`.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
-/// How many windows of tasks may wait in the lanes at most, blocked or not.
-const MAX_QUEUED_WINDOWS: usize = 64;
-
-type RateLimiter = governor::DefaultKeyedRateLimiter<Exchange>;
-
-/// A token bucket per exchange: `rps` requests a second, bursts of one
-/// second's worth.
-fn rate_limiter(rps: Option<f64>) -> Option<RateLimiter> {
-    let rps = rps.filter(|r| r.is_finite() && *r > 0.0)?;
-    let period = Duration::from_secs_f64(1.0 / rps);
-    let burst = NonZeroU32::new(rps.floor().clamp(1.0, f64::from(u32::MAX)) as u32)
-        .unwrap_or(NonZeroU32::MIN);
-    let quota = governor::Quota::with_period(period)?.allow_burst(burst);
-    Some(governor::RateLimiter::keyed(quota))
-}
-
 /// Exponential backoff with full jitter: uniform in `0..=min(max, base * 2^(attempt-1))`.
 pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
     let ceiling = base
@@ -559,7 +432,6 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.limiter = rate_limiter(self.settings.per_exchange.requests_per_second);
         self.start_pool(ctx);
         ctx.run_interval(SWEEP_EVERY, |act, ctx| act.sweep_hung(ctx));
     }
@@ -580,19 +452,11 @@ impl Handler<Submit> for Supervisor {
         let round = msg.round;
         if !self.draining {
             for task in msg.tasks {
-                let exchange = task.key.exchange.clone();
-                self.lanes.push_back(
-                    &exchange,
-                    Pending {
-                        round,
-                        task,
-                        first_try: None,
-                    },
-                );
+                self.dispatch.queue(Pending::new(round, task));
             }
         }
         self.pump(ctx);
-        if self.has_room() {
+        if self.dispatch.has_room(Instant::now()) {
             return Box::pin(async {});
         }
         let (tx, rx) = oneshot::channel();
@@ -647,10 +511,7 @@ impl Handler<Reconfigure> for Supervisor {
 
     fn handle(&mut self, msg: Reconfigure, ctx: &mut Self::Context) {
         let reshape = msg.0.pool_shape() != self.settings.pool_shape();
-        if msg.0.per_exchange.requests_per_second != self.settings.per_exchange.requests_per_second
-        {
-            self.limiter = rate_limiter(msg.0.per_exchange.requests_per_second);
-        }
+        self.dispatch.set_limits(msg.0.dispatch_limits());
         self.settings = msg.0;
         if reshape {
             self.replace_pool("configuration changed", ctx);
@@ -673,8 +534,7 @@ impl Handler<Drain> for Supervisor {
 
     fn handle(&mut self, msg: Drain, ctx: &mut Self::Context) -> Self::Result {
         self.draining = true;
-        let dropped = self.lanes.clear() + self.retries.len();
-        self.retries.clear();
+        let dropped = self.dispatch.clear();
         if dropped > 0 {
             log::info!("draining: {dropped} queued tasks left for a later round");
         }
@@ -685,7 +545,10 @@ impl Handler<Drain> for Supervisor {
         let (tx, rx) = oneshot::channel();
         self.idle_waiters.push(tx);
         let wait = actix_rt::time::timeout(msg.timeout, rx);
-        Box::pin(wait.into_actor(self).map(|_, act, _| act.in_flight.len()))
+        Box::pin(
+            wait.into_actor(self)
+                .map(|_, act, _| act.dispatch.in_flight()),
+        )
     }
 }
 
@@ -698,9 +561,9 @@ impl Handler<GetStats> for Supervisor {
 
     fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> SupervisorStats {
         SupervisorStats {
-            queued: self.lanes.queued(),
-            in_flight: self.in_flight.len(),
-            retrying: self.retries.len(),
+            queued: self.dispatch.queued(),
+            in_flight: self.dispatch.in_flight(),
+            retrying: self.dispatch.retrying(),
             ..self.stats
         }
     }
@@ -711,8 +574,7 @@ impl Handler<super::Stop> for Supervisor {
 
     fn handle(&mut self, _: super::Stop, ctx: &mut Self::Context) {
         self.draining = true;
-        self.lanes.clear();
-        self.retries.clear();
+        self.dispatch.clear();
         self.pool = None;
         ctx.stop();
     }
