@@ -8,22 +8,22 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix::Addr;
-use actix_web::{
-    dev::ServerHandle, http::StatusCode, web, App, HttpRequest, HttpResponse, HttpServer,
-};
-use chrono::NaiveDate;
+use actix_web::{dev::ServerHandle, http::StatusCode, web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::actors::aggregator::{Aggregator, GetStatus, GetStore};
 use crate::actors::supervisor::{GetStats, Supervisor};
+use crate::config::Day;
 use crate::metrics::Metrics;
 use crate::model::{Exchange, Symbol};
-use crate::query::{self, Field, Filter, Format};
+use crate::query::{self, Field, Filter};
+use crate::render::{self, Format};
 use crate::snapshot;
 
 /// What the handlers read from.
@@ -91,8 +91,9 @@ pub fn parse_params(query: &str, allowed: &[&str]) -> Result<Params, ParamError>
             ));
         }
         let day = |v: &str| {
-            NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                .map_err(|e| ParamError::new(key, format!("{v:?} is not a date YYYY-MM-DD: {e}")))
+            v.parse::<Day>()
+                .map(|d| d.0)
+                .map_err(|e| ParamError::new(key, e))
         };
         match key {
             "exchange" => {
@@ -135,18 +136,7 @@ pub fn parse_params(query: &str, allowed: &[&str]) -> Result<Params, ParamError>
                         .map_err(|e: query::ParseFieldError| ParamError::new(key, e.to_string()))?,
                 )
             }
-            "format" => {
-                p.format = Some(match value.as_ref() {
-                    "json" => Format::Json,
-                    "csv" => Format::Csv,
-                    other => {
-                        return Err(ParamError::new(
-                            key,
-                            format!("{other:?} is not a format, expected json or csv"),
-                        ))
-                    }
-                })
-            }
+            "format" => p.format = Some(api_format(&value).map_err(|e| ParamError::new(key, e))?),
             _ => {}
         }
     }
@@ -161,12 +151,21 @@ pub fn parse_params(query: &str, allowed: &[&str]) -> Result<Params, ParamError>
     Ok(p)
 }
 
+/// The formats the API answers in: `Format`'s own names, less `table`
+/// (aligned text is for terminals, not for programs reading a URL).
+fn api_format(raw: &str) -> Result<Format, String> {
+    match Format::from_str(raw) {
+        Ok(f @ (Format::Json | Format::Csv)) => Ok(f),
+        Ok(Format::Table) | Err(_) => Err(format!(
+            "{raw:?} is not a format the API answers in, expected one of 'json', 'csv'"
+        )),
+    }
+}
+
 fn rendered(text: String, format: Format) -> HttpResponse {
-    let content_type = match format {
-        Format::Csv => "text/csv; charset=utf-8",
-        _ => "application/json",
-    };
-    HttpResponse::Ok().content_type(content_type).body(text)
+    HttpResponse::Ok()
+        .content_type(format.media_type())
+        .body(text)
 }
 
 fn unavailable(what: &str) -> HttpResponse {
@@ -208,7 +207,7 @@ async fn prices(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
         "exclude_flagged",
     ];
     from_store(state, req, &allowed, |store, params, format| {
-        query::render_rows(&query::rows(store, &params.filter), params.field, format)
+        render::render_rows(&query::rows(store, &params.filter), params.field, format)
     })
     .await
 }
@@ -224,7 +223,7 @@ async fn aggregate(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse
         "exclude_flagged",
     ];
     from_store(state, req, &allowed, |store, params, format| {
-        query::render_across(&query::across(&query::rows(store, &params.filter)), format)
+        render::render_across(&query::across(&query::rows(store, &params.filter)), format)
     })
     .await
 }
@@ -266,7 +265,7 @@ async fn snapshots(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse
         return e.response();
     }
     let dir = state.snapshot_dir.borrow().clone();
-    let listed = web::block(move || listing(&dir)).await;
+    let listed = web::block(move || snapshot::listing(&dir)).await;
     match listed {
         Ok(Ok(list)) => HttpResponse::Ok().json(list),
         Ok(Err(e)) => {
@@ -274,34 +273,6 @@ async fn snapshots(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse
         }
         Err(_) => unavailable("the query worker"),
     }
-}
-
-/// One line of the snapshot list: the file and, if it reads, its header.
-#[derive(Debug, Clone, Serialize)]
-pub struct Listed {
-    pub file: snapshot::SnapshotFile,
-    pub header: Option<snapshot::Header>,
-    pub error: Option<String>,
-}
-
-/// The snapshots in `dir`, newest first, with their headers.
-pub fn listing(dir: &std::path::Path) -> std::io::Result<Vec<Listed>> {
-    Ok(snapshot::list(dir)?
-        .into_iter()
-        .rev()
-        .map(|file| match snapshot::read_header(&file.path) {
-            Ok(h) => Listed {
-                file,
-                header: Some(h),
-                error: None,
-            },
-            Err(e) => Listed {
-                file,
-                header: None,
-                error: Some(e.to_string()),
-            },
-        })
-        .collect())
 }
 
 async fn metrics(state: web::Data<ApiState>) -> HttpResponse {
@@ -319,27 +290,15 @@ async fn no_route() -> HttpResponse {
 /// Binds and starts the API on the current actix system.
 pub fn start(listen: SocketAddr, state: ApiState) -> std::io::Result<ApiServer> {
     let data = web::Data::new(state);
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
+    let (addr, handle) = crate::http::start_server(listen, 1, move |app| {
+        app.app_data(data.clone())
             .route("/v1/status", web::get().to(status))
             .route("/v1/prices", web::get().to(prices))
             .route("/v1/aggregate", web::get().to(aggregate))
             .route("/v1/snapshots", web::get().to(snapshots))
             .route("/metrics", web::get().to(metrics))
-            .default_service(web::to(no_route))
-    })
-    .workers(1)
-    .disable_signals()
-    .bind(listen)?;
-    let addr = server
-        .addrs()
-        .first()
-        .copied()
-        .ok_or_else(|| std::io::Error::other("the API bound no address"))?;
-    let server = server.run();
-    let handle = server.handle();
-    actix_rt::spawn(server);
+            .default_service(web::to(no_route));
+    })?;
     log::info!("API listening on http://{addr}");
     Ok(ApiServer { addr, handle })
 }
@@ -364,7 +323,7 @@ mod tests {
         let p = parse_params("exchange=kraken,bitstamp&symbol=btc&symbol=eth&from=2020-03-01&to=2020-03-31&field=close", ALL).unwrap();
         assert_eq!(p.filter.exchanges.len(), 2);
         assert_eq!(p.filter.symbols.len(), 2);
-        assert_eq!(p.filter.from, NaiveDate::from_ymd_opt(2020, 3, 1));
+        assert_eq!(p.filter.from, chrono::NaiveDate::from_ymd_opt(2020, 3, 1));
         assert_eq!(p.field, Some(Field::Close));
     }
 
@@ -377,11 +336,33 @@ mod tests {
             ("symbol=b%2Ftc", "symbol"),
             ("field=price", "field"),
             ("format=xml", "format"),
+            ("format=table", "format"),
             ("limit=10", "limit"),
             ("from=2020-03-02&to=2020-03-01", "to"),
         ] {
             let err = parse_params(query, ALL).unwrap_err();
             assert_eq!(err.parameter, parameter, "{query}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_api_answers_in_json_or_csv_and_says_so() {
+        assert_eq!(
+            parse_params("format=csv", ALL).unwrap().format,
+            Some(Format::Csv)
+        );
+        assert_eq!(
+            parse_params("format=json", ALL).unwrap().format,
+            Some(Format::Json)
+        );
+        for raw in ["table", "xml", "CSV"] {
+            let err = parse_params(&format!("format={raw}"), ALL).unwrap_err();
+            assert_eq!(err.parameter, "format");
+            assert!(err.error.contains(&format!("{raw:?}")), "{err}");
+            assert!(
+                err.error.ends_with("expected one of 'json', 'csv'"),
+                "{err}"
+            );
         }
     }
 }

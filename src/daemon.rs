@@ -18,11 +18,11 @@ use crate::actors::producer::{ApplyConfig, StartSchedule, StopRounds};
 use crate::actors::supervisor::{Drain, PoolSettings, Reconfigure};
 use crate::actors::{Pipeline, PipelineOptions};
 use crate::api::{self, ApiServer, ApiState};
-use crate::app::{AppError, Source};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::model::CellState;
 use crate::snapshot::{self, SnapshotError};
+use crate::source::{OriginError as AppError, Source};
 use crate::store::Store;
 
 /// A signal sooner than this after the first is taken as the same request.

@@ -1,5 +1,5 @@
 //! The `pricegrid` binary: parse the command line, set up logging, and hand
-//! over to the library (`pricegrid::cli::run`).
+//! over to the library (`pricegrid::commands::run`).
 
 use std::process::ExitCode;
 
@@ -11,10 +11,10 @@ fn main() -> ExitCode {
         env_logger::Env::default().default_filter_or("info,actix_server=warn"),
     )
     .init();
-    match pricegrid::cli::run(cli) {
+    match pricegrid::commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", pricegrid::cli::report(&e));
+            eprintln!("error: {}", pricegrid::commands::report(&e));
             ExitCode::FAILURE
         }
     }

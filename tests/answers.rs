@@ -27,10 +27,11 @@ use pricegrid::actors::aggregator::GetStore;
 use pricegrid::actors::producer::{ApplyConfig, RunRound};
 use pricegrid::actors::supervisor::GetStats;
 use pricegrid::actors::Pipeline;
-use pricegrid::app::{self, Source};
+use pricegrid::commands::fetch::fetch_round;
 use pricegrid::config::{Config, Day, OhlcOrder, Selection, SourceUrl};
 use pricegrid::model::{CellState, Exchange, Symbol, TaskKey};
 use pricegrid::server::{Dataset, GeneratedSpec, Lookup, DEFAULT_SEED};
+use pricegrid::source::Source;
 use pricegrid::source::{Answer, ClientLimits, PriceClient};
 use pricegrid::store::Store;
 use pricegrid::wire::{ErrorBody, PriceBody, NO_PRICE, UNKNOWN_EXCHANGE, UNKNOWN_SYMBOL};
@@ -431,7 +432,7 @@ async fn a_round_completes_against(dialect: Dialect) {
     let url = dataset_server(ds.clone(), dialect).await;
     let mut config = config_for(&url, "2020-03-01", "2020-03-05");
     config.fetch.max_attempts = 1;
-    let report = app::fetch_round(checked(config), &Source::remote(url), false)
+    let report = fetch_round(checked(config), &Source::remote(url), false)
         .await
         .unwrap_or_else(|e| panic!("{dialect:?}: {e}"));
     let c = report.summary.counts;
@@ -553,7 +554,7 @@ async fn a_404_with_an_html_body_fails_naming_the_404_never_none() {
         })
         .await;
         let config = config_for(&url, "2020-03-01", "2020-03-03");
-        let report = app::fetch_round(checked(config), &Source::remote(url), false)
+        let report = fetch_round(checked(config), &Source::remote(url), false)
             .await
             .unwrap();
         let c = report.summary.counts;
@@ -602,7 +603,7 @@ async fn a_listing_with_a_duplicate_and_an_invalid_symbol_fetches_each_valid_sym
             .await
         };
         let (from, to) = ("2020-03-01", "2020-03-03");
-        let report = app::fetch_round(
+        let report = fetch_round(
             checked(config_for(&url, from, to)),
             &Source::remote(url),
             false,

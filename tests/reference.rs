@@ -20,10 +20,11 @@ use pricegrid::actors::aggregator::{GetProgress, GetStore};
 use pricegrid::actors::producer::RunRound;
 use pricegrid::actors::supervisor::GetStats;
 use pricegrid::actors::Pipeline;
-use pricegrid::app::{self, Source};
+use pricegrid::commands::fetch::fetch_round;
 use pricegrid::config::{Config, Day, OhlcOrder, Selection, SourceUrl};
 use pricegrid::model::{CellState, Flags, RoundSummary};
 use pricegrid::server::{Dataset, FaultKind, Faults, PriceServer};
+use pricegrid::source::Source;
 use pricegrid::store::Store;
 
 /// Every async test gives up after this, instead of hanging.
@@ -243,7 +244,7 @@ async fn a_faulty_server_still_gives_every_price_of_march_2020() {
     let started = Instant::now();
     let report = within(
         "the round",
-        app::fetch_round(arc(config), &Source::remote(server.url()), false),
+        fetch_round(arc(config), &Source::remote(server.url()), false),
     )
     .await
     .expect("the round runs");

@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use common::*;
-use pricegrid::app::{self, AppError, Source};
+use pricegrid::commands::fetch::{fetch_round, FetchError};
 use pricegrid::config::{Day, Selection};
 use pricegrid::model::Exchange;
 use pricegrid::server::{Dataset, MissingStyle};
+use pricegrid::source::{OriginError, Source};
 
 fn source_of(server: &pricegrid::server::PriceServer) -> Source {
     Source::remote(server.url())
@@ -20,7 +21,7 @@ fn source_of(server: &pricegrid::server::PriceServer) -> Source {
 async fn a_march_round_returns_exactly_the_servers_data() {
     let server = spawn_price_server(|_| {});
     let config = march_config(&server, 32);
-    let report = app::fetch_round(arc(config), &source_of(&server), false)
+    let report = fetch_round(arc(config), &source_of(&server), false)
         .await
         .expect("round runs");
     let c = report.summary.counts;
@@ -38,7 +39,7 @@ async fn the_result_is_the_same_for_1_4_32_and_200_workers() {
     let server = spawn_price_server(|_| {});
     let mut maps = Vec::new();
     for workers in [1, 4, 32, 200] {
-        let report = app::fetch_round(
+        let report = fetch_round(
             arc(march_config(&server, workers)),
             &source_of(&server),
             false,
@@ -59,7 +60,7 @@ async fn the_result_is_the_same_for_1_4_32_and_200_workers() {
 #[actix_rt::test]
 async fn a_classic_null_answer_is_missing_too() {
     let server = spawn_price_server(|o| o.missing = MissingStyle::Null);
-    let report = app::fetch_round(arc(march_config(&server, 8)), &source_of(&server), false)
+    let report = fetch_round(arc(march_config(&server, 8)), &source_of(&server), false)
         .await
         .expect("round runs");
     assert!(report.summary.counts.none > 0);
@@ -73,7 +74,7 @@ async fn the_classic_servers_real_prices_come_through_unchanged() {
         o.dataset = std::sync::Arc::new(data);
         o.missing = MissingStyle::Null;
     });
-    let report = app::fetch_round(arc(march_config(&server, 32)), &source_of(&server), false)
+    let report = fetch_round(arc(march_config(&server, 32)), &source_of(&server), false)
         .await
         .expect("round runs");
     let c = report.summary.counts;
@@ -107,8 +108,8 @@ async fn a_source_down_at_start_is_a_clear_error() {
     let url: url::Url = format!("http://127.0.0.1:{port}/").parse().unwrap();
     config.source.url = pricegrid::config::SourceUrl::Remote(url.clone());
     let source = Source::remote(url);
-    match app::fetch_round(arc(config), &source, false).await {
-        Err(e @ AppError::Unreachable(_)) => {
+    match fetch_round(arc(config), &source, false).await {
+        Err(e @ FetchError::Source(OriginError::Unreachable(_))) => {
             let text = e.to_string();
             assert!(
                 text.contains("unreachable") && text.contains(&port.to_string()),
@@ -216,7 +217,7 @@ async fn an_independent_client_gets_the_same_map() {
     config.universe.exchanges =
         Selection::List(vec!["kraken".parse().unwrap(), "bitstamp".parse().unwrap()]);
     config.universe.from = Some(Day(day("2020-03-01")));
-    let report = app::fetch_round(arc(config), &source_of(&server), false)
+    let report = fetch_round(arc(config), &source_of(&server), false)
         .await
         .expect("round runs");
     let base = server.url();

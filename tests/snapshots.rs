@@ -190,9 +190,9 @@ fn pricegrid(args: &[&str]) -> (i32, String, String) {
 #[actix_rt::test]
 async fn query_outputs_equal_the_snapshot_and_csv_parses_back() {
     let server = spawn_price_server(|_| {});
-    let report = pricegrid::app::fetch_round(
+    let report = pricegrid::commands::fetch::fetch_round(
         arc(march_config(&server, 16)),
-        &pricegrid::app::Source::remote(server.url()),
+        &pricegrid::source::Source::remote(server.url()),
         false,
     )
     .await

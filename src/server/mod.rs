@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::{dev::ServerHandle, web, App, HttpResponse, HttpServer};
+use actix_web::{dev::ServerHandle, web, HttpResponse};
 use chrono::NaiveDate;
 use serde::Serialize;
 
@@ -319,38 +319,6 @@ async fn no_route() -> HttpResponse {
     )
 }
 
-fn build(
-    opts: &ServerOptions,
-    stats: Arc<ServerStats>,
-) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
-    let state = web::Data::new(State {
-        latency: opts.latency,
-        dataset: opts.dataset.clone(),
-        missing: opts.missing,
-        faults: opts.faults.clone(),
-        clock: opts.clock.clone(),
-        publish_delay: opts.publish_delay,
-        stats,
-    });
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .route("/exchanges", web::get().to(exchanges))
-            .route("/symbols", web::get().to(symbols))
-            .route("/price/{exchange}/{symbol}/{date}", web::get().to(price))
-            .default_service(web::to(no_route))
-    })
-    .workers(opts.workers.max(1))
-    .disable_signals()
-    .bind(opts.listen)?;
-    let addr = server
-        .addrs()
-        .first()
-        .copied()
-        .ok_or_else(|| std::io::Error::other("the server bound no address"))?;
-    Ok((server.run(), addr))
-}
-
 /// Binds and starts the server on the current actix system, in the
 /// background. Logs `listening on http://ADDR`. Fault options with a rate
 /// outside 0..=1 are refused (`InvalidInput`) before binding.
@@ -362,9 +330,22 @@ pub fn start(opts: &ServerOptions) -> std::io::Result<PriceServer> {
         log::info!("injecting faults into price answers: {:?}", opts.faults);
     }
     let stats = Arc::new(ServerStats::default());
-    let (server, addr) = build(opts, stats.clone())?;
-    let handle = server.handle();
-    actix_rt::spawn(server);
+    let state = web::Data::new(State {
+        latency: opts.latency,
+        dataset: opts.dataset.clone(),
+        missing: opts.missing,
+        faults: opts.faults.clone(),
+        clock: opts.clock.clone(),
+        publish_delay: opts.publish_delay,
+        stats: stats.clone(),
+    });
+    let (addr, handle) = crate::http::start_server(opts.listen, opts.workers, move |app| {
+        app.app_data(state.clone())
+            .route("/exchanges", web::get().to(exchanges))
+            .route("/symbols", web::get().to(symbols))
+            .route("/price/{exchange}/{symbol}/{date}", web::get().to(price))
+            .default_service(web::to(no_route));
+    })?;
     log::info!("listening on http://{addr}");
     Ok(PriceServer {
         addr,

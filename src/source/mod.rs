@@ -6,8 +6,10 @@
 //! body shorter than its framing says is an error, not a short answer). It
 //! holds no state between requests beyond awc's connection pool, and it
 //! never decides about retries: it only says whether a failure is worth
-//! retrying (see `response`).
+//! retrying (see `response`). Which server to ask, and starting the
+//! built-in one, is `origin`'s (`Source`).
 
+pub mod origin;
 pub mod response;
 
 use std::time::Duration;
@@ -17,6 +19,7 @@ use url::Url;
 
 use crate::config::OhlcOrder;
 use crate::model::{Exchange, NameError, Symbol, TaskKey};
+pub use origin::{OriginError, Source};
 pub use response::{Answer, FetchFailure, FetchResult};
 
 /// Why a discovery request failed.

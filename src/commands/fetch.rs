@@ -1,0 +1,169 @@
+//! `pricegrid fetch`: one round over the configured universe, written as a
+//! snapshot file (or to stdout), with a one-line summary. `fetch_round` is
+//! the round itself, as a library call the tests drive too; the progress
+//! bar shown on a terminal is drawn here.
+//!
+//! Owns the one-shot process around a round (config overrides, which price
+//! source, the output file); the actors own everything about fetching.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::actors::aggregator::{GetProgress, RoundSummary, TakeSnapshot};
+use crate::actors::producer::{RoundError, RunRound};
+use crate::actors::{Pipeline, PipelineOptions};
+use crate::cli::FetchArgs;
+use crate::config::Config;
+use crate::snapshot::Snapshot;
+use crate::source::{OriginError, Source};
+
+/// Why a round did not produce a snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The built-in server did not start, or the source did not answer.
+    #[error(transparent)]
+    Source(#[from] OriginError),
+    #[error(transparent)]
+    Round(#[from] RoundError),
+    #[error("an actor stopped unexpectedly: {0}")]
+    Mailbox(#[from] actix::MailboxError),
+}
+
+/// What one `fetch` round produced.
+pub struct FetchReport {
+    pub summary: RoundSummary,
+    pub snapshot: Snapshot,
+}
+
+pub fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
+    let mut config = super::load_config(args.config.as_deref())?;
+    if let Some(source) = args.source {
+        config.source.url = source;
+    }
+    if let Some(workers) = args.workers {
+        config.fetch.workers = workers;
+    }
+    if args.from.is_some() || args.to.is_some() {
+        config.universe.last_days = None;
+        config.universe.from = args.from.or(config.universe.from);
+        config.universe.to = args.to.or(config.universe.to);
+    }
+    config.check().map_err(|e| {
+        anyhow::anyhow!("{e}").context("the command-line overrides make the config invalid")
+    })?;
+    let config = Arc::new(config);
+    let progress = !args.no_progress && std::io::stderr().is_terminal();
+    let report = actix_rt::System::new().block_on(async {
+        let source = Source::start(&config)?;
+        let report = fetch_round(config.clone(), &source, progress).await;
+        source.stop().await;
+        report
+    })?;
+    let to_stdout = args.output.as_os_str() == "-";
+    if to_stdout {
+        let stdout = std::io::stdout().lock();
+        let mut w = std::io::BufWriter::new(stdout);
+        report.snapshot.write_to(&mut w)?;
+        writeln!(w)?;
+    } else {
+        report
+            .snapshot
+            .write_atomic(&args.output)
+            .with_context(|| format!("writing {}", args.output.display()))?;
+    }
+    let c = report.summary.counts;
+    let line = format!(
+        "tasks {} final {} provisional {} none {} failed {} rejected {} elapsed {:.2}s{}",
+        c.tasks,
+        c.finals,
+        c.provisional,
+        c.none,
+        c.failed,
+        c.rejected,
+        report.summary.elapsed.as_secs_f64(),
+        if to_stdout {
+            String::new()
+        } else {
+            format!(" -> {}", args.output.display())
+        }
+    );
+    if to_stdout {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One round over the configured universe against `source`, then the map.
+/// Must run inside an actix system.
+pub async fn fetch_round(
+    config: Arc<Config>,
+    source: &Source,
+    progress: bool,
+) -> Result<FetchReport, FetchError> {
+    source.check_reachable(&config).await?;
+    let pipeline = Pipeline::start_with(
+        config.clone(),
+        source.url.clone(),
+        PipelineOptions {
+            source_id: Some(source.identity.clone()),
+            ..PipelineOptions::default()
+        },
+    );
+    let bar = progress.then(|| spawn_progress_bar(&pipeline));
+    let summary = pipeline.producer.send(RunRound).await?;
+    if let Some((done, task)) = bar {
+        let _ = done.send(());
+        let _ = task.await;
+    }
+    let summary = summary?;
+    let snapshot = pipeline.aggregator.send(TakeSnapshot).await?;
+    Ok(FetchReport { summary, snapshot })
+}
+
+/// A progress bar like the classic TODO/DONE monitor, fed by polling the
+/// Aggregator's counts; cleared when `done` is sent.
+fn spawn_progress_bar(
+    pipeline: &Pipeline,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    actix_rt::task::JoinHandle<()>,
+) {
+    let aggregator = pipeline.aggregator.clone();
+    let (done_tx, mut done) = tokio::sync::oneshot::channel::<()>();
+    let task = actix_rt::spawn(async move {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} done, {per_sec}, eta {eta} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let mut tick = actix_rt::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                _ = &mut done => break,
+                _ = tick.tick() => {}
+            }
+            match aggregator.send(GetProgress).await {
+                Ok(Some((_, c))) => {
+                    bar.set_length(c.tasks);
+                    bar.set_position(c.done());
+                    bar.set_message(format!(
+                        "(provisional {}, none {}, failed {})",
+                        c.provisional, c.none, c.failed
+                    ));
+                }
+                Ok(None) => {}
+                Err(_) => break,
+            }
+        }
+        bar.finish_and_clear();
+    });
+    (done_tx, task)
+}

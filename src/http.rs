@@ -1,0 +1,38 @@
+//! Starting an actix-web server the way every server in this crate starts:
+//! bound before it returns (so port 0 tells its real port), without
+//! actix's own signal handling (the process decides how it stops), and
+//! running in the background on the current actix system.
+//!
+//! Knows nothing of routes or state; `api` and `server` bring their own.
+
+use std::net::SocketAddr;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web::ServiceConfig, App, HttpServer};
+
+/// Binds `listen`, starts `workers` threads (at least one) serving an app
+/// that `routes` sets up (state, routes, default service), and returns the
+/// bound address with the handle that stops it. Must run inside an actix
+/// system.
+pub fn start_server<F>(
+    listen: SocketAddr,
+    workers: usize,
+    routes: F,
+) -> std::io::Result<(SocketAddr, ServerHandle)>
+where
+    F: Fn(&mut ServiceConfig) + Send + Clone + 'static,
+{
+    let server = HttpServer::new(move || App::new().configure(|cfg| routes(cfg)))
+        .workers(workers.max(1))
+        .disable_signals()
+        .bind(listen)?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| std::io::Error::other(format!("binding {listen} gave no address")))?;
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    Ok((addr, handle))
+}

@@ -1,0 +1,319 @@
+//! Turning results into text: aligned tables for people, CSV and JSON for
+//! programs. The one place that decides how a number, a day or an empty
+//! cell is written, for `pricegrid query`, `pricegrid snapshots` and the
+//! HTTP API alike.
+//!
+//! Pure: values come in, a `String` ending in a newline goes out. It never
+//! reads files, talks to actors or prints.
+
+use std::fmt;
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
+use crate::query::{Across, Field, Row};
+use crate::snapshot::Listed;
+
+/// How rendered output is laid out: aligned columns for people, JSON or CSV
+/// for programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+impl Format {
+    /// Every format, in the order they are offered.
+    pub const ALL: [Format; 3] = [Format::Table, Format::Json, Format::Csv];
+
+    /// The lowercase name, as typed on the command line or in a query.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Json => "json",
+            Format::Csv => "csv",
+        }
+    }
+
+    /// The HTTP `Content-Type` of text in this format.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Table => "text/plain; charset=utf-8",
+            Format::Json => "application/json",
+            Format::Csv => "text/csv; charset=utf-8",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A string that names no `Format`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown format {0:?}, expected one of 'table', 'json', 'csv'")]
+pub struct ParseFormatError(pub String);
+
+impl std::str::FromStr for Format {
+    type Err = ParseFormatError;
+
+    /// Exact lowercase names only, the spelling clap accepts too, so a
+    /// format is written the same on the command line and in a URL.
+    fn from_str(s: &str) -> Result<Self, ParseFormatError> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| ParseFormatError(s.to_owned()))
+    }
+}
+
+/// Renders rows. Columns: exchange, symbol, day, state, then `field = Some(f)`:
+/// only that field; `None`: all five; then flags and reason. A row without a
+/// price renders empty cells (table, csv) or null (json).
+///
+/// Numbers are written in Rust's shortest round-trip form, so reading the CSV
+/// or JSON back gives the identical `f64`. Every format ends with a newline,
+/// so the caller writes the text as it is.
+pub fn render_rows(rows: &[Row], field: Option<Field>, format: Format) -> String {
+    let fields: &[Field] = match &field {
+        Some(f) => std::slice::from_ref(f),
+        None => &Field::ALL,
+    };
+    match format {
+        Format::Json => {
+            let views: Vec<RowView<'_>> = rows.iter().map(|row| RowView { row, fields }).collect();
+            json_text(&views)
+        }
+        Format::Csv | Format::Table => {
+            let mut header = vec!["exchange", "symbol", "day", "state"];
+            header.extend(fields.iter().map(|f| f.name()));
+            header.extend(["flags", "reason"]);
+            let mut numeric = vec![false; 4];
+            numeric.extend(fields.iter().map(|_| true));
+            numeric.extend([false, false]);
+            let cells: Vec<Vec<String>> = rows.iter().map(|row| row_cells(row, fields)).collect();
+            if format == Format::Csv {
+                csv_text(&header, &cells)
+            } else {
+                table_text(&header, &numeric, &cells)
+            }
+        }
+    }
+}
+
+/// Renders cross-exchange figures, one line or object per (symbol, day), with
+/// the same number, date and newline conventions as `render_rows`.
+pub fn render_across(rows: &[Across], format: Format) -> String {
+    const HEADER: [&str; 10] = [
+        "symbol",
+        "day",
+        "exchanges",
+        "min_close",
+        "min_exchange",
+        "max_close",
+        "max_exchange",
+        "median_close",
+        "vwap_close",
+        "spread_pct",
+    ];
+    const NUMERIC: [bool; 10] = [
+        false, false, true, true, false, true, false, true, true, true,
+    ];
+    match format {
+        Format::Json => json_text(rows),
+        Format::Csv | Format::Table => {
+            let cells: Vec<Vec<String>> = rows.iter().map(across_cells).collect();
+            if format == Format::Csv {
+                csv_text(&HEADER, &cells)
+            } else {
+                table_text(&HEADER, &NUMERIC, &cells)
+            }
+        }
+    }
+}
+
+/// Renders the snapshot list (`pricegrid snapshots`): one line or object
+/// per file, newest first as given. A file whose header does not read shows
+/// `?` for its figures and says why beside its path.
+pub fn render_listing(listed: &[Listed], format: Format) -> String {
+    const HEADER: [&str; 11] = [
+        "time",
+        "round",
+        "config",
+        "tasks",
+        "final",
+        "provisional",
+        "none",
+        "failed",
+        "rejected",
+        "bytes",
+        "file",
+    ];
+    const NUMERIC: [bool; 11] = [
+        false, true, true, true, true, true, true, true, true, true, false,
+    ];
+    match format {
+        Format::Json => json_text(listed),
+        Format::Csv | Format::Table => {
+            let cells: Vec<Vec<String>> = listed.iter().map(listed_cells).collect();
+            if format == Format::Csv {
+                csv_text(&HEADER, &cells)
+            } else {
+                table_text(&HEADER, &NUMERIC, &cells)
+            }
+        }
+    }
+}
+
+fn listed_cells(l: &Listed) -> Vec<String> {
+    let mut row = vec![l.file.time.format("%Y-%m-%dT%H:%M:%SZ").to_string()];
+    match &l.header {
+        Some(h) => row.extend([
+            h.round.to_string(),
+            h.config_version.to_string(),
+            h.counts.tasks.to_string(),
+            h.counts.finals.to_string(),
+            h.counts.provisional.to_string(),
+            h.counts.none.to_string(),
+            h.counts.failed.to_string(),
+            h.counts.rejected.to_string(),
+        ]),
+        None => row.extend(std::iter::repeat_n("?".to_owned(), 8)),
+    }
+    row.push(l.file.bytes.to_string());
+    row.push(match &l.error {
+        Some(e) => format!("{} (unreadable: {e})", l.file.path.display()),
+        None => l.file.path.display().to_string(),
+    });
+    row
+}
+
+/// A row as a JSON object with keys in column order (a `serde_json::Value`
+/// map would sort them) and a key per shown field.
+struct RowView<'a> {
+    row: &'a Row,
+    fields: &'a [Field],
+}
+
+impl Serialize for RowView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("exchange", &self.row.exchange)?;
+        map.serialize_entry("symbol", &self.row.symbol)?;
+        map.serialize_entry("day", &self.row.day)?;
+        map.serialize_entry("state", &self.row.state)?;
+        for field in self.fields {
+            map.serialize_entry(field.name(), &self.row.price.map(|p| field.of(&p)))?;
+        }
+        map.serialize_entry("flags", &self.row.flags)?;
+        if let Some(t) = &self.row.fetched_at {
+            map.serialize_entry("fetched_at", t)?;
+        }
+        if let Some(r) = &self.row.reason {
+            map.serialize_entry("reason", r)?;
+        }
+        map.end()
+    }
+}
+
+fn json_text<T: Serialize + ?Sized>(value: &T) -> String {
+    // Only names, dates, paths and numbers are serialized, with string keys:
+    // serde_json has no way to fail on them.
+    let mut text = serde_json::to_string_pretty(value).expect("rows serialize to JSON");
+    text.push('\n');
+    text
+}
+
+/// The shortest text that parses back to the identical `f64`.
+fn number(x: f64) -> String {
+    format!("{x}")
+}
+
+fn optional_number(x: Option<f64>) -> String {
+    x.map(number).unwrap_or_default()
+}
+
+fn row_cells(row: &Row, fields: &[Field]) -> Vec<String> {
+    let mut cells = vec![
+        row.exchange.to_string(),
+        row.symbol.to_string(),
+        row.day.format("%Y-%m-%d").to_string(),
+        row.state.to_string(),
+    ];
+    cells.extend(
+        fields
+            .iter()
+            .map(|f| optional_number(row.price.map(|p| f.of(&p)))),
+    );
+    cells.push(row.flags.names().join(" "));
+    cells.push(row.reason.clone().unwrap_or_default());
+    cells
+}
+
+fn across_cells(a: &Across) -> Vec<String> {
+    vec![
+        a.symbol.to_string(),
+        a.day.format("%Y-%m-%d").to_string(),
+        a.exchanges.to_string(),
+        number(a.min_close),
+        a.min_exchange.to_string(),
+        number(a.max_close),
+        a.max_exchange.to_string(),
+        number(a.median_close),
+        optional_number(a.vwap_close),
+        optional_number(a.spread_pct),
+    ]
+}
+
+fn csv_text(header: &[&str], rows: &[Vec<String>]) -> String {
+    // Writing to memory has no I/O to fail, every record has the header's
+    // length and every cell is UTF-8, so none of the `expect`s below can fire.
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer
+        .write_record(header)
+        .expect("CSV header writes to memory");
+    for row in rows {
+        writer.write_record(row).expect("CSV row writes to memory");
+    }
+    let bytes = writer.into_inner().expect("CSV flushes to memory");
+    String::from_utf8(bytes).expect("CSV of UTF-8 cells is UTF-8")
+}
+
+/// An aligned text table: a header line, then one line per row. Columns are
+/// padded to their widest cell and separated by two spaces; `numeric`
+/// columns are right-aligned so digits line up. Every line, header included,
+/// has the same length, so the text can be cut by column position.
+pub fn table_text(header: &[&str], numeric: &[bool], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let lines = std::iter::once(header.to_vec()).chain(
+        rows.iter()
+            .map(|row| row.iter().map(String::as_str).collect()),
+    );
+    let mut text = String::new();
+    for line in lines {
+        for (col, cell) in line.into_iter().enumerate() {
+            if col > 0 {
+                text.push_str("  ");
+            }
+            let width = widths[col];
+            if numeric[col] {
+                text.push_str(&format!("{cell:>width$}"));
+            } else {
+                text.push_str(&format!("{cell:<width$}"));
+            }
+        }
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests;
