@@ -1,0 +1,174 @@
+//! The TOML configuration: parsed into typed structs, validated in one place,
+//! and handed around whole (`Arc<Config>`), never half-applied.
+//!
+//! This module owns the way in: `Config::load`/`parse` read the text, refuse
+//! an empty file and retired keys, deserialise it (values that can be checked
+//! alone are checked there, so the TOML parser gives their position), and
+//! run every cross-field rule of `validate`, placing each problem with
+//! `diagnostics` (`config/pricegrid.toml:12:9: fetch.worker: unknown field
+//! ...`). The sections' shapes are in `schema`; `diff` says what a reload
+//! changes. It reads files but owns no other state, and starts nothing.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+mod diagnostics;
+mod diff;
+mod schema;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use diagnostics::{find, key_at, line_col, Finding};
+
+pub use crate::model::{Day, DayRange};
+pub use diagnostics::{ConfigError, Problem};
+pub use diff::ConfigDiff;
+pub use schema::{
+    ApiConfig, BuiltinConfig, FetchConfig, LogConfig, OhlcOrder, PerExchangeConfig, ScheduleConfig,
+    Selection, SnapshotConfig, SourceConfig, SourceUrl, UniverseConfig,
+};
+pub use validate::{universe_size_problem, FIRST_PRICE_DAY, MAX_WORKERS};
+
+/// Default location of the config file, relative to the working directory.
+pub const DEFAULT_PATH: &str = "config/pricegrid.toml";
+
+/// What an empty file is told. A file with no settings is far more often
+/// caught mid-write (an editor truncating before it writes, a script's
+/// `>` redirect) than meant, and taking it as "all defaults" would make a
+/// daemon reload into a universe nobody asked for.
+const EMPTY: &str =
+    "config file is empty: an editor or script may be writing it; a config needs at least one section";
+
+/// Keys that older configs used, with what replaced them; a config that
+/// still has one is told so at the key rather than "unknown field".
+const RETIRED: &[(&str, &str)] = &[(
+    "source.check_ohlc_order",
+    "was replaced by source.ohlc_order = \"flag\" | \"reject\" | \"ignore\"",
+)];
+
+/// A whole configuration, one field per `[section]`, in the order the
+/// shipped file and `to_toml` write them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub source: SourceConfig,
+    pub universe: UniverseConfig,
+    pub fetch: FetchConfig,
+    pub schedule: ScheduleConfig,
+    pub snapshot: SnapshotConfig,
+    pub api: ApiConfig,
+    pub log: LogConfig,
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`, as of today (UTC).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates `text` as of today (UTC); `path` is only used
+    /// in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Config::parse_at(text, path, chrono::Utc::now().date_naive())
+    }
+
+    /// Parses and validates `text` as if today (UTC) were `today`, which
+    /// decides how far a window may reach ("after tomorrow").
+    pub fn parse_at(text: &str, path: &Path, today: NaiveDate) -> Result<Config, ConfigError> {
+        let invalid = |problems| ConfigError::Invalid {
+            path: path.to_owned(),
+            problems,
+        };
+        let doc = toml_edit::ImDocument::parse(text.to_owned());
+        let root = doc.as_ref().ok().map(|d| d.as_table());
+        if let Some(root) = root {
+            if root.is_empty() {
+                return Err(invalid(vec![Problem::of_file(EMPTY)]));
+            }
+            let retired: Vec<Problem> = RETIRED
+                .iter()
+                .filter(|(key, _)| find(root, key).is_some())
+                .map(|&(key, message)| Finding::at(key, message).in_text(text, Some(root)))
+                .collect();
+            if !retired.is_empty() {
+                return Err(invalid(retired));
+            }
+        }
+        let config: Config = match toml::from_str(text) {
+            Ok(c) => c,
+            Err(e) => {
+                let span = e.span();
+                let key = match (root, &span) {
+                    (Some(root), Some(span)) => key_at(root, span.start),
+                    _ => None,
+                };
+                return Err(invalid(vec![Problem {
+                    position: span.map(|s| line_col(text, s.start)),
+                    key,
+                    message: e.message().trim().to_owned(),
+                }]));
+            }
+        };
+        let findings = config.problems(today);
+        if findings.is_empty() {
+            return Ok(config);
+        }
+        Err(invalid(
+            findings.iter().map(|f| f.in_text(text, root)).collect(),
+        ))
+    }
+
+    /// Validates a config built or changed in code (e.g. by command-line
+    /// overrides) as of today (UTC); problems carry their key but no position.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        self.check_at(chrono::Utc::now().date_naive())
+    }
+
+    /// [`Config::check`] as if today (UTC) were `today`.
+    pub fn check_at(&self, today: NaiveDate) -> Result<(), ConfigError> {
+        let findings = self.problems(today);
+        if findings.is_empty() {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid {
+            path: PathBuf::from("<effective config>"),
+            problems: findings
+                .into_iter()
+                .map(Finding::without_position)
+                .collect(),
+        })
+    }
+
+    /// Every rule that ties fields together or depends on `today`, section
+    /// by section, all of them: one broken rule never hides another.
+    fn problems(&self, today: NaiveDate) -> Vec<Finding> {
+        [
+            validate::source(&self.source),
+            validate::universe(&self.universe, today),
+            validate::fetch(&self.fetch),
+            validate::durations(self),
+            validate::fetch_timing(&self.fetch, &self.source),
+            validate::snapshot(&self.snapshot),
+        ]
+        .concat()
+    }
+
+    /// The effective config as TOML, every default filled in.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+/// Parses an address such as `127.0.0.1:9180` (used by CLI options).
+pub fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
+    raw.parse()
+        .map_err(|e| format!("{raw:?} is not an address such as 127.0.0.1:9180: {e}"))
+}

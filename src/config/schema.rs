@@ -1,0 +1,424 @@
+//! The shape of a config: one struct per `[section]`, each with its
+//! `Default` right beside it, and the serde types that check a value alone
+//! while it is read (`SourceUrl`, `Selection`), so the TOML parser gives
+//! their position.
+//!
+//! Rules that tie fields together are not here but in `validate`; this
+//! module does no I/O and knows nothing of files or positions.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Deserializer, Serialize};
+use url::Url;
+
+use super::validate::universe_size_problem;
+use crate::model::{Day, DayRange, Exchange, Symbol};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    /// `"builtin"` or the base URL of a price server.
+    pub url: SourceUrl,
+    /// Limit for one HTTP request, connect included.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Largest response body accepted; a larger one is a failure.
+    pub max_body_bytes: usize,
+    /// What to do with a price whose open or close lies outside low..=high.
+    pub ohlc_order: OhlcOrder,
+    /// How long after a day closes (UTC midnight) an answer about it counts
+    /// as final. Until then a source may still correct the day, so it is
+    /// asked again; zero makes a day final as soon as it closes.
+    #[serde(with = "humantime_serde")]
+    pub settle_after: Duration,
+    /// Options of the in-process server used when `url = "builtin"`.
+    pub builtin: BuiltinConfig,
+    /// Limits that apply to each exchange on its own.
+    pub per_exchange: PerExchangeConfig,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        Self {
+            url: SourceUrl::Builtin,
+            timeout: Duration::from_secs(10),
+            max_body_bytes: 64 * 1024,
+            ohlc_order: OhlcOrder::Flag,
+            settle_after: Duration::from_secs(2 * 60 * 60),
+            builtin: BuiltinConfig::default(),
+            per_exchange: PerExchangeConfig::default(),
+        }
+    }
+}
+
+/// Where prices come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub enum SourceUrl {
+    /// Start the built-in price server in-process on a loopback port.
+    Builtin,
+    /// Any server that speaks the crypto price API.
+    Remote(Url),
+}
+
+impl From<SourceUrl> for String {
+    fn from(s: SourceUrl) -> String {
+        s.to_string()
+    }
+}
+
+impl fmt::Display for SourceUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceUrl::Builtin => f.write_str("builtin"),
+            SourceUrl::Remote(url) => f.write_str(url.as_str()),
+        }
+    }
+}
+
+impl std::str::FromStr for SourceUrl {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        if raw == "builtin" {
+            return Ok(SourceUrl::Builtin);
+        }
+        let url =
+            Url::parse(raw).map_err(|e| format!("{raw:?} is not \"builtin\" or a URL: {e}"))?;
+        match url.scheme() {
+            "http" => {}
+            "https" => {
+                return Err(format!(
+                    "{raw:?}: https is not supported by this build (no TLS stack); use http://"
+                ))
+            }
+            _ => return Err(format!("{raw:?}: expected an http:// URL or \"builtin\"")),
+        }
+        if url.host().is_none() {
+            return Err(format!("{raw:?}: the URL has no host"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!(
+                "{raw:?}: the URL must not have a query or fragment"
+            ));
+        }
+        Ok(SourceUrl::Remote(url))
+    }
+}
+
+impl<'de> Deserialize<'de> for SourceUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        raw.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What to do with a price whose open or close lies outside low..=high.
+/// Real exchange data breaks this now and then (3% of the classic dataset),
+/// so whether such a row is wrong is the operator's call, not the parser's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OhlcOrder {
+    /// Keep the price exactly as sent and mark it with a quality flag.
+    #[default]
+    Flag,
+    /// Record the cell as rejected: settled, and never retried.
+    Reject,
+    /// Keep the price exactly as sent, unflagged.
+    Ignore,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BuiltinConfig {
+    /// Seed of the generated dataset.
+    pub seed: u64,
+    /// Delay before each price answer.
+    #[serde(with = "humantime_serde")]
+    pub latency: Duration,
+    /// Publish prices as a real exchange does: none for future days, a
+    /// partial candle for today, and each closed day only this long after
+    /// its close at UTC midnight (e.g. "1h"). Unset: the whole dataset is
+    /// served at once.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub publish_delay: Option<Duration>,
+}
+
+impl Default for BuiltinConfig {
+    fn default() -> Self {
+        Self {
+            seed: crate::server::DEFAULT_SEED,
+            latency: Duration::ZERO,
+            publish_delay: None,
+        }
+    }
+}
+
+/// Per-exchange limits, enforced by the dispatcher, so that a slow or
+/// rate-limiting exchange does not hold the whole pool. The default is no
+/// limit at all.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PerExchangeConfig {
+    /// Most requests to one exchange at once (default: no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<usize>,
+    /// Most requests per second to one exchange (token bucket; default: no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<f64>,
+}
+
+/// What to fetch. Without a `[universe]` section the default is every
+/// exchange and symbol over 2020 (the built-in dataset's year); with one,
+/// a window must be given (`from`, optionally `to`, or `last_days`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UniverseConfig {
+    #[serde(default = "Selection::all")]
+    pub exchanges: Selection<Exchange>,
+    #[serde(default = "Selection::all")]
+    pub symbols: Selection<Symbol>,
+    /// First day, inclusive. With `last_days`, leave `from`/`to` out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Day>,
+    /// Last day, inclusive (default: today, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Day>,
+    /// A rolling window: the last N days up to today (UTC), inclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_days: Option<u32>,
+    /// Most tasks (exchanges x symbols x days) one round may hold: a guard
+    /// against a window or list far larger than meant. Checked with the
+    /// config for explicit lists, and by the producer once "all" is known.
+    #[serde(default = "UniverseConfig::default_max_tasks")]
+    pub max_tasks: u64,
+}
+
+impl Default for UniverseConfig {
+    fn default() -> Self {
+        Self {
+            exchanges: Selection::All,
+            symbols: Selection::All,
+            from: Some(Day(NaiveDate::from_ymd_opt(2020, 1, 1).expect("valid date"))),
+            to: Some(Day(
+                NaiveDate::from_ymd_opt(2020, 12, 31).expect("valid date")
+            )),
+            last_days: None,
+            max_tasks: UniverseConfig::default_max_tasks(),
+        }
+    }
+}
+
+impl UniverseConfig {
+    fn default_max_tasks() -> u64 {
+        5_000_000
+    }
+
+    /// The days covered when today (UTC) is `today`.
+    pub fn days(&self, today: NaiveDate) -> DayRange {
+        match self.last_days {
+            Some(n) => DayRange {
+                from: today - chrono::Days::new(u64::from(n.saturating_sub(1))),
+                to: today,
+            },
+            None => DayRange {
+                from: self.from.map_or(today, |d| d.0),
+                to: self.to.map_or(today, |d| d.0),
+            },
+        }
+    }
+
+    /// What is wrong with a universe of this many exchanges, symbols and
+    /// days under `max_tasks`, if anything: for the producer to call once
+    /// "all" has been asked of the source.
+    pub fn size_problem(&self, exchanges: usize, symbols: usize, days: usize) -> Option<String> {
+        universe_size_problem(exchanges, symbols, days, self.max_tasks)
+    }
+}
+
+/// `"all"` (ask the source) or an explicit list of names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Selection<T> {
+    #[serde(serialize_with = "serialize_all")]
+    All,
+    List(Vec<T>),
+}
+
+impl<T> Selection<T> {
+    fn all() -> Self {
+        Selection::All
+    }
+
+    /// The listed names, or `None` for "all".
+    pub fn list(&self) -> Option<&[T]> {
+        match self {
+            Selection::All => None,
+            Selection::List(items) => Some(items),
+        }
+    }
+}
+
+fn serialize_all<S: serde::Serializer>(s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("all")
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Selection<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = Selection<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"all\" or a list of names such as [\"kraken\", \"bitstamp\"]")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                if v == "all" {
+                    Ok(Selection::All)
+                } else {
+                    Err(E::custom(format!(
+                        "expected \"all\" or a list of names, found the string {v:?}"
+                    )))
+                }
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Selection::List(items))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FetchConfig {
+    /// Fetcher threads in the pool.
+    pub workers: usize,
+    /// Most tasks handed to the pool and not yet answered (default 2 x workers).
+    pub queue: Option<usize>,
+    /// Most tries per task within one round before it is recorded as failed.
+    pub max_attempts: u32,
+    /// A task's transient failures are retried until this much time has
+    /// passed since its first attempt in the round, or `max_attempts` is
+    /// reached, whichever comes first.
+    #[serde(with = "humantime_serde")]
+    pub retry_for: Duration,
+    /// First retry delay; doubles per attempt, with full jitter.
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    /// Cap of the retry delay.
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// A task not answered within this is considered hung and re-queued.
+    #[serde(with = "humantime_serde")]
+    pub task_deadline: Duration,
+    /// On shutdown, how long in-flight tasks may take to finish.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        Self {
+            workers: 32,
+            queue: None,
+            max_attempts: 10,
+            retry_for: Duration::from_secs(2 * 60),
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(10),
+            task_deadline: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl FetchConfig {
+    /// The in-flight window: `queue`, or twice the workers.
+    pub fn window(&self) -> usize {
+        self.queue.unwrap_or(self.workers * 2)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// Time from one round's start to the next's.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotConfig {
+    pub dir: PathBuf,
+    /// While a round runs, write a snapshot this often.
+    #[serde(with = "humantime_serde")]
+    pub every: Duration,
+    /// How many snapshot files to keep.
+    pub keep: usize,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("data/snapshots"),
+            every: Duration::from_secs(30),
+            keep: 48,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Serve the query API and metrics while the daemon runs.
+    pub enabled: bool,
+    /// Address to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9180)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// How often a running round logs a progress line.
+    #[serde(with = "humantime_serde")]
+    pub progress_every: Duration,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            progress_every: Duration::from_secs(5),
+        }
+    }
+}

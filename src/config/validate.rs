@@ -1,0 +1,415 @@
+//! The rules a value cannot be checked against alone: ranges that depend
+//! on another field, a window judged by what day it is, the universe's size.
+//! One free function per part of the config, each returning every problem
+//! it finds; `Config::problems` runs them all, so a config's problems are
+//! reported together, in schema order.
+//!
+//! These functions see typed values only: where a problem is in the file
+//! is `diagnostics`' business, and nothing here does I/O.
+
+use chrono::NaiveDate;
+
+use super::diagnostics::Finding;
+use super::schema::{FetchConfig, SnapshotConfig, SourceConfig, UniverseConfig};
+use super::Config;
+use crate::model::Day;
+
+/// Most fetcher threads one pool may have.
+pub const MAX_WORKERS: usize = 1024;
+
+/// The day of the first Bitcoin block: no crypto price exists before it, so
+/// a window reaching further back is a typo, not a request.
+pub const FIRST_PRICE_DAY: NaiveDate = NaiveDate::from_ymd_opt(2009, 1, 3).expect("valid date");
+
+/// `[source]`: the client's limits and the per-exchange limits.
+pub(super) fn source(s: &SourceConfig) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if s.timeout.is_zero() {
+        out.push(Finding::at(
+            "source.timeout",
+            "must be positive, e.g. \"10s\"",
+        ));
+    }
+    if s.max_body_bytes < 64 {
+        out.push(Finding::at(
+            "source.max_body_bytes",
+            format!("{} is too small: expected at least 64", s.max_body_bytes),
+        ));
+    }
+    if s.per_exchange.max_in_flight == Some(0) {
+        out.push(Finding::at(
+            "source.per_exchange.max_in_flight",
+            "must be at least 1 (leave it out for no limit)",
+        ));
+    }
+    if let Some(rps) = s.per_exchange.requests_per_second {
+        if !(rps.is_finite() && rps > 0.0 && rps <= 1e6) {
+            out.push(Finding::at(
+                "source.per_exchange.requests_per_second",
+                format!("{rps} is out of range: expected a number above 0 and at most 1000000"),
+            ));
+        }
+    }
+    out
+}
+
+/// `[universe]`: the lists, the window (as of `today`) and, when both
+/// lists are explicit and sound, the universe's size.
+pub(super) fn universe(u: &UniverseConfig, today: NaiveDate) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let exchanges = u
+        .exchanges
+        .list()
+        .map(|l| l.iter().map(|e| e.as_str()).collect::<Vec<_>>());
+    let symbols = u
+        .symbols
+        .list()
+        .map(|l| l.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    let mut lists_ok = true;
+    for (key, noun, list) in [
+        ("universe.exchanges", "exchange", &exchanges),
+        ("universe.symbols", "symbol", &symbols),
+    ] {
+        let Some(list) = list else { continue };
+        if list.is_empty() {
+            lists_ok = false;
+            out.push(Finding::at(
+                key,
+                format!("is empty: name at least one {noun}, or \"all\""),
+            ));
+        }
+        for (index, message) in repeats(list) {
+            out.push(Finding::at_element(key, index, message));
+        }
+    }
+
+    let window = window(u, today);
+    let window_ok = window.is_empty();
+    out.extend(window);
+
+    if u.max_tasks == 0 {
+        out.push(Finding::at(
+            "universe.max_tasks",
+            "must be at least 1, e.g. 5000000",
+        ));
+        return out;
+    }
+    let (Some(exchanges), Some(symbols)) = (&exchanges, &symbols) else {
+        return out;
+    };
+    if !(lists_ok && window_ok) {
+        return out;
+    }
+    let days = u.days(today).len();
+    if let Some(size) = u.size_problem(exchanges.len(), symbols.len(), days) {
+        // Blame max_tasks if the file sets it, else the window: by
+        // default the limit is right and the window is the mistake.
+        let window = if u.last_days.is_some() {
+            "universe.last_days"
+        } else {
+            "universe.from"
+        };
+        out.push(Finding::at_first_set(
+            vec!["universe.max_tasks", window],
+            format!("{size}: narrow the window or the lists, or raise universe.max_tasks"),
+        ));
+    }
+    out
+}
+
+/// The universe's window: rolling or absolute (not both), in order, and
+/// between the first Bitcoin block and tomorrow.
+fn window(u: &UniverseConfig, today: NaiveDate) -> Vec<Finding> {
+    let mut out = Vec::new();
+    match (u.last_days, u.from, u.to) {
+        (Some(0), _, _) => out.push(Finding::at("universe.last_days", "must be at least 1")),
+        (Some(n), _, _) if n > 100_000 => out.push(Finding::at(
+            "universe.last_days",
+            format!("{n} is too large: at most 100000"),
+        )),
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => out.push(Finding::at(
+            "universe.last_days",
+            "cannot be combined with from/to: use either a rolling or an absolute window",
+        )),
+        (None, None, _) => out.push(Finding::at(
+            "universe.from",
+            "is missing: set from = \"YYYY-MM-DD\" (and optionally to), or last_days = N",
+        )),
+        (None, Some(from), Some(to)) if from > to => out.push(Finding::at(
+            "universe.to",
+            format!("{to} is before from = {from}"),
+        )),
+        _ => {}
+    }
+    // A day after tomorrow is a typo even where UTC is a day behind.
+    let tomorrow = today.succ_opt().unwrap_or(today);
+    for (key, day) in [("universe.from", u.from), ("universe.to", u.to)] {
+        let Some(Day(day)) = day else { continue };
+        if day < FIRST_PRICE_DAY {
+            out.push(Finding::at(
+                key,
+                format!("{day} is before {FIRST_PRICE_DAY}, the first day any crypto price exists"),
+            ));
+        } else if day > tomorrow {
+            out.push(Finding::at(
+                key,
+                format!("{day} is after tomorrow ({tomorrow})"),
+            ));
+        }
+    }
+    out
+}
+
+/// `[fetch]`'s counts: the pool's size, its window and the attempts per task.
+pub(super) fn fetch(f: &FetchConfig) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if f.workers == 0 || f.workers > MAX_WORKERS {
+        out.push(Finding::at(
+            "fetch.workers",
+            format!("{} is out of range: expected 1..={MAX_WORKERS}", f.workers),
+        ));
+    }
+    if let Some(q) = f.queue {
+        if q < f.workers.max(1) {
+            out.push(Finding::at(
+                "fetch.queue",
+                format!(
+                    "{q} is smaller than fetch.workers ({}): expected at least the worker count",
+                    f.workers
+                ),
+            ));
+        }
+        if q > 100_000 {
+            out.push(Finding::at(
+                "fetch.queue",
+                format!("{q} is too large: at most 100000"),
+            ));
+        }
+    }
+    if f.max_attempts == 0 || f.max_attempts > 100 {
+        out.push(Finding::at(
+            "fetch.max_attempts",
+            format!("{} is out of range: expected 1..=100", f.max_attempts),
+        ));
+    }
+    out
+}
+
+/// Every period and limit that zero would make meaningless (a retry that
+/// never waits, a round that never ends), across `[fetch]`, `[schedule]`,
+/// `[snapshot]` and `[log]`. `source.timeout` has its own rule in `source`.
+pub(super) fn durations(c: &Config) -> Vec<Finding> {
+    let f = &c.fetch;
+    [
+        ("fetch.retry_for", f.retry_for),
+        ("fetch.backoff_base", f.backoff_base),
+        ("fetch.backoff_max", f.backoff_max),
+        ("fetch.task_deadline", f.task_deadline),
+        ("fetch.drain_timeout", f.drain_timeout),
+        ("schedule.interval", c.schedule.interval),
+        ("snapshot.every", c.snapshot.every),
+        ("log.progress_every", c.log.progress_every),
+    ]
+    .into_iter()
+    .filter(|(_, d)| d.is_zero())
+    .map(|(key, _)| Finding::at(key, "must be positive, e.g. \"5s\""))
+    .collect()
+}
+
+/// `[fetch]`'s timings against each other and against `source.timeout`.
+pub(super) fn fetch_timing(f: &FetchConfig, s: &SourceConfig) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if f.backoff_max < f.backoff_base {
+        out.push(Finding::at(
+            "fetch.backoff_max",
+            "is smaller than fetch.backoff_base",
+        ));
+    }
+    if f.task_deadline <= s.timeout {
+        out.push(Finding::at(
+            "fetch.task_deadline",
+            format!(
+                "{} must be longer than source.timeout ({}), or every slow answer counts as hung",
+                humantime::format_duration(f.task_deadline),
+                humantime::format_duration(s.timeout)
+            ),
+        ));
+    }
+    out
+}
+
+/// `[snapshot]`: somewhere to write, and at least one file kept.
+pub(super) fn snapshot(s: &SnapshotConfig) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if s.keep == 0 {
+        out.push(Finding::at("snapshot.keep", "must be at least 1"));
+    }
+    if s.dir.as_os_str().is_empty() {
+        out.push(Finding::at("snapshot.dir", "is empty"));
+    }
+    out
+}
+
+/// `Some(message)` naming the product when `exchanges x symbols x days`
+/// is more than `max_tasks`, e.g. `11 exchanges x 3 symbols x 2922 days =
+/// 96426 tasks, more than universe.max_tasks (5000)`. Never overflows.
+pub fn universe_size_problem(
+    exchanges: usize,
+    symbols: usize,
+    days: usize,
+    max_tasks: u64,
+) -> Option<String> {
+    let wide = |n: usize| u128::try_from(n).unwrap_or(u128::MAX);
+    let tasks = wide(exchanges)
+        .saturating_mul(wide(symbols))
+        .saturating_mul(wide(days));
+    (tasks > u128::from(max_tasks)).then(|| {
+        format!(
+            "{} x {} x {} = {} tasks, more than universe.max_tasks ({max_tasks})",
+            counted(exchanges, "exchange"),
+            counted(symbols, "symbol"),
+            counted(days, "day"),
+            tasks
+        )
+    })
+}
+
+fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Each name listed more than once, as (index of its second occurrence,
+/// message), in the order the repeats appear.
+fn repeats(names: &[&str]) -> Vec<(usize, String)> {
+    let mut seen: std::collections::HashMap<&str, (usize, Option<usize>)> =
+        std::collections::HashMap::new();
+    for (i, name) in names.iter().enumerate() {
+        let (count, second) = seen.entry(name).or_insert((0, None));
+        *count += 1;
+        if *count == 2 {
+            *second = Some(i);
+        }
+    }
+    let mut out: Vec<(usize, String)> = seen
+        .into_iter()
+        .filter_map(|(name, (count, second))| {
+            let times = if count == 2 {
+                "twice".to_owned()
+            } else {
+                format!("{count} times")
+            };
+            second.map(|i| (i, format!("{name:?} is listed {times}")))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::PerExchangeConfig;
+
+    fn names<T: std::str::FromStr>(n: usize) -> Vec<T>
+    where
+        T::Err: std::fmt::Debug,
+    {
+        (0..n).map(|i| format!("n{i}").parse().unwrap()).collect()
+    }
+
+    fn keys(findings: &[Finding]) -> Vec<&'static str> {
+        findings.iter().map(|f| f.keys[0]).collect()
+    }
+
+    #[test]
+    fn the_defaults_break_no_rule() {
+        let c = Config::default();
+        let today = NaiveDate::from_ymd_opt(2024, 6, 15).unwrap();
+        assert_eq!(c.problems(today), []);
+    }
+
+    #[test]
+    fn each_section_reports_all_its_problems() {
+        let s = SourceConfig {
+            timeout: Duration::ZERO,
+            max_body_bytes: 1,
+            per_exchange: PerExchangeConfig {
+                max_in_flight: Some(0),
+                requests_per_second: Some(f64::NAN),
+            },
+            ..SourceConfig::default()
+        };
+        assert_eq!(
+            keys(&source(&s)),
+            [
+                "source.timeout",
+                "source.max_body_bytes",
+                "source.per_exchange.max_in_flight",
+                "source.per_exchange.requests_per_second"
+            ]
+        );
+        let f = FetchConfig {
+            workers: 2000,
+            queue: Some(200_000),
+            max_attempts: 0,
+            ..FetchConfig::default()
+        };
+        assert_eq!(
+            keys(&fetch(&f)),
+            ["fetch.workers", "fetch.queue", "fetch.max_attempts"]
+        );
+        let snap = SnapshotConfig {
+            keep: 0,
+            dir: "".into(),
+            ..SnapshotConfig::default()
+        };
+        assert_eq!(keys(&snapshot(&snap)), ["snapshot.keep", "snapshot.dir"]);
+    }
+
+    #[test]
+    fn a_deadline_no_longer_than_the_request_timeout_is_refused() {
+        let s = SourceConfig::default();
+        let f = FetchConfig {
+            task_deadline: s.timeout,
+            backoff_base: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(1),
+            ..FetchConfig::default()
+        };
+        let found = fetch_timing(&f, &s);
+        assert_eq!(keys(&found), ["fetch.backoff_max", "fetch.task_deadline"]);
+        assert_eq!(
+            found[1].message,
+            "10s must be longer than source.timeout (10s), or every slow answer counts as hung"
+        );
+    }
+
+    #[test]
+    fn the_size_is_judged_only_when_lists_and_window_are_sound() {
+        let today = NaiveDate::from_ymd_opt(2024, 6, 15).unwrap();
+        let u = UniverseConfig {
+            exchanges: crate::config::Selection::List(names(3)),
+            symbols: crate::config::Selection::List(names(3)),
+            max_tasks: 8,
+            ..UniverseConfig::default()
+        };
+        let found = universe(&u, today);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].keys, ["universe.max_tasks", "universe.from"]);
+        let backwards = UniverseConfig {
+            from: u.to,
+            to: u.from,
+            ..u
+        };
+        assert_eq!(
+            keys(&universe(&backwards, today)),
+            ["universe.to"],
+            "a broken window is reported alone, not also as a size"
+        );
+    }
+}
