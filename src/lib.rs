@@ -19,7 +19,6 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod daemon;
-mod day_parse;
 pub mod dispatch;
 #[cfg(feature = "fault-hooks")]
 pub mod fault_hooks;
