@@ -26,6 +26,22 @@ use crate::query::{self, Field, Filter};
 use crate::render::{self, Format};
 use crate::snapshot;
 
+/// What a reload ended with, as `POST /v1/reload` answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ReloadOutcome {
+    /// Accepted as `version`; in force from the next round boundary.
+    /// `changed` is empty when the file's settings were those in force.
+    Applied { version: u64, changed: Vec<String> },
+    /// Refused; the daemon keeps running on the config it has.
+    Rejected { error: String },
+}
+
+/// Asks the daemon to re-read its config file; each request is answered
+/// with the outcome.
+pub type ReloadRequests =
+    tokio::sync::mpsc::UnboundedSender<tokio::sync::oneshot::Sender<ReloadOutcome>>;
+
 /// What the handlers read from.
 #[derive(Clone)]
 pub struct ApiState {
@@ -35,6 +51,8 @@ pub struct ApiState {
     /// The snapshot directory in force (it may change on reload).
     pub snapshot_dir: watch::Receiver<PathBuf>,
     pub started: Instant,
+    /// Where `POST /v1/reload` goes (none: not a daemon).
+    pub reload: Option<ReloadRequests>,
 }
 
 /// A running API server.
@@ -281,9 +299,31 @@ async fn metrics(state: web::Data<ApiState>) -> HttpResponse {
         .body(state.metrics.encode())
 }
 
+/// `POST /v1/reload`: re-reads the config file; `200 {"version", "changed"}`
+/// or `422 {"error"}` (the daemon keeps the config it has).
+async fn reload(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
+    if let Err(e) = parse_params(req.query_string(), &[]) {
+        return e.response();
+    }
+    let Some(requests) = &state.reload else {
+        return unavailable("reloading");
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if requests.send(tx).is_err() {
+        return unavailable("the daemon");
+    }
+    match rx.await {
+        Ok(outcome @ ReloadOutcome::Applied { .. }) => HttpResponse::Ok().json(outcome),
+        Ok(outcome @ ReloadOutcome::Rejected { .. }) => {
+            HttpResponse::UnprocessableEntity().json(outcome)
+        }
+        Err(_) => unavailable("the daemon"),
+    }
+}
+
 async fn no_route() -> HttpResponse {
     HttpResponse::NotFound().json(serde_json::json!({
-        "error": "no such route: see /v1/status, /v1/prices, /v1/aggregate, /v1/snapshots, /metrics"
+        "error": "no such route: see /v1/status, /v1/prices, /v1/aggregate, /v1/snapshots, POST /v1/reload, /metrics"
     }))
 }
 
@@ -296,6 +336,7 @@ pub fn start(listen: SocketAddr, state: ApiState) -> std::io::Result<ApiServer> 
             .route("/v1/prices", web::get().to(prices))
             .route("/v1/aggregate", web::get().to(aggregate))
             .route("/v1/snapshots", web::get().to(snapshots))
+            .route("/v1/reload", web::post().to(reload))
             .route("/metrics", web::get().to(metrics))
             .default_service(web::to(no_route));
     })?;

@@ -19,6 +19,11 @@ pub struct OutcomeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: String,
 }
@@ -45,6 +50,10 @@ pub struct Metrics {
     pub hung: Counter,
     /// Snapshot files written.
     pub snapshot_writes: Counter,
+    /// Config reloads, applied or rejected.
+    pub config_reloads: Family<ResultLabel, Counter>,
+    /// When the config was last reloaded successfully (Unix seconds).
+    pub config_last_reload: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// Prices held by the aggregator.
     pub prices_stored: Gauge,
 }
@@ -62,6 +71,8 @@ impl Metrics {
         let stale_results = Counter::default();
         let hung = Counter::default();
         let snapshot_writes = Counter::default();
+        let config_reloads = Family::<ResultLabel, Counter>::default();
+        let config_last_reload = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         let prices_stored = Gauge::default();
         registry.register("rounds", "Rounds finished", rounds.clone());
         registry.register("tasks", "Tasks by final outcome", tasks.clone());
@@ -106,6 +117,16 @@ impl Metrics {
             snapshot_writes.clone(),
         );
         registry.register(
+            "config_reloads",
+            "Config reloads by result (applied or rejected)",
+            config_reloads.clone(),
+        );
+        registry.register(
+            "config_last_reload_timestamp_seconds",
+            "When the config was last reloaded successfully",
+            config_last_reload.clone(),
+        );
+        registry.register(
             "prices_stored",
             "Prices held by the aggregator",
             prices_stored.clone(),
@@ -122,6 +143,8 @@ impl Metrics {
             stale_results,
             hung,
             snapshot_writes,
+            config_reloads,
+            config_last_reload,
             prices_stored,
         })
     }
@@ -132,6 +155,22 @@ impl Metrics {
                 outcome: state.as_str().into(),
             })
             .inc();
+    }
+
+    /// One reload, applied or rejected.
+    pub fn count_reload(&self, applied: bool) {
+        let result = if applied { "applied" } else { "rejected" };
+        self.config_reloads
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
+        if applied {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            self.config_last_reload.set(now);
+        }
     }
 
     /// One retry caused by a failure of kind `reason` (e.g. "server error (503)").
@@ -165,6 +204,8 @@ mod tests {
         m.count_task(CellState::Final);
         m.count_task(CellState::Failed);
         m.count_retry("server error (503)");
+        m.count_reload(true);
+        m.count_reload(false);
         m.fetch_seconds.observe(0.004);
         m.in_flight.set(7);
         let text = m.encode();
@@ -184,6 +225,18 @@ mod tests {
         assert!(text.contains("pricegrid_in_flight 7"), "{text}");
         assert!(
             text.contains("pricegrid_fetch_retries_total{reason=\"server error (503)\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pricegrid_config_reloads_total{result=\"applied\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pricegrid_config_reloads_total{result=\"rejected\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pricegrid_config_last_reload_timestamp_seconds "),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");

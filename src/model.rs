@@ -537,6 +537,10 @@ impl Counts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RoundSummary {
     pub round: u64,
+    /// The config version the round ran under, start to end.
+    pub config_version: u64,
+    /// Cut short by a shutdown: not every task was done.
+    pub aborted: bool,
     pub counts: Counts,
     #[serde(rename = "elapsed_s", serialize_with = "seconds")]
     pub elapsed: std::time::Duration,

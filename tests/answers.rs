@@ -24,9 +24,10 @@ use actix_web::web::Bytes;
 use chrono::NaiveDate;
 use common::*;
 use pricegrid::actors::aggregator::GetStore;
-use pricegrid::actors::producer::{ApplyConfig, RunRound};
+use pricegrid::actors::producer::RunRound;
 use pricegrid::actors::supervisor::GetStats;
 use pricegrid::actors::Pipeline;
+use pricegrid::actors::{Reconfigure, SourceRef};
 use pricegrid::commands::fetch::fetch_round;
 use pricegrid::config::{Config, Day, OhlcOrder, Selection, SourceUrl};
 use pricegrid::model::{CellState, Exchange, Symbol, TaskKey};
@@ -503,12 +504,12 @@ async fn a_typo_in_an_exchange_name_fails_loudly_and_is_fetched_again_once_fixed
         config.universe.exchanges = Selection::List(names(&["kraken"]));
         pipeline
             .producer
-            .send(ApplyConfig {
-                config: checked(config),
-                version: 1,
-                base: server.url(),
-                source_id: Arc::from(server.url().as_str()),
-            })
+            .send(Reconfigure::new(
+                &Config::default(),
+                checked(config),
+                1,
+                SourceRef::remote(server.url()),
+            ))
             .await
             .unwrap();
         let fixed = pipeline.producer.send(RunRound).await.unwrap().unwrap();

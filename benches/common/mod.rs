@@ -71,12 +71,12 @@ pub async fn timed_round(
             .expect("the warm-up round runs");
         pipeline
             .producer
-            .do_send(pricegrid::actors::producer::ApplyConfig {
-                config: config.clone(),
-                version: 1,
-                base: url.clone(),
-                source_id: std::sync::Arc::from(url.as_str()),
-            });
+            .do_send(pricegrid::actors::Reconfigure::new(
+                &pricegrid::config::Config::default(),
+                config.clone(),
+                1,
+                pricegrid::actors::SourceRef::remote(url.clone()),
+            ));
         pipeline
     } else {
         Pipeline::start(config.clone(), url.clone())

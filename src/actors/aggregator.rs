@@ -24,6 +24,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::supervisor::reason_kind;
+use super::Reconfigure;
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::model::{CellState, Exchange, Outcome, TaskKey};
 pub use crate::model::{Counts, RoundSummary};
@@ -148,6 +150,8 @@ pub struct Aggregator {
     config_version: u64,
     progress_every: Duration,
     progress_timer: Option<SpawnHandle>,
+    /// Whether this process logs snapshots (the daemon) or not (`fetch`).
+    persist: bool,
     snapshots: Option<SnapshotSettings>,
     snapshot_timer: Option<SpawnHandle>,
     /// One snapshot write at a time; periodic ones skip while it is held.
@@ -165,11 +169,31 @@ impl Aggregator {
             config_version: 0,
             progress_every,
             progress_timer: None,
+            persist: false,
             snapshots: None,
             snapshot_timer: None,
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
             metrics,
         }
+    }
+
+    /// Logs snapshots where `config` says (the daemon), under config `version`.
+    pub fn persisting(mut self, config: &Config, version: u64) -> Self {
+        self.persist = true;
+        self.configure(config, version);
+        self
+    }
+
+    /// Takes the settings of `config` (version `version`); timers are
+    /// re-armed by the caller.
+    fn configure(&mut self, config: &Config, version: u64) {
+        self.config_version = version;
+        self.progress_every = config.log.progress_every;
+        self.snapshots = self.persist.then(|| SnapshotSettings {
+            dir: config.snapshot.dir.clone(),
+            every: config.snapshot.every,
+            keep: config.snapshot.keep,
+        });
     }
 
     /// Starts from a store loaded from a snapshot.
@@ -413,6 +437,8 @@ impl Handler<RoundStarted> for Aggregator {
 #[rtype(result = "Option<RoundSummary>")]
 pub struct RoundFinished {
     pub round: u64,
+    /// Cut short by a shutdown.
+    pub aborted: bool,
 }
 
 impl Handler<RoundFinished> for Aggregator {
@@ -424,13 +450,20 @@ impl Handler<RoundFinished> for Aggregator {
         t.log_suspicious_none(&self.store);
         let summary = RoundSummary {
             round: t.round,
+            config_version: self.config_version,
+            aborted: msg.aborted,
             counts: t.counts,
             elapsed: t.started.elapsed(),
         };
         let c = summary.counts;
         log::info!(
-            "round {} finished: {} tasks, {} final, {} provisional, {} none, {} failed, {} rejected in {:.2}s",
+            "round {} {}: {} tasks, {} final, {} provisional, {} none, {} failed, {} rejected in {:.2}s",
             summary.round,
+            if msg.aborted {
+                "aborted by shutdown"
+            } else {
+                "finished"
+            },
             c.tasks,
             c.finals,
             c.provisional,
@@ -502,23 +535,11 @@ impl Handler<TakeSnapshot> for Aggregator {
     }
 }
 
-/// Config the Aggregator runs on; applied whole.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct Configure {
-    pub config_version: u64,
-    pub progress_every: Duration,
-    /// `None`: no snapshot files (the `fetch` command).
-    pub snapshots: Option<SnapshotSettings>,
-}
-
-impl Handler<Configure> for Aggregator {
+impl Handler<Reconfigure> for Aggregator {
     type Result = ();
 
-    fn handle(&mut self, msg: Configure, ctx: &mut Self::Context) {
-        self.config_version = msg.config_version;
-        self.progress_every = msg.progress_every;
-        self.snapshots = msg.snapshots;
+    fn handle(&mut self, msg: Reconfigure, ctx: &mut Self::Context) {
+        self.configure(&msg.config, msg.version);
         self.arm_timers(ctx);
     }
 }

@@ -24,13 +24,60 @@ use tokio::sync::watch;
 use url::Url;
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, ConfigDiff};
 use crate::metrics::Metrics;
 use crate::source::{ClientLimits, PriceClient};
 use crate::store::Store;
 use aggregator::{Aggregator, RoundSummary};
 use producer::Producer;
 use supervisor::{PoolSettings, Supervisor};
+
+/// Where prices come from under a config: the URL the fetchers ask and the
+/// identity cells record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRef {
+    pub url: Url,
+    pub identity: Arc<str>,
+}
+
+/// A new config, validated, with what changed: the one message by which
+/// config reaches the actors. The daemon sends it to the Producer, which
+/// applies it at the next round boundary (at once if no round runs): it
+/// forwards it to the Supervisor and the Aggregator, waits until both have
+/// applied it, and only then starts another round. A running round
+/// finishes under the config it started with. The reply comes once the
+/// config is in force (or a newer one has replaced it before that).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Reconfigure {
+    pub config: Arc<Config>,
+    pub diff: Arc<ConfigDiff>,
+    /// Counted by the daemon; 0 is the config the process started with.
+    pub version: u64,
+    pub source: SourceRef,
+}
+
+impl SourceRef {
+    /// A server at `url`, known by its URL.
+    pub fn remote(url: Url) -> Self {
+        Self {
+            identity: Arc::from(url.as_str()),
+            url,
+        }
+    }
+}
+
+impl Reconfigure {
+    /// `new` as config `version`, with what changed since `old`.
+    pub fn new(old: &Config, new: Arc<Config>, version: u64, source: SourceRef) -> Self {
+        Self {
+            diff: Arc::new(ConfigDiff::between(old, &new)),
+            config: new,
+            version,
+            source,
+        }
+    }
+}
 
 /// Stop the actor now (the Supervisor lets its pool go first, so the
 /// worker threads exit once they finish what they hold).
@@ -59,6 +106,8 @@ pub struct PipelineOptions {
     /// The map to start from (a snapshot's), and the last round it holds.
     pub store: Store,
     pub last_round: u64,
+    /// Log snapshots where the config says (the daemon); off for `fetch`.
+    pub persist: bool,
 }
 
 impl Pipeline {
@@ -72,9 +121,12 @@ impl Pipeline {
     pub fn start_with(config: Arc<Config>, base: Url, opts: PipelineOptions) -> Pipeline {
         let metrics = Metrics::new();
         let source_id = opts.source_id.unwrap_or_else(|| Arc::from(base.as_str()));
-        let aggregator = Aggregator::new(config.log.progress_every, metrics.clone())
-            .with_store(opts.store)
-            .start();
+        let mut aggregator =
+            Aggregator::new(config.log.progress_every, metrics.clone()).with_store(opts.store);
+        if opts.persist {
+            aggregator = aggregator.persisting(&config, 0);
+        }
+        let aggregator = aggregator.start();
         let supervisor = Supervisor::new(
             PoolSettings::new(
                 base.clone(),

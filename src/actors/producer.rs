@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::NaiveDate;
-use tokio::sync::watch;
-use url::Url;
+use tokio::sync::{oneshot, watch};
 
 use super::aggregator::{
     Aggregator, NextRound, RoundFinished, RoundStarted, RoundSummary, Unsettled,
 };
 use super::supervisor::{Submit, Supervisor, WaitIdle};
+use super::Reconfigure;
 use crate::clock::Clock;
 use crate::config::{Config, DayRange, Selection};
 use crate::model::{Exchange, Symbol, Task, TaskKey};
@@ -119,6 +119,8 @@ pub struct Producer {
     last_start: Option<Instant>,
     next_round: Option<SpawnHandle>,
     finished: watch::Sender<Option<RoundSummary>>,
+    /// A config waiting for the round boundary, and who waits for it.
+    pending: Option<(Reconfigure, Vec<oneshot::Sender<()>>)>,
 }
 
 impl Producer {
@@ -146,6 +148,7 @@ impl Producer {
             last_start: None,
             next_round: None,
             finished,
+            pending: None,
         }
     }
 
@@ -211,11 +214,13 @@ impl Producer {
             supervisor.send(WaitIdle).await?;
             // Every fetcher reply is in, so every PriceResult is already in
             // the Aggregator's mailbox ahead of this message.
-            let summary = aggregator.send(RoundFinished { round }).await?;
+            let aborted = stopping.get();
+            let summary = aggregator.send(RoundFinished { round, aborted }).await?;
             summary.ok_or(RoundError::Untracked(round))
         };
         Box::pin(work.into_actor(self).map(|result, act, ctx| {
             act.running = None;
+            act.apply_pending(ctx);
             match &result {
                 Ok(summary) => {
                     act.finished.send_replace(Some(*summary));
@@ -225,6 +230,45 @@ impl Producer {
             act.schedule_next(ctx);
             result
         }))
+    }
+
+    /// Puts a waiting config in force (between rounds only): the Producer
+    /// switches first, then the Supervisor and the Aggregator, and no message
+    /// (no round) is handled until both have it.
+    fn apply_pending(&mut self, ctx: &mut Context<Self>) {
+        let Some((msg, waiting)) = self.pending.take() else {
+            return;
+        };
+        let interval_changed = msg.config.schedule.interval != self.config.schedule.interval;
+        if msg.source.url != *self.client.base() || msg.config.source != self.config.source {
+            self.client = Rc::new(PriceClient::new(
+                &msg.source.url,
+                &ClientLimits::from_config(&msg.config.source, 2),
+            ));
+        }
+        self.config = msg.config.clone();
+        self.version = msg.version;
+        self.source_id = msg.source.identity.clone();
+        log::info!(
+            "config version {} in force from round {}",
+            msg.version,
+            self.round + 1
+        );
+        let supervisor = self.supervisor.send(msg.clone());
+        let aggregator = self.aggregator.send(msg);
+        ctx.wait(
+            async move {
+                let _ = supervisor.await;
+                let _ = aggregator.await;
+                for w in waiting {
+                    let _ = w.send(());
+                }
+            }
+            .into_actor(self),
+        );
+        if interval_changed {
+            self.schedule_next(ctx);
+        }
     }
 
     /// In schedule mode, arms the timer for the next round: one interval
@@ -295,36 +339,25 @@ impl Handler<StartSchedule> for Producer {
     }
 }
 
-/// A new config (already validated), applied whole from the next round on;
-/// the running round finishes on the config it started with.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct ApplyConfig {
-    pub config: Arc<Config>,
-    pub version: u64,
-    /// The price source's URL (it changes only with `source`).
-    pub base: Url,
-    /// The price source's identity.
-    pub source_id: Arc<str>,
-}
+impl Handler<Reconfigure> for Producer {
+    type Result = ResponseFuture<()>;
 
-impl Handler<ApplyConfig> for Producer {
-    type Result = ();
-
-    fn handle(&mut self, msg: ApplyConfig, ctx: &mut Self::Context) {
-        let interval_changed = msg.config.schedule.interval != self.config.schedule.interval;
-        if msg.base != *self.client.base() || msg.config.source != self.config.source {
-            self.client = Rc::new(PriceClient::new(
-                &msg.base,
-                &ClientLimits::from_config(&msg.config.source, 2),
-            ));
+    fn handle(&mut self, msg: Reconfigure, ctx: &mut Self::Context) -> Self::Result {
+        let (applied, rx) = oneshot::channel();
+        match &mut self.pending {
+            Some((newer, waiting)) => {
+                // Not applied yet: the newer config replaces it whole.
+                *newer = msg;
+                waiting.push(applied);
+            }
+            None => self.pending = Some((msg, vec![applied])),
         }
-        self.config = msg.config;
-        self.version = msg.version;
-        self.source_id = msg.source_id;
-        if interval_changed {
-            self.schedule_next(ctx);
+        if self.running.is_none() {
+            self.apply_pending(ctx);
         }
+        Box::pin(async move {
+            let _ = rx.await;
+        })
     }
 }
 

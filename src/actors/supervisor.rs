@@ -30,6 +30,7 @@ use url::Url;
 
 use super::aggregator::{Aggregator, PriceResult};
 use super::fetcher::{Fetch, FetchReply, Fetcher, FetcherFactory, FetcherLost};
+use super::Reconfigure;
 use crate::clock::{self, Clock};
 use crate::config::{FetchConfig, PerExchangeConfig};
 use crate::dispatch::{Dispatch, Limits, Next, Pending};
@@ -500,19 +501,21 @@ impl Handler<FetcherLost> for Supervisor {
     }
 }
 
-/// Apply new settings; a new pool is started if the pool's shape changed,
-/// while tasks already handed to the old one finish there.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct Reconfigure(pub PoolSettings);
-
+/// New settings, at a round boundary: a new pool is started if the pool's
+/// shape changed (the old one's threads exit once it is dropped).
 impl Handler<Reconfigure> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: Reconfigure, ctx: &mut Self::Context) {
-        let reshape = msg.0.pool_shape() != self.settings.pool_shape();
-        self.dispatch.set_limits(msg.0.dispatch_limits());
-        self.settings = msg.0;
+        let settings = PoolSettings::new(
+            msg.source.url,
+            msg.source.identity,
+            &msg.config.source,
+            &msg.config.fetch,
+        );
+        let reshape = settings.pool_shape() != self.settings.pool_shape();
+        self.dispatch.set_limits(settings.dispatch_limits());
+        self.settings = settings;
         if reshape {
             self.replace_pool("configuration changed", ctx);
         }

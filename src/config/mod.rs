@@ -21,6 +21,7 @@ mod schema;
 #[cfg(test)]
 mod tests;
 mod validate;
+pub mod watcher;
 
 use diagnostics::{find, key_at, line_col, Finding};
 

@@ -3,22 +3,30 @@
 //! SIGINT/SIGTERM (stop dispatching, drain, final snapshot, exit 0; a second
 //! signal forces the exit).
 //!
-//! Owns the process lifecycle and the config's versions; it hands each new
-//! config whole to the actors and never touches the map itself.
+//! Owns the process lifecycle and the config's versions. A reload (file
+//! change, SIGHUP, `POST /v1/reload`) reads a finished file, validates it,
+//! starts what the new config needs (a source, an API) before anything is
+//! swapped, and hands the config whole to the Producer as one `Reconfigure`,
+//! which puts it in force at the next round boundary; the old source is
+//! stopped in the background once the round using it is over, so signals are
+//! handled meanwhile. The reload itself is `reload.rs`. It never touches the
+//! map.
+
+mod reload;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify_debouncer_mini::{new_debouncer, notify::RecursiveMode, DebounceEventResult};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::actors::aggregator::{Configure, SnapshotSettings, WriteSnapshot};
-use crate::actors::producer::{ApplyConfig, StartSchedule, StopRounds};
-use crate::actors::supervisor::{Drain, PoolSettings, Reconfigure};
+use crate::actors::aggregator::WriteSnapshot;
+use crate::actors::producer::{StartSchedule, StopRounds};
+use crate::actors::supervisor::Drain;
 use crate::actors::{Pipeline, PipelineOptions};
-use crate::api::{self, ApiServer, ApiState};
+use crate::api::{self, ApiServer, ApiState, ReloadOutcome};
 use crate::clock::Clock;
+use crate::config::watcher::{self, ConfigWatcher, WatchError};
 use crate::config::{Config, ConfigError};
 use crate::model::CellState;
 use crate::snapshot::{self, SnapshotError};
@@ -34,8 +42,8 @@ pub enum DaemonError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     App(#[from] AppError),
-    #[error("cannot watch the config file {path}: {reason}")]
-    Watch { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Watch(#[from] WatchError),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
     #[error("cannot read the snapshot directory {path}: {source}")]
@@ -54,10 +62,14 @@ pub enum DaemonError {
     Mailbox(#[from] actix::MailboxError),
 }
 
+/// How long the config file must stay unchanged before it is read.
+const SETTLE: Duration = Duration::from_millis(200);
+
 /// The outcome of the latest reload attempt.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReloadStatus {
-    /// Version of the config in force (0: the one the daemon started with).
+    /// Version of the latest accepted config (0: the one the daemon started
+    /// with). It is in force from the next round boundary.
     pub version: u64,
     /// Reload attempts so far, applied or rejected.
     pub attempts: u64,
@@ -66,7 +78,7 @@ pub struct ReloadStatus {
 }
 
 enum Control {
-    Reload,
+    Reload(Option<oneshot::Sender<ReloadOutcome>>),
     Shutdown,
 }
 
@@ -77,7 +89,14 @@ pub struct Controller(mpsc::UnboundedSender<Control>);
 impl Controller {
     /// Re-reads the config file, as SIGHUP does.
     pub fn reload(&self) {
-        let _ = self.0.send(Control::Reload);
+        let _ = self.0.send(Control::Reload(None));
+    }
+
+    /// Re-reads the config file and says what came of it.
+    pub async fn reload_and_wait(&self) -> Option<ReloadOutcome> {
+        let (tx, rx) = oneshot::channel();
+        self.0.send(Control::Reload(Some(tx))).ok()?;
+        rx.await.ok()
     }
 
     /// Stops gracefully, as SIGTERM does.
@@ -98,6 +117,7 @@ pub struct ShutdownReport {
 pub struct Daemon {
     path: PathBuf,
     clock: Clock,
+    /// The latest accepted config (in force from the next round boundary).
     config: Arc<Config>,
     source: Source,
     pipeline: Pipeline,
@@ -107,7 +127,13 @@ pub struct Daemon {
     status: watch::Sender<ReloadStatus>,
     control_tx: mpsc::UnboundedSender<Control>,
     control_rx: mpsc::UnboundedReceiver<Control>,
-    _watcher: notify_debouncer_mini::Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>,
+    /// Finished contents of the config file, from the watcher.
+    file_rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    /// The last content read (applied or rejected), so one content is
+    /// handled once, and the last rejected one, so it is logged once.
+    last_seen: Option<u64>,
+    last_rejected: Option<u64>,
+    _watcher: ConfigWatcher,
 }
 
 impl Daemon {
@@ -119,6 +145,7 @@ impl Daemon {
 
     /// As `start`, with "now" from `clock` (tests move it across midnight).
     pub async fn start_with_clock(path: &Path, clock: Clock) -> Result<Daemon, DaemonError> {
+        let text = std::fs::read(path).ok();
         let config = Arc::new(Config::load(path)?);
         let (store, last_round) = resume(&config)?;
         let source = Source::start_with_clock(&config, &clock)?;
@@ -133,19 +160,27 @@ impl Daemon {
                 clock: clock.clone(),
                 store,
                 last_round,
+                persist: true,
             },
         );
-        pipeline.aggregator.do_send(configure(&config, 0));
         let (snapshot_dir, _) = watch::channel(config.snapshot.dir.clone());
         let started = std::time::Instant::now();
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let status = watch::Sender::new(ReloadStatus::default());
         let api = if config.api.enabled {
-            Some(start_api(&config, &pipeline, &snapshot_dir, started)?)
+            Some(start_api(
+                &config,
+                &pipeline,
+                &snapshot_dir,
+                started,
+                &control_tx,
+            )?)
         } else {
             None
         };
         pipeline.producer.do_send(StartSchedule);
-        let (control_tx, control_rx) = mpsc::unbounded_channel();
-        let watcher = watch_file(path, control_tx.clone())?;
+        let (file_tx, file_rx) = mpsc::unbounded_channel();
+        let watcher = watcher::watch(path, SETTLE, file_tx)?;
         log::info!(
             "daemon started: config {} (version 0), source {}, {} workers, every {}",
             path.display(),
@@ -153,6 +188,7 @@ impl Daemon {
             config.fetch.workers,
             humantime::format_duration(config.schedule.interval)
         );
+        notify_systemd(&[sd_notify::NotifyState::Ready]);
         Ok(Daemon {
             path: path.to_owned(),
             clock,
@@ -162,9 +198,12 @@ impl Daemon {
             api,
             snapshot_dir,
             started,
-            status: watch::Sender::new(ReloadStatus::default()),
+            status,
             control_tx,
             control_rx,
+            file_rx,
+            last_seen: text.as_deref().map(reload::content_hash),
+            last_rejected: None,
             _watcher: watcher,
         })
     }
@@ -187,121 +226,38 @@ impl Daemon {
     }
 
     /// Runs until a shutdown is asked for (signal or `Controller`), then
-    /// shuts down gracefully.
+    /// shuts down gracefully. A reload never waits on a round or on a server
+    /// stopping, so a signal is acted on at once.
     pub async fn run(mut self) -> Result<ShutdownReport, DaemonError> {
         let mut hangup = hangup_stream();
         let mut terminate = crate::shutdown::Terminate::new();
         loop {
             tokio::select! {
+                biased;
                 _ = terminate.recv() => break,
-                _ = next_hangup(&mut hangup) => {
-                    log::info!("SIGHUP received: reloading {}", self.path.display());
-                    self.reload().await;
-                }
                 control = self.control_rx.recv() => match control {
-                    Some(Control::Reload) => self.reload().await,
+                    Some(Control::Reload(reply)) => {
+                        let outcome = self.reload(None).await;
+                        if let Some(reply) = reply {
+                            let _ = reply.send(outcome);
+                        }
+                    }
                     Some(Control::Shutdown) | None => break,
                 },
+                _ = next_hangup(&mut hangup) => {
+                    log::info!("SIGHUP received: reloading {}", self.path.display());
+                    self.reload(None).await;
+                }
+                Some(content) = self.file_rx.recv() => {
+                    self.reload(Some(content)).await;
+                }
             }
         }
         self.shutdown().await
     }
 
-    /// Records and logs a rejected reload; the config in force stays.
-    fn reject(&self, mut status: ReloadStatus, error: String) {
-        log::error!(
-            "config reload rejected, still running version {}:\n{error}",
-            status.version
-        );
-        status.last_error = Some(error);
-        self.status.send_replace(status);
-    }
-
-    /// Re-reads the config; applies it whole if valid, keeps the old one
-    /// (and says why) if not.
-    async fn reload(&mut self) {
-        let mut status = self.status.borrow().clone();
-        status.attempts += 1;
-        let new = match Config::load(&self.path) {
-            Ok(c) => c,
-            Err(e) => return self.reject(status, e.to_string()),
-        };
-        status.last_error = None;
-        if new == *self.config {
-            log::debug!("config file changed but its content did not");
-            self.status.send_replace(status);
-            return;
-        }
-        let changed = changed_sections(&self.config, &new);
-        // Start what the new config needs first; only when all of it is up
-        // is anything swapped, so a failure leaves the old config whole.
-        let new_source = if new.source.url != self.config.source.url
-            || new.source.builtin != self.config.source.builtin
-        {
-            match Source::start_with_clock(&new, &self.clock) {
-                Ok(source) => Some(source),
-                Err(e) => return self.reject(status, e.to_string()),
-            }
-        } else {
-            None
-        };
-        let new_api = if new.api != self.config.api && new.api.enabled {
-            match start_api(&new, &self.pipeline, &self.snapshot_dir, self.started) {
-                Ok(api) => Some(api),
-                Err(e) => {
-                    if let Some(source) = new_source {
-                        source.stop().await;
-                    }
-                    return self.reject(status, e.to_string());
-                }
-            }
-        } else {
-            None
-        };
-        let old_source = new_source.map(|s| std::mem::replace(&mut self.source, s));
-        let old_api = if new.api != self.config.api {
-            std::mem::replace(&mut self.api, new_api)
-        } else {
-            None
-        };
-        let new = Arc::new(new);
-        status.version += 1;
-        let base = self.source.url.clone();
-        self.pipeline
-            .supervisor
-            .do_send(Reconfigure(PoolSettings::new(
-                base.clone(),
-                self.source.identity.clone(),
-                &new.source,
-                &new.fetch,
-            )));
-        self.pipeline.producer.do_send(ApplyConfig {
-            config: new.clone(),
-            version: status.version,
-            base,
-            source_id: self.source.identity.clone(),
-        });
-        self.pipeline
-            .aggregator
-            .do_send(configure(&new, status.version));
-        self.snapshot_dir.send_replace(new.snapshot.dir.clone());
-        self.config = new;
-        log::info!(
-            "config version {} applied from {} (changed: {})",
-            status.version,
-            self.path.display(),
-            changed.join(", ")
-        );
-        self.status.send_replace(status);
-        if let Some(old) = old_source {
-            old.stop().await;
-        }
-        if let Some(old) = old_api {
-            old.stop().await;
-        }
-    }
-
     async fn shutdown(self) -> Result<ShutdownReport, DaemonError> {
+        notify_systemd(&[sd_notify::NotifyState::Stopping]);
         log::info!(
             "shutting down: no new tasks, draining in-flight ones for up to {}",
             humantime::format_duration(self.config.fetch.drain_timeout)
@@ -389,30 +345,29 @@ fn resume(config: &Config) -> Result<(Store, u64), DaemonError> {
     })
 }
 
-fn configure(config: &Config, version: u64) -> Configure {
-    Configure {
-        config_version: version,
-        progress_every: config.log.progress_every,
-        snapshots: Some(SnapshotSettings {
-            dir: config.snapshot.dir.clone(),
-            every: config.snapshot.every,
-            keep: config.snapshot.keep,
-        }),
-    }
-}
-
 fn start_api(
     config: &Config,
     pipeline: &Pipeline,
     snapshot_dir: &watch::Sender<PathBuf>,
     started: std::time::Instant,
+    control: &mpsc::UnboundedSender<Control>,
 ) -> Result<ApiServer, DaemonError> {
+    let (reload, mut requests) = mpsc::unbounded_channel::<oneshot::Sender<ReloadOutcome>>();
+    let control = control.clone();
+    actix_rt::spawn(async move {
+        while let Some(reply) = requests.recv().await {
+            if control.send(Control::Reload(Some(reply))).is_err() {
+                return;
+            }
+        }
+    });
     let state = ApiState {
         aggregator: pipeline.aggregator.clone(),
         supervisor: pipeline.supervisor.clone(),
         metrics: pipeline.metrics.clone(),
         snapshot_dir: snapshot_dir.subscribe(),
         started,
+        reload: Some(reload),
     };
     api::start(config.api.listen, state).map_err(|source| DaemonError::Api {
         listen: config.api.listen,
@@ -420,65 +375,12 @@ fn start_api(
     })
 }
 
-/// Which top-level sections differ, for the reload log line.
-fn changed_sections(old: &Config, new: &Config) -> Vec<&'static str> {
-    [
-        ("source", old.source != new.source),
-        ("universe", old.universe != new.universe),
-        ("fetch", old.fetch != new.fetch),
-        ("schedule", old.schedule != new.schedule),
-        ("snapshot", old.snapshot != new.snapshot),
-        ("api", old.api != new.api),
-        ("log", old.log != new.log),
-    ]
-    .into_iter()
-    .filter_map(|(name, changed)| changed.then_some(name))
-    .collect()
-}
-
-/// Watches the config file's directory (so editors that write a new file and
-/// rename it over the old one are seen too) and asks for a reload when the
-/// file changes.
-fn watch_file(
-    path: &Path,
-    control: mpsc::UnboundedSender<Control>,
-) -> Result<
-    notify_debouncer_mini::Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>,
-    DaemonError,
-> {
-    let err = |reason: String| DaemonError::Watch {
-        path: path.to_owned(),
-        reason,
-    };
-    let absolute = std::path::absolute(path).map_err(|e| err(e.to_string()))?;
-    let dir = absolute
-        .parent()
-        .ok_or_else(|| err("it has no parent directory".into()))?
-        .to_owned();
-    let name = absolute
-        .file_name()
-        .ok_or_else(|| err("it names no file".into()))?
-        .to_owned();
-    let mut debouncer = new_debouncer(
-        Duration::from_millis(200),
-        move |res: DebounceEventResult| match res {
-            Ok(events) => {
-                if events
-                    .iter()
-                    .any(|e| e.path.file_name() == Some(name.as_os_str()))
-                {
-                    let _ = control.send(Control::Reload);
-                }
-            }
-            Err(e) => log::warn!("config watcher: {e}"),
-        },
-    )
-    .map_err(|e| err(e.to_string()))?;
-    debouncer
-        .watcher()
-        .watch(&dir, RecursiveMode::NonRecursive)
-        .map_err(|e| err(e.to_string()))?;
-    Ok(debouncer)
+/// Tells systemd (`Type=notify`) how the daemon is doing; a no-op when not
+/// run by systemd.
+fn notify_systemd(state: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(false, state) {
+        log::debug!("cannot notify systemd: {e}");
+    }
 }
 
 #[cfg(unix)]

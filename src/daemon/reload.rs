@@ -1,0 +1,167 @@
+//! One reload of the daemon's config: read, validate, start what the new
+//! config needs, and hand it whole to the actors.
+//!
+//! Owns the order of a reload, so that it is never half-applied: nothing is
+//! swapped until everything the new config needs is up (a new built-in
+//! source, a new API listener), and the actors take the config as one
+//! `Reconfigure` at the next round boundary. What the old config used (its
+//! source, its API server) is stopped in the background, the source only
+//! after the round using it is over. A content already seen is not read
+//! again, and a rejected content is logged once, however many events the
+//! file gives.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use super::{start_api, Daemon, ReloadStatus};
+use crate::actors::{Reconfigure, SourceRef};
+use crate::api::ReloadOutcome;
+use crate::config::{Config, ConfigDiff};
+use crate::source::Source;
+
+/// A hash of a file's bytes, to know a content seen before.
+pub(super) fn content_hash(bytes: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+impl Daemon {
+    /// Re-reads the config (or takes `content`, a finished content the
+    /// watcher read); applies it whole if valid, keeps the old one (and says
+    /// why) if not.
+    pub(super) async fn reload(&mut self, content: Option<Vec<u8>>) -> ReloadOutcome {
+        let from_watcher = content.is_some();
+        let bytes = match content {
+            Some(b) => b,
+            None => match std::fs::read(&self.path) {
+                Ok(b) => b,
+                Err(e) => {
+                    let error = format!("{}: cannot read the config: {e}", self.path.display());
+                    return self.reject(error, None);
+                }
+            },
+        };
+        let hash = content_hash(&bytes);
+        if from_watcher && self.last_seen == Some(hash) {
+            log::debug!("config file event, content unchanged");
+            return self.current();
+        }
+        self.last_seen = Some(hash);
+        let parsed = String::from_utf8(bytes)
+            .map_err(|e| format!("{}: not UTF-8 text: {e}", self.path.display()))
+            .and_then(|text| Config::parse(&text, &self.path).map_err(|e| e.to_string()));
+        let new = match parsed {
+            Ok(c) => c,
+            Err(error) => return self.reject(error, Some(hash)),
+        };
+        self.last_rejected = None;
+        if new == *self.config {
+            log::debug!("config file changed but its settings did not");
+            self.status.send_modify(|s| {
+                s.attempts += 1;
+                s.last_error = None;
+            });
+            return self.current();
+        }
+        let diff = ConfigDiff::between(&self.config, &new);
+        // Start what the new config needs first; only when all of it is up
+        // is anything swapped, so a failure leaves the old config whole.
+        let new_source = if diff.source_location {
+            match Source::start_with_clock(&new, &self.clock) {
+                Ok(source) => Some(source),
+                Err(e) => return self.reject(e.to_string(), Some(hash)),
+            }
+        } else {
+            None
+        };
+        let api_changed = diff.changed("api");
+        let new_api = if api_changed && new.api.enabled {
+            match start_api(
+                &new,
+                &self.pipeline,
+                &self.snapshot_dir,
+                self.started,
+                &self.control_tx,
+            ) {
+                Ok(api) => Some(api),
+                Err(e) => {
+                    if let Some(source) = new_source {
+                        actix_rt::spawn(async move { source.stop().await });
+                    }
+                    return self.reject(e.to_string(), Some(hash));
+                }
+            }
+        } else {
+            None
+        };
+        let old_source = new_source.map(|s| std::mem::replace(&mut self.source, s));
+        if api_changed {
+            if let Some(old) = std::mem::replace(&mut self.api, new_api) {
+                actix_rt::spawn(async move { old.stop().await });
+            }
+        }
+        let new = Arc::new(new);
+        let mut status = self.status.borrow().clone();
+        status.attempts += 1;
+        status.version += 1;
+        status.last_error = None;
+        let version = status.version;
+        let in_force = self.pipeline.producer.send(Reconfigure {
+            config: new.clone(),
+            diff: Arc::new(diff.clone()),
+            version,
+            source: SourceRef {
+                url: self.source.url.clone(),
+                identity: self.source.identity.clone(),
+            },
+        });
+        actix_rt::spawn(async move {
+            // The round under the old config is over once the new one is in
+            // force: nothing asks the old source any more.
+            let _ = in_force.await;
+            if let Some(old) = old_source {
+                old.stop().await;
+            }
+        });
+        self.snapshot_dir.send_replace(new.snapshot.dir.clone());
+        self.config = new;
+        let changed = diff.describe();
+        log::info!(
+            "config version {version} accepted from {} (changed: {}); in force from the next round",
+            self.path.display(),
+            changed.join(", ")
+        );
+        self.status.send_replace(status);
+        self.pipeline.metrics.count_reload(true);
+        ReloadOutcome::Applied { version, changed }
+    }
+
+    /// Records and logs a rejected reload; the config in force stays. A
+    /// content rejected just before is logged at debug level only.
+    fn reject(&mut self, error: String, hash: Option<u64>) -> ReloadOutcome {
+        let mut status: ReloadStatus = self.status.borrow().clone();
+        status.attempts += 1;
+        if hash.is_some() && hash == self.last_rejected {
+            log::debug!("config reload rejected again (same content): {error}");
+        } else {
+            log::error!(
+                "config reload rejected, still running version {}:\n{error}",
+                status.version
+            );
+        }
+        self.last_rejected = hash;
+        status.last_error = Some(error.clone());
+        self.status.send_replace(status);
+        self.pipeline.metrics.count_reload(false);
+        ReloadOutcome::Rejected { error }
+    }
+
+    /// The config in force, as a reload that changed nothing answers.
+    fn current(&self) -> ReloadOutcome {
+        ReloadOutcome::Applied {
+            version: self.status.borrow().version,
+            changed: Vec::new(),
+        }
+    }
+}
