@@ -20,7 +20,8 @@ use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{Cell, Note, Series, Store};
+use super::series::Series;
+use super::{Cell, Note, Store};
 use crate::model::{CellState, Exchange, Flags, Ohlcv, Symbol, TaskKey};
 
 impl Store {

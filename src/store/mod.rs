@@ -3,24 +3,28 @@
 //! or provisional price, "none", a failure, a rejection), with its flags,
 //! when it was fetched, in which round and from which source.
 //!
-//! Cells are kept per (exchange, symbol) as a series indexed by day, one
-//! fixed-size slot a day (no per-key allocation, names stored once per
-//! series), so a million cells cost tens of megabytes. Each series sits
-//! behind an `Arc`: cloning the store for a snapshot is cheap, and a later
-//! write copies only the series it touches. The rules of what may replace
-//! what live here (`Store::apply`): a stale answer never overwrites a newer
-//! one, a failure never replaces an answer, and a provisional "none" never
-//! drops a price. Pure data: no I/O, no actors. The JSON form is in
-//! `store::json`.
+//! This file owns the rules of what may replace what (`Store::apply`): a
+//! stale answer never overwrites a newer one, a failure never replaces an
+//! answer, and a provisional "none" never drops a price; and the questions
+//! asked of the store (`get`, `answer`, `is_settled`, counts, failures).
+//! How cells are packed is `store::series` (one fixed-size slot a day per
+//! (exchange, symbol), names stored once per series, so a million cells cost
+//! tens of megabytes); each series sits behind an `Arc`, so cloning the
+//! store for a snapshot is cheap and a later write copies only the series it
+//! touches. The JSON form is `store::json`. Pure data: no I/O, no actors.
 
 pub mod json;
+mod series;
+#[cfg(test)]
+mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::model::{CellState, Exchange, Flags, Ohlcv, Outcome, Symbol, TaskKey};
+use series::{Series, Slot};
 
 /// The order in which answers were asked for: a round, then the
 /// Supervisor's dispatch number within the process. A result whose stamp is
@@ -90,170 +94,6 @@ impl Cell {
             CellState::Final | CellState::Provisional => self.price,
             _ => None,
         }
-    }
-}
-
-/// `state` byte of an empty slot.
-const EMPTY: u8 = 0;
-/// Bit of `flags` set when the slot holds a price.
-const HAS_PRICE: u8 = 0x80;
-
-fn state_code(s: CellState) -> u8 {
-    match s {
-        CellState::Final => 1,
-        CellState::Provisional => 2,
-        CellState::NoPrice => 3,
-        CellState::Failed => 4,
-        CellState::Rejected => 5,
-    }
-}
-
-fn state_of(code: u8) -> Option<CellState> {
-    Some(match code & 7 {
-        1 => CellState::Final,
-        2 => CellState::Provisional,
-        3 => CellState::NoPrice,
-        4 => CellState::Failed,
-        5 => CellState::Rejected,
-        _ => return None,
-    })
-}
-
-const NO_PRICE: Ohlcv = Ohlcv {
-    open: 0.0,
-    high: 0.0,
-    low: 0.0,
-    close: 0.0,
-    volume: 0.0,
-};
-
-/// One day of one series: 64 bytes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Slot {
-    price: Ohlcv,
-    /// Unix seconds; `i64::MIN` when unknown.
-    fetched_at: i64,
-    dispatch: u64,
-    round: u32,
-    /// Low 3 bits: the cell's state; next 3 bits: what `round` counted it as.
-    state: u8,
-    /// `Flags` bits, and `HAS_PRICE`.
-    flags: u8,
-    /// Index into `Store::sources`; 0 = unknown.
-    source: u16,
-}
-
-impl Slot {
-    const EMPTY: Slot = Slot {
-        price: NO_PRICE,
-        fetched_at: i64::MIN,
-        dispatch: 0,
-        round: 0,
-        state: EMPTY,
-        flags: 0,
-        source: 0,
-    };
-
-    fn cell_state(&self) -> Option<CellState> {
-        state_of(self.state)
-    }
-
-    fn counted(&self) -> Option<CellState> {
-        state_of(self.state >> 3)
-    }
-
-    fn set_state(&mut self, state: CellState, counted: CellState) {
-        self.state = state_code(state) | state_code(counted) << 3;
-    }
-
-    fn price(&self) -> Option<Ohlcv> {
-        (self.flags & HAS_PRICE != 0).then_some(self.price)
-    }
-
-    fn set_price(&mut self, price: Option<Ohlcv>, flags: Flags) {
-        match price {
-            Some(p) => {
-                self.price = p;
-                self.flags = flags.bits() | HAS_PRICE;
-            }
-            None => {
-                self.price = NO_PRICE;
-                self.flags = flags.bits();
-            }
-        }
-    }
-
-    fn stamp(&self) -> Stamp {
-        Stamp {
-            round: u64::from(self.round),
-            dispatch: self.dispatch,
-        }
-    }
-}
-
-/// The days of one (exchange, symbol), from `first` on.
-#[derive(Debug, Clone, PartialEq, Default)]
-struct Series {
-    first: Option<NaiveDate>,
-    slots: Vec<Slot>,
-    notes: HashMap<u32, Note>,
-}
-
-impl Series {
-    fn index(&self, day: NaiveDate) -> Option<usize> {
-        let offset = (day - self.first?).num_days();
-        usize::try_from(offset)
-            .ok()
-            .filter(|&i| i < self.slots.len())
-    }
-
-    /// The slot index for `day`, growing the series to cover it.
-    fn index_mut(&mut self, day: NaiveDate) -> usize {
-        let Some(first) = self.first else {
-            self.first = Some(day);
-            self.slots.push(Slot::EMPTY);
-            return 0;
-        };
-        if day < first {
-            let grow = usize::try_from((first - day).num_days()).unwrap_or(0);
-            self.slots
-                .splice(0..0, std::iter::repeat_n(Slot::EMPTY, grow));
-            let grow = grow as u32;
-            self.notes = std::mem::take(&mut self.notes)
-                .into_iter()
-                .map(|(i, n)| (i + grow, n))
-                .collect();
-            self.first = Some(day);
-            return 0;
-        }
-        let i = usize::try_from((day - first).num_days()).unwrap_or(0);
-        if i >= self.slots.len() {
-            self.slots.resize(i + 1, Slot::EMPTY);
-        }
-        i
-    }
-
-    fn day(&self, i: usize) -> NaiveDate {
-        self.first
-            .map_or(NaiveDate::MIN, |f| f + chrono::Days::new(i as u64))
-    }
-
-    fn cell(&self, i: usize, sources: &[Arc<str>]) -> Option<Cell> {
-        let slot = self.slots.get(i)?;
-        let state = slot.cell_state()?;
-        Some(Cell {
-            state,
-            price: slot.price(),
-            flags: Flags::from_bits(slot.flags),
-            fetched_at: (slot.fetched_at != i64::MIN)
-                .then(|| DateTime::from_timestamp(slot.fetched_at, 0))
-                .flatten(),
-            round: u64::from(slot.round),
-            source: (slot.source != 0)
-                .then(|| sources.get(usize::from(slot.source)).cloned())
-                .flatten(),
-            note: self.notes.get(&(i as u32)).cloned(),
-        })
     }
 }
 
@@ -547,189 +387,4 @@ pub struct FailedTask {
     pub day: NaiveDate,
     pub reason: String,
     pub attempts: u32,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(exchange: &str, symbol: &str, day: u32) -> TaskKey {
-        TaskKey {
-            exchange: Exchange::new(exchange).unwrap(),
-            symbol: Symbol::new(symbol).unwrap(),
-            day: NaiveDate::from_ymd_opt(2020, 3, day).unwrap(),
-        }
-    }
-
-    fn price(close: f64) -> Outcome {
-        Outcome::price(Ohlcv::new(close, close, close, close, 1.0).unwrap())
-    }
-
-    fn failed() -> Outcome {
-        Outcome::Failed {
-            reason: "server error (503)".into(),
-            attempts: 3,
-        }
-    }
-
-    fn obs(outcome: Outcome, round: u64, dispatch: u64, is_final: bool) -> Observation {
-        Observation {
-            outcome,
-            is_final,
-            asked_at: "2020-03-20T00:00:00Z".parse().unwrap(),
-            source: Arc::from("http://a/"),
-            stamp: Stamp { round, dispatch },
-        }
-    }
-
-    fn get(s: &Store, k: &TaskKey) -> Cell {
-        s.get(&k.exchange, &k.symbol, k.day).expect("held")
-    }
-
-    #[test]
-    fn a_repeat_in_the_same_round_is_counted_again_not_anew() {
-        let mut s = Store::new();
-        let k = key("kraken", "btc", 1);
-        assert_eq!(
-            s.apply(&k, &obs(price(5.0), 1, 1, true)),
-            Applied::New(CellState::Final)
-        );
-        assert_eq!(
-            s.apply(&k, &obs(price(5.0), 1, 2, true)),
-            Applied::Again {
-                before: CellState::Final,
-                now: CellState::Final
-            }
-        );
-        assert_eq!(
-            s.apply(&k, &obs(price(5.0), 2, 3, true)),
-            Applied::New(CellState::Final)
-        );
-        assert_eq!(s.price_count(), 1);
-    }
-
-    #[test]
-    fn a_stale_answer_never_overwrites_a_newer_one() {
-        let mut s = Store::new();
-        let k = key("kraken", "btc", 1);
-        s.apply(&k, &obs(price(6.0), 2, 10, false));
-        // A hung attempt of round 1 answers late, and a superseded attempt
-        // of round 2 too.
-        assert_eq!(s.apply(&k, &obs(price(5.0), 1, 99, true)), Applied::Stale);
-        assert_eq!(s.apply(&k, &obs(price(5.0), 2, 9, true)), Applied::Stale);
-        assert_eq!(s.apply(&k, &obs(price(6.0), 2, 10, false)), Applied::Stale);
-        let c = get(&s, &k);
-        assert_eq!(c.price.unwrap().close, 6.0);
-        assert_eq!((c.state, c.round), (CellState::Provisional, 2));
-    }
-
-    #[test]
-    fn a_failure_never_replaces_an_answer_but_is_noted_and_counted() {
-        let mut s = Store::new();
-        let k = key("kraken", "btc", 1);
-        s.apply(&k, &obs(price(5.0), 1, 1, false));
-        assert_eq!(
-            s.apply(&k, &obs(failed(), 2, 2, false)),
-            Applied::New(CellState::Failed)
-        );
-        let c = get(&s, &k);
-        assert_eq!(c.state, CellState::Provisional);
-        assert_eq!(c.price.unwrap().close, 5.0);
-        assert_eq!(c.note.unwrap().reason, "server error (503)");
-        assert!(
-            s.failed().is_empty(),
-            "the cell holds a price, not a failure"
-        );
-    }
-
-    #[test]
-    fn a_provisional_none_keeps_a_held_price_and_a_final_none_replaces_it() {
-        let mut s = Store::new();
-        let k = key("kraken", "btc", 1);
-        s.apply(&k, &obs(price(5.0), 1, 1, false));
-        assert_eq!(
-            s.apply(&k, &obs(Outcome::NoPrice, 2, 2, false)),
-            Applied::New(CellState::Provisional)
-        );
-        assert_eq!(get(&s, &k).price.unwrap().close, 5.0);
-        s.apply(&k, &obs(Outcome::NoPrice, 3, 3, true));
-        let c = get(&s, &k);
-        assert_eq!((c.state, c.price), (CellState::NoPrice, None));
-    }
-
-    #[test]
-    fn an_answer_replaces_a_failure_and_its_reason() {
-        let mut s = Store::new();
-        let k = key("kraken", "btc", 1);
-        s.apply(&k, &obs(failed(), 1, 1, true));
-        assert_eq!(s.failed().len(), 1);
-        assert_eq!(s.failed()[0].reason, "server error (503)");
-        s.apply(&k, &obs(Outcome::NoPrice, 1, 2, true));
-        assert!(s.failed().is_empty());
-        let c = get(&s, &k);
-        assert_eq!((c.state, c.note), (CellState::NoPrice, None));
-    }
-
-    #[test]
-    fn only_final_answers_and_rejections_from_the_same_source_settle() {
-        let mut s = Store::new();
-        let settled = |s: &Store, d| s.is_settled(&key("kraken", "btc", d), "http://a/");
-        s.apply(&key("kraken", "btc", 1), &obs(price(1.0), 1, 1, true));
-        s.apply(&key("kraken", "btc", 2), &obs(price(1.0), 1, 2, false));
-        s.apply(&key("kraken", "btc", 3), &obs(Outcome::NoPrice, 1, 3, true));
-        s.apply(
-            &key("kraken", "btc", 4),
-            &obs(Outcome::NoPrice, 1, 4, false),
-        );
-        s.apply(&key("kraken", "btc", 5), &obs(failed(), 1, 5, true));
-        let rejected = Outcome::Rejected {
-            reason: "ohlc order".into(),
-            price: None,
-        };
-        s.apply(&key("kraken", "btc", 6), &obs(rejected, 1, 6, true));
-        let got: Vec<bool> = (1..=7).map(|d| settled(&s, d)).collect();
-        assert_eq!(got, [true, false, true, false, false, true, false]);
-        assert!(
-            !s.is_settled(&key("kraken", "btc", 1), "http://b/"),
-            "another source makes the cell due again"
-        );
-    }
-
-    #[test]
-    fn series_grow_both_ways_and_keep_notes_aligned() {
-        let mut s = Store::new();
-        s.apply(&key("kraken", "btc", 10), &obs(failed(), 1, 1, true));
-        s.apply(&key("kraken", "btc", 20), &obs(price(2.0), 1, 2, true));
-        s.apply(&key("kraken", "btc", 2), &obs(price(1.0), 1, 3, true));
-        let got: Vec<_> = s
-            .iter()
-            .map(|(_, _, d, c)| (d.format("%d").to_string(), c.state))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                ("02".into(), CellState::Final),
-                ("10".into(), CellState::Failed),
-                ("20".into(), CellState::Final)
-            ]
-        );
-        assert_eq!(s.failed()[0].day, key("kraken", "btc", 10).day);
-    }
-
-    #[test]
-    fn a_clone_is_a_frozen_copy() {
-        let mut s = Store::new();
-        let k = key("kraken", "btc", 1);
-        s.apply(&k, &obs(price(5.0), 1, 1, true));
-        let frozen = s.clone();
-        s.apply(&k, &obs(price(6.0), 2, 2, true));
-        s.apply(&key("kraken", "eth", 1), &obs(price(7.0), 2, 3, true));
-        assert_eq!(frozen.price_count(), 1);
-        assert_eq!(get(&frozen, &k).price.unwrap().close, 5.0);
-    }
-
-    #[test]
-    fn a_slot_stays_64_bytes() {
-        assert_eq!(std::mem::size_of::<Slot>(), 64);
-    }
 }

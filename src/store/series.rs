@@ -1,0 +1,188 @@
+//! The compact layout of the store: one `Series` per (exchange, symbol), a
+//! run of days from its first, one fixed-size `Slot` (64 bytes) a day, with
+//! the rare notes kept beside the slots rather than in them. This file owns
+//! how a cell is packed into a slot and unpacked into a `Cell`; what may
+//! replace what is decided in `store` (`Store::apply`), and the JSON form in
+//! `store::json`. Pure data: no I/O.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate};
+
+use super::{Cell, Note, Stamp};
+use crate::model::{CellState, Flags, Ohlcv};
+
+/// `state` byte of an empty slot.
+const EMPTY: u8 = 0;
+/// Bit of `flags` set when the slot holds a price.
+const HAS_PRICE: u8 = 0x80;
+
+fn state_code(s: CellState) -> u8 {
+    match s {
+        CellState::Final => 1,
+        CellState::Provisional => 2,
+        CellState::NoPrice => 3,
+        CellState::Failed => 4,
+        CellState::Rejected => 5,
+    }
+}
+
+fn state_of(code: u8) -> Option<CellState> {
+    Some(match code & 7 {
+        1 => CellState::Final,
+        2 => CellState::Provisional,
+        3 => CellState::NoPrice,
+        4 => CellState::Failed,
+        5 => CellState::Rejected,
+        _ => return None,
+    })
+}
+
+const NO_PRICE: Ohlcv = Ohlcv {
+    open: 0.0,
+    high: 0.0,
+    low: 0.0,
+    close: 0.0,
+    volume: 0.0,
+};
+
+/// One day of one series: 64 bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Slot {
+    price: Ohlcv,
+    /// Unix seconds; `i64::MIN` when unknown.
+    pub(super) fetched_at: i64,
+    pub(super) dispatch: u64,
+    pub(super) round: u32,
+    /// Low 3 bits: the cell's state; next 3 bits: what `round` counted it as.
+    state: u8,
+    /// `Flags` bits, and `HAS_PRICE`.
+    flags: u8,
+    /// Index into `Store::sources`; 0 = unknown.
+    pub(super) source: u16,
+}
+
+impl Slot {
+    pub(super) const EMPTY: Slot = Slot {
+        price: NO_PRICE,
+        fetched_at: i64::MIN,
+        dispatch: 0,
+        round: 0,
+        state: EMPTY,
+        flags: 0,
+        source: 0,
+    };
+
+    pub(super) fn cell_state(&self) -> Option<CellState> {
+        state_of(self.state)
+    }
+
+    pub(super) fn counted(&self) -> Option<CellState> {
+        state_of(self.state >> 3)
+    }
+
+    pub(super) fn set_state(&mut self, state: CellState, counted: CellState) {
+        self.state = state_code(state) | state_code(counted) << 3;
+    }
+
+    pub(super) fn price(&self) -> Option<Ohlcv> {
+        (self.flags & HAS_PRICE != 0).then_some(self.price)
+    }
+
+    pub(super) fn set_price(&mut self, price: Option<Ohlcv>, flags: Flags) {
+        match price {
+            Some(p) => {
+                self.price = p;
+                self.flags = flags.bits() | HAS_PRICE;
+            }
+            None => {
+                self.price = NO_PRICE;
+                self.flags = flags.bits();
+            }
+        }
+    }
+
+    pub(super) fn stamp(&self) -> Stamp {
+        Stamp {
+            round: u64::from(self.round),
+            dispatch: self.dispatch,
+        }
+    }
+}
+
+/// The days of one (exchange, symbol), from `first` on.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(super) struct Series {
+    pub(super) first: Option<NaiveDate>,
+    pub(super) slots: Vec<Slot>,
+    pub(super) notes: HashMap<u32, Note>,
+}
+
+impl Series {
+    pub(super) fn index(&self, day: NaiveDate) -> Option<usize> {
+        let offset = (day - self.first?).num_days();
+        usize::try_from(offset)
+            .ok()
+            .filter(|&i| i < self.slots.len())
+    }
+
+    /// The slot index for `day`, growing the series to cover it.
+    pub(super) fn index_mut(&mut self, day: NaiveDate) -> usize {
+        let Some(first) = self.first else {
+            self.first = Some(day);
+            self.slots.push(Slot::EMPTY);
+            return 0;
+        };
+        if day < first {
+            let grow = usize::try_from((first - day).num_days()).unwrap_or(0);
+            self.slots
+                .splice(0..0, std::iter::repeat_n(Slot::EMPTY, grow));
+            let grow = grow as u32;
+            self.notes = std::mem::take(&mut self.notes)
+                .into_iter()
+                .map(|(i, n)| (i + grow, n))
+                .collect();
+            self.first = Some(day);
+            return 0;
+        }
+        let i = usize::try_from((day - first).num_days()).unwrap_or(0);
+        if i >= self.slots.len() {
+            self.slots.resize(i + 1, Slot::EMPTY);
+        }
+        i
+    }
+
+    pub(super) fn day(&self, i: usize) -> NaiveDate {
+        self.first
+            .map_or(NaiveDate::MIN, |f| f + chrono::Days::new(i as u64))
+    }
+
+    pub(super) fn cell(&self, i: usize, sources: &[Arc<str>]) -> Option<Cell> {
+        let slot = self.slots.get(i)?;
+        let state = slot.cell_state()?;
+        Some(Cell {
+            state,
+            price: slot.price(),
+            flags: Flags::from_bits(slot.flags),
+            fetched_at: (slot.fetched_at != i64::MIN)
+                .then(|| DateTime::from_timestamp(slot.fetched_at, 0))
+                .flatten(),
+            round: u64::from(slot.round),
+            source: (slot.source != 0)
+                .then(|| sources.get(usize::from(slot.source)).cloned())
+                .flatten(),
+            note: self.notes.get(&(i as u32)).cloned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_stays_64_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 64);
+    }
+}

@@ -1,0 +1,180 @@
+//! The store's rules told as stories: what each kind of result does to a
+//! cell that already holds something, how series grow, and that a clone is
+//! a frozen copy. Helpers build keys and observations in one line each.
+
+use super::*;
+
+fn key(exchange: &str, symbol: &str, day: u32) -> TaskKey {
+    TaskKey {
+        exchange: Exchange::new(exchange).unwrap(),
+        symbol: Symbol::new(symbol).unwrap(),
+        day: NaiveDate::from_ymd_opt(2020, 3, day).unwrap(),
+    }
+}
+
+fn price(close: f64) -> Outcome {
+    Outcome::price(Ohlcv::new(close, close, close, close, 1.0).unwrap())
+}
+
+fn failed() -> Outcome {
+    Outcome::Failed {
+        reason: "server error (503)".into(),
+        attempts: 3,
+    }
+}
+
+fn obs(outcome: Outcome, round: u64, dispatch: u64, is_final: bool) -> Observation {
+    Observation {
+        outcome,
+        is_final,
+        asked_at: "2020-03-20T00:00:00Z".parse().unwrap(),
+        source: Arc::from("http://a/"),
+        stamp: Stamp { round, dispatch },
+    }
+}
+
+fn get(s: &Store, k: &TaskKey) -> Cell {
+    s.get(&k.exchange, &k.symbol, k.day).expect("held")
+}
+
+#[test]
+fn a_repeat_in_the_same_round_is_counted_again_not_anew() {
+    let mut s = Store::new();
+    let k = key("kraken", "btc", 1);
+    assert_eq!(
+        s.apply(&k, &obs(price(5.0), 1, 1, true)),
+        Applied::New(CellState::Final)
+    );
+    assert_eq!(
+        s.apply(&k, &obs(price(5.0), 1, 2, true)),
+        Applied::Again {
+            before: CellState::Final,
+            now: CellState::Final
+        }
+    );
+    assert_eq!(
+        s.apply(&k, &obs(price(5.0), 2, 3, true)),
+        Applied::New(CellState::Final)
+    );
+    assert_eq!(s.price_count(), 1);
+}
+
+#[test]
+fn a_stale_answer_never_overwrites_a_newer_one() {
+    let mut s = Store::new();
+    let k = key("kraken", "btc", 1);
+    s.apply(&k, &obs(price(6.0), 2, 10, false));
+    // A hung attempt of round 1 answers late, and a superseded attempt
+    // of round 2 too.
+    assert_eq!(s.apply(&k, &obs(price(5.0), 1, 99, true)), Applied::Stale);
+    assert_eq!(s.apply(&k, &obs(price(5.0), 2, 9, true)), Applied::Stale);
+    assert_eq!(s.apply(&k, &obs(price(6.0), 2, 10, false)), Applied::Stale);
+    let c = get(&s, &k);
+    assert_eq!(c.price.unwrap().close, 6.0);
+    assert_eq!((c.state, c.round), (CellState::Provisional, 2));
+}
+
+#[test]
+fn a_failure_never_replaces_an_answer_but_is_noted_and_counted() {
+    let mut s = Store::new();
+    let k = key("kraken", "btc", 1);
+    s.apply(&k, &obs(price(5.0), 1, 1, false));
+    assert_eq!(
+        s.apply(&k, &obs(failed(), 2, 2, false)),
+        Applied::New(CellState::Failed)
+    );
+    let c = get(&s, &k);
+    assert_eq!(c.state, CellState::Provisional);
+    assert_eq!(c.price.unwrap().close, 5.0);
+    assert_eq!(c.note.unwrap().reason, "server error (503)");
+    assert!(
+        s.failed().is_empty(),
+        "the cell holds a price, not a failure"
+    );
+}
+
+#[test]
+fn a_provisional_none_keeps_a_held_price_and_a_final_none_replaces_it() {
+    let mut s = Store::new();
+    let k = key("kraken", "btc", 1);
+    s.apply(&k, &obs(price(5.0), 1, 1, false));
+    assert_eq!(
+        s.apply(&k, &obs(Outcome::NoPrice, 2, 2, false)),
+        Applied::New(CellState::Provisional)
+    );
+    assert_eq!(get(&s, &k).price.unwrap().close, 5.0);
+    s.apply(&k, &obs(Outcome::NoPrice, 3, 3, true));
+    let c = get(&s, &k);
+    assert_eq!((c.state, c.price), (CellState::NoPrice, None));
+}
+
+#[test]
+fn an_answer_replaces_a_failure_and_its_reason() {
+    let mut s = Store::new();
+    let k = key("kraken", "btc", 1);
+    s.apply(&k, &obs(failed(), 1, 1, true));
+    assert_eq!(s.failed().len(), 1);
+    assert_eq!(s.failed()[0].reason, "server error (503)");
+    s.apply(&k, &obs(Outcome::NoPrice, 1, 2, true));
+    assert!(s.failed().is_empty());
+    let c = get(&s, &k);
+    assert_eq!((c.state, c.note), (CellState::NoPrice, None));
+}
+
+#[test]
+fn only_final_answers_and_rejections_from_the_same_source_settle() {
+    let mut s = Store::new();
+    let settled = |s: &Store, d| s.is_settled(&key("kraken", "btc", d), "http://a/");
+    s.apply(&key("kraken", "btc", 1), &obs(price(1.0), 1, 1, true));
+    s.apply(&key("kraken", "btc", 2), &obs(price(1.0), 1, 2, false));
+    s.apply(&key("kraken", "btc", 3), &obs(Outcome::NoPrice, 1, 3, true));
+    s.apply(
+        &key("kraken", "btc", 4),
+        &obs(Outcome::NoPrice, 1, 4, false),
+    );
+    s.apply(&key("kraken", "btc", 5), &obs(failed(), 1, 5, true));
+    let rejected = Outcome::Rejected {
+        reason: "ohlc order".into(),
+        price: None,
+    };
+    s.apply(&key("kraken", "btc", 6), &obs(rejected, 1, 6, true));
+    let got: Vec<bool> = (1..=7).map(|d| settled(&s, d)).collect();
+    assert_eq!(got, [true, false, true, false, false, true, false]);
+    assert!(
+        !s.is_settled(&key("kraken", "btc", 1), "http://b/"),
+        "another source makes the cell due again"
+    );
+}
+
+#[test]
+fn series_grow_both_ways_and_keep_notes_aligned() {
+    let mut s = Store::new();
+    s.apply(&key("kraken", "btc", 10), &obs(failed(), 1, 1, true));
+    s.apply(&key("kraken", "btc", 20), &obs(price(2.0), 1, 2, true));
+    s.apply(&key("kraken", "btc", 2), &obs(price(1.0), 1, 3, true));
+    let got: Vec<_> = s
+        .iter()
+        .map(|(_, _, d, c)| (d.format("%d").to_string(), c.state))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("02".into(), CellState::Final),
+            ("10".into(), CellState::Failed),
+            ("20".into(), CellState::Final)
+        ]
+    );
+    assert_eq!(s.failed()[0].day, key("kraken", "btc", 10).day);
+}
+
+#[test]
+fn a_clone_is_a_frozen_copy() {
+    let mut s = Store::new();
+    let k = key("kraken", "btc", 1);
+    s.apply(&k, &obs(price(5.0), 1, 1, true));
+    let frozen = s.clone();
+    s.apply(&k, &obs(price(6.0), 2, 2, true));
+    s.apply(&key("kraken", "eth", 1), &obs(price(7.0), 2, 3, true));
+    assert_eq!(frozen.price_count(), 1);
+    assert_eq!(get(&frozen, &k).price.unwrap().close, 5.0);
+}
