@@ -23,11 +23,10 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::supervisor::reason_kind;
 use super::Reconfigure;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::model::{CellState, Exchange, Outcome, TaskKey};
+use crate::model::{reason_kind, CellState, Exchange, Outcome, TaskKey};
 pub use crate::model::{Counts, RoundSummary};
 use crate::snapshot::{self, Snapshot, SnapshotError};
 use crate::store::{Applied, Observation, Stamp, Store};

@@ -180,11 +180,10 @@ impl Producer {
         let today = self.clock.today();
         let work = async move {
             let universe = Universe::resolve(&config, &client, today).await?;
-            if let Some(problem) = crate::config::universe_size_problem(
+            if let Some(problem) = config.universe.size_problem(
                 universe.exchanges.len(),
                 universe.symbols.len(),
                 universe.days.len(),
-                config.universe.max_tasks,
             ) {
                 return Err(RoundError::TooLarge(problem));
             }

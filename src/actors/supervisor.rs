@@ -35,7 +35,7 @@ use crate::clock::{self, Clock};
 use crate::config::{FetchConfig, PerExchangeConfig};
 use crate::dispatch::{Dispatch, Limits, Next, Pending};
 use crate::metrics::Metrics;
-use crate::model::{Outcome, Task};
+use crate::model::{reason_kind, Outcome, Task};
 use crate::source::{Answer, ClientLimits, FetchFailure};
 
 /// The part of the config the Supervisor runs on.
@@ -406,13 +406,6 @@ impl Supervisor {
         log::warn!("replacing fetcher pool {}: {why}", self.generation);
         self.start_pool(ctx);
     }
-}
-
-/// The kind of a failure reason, for grouping and metrics: the text before
-/// the first ": " (details such as positions vary from one answer to the
-/// next).
-pub fn reason_kind(reason: &str) -> &str {
-    reason.split(": ").next().unwrap_or(reason)
 }
 
 /// How often in-flight fetches are checked against `fetch.task_deadline`.

@@ -28,11 +28,12 @@ use diagnostics::{find, key_at, line_col, Finding};
 pub use crate::model::{Day, DayRange};
 pub use diagnostics::{ConfigError, Problem};
 pub use diff::ConfigDiff;
+pub use schema::universe_size_problem;
 pub use schema::{
     ApiConfig, BuiltinConfig, FetchConfig, LogConfig, OhlcOrder, PerExchangeConfig, ScheduleConfig,
     Selection, SnapshotConfig, SourceConfig, SourceUrl, UniverseConfig,
 };
-pub use validate::{universe_size_problem, FIRST_PRICE_DAY, MAX_WORKERS};
+pub use validate::{FIRST_PRICE_DAY, MAX_WORKERS};
 
 /// Default location of the config file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/pricegrid.toml";

@@ -15,7 +15,6 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
-use super::validate::universe_size_problem;
 use crate::model::{Day, DayRange, Exchange, Symbol};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,6 +239,38 @@ impl UniverseConfig {
     /// "all" has been asked of the source.
     pub fn size_problem(&self, exchanges: usize, symbols: usize, days: usize) -> Option<String> {
         universe_size_problem(exchanges, symbols, days, self.max_tasks)
+    }
+}
+
+/// `Some(message)` naming the product when `exchanges x symbols x days`
+/// is more than `max_tasks`, e.g. `11 exchanges x 3 symbols x 2922 days =
+/// 96426 tasks, more than universe.max_tasks (5000)`. Never overflows.
+pub fn universe_size_problem(
+    exchanges: usize,
+    symbols: usize,
+    days: usize,
+    max_tasks: u64,
+) -> Option<String> {
+    let wide = |n: usize| u128::try_from(n).unwrap_or(u128::MAX);
+    let tasks = wide(exchanges)
+        .saturating_mul(wide(symbols))
+        .saturating_mul(wide(days));
+    (tasks > u128::from(max_tasks)).then(|| {
+        format!(
+            "{} x {} x {} = {} tasks, more than universe.max_tasks ({max_tasks})",
+            counted(exchanges, "exchange"),
+            counted(symbols, "symbol"),
+            counted(days, "day"),
+            tasks
+        )
+    })
+}
+
+fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 

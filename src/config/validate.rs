@@ -250,38 +250,6 @@ pub(super) fn snapshot(s: &SnapshotConfig) -> Vec<Finding> {
     out
 }
 
-/// `Some(message)` naming the product when `exchanges x symbols x days`
-/// is more than `max_tasks`, e.g. `11 exchanges x 3 symbols x 2922 days =
-/// 96426 tasks, more than universe.max_tasks (5000)`. Never overflows.
-pub fn universe_size_problem(
-    exchanges: usize,
-    symbols: usize,
-    days: usize,
-    max_tasks: u64,
-) -> Option<String> {
-    let wide = |n: usize| u128::try_from(n).unwrap_or(u128::MAX);
-    let tasks = wide(exchanges)
-        .saturating_mul(wide(symbols))
-        .saturating_mul(wide(days));
-    (tasks > u128::from(max_tasks)).then(|| {
-        format!(
-            "{} x {} x {} = {} tasks, more than universe.max_tasks ({max_tasks})",
-            counted(exchanges, "exchange"),
-            counted(symbols, "symbol"),
-            counted(days, "day"),
-            tasks
-        )
-    })
-}
-
-fn counted(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
 /// Each name listed more than once, as (index of its second occurrence,
 /// message), in the order the repeats appear.
 fn repeats(names: &[&str]) -> Vec<(usize, String)> {

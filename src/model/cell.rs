@@ -279,3 +279,10 @@ pub struct RoundSummary {
 fn seconds<S: Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
+
+/// The kind of a failure reason, for grouping and metrics: the text before
+/// the first ": " (details such as positions vary from one answer to the
+/// next).
+pub fn reason_kind(reason: &str) -> &str {
+    reason.split(": ").next().unwrap_or(reason)
+}

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use cell::{CellState, Counts, Flags, Outcome, RoundSummary};
+pub use cell::{reason_kind, CellState, Counts, Flags, Outcome, RoundSummary};
 pub use day::{Day, DayRange};
 
 /// Longest name accepted for an exchange or a symbol.

@@ -18,7 +18,6 @@ use serde::Serialize;
 
 use crate::model::{CellState, Exchange, Flags, Ohlcv, Symbol};
 
-pub use crate::render::{render_across, render_rows, table_text, Format, ParseFormatError};
 pub use across::{across, Across};
 
 /// One cell and what is known about it.
