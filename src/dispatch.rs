@@ -16,6 +16,8 @@ use std::collections::{BinaryHeap, HashMap};
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
+use rand::Rng;
+
 use crate::lanes::{Lane, Lanes};
 use crate::model::{Exchange, Task};
 
@@ -114,6 +116,17 @@ pub enum Next {
 pub struct TaskToFetch {
     pub task: Task,
     pub started: Started,
+}
+
+/// Exponential backoff with full jitter: uniform in `0..=min(max, base * 2^(attempt-1))`.
+pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let ceiling = base
+        .saturating_mul(
+            1u32.checked_shl(attempt.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+        )
+        .min(max);
+    rand::thread_rng().gen_range(Duration::ZERO..=ceiling)
 }
 
 type RateLimiter = governor::DefaultKeyedRateLimiter<Exchange>;
@@ -456,5 +469,16 @@ mod tests {
         assert!(!d.is_idle(false));
         assert!(d.is_idle(true) || d.in_flight() > 0);
         assert_eq!(d.clear(), 2);
+    }
+
+    #[test]
+    fn backoff_stays_under_the_doubling_ceiling_and_the_cap() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_secs(1);
+        for attempt in 1..=40 {
+            let d = backoff(base, max, attempt);
+            let ceiling = (base * 2u32.saturating_pow(attempt - 1)).min(max);
+            assert!(d <= ceiling, "attempt {attempt}: {d:?} > {ceiling:?}");
+        }
     }
 }

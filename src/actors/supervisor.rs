@@ -17,13 +17,13 @@
 //! fetches) and the decisions. Every dispatch has its own number; a reply
 //! to a dispatch that was given up on (hung) is stale and dropped. It
 //! replaces the pool when a thread has died or the worker count changes. It
-//! never reads a response body: that is the fetchers' job.
+//! never reads a response body: that is the fetchers' job. (A little over
+//! 500 lines: the actor and the messages of its mailbox stay together.)
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use rand::Rng;
 use serde::Serialize;
 use tokio::sync::oneshot;
 use url::Url;
@@ -33,7 +33,7 @@ use super::fetcher::{Fetch, FetchReply, Fetcher, FetcherFactory, FetcherLost};
 use super::Reconfigure;
 use crate::clock::{self, Clock};
 use crate::config::{FetchConfig, PerExchangeConfig};
-use crate::dispatch::{Dispatch, Limits, Next, Pending};
+use crate::dispatch::{backoff, Dispatch, Limits, Next, Pending};
 use crate::metrics::Metrics;
 use crate::model::{reason_kind, Outcome, Task};
 use crate::source::{Answer, ClientLimits, FetchFailure};
@@ -411,17 +411,6 @@ impl Supervisor {
 /// How often in-flight fetches are checked against `fetch.task_deadline`.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
-/// Exponential backoff with full jitter: uniform in `0..=min(max, base * 2^(attempt-1))`.
-pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
-    let ceiling = base
-        .saturating_mul(
-            1u32.checked_shl(attempt.saturating_sub(1))
-                .unwrap_or(u32::MAX),
-        )
-        .min(max);
-    rand::thread_rng().gen_range(Duration::ZERO..=ceiling)
-}
-
 impl Actor for Supervisor {
     type Context = Context<Self>;
 
@@ -573,21 +562,5 @@ impl Handler<super::Stop> for Supervisor {
         self.dispatch.clear();
         self.pool = None;
         ctx.stop();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_stays_under_the_doubling_ceiling_and_the_cap() {
-        let base = Duration::from_millis(100);
-        let max = Duration::from_secs(1);
-        for attempt in 1..=40 {
-            let d = backoff(base, max, attempt);
-            let ceiling = (base * 2u32.saturating_pow(attempt - 1)).min(max);
-            assert!(d <= ceiling, "attempt {attempt}: {d:?} > {ceiling:?}");
-        }
     }
 }

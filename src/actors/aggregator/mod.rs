@@ -12,7 +12,11 @@
 //! most closed days. In the daemon it also logs snapshots (at each round's
 //! end, every `snapshot.every` while a round runs, and on request); it hands
 //! a frozen copy of the store to a blocking writer, so a write never holds
-//! its mailbox. It performs no network I/O.
+//! its mailbox. It performs no network I/O. (A little over 500 lines: the
+//! actor and the messages of its mailbox stay together; a round's tally is
+//! `tally.rs`.)
+
+mod tally;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,101 +30,11 @@ use serde::Serialize;
 use super::Reconfigure;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::model::{reason_kind, CellState, Exchange, Outcome, TaskKey};
+use crate::model::{CellState, Outcome, TaskKey};
 pub use crate::model::{Counts, RoundSummary};
 use crate::snapshot::{self, Snapshot, SnapshotError};
 use crate::store::{Applied, Observation, Stamp, Store};
-use crate::wire::{UNKNOWN_EXCHANGE, UNKNOWN_SYMBOL};
-
-/// Per exchange, what a round's answers about closed days were.
-#[derive(Debug, Default, Clone, Copy)]
-struct ClosedDays {
-    answered: u64,
-    none: u64,
-}
-
-#[derive(Debug)]
-struct Tally {
-    round: u64,
-    counts: Counts,
-    started: Instant,
-    /// Failures of this round: exchange -> kind of reason -> (count, an example).
-    failures: BTreeMap<Exchange, BTreeMap<String, (u64, String)>>,
-    closed: BTreeMap<Exchange, ClosedDays>,
-}
-
-impl Tally {
-    fn new(round: u64, tasks: u64) -> Self {
-        Self {
-            round,
-            counts: Counts {
-                tasks,
-                ..Counts::default()
-            },
-            started: Instant::now(),
-            failures: BTreeMap::new(),
-            closed: BTreeMap::new(),
-        }
-    }
-
-    fn note_failure(&mut self, key: &TaskKey, reason: &str) {
-        let slot = self
-            .failures
-            .entry(key.exchange.clone())
-            .or_default()
-            .entry(reason_kind(reason).to_owned())
-            .or_insert_with(|| (0, format!("{key}: {reason}")));
-        slot.0 += 1;
-    }
-
-    /// One line per exchange that had failures: how many, and why; and one
-    /// error line per exchange whose names the source does not know.
-    fn log_failures(&self) {
-        for (exchange, reasons) in &self.failures {
-            for unknown in [UNKNOWN_EXCHANGE, UNKNOWN_SYMBOL] {
-                if let Some((n, example)) = reasons.get(unknown) {
-                    log::error!(
-                        "round {}: configuration problem: the source answers \"{unknown}\" for {n} task(s) of {exchange} (e.g. {example}); check universe.exchanges and universe.symbols",
-                        self.round
-                    );
-                }
-            }
-            let total: u64 = reasons.values().map(|(n, _)| n).sum();
-            let mut by_count: Vec<_> = reasons.values().collect();
-            by_count.sort_by_key(|r| std::cmp::Reverse(r.0));
-            let why: Vec<String> = by_count
-                .iter()
-                .take(4)
-                .map(|(n, example)| format!("{n} x {example}"))
-                .collect();
-            log::warn!(
-                "round {}: {exchange}: {total} failed: {}{}",
-                self.round,
-                why.join("; "),
-                if reasons.len() > 4 { "; ..." } else { "" }
-            );
-        }
-    }
-
-    /// Exchanges that have prices and answered "none" for more than half
-    /// of the closed days asked about this round: (exchange, none, answered).
-    fn suspicious_none<'a>(&'a self, store: &'a Store) -> Vec<(&'a Exchange, u64, u64)> {
-        self.closed
-            .iter()
-            .filter(|(e, c)| c.none * 2 > c.answered && store.has_prices(e))
-            .map(|(e, c)| (e, c.none, c.answered))
-            .collect()
-    }
-
-    fn log_suspicious_none(&self, store: &Store) {
-        for (exchange, none, answered) in self.suspicious_none(store) {
-            log::warn!(
-                "round {}: {exchange} answered \"no price\" for {none} of {answered} closed days although it has prices for others; is the source serving what it should?",
-                self.round
-            );
-        }
-    }
-}
+use tally::Tally;
 
 /// Where and how often the daemon logs snapshots.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -630,154 +544,4 @@ impl Handler<super::Stop> for Aggregator {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{Exchange, Ohlcv, Symbol};
-    use chrono::NaiveDate;
-
-    fn key(day: u32) -> TaskKey {
-        TaskKey {
-            exchange: Exchange::new("kraken").unwrap(),
-            symbol: Symbol::new("btc").unwrap(),
-            day: NaiveDate::from_ymd_opt(2020, 3, day).unwrap(),
-        }
-    }
-
-    fn price(close: f64) -> Outcome {
-        Outcome::price(Ohlcv::new(close, close, close, close, 1.0).unwrap())
-    }
-
-    fn failed() -> Outcome {
-        Outcome::Failed {
-            reason: "x".into(),
-            attempts: 1,
-        }
-    }
-
-    fn result(round: u64, dispatch: u64, outcome: Outcome) -> PriceResult {
-        PriceResult {
-            round,
-            dispatch,
-            key: key(1),
-            outcome,
-            is_final: true,
-            asked_at: "2020-03-10T00:00:00Z".parse().unwrap(),
-            source: Arc::from("http://a/"),
-        }
-    }
-
-    fn with_round(a: &mut Aggregator, round: u64, tasks: u64) {
-        a.round = Some(Tally::new(round, tasks));
-    }
-
-    fn counts(a: &Aggregator) -> Counts {
-        a.round.as_ref().unwrap().counts
-    }
-
-    fn aggregator() -> Aggregator {
-        Aggregator::new(Duration::from_secs(60), Metrics::new())
-    }
-
-    #[test]
-    fn failures_are_grouped_per_exchange_by_kind_of_reason() {
-        assert_eq!(
-            reason_kind("malformed price JSON: EOF at line 1"),
-            "malformed price JSON"
-        );
-        assert_eq!(reason_kind("server error (503)"), "server error (503)");
-        let mut t = Tally::new(1, 3);
-        t.note_failure(&key(1), "server error (503)");
-        t.note_failure(&key(2), "server error (503)");
-        let mut okex = key(3);
-        okex.exchange = Exchange::new("okex").unwrap();
-        t.note_failure(&okex, "timed out");
-        assert_eq!(
-            t.failures[&Exchange::new("kraken").unwrap()]["server error (503)"].0,
-            2
-        );
-        assert_eq!(t.failures.len(), 2);
-    }
-
-    #[test]
-    fn an_exchange_with_prices_answering_mostly_none_is_named() {
-        let mut a = aggregator();
-        with_round(&mut a, 1, 3);
-        a.record(result(1, 1, price(5.0)));
-        for day in [2, 3] {
-            let mut r = result(1, day, Outcome::NoPrice);
-            r.key = key(day as u32);
-            a.record(r);
-        }
-        let t = a.round.as_ref().unwrap();
-        let named = t.suspicious_none(&a.store);
-        assert_eq!(named.len(), 1);
-        assert_eq!(
-            (named[0].0.as_str(), named[0].1, named[0].2),
-            ("kraken", 2, 3)
-        );
-        // An exchange that never had a price is not suspicious, just empty.
-        let empty = Store::new();
-        assert!(t.suspicious_none(&empty).is_empty());
-    }
-
-    #[test]
-    fn duplicate_delivery_changes_nothing() {
-        let mut a = aggregator();
-        with_round(&mut a, 1, 1);
-        a.record(result(1, 7, price(5.0)));
-        a.record(result(1, 7, price(5.0)));
-        assert_eq!((counts(&a).finals, counts(&a).done()), (1, 1));
-    }
-
-    #[test]
-    fn an_older_rounds_late_answer_is_dropped_and_not_counted() {
-        let mut a = aggregator();
-        with_round(&mut a, 2, 1);
-        a.record(result(2, 9, price(6.0)));
-        a.record(result(1, 3, price(5.0)));
-        assert_eq!(counts(&a).done(), 1, "done never exceeds tasks");
-        let cell = a
-            .store
-            .get(&key(1).exchange, &key(1).symbol, key(1).day)
-            .unwrap();
-        assert_eq!((cell.price.unwrap().close, cell.round), (6.0, 2));
-    }
-
-    #[test]
-    fn a_late_failure_never_replaces_an_answer() {
-        let mut a = aggregator();
-        with_round(&mut a, 1, 1);
-        a.record(result(1, 1, price(5.0)));
-        a.record(result(1, 2, failed()));
-        assert_eq!((counts(&a).finals, counts(&a).failed), (0, 1));
-        assert_eq!(counts(&a).done(), 1);
-        let snap = a.snapshot();
-        assert_eq!(snap.price_count(), 1);
-        assert!(snap.failed().is_empty());
-    }
-
-    #[test]
-    fn an_answer_replaces_an_earlier_failure() {
-        let mut a = aggregator();
-        with_round(&mut a, 1, 1);
-        a.record(result(1, 1, failed()));
-        a.record(result(1, 2, Outcome::NoPrice));
-        assert_eq!(
-            (counts(&a).none, counts(&a).failed, counts(&a).done()),
-            (1, 0, 1)
-        );
-    }
-
-    #[test]
-    fn results_of_another_round_do_not_touch_this_rounds_counts() {
-        let mut a = aggregator();
-        with_round(&mut a, 2, 1);
-        a.record(result(1, 1, price(5.0)));
-        assert_eq!(counts(&a).done(), 0);
-        assert_eq!(
-            a.snapshot().price_count(),
-            1,
-            "the price is kept all the same"
-        );
-    }
-}
+mod tests;
