@@ -169,10 +169,6 @@ impl Dispatch {
         }
     }
 
-    pub fn limits(&self) -> Limits {
-        self.limits
-    }
-
     /// New limits; a new token bucket only if the rate changed.
     pub fn set_limits(&mut self, limits: Limits) {
         if limits.requests_per_second != self.limits.requests_per_second {

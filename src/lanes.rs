@@ -30,12 +30,6 @@ impl<T> Default for Lane<T> {
     }
 }
 
-impl<T> Lane<T> {
-    pub fn queued(&self) -> usize {
-        self.queue.len()
-    }
-}
-
 #[derive(Debug)]
 pub struct Lanes<T> {
     lanes: BTreeMap<Exchange, Lane<T>>,
