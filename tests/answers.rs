@@ -29,7 +29,7 @@ use pricegrid::actors::supervisor::GetStats;
 use pricegrid::actors::Pipeline;
 use pricegrid::actors::{Reconfigure, SourceRef};
 use pricegrid::commands::fetch::fetch_round;
-use pricegrid::config::{Config, Day, OhlcOrder, Selection, SourceUrl};
+use pricegrid::config::{Config, OhlcOrder};
 use pricegrid::model::{CellState, Exchange, Symbol, TaskKey};
 use pricegrid::server::{Dataset, GeneratedSpec, Lookup, DEFAULT_SEED};
 use pricegrid::source::Source;
@@ -276,20 +276,15 @@ fn dataset(exchanges: &[&str], symbols: &[&str]) -> Arc<Dataset> {
 
 /// A config fetching `from..=to` from `url` with 4 workers and small
 /// backoffs; the universe is whatever the source lists.
-fn config_for(url: &Url, from: &str, to: &str) -> Config {
-    let mut c = Config::default();
-    c.source.url = SourceUrl::Remote(url.clone());
-    c.universe.from = Some(Day(day(from)));
-    c.universe.to = Some(Day(day(to)));
-    c.fetch.workers = 4;
-    c.fetch.backoff_base = Duration::from_millis(10);
-    c.fetch.backoff_max = Duration::from_millis(100);
-    c
+fn config_for(url: &Url, from: &str, to: &str) -> TestConfig {
+    TestConfig::fetching_from(url)
+        .window(from, to)
+        .workers(4)
+        .quick_backoff()
 }
 
-fn checked(c: Config) -> Arc<Config> {
-    c.check().expect("test config is valid");
-    arc(c)
+fn checked(c: TestConfig) -> Arc<Config> {
+    arc(c.build())
 }
 
 /// Every key of `exchanges` x `symbols` x `from..=to`.
@@ -431,8 +426,7 @@ async fn a_body_that_stalls_after_its_headers_times_out_within_source_timeout() 
 async fn a_round_completes_against(dialect: Dialect) {
     let ds = dataset(&["bitstamp", "kraken"], &["btc", "eth", "ltc"]);
     let url = dataset_server(ds.clone(), dialect).await;
-    let mut config = config_for(&url, "2020-03-01", "2020-03-05");
-    config.fetch.max_attempts = 1;
+    let config = config_for(&url, "2020-03-01", "2020-03-05").max_attempts(1);
     let report = fetch_round(checked(config), &Source::remote(url), false)
         .await
         .unwrap_or_else(|e| panic!("{dialect:?}: {e}"));
@@ -474,8 +468,7 @@ async fn a_typo_in_an_exchange_name_fails_loudly_and_is_fetched_again_once_fixed
     bounded(async {
         let server = spawn_price_server(|_| {});
         let (from, to) = ("2020-03-01", "2020-03-05");
-        let mut config = config_for(&server.url(), from, to);
-        config.universe.exchanges = Selection::List(names(&["krakn"]));
+        let config = config_for(&server.url(), from, to).exchanges(["krakn"]);
         let pipeline = Pipeline::start(checked(config.clone()), server.url());
 
         for round in 1..=2u64 {
@@ -501,12 +494,11 @@ async fn a_typo_in_an_exchange_name_fails_loudly_and_is_fetched_again_once_fixed
             }
         }
 
-        config.universe.exchanges = Selection::List(names(&["kraken"]));
         pipeline
             .producer
             .send(Reconfigure::new(
                 &Config::default(),
-                checked(config),
+                checked(config.exchanges(["kraken"])),
                 1,
                 SourceRef::remote(server.url()),
             ))
@@ -699,13 +691,13 @@ async fn stalled_bodies_do_not_hold_fetchers_hostage() {
         actix_rt::spawn(http);
         let url: Url = format!("http://{addr}/").parse().unwrap();
 
-        let mut config = config_for(&url, from, to);
-        config.source.timeout = Duration::from_millis(300);
-        config.fetch.workers = 4;
-        config.fetch.retry_for = Duration::from_secs(2);
-        // Longer than source.timeout: only a fetch the timeout failed to
-        // bound would ever reach it.
-        config.fetch.task_deadline = Duration::from_secs(1);
+        let config = config_for(&url, from, to)
+            .timeout(Duration::from_millis(300))
+            .workers(4)
+            .retry_for(Duration::from_secs(2))
+            // Longer than source.timeout: only a fetch the timeout failed
+            // to bound would ever reach it.
+            .task_deadline(Duration::from_secs(1));
         let pipeline = Pipeline::start(checked(config), url);
         let started = Instant::now();
         let summary = pipeline.producer.send(RunRound).await.unwrap().unwrap();

@@ -20,7 +20,7 @@ use pricegrid::actors::aggregator::GetStore;
 use pricegrid::actors::producer::RunRound;
 use pricegrid::actors::{Pipeline, PipelineOptions};
 use pricegrid::clock::Clock;
-use pricegrid::config::{Config, Day, Selection, SourceUrl};
+use pricegrid::config::Config;
 use pricegrid::model::{CellState, Counts, Exchange, Symbol, TaskKey};
 use pricegrid::server::publication::partial;
 use pricegrid::server::{Dataset, PriceServer};
@@ -97,19 +97,14 @@ fn rolling_config(
     days: u32,
     workers: usize,
 ) -> Config {
-    let mut c = Config::default();
-    c.source.url = SourceUrl::Remote(server.url());
-    c.source.settle_after = 2 * HOUR;
-    c.universe.exchanges = Selection::List(exchanges.to_vec());
-    c.universe.symbols = Selection::List(symbols.to_vec());
-    c.universe.from = None;
-    c.universe.to = None;
-    c.universe.last_days = Some(days);
-    c.fetch.workers = workers;
-    c.fetch.backoff_base = Duration::from_millis(10);
-    c.fetch.backoff_max = Duration::from_millis(100);
-    c.check().expect("test config is valid");
-    c
+    TestConfig::fetching_from(&server.url())
+        .settle_after(2 * HOUR)
+        .exchanges(exchanges)
+        .symbols(symbols)
+        .last_days(days)
+        .workers(workers)
+        .quick_backoff()
+        .build()
 }
 
 fn start_pipeline(config: Config, server: &PriceServer, clock: &Clock, source: &str) -> Pipeline {
@@ -464,12 +459,10 @@ async fn a_round_that_crosses_midnight_counts_every_task_once() {
 async fn a_source_change_makes_settled_cells_due_again() {
     within(Duration::from_secs(30), async {
         let server = spawn_price_server(|_| {});
-        let mut config = march_config(&server, 4);
-        config.universe.exchanges =
-            Selection::List(vec!["kraken".parse().unwrap(), "bitstamp".parse().unwrap()]);
-        config.universe.from = Some(Day(day("2020-03-01")));
-        config.universe.to = Some(Day(day("2020-03-10")));
-        config.check().expect("test config is valid");
+        let config = march(&server, 4)
+            .exchanges(["kraken", "bitstamp"])
+            .window("2020-03-01", "2020-03-10")
+            .build();
         let tasks: u64 = 2 * 3 * 10;
         let clock = Clock::system();
 

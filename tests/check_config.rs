@@ -23,11 +23,8 @@ fn check(text: &str) -> (i32, String, String) {
 
 #[test]
 fn the_shipped_config_checks_and_prints_the_effective_config() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/config/pricegrid.toml"
-    ))
-    .unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/pricegrid.toml");
+    let text = std::fs::read_to_string(shipped).unwrap();
     let (code, stdout, stderr) = check(&text);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("valid"), "{stdout}");
@@ -64,12 +61,16 @@ fn fails_with(text: &str, lines: &[&str]) {
 
 #[test]
 fn a_config_still_using_check_ohlc_order_is_told_what_replaced_it() {
-    let (code, _, stderr) = check("[source]\nurl = \"builtin\"\ncheck_ohlc_order = true\n");
+    let (code, _, stderr) = check(
+        r#"[source]
+url = "builtin"
+check_ohlc_order = true
+"#,
+    );
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.trim_end().ends_with(
-            "pricegrid.toml:3:1: source.check_ohlc_order: was replaced by \
-             source.ohlc_order = \"flag\" | \"reject\" | \"ignore\""
+            r#"pricegrid.toml:3:1: source.check_ohlc_order: was replaced by source.ohlc_order = "flag" | "reject" | "ignore""#
         ),
         "{stderr}"
     );
@@ -80,69 +81,104 @@ fn a_config_still_using_check_ohlc_order_is_told_what_replaced_it() {
 fn a_window_from_year_one_to_9999_now_fails() {
     let tomorrow = chrono::Utc::now().date_naive() + chrono::Days::new(1);
     fails_with(
-        "[universe]\nfrom = \"0001-01-01\"\nto = \"9999-12-31\"\n",
+        r#"[universe]
+from = "0001-01-01"
+to = "9999-12-31"
+"#,
         &[
             "2:1: universe.from: 0001-01-01 is before 2009-01-03, the first day any crypto price exists",
             &format!("3:1: universe.to: 9999-12-31 is after tomorrow ({tomorrow})"),
         ],
     );
     fails_with(
-        "[universe]\nfrom = \"2008-12-31\"\nto = \"2009-02-01\"\n",
+        r#"[universe]
+from = "2008-12-31"
+to = "2009-02-01"
+"#,
         &["2:1: universe.from: 2008-12-31 is before 2009-01-03"],
     );
 }
 
 #[test]
 fn the_new_rules_name_file_line_column_and_key() {
-    let two_by_two =
-        "[universe]\nexchanges = [\"kraken\", \"bitstamp\"]\nsymbols = [\"btc\", \"eth\"]\n";
     let forty = |prefix: &str| {
-        let names: Vec<String> = (0..40).map(|i| format!("\"{prefix}{i}\"")).collect();
+        let names: Vec<String> = (0..40).map(|i| format!(r#""{prefix}{i}""#)).collect();
         names.join(", ")
     };
-    let cases: Vec<(String, &[&str])> = vec![
+    // 40 x 40 x more than 3125 days is over the default 5_000_000.
+    let forty_by_forty = format!(
+        r#"[universe]
+exchanges = [{}]
+symbols = [{}]
+from = "2012-01-01"
+"#,
+        forty("x"),
+        forty("s")
+    );
+    let cases: Vec<(&str, &[&str])> = vec![
         (
-            "[source]\nohlc_order = \"drop\"\n".into(),
+            r#"[source]
+ohlc_order = "drop"
+"#,
             &["2:14: source.ohlc_order: unknown variant `drop`, expected one of `flag`, `reject`, `ignore`"],
         ),
         (
-            "[source]\nsettle_after = \"later\"\n".into(),
+            r#"[source]
+settle_after = "later"
+"#,
             &["2:16: source.settle_after:"],
         ),
         (
-            "[fetch]\nworkers = 4\nretry_for = \"0s\"\n".into(),
+            r#"[fetch]
+workers = 4
+retry_for = "0s"
+"#,
             &["3:1: fetch.retry_for: must be positive"],
         ),
         (
-            "[fetch]\nmax_attempts = 101\n".into(),
+            r#"[fetch]
+max_attempts = 101
+"#,
             &["2:1: fetch.max_attempts: 101 is out of range: expected 1..=100"],
         ),
         (
-            "[universe]\nfrom = \"2020-01-01\"\nmax_tasks = 0\n".into(),
+            r#"[universe]
+from = "2020-01-01"
+max_tasks = 0
+"#,
             &["3:1: universe.max_tasks: must be at least 1"],
         ),
         (
-            format!("{two_by_two}from = \"2020-01-01\"\nto = \"2020-01-10\"\nmax_tasks = 39\n"),
+            r#"[universe]
+exchanges = ["kraken", "bitstamp"]
+symbols = ["btc", "eth"]
+from = "2020-01-01"
+to = "2020-01-10"
+max_tasks = 39
+"#,
             &["6:1: universe.max_tasks: 2 exchanges x 2 symbols x 10 days = 40 tasks, more than universe.max_tasks (39)"],
         ),
         (
-            // 40 x 40 x more than 3125 days is over the default 5_000_000.
-            format!(
-                "[universe]\nexchanges = [{}]\nsymbols = [{}]\nfrom = \"2012-01-01\"\n",
-                forty("x"),
-                forty("s")
-            ),
+            &forty_by_forty,
             &["4:1: universe.from: 40 exchanges x 40 symbols x "],
         ),
         (
-            "[universe]\nexchanges = [\"kraken\", \"bitstamp\", \"kraken\"]\nfrom = \"2020-01-01\"\n"
-                .into(),
-            &["2:36: universe.exchanges: \"kraken\" is listed twice"],
+            r#"[universe]
+exchanges = ["kraken", "bitstamp", "kraken"]
+from = "2020-01-01"
+"#,
+            &[r#"2:36: universe.exchanges: "kraken" is listed twice"#],
         ),
         (
-            "[universe]\nsymbols = [\n  \"btc\",\n  \"eth\",\n  \"btc\",\n]\nfrom = \"2020-01-01\"\n"
-                .into(),
-            &["5:3: universe.symbols: \"btc\" is listed twice"],
+            r#"[universe]
+symbols = [
+  "btc",
+  "eth",
+  "btc",
+]
+from = "2020-01-01"
+"#,
+            &[r#"5:3: universe.symbols: "btc" is listed twice"#],
         ),
     ];
     for (text, lines) in &cases {
@@ -154,10 +190,21 @@ fn the_new_rules_name_file_line_column_and_key() {
 fn the_new_settings_check_and_show_in_the_effective_config() {
     let tomorrow = chrono::Utc::now().date_naive() + chrono::Days::new(1);
     let text = format!(
-        "[source]\nohlc_order = \"reject\"\nsettle_after = \"0s\"\n\n\
-         [universe]\nexchanges = [\"kraken\"]\nsymbols = [\"btc\"]\n\
-         from = \"2009-01-03\"\nto = \"{tomorrow}\"\nmax_tasks = 100000\n\n\
-         [fetch]\nretry_for = \"30s\"\nmax_attempts = 5\n"
+        r#"[source]
+ohlc_order = "reject"
+settle_after = "0s"
+
+[universe]
+exchanges = ["kraken"]
+symbols = ["btc"]
+from = "2009-01-03"
+to = "{tomorrow}"
+max_tasks = 100000
+
+[fetch]
+retry_for = "30s"
+max_attempts = 5
+"#
     );
     let (code, stdout, stderr) = check(&text);
     assert_eq!(code, 0, "{stderr}");

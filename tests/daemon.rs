@@ -3,55 +3,45 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use common::*;
-use pricegrid::actors::aggregator::{RoundSummary, TakeSnapshot};
-use pricegrid::actors::producer::RunRound;
+use pricegrid::actors::aggregator::TakeSnapshot;
+use pricegrid::actors::producer::{RoundError, RunRound};
 use pricegrid::actors::supervisor::GetStats;
-use pricegrid::daemon::{Daemon, ReloadStatus};
-use pricegrid::server::Dataset;
+use pricegrid::config::OhlcOrder;
+use pricegrid::server::{Dataset, PriceServer, ServerStats};
 use pricegrid::snapshot::Snapshot;
-use tokio::sync::watch;
 
-const LIMIT: Duration = Duration::from_secs(60);
-
-fn config_text(url: &url::Url, snapshots: &Path, extra: &str) -> String {
-    daemon_config(url, snapshots, extra)
+/// Every exchange and symbol over March 2020 (1,023 tasks) with 4
+/// workers, a round every 200 ms: the config the reload tests start from
+/// and then edit.
+fn march_every_200ms(server: &PriceServer, dir: &Path) -> TestConfig {
+    TestConfig::daemon(&server.url(), &dir.join("snap"))
+        .every_exchange()
+        .every_symbol()
+        .march()
+        .workers(4)
+        .interval(Duration::from_millis(200))
 }
 
-/// Writes like an editor that saves to a new file and renames it over the old.
-fn save_by_rename(path: &Path, text: &str) {
-    let tmp = path.with_extension("toml.swp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
+/// As `march_every_200ms`, for kraken's btc alone (31 tasks).
+fn kraken_btc_in_march(server: &PriceServer, dir: &Path) -> TestConfig {
+    march_every_200ms(server, dir)
+        .exchanges(["kraken"])
+        .symbols(["btc"])
 }
 
-async fn round_matching(
-    rounds: &mut watch::Receiver<Option<RoundSummary>>,
-    what: &str,
-    pred: impl Fn(&RoundSummary) -> bool,
-) -> RoundSummary {
-    let got = actix_rt::time::timeout(LIMIT, rounds.wait_for(|r| r.as_ref().is_some_and(&pred)))
+/// Waits (off the actix thread) until the server has answered `count`
+/// price requests in all.
+async fn price_requests_reach(stats: &Arc<ServerStats>, count: u64) -> bool {
+    let stats = stats.clone();
+    actix_rt::task::spawn_blocking(move || stats.wait_for_price_requests(count, WAIT_LIMIT))
         .await
-        .unwrap_or_else(|_| panic!("no round {what} within {LIMIT:?}"))
-        .expect("the producer is alive");
-    got.expect("matched a round")
-}
-
-async fn reload_matching(
-    reloads: &mut watch::Receiver<ReloadStatus>,
-    what: &str,
-    pred: impl Fn(&ReloadStatus) -> bool,
-) -> ReloadStatus {
-    actix_rt::time::timeout(LIMIT, reloads.wait_for(pred))
-        .await
-        .unwrap_or_else(|_| panic!("no reload {what} within {LIMIT:?}"))
-        .expect("the daemon is alive")
-        .clone()
+        .expect("the waiting thread ends")
 }
 
 #[actix_rt::test]
@@ -81,30 +71,28 @@ async fn the_second_round_fetches_only_provisional_tasks() {
     std::fs::write(&csv_path, csv).unwrap();
     let server =
         spawn_price_server(|o| o.dataset = Arc::new(Dataset::from_csv(&csv_path).unwrap()));
-    let path = dir.path().join("pricegrid.toml");
-    let extra = "[universe]\nexchanges = [\"kraken\", \"bitstamp\"]\nsymbols = [\"btc\", \"eth\"]\nlast_days = 3\n\n\
-                 [fetch]\nworkers = 4\nmax_attempts = 1\n\n[schedule]\ninterval = \"1h\"\n";
-    let text = config_text(&server.url(), &dir.path().join("snap"), extra).replace(
-        "[source]\n",
-        "[source]\nohlc_order = \"reject\"\nsettle_after = \"0s\"\n",
-    );
-    std::fs::write(&path, text).unwrap();
+    let path = TestConfig::daemon(&server.url(), &dir.path().join("snap"))
+        .ohlc_order(OhlcOrder::Reject)
+        .settle_after(Duration::ZERO)
+        .exchanges(["kraken", "bitstamp"])
+        .symbols(["btc", "eth"])
+        .last_days(3)
+        .workers(4)
+        .max_attempts(1)
+        .interval(Duration::from_secs(3600))
+        .write(&dir.path().join("pricegrid.toml"));
 
-    let daemon = Daemon::start(&path).await.expect("daemon starts");
-    let mut rounds = daemon.pipeline().rounds.clone();
-    let producer = daemon.pipeline().producer.clone();
-    let ctl = daemon.controller();
-    let run = actix_rt::spawn(daemon.run());
-
-    let first = round_matching(&mut rounds, "1", |r| r.round == 1).await;
-    let c = first.counts;
+    let mut daemon = RunningDaemon::start(&path).await;
+    let c = daemon.first_round().await.counts;
     assert_eq!(
         (c.tasks, c.finals, c.provisional, c.rejected, c.failed),
         (12, 6, 4, 2, 0)
     );
     assert_eq!(server.stats.price_requests(), 12);
 
-    let second = producer
+    let second = daemon
+        .pipeline
+        .producer
         .send(RunRound)
         .await
         .unwrap()
@@ -115,129 +103,147 @@ async fn the_second_round_fetches_only_provisional_tasks() {
     assert_eq!(server.stats.price_requests(), 12 + 4);
     assert_eq!(second.counts.provisional, 4, "today is still open");
 
-    ctl.shutdown();
-    let report = run.await.unwrap().expect("clean shutdown");
+    let report = daemon.shutdown().await;
     assert_eq!(report.prices, 10);
 }
 
+/// A plain write (not a rename) is noticed, and a symbol it adds is
+/// fetched in a later round: its 31 tasks, and only those.
 #[actix_rt::test]
-async fn reload_applies_a_new_universe_and_pool_and_rejects_a_broken_file() {
+async fn a_plain_write_that_adds_a_symbol_fetches_its_tasks_in_a_later_round() {
+    let server = spawn_price_server(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let config = kraken_btc_in_march(&server, dir.path());
+    let path = config.write(&dir.path().join("pricegrid.toml"));
+    let mut daemon = RunningDaemon::start(&path).await;
+    assert_eq!(daemon.first_round().await.counts.tasks, 31);
+
+    config.symbols(["btc", "eth"]).write(&path);
+    daemon.reloaded_to(1).await;
+    let with_eth = daemon
+        .round("with eth", |r| r.counts.tasks == 31 && r.round > 1)
+        .await;
+    assert_eq!(with_eth.counts.done(), 31);
+    daemon.shutdown().await;
+}
+
+/// An edit saved the way editors save (a new file renamed over the old)
+/// widens the universe to all exchanges and symbols: the next rounds fetch
+/// everything not yet settled, and the map ends equal to the server's.
+#[actix_rt::test]
+async fn an_edit_saved_by_rename_widens_the_universe_to_every_exchange_and_symbol() {
+    let server = spawn_price_server(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let config = kraken_btc_in_march(&server, dir.path());
+    let path = config.write(&dir.path().join("pricegrid.toml"));
+    let mut daemon = RunningDaemon::start(&path).await;
+    assert_eq!(daemon.first_round().await.counts.tasks, 31);
+
+    config.every_exchange().every_symbol().save_by_rename(&path);
+    daemon.reloaded_to(1).await;
+    let all = daemon
+        .round("over the whole universe", |r| r.counts.tasks == 1023 - 31)
+        .await;
+    assert_eq!(all.counts.done(), all.counts.tasks);
+    assert_eq!(all.counts.failed, 0);
+    let snap = daemon.pipeline.aggregator.send(TakeSnapshot).await.unwrap();
+    assert_matches_server(&snap, &server, "2020-03-01", "2020-03-31");
+    daemon.shutdown().await;
+}
+
+/// 4 -> 16 workers while a round runs: the pool is replaced and the round
+/// still ends with every task done and every price the server's.
+#[actix_rt::test]
+async fn a_new_worker_count_mid_round_starts_a_new_pool_and_loses_no_task() {
     let server = spawn_price_server(|o| o.latency = Duration::from_millis(5));
     let dir = tempfile::tempdir().unwrap();
-    let snapshots = dir.path().join("snap");
-    let path = dir.path().join("pricegrid.toml");
-    let universe = |exchanges: &str, symbols: &str| {
-        format!("[universe]\nexchanges = {exchanges}\nsymbols = {symbols}\nfrom = \"2020-03-01\"\nto = \"2020-03-31\"\n\n")
-    };
-    let text = |u: String, workers: usize| {
-        config_text(
-            &server.url(),
-            &snapshots,
-            &format!("{u}[fetch]\nworkers = {workers}\n\n[schedule]\ninterval = \"200ms\"\n"),
-        )
-    };
-    std::fs::write(&path, text(universe("[\"kraken\"]", "[\"btc\"]"), 4)).unwrap();
+    let config = march_every_200ms(&server, dir.path());
+    let path = config.write(&dir.path().join("pricegrid.toml"));
+    let mut daemon = RunningDaemon::start(&path).await;
+    assert!(
+        price_requests_reach(&server.stats, 50).await,
+        "the round over the whole universe did not start"
+    );
 
-    let daemon = Daemon::start(&path).await.expect("daemon starts");
-    let pipeline = daemon.pipeline().clone();
-    let mut rounds = pipeline.rounds.clone();
-    let mut reloads = daemon.reloads();
-    let ctl = daemon.controller();
-    let run = actix_rt::spawn(daemon.run());
-    let first = round_matching(&mut rounds, "1", |r| r.round == 1).await;
-    assert_eq!(first.counts.tasks, 31);
-
-    // 1. Add a symbol (plain write): its 31 tasks appear in a later round.
-    std::fs::write(
-        &path,
-        text(universe("[\"kraken\"]", "[\"btc\", \"eth\"]"), 4),
-    )
-    .unwrap();
-    reload_matching(&mut reloads, "to version 1", |s| s.version == 1).await;
-    let with_eth = round_matching(&mut rounds, "with eth", |r| {
-        r.counts.tasks == 31 && r.round > 1
-    })
-    .await;
-    assert_eq!(with_eth.counts.done(), 31);
-
-    // 2. The whole universe (saved by rename), and while that round runs,
-    //    4 -> 16 workers: the pool is replaced and no task is lost.
-    save_by_rename(&path, &text(universe("\"all\"", "\"all\""), 4));
-    reload_matching(&mut reloads, "to version 2", |s| s.version == 2).await;
-    // Only the round over the new universe makes new requests.
-    let before = server.stats.price_requests();
-    let stats = server.stats.clone();
-    let running =
-        actix_rt::task::spawn_blocking(move || stats.wait_for_price_requests(before + 50, LIMIT))
-            .await
-            .unwrap();
-    assert!(running, "the round over the whole universe did not start");
-    save_by_rename(&path, &text(universe("\"all\"", "\"all\""), 16));
-    reload_matching(&mut reloads, "to version 3", |s| s.version == 3).await;
-    let big = round_matching(&mut rounds, "over the whole universe", |r| {
-        r.counts.tasks == 1023 - 62
-    })
-    .await;
-    assert_eq!(big.counts.done(), big.counts.tasks);
-    assert_eq!(big.counts.failed, 0);
-    let stats = pipeline.supervisor.send(GetStats).await.unwrap();
+    config.workers(16).save_by_rename(&path);
+    daemon.reloaded_to(1).await;
+    assert!(
+        daemon.pipeline.rounds.borrow().is_none(),
+        "the reload landed while round 1 still ran"
+    );
+    let round = daemon
+        .round("over the whole universe", |r| r.counts.tasks == 1023)
+        .await;
+    assert_eq!(round.counts.done(), round.counts.tasks);
+    assert_eq!(round.counts.failed, 0);
+    let stats = daemon.pipeline.supervisor.send(GetStats).await.unwrap();
     assert_eq!((stats.workers, stats.pools_started), (16, 2));
-    let snap = pipeline.aggregator.send(TakeSnapshot).await.unwrap();
+    let snap = daemon.pipeline.aggregator.send(TakeSnapshot).await.unwrap();
     assert_matches_server(&snap, &server, "2020-03-01", "2020-03-31");
+    daemon.shutdown().await;
+}
 
-    // 3. A broken file is rejected with its position; the old config stays.
-    save_by_rename(&path, "[fetch]\nworkers = 0\n");
-    let rejected = reload_matching(&mut reloads, "rejected", |s| s.last_error.is_some()).await;
+/// A broken file is rejected with its position; the config in force stays
+/// (same version, same pool) and rounds go on.
+#[actix_rt::test]
+async fn a_broken_file_is_rejected_with_its_position_and_the_old_config_keeps_running() {
+    let server = spawn_price_server(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let path = kraken_btc_in_march(&server, dir.path()).write(&dir.path().join("pricegrid.toml"));
+    let mut daemon = RunningDaemon::start(&path).await;
+    daemon.first_round().await;
+
+    // The text is the subject here: the error must point into it.
+    save_by_rename(
+        &path,
+        r#"[fetch]
+workers = 0
+"#,
+    );
+    let rejected = daemon.reload("rejected", |s| s.last_error.is_some()).await;
     let error = rejected.last_error.unwrap();
     assert!(
         error.contains("pricegrid.toml:2:1: fetch.workers"),
         "{error}"
     );
-    assert_eq!(rejected.version, 3);
-    let after = pipeline.producer.send(RunRound).await.unwrap();
+    assert_eq!(rejected.version, 0, "the config in force is the first");
+    let after = daemon.pipeline.producer.send(RunRound).await.unwrap();
     assert!(
-        after.is_ok()
-            || matches!(
-                &after,
-                Err(pricegrid::actors::producer::RoundError::Busy(_))
-            ),
+        after.is_ok() || matches!(&after, Err(RoundError::Busy(_))),
         "the daemon still runs rounds: {after:?}"
     );
     assert_eq!(
-        pipeline.supervisor.send(GetStats).await.unwrap().workers,
-        16
+        daemon
+            .pipeline
+            .supervisor
+            .send(GetStats)
+            .await
+            .unwrap()
+            .workers,
+        4
     );
-
-    ctl.shutdown();
-    run.await.unwrap().expect("clean shutdown");
+    daemon.shutdown().await;
 }
 
 #[actix_rt::test]
 async fn a_shutdown_mid_round_keeps_every_result_received() {
     let server = spawn_price_server(|o| o.latency = Duration::from_millis(20));
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pricegrid.toml");
-    let extra = "[universe]\nexchanges = \"all\"\nsymbols = \"all\"\nfrom = \"2020-03-01\"\nto = \"2020-03-31\"\n\n\
-                 [fetch]\nworkers = 4\ndrain_timeout = \"5s\"\n";
-    std::fs::write(
-        &path,
-        config_text(&server.url(), &dir.path().join("snap"), extra),
-    )
-    .unwrap();
-    let daemon = Daemon::start(&path).await.expect("daemon starts");
-    let aggregator = daemon.pipeline().aggregator.clone();
-    let ctl = daemon.controller();
-    let run = actix_rt::spawn(daemon.run());
+    let path = TestConfig::daemon(&server.url(), &dir.path().join("snap"))
+        .every_exchange()
+        .every_symbol()
+        .march()
+        .workers(4)
+        .drain_timeout(Duration::from_secs(5))
+        .write(&dir.path().join("pricegrid.toml"));
+    let daemon = RunningDaemon::start(&path).await;
 
-    let server_stats = server.stats.clone();
-    let progressed =
-        actix_rt::task::spawn_blocking(move || server_stats.wait_for_price_requests(100, LIMIT))
-            .await
-            .unwrap();
-    assert!(progressed, "the round made no progress");
-    let before = aggregator.send(TakeSnapshot).await.unwrap();
-    ctl.shutdown();
-    let report = run.await.unwrap().expect("clean shutdown");
+    assert!(
+        price_requests_reach(&server.stats, 100).await,
+        "the round made no progress"
+    );
+    let before = daemon.pipeline.aggregator.send(TakeSnapshot).await.unwrap();
+    let report = daemon.shutdown().await;
     assert_eq!(report.abandoned, 0);
     let last = Snapshot::load(&report.snapshot).expect("the final snapshot loads");
     assert!(last.counts.done() < 1023, "the round was cut short");
@@ -257,21 +263,21 @@ async fn a_shutdown_mid_round_keeps_every_result_received() {
 fn sigterm_during_a_slow_round_exits_0_with_a_final_snapshot() {
     let server = ServerThread::start(|o| o.latency = Duration::from_millis(20));
     let dir = tempfile::tempdir().unwrap();
-    let snapshots: PathBuf = dir.path().join("snap");
-    let path = dir.path().join("pricegrid.toml");
-    let extra = "[universe]\nexchanges = \"all\"\nsymbols = \"all\"\nfrom = \"2020-03-01\"\nto = \"2020-03-31\"\n\n[fetch]\nworkers = 4\n";
-    std::fs::write(&path, config_text(&server.url, &snapshots, extra)).unwrap();
+    let snapshots = dir.path().join("snap");
+    let path = TestConfig::daemon(&server.url, &snapshots)
+        .every_exchange()
+        .every_symbol()
+        .march()
+        .workers(4)
+        .write(&dir.path().join("pricegrid.toml"));
     let (mut child, mut lines) = spawn_daemon(&path);
     let mut log = read_until(&mut lines, "round 1 started", 1);
     assert!(
-        server.stats.wait_for_price_requests(60, LIMIT),
+        server.stats.wait_for_price_requests(60, WAIT_LIMIT),
         "the round did not progress"
     );
     signal(&child, "-TERM");
-    for line in lines {
-        log.push_str(&line.unwrap());
-        log.push('\n');
-    }
+    read_to_end(lines, &mut log);
     let exit = child.wait().unwrap();
     assert!(exit.success(), "exit {exit:?}\n{log}");
     assert!(
@@ -299,14 +305,13 @@ fn sigterm_during_a_slow_round_exits_0_with_a_final_snapshot() {
 fn a_second_signal_during_the_drain_forces_the_exit() {
     let server = ServerThread::start(|o| o.latency = Duration::from_secs(5));
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pricegrid.toml");
-    let extra = "[universe]\nexchanges = [\"kraken\"]\nsymbols = [\"btc\"]\nfrom = \"2020-03-01\"\nto = \"2020-03-04\"\n\n\
-                 [fetch]\nworkers = 4\ndrain_timeout = \"30s\"\n";
-    std::fs::write(
-        &path,
-        config_text(&server.url, &dir.path().join("snap"), extra),
-    )
-    .unwrap();
+    let path = TestConfig::daemon(&server.url, &dir.path().join("snap"))
+        .exchanges(["kraken"])
+        .symbols(["btc"])
+        .window("2020-03-01", "2020-03-04")
+        .workers(4)
+        .drain_timeout(Duration::from_secs(30))
+        .write(&dir.path().join("pricegrid.toml"));
     let started = std::time::Instant::now();
     let (mut child, mut lines) = spawn_daemon(&path);
     let mut log = read_until(&mut lines, "round 1 started", 1);
@@ -317,10 +322,7 @@ fn a_second_signal_during_the_drain_forces_the_exit() {
     // The deliberate pause is what makes the next one a second request.
     std::thread::sleep(Duration::from_millis(800));
     signal(&child, "-TERM");
-    for line in lines {
-        log.push_str(&line.unwrap());
-        log.push('\n');
-    }
+    read_to_end(lines, &mut log);
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(130), "{log}");
     assert!(log.contains("second signal"), "{log}");
@@ -336,30 +338,23 @@ fn a_second_signal_during_the_drain_forces_the_exit() {
 async fn a_reloaded_interval_reschedules_the_next_round() {
     let server = spawn_price_server(|_| {});
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pricegrid.toml");
-    let text = |interval: &str| {
-        config_text(
-            &server.url(),
-            &dir.path().join("snap"),
-            &format!(
-                "[universe]\nexchanges = [\"kraken\"]\nsymbols = [\"btc\"]\nlast_days = 2\n\n[schedule]\ninterval = \"{interval}\"\n"
-            ),
-        )
-    };
-    std::fs::write(&path, text("1h")).unwrap();
-    let daemon = Daemon::start(&path).await.expect("daemon starts");
-    let mut rounds = daemon.pipeline().rounds.clone();
-    let mut reloads = daemon.reloads();
-    let ctl = daemon.controller();
-    let run = actix_rt::spawn(daemon.run());
-    round_matching(&mut rounds, "1", |r| r.round == 1).await;
-    save_by_rename(&path, &text("200ms"));
-    reload_matching(&mut reloads, "to version 1", |s| s.version == 1).await;
+    let hourly = TestConfig::daemon(&server.url(), &dir.path().join("snap"))
+        .exchanges(["kraken"])
+        .symbols(["btc"])
+        .last_days(2)
+        .interval(Duration::from_secs(3600));
+    let path = hourly.write(&dir.path().join("pricegrid.toml"));
+    let mut daemon = RunningDaemon::start(&path).await;
+    daemon.first_round().await;
+
+    hourly
+        .interval(Duration::from_millis(200))
+        .save_by_rename(&path);
+    daemon.reloaded_to(1).await;
     // With the old interval the next round would be an hour away.
     let started = std::time::Instant::now();
-    let second = round_matching(&mut rounds, "2", |r| r.round >= 2).await;
+    let second = daemon.round("2", |r| r.round >= 2).await;
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(second.counts.tasks, 1, "only today's key is open");
-    ctl.shutdown();
-    run.await.unwrap().expect("clean shutdown");
+    daemon.shutdown().await;
 }

@@ -15,7 +15,7 @@ use pricegrid::actors::aggregator::TakeSnapshot;
 use pricegrid::actors::producer::RunRound;
 use pricegrid::actors::supervisor::{GetStats, SupervisorStats};
 use pricegrid::actors::Pipeline;
-use pricegrid::config::{Config, Selection};
+use pricegrid::config::Config;
 use pricegrid::fault_hooks::{self, PanicKind};
 use pricegrid::model::{Exchange, Symbol, TaskKey};
 use pricegrid::server::{Faults, PriceServer};
@@ -75,10 +75,11 @@ async fn a_faulty_server_loses_no_price() {
             seed: 7,
         };
     });
-    let mut config = march_config(&server, 32);
-    config.source.timeout = Duration::from_millis(400);
-    config.fetch.task_deadline = Duration::from_secs(2);
-    config.fetch.max_attempts = 12;
+    let config = march(&server, 32)
+        .timeout(Duration::from_millis(400))
+        .task_deadline(Duration::from_secs(2))
+        .max_attempts(12)
+        .build();
     let (snap, stats) = round(config, server.url()).await;
     assert_complete(&snap, &server);
     assert!(
@@ -102,8 +103,7 @@ async fn without_enough_attempts_failures_are_recorded_with_their_reason() {
             ..Faults::default()
         }
     });
-    let mut config = march_config(&server, 16);
-    config.fetch.max_attempts = 1;
+    let config = march(&server, 16).max_attempts(1).build();
     let (snap, _) = round(config, server.url()).await;
     let failed = snap.failed();
     assert!(failed.len() > 300, "{}", failed.len());
@@ -128,25 +128,14 @@ async fn a_server_killed_mid_round_and_restarted_loses_no_price() {
     let addr: std::net::SocketAddr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap())
         .parse()
         .unwrap();
-    let mut config = Config::default();
-    config.source.url = pricegrid::config::SourceUrl::Remote(url.clone());
-    config.universe.from = Some(pricegrid::config::Day(day("2020-03-01")));
-    config.universe.to = Some(pricegrid::config::Day(day("2020-03-31")));
-    config.universe.exchanges = Selection::List(
-        pricegrid::server::dataset::CLASSIC_EXCHANGES
-            .iter()
-            .map(|e| e.parse().unwrap())
-            .collect(),
-    );
-    config.universe.symbols = Selection::List(vec![
-        "btc".parse().unwrap(),
-        "eth".parse().unwrap(),
-        "ltc".parse().unwrap(),
-    ]);
-    config.fetch.workers = 8;
-    config.fetch.max_attempts = 40;
-    config.fetch.backoff_base = Duration::from_millis(50);
-    config.fetch.backoff_max = Duration::from_millis(500);
+    let config = TestConfig::fetching_from(&url)
+        .march()
+        .exchanges(pricegrid::server::dataset::CLASSIC_EXCHANGES)
+        .symbols(["btc", "eth", "ltc"])
+        .workers(8)
+        .max_attempts(40)
+        .backoff(Duration::from_millis(50), Duration::from_millis(500))
+        .build();
     let pipeline = Pipeline::start(arc(config), url);
     let run = pipeline.producer.send(RunRound);
     let run = actix_rt::spawn(run);
@@ -230,9 +219,10 @@ async fn all_workers_dying_at_once_replaces_the_pool() {
 async fn a_hung_fetch_is_requeued_and_its_late_answer_changes_nothing() {
     let _hooks = hooks().await;
     let server = spawn_price_server(|_| {});
-    let mut config = march_config(&server, 8);
-    config.source.timeout = Duration::from_millis(300);
-    config.fetch.task_deadline = Duration::from_millis(600);
+    let config = march(&server, 8)
+        .timeout(Duration::from_millis(300))
+        .task_deadline(Duration::from_millis(600))
+        .build();
     let hang = PanicKind::Hang(Duration::from_millis(1500));
     fault_hooks::panic_on((1..=3).map(|d| (key("okex", "eth", &format!("2020-03-{d:02}")), hang)));
     let (snap, stats) = round(config, server.url()).await;
@@ -241,11 +231,10 @@ async fn a_hung_fetch_is_requeued_and_its_late_answer_changes_nothing() {
 }
 
 #[actix_rt::test]
-async fn per_exchange_limits_hold_and_a_slow_exchange_does_not_stall_the_rest() {
+async fn max_in_flight_per_exchange_holds_and_a_slow_exchange_does_not_stall_the_rest() {
     let _hooks = hooks().await;
     let server = spawn_price_server(|o| o.latency = Duration::from_millis(20));
-    let mut config = march_config(&server, 32);
-    config.source.per_exchange.max_in_flight = Some(2);
+    let config = march(&server, 32).max_in_flight(2).build();
     let started = Instant::now();
     let (snap, _) = round(config, server.url()).await;
     assert_complete(&snap, &server);
@@ -260,11 +249,16 @@ async fn per_exchange_limits_hold_and_a_slow_exchange_does_not_stall_the_rest() 
         "{:?}",
         started.elapsed()
     );
+}
 
+#[actix_rt::test]
+async fn requests_per_second_per_exchange_paces_an_exchange() {
+    let _hooks = hooks().await;
     let server = spawn_price_server(|_| {});
-    let mut config = march_config(&server, 32);
-    config.universe.exchanges = Selection::List(vec!["kraken".parse().unwrap()]);
-    config.source.per_exchange.requests_per_second = Some(25.0);
+    let config = march(&server, 32)
+        .exchanges(["kraken"])
+        .requests_per_second(25.0)
+        .build();
     let started = Instant::now();
     let (snap, _) = round(config, server.url()).await;
     assert_eq!(answers(&snap.prices).len(), 93);
@@ -317,20 +311,15 @@ async fn a_hung_attempt_that_answers_late_changes_nothing() {
         .dataset
         .price_of(&hung.exchange, &hung.symbol, d)
         .expect("a price");
-    let mut config = Config::default();
-    config.source.url = pricegrid::config::SourceUrl::Remote(server.url());
-    config.universe.exchanges =
-        Selection::List(vec!["kraken".parse().unwrap(), "bitstamp".parse().unwrap()]);
-    config.universe.symbols = Selection::List(vec!["btc".parse().unwrap(), "eth".parse().unwrap()]);
-    config.universe.from = None;
-    config.universe.to = None;
-    config.universe.last_days = Some(3);
-    config.fetch.workers = 4;
-    config.fetch.backoff_base = Duration::from_millis(10);
-    config.fetch.backoff_max = Duration::from_millis(100);
-    config.source.timeout = Duration::from_millis(300);
-    config.fetch.task_deadline = Duration::from_millis(600);
-    config.check().unwrap();
+    let config = TestConfig::fetching_from(&server.url())
+        .exchanges(["kraken", "bitstamp"])
+        .symbols(["btc", "eth"])
+        .last_days(3)
+        .workers(4)
+        .quick_backoff()
+        .timeout(Duration::from_millis(300))
+        .task_deadline(Duration::from_millis(600))
+        .build();
     fault_hooks::panic_on([(hung.clone(), PanicKind::Hang(Duration::from_millis(2000)))]);
     let pipeline = Pipeline::start_with(
         arc(config),
@@ -405,13 +394,12 @@ async fn a_hung_attempt_that_answers_late_changes_nothing() {
 async fn healthy_tasks_never_fail_for_time_spent_queued() {
     let _hooks = hooks().await;
     let server = spawn_price_server(|_| {});
-    let mut config = march_config(&server, 2);
-    config.universe.exchanges =
-        Selection::List(vec!["kraken".parse().unwrap(), "bitstamp".parse().unwrap()]);
-    config.universe.symbols = Selection::List(vec!["btc".parse().unwrap()]);
-    config.source.timeout = Duration::from_millis(500);
-    config.fetch.task_deadline = Duration::from_secs(1);
-    config.check().unwrap();
+    let config = march(&server, 2)
+        .exchanges(["kraken", "bitstamp"])
+        .symbols(["btc"])
+        .timeout(Duration::from_millis(500))
+        .task_deadline(Duration::from_secs(1))
+        .build();
     // Both workers hang on the first key of each exchange for longer than
     // the deadline; every other task waits in the pool's queue all that time.
     let hang = PanicKind::Hang(Duration::from_millis(1500));

@@ -21,7 +21,7 @@ use pricegrid::actors::producer::RunRound;
 use pricegrid::actors::supervisor::GetStats;
 use pricegrid::actors::Pipeline;
 use pricegrid::commands::fetch::fetch_round;
-use pricegrid::config::{Config, Day, OhlcOrder, Selection, SourceUrl};
+use pricegrid::config::{Config, OhlcOrder};
 use pricegrid::model::{CellState, Flags, RoundSummary};
 use pricegrid::server::{Dataset, FaultKind, Faults, PriceServer};
 use pricegrid::source::Source;
@@ -45,16 +45,16 @@ fn reference_server() -> PriceServer {
 /// Every exchange and symbol the source has, `from..=to`, fetched from
 /// `server` with small backoffs.
 fn window_config(server: &PriceServer, from: NaiveDate, to: NaiveDate) -> Config {
-    let mut c = Config::default();
-    c.source.url = SourceUrl::Remote(server.url());
-    c.universe.exchanges = Selection::All;
-    c.universe.symbols = Selection::All;
-    c.universe.from = Some(Day(from));
-    c.universe.to = Some(Day(to));
-    c.fetch.backoff_base = Duration::from_millis(10);
-    c.fetch.backoff_max = Duration::from_millis(100);
-    c.check().expect("test config is valid");
-    c
+    whole_universe(server, from, to).build()
+}
+
+/// As `window_config`, to be changed further.
+fn whole_universe(server: &PriceServer, from: NaiveDate, to: NaiveDate) -> TestConfig {
+    TestConfig::fetching_from(&server.url())
+        .every_exchange()
+        .every_symbol()
+        .window(from, to)
+        .quick_backoff()
 }
 
 async fn run_round(pipeline: &Pipeline) -> RoundSummary {
@@ -179,8 +179,9 @@ async fn ohlc_reject_records_rejected_cells_that_are_never_retried() {
         })
         .expect("the reference data has out-of-order prices in 2014-2015");
     let to = from + chrono::Days::new(6);
-    let mut config = window_config(&server, from, to);
-    config.source.ohlc_order = OhlcOrder::Reject;
+    let config = whole_universe(&server, from, to)
+        .ohlc_order(OhlcOrder::Reject)
+        .build();
     let pipeline = Pipeline::start(arc(config), server.url());
 
     let first = run_round(&pipeline).await;
@@ -231,9 +232,9 @@ fn faulty() -> Faults {
 #[actix_rt::test]
 async fn a_faulty_server_still_gives_every_price_of_march_2020() {
     let server = spawn_price_server(|o| o.faults = faulty());
-    let mut config = march_config(&server, Config::default().fetch.workers);
-    config.fetch.backoff_base = Duration::from_millis(20);
-    config.fetch.backoff_max = Duration::from_millis(500);
+    let config = march(&server, Config::default().fetch.workers)
+        .backoff(Duration::from_millis(20), Duration::from_millis(500))
+        .build();
     assert_eq!(config.fetch.max_attempts, 10, "the default");
     assert_eq!(
         config.fetch.retry_for,
@@ -286,10 +287,7 @@ fn the_fetch_command_gets_every_price_of_march_2020_from_a_faulty_server() {
         .args(["fetch", "--source", server.url.as_str()])
         .args(["--from", "2020-03-01", "--to", "2020-03-31"])
         .arg("--config")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/config/pricegrid.toml"
-        ))
+        .arg(shipped_config())
         .arg("--output")
         .arg(&output)
         .output()
@@ -319,37 +317,18 @@ fn the_fetch_command_gets_every_price_of_march_2020_from_a_faulty_server() {
     );
 }
 
-/// A URL where nothing listens: a port bound and let go.
-fn dead_url() -> url::Url {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("http://127.0.0.1:{port}/").parse().unwrap()
-}
-
 fn dead_source_config(url: &url::Url, to: &str) -> Config {
-    let mut c = Config::default();
-    c.source.url = SourceUrl::Remote(url.clone());
-    c.source.timeout = Duration::from_secs(1);
-    c.universe.exchanges = Selection::List(
-        ["bitstamp", "kraken", "poloniex"]
-            .map(|n| n.parse().unwrap())
-            .to_vec(),
-    );
-    c.universe.symbols =
-        Selection::List(["btc", "eth", "ltc"].map(|n| n.parse().unwrap()).to_vec());
-    c.universe.from = Some(Day(day("2020-01-01")));
-    c.universe.to = Some(Day(day(to)));
-    c.fetch.workers = 4;
-    c.fetch.queue = Some(8);
-    c.fetch.backoff_base = Duration::from_millis(200);
-    c.fetch.backoff_max = Duration::from_secs(1);
-    c.fetch.retry_for = Duration::from_secs(1);
-    c.fetch.max_attempts = 3;
-    c.check().expect("test config is valid");
-    c
+    TestConfig::fetching_from(url)
+        .timeout(Duration::from_secs(1))
+        .exchanges(["bitstamp", "kraken", "poloniex"])
+        .symbols(["btc", "eth", "ltc"])
+        .window("2020-01-01", to)
+        .workers(4)
+        .queue(8)
+        .backoff(Duration::from_millis(200), Duration::from_secs(1))
+        .retry_for(Duration::from_secs(1))
+        .max_attempts(3)
+        .build()
 }
 
 /// Against a dead source every attempt fails at once, so every task the
@@ -360,7 +339,7 @@ fn dead_source_config(url: &url::Url, to: &str) -> Config {
 /// handed over), never the round's 3,294 tasks.
 #[actix_rt::test]
 async fn tasks_waiting_to_retry_count_against_the_window() {
-    let url = dead_url();
+    let url = nothing_listens();
     let config = dead_source_config(&url, "2020-12-31");
     let window = config.fetch.window();
     assert_eq!(window, 8);
@@ -414,7 +393,7 @@ async fn tasks_waiting_to_retry_count_against_the_window() {
 
 #[actix_rt::test]
 async fn a_round_against_a_dead_source_ends_with_every_task_failed_and_why() {
-    let url = dead_url();
+    let url = nothing_listens();
     let pipeline = Pipeline::start(arc(dead_source_config(&url, "2020-01-04")), url);
     let started = Instant::now();
     let c = run_round(&pipeline).await.counts;

@@ -8,7 +8,6 @@ use std::process::Command;
 
 use common::*;
 use pricegrid::commands::fetch::{fetch_round, FetchError};
-use pricegrid::config::{Day, Selection};
 use pricegrid::model::Exchange;
 use pricegrid::server::{Dataset, MissingStyle};
 use pricegrid::source::{OriginError, Source};
@@ -97,22 +96,18 @@ async fn the_classic_servers_real_prices_come_through_unchanged() {
 
 #[actix_rt::test]
 async fn a_source_down_at_start_is_a_clear_error() {
-    // Bind a port, then free it: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = spawn_price_server(|_| {});
-    let mut config = march_config(&server, 4);
-    let url: url::Url = format!("http://127.0.0.1:{port}/").parse().unwrap();
-    config.source.url = pricegrid::config::SourceUrl::Remote(url.clone());
-    let source = Source::remote(url);
-    match fetch_round(arc(config), &source, false).await {
+    let url = nothing_listens();
+    let config = TestConfig::fetching_from(&url)
+        .march()
+        .workers(4)
+        .quick_backoff()
+        .build();
+    let port = url.port().expect("a port").to_string();
+    match fetch_round(arc(config), &Source::remote(url), false).await {
         Err(e @ FetchError::Source(OriginError::Unreachable(_))) => {
             let text = e.to_string();
             assert!(
-                text.contains("unreachable") && text.contains(&port.to_string()),
+                text.contains("unreachable") && text.contains(&port),
                 "{text}"
             );
         }
@@ -123,24 +118,12 @@ async fn a_source_down_at_start_is_a_clear_error() {
 
 #[test]
 fn the_fetch_command_exits_non_zero_when_the_source_is_down() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let url = nothing_listens();
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
-        .args([
-            "fetch",
-            "--no-progress",
-            "--source",
-            &format!("http://127.0.0.1:{port}"),
-        ])
+        .args(["fetch", "--no-progress", "--source", url.as_str()])
         .arg("--config")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/config/pricegrid.toml"
-        ))
+        .arg(shipped_config())
         .arg("--output")
         .arg(dir.path().join("out.json"))
         .output()
@@ -158,17 +141,7 @@ fn the_fetch_command_exits_non_zero_when_the_source_is_down() {
 /// writes equals the server's data, and it prints one summary line.
 #[test]
 fn the_fetch_command_writes_the_servers_map() {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-    let server_thread = std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let server = spawn_price_server(|_| {});
-            tx.send((server.url(), server.dataset.clone())).unwrap();
-            let _ = actix_rt::task::spawn_blocking(move || stop_rx.recv()).await;
-            server.stop().await;
-        })
-    });
-    let (url, dataset) = rx.recv().unwrap();
+    let server = ServerThread::start(|_| {});
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("march.json");
     let out = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
@@ -182,18 +155,13 @@ fn the_fetch_command_writes_the_servers_map() {
             "--to",
             "2020-03-31",
         ])
-        .args(["--source", url.as_str()])
+        .args(["--source", server.url.as_str()])
         .arg("--config")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/config/pricegrid.toml"
-        ))
+        .arg(shipped_config())
         .arg("--output")
         .arg(&output)
         .output()
         .expect("the binary runs");
-    stop_tx.send(()).unwrap();
-    server_thread.join().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -204,7 +172,7 @@ fn the_fetch_command_writes_the_servers_map() {
     assert!(stdout.starts_with("tasks 1023 final "), "{stdout}");
     let snap = pricegrid::snapshot::Snapshot::load(&output).expect("a valid snapshot");
     assert_eq!(answers(&snap.prices).len(), 1023);
-    assert_answers_match(&snap.prices, &dataset);
+    assert_answers_match(&snap.prices, &server.dataset);
     assert_eq!(snap.counts.done(), 1023);
 }
 
@@ -213,10 +181,7 @@ fn the_fetch_command_writes_the_servers_map() {
 #[actix_rt::test]
 async fn an_independent_client_gets_the_same_map() {
     let server = spawn_price_server(|_| {});
-    let mut config = march_config(&server, 32);
-    config.universe.exchanges =
-        Selection::List(vec!["kraken".parse().unwrap(), "bitstamp".parse().unwrap()]);
-    config.universe.from = Some(Day(day("2020-03-01")));
+    let config = march(&server, 32).exchanges(["kraken", "bitstamp"]).build();
     let report = fetch_round(arc(config), &source_of(&server), false)
         .await
         .expect("round runs");
@@ -270,12 +235,12 @@ async fn an_independent_client_gets_the_same_map() {
 }
 
 /// Unknown names and unknown routes are 404, bad dates 400, each with a
-/// JSON error body and never a 500; listings are the dataset's names.
+/// JSON error body that says what is wrong, and never a 500.
 #[actix_rt::test]
 async fn the_server_answers_bad_requests_with_a_json_error() {
     let server = spawn_price_server(|_| {});
     let base = server.url();
-    let results = actix_rt::task::spawn_blocking(move || {
+    let errors = actix_rt::task::spawn_blocking(move || {
         let mut out = Vec::new();
         for path in [
             "price/nasdaq/btc/2020-03-01",
@@ -294,16 +259,10 @@ async fn the_server_answers_bad_requests_with_a_json_error() {
                 other => panic!("{path}: expected an error status, got {other:?}"),
             }
         }
-        let exchanges: Vec<String> = ureq::get(base.join("exchanges").unwrap().as_str())
-            .call()
-            .unwrap()
-            .into_json()
-            .unwrap();
-        (out, exchanges)
+        out
     })
     .await
     .unwrap();
-    let (errors, exchanges) = results;
     let codes: Vec<u16> = errors.iter().map(|(_, code, _)| *code).collect();
     assert_eq!(codes, [404, 404, 400, 400, 404, 404], "{errors:?}");
     for (path, _, body) in &errors {
@@ -318,6 +277,18 @@ async fn the_server_answers_bad_requests_with_a_json_error() {
     assert!(bad_date.contains("2020-13-01"), "{bad_date}");
     let no_route = errors[5].2["error"].as_str().unwrap_or("");
     assert!(no_route.contains("/exchanges"), "{no_route}");
+}
+
+/// The server lists the dataset's exchanges, each once, sorted.
+#[actix_rt::test]
+async fn the_server_lists_the_datasets_exchanges_sorted() {
+    let server = spawn_price_server(|_| {});
+    let url = server.url().join("exchanges").unwrap();
+    let exchanges: Vec<String> = actix_rt::task::spawn_blocking(move || {
+        ureq::get(url.as_str()).call().unwrap().into_json().unwrap()
+    })
+    .await
+    .unwrap();
     assert_eq!(exchanges.len(), 11);
     assert!(
         exchanges.windows(2).all(|w| w[0] < w[1]),

@@ -262,7 +262,12 @@ async fn the_reference_prices_load_from_the_repos_gzip_file() {
 fn a_config_can_ask_the_builtin_server_to_publish_with_a_delay() {
     let path = std::path::Path::new("publish.toml");
     let config = pricegrid::config::Config::parse(
-        "[source]\nurl = \"builtin\"\n\n[source.builtin]\npublish_delay = \"1h 30m\"\n",
+        r#"[source]
+url = "builtin"
+
+[source.builtin]
+publish_delay = "1h 30m"
+"#,
         path,
     )
     .expect("a valid config");
@@ -270,8 +275,13 @@ fn a_config_can_ask_the_builtin_server_to_publish_with_a_delay() {
         config.source.builtin.publish_delay,
         Some(Duration::from_secs(5400))
     );
-    let unset = pricegrid::config::Config::parse("[source]\nurl = \"builtin\"\n", path)
-        .expect("a valid config");
+    let unset = pricegrid::config::Config::parse(
+        r#"[source]
+url = "builtin"
+"#,
+        path,
+    )
+    .expect("a valid config");
     assert_eq!(unset.source.builtin.publish_delay, None);
     assert!(
         !unset.to_toml().contains("publish_delay"),

@@ -3,65 +3,55 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use pricegrid::actors::aggregator::{GetStore, RoundSummary, WriteSnapshot};
+use pricegrid::actors::aggregator::{GetStore, WriteSnapshot};
 use pricegrid::daemon::Daemon;
 use pricegrid::model::{CellState, Exchange, Ohlcv, Outcome, Symbol, TaskKey};
+use pricegrid::server::PriceServer;
 use pricegrid::snapshot::{self, Snapshot};
 use pricegrid::store::{Observation, Store};
-use tokio::sync::watch;
 
-const LIMIT: Duration = Duration::from_secs(60);
-const MARCH: &str = "[universe]\nexchanges = \"all\"\nsymbols = \"all\"\nfrom = \"2020-03-01\"\nto = \"2020-03-31\"\n\n";
-
-async fn round_matching(
-    rounds: &mut watch::Receiver<Option<RoundSummary>>,
-    pred: impl Fn(&RoundSummary) -> bool,
-) -> RoundSummary {
-    actix_rt::time::timeout(LIMIT, rounds.wait_for(|r| r.as_ref().is_some_and(&pred)))
-        .await
-        .expect("a matching round in time")
-        .expect("the producer is alive")
-        .expect("matched")
+/// A daemon's config over every exchange and symbol in March 2020 (1,023
+/// tasks), fetched from `url`, snapshots in `snapshots`.
+fn march_daemon(url: &url::Url, snapshots: &Path) -> TestConfig {
+    TestConfig::daemon(url, snapshots)
+        .every_exchange()
+        .every_symbol()
+        .march()
 }
 
 #[actix_rt::test]
 async fn a_restart_after_a_complete_round_fetches_no_settled_key() {
     let server = spawn_price_server(|_| {});
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pricegrid.toml");
-    let text = daemon_config(
-        &server.url(),
-        &dir.path().join("snap"),
-        &format!("{MARCH}[fetch]\nworkers = 8\n"),
-    );
-    std::fs::write(&path, text).unwrap();
+    let path = march_daemon(&server.url(), &dir.path().join("snap"))
+        .workers(8)
+        .write(&dir.path().join("pricegrid.toml"));
 
-    let daemon = Daemon::start(&path).await.expect("starts");
-    let mut rounds = daemon.pipeline().rounds.clone();
-    let ctl = daemon.controller();
-    let run = actix_rt::spawn(daemon.run());
-    let first = round_matching(&mut rounds, |r| r.round == 1).await;
-    assert_eq!(first.counts.done(), 1023);
-    ctl.shutdown();
-    run.await.unwrap().expect("clean shutdown");
+    let mut daemon = RunningDaemon::start(&path).await;
+    assert_eq!(daemon.first_round().await.counts.done(), 1023);
+    daemon.shutdown().await;
     let requests = server.stats.price_requests();
     assert_eq!(requests, 1023);
 
-    let daemon = Daemon::start(&path).await.expect("restarts");
-    let store = daemon.pipeline().aggregator.send(GetStore).await.unwrap();
+    let restarted = Daemon::start(&path).await.expect("restarts");
+    let store = restarted
+        .pipeline()
+        .aggregator
+        .send(GetStore)
+        .await
+        .unwrap();
     assert_eq!(
         store.price_count() + store.count(CellState::NoPrice),
         1023,
         "resumed with the whole map"
     );
-    let mut rounds = daemon.pipeline().rounds.clone();
-    let ctl = daemon.controller();
-    let run = actix_rt::spawn(daemon.run());
-    let next = round_matching(&mut rounds, |r| r.round == 2).await;
+    let mut daemon = RunningDaemon::run(restarted);
+    let next = daemon.round("2", |r| r.round == 2).await;
     assert_eq!(
         next.counts.tasks, 0,
         "rounds are numbered on and nothing is due"
@@ -71,8 +61,7 @@ async fn a_restart_after_a_complete_round_fetches_no_settled_key() {
         requests,
         "no request for a settled key"
     );
-    ctl.shutdown();
-    run.await.unwrap().expect("clean shutdown");
+    daemon.shutdown().await;
 }
 
 #[test]
@@ -80,17 +69,11 @@ fn sigkill_during_snapshot_writes_never_costs_the_newest_complete_snapshot() {
     let server = ServerThread::start(|o| o.latency = Duration::from_millis(4));
     let dir = tempfile::tempdir().unwrap();
     let snapshots = dir.path().join("snap");
-    let path = dir.path().join("pricegrid.toml");
-    let text = daemon_config(
-        &server.url,
-        &snapshots,
-        &format!("{MARCH}[fetch]\nworkers = 2\n"),
-    )
-    .replace(
-        "[snapshot]\ndir",
-        "[snapshot]\nevery = \"40ms\"\nkeep = 5\ndir",
-    );
-    std::fs::write(&path, text).unwrap();
+    let path = march_daemon(&server.url, &snapshots)
+        .workers(2)
+        .snapshot_every(Duration::from_millis(40))
+        .keep(5)
+        .write(&dir.path().join("pricegrid.toml"));
 
     let mut answers = 0;
     for kill in 1..=6 {
@@ -120,16 +103,25 @@ fn sigkill_during_snapshot_writes_never_costs_the_newest_complete_snapshot() {
         );
     }
     assert!(answers > 0);
+}
 
-    // A truncated newest file (a disk that lost the tail) is skipped, with
-    // a log line, and the daemon resumes from the one before.
-    let files = snapshot::list(&snapshots).unwrap();
-    let newest = files.last().unwrap();
+/// A truncated newest file (a disk that lost the tail) is skipped, with a
+/// log line, and the daemon resumes from the one before.
+#[test]
+fn a_truncated_newest_snapshot_is_skipped_and_the_daemon_resumes_from_the_one_before() {
+    let server = ServerThread::start(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let snapshots = dir.path().join("snap");
+    std::fs::create_dir(&snapshots).unwrap();
+    let complete = hand_made(&snapshots);
+    let newest = &snapshot::list(&snapshots).unwrap()[0];
     let bad = snapshots.join(snapshot::file_name(
         newest.time + chrono::Duration::hours(1),
     ));
-    let bytes = std::fs::read(&newest.path).unwrap();
+    let bytes = std::fs::read(&complete).unwrap();
     std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
+    let path = march_daemon(&server.url, &snapshots).write(&dir.path().join("pricegrid.toml"));
+
     let (mut child, mut lines) = spawn_daemon(&path);
     let log = read_until(&mut lines, "resuming from", 1);
     signal(&child, "-TERM");
@@ -139,10 +131,10 @@ fn sigkill_during_snapshot_writes_never_costs_the_newest_complete_snapshot() {
         log.contains("skipping snapshot") && log.contains(&bad_name),
         "{log}"
     );
-    assert!(
-        !log.lines().last().unwrap_or("").contains(&bad_name),
-        "{log}"
-    );
+    let resumed = log.lines().last().unwrap_or("");
+    assert!(!resumed.contains(&bad_name), "{log}");
+    let complete_name = complete.file_name().unwrap().to_string_lossy();
+    assert!(resumed.contains(&*complete_name), "{log}");
 }
 
 /// A small hand-made snapshot: btc on 2020-03-13 at three exchanges with
@@ -187,27 +179,44 @@ fn pricegrid(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-#[actix_rt::test]
-async fn query_outputs_equal_the_snapshot_and_csv_parses_back() {
-    let server = spawn_price_server(|_| {});
+/// Runs one round of `config` as the `fetch` command would and writes its
+/// snapshot into `dir`; returns it.
+async fn fetched_snapshot_in(config: TestConfig, server: &PriceServer, dir: &Path) -> Snapshot {
     let report = pricegrid::commands::fetch::fetch_round(
-        arc(march_config(&server, 16)),
+        arc(config.build()),
         &pricegrid::source::Source::remote(server.url()),
         false,
     )
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
     report
         .snapshot
-        .write_atomic(
-            &dir.path()
-                .join(snapshot::file_name(report.snapshot.created)),
-        )
+        .write_atomic(&dir.join(snapshot::file_name(report.snapshot.created)))
         .unwrap();
-    let d = dir.path().to_str().unwrap();
+    report.snapshot
+}
 
-    let (code, csv_text, err) = pricegrid(&["query", "--dir", d, "--format", "csv"]);
+/// Kraken and okex, every symbol, 2020-03-09..=13 (30 keys): enough for a
+/// query's exchange, symbol and day filters each to leave keys out.
+fn kraken_and_okex_mid_march(server: &PriceServer) -> TestConfig {
+    TestConfig::fetching_from(&server.url())
+        .exchanges(["kraken", "okex"])
+        .every_symbol()
+        .window("2020-03-09", "2020-03-13")
+        .quick_backoff()
+}
+
+fn dir_arg(dir: &tempfile::TempDir) -> &str {
+    dir.path().to_str().unwrap()
+}
+
+#[actix_rt::test]
+async fn query_as_csv_lists_every_key_once_as_the_snapshot_holds_it() {
+    let server = spawn_price_server(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let snap = fetched_snapshot_in(march(&server, 16), &server, dir.path()).await;
+
+    let (code, csv_text, err) = pricegrid(&["query", "--dir", dir_arg(&dir), "--format", "csv"]);
     assert_eq!(code, 0, "{err}");
     let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
     let mut n = 0;
@@ -216,8 +225,7 @@ async fn query_outputs_equal_the_snapshot_and_csv_parses_back() {
         let e = Exchange::new(&rec[0]).unwrap();
         let s = Symbol::new(&rec[1]).unwrap();
         let d = day(&rec[2]);
-        let want = report
-            .snapshot
+        let want = snap
             .prices
             .answer(&e, &s, d)
             .expect("a key of the snapshot");
@@ -236,11 +244,18 @@ async fn query_outputs_equal_the_snapshot_and_csv_parses_back() {
         n += 1;
     }
     assert_eq!(n, 1023, "every key once");
+}
+
+#[actix_rt::test]
+async fn query_as_json_gives_only_the_asked_keys_and_field() {
+    let server = spawn_price_server(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let snap = fetched_snapshot_in(kraken_and_okex_mid_march(&server), &server, dir.path()).await;
 
     let (code, json, err) = pricegrid(&[
         "query",
         "--dir",
-        d,
+        dir_arg(&dir),
         "--format",
         "json",
         "--exchange",
@@ -260,19 +275,25 @@ async fn query_outputs_equal_the_snapshot_and_csv_parses_back() {
     for r in rows {
         let e = Exchange::new(r["exchange"].as_str().unwrap()).unwrap();
         let s = Symbol::new(r["symbol"].as_str().unwrap()).unwrap();
-        let want = report
-            .snapshot
+        let want = snap
             .prices
             .answer(&e, &s, day(r["day"].as_str().unwrap()))
             .unwrap();
         assert_eq!(r["close"].as_f64(), want.map(|p| p.close));
         assert!(r.get("open").is_none(), "only the asked field");
     }
+}
+
+#[actix_rt::test]
+async fn query_as_a_table_prints_a_header_and_a_line_per_key() {
+    let server = spawn_price_server(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    fetched_snapshot_in(kraken_and_okex_mid_march(&server), &server, dir.path()).await;
 
     let (code, table, _) = pricegrid(&[
         "query",
         "--dir",
-        d,
+        dir_arg(&dir),
         "--format",
         "table",
         "--exchange",
@@ -284,24 +305,51 @@ async fn query_outputs_equal_the_snapshot_and_csv_parses_back() {
     ]);
     assert_eq!(code, 0);
     assert_eq!(table.lines().count(), 1 + 3, "{table}");
+}
 
-    let (code, _, err) = pricegrid(&["query", "--dir", d, "--at", "2001-01-01T00:00:00Z"]);
+#[test]
+fn query_at_a_time_before_every_snapshot_says_there_is_none_then() {
+    let dir = tempfile::tempdir().unwrap();
+    hand_made(dir.path());
+    let (code, _, err) = pricegrid(&[
+        "query",
+        "--dir",
+        dir_arg(&dir),
+        "--at",
+        "2001-01-01T00:00:00Z",
+    ]);
     assert_eq!(code, 1);
     assert!(
         err.contains("no snapshot") && err.contains("2001-01-01"),
         "{err}"
     );
-    let (code, _, err) = pricegrid(&["query", "--dir", d, "--from", "2020-03-40"]);
+}
+
+#[test]
+fn query_refuses_an_impossible_date_naming_the_option() {
+    let dir = tempfile::tempdir().unwrap();
+    hand_made(dir.path());
+    let (code, _, err) = pricegrid(&["query", "--dir", dir_arg(&dir), "--from", "2020-03-40"]);
     assert_ne!(code, 0);
     assert!(
         err.contains("--from") && err.contains("2020-03-40"),
         "{err}"
     );
-    let (code, _, err) = pricegrid(&["query", "--dir", d, "--exchange", "Kraken"]);
+}
+
+#[test]
+fn query_refuses_an_exchange_name_in_capitals() {
+    let dir = tempfile::tempdir().unwrap();
+    hand_made(dir.path());
+    let (code, _, err) = pricegrid(&["query", "--dir", dir_arg(&dir), "--exchange", "Kraken"]);
     assert_ne!(code, 0);
     assert!(err.contains("Kraken"), "{err}");
+}
+
+#[test]
+fn query_in_an_empty_directory_says_there_is_no_snapshot() {
     let empty = tempfile::tempdir().unwrap();
-    let (code, _, err) = pricegrid(&["query", "--dir", empty.path().to_str().unwrap()]);
+    let (code, _, err) = pricegrid(&["query", "--dir", dir_arg(&empty)]);
     assert_eq!(code, 1);
     assert!(err.contains("no snapshot in"), "{err}");
 }
@@ -383,65 +431,121 @@ fn snapshots_lists_each_file_with_its_counts() {
     assert!(table.contains("unreadable"), "{table}");
 }
 
-async fn get(client: &awc::Client, url: String) -> (u16, String) {
-    let mut resp = client
-        .get(&url)
-        .send()
+/// A running daemon whose first round (over `universe`) is done and
+/// written, the map it stored, and a client for its API.
+struct Api {
+    daemon: RunningDaemon,
+    base: String,
+    store: Store,
+    client: awc::Client,
+    _server: PriceServer,
+    _dir: tempfile::TempDir,
+}
+
+impl Api {
+    /// Starts a daemon on its own server, with the default 32 workers, and
+    /// waits for its first round and a snapshot of it.
+    async fn after_one_round(universe: impl FnOnce(TestConfig) -> TestConfig) -> Api {
+        let server = spawn_price_server(|_| {});
+        let dir = tempfile::tempdir().unwrap();
+        let config = TestConfig::daemon(&server.url(), &dir.path().join("snap"));
+        let path = universe(config).write(&dir.path().join("pricegrid.toml"));
+        let mut daemon = RunningDaemon::start(&path).await;
+        daemon.first_round().await;
+        // Queues behind the end-of-round write, so both are on disk after it.
+        let written = daemon
+            .pipeline
+            .aggregator
+            .send(WriteSnapshot)
+            .await
+            .unwrap()
+            .expect("snapshots are on");
+        assert!(written.is_ok());
+        let store = daemon.pipeline.aggregator.send(GetStore).await.unwrap();
+        Api {
+            base: daemon.api_url(),
+            daemon,
+            store,
+            client: awc::Client::default(),
+            _server: server,
+            _dir: dir,
+        }
+    }
+
+    /// After a round over every exchange and symbol in March 2020.
+    async fn after_march() -> Api {
+        Api::after_one_round(|c| c.every_exchange().every_symbol().march()).await
+    }
+
+    /// After a round over every exchange, btc and eth, 2020-03-01..=14
+    /// (308 keys): enough for a route's exchange, symbol and day filters
+    /// each to leave keys out.
+    async fn after_btc_and_eth_early_march() -> Api {
+        Api::after_one_round(|c| {
+            c.every_exchange()
+                .symbols(["btc", "eth"])
+                .window("2020-03-01", "2020-03-14")
+        })
         .await
-        .unwrap_or_else(|e| panic!("{url}: {e}"));
-    let body = resp.body().limit(16 << 20).await.unwrap();
-    (
-        resp.status().as_u16(),
-        String::from_utf8(body.to_vec()).unwrap(),
-    )
+    }
+
+    /// After a round of one task: for answers that do not depend on data.
+    async fn after_one_task() -> Api {
+        Api::after_one_round(|c| {
+            c.exchanges(["kraken"])
+                .symbols(["btc"])
+                .window("2020-03-01", "2020-03-01")
+        })
+        .await
+    }
+
+    /// GETs `route` (e.g. "/v1/status"): the status code and the body.
+    async fn get(&self, route: &str) -> (u16, String) {
+        let url = format!("{}{route}", self.base);
+        let mut resp = self
+            .client
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let body = resp.body().limit(16 << 20).await.unwrap();
+        (
+            resp.status().as_u16(),
+            String::from_utf8(body.to_vec()).unwrap(),
+        )
+    }
+
+    async fn stop(self) {
+        self.daemon.shutdown().await;
+    }
 }
 
 #[actix_rt::test]
-async fn every_api_route_answers_good_and_bad_parameters() {
-    let server = spawn_price_server(|_| {});
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pricegrid.toml");
-    std::fs::write(
-        &path,
-        daemon_config(&server.url(), &dir.path().join("snap"), MARCH),
-    )
-    .unwrap();
-    let daemon = Daemon::start(&path).await.expect("starts");
-    let api = format!("http://{}", daemon.api_addr().expect("the API is on"));
-    let mut rounds = daemon.pipeline().rounds.clone();
-    let aggregator = daemon.pipeline().aggregator.clone();
-    let ctl = daemon.controller();
-    let run = actix_rt::spawn(daemon.run());
-    round_matching(&mut rounds, |r| r.round == 1).await;
-    // Queues behind the end-of-round write, so both are on disk after it.
-    let written = aggregator
-        .send(WriteSnapshot)
-        .await
-        .unwrap()
-        .expect("snapshots are on");
-    assert!(written.is_ok());
-    let store = aggregator.send(GetStore).await.unwrap();
-    let client = awc::Client::default();
-
-    let (code, body) = get(&client, format!("{api}/v1/status")).await;
+async fn the_status_route_reports_the_round_the_workers_and_what_is_stored() {
+    let api = Api::after_march().await;
+    let (code, body) = api.get("/v1/status").await;
     assert_eq!(code, 200, "{body}");
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status["round"], 1);
     assert_eq!(status["counts"]["tasks"], 1023);
     assert_eq!(status["workers"], 32);
-    assert_eq!(status["stored"]["prices"], store.price_count());
+    assert_eq!(status["stored"]["prices"], api.store.price_count());
+    api.stop().await;
+}
 
-    let (code, body) = get(
-        &client,
-        format!("{api}/v1/prices?exchange=kraken,okex&symbol=btc&from=2020-03-10&to=2020-03-14"),
-    )
-    .await;
+#[actix_rt::test]
+async fn the_prices_route_gives_the_stored_closes_of_the_asked_keys() {
+    let api = Api::after_btc_and_eth_early_march().await;
+    let (code, body) = api
+        .get("/v1/prices?exchange=kraken,okex&symbol=btc&from=2020-03-10&to=2020-03-14")
+        .await;
     assert_eq!(code, 200, "{body}");
     let rows: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
     assert_eq!(rows.len(), 10);
     for r in &rows {
         let e = Exchange::new(r["exchange"].as_str().unwrap()).unwrap();
-        let want = store
+        let want = api
+            .store
             .answer(
                 &e,
                 &Symbol::new("btc").unwrap(),
@@ -450,23 +554,31 @@ async fn every_api_route_answers_good_and_bad_parameters() {
             .unwrap();
         assert_eq!(r["close"].as_f64(), want.map(|p| p.close));
     }
-    let (code, body) = get(
-        &client,
-        format!("{api}/v1/prices?symbol=eth&from=2020-03-01&to=2020-03-01&format=csv"),
-    )
-    .await;
+    api.stop().await;
+}
+
+#[actix_rt::test]
+async fn the_prices_route_as_csv_has_a_header_and_a_line_per_exchange() {
+    let api = Api::after_btc_and_eth_early_march().await;
+    let (code, body) = api
+        .get("/v1/prices?symbol=eth&from=2020-03-01&to=2020-03-01&format=csv")
+        .await;
     assert_eq!(code, 200);
     assert_eq!(body.lines().count(), 1 + 11, "{body}");
+    api.stop().await;
+}
 
-    let (code, body) = get(
-        &client,
-        format!("{api}/v1/aggregate?symbol=btc&from=2020-03-13&to=2020-03-13"),
-    )
-    .await;
+#[actix_rt::test]
+async fn the_aggregate_route_spans_the_stored_closes_across_exchanges() {
+    let api = Api::after_btc_and_eth_early_march().await;
+    let (code, body) = api
+        .get("/v1/aggregate?symbol=btc&from=2020-03-13&to=2020-03-13")
+        .await;
     assert_eq!(code, 200, "{body}");
     let across: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
     assert_eq!(across.len(), 1);
-    let closes: Vec<f64> = store
+    let closes: Vec<f64> = api
+        .store
         .iter()
         .filter_map(|(_, s, d, c)| match c.usable_price() {
             Some(p) if s.as_str() == "btc" && d == day("2020-03-13") => Some(p.close),
@@ -482,14 +594,24 @@ async fn every_api_route_answers_good_and_bad_parameters() {
         across[0]["max_close"].as_f64(),
         closes.iter().copied().reduce(f64::max)
     );
+    api.stop().await;
+}
 
-    let (code, body) = get(&client, format!("{api}/v1/snapshots")).await;
+#[actix_rt::test]
+async fn the_snapshots_route_lists_the_end_of_round_snapshot() {
+    let api = Api::after_one_task().await;
+    let (code, body) = api.get("/v1/snapshots").await;
     assert_eq!(code, 200, "{body}");
     let list: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
     assert!(!list.is_empty(), "the end-of-round snapshot is listed");
     assert_eq!(list[0]["header"]["round"], 1);
+    api.stop().await;
+}
 
-    let (code, body) = get(&client, format!("{api}/metrics")).await;
+#[actix_rt::test]
+async fn the_metrics_count_the_round_and_every_fetch() {
+    let api = Api::after_march().await;
+    let (code, body) = api.get("/metrics").await;
     assert_eq!(code, 200);
     assert!(body.contains("pricegrid_rounds_total 1"), "{body}");
     assert!(
@@ -500,8 +622,13 @@ async fn every_api_route_answers_good_and_bad_parameters() {
         body.contains("pricegrid_fetch_duration_seconds_count 1023"),
         "{body}"
     );
+    api.stop().await;
+}
 
-    for (url, parameter) in [
+#[actix_rt::test]
+async fn every_bad_parameter_is_a_400_that_names_it() {
+    let api = Api::after_one_task().await;
+    for (route, parameter) in [
         ("/v1/prices?from=2020-13-01", "from"),
         ("/v1/prices?to=soon", "to"),
         ("/v1/prices?exchange=KRAKEN", "exchange"),
@@ -514,16 +641,20 @@ async fn every_api_route_answers_good_and_bad_parameters() {
         ("/v1/status?verbose=1", "verbose"),
         ("/v1/snapshots?page=2", "page"),
     ] {
-        let (code, body) = get(&client, format!("{api}{url}")).await;
-        assert_eq!(code, 400, "{url}: {body}");
+        let (code, body) = api.get(route).await;
+        assert_eq!(code, 400, "{route}: {body}");
         let err: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(err["parameter"], parameter, "{url}: {body}");
+        assert_eq!(err["parameter"], parameter, "{route}: {body}");
         assert!(!err["error"].as_str().unwrap().is_empty());
     }
-    let (code, body) = get(&client, format!("{api}/v2/nothing")).await;
+    api.stop().await;
+}
+
+#[actix_rt::test]
+async fn an_unknown_route_is_a_404_that_points_to_the_routes() {
+    let api = Api::after_one_task().await;
+    let (code, body) = api.get("/v2/nothing").await;
     assert_eq!(code, 404);
     assert!(body.contains("/v1/status"), "{body}");
-
-    ctl.shutdown();
-    run.await.unwrap().expect("clean shutdown");
+    api.stop().await;
 }

@@ -1,14 +1,23 @@
 //! Helpers shared by the integration tests: a real price server on a
-//! loopback ephemeral port, and configs pointed at it.
+//! loopback ephemeral port, configs pointed at it (`config`), the daemon
+//! under test (`daemon`), and assertions on what a round stored.
 #![allow(dead_code)]
+
+mod config;
+mod daemon;
+
+// Each test file uses some of these, none uses all.
+#[allow(unused_imports)]
+pub use config::*;
+#[allow(unused_imports)]
+pub use daemon::*;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::NaiveDate;
-use pricegrid::config::{Config, Day, SourceUrl};
+use pricegrid::config::Config;
 use pricegrid::model::Ohlcv;
 use pricegrid::server::{self, Dataset, PriceServer, ServerOptions};
 use pricegrid::snapshot::Snapshot;
@@ -31,17 +40,14 @@ pub fn spawn_price_server(tweak: impl FnOnce(&mut ServerOptions)) -> PriceServer
 }
 
 /// A config fetching March 2020 (1,023 tasks on the classic universe) from
-/// `server` with `workers` fetchers.
+/// `server` with `workers` fetchers, validated; `march` to change it first.
 pub fn march_config(server: &PriceServer, workers: usize) -> Config {
-    let mut c = Config::default();
-    c.source.url = SourceUrl::Remote(server.url());
-    c.universe.from = Some(Day(day("2020-03-01")));
-    c.universe.to = Some(Day(day("2020-03-31")));
-    c.fetch.workers = workers;
-    c.fetch.backoff_base = Duration::from_millis(10);
-    c.fetch.backoff_max = Duration::from_millis(100);
-    c.check().expect("test config is valid");
-    c
+    march(server, workers).build()
+}
+
+/// The config file shipped in the repository (`config/pricegrid.toml`).
+pub fn shipped_config() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/pricegrid.toml")
 }
 
 /// The classic server's own prices, kept in the repo (see
@@ -148,69 +154,12 @@ impl Drop for ServerThread {
     }
 }
 
-/// A daemon config for tests: `url` as source, snapshots in `snapshots`,
-/// the API on an ephemeral port, then `extra` TOML.
-pub fn daemon_config(url: &url::Url, snapshots: &std::path::Path, extra: &str) -> String {
-    format!(
-        "[source]\nurl = \"{url}\"\n\n[snapshot]\ndir = \"{}\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n\n[log]\nprogress_every = \"1s\"\n\n{extra}",
-        snapshots.display()
-    )
-}
-
-/// The `pricegrid` binary's log lines (stderr).
-pub type LogLines = std::io::Lines<std::io::BufReader<std::process::ChildStderr>>;
-
-/// Starts `pricegrid run --config CONFIG` with its log piped. A watchdog
-/// kills it after a minute, so that a test waiting on its log fails
-/// instead of hanging.
-pub fn spawn_daemon(config: &std::path::Path) -> (std::process::Child, LogLines) {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
-        .arg("run")
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let pid = child.id().to_string();
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(60));
-        // Only if that pid is still a pricegrid (not a reused pid).
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains("pricegrid") {
-            let _ = Command::new("kill").args(["-KILL", &pid]).status();
-        }
-    });
-    let lines = std::io::BufReader::new(child.stderr.take().expect("piped")).lines();
-    (child, lines)
-}
-
-/// Reads log lines until `count` of them contain `needle`; returns what it
-/// read.
-pub fn read_until(lines: &mut LogLines, needle: &str, count: usize) -> String {
-    let mut seen = 0;
-    let mut log = String::new();
-    for line in lines.by_ref() {
-        let line = line.expect("utf-8 log");
-        log.push_str(&line);
-        log.push('\n');
-        if line.contains(needle) {
-            seen += 1;
-            if seen == count {
-                return log;
-            }
-        }
-    }
-    panic!("the log ended before {count} x {needle:?}:\n{log}");
-}
-
-/// Sends `signal` (e.g. "-TERM") to a child process.
-pub fn signal(child: &std::process::Child, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill {signal} failed");
+/// The URL of a loopback port nothing listens on (bound, then freed).
+pub fn nothing_listens() -> url::Url {
+    let port = std::net::TcpListener::bind(loopback())
+        .expect("a free port")
+        .local_addr()
+        .expect("its address")
+        .port();
+    format!("http://127.0.0.1:{port}/").parse().expect("a URL")
 }

@@ -1,0 +1,177 @@
+//! The daemon under test: in-process (`RunningDaemon`, awaiting its rounds
+//! and reloads on their watch channels) or as the `pricegrid` binary
+//! (`spawn_daemon`, reading its log).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use pricegrid::actors::aggregator::RoundSummary;
+use pricegrid::actors::Pipeline;
+use pricegrid::daemon::{Daemon, DaemonError, ReloadStatus, ShutdownReport};
+use tokio::sync::watch;
+
+/// How long a test waits for a round, a reload or a log line before it
+/// fails instead of hanging.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(60);
+
+/// A daemon started from a config file, running on this actix system.
+pub struct RunningDaemon {
+    pub pipeline: Pipeline,
+    /// Where its API listens, if it is on.
+    pub api: Option<SocketAddr>,
+    rounds: watch::Receiver<Option<RoundSummary>>,
+    reloads: watch::Receiver<ReloadStatus>,
+    controller: pricegrid::daemon::Controller,
+    run: actix_rt::task::JoinHandle<Result<ShutdownReport, DaemonError>>,
+}
+
+impl RunningDaemon {
+    /// Starts a daemon on the config at `path` and runs it.
+    pub async fn start(path: &Path) -> RunningDaemon {
+        let daemon = Daemon::start(path).await.expect("the daemon starts");
+        RunningDaemon::run(daemon)
+    }
+
+    /// Runs a daemon already started (a test may look at it first).
+    pub fn run(daemon: Daemon) -> RunningDaemon {
+        RunningDaemon {
+            pipeline: daemon.pipeline().clone(),
+            api: daemon.api_addr(),
+            rounds: daemon.pipeline().rounds.clone(),
+            reloads: daemon.reloads(),
+            controller: daemon.controller(),
+            run: actix_rt::spawn(daemon.run()),
+        }
+    }
+
+    /// The API's base URL, such as `http://127.0.0.1:40123`.
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.api.expect("the API is on"))
+    }
+
+    /// Waits for a finished round that satisfies `pred` (`what` names it
+    /// in the failure).
+    pub async fn round(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&RoundSummary) -> bool,
+    ) -> RoundSummary {
+        round_matching(&mut self.rounds, what, pred).await
+    }
+
+    /// Waits for round 1 to finish.
+    pub async fn first_round(&mut self) -> RoundSummary {
+        self.round("1", |r| r.round == 1).await
+    }
+
+    /// Waits for a reload status that satisfies `pred`.
+    pub async fn reload(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&ReloadStatus) -> bool,
+    ) -> ReloadStatus {
+        let status = actix_rt::time::timeout(WAIT_LIMIT, self.reloads.wait_for(pred))
+            .await
+            .unwrap_or_else(|_| panic!("no reload {what} within {WAIT_LIMIT:?}"))
+            .expect("the daemon is alive");
+        status.clone()
+    }
+
+    /// Waits until the config in force is version `version`.
+    pub async fn reloaded_to(&mut self, version: u64) -> ReloadStatus {
+        self.reload(&format!("to version {version}"), |s| s.version == version)
+            .await
+    }
+
+    /// Shuts down gracefully, as SIGTERM does; the shutdown must be clean.
+    pub async fn shutdown(self) -> ShutdownReport {
+        self.controller.shutdown();
+        self.run
+            .await
+            .expect("the daemon's task ends")
+            .expect("clean shutdown")
+    }
+}
+
+/// Waits on `rounds` for a finished round that satisfies `pred`.
+pub async fn round_matching(
+    rounds: &mut watch::Receiver<Option<RoundSummary>>,
+    what: &str,
+    pred: impl Fn(&RoundSummary) -> bool,
+) -> RoundSummary {
+    let got = actix_rt::time::timeout(
+        WAIT_LIMIT,
+        rounds.wait_for(|r| r.as_ref().is_some_and(&pred)),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no round {what} within {WAIT_LIMIT:?}"))
+    .expect("the producer is alive");
+    got.expect("matched a round")
+}
+
+/// The `pricegrid` binary's log lines (stderr).
+pub type LogLines = std::io::Lines<std::io::BufReader<std::process::ChildStderr>>;
+
+/// Starts `pricegrid run --config CONFIG` with its log piped. A watchdog
+/// kills it after a minute, so that a test waiting on its log fails
+/// instead of hanging.
+pub fn spawn_daemon(config: &Path) -> (std::process::Child, LogLines) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(WAIT_LIMIT);
+        // Only if that pid is still a pricegrid (not a reused pid).
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains("pricegrid") {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+    });
+    let lines = std::io::BufReader::new(child.stderr.take().expect("piped")).lines();
+    (child, lines)
+}
+
+/// Reads log lines until `count` of them contain `needle`; returns what it
+/// read.
+pub fn read_until(lines: &mut LogLines, needle: &str, count: usize) -> String {
+    let mut seen = 0;
+    let mut log = String::new();
+    for line in lines.by_ref() {
+        let line = line.expect("utf-8 log");
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains(needle) {
+            seen += 1;
+            if seen == count {
+                return log;
+            }
+        }
+    }
+    panic!("the log ended before {count} x {needle:?}:\n{log}");
+}
+
+/// Reads the rest of the log, to its end (the process exits).
+pub fn read_to_end(lines: LogLines, log: &mut String) {
+    for line in lines {
+        log.push_str(&line.expect("utf-8 log"));
+        log.push('\n');
+    }
+}
+
+/// Sends `signal` (e.g. "-TERM") to a child process.
+pub fn signal(child: &std::process::Child, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {signal} failed");
+}
