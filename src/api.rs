@@ -53,6 +53,8 @@ pub struct ApiState {
     pub started: Instant,
     /// Where `POST /v1/reload` goes (none: not a daemon).
     pub reload: Option<ReloadRequests>,
+    /// Queries allowed to run at once (`api.max_concurrent_queries`).
+    pub queries: Arc<tokio::sync::Semaphore>,
 }
 
 /// A running API server.
@@ -88,17 +90,49 @@ impl ParamError {
     }
 }
 
+/// Rows in a page when `limit` is not given.
+pub const DEFAULT_LIMIT: usize = 10_000;
+/// Most rows in a page.
+pub const MAX_LIMIT: usize = 100_000;
+/// Longest query string answered; a longer one is a 400 naming it.
+pub const MAX_QUERY_BYTES: usize = 16 * 1024;
+
 /// The parameters `/v1/prices` and `/v1/aggregate` take.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Params {
     pub filter: Filter,
     pub field: Option<Field>,
     pub format: Option<Format>,
+    /// Rows in a page (1..=MAX_LIMIT).
+    pub limit: usize,
+    /// Where the page starts: the `next` of the page before.
+    pub after: Option<String>,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            filter: Filter::default(),
+            field: None,
+            format: None,
+            limit: DEFAULT_LIMIT,
+            after: None,
+        }
+    }
 }
 
 /// Parses a query string, accepting only `allowed` parameters. Lists are
 /// comma-separated (`exchange=kraken,bitstamp`) or repeated.
 pub fn parse_params(query: &str, allowed: &[&str]) -> Result<Params, ParamError> {
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(ParamError::new(
+            "query",
+            format!(
+                "the query string is {} bytes, more than {MAX_QUERY_BYTES}: ask for fewer names at a time",
+                query.len()
+            ),
+        ));
+    }
     let mut p = Params::default();
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         let key = key.as_ref();
@@ -116,16 +150,16 @@ pub fn parse_params(query: &str, allowed: &[&str]) -> Result<Params, ParamError>
         match key {
             "exchange" => {
                 for name in value.split(',').filter(|s| !s.is_empty()) {
-                    p.filter.exchanges.push(
+                    p.filter.exchanges.insert(
                         Exchange::new(name).map_err(|e| ParamError::new(key, e.to_string()))?,
                     );
                 }
             }
             "symbol" => {
                 for name in value.split(',').filter(|s| !s.is_empty()) {
-                    p.filter
-                        .symbols
-                        .push(Symbol::new(name).map_err(|e| ParamError::new(key, e.to_string()))?);
+                    p.filter.symbols.insert(
+                        Symbol::new(name).map_err(|e| ParamError::new(key, e.to_string()))?,
+                    );
                 }
             }
             "final_only" | "exclude_flagged" => {
@@ -145,6 +179,19 @@ pub fn parse_params(query: &str, allowed: &[&str]) -> Result<Params, ParamError>
                     p.filter.exclude_flagged = on;
                 }
             }
+            "limit" => {
+                p.limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ParamError::new(
+                            key,
+                            format!("{value:?} is not a row count from 1 to {MAX_LIMIT}"),
+                        )
+                    })?
+            }
+            "after" => p.after = Some(value.into_owned()),
             "from" => p.filter.from = Some(day(&value)?),
             "to" => p.filter.to = Some(day(&value)?),
             "field" => {
@@ -180,70 +227,123 @@ fn api_format(raw: &str) -> Result<Format, String> {
     }
 }
 
-fn rendered(text: String, format: Format) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(format.media_type())
-        .body(text)
-}
-
 fn unavailable(what: &str) -> HttpResponse {
     HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE)
         .json(serde_json::json!({ "error": format!("{what} is not running") }))
 }
 
+/// A page of an answer: its text, and where the next page starts.
+struct Page {
+    text: String,
+    next: Option<String>,
+}
+
 /// Parses `allowed` parameters, takes a frozen copy of the store, and
-/// renders the answer on a blocking thread.
+/// renders one page of the answer on a blocking thread. At most
+/// `api.max_concurrent_queries` run at once; the rest get a `503` with
+/// `Retry-After`.
 async fn from_store(
     state: web::Data<ApiState>,
     req: HttpRequest,
     allowed: &[&str],
-    render: impl FnOnce(&crate::store::Store, Params, Format) -> String + Send + 'static,
+    render: impl FnOnce(&crate::store::Store, Params, Format) -> Result<Page, ParamError>
+        + Send
+        + 'static,
 ) -> HttpResponse {
     let params = match parse_params(req.query_string(), allowed) {
         Ok(p) => p,
         Err(e) => return e.response(),
+    };
+    let Ok(_permit) = state.queries.clone().try_acquire_owned() else {
+        return HttpResponse::ServiceUnavailable()
+            .insert_header((actix_web::http::header::RETRY_AFTER, "1"))
+            .json(serde_json::json!({
+                "error": "too many queries at once (api.max_concurrent_queries); try again in a second"
+            }));
     };
     let Ok(store) = state.aggregator.send(GetStore).await else {
         return unavailable("the aggregator");
     };
     let format = params.format.unwrap_or(Format::Json);
     match web::block(move || render(&store, params, format)).await {
-        Ok(text) => rendered(text, format),
+        Ok(Ok(page)) => {
+            let mut resp = HttpResponse::Ok();
+            resp.content_type(format.media_type());
+            if let Some(next) = &page.next {
+                resp.insert_header(("X-Next-Cursor", next.as_str()));
+            }
+            resp.body(page.text)
+        }
+        Ok(Err(e)) => e.response(),
         Err(_) => unavailable("the query worker"),
     }
 }
 
+/// A page as JSON `{"rows": [...], "next": cursor | null}`, or as CSV (the
+/// cursor in the `X-Next-Cursor` header).
+fn paged(rows_text: String, next: Option<String>, format: Format) -> Page {
+    let text = match format {
+        Format::Json => {
+            let next = serde_json::to_string(&next).unwrap_or_else(|_| "null".into());
+            format!("{{\"rows\": {}, \"next\": {next}}}\n", rows_text.trim_end())
+        }
+        _ => rows_text,
+    };
+    Page { text, next }
+}
+
+const PAGED: [&str; 9] = [
+    "exchange",
+    "symbol",
+    "from",
+    "to",
+    "format",
+    "final_only",
+    "exclude_flagged",
+    "limit",
+    "after",
+];
+
 async fn prices(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
-    let allowed = [
-        "exchange",
-        "symbol",
-        "from",
-        "to",
-        "field",
-        "format",
-        "final_only",
-        "exclude_flagged",
-    ];
+    let mut allowed = PAGED.to_vec();
+    allowed.push("field");
     from_store(state, req, &allowed, |store, params, format| {
-        render::render_rows(&query::rows(store, &params.filter), params.field, format)
+        let after = match &params.after {
+            Some(raw) => Some(
+                raw.parse::<query::Cursor>()
+                    .map_err(|e| ParamError::new("after", e))?,
+            ),
+            None => None,
+        };
+        let (rows, next) = query::page(store, &params.filter, after.as_ref(), params.limit);
+        let text = render::render_rows(&rows, params.field, format);
+        Ok(paged(text, next.map(|c| c.to_string()), format))
     })
     .await
 }
 
 async fn aggregate(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
-    let allowed = [
-        "exchange",
-        "symbol",
-        "from",
-        "to",
-        "format",
-        "final_only",
-        "exclude_flagged",
-    ];
-    from_store(state, req, &allowed, |store, params, format| {
-        render::render_across(&query::across(&query::rows(store, &params.filter)), format)
+    from_store(state, req, &PAGED, |store, params, format| {
+        let after = match &params.after {
+            Some(raw) => Some(parse_group_cursor(raw).map_err(|e| ParamError::new("after", e))?),
+            None => None,
+        };
+        let (groups, next) =
+            query::across::across_page(store, &params.filter, after.as_ref(), params.limit);
+        let text = render::render_across(&groups, format);
+        Ok(paged(text, next.map(|(s, d)| format!("{s}/{d}")), format))
     })
     .await
+}
+
+/// `symbol/YYYY-MM-DD`, the cursor of `/v1/aggregate`.
+fn parse_group_cursor(raw: &str) -> Result<(Symbol, chrono::NaiveDate), String> {
+    let bad = || format!("{raw:?} is not a cursor symbol/YYYY-MM-DD (take the `next` of a page)");
+    let (s, d) = raw.split_once('/').ok_or_else(bad)?;
+    Ok((
+        Symbol::new(s).map_err(|_| bad())?,
+        d.parse::<Day>().map_err(|_| bad())?.0,
+    ))
 }
 
 async fn status(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {

@@ -540,9 +540,11 @@ async fn the_prices_route_gives_the_stored_closes_of_the_asked_keys() {
         .get("/v1/prices?exchange=kraken,okex&symbol=btc&from=2020-03-10&to=2020-03-14")
         .await;
     assert_eq!(code, 200, "{body}");
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(page["next"].is_null(), "one page holds it all: {body}");
+    let rows = page["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 10);
-    for r in &rows {
+    for r in rows {
         let e = Exchange::new(r["exchange"].as_str().unwrap()).unwrap();
         let want = api
             .store
@@ -575,7 +577,8 @@ async fn the_aggregate_route_spans_the_stored_closes_across_exchanges() {
         .get("/v1/aggregate?symbol=btc&from=2020-03-13&to=2020-03-13")
         .await;
     assert_eq!(code, 200, "{body}");
-    let across: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let across = page["rows"].as_array().unwrap();
     assert_eq!(across.len(), 1);
     let closes: Vec<f64> = api
         .store
@@ -635,7 +638,10 @@ async fn every_bad_parameter_is_a_400_that_names_it() {
         ("/v1/prices?field=price", "field"),
         ("/v1/prices?format=xml", "format"),
         ("/v1/prices?from=2020-03-05&to=2020-03-01", "to"),
-        ("/v1/prices?limit=5", "limit"),
+        ("/v1/prices?limit=0", "limit"),
+        ("/v1/prices?limit=100001", "limit"),
+        ("/v1/prices?after=kraken", "after"),
+        ("/v1/aggregate?after=btc/yesterday", "after"),
         ("/v1/aggregate?symbol=B!", "symbol"),
         ("/v1/aggregate?field=close", "field"),
         ("/v1/status?verbose=1", "verbose"),
@@ -647,6 +653,63 @@ async fn every_bad_parameter_is_a_400_that_names_it() {
         assert_eq!(err["parameter"], parameter, "{route}: {body}");
         assert!(!err["error"].as_str().unwrap().is_empty());
     }
+    api.stop().await;
+}
+
+#[actix_rt::test]
+async fn an_oversized_query_string_is_a_400_in_json() {
+    let api = Api::after_one_task().await;
+    let names = vec!["kraken"; 4000].join(",");
+    let (code, body) = api.get(&format!("/v1/prices?exchange={names}")).await;
+    assert_eq!(code, 400, "{body}");
+    let err: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(err["parameter"], "query", "{body}");
+    assert!(err["error"].as_str().unwrap().contains("bytes"), "{body}");
+    api.stop().await;
+}
+
+#[actix_rt::test]
+async fn prices_and_aggregates_page_through_everything_once() {
+    let api = Api::after_btc_and_eth_early_march().await;
+    let all = api.store.len();
+    let mut seen = Vec::new();
+    let mut route = "/v1/prices?limit=7".to_owned();
+    for _ in 0..1000 {
+        let (code, body) = api.get(&route).await;
+        assert_eq!(code, 200, "{body}");
+        let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let rows = page["rows"].as_array().unwrap();
+        assert!(rows.len() <= 7);
+        for r in rows {
+            seen.push(format!("{}/{}/{}", r["exchange"], r["symbol"], r["day"]));
+        }
+        match page["next"].as_str() {
+            Some(next) => route = format!("/v1/prices?limit=7&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), all, "every cell once");
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), all, "no cell twice");
+
+    let mut groups = 0;
+    let mut route = "/v1/aggregate?limit=3".to_owned();
+    for _ in 0..1000 {
+        let (code, body) = api.get(&route).await;
+        assert_eq!(code, 200, "{body}");
+        let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+        groups += page["rows"].as_array().unwrap().len();
+        match page["next"].as_str() {
+            Some(next) => route = format!("/v1/aggregate?limit=3&after={next}"),
+            None => break,
+        }
+    }
+    let (_, body) = api.get("/v1/aggregate?limit=100000").await;
+    let whole: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(groups, whole["rows"].as_array().unwrap().len());
+    assert!(groups > 3, "more than one page");
     api.stop().await;
 }
 

@@ -23,8 +23,8 @@ pub fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     };
     let snap = Snapshot::load(&path)?;
     let filter = Filter {
-        exchanges: args.exchange,
-        symbols: args.symbol,
+        exchanges: args.exchange.into_iter().collect(),
+        symbols: args.symbol.into_iter().collect(),
         from: args.from.map(|d| d.0),
         to: args.to.map(|d| d.0),
         final_only: args.final_only,

@@ -159,6 +159,7 @@ impl Config {
             validate::durations(self),
             validate::fetch_timing(&self.fetch, &self.source),
             validate::snapshot(&self.snapshot),
+            validate::api(&self.api),
         ]
         .concat()
     }

@@ -427,12 +427,16 @@ pub struct ApiConfig {
     pub enabled: bool,
     /// Address to listen on; port 0 picks a free one.
     pub listen: SocketAddr,
+    /// `/v1/prices` and `/v1/aggregate` queries that may run at once; the
+    /// rest get a `503` with `Retry-After`.
+    pub max_concurrent_queries: usize,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             enabled: true,
+            max_concurrent_queries: 4,
             listen: SocketAddr::from(([127, 0, 0, 1], 9180)),
         }
     }

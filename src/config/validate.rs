@@ -238,6 +238,21 @@ pub(super) fn fetch_timing(f: &FetchConfig, s: &SourceConfig) -> Vec<Finding> {
     out
 }
 
+/// `[api]`: at least one query at a time.
+pub(super) fn api(a: &super::schema::ApiConfig) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if !(1..=1024).contains(&a.max_concurrent_queries) {
+        out.push(Finding::at(
+            "api.max_concurrent_queries",
+            format!(
+                "{} is out of range: expected 1..=1024",
+                a.max_concurrent_queries
+            ),
+        ));
+    }
+    out
+}
+
 /// `[snapshot]`: somewhere to write, and at least one file kept.
 pub(super) fn snapshot(s: &SnapshotConfig) -> Vec<Finding> {
     let mut out = Vec::new();

@@ -369,6 +369,9 @@ fn start_api(
         snapshot_dir: snapshot_dir.subscribe(),
         started,
         reload: Some(reload),
+        queries: Arc::new(tokio::sync::Semaphore::new(
+            config.api.max_concurrent_queries,
+        )),
     };
     api::start(config.api.listen, state).map_err(|source| DaemonError::Api {
         listen: config.api.listen,

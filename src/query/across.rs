@@ -9,7 +9,8 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::model::{Exchange, Ohlcv, Symbol};
-use crate::query::Row;
+use crate::query::{Filter, Row};
+use crate::store::Store;
 
 /// Cross-exchange figures for one (symbol, day), over the exchanges that have
 /// a price. Only built by `across`, so `exchanges` is never 0.
@@ -54,6 +55,55 @@ pub fn across(rows: &[Row]) -> Vec<Across> {
         .into_iter()
         .filter_map(|((symbol, day), prices)| summarize(symbol, day, &prices))
         .collect()
+}
+
+/// A page of cross-exchange figures over the cells `filter` keeps, in
+/// (symbol, day) order, starting after `after`: at most `limit` of them, and
+/// where the next page starts if there is more. Works one symbol at a time,
+/// so its memory is one symbol's days x exchanges, not the store's.
+pub fn across_page(
+    store: &Store,
+    filter: &Filter,
+    after: Option<&(Symbol, NaiveDate)>,
+    limit: usize,
+) -> (Vec<Across>, Option<(Symbol, NaiveDate)>) {
+    let mut out = Vec::new();
+    let exchanges: Vec<&Exchange> = store
+        .exchanges()
+        .filter(|e| filter.exchanges.is_empty() || filter.exchanges.contains(*e))
+        .collect();
+    let symbols = store.symbols();
+    let symbols = symbols
+        .into_iter()
+        .filter(|s| filter.symbols.is_empty() || filter.symbols.contains(*s))
+        .filter(|s| after.is_none_or(|(a, _)| *s >= a));
+    for symbol in symbols {
+        let mut groups: BTreeMap<NaiveDate, BTreeMap<&Exchange, Ohlcv>> = BTreeMap::new();
+        for exchange in &exchanges {
+            for (day, cell) in store.cells_of(exchange, symbol) {
+                let past_cursor = after.is_none_or(|(s, d)| symbol > s || day > *d);
+                if !past_cursor
+                    || !filter.matches(exchange, symbol, day)
+                    || !filter.keeps(cell.state, cell.flags)
+                {
+                    continue;
+                }
+                if let Some(price) = cell.usable_price() {
+                    groups.entry(day).or_default().insert(exchange, price);
+                }
+            }
+        }
+        for (day, prices) in groups {
+            if out.len() == limit {
+                let next = out.last().map(|a: &Across| (a.symbol.clone(), a.day));
+                return (out, next);
+            }
+            if let Some(a) = summarize(symbol, day, &prices) {
+                out.push(a);
+            }
+        }
+    }
+    (out, None)
 }
 
 /// The figures for one group; `prices` iterates in exchange order, which is

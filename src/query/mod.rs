@@ -11,6 +11,7 @@ pub mod across;
 #[cfg(test)]
 pub(crate) mod fixtures;
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use chrono::NaiveDate;
@@ -36,13 +37,14 @@ pub struct Row {
     pub reason: Option<String>,
 }
 
-/// Which rows to keep. An empty vec means no filter on that dimension, so the
-/// default filter keeps everything. `from` and `to` are inclusive because
+/// Which rows to keep. An empty set means no filter on that dimension, so
+/// the default filter keeps everything. `from` and `to` are inclusive because
 /// people name the first and the last day they want, not the day after.
+/// Names are sets: a lookup costs a log, however many are asked for.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {
-    pub exchanges: Vec<Exchange>,
-    pub symbols: Vec<Symbol>,
+    pub exchanges: BTreeSet<Exchange>,
+    pub symbols: BTreeSet<Symbol>,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
     /// Leave out provisional cells (prices or "none" that may still change).
@@ -82,19 +84,83 @@ pub fn rows(store: &crate::store::Store, filter: &Filter) -> Vec<Row> {
     let mut out: Vec<Row> = store
         .iter()
         .filter(|(e, s, d, c)| filter.matches(e, s, *d) && filter.keeps(c.state, c.flags))
-        .map(|(e, s, day, c)| Row {
-            exchange: e.clone(),
-            symbol: s.clone(),
-            day,
-            state: c.state,
-            price: c.usable_price(),
-            flags: c.flags,
-            fetched_at: c.fetched_at,
-            reason: c.note.map(|n| n.reason),
-        })
+        .map(|(e, s, day, c)| row(e, s, day, c))
         .collect();
     out.sort_by(|a, b| (&a.exchange, a.day, &a.symbol).cmp(&(&b.exchange, b.day, &b.symbol)));
     out
+}
+
+/// Where a page ends: the last (exchange, symbol, day) it holds, written
+/// `exchange/symbol/YYYY-MM-DD`; the next page starts after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor(pub crate::model::TaskKey);
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "{raw:?} is not a cursor exchange/symbol/YYYY-MM-DD (take the `next` of a page)"
+            )
+        };
+        let mut parts = raw.split('/');
+        let (Some(e), Some(s), Some(d), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        Ok(Cursor(crate::model::TaskKey {
+            exchange: Exchange::new(e).map_err(|_| bad())?,
+            symbol: Symbol::new(s).map_err(|_| bad())?,
+            day: d.parse::<crate::model::Day>().map_err(|_| bad())?.0,
+        }))
+    }
+}
+
+/// A page of the cells `filter` keeps, in (exchange, symbol, day) order,
+/// starting after `after`: at most `limit` rows, and the cursor of the next
+/// page if there is more. Costs the page, not the store.
+pub fn page(
+    store: &crate::store::Store,
+    filter: &Filter,
+    after: Option<&Cursor>,
+    limit: usize,
+) -> (Vec<Row>, Option<Cursor>) {
+    let mut out = Vec::with_capacity(limit.min(4096));
+    let mut kept = store
+        .iter_after(after.map(|c| &c.0))
+        .filter(|(e, s, d, c)| filter.matches(e, s, *d) && filter.keeps(c.state, c.flags));
+    for (e, s, day, c) in kept.by_ref().take(limit) {
+        out.push(row(e, s, day, c));
+    }
+    let next = match (kept.next(), out.last()) {
+        (Some(_), Some(last)) => Some(Cursor(crate::model::TaskKey {
+            exchange: last.exchange.clone(),
+            symbol: last.symbol.clone(),
+            day: last.day,
+        })),
+        _ => None,
+    };
+    (out, next)
+}
+
+fn row(e: &Exchange, s: &Symbol, day: NaiveDate, c: crate::store::Cell) -> Row {
+    Row {
+        exchange: e.clone(),
+        symbol: s.clone(),
+        day,
+        state: c.state,
+        price: c.usable_price(),
+        flags: c.flags,
+        fetched_at: c.fetched_at,
+        reason: c.note.map(|n| n.reason),
+    }
 }
 
 /// One of the five numbers of an `Ohlcv`, chosen by name on the command line.
@@ -182,7 +248,7 @@ mod tests {
     #[test]
     fn a_filter_keeps_only_the_listed_exchanges() {
         let f = Filter {
-            exchanges: vec![ex("kraken"), ex("binance")],
+            exchanges: [ex("kraken"), ex("binance")].into_iter().collect(),
             ..Filter::default()
         };
         let d = day(2020, 3, 13);
@@ -194,7 +260,7 @@ mod tests {
     #[test]
     fn a_filter_keeps_only_the_listed_symbols() {
         let f = Filter {
-            symbols: vec![sym("btc")],
+            symbols: [sym("btc")].into_iter().collect(),
             ..Filter::default()
         };
         let d = day(2020, 3, 13);
@@ -237,8 +303,8 @@ mod tests {
     #[test]
     fn filter_dimensions_must_all_match() {
         let f = Filter {
-            exchanges: vec![ex("kraken")],
-            symbols: vec![sym("btc")],
+            exchanges: [ex("kraken")].into_iter().collect(),
+            symbols: [sym("btc")].into_iter().collect(),
             from: Some(day(2020, 1, 1)),
             to: Some(day(2020, 12, 31)),
             ..Filter::default()

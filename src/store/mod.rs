@@ -295,6 +295,54 @@ impl Store {
         })
     }
 
+    /// The held cells strictly after `after` in (exchange, symbol, day)
+    /// order (all of them for `None`), skipping straight to it: a page of a
+    /// large store costs the page, not what lies before it.
+    pub fn iter_after<'a>(
+        &'a self,
+        after: Option<&'a TaskKey>,
+    ) -> impl Iterator<Item = (&'a Exchange, &'a Symbol, NaiveDate, Cell)> + 'a {
+        use std::ops::Bound::{Included, Unbounded};
+        let exchanges = match after {
+            Some(k) => self.series.range((Included(&k.exchange), Unbounded)),
+            None => self.series.range::<Exchange, _>(..),
+        };
+        exchanges.flat_map(move |(e, by_symbol)| {
+            let at_cursor = after.filter(|k| &k.exchange == e);
+            let symbols = match at_cursor {
+                Some(k) => by_symbol.range((Included(&k.symbol), Unbounded)),
+                None => by_symbol.range::<Symbol, _>(..),
+            };
+            symbols.flat_map(move |(s, series)| {
+                let start = match at_cursor.filter(|k| &k.symbol == s) {
+                    Some(k) => series.first_after(k.day),
+                    None => 0,
+                };
+                (start..series.slots.len()).filter_map(move |i| {
+                    Some((e, s, series.day(i), series.cell(i, &self.sources)?))
+                })
+            })
+        })
+    }
+
+    /// Every symbol held, in order.
+    pub fn symbols(&self) -> std::collections::BTreeSet<&Symbol> {
+        self.series.values().flat_map(|m| m.keys()).collect()
+    }
+
+    /// The held cells of one (exchange, symbol), by day.
+    pub fn cells_of<'a>(
+        &'a self,
+        exchange: &Exchange,
+        symbol: &Symbol,
+    ) -> impl Iterator<Item = (NaiveDate, Cell)> + 'a {
+        let series = self.series.get(exchange).and_then(|m| m.get(symbol));
+        series.into_iter().flat_map(move |series| {
+            (0..series.slots.len())
+                .filter_map(move |i| Some((series.day(i), series.cell(i, &self.sources)?)))
+        })
+    }
+
     /// Cells in `state`.
     pub fn count(&self, state: CellState) -> usize {
         self.count_slots(|s| s.cell_state() == Some(state))

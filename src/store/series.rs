@@ -120,6 +120,15 @@ pub(super) struct Series {
 }
 
 impl Series {
+    /// The index of the first slot after `day` (`slots.len()` if none).
+    pub(super) fn first_after(&self, day: NaiveDate) -> usize {
+        let Some(first) = self.first else {
+            return self.slots.len();
+        };
+        let after = (day - first).num_days().saturating_add(1).max(0);
+        usize::try_from(after).map_or(self.slots.len(), |i| i.min(self.slots.len()))
+    }
+
     pub(super) fn index(&self, day: NaiveDate) -> Option<usize> {
         let offset = (day - self.first?).num_days();
         usize::try_from(offset)
