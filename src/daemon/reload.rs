@@ -42,6 +42,14 @@ impl Daemon {
                 }
             },
         };
+        if from_watcher && std::fs::read(&self.path).is_ok_and(|now| now != bytes) {
+            // Written again since the watcher read it: that newer content
+            // will come (a SIGHUP or the endpoint may have applied it already).
+            log::debug!(
+                "config file changed again since it settled; waiting for the newer content"
+            );
+            return self.current();
+        }
         let hash = content_hash(&bytes);
         if from_watcher && self.last_seen == Some(hash) {
             log::debug!("config file event, content unchanged");
