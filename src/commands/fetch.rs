@@ -77,13 +77,7 @@ pub fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
     }
     let c = report.summary.counts;
     let line = format!(
-        "tasks {} final {} provisional {} none {} failed {} rejected {} elapsed {:.2}s{}",
-        c.tasks,
-        c.finals,
-        c.provisional,
-        c.none,
-        c.failed,
-        c.rejected,
+        "{c} elapsed {:.2}s{}",
         report.summary.elapsed.as_secs_f64(),
         if to_stdout {
             String::new()

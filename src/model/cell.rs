@@ -234,6 +234,17 @@ pub struct Counts {
     pub rejected: u64,
 }
 
+impl fmt::Display for Counts {
+    /// `tasks 1023 final 992 provisional 0 none 31 failed 0 rejected 0`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "tasks {} final {} provisional {} none {} failed {} rejected {}",
+            self.tasks, self.finals, self.provisional, self.none, self.failed, self.rejected
+        )
+    }
+}
+
 impl Counts {
     /// Tasks with an outcome.
     pub fn done(&self) -> u64 {

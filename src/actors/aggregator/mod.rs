@@ -370,19 +370,13 @@ impl Handler<RoundFinished> for Aggregator {
         };
         let c = summary.counts;
         log::info!(
-            "round {} {}: {} tasks, {} final, {} provisional, {} none, {} failed, {} rejected in {:.2}s",
+            "round {} {}: {c} in {:.2}s",
             summary.round,
             if msg.aborted {
                 "aborted by shutdown"
             } else {
                 "finished"
             },
-            c.tasks,
-            c.finals,
-            c.provisional,
-            c.none,
-            c.failed,
-            c.rejected,
             summary.elapsed.as_secs_f64()
         );
         self.last = Some(summary);
