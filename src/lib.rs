@@ -5,7 +5,9 @@
 //! feeds them, with backpressure, through the `Supervisor` to a
 //! `SyncArbiter` pool of `Fetcher`s; each fetcher makes one HTTP request to
 //! the price source (awc) and sends a `PriceResult` to the `Aggregator`,
-//! which alone owns the exchange -> date -> symbol map and writes snapshots.
+//! which alone owns the exchange -> date -> symbol map and writes snapshots;
+//! `record` keeps that map durably (an embedded SQLite database: current
+//! values, their history round by round, and the rounds themselves).
 //! Questions about the prices (`query`) are answered from a snapshot or
 //! the live store alike and written out by `render`, for the command line
 //! (`cli` parses it, `commands` acts on it) and the HTTP API (`api`). The
@@ -27,6 +29,7 @@ pub mod lanes;
 pub mod metrics;
 pub mod model;
 pub mod query;
+pub mod record;
 pub mod render;
 pub mod server;
 pub mod shutdown;
