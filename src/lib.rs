@@ -7,7 +7,9 @@
 //! HTTP request to the price source (awc) and replies with what it
 //! produced; the Supervisor decides each task's outcome and sends one
 //! `PriceResult` to the `Aggregator`, which alone owns the exchange -> date
-//! -> symbol map of cells (`store`) and writes snapshots. The daemon
+//! -> symbol map of cells (`store`) and writes snapshots;
+//! `record` keeps that map durably (an embedded SQLite database: current
+//! values, their history round by round, and the rounds themselves). The daemon
 //! (`daemon`) reloads its config (`config`) whole, at a round boundary.
 //! Questions about the prices (`query`) are answered from a snapshot or
 //! the live store alike and written out by `render`, for the command line
@@ -33,6 +35,7 @@ pub(crate) mod lanes;
 pub mod metrics;
 pub mod model;
 pub(crate) mod query;
+pub mod record;
 pub(crate) mod render;
 pub mod server;
 pub(crate) mod shutdown;

@@ -408,6 +408,20 @@ impl Store {
             .collect()
     }
 
+    /// Puts `cell` in place for `key` exactly as given, replacing whatever
+    /// the key held and bypassing the rules of `apply`: for rebuilding a
+    /// store from a durable record (`record`), whose cells were decided
+    /// when they were first applied. The cell's source is named (interned)
+    /// here; its dispatch number is unknown and taken as 0, so any result
+    /// of a later round replaces it.
+    pub fn put(&mut self, key: &TaskKey, cell: &Cell) {
+        let source = cell
+            .source
+            .as_deref()
+            .map_or(0, |name| self.source_index(name));
+        self.restore(key, cell, source);
+    }
+
     /// Puts a loaded cell in place as it was (snapshot loading); `source`
     /// is its index into the sources named later by `set_loaded_sources`.
     fn restore(&mut self, key: &TaskKey, cell: &Cell, source: u16) {
