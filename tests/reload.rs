@@ -10,17 +10,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{day, read_until, signal, spawn_daemon, spawn_price_server};
-use pricegrid::actors::aggregator::{GetStatus, GetStore, RoundSummary};
-use pricegrid::actors::producer::RunRound;
-use pricegrid::actors::supervisor::GetStats;
-use pricegrid::config::{Config, Day, Selection, SourceUrl};
-use pricegrid::daemon::ReloadOutcome;
-use pricegrid::daemon::{Daemon, ReloadStatus};
-use pricegrid::model::{Exchange, Symbol};
-use pricegrid::server::ServerStats;
+use common::{
+    read_until, round_matching_within, save_by_rename, signal, spawn_daemon, spawn_price_server,
+    RunningDaemon, TestConfig,
+};
+use pricegrid::actors::aggregator::GetStatus;
+use pricegrid::daemon::{Daemon, ReloadOutcome};
+use pricegrid::server::{PriceServer, ServerStats, DEFAULT_SEED};
 use pricegrid::store::Store;
-use tokio::sync::watch;
+use tempfile::TempDir;
 
 /// Bound of any one wait in these tests.
 const LIMIT: Duration = Duration::from_secs(10);
@@ -32,61 +30,81 @@ async fn within<T>(limit: Duration, body: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("the test did not finish within {limit:?}"))
 }
 
-/// A daemon config: prices from `source`, the listed exchanges and symbols
-/// over `from..=to` (2020), `workers` fetchers, snapshots under `dir`, the
-/// API on an ephemeral loopback port, and rounds an hour apart, so that
-/// after the first one (which the daemon starts itself) rounds run when a
-/// test sends `RunRound`.
-fn config(
-    source: SourceUrl,
-    dir: &Path,
-    (exchanges, symbols): (&[&str], &[&str]),
-    (from, to): (&str, &str),
+/// A daemon config: kraken's btc over `2020-03-01..=to`, `workers`
+/// fetchers, prices from the built-in server (`source` for another),
+/// snapshots under `dir`, the API on an ephemeral loopback port, and rounds
+/// an hour apart, so that after the first one (which the daemon starts
+/// itself) rounds run when a test asks for one.
+fn kraken_btc(dir: &Path, to: &str, workers: usize) -> TestConfig {
+    TestConfig::new()
+        .timeout(Duration::from_secs(5))
+        .exchanges(["kraken"])
+        .symbols(["btc"])
+        .window("2020-03-01", to)
+        .workers(workers)
+        .quick_backoff()
+        .task_deadline(Duration::from_secs(6))
+        .drain_timeout(Duration::from_secs(2))
+        .interval(Duration::from_secs(3600))
+        .snapshots(&dir.join("snap"))
+        .api_on_loopback()
+}
+
+/// What a test reloads: a price server, a daemon fetching kraken's btc
+/// from it over `2020-03-01..=to`, and the daemon's config file
+/// (`pricegrid.toml` in a temporary dir).
+struct Fixture {
+    server: PriceServer,
+    dir: TempDir,
+    path: PathBuf,
+    to: &'static str,
+    daemon: RunningDaemon,
+}
+
+impl Fixture {
+    /// Starts a price server that answers each price request after
+    /// `latency`, and a daemon on it with `workers` fetchers; each wait on
+    /// the daemon is bounded by `LIMIT`.
+    async fn start(latency: Duration, to: &'static str, workers: usize) -> Fixture {
+        let server = spawn_price_server(|o| o.latency = latency);
+        let dir = tempfile::tempdir().unwrap();
+        let config = kraken_btc(dir.path(), to, workers).source(&server.url());
+        let path = config.save_by_rename(&dir.path().join("pricegrid.toml"));
+        let daemon = RunningDaemon::start(&path).await.waiting_at_most(LIMIT);
+        Fixture {
+            server,
+            dir,
+            path,
+            to,
+            daemon,
+        }
+    }
+
+    /// The daemon's config with `workers` fetchers instead, for an edit.
+    fn with_workers(&self, workers: usize) -> TestConfig {
+        kraken_btc(self.dir.path(), self.to, workers).source(&self.server.url())
+    }
+}
+
+/// Runs `scenario` on a new `Fixture` (see `Fixture::start`), then shuts
+/// its daemon down, which must be clean; all within 20 s.
+async fn scenario(
+    latency: Duration,
+    to: &'static str,
     workers: usize,
-) -> Config {
-    let mut c = Config::default();
-    c.source.url = source;
-    c.source.timeout = Duration::from_secs(5);
-    c.universe.exchanges = Selection::List(
-        exchanges
-            .iter()
-            .map(|e| Exchange::new(e).unwrap())
-            .collect(),
-    );
-    c.universe.symbols = Selection::List(symbols.iter().map(|s| Symbol::new(s).unwrap()).collect());
-    c.universe.from = Some(Day(day(from)));
-    c.universe.to = Some(Day(day(to)));
-    c.fetch.workers = workers;
-    c.fetch.backoff_base = Duration::from_millis(10);
-    c.fetch.backoff_max = Duration::from_millis(100);
-    c.fetch.task_deadline = Duration::from_secs(6);
-    c.fetch.drain_timeout = Duration::from_secs(2);
-    c.schedule.interval = Duration::from_secs(3600);
-    c.snapshot.dir = dir.join("snap");
-    c.api.listen = "127.0.0.1:0".parse().unwrap();
-    c.check().expect("the test config is valid");
-    c
-}
-
-fn remote(url: url::Url) -> SourceUrl {
-    SourceUrl::Remote(url)
-}
-
-/// Saves `text` whole, as an editor that writes a new file and renames it
-/// over the old one.
-fn save_by_rename(path: &Path, text: &str) {
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
+    scenario: impl AsyncFnOnce(&mut Fixture),
+) {
+    within(Duration::from_secs(20), async {
+        let mut fixture = Fixture::start(latency, to, workers).await;
+        scenario(&mut fixture).await;
+        fixture.daemon.shutdown().await;
+    })
+    .await
 }
 
 /// Saves `text` in place: the file is truncated, then written.
 fn save_in_place(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
-}
-
-fn save(path: &Path, c: &Config) {
-    save_by_rename(path, &c.to_toml());
 }
 
 /// Waits (off the actix thread) until `stats` has seen `n` price requests.
@@ -96,30 +114,6 @@ async fn price_requests_reach(stats: &Arc<ServerStats>, n: u64) {
         .await
         .unwrap();
     assert!(reached, "the server did not see {n} price requests");
-}
-
-async fn round_matching(
-    rounds: &mut watch::Receiver<Option<RoundSummary>>,
-    what: &str,
-    pred: impl Fn(&RoundSummary) -> bool,
-) -> RoundSummary {
-    let got = actix_rt::time::timeout(LIMIT, rounds.wait_for(|r| r.as_ref().is_some_and(&pred)))
-        .await
-        .unwrap_or_else(|_| panic!("no round {what} within {LIMIT:?}"))
-        .expect("the producer is alive");
-    got.expect("matched a round")
-}
-
-async fn reload_matching(
-    reloads: &mut watch::Receiver<ReloadStatus>,
-    what: &str,
-    pred: impl Fn(&ReloadStatus) -> bool,
-) -> ReloadStatus {
-    actix_rt::time::timeout(LIMIT, reloads.wait_for(pred))
-        .await
-        .unwrap_or_else(|_| panic!("no reload {what} within {LIMIT:?}"))
-        .expect("the daemon is alive")
-        .clone()
 }
 
 /// "exchange/symbol" of every cell that `round` recorded, with how many.
@@ -156,36 +150,16 @@ async fn http(method: &'static str, url: String) -> (u16, String) {
 
 #[actix_rt::test]
 async fn a_reload_during_a_round_applies_at_the_next_round() {
-    within(Duration::from_secs(20), async {
-        // 31 tasks, 2 workers, 100 ms each: round 1 takes about 1.6 s.
-        let server = spawn_price_server(|o| o.latency = Duration::from_millis(100));
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pricegrid.toml");
-        let old = config(
-            remote(server.url()),
-            dir.path(),
-            (&["kraken"], &["btc"]),
-            ("2020-03-01", "2020-03-31"),
-            2,
-        );
-        save(&path, &old);
-        let daemon = Daemon::start(&path).await.expect("daemon starts");
-        let pipeline = daemon.pipeline().clone();
-        let mut rounds = pipeline.rounds.clone();
-        let ctl = daemon.controller();
-        let run = actix_rt::spawn(daemon.run());
-
-        price_requests_reach(&server.stats, 4).await;
+    // 31 tasks, 2 workers, 100 ms each: round 1 takes about 1.6 s.
+    scenario(Duration::from_millis(100), "2020-03-31", 2, async |f| {
+        price_requests_reach(&f.server.stats, 4).await;
         // A universe that shares no key with the old one, and more workers.
-        let new = config(
-            remote(server.url()),
-            dir.path(),
-            (&["bitstamp", "coinbase-pro"], &["eth", "ltc"]),
-            ("2020-03-01", "2020-03-05"),
-            4,
-        );
-        save(&path, &new);
-        let outcome = ctl.reload_and_wait().await.expect("the daemon answers");
+        f.with_workers(4)
+            .exchanges(["bitstamp", "coinbase-pro"])
+            .symbols(["eth", "ltc"])
+            .window("2020-03-01", "2020-03-05")
+            .save_by_rename(&f.path);
+        let outcome = f.daemon.reload_and_wait().await;
         let ReloadOutcome::Applied { version, changed } = outcome else {
             panic!("the reload was rejected: {outcome:?}");
         };
@@ -196,28 +170,23 @@ async fn a_reload_during_a_round_applies_at_the_next_round() {
             "{changed:?}"
         );
         assert!(
-            rounds.borrow().is_none(),
+            f.daemon.pipeline.rounds.borrow().is_none(),
             "round 1 was over before the reload: the test did not reload mid-round"
         );
 
-        let first = round_matching(&mut rounds, "1", |r| r.round == 1).await;
+        let first = f.daemon.first_round().await;
         assert_eq!(first.config_version, 0, "round 1 started under version 0");
         assert_eq!(first.counts.tasks, 31, "the old universe's tasks");
         assert_eq!(first.counts.done(), 31);
         assert!(!first.aborted);
-        let store = pipeline.aggregator.send(GetStore).await.unwrap();
+        let store = f.daemon.store().await;
         assert_eq!(written_in(&store, 1), (pairs(&["kraken/btc"]), 31));
 
-        let second = pipeline
-            .producer
-            .send(RunRound)
-            .await
-            .unwrap()
-            .expect("round 2 runs");
+        let second = f.daemon.run_round().await.expect("round 2 runs");
         assert_eq!(second.config_version, 1);
         assert_eq!(second.counts.tasks, 2 * 2 * 5, "the new universe's tasks");
         assert_eq!(second.counts.done(), second.counts.tasks);
-        let store = pipeline.aggregator.send(GetStore).await.unwrap();
+        let store = f.daemon.store().await;
         assert_eq!(
             written_in(&store, 2),
             (
@@ -230,49 +199,31 @@ async fn a_reload_during_a_round_applies_at_the_next_round() {
                 20
             )
         );
-        assert_eq!(pipeline.supervisor.send(GetStats).await.unwrap().workers, 4);
-
-        ctl.shutdown();
-        run.await.unwrap().expect("clean shutdown");
+        assert_eq!(f.daemon.workers().await, 4);
     })
     .await
 }
 
 #[actix_rt::test]
 async fn a_source_change_during_a_round_loses_no_task() {
-    within(Duration::from_secs(20), async {
-        // Two servers with the same dataset: only their request counts tell
-        // which one was asked.
-        let a = spawn_price_server(|o| o.latency = Duration::from_millis(100));
-        let b = spawn_price_server(|o| o.latency = Duration::from_millis(20));
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pricegrid.toml");
-        let on = |server: &pricegrid::server::PriceServer| {
-            config(
-                remote(server.url()),
-                dir.path(),
-                (&["kraken"], &["btc"]),
-                ("2020-03-01", "2020-03-31"),
-                2,
-            )
-        };
-        save(&path, &on(&a));
-        let daemon = Daemon::start(&path).await.expect("daemon starts");
-        let pipeline = daemon.pipeline().clone();
-        let mut rounds = pipeline.rounds.clone();
-        let ctl = daemon.controller();
-        let run = actix_rt::spawn(daemon.run());
-
+    // Two servers with the same dataset: only their request counts tell
+    // which one was asked. The daemon starts on `a`.
+    let b = spawn_price_server(|o| o.latency = Duration::from_millis(20));
+    scenario(Duration::from_millis(100), "2020-03-31", 2, async |f| {
+        let a = &f.server;
         price_requests_reach(&a.stats, 4).await;
-        save(&path, &on(&b));
-        let outcome = ctl.reload_and_wait().await.expect("the daemon answers");
+        f.with_workers(2).source(&b.url()).save_by_rename(&f.path);
+        let outcome = f.daemon.reload_and_wait().await;
         assert!(
             matches!(&outcome, ReloadOutcome::Applied { version: 1, changed } if !changed.is_empty()),
             "{outcome:?}"
         );
-        assert!(rounds.borrow().is_none(), "round 1 was over before the reload");
+        assert!(
+            f.daemon.pipeline.rounds.borrow().is_none(),
+            "round 1 was over before the reload"
+        );
 
-        let first = round_matching(&mut rounds, "1", |r| r.round == 1).await;
+        let first = f.daemon.first_round().await;
         let c = first.counts;
         assert_eq!((c.tasks, c.done(), c.failed), (31, 31, 0), "{first:?}");
         assert_eq!(first.config_version, 0);
@@ -280,60 +231,34 @@ async fn a_source_change_during_a_round_loses_no_task() {
         let asked_a = a.stats.price_requests();
         assert_eq!(asked_a, 31, "one request per task, all to the old source");
 
-        let second = pipeline
-            .producer
-            .send(RunRound)
-            .await
-            .unwrap()
-            .expect("round 2 runs");
+        let second = f.daemon.run_round().await.expect("round 2 runs");
         let c = second.counts;
         // A new source identity makes every key due again.
         assert_eq!((c.tasks, c.done(), c.failed), (31, 31, 0), "{second:?}");
         assert_eq!(second.config_version, 1);
         assert_eq!(b.stats.price_requests(), 31);
         assert_eq!(a.stats.price_requests(), asked_a, "round 2 asked the old source");
-        let store = pipeline.aggregator.send(GetStore).await.unwrap();
+        let store = f.daemon.store().await;
         let b_id = b.url().to_string();
         for (e, s, d, cell) in store.iter() {
             assert_eq!(cell.source.as_deref(), Some(b_id.as_str()), "{e}/{s}/{d}");
             assert_eq!(cell.round, 2, "{e}/{s}/{d}");
         }
         assert_eq!(store.len(), 31);
-
-        ctl.shutdown();
-        run.await.unwrap().expect("clean shutdown");
     })
     .await
 }
 
 #[actix_rt::test]
 async fn post_reload_answers_the_outcome() {
-    within(Duration::from_secs(20), async {
-        let server = spawn_price_server(|_| {});
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pricegrid.toml");
-        let with_workers = |workers| {
-            config(
-                remote(server.url()),
-                dir.path(),
-                (&["kraken"], &["btc"]),
-                ("2020-03-01", "2020-03-05"),
-                workers,
-            )
-        };
-        save(&path, &with_workers(2));
-        let daemon = Daemon::start(&path).await.expect("daemon starts");
-        let pipeline = daemon.pipeline().clone();
-        let mut rounds = pipeline.rounds.clone();
-        let api = daemon.api_addr().expect("the API is on");
-        let ctl = daemon.controller();
-        let run = actix_rt::spawn(daemon.run());
-        round_matching(&mut rounds, "1", |r| r.round == 1).await;
-        let reload = format!("http://{api}/v1/reload");
+    scenario(Duration::ZERO, "2020-03-05", 2, async |f| {
+        f.daemon.first_round().await;
+        let api = f.daemon.api_url();
+        let reload = format!("{api}/v1/reload");
 
         // A good edit: 200 with the version and what changed.
-        let good = with_workers(3).to_toml();
-        save_by_rename(&path, &good);
+        let good = f.with_workers(3).toml(&f.path);
+        save_by_rename(&f.path, &good);
         let (status, body) = http("POST", reload.clone()).await;
         assert_eq!(status, 200, "{body}");
         let body: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -349,7 +274,7 @@ async fn post_reload_answers_the_outcome() {
             .position(|l| l == "workers = 0")
             .expect("the edit is in the file")
             + 1;
-        save_by_rename(&path, &broken);
+        save_by_rename(&f.path, &broken);
         let (status, body) = http("POST", reload).await;
         assert_eq!(status, 422, "{body}");
         let body: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -360,16 +285,11 @@ async fn post_reload_answers_the_outcome() {
         );
 
         // The daemon keeps version 1: a round runs under it, with 3 workers.
-        let after = pipeline
-            .producer
-            .send(RunRound)
-            .await
-            .unwrap()
-            .expect("a round still runs");
+        let after = f.daemon.run_round().await.expect("a round still runs");
         assert_eq!(after.config_version, 1);
-        assert_eq!(pipeline.supervisor.send(GetStats).await.unwrap().workers, 3);
+        assert_eq!(f.daemon.workers().await, 3);
 
-        let (status, metrics) = http("GET", format!("http://{api}/metrics")).await;
+        let (status, metrics) = http("GET", format!("{api}/metrics")).await;
         assert_eq!(status, 200);
         for expected in [
             "pricegrid_config_reloads_total{result=\"applied\"} 1\n",
@@ -391,59 +311,35 @@ async fn post_reload_answers_the_outcome() {
             (now - 60.0..=now).contains(&last_reload),
             "last reload at {last_reload}, now {now}"
         );
-
-        ctl.shutdown();
-        run.await.unwrap().expect("clean shutdown");
     })
     .await
 }
 
 #[actix_rt::test]
 async fn an_empty_config_file_is_refused_at_start_and_on_reload() {
-    within(Duration::from_secs(20), async {
-        let server = spawn_price_server(|_| {});
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pricegrid.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("pricegrid.toml");
+    std::fs::write(&empty, "").unwrap();
+    let error = Daemon::start(&empty)
+        .await
+        .err()
+        .expect("an empty file is refused at start");
+    assert!(error.to_string().contains("empty"), "{error}");
 
-        std::fs::write(&path, "").unwrap();
-        let error = Daemon::start(&path)
-            .await
-            .err()
-            .expect("an empty file is refused at start");
-        assert!(error.to_string().contains("empty"), "{error}");
-
-        let c = config(
-            remote(server.url()),
-            dir.path(),
-            (&["kraken"], &["btc"]),
-            ("2020-03-01", "2020-03-05"),
-            2,
-        );
-        save(&path, &c);
-        let daemon = Daemon::start(&path).await.expect("daemon starts");
-        let pipeline = daemon.pipeline().clone();
-        let mut rounds = pipeline.rounds.clone();
-        let mut reloads = daemon.reloads();
-        let ctl = daemon.controller();
-        let run = actix_rt::spawn(daemon.run());
-        round_matching(&mut rounds, "1", |r| r.round == 1).await;
+    scenario(Duration::ZERO, "2020-03-05", 2, async |f| {
+        f.daemon.first_round().await;
 
         // Truncated, as a `>` redirect leaves it before anything is written.
-        std::fs::File::create(&path).unwrap();
-        let status = reload_matching(&mut reloads, "rejected", |s| s.last_error.is_some()).await;
+        std::fs::File::create(&f.path).unwrap();
+        let status = f
+            .daemon
+            .reload("rejected", |s| s.last_error.is_some())
+            .await;
         let error = status.last_error.as_deref().unwrap();
         assert!(error.contains("config file is empty"), "{error}");
         assert_eq!((status.version, status.attempts), (0, 1));
-        let after = pipeline
-            .producer
-            .send(RunRound)
-            .await
-            .unwrap()
-            .expect("a round still runs");
+        let after = f.daemon.run_round().await.expect("a round still runs");
         assert_eq!(after.config_version, 0);
-
-        ctl.shutdown();
-        run.await.unwrap().expect("clean shutdown");
     })
     .await
 }
@@ -453,135 +349,87 @@ async fn an_empty_config_file_is_refused_at_start_and_on_reload() {
 /// no invalid content was applied, and the watcher, which waits for the
 /// file to settle, handed over few contents.
 async fn a_burst_of_writes_ends_with_the_last_valid_content(write: fn(&Path, &str)) {
-    let server = spawn_price_server(|_| {});
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pricegrid.toml");
-    let with_workers = |workers| {
-        config(
-            remote(server.url()),
-            dir.path(),
-            (&["kraken"], &["btc"]),
-            ("2020-03-01", "2020-03-02"),
-            workers,
-        )
-    };
-    save(&path, &with_workers(1));
-    let daemon = Daemon::start(&path).await.expect("daemon starts");
-    let pipeline = daemon.pipeline().clone();
-    let mut rounds = pipeline.rounds.clone();
-    let mut reloads = daemon.reloads();
-    let ctl = daemon.controller();
-    let run = actix_rt::spawn(daemon.run());
-    round_matching(&mut rounds, "1", |r| r.round == 1).await;
+    scenario(Duration::ZERO, "2020-03-02", 1, async |f| {
+        f.daemon.first_round().await;
 
-    let invalid = ["", "[fetch\nworkers = 3\n", "[fetch]\nworkers = 0\n"];
-    let mut valid = Vec::new();
-    for i in 0..50 {
-        if i % 2 == 1 {
-            let workers = 2 + i / 2;
-            valid.push(workers);
-            write(&path, &with_workers(workers).to_toml());
-        } else {
-            write(&path, invalid[(i / 2) % invalid.len()]);
-        }
-        // The pause between writes is the behaviour under test: shorter
-        // than the watcher's settling time.
-        actix_rt::time::sleep(Duration::from_millis(60)).await;
-        // What the pool runs with now: the first config or a valid write.
-        let workers = pipeline.supervisor.send(GetStats).await.unwrap().workers;
-        assert!(
-            workers == 1 || valid.contains(&workers),
-            "after write {i}, {workers} workers: no valid write had that"
-        );
-    }
-    let last = *valid.last().unwrap();
-
-    // Whatever the watcher hands over is applied at once (no round runs);
-    // a round after each accepted version shows the pool it set.
-    let deadline = Instant::now() + LIMIT;
-    let mut seen = Vec::new();
-    loop {
-        let status = reloads.borrow_and_update().clone();
-        if status.version > 0 {
-            let summary = pipeline
-                .producer
-                .send(RunRound)
-                .await
-                .unwrap()
-                .expect("a round runs");
-            let stats = pipeline.supervisor.send(GetStats).await.unwrap();
-            seen.push((status.clone(), summary.config_version, stats.workers));
-            assert!(
-                valid.contains(&stats.workers),
-                "a config no valid write had is in force: {seen:?}"
-            );
-            if stats.workers == last {
-                break;
+        let invalid = ["", "[fetch\nworkers = 3\n", "[fetch]\nworkers = 0\n"];
+        let mut valid = Vec::new();
+        for i in 0..50 {
+            if i % 2 == 1 {
+                let workers = 2 + i / 2;
+                valid.push(workers);
+                write(&f.path, &f.with_workers(workers).toml(&f.path));
+            } else {
+                write(&f.path, invalid[(i / 2) % invalid.len()]);
             }
+            // The pause between writes is the behaviour under test: shorter
+            // than the watcher's settling time.
+            actix_rt::time::sleep(Duration::from_millis(60)).await;
+            // What the pool runs with now: the first config or a valid write.
+            let workers = f.daemon.workers().await;
+            assert!(
+                workers == 1 || valid.contains(&workers),
+                "after write {i}, {workers} workers: no valid write had that"
+            );
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        actix_rt::time::timeout(left, reloads.changed())
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "the last write ({last} workers) was not in force within {LIMIT:?}: {seen:?}"
-                )
-            })
-            .expect("the daemon is alive");
-    }
-    let status = reloads.borrow().clone();
-    assert_eq!(status.last_error, None, "{seen:?}");
-    assert!(
-        status.attempts <= 5,
-        "the watcher handed over {} contents of 50 writes: {seen:?}",
-        status.attempts
-    );
+        let last = *valid.last().unwrap();
 
-    ctl.shutdown();
-    run.await.unwrap().expect("clean shutdown");
+        // Whatever the watcher hands over is applied at once (no round runs);
+        // a round after each accepted version shows the pool it set.
+        let deadline = Instant::now() + LIMIT;
+        let mut seen = Vec::new();
+        loop {
+            let status = f.daemon.reloads().borrow_and_update().clone();
+            if status.version > 0 {
+                let summary = f.daemon.run_round().await.expect("a round runs");
+                let workers = f.daemon.workers().await;
+                seen.push((status.clone(), summary.config_version, workers));
+                assert!(
+                    valid.contains(&workers),
+                    "a config no valid write had is in force: {seen:?}"
+                );
+                if workers == last {
+                    break;
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            actix_rt::time::timeout(left, f.daemon.reloads().changed())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "the last write ({last} workers) was not in force within {LIMIT:?}: {seen:?}"
+                    )
+                })
+                .expect("the daemon is alive");
+        }
+        let status = f.daemon.reloads().borrow().clone();
+        assert_eq!(status.last_error, None, "{seen:?}");
+        assert!(
+            status.attempts <= 5,
+            "the watcher handed over {} contents of 50 writes: {seen:?}",
+            status.attempts
+        );
+    })
+    .await
 }
 
 #[actix_rt::test]
 async fn the_last_valid_content_written_in_place_is_in_force_after_a_burst_of_writes() {
-    within(
-        Duration::from_secs(20),
-        a_burst_of_writes_ends_with_the_last_valid_content(save_in_place),
-    )
-    .await
+    a_burst_of_writes_ends_with_the_last_valid_content(save_in_place).await
 }
 
 #[actix_rt::test]
 async fn the_last_valid_content_saved_by_rename_is_in_force_after_a_burst_of_writes() {
-    within(
-        Duration::from_secs(20),
-        a_burst_of_writes_ends_with_the_last_valid_content(save_by_rename),
-    )
-    .await
+    a_burst_of_writes_ends_with_the_last_valid_content(save_by_rename).await
 }
 
 #[actix_rt::test]
 async fn touching_the_file_does_not_reload_again_and_again() {
-    within(Duration::from_secs(20), async {
-        let server = spawn_price_server(|_| {});
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pricegrid.toml");
-        let c = config(
-            remote(server.url()),
-            dir.path(),
-            (&["kraken"], &["btc"]),
-            ("2020-03-01", "2020-03-02"),
-            2,
-        );
-        save(&path, &c);
-        let daemon = Daemon::start(&path).await.expect("daemon starts");
-        let mut rounds = daemon.pipeline().rounds.clone();
-        let mut reloads = daemon.reloads();
-        let ctl = daemon.controller();
-        let run = actix_rt::spawn(daemon.run());
-        round_matching(&mut rounds, "1", |r| r.round == 1).await;
+    scenario(Duration::ZERO, "2020-03-02", 2, async |f| {
+        f.daemon.first_round().await;
 
         // Same bytes, new modification times, as `touch` leaves it.
-        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        let file = std::fs::File::options().write(true).open(&f.path).unwrap();
         for i in 1..=4 {
             file.set_modified(SystemTime::now() + Duration::from_secs(i))
                 .unwrap();
@@ -590,50 +438,29 @@ async fn touching_the_file_does_not_reload_again_and_again() {
         drop(file);
         // Long enough for the watcher to settle (2 x 200 ms) and hand over.
         let window = Duration::from_millis(1500);
-        let reloaded = actix_rt::time::timeout(window, reloads.wait_for(|s| s.attempts > 0))
-            .await
-            .map(|r| r.map(|s| s.clone()));
+        let reloaded =
+            actix_rt::time::timeout(window, f.daemon.reloads().wait_for(|s| s.attempts > 0))
+                .await
+                .map(|r| r.map(|s| s.clone()));
         assert!(
             reloaded.is_err(),
             "an unchanged content was reloaded: {reloaded:?}"
         );
-
-        ctl.shutdown();
-        run.await.unwrap().expect("clean shutdown");
     })
     .await
 }
 
 #[actix_rt::test]
 async fn a_reload_that_keeps_the_api_section_keeps_the_api_server() {
-    within(Duration::from_secs(20), async {
-        let server = spawn_price_server(|_| {});
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pricegrid.toml");
-        let with_workers = |workers| {
-            config(
-                remote(server.url()),
-                dir.path(),
-                (&["kraken"], &["btc"]),
-                ("2020-03-01", "2020-03-02"),
-                workers,
-            )
-        };
-        save(&path, &with_workers(2));
-        let daemon = Daemon::start(&path).await.expect("daemon starts");
-        let pipeline = daemon.pipeline().clone();
-        let mut rounds = pipeline.rounds.clone();
+    scenario(Duration::ZERO, "2020-03-02", 2, async |f| {
+        f.daemon.first_round().await;
         // Port 0 in the config: a restarted API would listen elsewhere.
-        let api = daemon.api_addr().expect("the API is on");
-        let ctl = daemon.controller();
-        let run = actix_rt::spawn(daemon.run());
-        round_matching(&mut rounds, "1", |r| r.round == 1).await;
-        let status_url = format!("http://{api}/v1/status");
+        let status_url = format!("{}/v1/status", f.daemon.api_url());
         let (code, body) = http("GET", status_url.clone()).await;
         assert_eq!(code, 200, "{body}");
 
-        save(&path, &with_workers(5));
-        let outcome = ctl.reload_and_wait().await.expect("the daemon answers");
+        f.with_workers(5).save_by_rename(&f.path);
+        let outcome = f.daemon.reload_and_wait().await;
         assert_eq!(
             outcome,
             ReloadOutcome::Applied {
@@ -641,12 +468,7 @@ async fn a_reload_that_keeps_the_api_section_keeps_the_api_server() {
                 changed: vec!["fetch (new pool)".into()]
             }
         );
-        let round = pipeline
-            .producer
-            .send(RunRound)
-            .await
-            .unwrap()
-            .expect("a round runs");
+        let round = f.daemon.run_round().await.expect("a round runs");
         assert_eq!(round.config_version, 1);
 
         let (code, body) = http("GET", status_url).await;
@@ -654,9 +476,6 @@ async fn a_reload_that_keeps_the_api_section_keeps_the_api_server() {
         let status: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(status["config_version"], 1, "{status}");
         assert_eq!(status["workers"], 5, "{status}");
-
-        ctl.shutdown();
-        run.await.unwrap().expect("clean shutdown");
     })
     .await
 }
@@ -668,22 +487,15 @@ async fn a_reload_that_keeps_the_api_section_keeps_the_api_server() {
 #[test]
 fn sigterm_during_a_reload_is_acted_on_within_a_second() {
     let dir = tempfile::tempdir().unwrap();
-    let path: PathBuf = dir.path().join("pricegrid.toml");
-    // 31 tasks, 1 worker, 200 ms each: round 1 takes about 6 s.
-    let mut c = config(
-        SourceUrl::Builtin,
-        dir.path(),
-        (&["kraken"], &["btc"]),
-        ("2020-03-01", "2020-03-31"),
-        1,
-    );
-    c.source.builtin.latency = Duration::from_millis(200);
-    save(&path, &c);
+    // The built-in server; 31 tasks, 1 worker, 200 ms each: round 1 takes
+    // about 6 s.
+    let config =
+        kraken_btc(dir.path(), "2020-03-31", 1).builtin_latency(Duration::from_millis(200));
+    let path = config.save_by_rename(&dir.path().join("pricegrid.toml"));
     let (mut child, mut lines) = spawn_daemon(&path);
     let mut log = read_until(&mut lines, "round 1 started", 1);
 
-    c.source.builtin.seed += 1;
-    save(&path, &c);
+    config.builtin_seed(DEFAULT_SEED + 1).save_by_rename(&path);
     signal(&child, "-HUP");
     // Once the daemon has taken the SIGHUP (a SIGTERM pending at the same
     // moment would win and no reload would run), SIGTERM right away.
@@ -721,27 +533,13 @@ fn sigterm_during_a_reload_is_acted_on_within_a_second() {
 async fn a_round_cut_short_by_shutdown_is_recorded_as_aborted() {
     within(Duration::from_secs(20), async {
         // 31 tasks, 1 worker, 100 ms each: about 3 s.
-        let server = spawn_price_server(|o| o.latency = Duration::from_millis(100));
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pricegrid.toml");
-        let c = config(
-            remote(server.url()),
-            dir.path(),
-            (&["kraken"], &["btc"]),
-            ("2020-03-01", "2020-03-31"),
-            1,
-        );
-        save(&path, &c);
-        let daemon = Daemon::start(&path).await.expect("daemon starts");
-        let pipeline = daemon.pipeline().clone();
-        let mut rounds = pipeline.rounds.clone();
-        let ctl = daemon.controller();
-        let run = actix_rt::spawn(daemon.run());
+        let f = Fixture::start(Duration::from_millis(100), "2020-03-31", 1).await;
+        let pipeline = f.daemon.pipeline.clone();
 
-        price_requests_reach(&server.stats, 3).await;
-        ctl.shutdown();
-        run.await.unwrap().expect("clean shutdown");
-        let last = round_matching(&mut rounds, "1", |r| r.round == 1).await;
+        price_requests_reach(&f.server.stats, 3).await;
+        f.daemon.shutdown().await;
+        let mut rounds = pipeline.rounds.clone();
+        let last = round_matching_within(&mut rounds, LIMIT, "1", |r| r.round == 1).await;
         assert!(last.aborted, "{last:?}");
         assert_eq!(last.counts.tasks, 31);
         assert!(last.counts.done() < last.counts.tasks, "{last:?}");

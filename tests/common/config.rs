@@ -89,6 +89,19 @@ impl TestConfig {
         self
     }
 
+    /// Delay before each answer of the built-in server (`url = "builtin"`,
+    /// the default source).
+    pub fn builtin_latency(mut self, latency: Duration) -> Self {
+        self.config.source.builtin.latency = latency;
+        self
+    }
+
+    /// Seed of the built-in server's generated dataset.
+    pub fn builtin_seed(mut self, seed: u64) -> Self {
+        self.config.source.builtin.seed = seed;
+        self
+    }
+
     /// Most requests to one exchange at once.
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.config.source.per_exchange.max_in_flight = Some(n);
@@ -268,8 +281,9 @@ impl TestConfig {
 
     /// The TOML to write to `path`, once it is known to parse back into
     /// this very config (the file itself is not read back: a daemon may be
-    /// watching it).
-    fn toml(&self, path: &Path) -> String {
+    /// watching it). For a test that edits the text or writes it its own
+    /// way.
+    pub fn toml(&self, path: &Path) -> String {
         self.checked();
         let text = self.config.to_toml();
         let read = Config::parse(&text, path)

@@ -6,9 +6,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use pricegrid::actors::aggregator::RoundSummary;
+use pricegrid::actors::aggregator::{GetStore, RoundSummary};
+use pricegrid::actors::producer::{RoundError, RunRound};
+use pricegrid::actors::supervisor::GetStats;
 use pricegrid::actors::Pipeline;
-use pricegrid::daemon::{Daemon, DaemonError, ReloadStatus, ShutdownReport};
+use pricegrid::daemon::{Daemon, DaemonError, ReloadOutcome, ReloadStatus, ShutdownReport};
+use pricegrid::store::Store;
 use tokio::sync::watch;
 
 /// How long a test waits for a round, a reload or a log line before it
@@ -24,6 +27,8 @@ pub struct RunningDaemon {
     reloads: watch::Receiver<ReloadStatus>,
     controller: pricegrid::daemon::Controller,
     run: actix_rt::task::JoinHandle<Result<ShutdownReport, DaemonError>>,
+    /// Bound of each wait for a round or a reload.
+    limit: Duration,
 }
 
 impl RunningDaemon {
@@ -42,7 +47,15 @@ impl RunningDaemon {
             reloads: daemon.reloads(),
             controller: daemon.controller(),
             run: actix_rt::spawn(daemon.run()),
+            limit: WAIT_LIMIT,
         }
+    }
+
+    /// Bounds each wait for a round or a reload by `limit` instead of
+    /// `WAIT_LIMIT`.
+    pub fn waiting_at_most(mut self, limit: Duration) -> RunningDaemon {
+        self.limit = limit;
+        self
     }
 
     /// The API's base URL, such as `http://127.0.0.1:40123`.
@@ -57,7 +70,7 @@ impl RunningDaemon {
         what: &str,
         pred: impl Fn(&RoundSummary) -> bool,
     ) -> RoundSummary {
-        round_matching(&mut self.rounds, what, pred).await
+        round_matching_within(&mut self.rounds, self.limit, what, pred).await
     }
 
     /// Waits for round 1 to finish.
@@ -71,9 +84,10 @@ impl RunningDaemon {
         what: &str,
         pred: impl Fn(&ReloadStatus) -> bool,
     ) -> ReloadStatus {
-        let status = actix_rt::time::timeout(WAIT_LIMIT, self.reloads.wait_for(pred))
+        let limit = self.limit;
+        let status = actix_rt::time::timeout(limit, self.reloads.wait_for(pred))
             .await
-            .unwrap_or_else(|_| panic!("no reload {what} within {WAIT_LIMIT:?}"))
+            .unwrap_or_else(|_| panic!("no reload {what} within {limit:?}"))
             .expect("the daemon is alive");
         status.clone()
     }
@@ -82,6 +96,48 @@ impl RunningDaemon {
     pub async fn reloaded_to(&mut self, version: u64) -> ReloadStatus {
         self.reload(&format!("to version {version}"), |s| s.version == version)
             .await
+    }
+
+    /// Re-reads the config file, as SIGHUP does, and says what came of it.
+    pub async fn reload_and_wait(&self) -> ReloadOutcome {
+        self.controller
+            .reload_and_wait()
+            .await
+            .expect("the daemon answers")
+    }
+
+    /// The reload statuses as they come, for a test that follows each one
+    /// or makes sure none comes.
+    pub fn reloads(&mut self) -> &mut watch::Receiver<ReloadStatus> {
+        &mut self.reloads
+    }
+
+    /// Runs a round now, as the schedule does, and waits for its end.
+    pub async fn run_round(&self) -> Result<RoundSummary, RoundError> {
+        self.pipeline
+            .producer
+            .send(RunRound)
+            .await
+            .expect("the producer is alive")
+    }
+
+    /// The aggregator's map as it is now.
+    pub async fn store(&self) -> Store {
+        self.pipeline
+            .aggregator
+            .send(GetStore)
+            .await
+            .expect("the aggregator is alive")
+    }
+
+    /// How many workers the pool runs with now.
+    pub async fn workers(&self) -> usize {
+        self.pipeline
+            .supervisor
+            .send(GetStats)
+            .await
+            .expect("the supervisor is alive")
+            .workers
     }
 
     /// Shuts down gracefully, as SIGTERM does; the shutdown must be clean.
@@ -100,13 +156,20 @@ pub async fn round_matching(
     what: &str,
     pred: impl Fn(&RoundSummary) -> bool,
 ) -> RoundSummary {
-    let got = actix_rt::time::timeout(
-        WAIT_LIMIT,
-        rounds.wait_for(|r| r.as_ref().is_some_and(&pred)),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("no round {what} within {WAIT_LIMIT:?}"))
-    .expect("the producer is alive");
+    round_matching_within(rounds, WAIT_LIMIT, what, pred).await
+}
+
+/// As `round_matching`, waiting at most `limit`.
+pub async fn round_matching_within(
+    rounds: &mut watch::Receiver<Option<RoundSummary>>,
+    limit: Duration,
+    what: &str,
+    pred: impl Fn(&RoundSummary) -> bool,
+) -> RoundSummary {
+    let got = actix_rt::time::timeout(limit, rounds.wait_for(|r| r.as_ref().is_some_and(&pred)))
+        .await
+        .unwrap_or_else(|_| panic!("no round {what} within {limit:?}"))
+        .expect("the producer is alive");
     got.expect("matched a round")
 }
 
