@@ -50,6 +50,10 @@ pub struct Metrics {
     pub hung: Counter,
     /// Snapshot files written.
     pub snapshot_writes: Counter,
+    /// Writes to the record that failed (the cells stay in memory).
+    pub record_errors: Counter,
+    /// Duration of each write of changed cells to the record.
+    pub record_write_seconds: Histogram,
     /// Config reloads, applied or rejected.
     pub config_reloads: Family<ResultLabel, Counter>,
     /// When the config was last reloaded successfully (Unix seconds).
@@ -71,6 +75,8 @@ impl Metrics {
         let stale_results = Counter::default();
         let hung = Counter::default();
         let snapshot_writes = Counter::default();
+        let record_errors = Counter::default();
+        let record_write_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         let config_reloads = Family::<ResultLabel, Counter>::default();
         let config_last_reload = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         let prices_stored = Gauge::default();
@@ -117,6 +123,16 @@ impl Metrics {
             snapshot_writes.clone(),
         );
         registry.register(
+            "record_errors",
+            "Writes to the record that failed",
+            record_errors.clone(),
+        );
+        registry.register(
+            "record_write_duration_seconds",
+            "Duration of each write of changed cells to the record",
+            record_write_seconds.clone(),
+        );
+        registry.register(
             "config_reloads",
             "Config reloads by result (applied or rejected)",
             config_reloads.clone(),
@@ -143,6 +159,8 @@ impl Metrics {
             stale_results,
             hung,
             snapshot_writes,
+            record_errors,
+            record_write_seconds,
             config_reloads,
             config_last_reload,
             prices_stored,

@@ -245,12 +245,17 @@ async fn a_shutdown_mid_round_keeps_every_result_received() {
     let before = daemon.pipeline.aggregator.send(TakeSnapshot).await.unwrap();
     let report = daemon.shutdown().await;
     assert_eq!(report.abandoned, 0);
-    let last = Snapshot::load(&report.snapshot).expect("the final snapshot loads");
-    assert!(last.counts.done() < 1023, "the round was cut short");
-    for (exchange, symbol, d, outcome) in before.prices.iter() {
+    let record =
+        pricegrid::record::Record::open_read_only(&report.record).expect("the record opens");
+    let rounds = record.rounds().unwrap();
+    assert_eq!(rounds[0].status.as_str(), "aborted", "{rounds:?}");
+    assert!(rounds[0].counts.done() < 1023, "the round was cut short");
+    let (last, _) = record.load().unwrap();
+    for (exchange, symbol, d, cell) in before.prices.iter() {
+        let got = last.get(exchange, symbol, d).expect("in the record");
         assert_eq!(
-            last.prices.get(exchange, symbol, d),
-            Some(outcome),
+            (got.state, got.price, got.flags),
+            (cell.state, cell.price, cell.flags),
             "{exchange}/{symbol}/{d}"
         );
     }

@@ -15,6 +15,7 @@
 pub mod aggregator;
 pub mod fetcher;
 pub mod producer;
+pub mod recorder;
 pub mod supervisor;
 
 use std::sync::Arc;
@@ -97,7 +98,7 @@ pub struct Pipeline {
 }
 
 /// How a pipeline starts, beyond its config and source URL.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct PipelineOptions {
     /// The source's identity, recorded with every cell (default: its URL).
     pub source_id: Option<Arc<str>>,
@@ -106,8 +107,8 @@ pub struct PipelineOptions {
     /// The map to start from (a snapshot's), and the last round it holds.
     pub store: Store,
     pub last_round: u64,
-    /// Log snapshots where the config says (the daemon); off for `fetch`.
-    pub persist: bool,
+    /// The durable record to keep (the daemon); none for `fetch`.
+    pub record: Option<crate::record::Record>,
 }
 
 impl Pipeline {
@@ -123,8 +124,9 @@ impl Pipeline {
         let source_id = opts.source_id.unwrap_or_else(|| Arc::from(base.as_str()));
         let mut aggregator =
             Aggregator::new(config.log.progress_every, metrics.clone()).with_store(opts.store);
-        if opts.persist {
-            aggregator = aggregator.persisting(&config, 0);
+        if let Some(record) = opts.record {
+            let recorder = recorder::Recorder::start(record, metrics.clone());
+            aggregator = aggregator.recording(recorder, &config, 0);
         }
         let aggregator = aggregator.start();
         let supervisor = Supervisor::new(

@@ -15,7 +15,7 @@ use crate::model::{Exchange, Symbol};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConfigDiff {
     /// Top-level sections whose values differ, in schema order: "source",
-    /// "universe", "fetch", "schedule", "snapshot", "api", "log".
+    /// "universe", "fetch", "schedule", "store", "snapshot", "api", "log".
     pub sections: Vec<&'static str>,
     /// Where prices come from changed (source.url or source.builtin): a new
     /// source must be started.
@@ -43,6 +43,7 @@ impl ConfigDiff {
             ("universe", old.universe != new.universe),
             ("fetch", old.fetch != new.fetch),
             ("schedule", old.schedule != new.schedule),
+            ("store", old.store != new.store),
             ("snapshot", old.snapshot != new.snapshot),
             ("api", old.api != new.api),
             ("log", old.log != new.log),

@@ -31,7 +31,7 @@ pub use diff::ConfigDiff;
 pub use schema::universe_size_problem;
 pub use schema::{
     ApiConfig, BuiltinConfig, FetchConfig, LogConfig, OhlcOrder, PerExchangeConfig, ScheduleConfig,
-    Selection, SnapshotConfig, SourceConfig, SourceUrl, UniverseConfig,
+    Selection, SnapshotConfig, SourceConfig, SourceUrl, StoreConfig, UniverseConfig,
 };
 pub use validate::{FIRST_PRICE_DAY, MAX_WORKERS};
 
@@ -61,6 +61,7 @@ pub struct Config {
     pub universe: UniverseConfig,
     pub fetch: FetchConfig,
     pub schedule: ScheduleConfig,
+    pub store: StoreConfig,
     pub snapshot: SnapshotConfig,
     pub api: ApiConfig,
     pub log: LogConfig,
@@ -158,6 +159,7 @@ impl Config {
             validate::fetch(&self.fetch),
             validate::durations(self),
             validate::fetch_timing(&self.fetch, &self.source),
+            validate::store(&self.store),
             validate::snapshot(&self.snapshot),
             validate::api(&self.api),
         ]

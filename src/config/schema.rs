@@ -399,14 +399,49 @@ impl Default for ScheduleConfig {
     }
 }
 
+/// `[store]`: the daemon's durable record, an embedded SQLite database of
+/// every cell's current value, its history round by round, and the rounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The database file; created, with its directory, if missing.
+    pub path: PathBuf,
+    /// While a round runs, its answers are written at least this often (a
+    /// crash loses at most this much); every round's end is written too.
+    #[serde(with = "humantime_serde")]
+    pub flush_every: Duration,
+    /// History older than this is compacted; every cell's current value is
+    /// kept whatever its age.
+    #[serde(with = "humantime_serde")]
+    pub keep_for: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("data/pricegrid.db"),
+            flush_every: Duration::from_secs(5),
+            keep_for: Duration::from_secs(90 * 24 * 3600),
+        }
+    }
+}
+
+/// `[snapshot]`: JSON exports of the aggregate, for people and other tools
+/// (the record is the daemon's own store). Off unless `every` is set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SnapshotConfig {
     pub dir: PathBuf,
-    /// While a round runs, write a snapshot this often.
-    #[serde(with = "humantime_serde")]
-    pub every: Duration,
-    /// How many snapshot files to keep.
+    /// Export a snapshot at the end of a round when this long has passed
+    /// since the last one (unset: no exports).
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub every: Option<Duration>,
+    /// How many exported files to keep (the newest is never removed, nor any
+    /// file the daemon did not write).
     pub keep: usize,
 }
 
@@ -414,7 +449,7 @@ impl Default for SnapshotConfig {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("data/snapshots"),
-            every: Duration::from_secs(30),
+            every: None,
             keep: 48,
         }
     }

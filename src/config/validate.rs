@@ -7,6 +7,8 @@
 //! These functions see typed values only: where a problem is in the file
 //! is `diagnostics`' business, and nothing here does I/O.
 
+use std::time::Duration;
+
 use chrono::NaiveDate;
 
 use super::diagnostics::Finding;
@@ -207,7 +209,9 @@ pub(super) fn durations(c: &Config) -> Vec<Finding> {
         ("fetch.task_deadline", f.task_deadline),
         ("fetch.drain_timeout", f.drain_timeout),
         ("schedule.interval", c.schedule.interval),
-        ("snapshot.every", c.snapshot.every),
+        ("snapshot.every", c.snapshot.every.unwrap_or(Duration::MAX)),
+        ("store.flush_every", c.store.flush_every),
+        ("store.keep_for", c.store.keep_for),
         ("log.progress_every", c.log.progress_every),
     ]
     .into_iter()
@@ -249,6 +253,15 @@ pub(super) fn api(a: &super::schema::ApiConfig) -> Vec<Finding> {
                 a.max_concurrent_queries
             ),
         ));
+    }
+    out
+}
+
+/// `[store]`: a file to keep the record in.
+pub(super) fn store(s: &super::schema::StoreConfig) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if s.path.as_os_str().is_empty() {
+        out.push(Finding::at("store.path", "is empty"));
     }
     out
 }

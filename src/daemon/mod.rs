@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::actors::aggregator::WriteSnapshot;
+use crate::actors::aggregator::Flush;
 use crate::actors::producer::{StartSchedule, StopRounds};
 use crate::actors::supervisor::Drain;
 use crate::actors::{Pipeline, PipelineOptions};
@@ -30,7 +30,7 @@ use crate::clock::Clock;
 use crate::config::watcher::{self, ConfigWatcher, WatchError};
 use crate::config::{Config, ConfigError};
 use crate::model::CellState;
-use crate::snapshot::{self, SnapshotError};
+use crate::record::{Record, RecordError};
 use crate::source::{OriginError as AppError, Source};
 use crate::store::Store;
 
@@ -46,13 +46,7 @@ pub enum DaemonError {
     #[error(transparent)]
     Watch(#[from] WatchError),
     #[error(transparent)]
-    Snapshot(#[from] SnapshotError),
-    #[error("cannot read the snapshot directory {path}: {source}")]
-    SnapshotDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    Record(#[from] RecordError),
     #[error("cannot start the API on {listen}: {source}")]
     Api {
         listen: std::net::SocketAddr,
@@ -109,7 +103,8 @@ impl Controller {
 /// What a graceful shutdown left behind.
 #[derive(Debug, Clone)]
 pub struct ShutdownReport {
-    pub snapshot: PathBuf,
+    /// The record, up to date.
+    pub record: PathBuf,
     pub prices: usize,
     /// Tasks still in flight when `fetch.drain_timeout` ran out.
     pub abandoned: usize,
@@ -148,7 +143,7 @@ impl Daemon {
     pub async fn start_with_clock(path: &Path, clock: Clock) -> Result<Daemon, DaemonError> {
         let text = std::fs::read(path).ok();
         let config = Arc::new(Config::load(path)?);
-        let (store, last_round) = resume(&config)?;
+        let (record, store, last_round) = resume(&config)?;
         let source = Source::start_with_clock(&config, &clock)?;
         if let Err(e) = source.check_reachable(&config).await {
             log::warn!("{e}; rounds will keep trying");
@@ -161,7 +156,7 @@ impl Daemon {
                 clock: clock.clone(),
                 store,
                 last_round,
-                persist: true,
+                record: Some(record),
             },
         );
         let (snapshot_dir, _) = watch::channel(config.snapshot.dir.clone());
@@ -290,60 +285,69 @@ impl Daemon {
         if abandoned > 0 {
             log::warn!("{abandoned} tasks were still in flight after the drain timeout");
         }
-        let written = self
+        self.pipeline
+            .aggregator
+            .send(Flush)
+            .await?
+            .unwrap_or(Ok(()))?;
+        let prices = self
             .pipeline
             .aggregator
-            .send(WriteSnapshot)
+            .send(crate::actors::aggregator::GetStatus)
             .await?
-            .ok_or_else(|| SnapshotError::Write {
-                path: self.config.snapshot.dir.clone(),
-                source: std::io::Error::other("snapshots are not configured"),
-            })??;
-        log::info!("final snapshot {}", written.path.display());
+            .prices;
+        log::info!("record {} up to date", self.config.store.path.display());
         if let Some(api) = &self.api {
             api.stop().await;
         }
         self.source.stop().await;
         Ok(ShutdownReport {
-            snapshot: written.path,
-            prices: written.prices,
+            record: self.config.store.path.clone(),
+            prices,
             abandoned,
         })
     }
 }
 
-/// The newest snapshot that loads, to start from (an empty map if none).
-fn resume(config: &Config) -> Result<(Store, u64), DaemonError> {
-    let dir = &config.snapshot.dir;
-    let snapshot::Newest { found, skipped } =
-        snapshot::load_newest(dir).map_err(|source| DaemonError::SnapshotDir {
-            path: dir.clone(),
-            source,
-        })?;
-    for e in skipped {
-        log::warn!("skipping snapshot: {e}");
+/// Opens the record (importing an old snapshot directory once) and loads
+/// every cell's current value: where the daemon resumes. An unreadable or
+/// newer-format record is an error, never a silent fresh start.
+fn resume(config: &Config) -> Result<(Record, Store, u64), DaemonError> {
+    let mut record = Record::open(&config.store.path)?;
+    match record.import_snapshots(&config.snapshot.dir) {
+        Ok(Some(imported)) => {
+            for e in &imported.skipped {
+                log::warn!("import: skipped {e}");
+            }
+            log::info!(
+                "imported {} JSON snapshot(s) from {} into {}: {} cells",
+                imported.snapshots.len(),
+                imported.dir.display(),
+                config.store.path.display(),
+                imported.cells
+            );
+        }
+        Ok(None) => {}
+        Err(e) => return Err(e.into()),
     }
-    Ok(match found {
-        Some((file, snap)) => {
-            log::info!(
-                "resuming from {}: {} cells ({} prices, {} none, {} failed), round {}",
-                file.path.display(),
-                snap.prices.len(),
-                snap.prices.price_count(),
-                snap.prices.count(CellState::NoPrice),
-                snap.prices.count(CellState::Failed),
-                snap.round
-            );
-            (snap.prices, snap.round)
-        }
-        None => {
-            log::info!(
-                "no snapshot in {} to resume from: starting empty",
-                dir.display()
-            );
-            (Store::new(), 0)
-        }
-    })
+    let (store, last_round) = record.load()?;
+    if store.is_empty() {
+        log::info!(
+            "record {} is empty: starting from nothing",
+            config.store.path.display()
+        );
+    } else {
+        log::info!(
+            "resuming from {}: {} cells ({} prices, {} none, {} failed), round {}",
+            config.store.path.display(),
+            store.len(),
+            store.price_count(),
+            store.count(CellState::NoPrice),
+            store.count(CellState::Failed),
+            last_round
+        );
+    }
+    Ok((record, store, last_round))
 }
 
 fn start_api(

@@ -9,6 +9,9 @@ use crate::snapshot::SnapshotError;
 /// What went wrong with the record at `path`.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
+    /// The recorder thread is gone (the process is stopping).
+    #[error("the record's writer stopped: {0}")]
+    Stopped(String),
     /// The file (or its directory) could not be created or read.
     #[error("{}: cannot open the record: {source}; check the path and its permissions", path.display())]
     Open {
@@ -163,6 +166,7 @@ impl RecordError {
             | RecordError::Compacted { path, .. }
             | RecordError::RoundOrder { path, .. }
             | RecordError::RoundNotBegun { path, .. } => path,
+            RecordError::Stopped(_) => std::path::Path::new(""),
         }
     }
 }

@@ -223,14 +223,29 @@ impl TestConfig {
     }
 
     /// Where snapshots are written.
+    /// Keeps the daemon's files under `dir`: JSON exports in it, and the
+    /// record beside it (`<dir>.db`), so no test writes into the repo.
     pub fn snapshots(mut self, dir: &Path) -> Self {
         self.config.snapshot.dir = dir.to_owned();
+        self.config.store.path = dir.with_extension("db");
         self
     }
 
-    /// How often a running round writes a snapshot.
+    /// The record at `path`.
+    pub fn record(mut self, path: &Path) -> Self {
+        self.config.store.path = path.to_owned();
+        self
+    }
+
+    /// How often the record is written while a round runs.
+    pub fn flush_every(mut self, d: Duration) -> Self {
+        self.config.store.flush_every = d;
+        self
+    }
+
+    /// Export a JSON snapshot at a round's end this often.
     pub fn snapshot_every(mut self, d: Duration) -> Self {
-        self.config.snapshot.every = d;
+        self.config.snapshot.every = Some(d);
         self
     }
 

@@ -9,17 +9,19 @@
 //! rejected) and, at the round's end, says per exchange what failed and why,
 //! names an exchange or symbol the source does not know as a configuration
 //! problem, and warns when an exchange that has prices answers "none" for
-//! most closed days. In the daemon it also logs snapshots (at each round's
-//! end, every `snapshot.every` while a round runs, and on request); it hands
-//! a frozen copy of the store to a blocking writer, so a write never holds
-//! its mailbox. It performs no network I/O. (A little over 500 lines: the
+//! most closed days. In the daemon it also keeps the record: the cells that
+//! changed go to the `Recorder` every `store.flush_every` and at each round's
+//! end, and a JSON export of the whole aggregate is written every
+//! `snapshot.every` (off by default) from a frozen copy on a blocking task
+//! (`persist.rs`), so no write holds its mailbox. It performs no network
+//! I/O. (A little over 500 lines: the
 //! actor and the messages of its mailbox stay together; a round's tally is
 //! `tally.rs`.)
 
+mod persist;
 mod tally;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,31 +29,18 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::recorder::{Barrier, BeginRound, Compact, FinishRound, Persist, Recorder};
 use super::Reconfigure;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::model::{CellState, Outcome, TaskKey};
 pub use crate::model::{Counts, RoundSummary};
-use crate::snapshot::{self, Snapshot, SnapshotError};
+use crate::record::RecordError;
+use crate::snapshot::Snapshot;
 use crate::store::{Applied, Observation, Stamp, Store};
+pub use persist::{export_name, Written};
+use persist::{Dirty, Exports};
 use tally::Tally;
-
-/// Where and how often the daemon logs snapshots.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotSettings {
-    pub dir: PathBuf,
-    pub every: Duration,
-    pub keep: usize,
-}
-
-/// A snapshot file written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Written {
-    pub path: PathBuf,
-    pub prices: usize,
-    pub bytes: u64,
-    pub millis: u128,
-}
 
 /// Owns the map and the running round's counts.
 pub struct Aggregator {
@@ -63,12 +52,12 @@ pub struct Aggregator {
     config_version: u64,
     progress_every: Duration,
     progress_timer: Option<SpawnHandle>,
-    /// Whether this process logs snapshots (the daemon) or not (`fetch`).
-    persist: bool,
-    snapshots: Option<SnapshotSettings>,
-    snapshot_timer: Option<SpawnHandle>,
-    /// One snapshot write at a time; periodic ones skip while it is held.
-    write_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The daemon's record (none for `fetch`), and what changed since the
+    /// last flush.
+    recorder: Option<Addr<Recorder>>,
+    dirty: Dirty,
+    flush_timer: Option<SpawnHandle>,
+    exports: Exports,
     metrics: Arc<Metrics>,
 }
 
@@ -82,17 +71,18 @@ impl Aggregator {
             config_version: 0,
             progress_every,
             progress_timer: None,
-            persist: false,
-            snapshots: None,
-            snapshot_timer: None,
-            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            recorder: None,
+            dirty: Dirty::default(),
+            flush_timer: None,
+            exports: Exports::default(),
             metrics,
         }
     }
 
-    /// Logs snapshots where `config` says (the daemon), under config `version`.
-    pub fn persisting(mut self, config: &Config, version: u64) -> Self {
-        self.persist = true;
+    /// Keeps the record through `recorder` (the daemon), under config
+    /// `version` of `config`.
+    pub fn recording(mut self, recorder: Addr<Recorder>, config: &Config, version: u64) -> Self {
+        self.recorder = Some(recorder);
         self.configure(config, version);
         self
     }
@@ -102,11 +92,11 @@ impl Aggregator {
     fn configure(&mut self, config: &Config, version: u64) {
         self.config_version = version;
         self.progress_every = config.log.progress_every;
-        self.snapshots = self.persist.then(|| SnapshotSettings {
-            dir: config.snapshot.dir.clone(),
-            every: config.snapshot.every,
-            keep: config.snapshot.keep,
-        });
+        self.dirty.flush_every = config.store.flush_every;
+        self.dirty.keep_for = config.store.keep_for;
+        if self.recorder.is_some() {
+            self.exports.configure(config);
+        }
     }
 
     /// Starts from a store loaded from a snapshot.
@@ -116,45 +106,128 @@ impl Aggregator {
         self
     }
 
-    /// A write of the current store, for `ctx.spawn`/awaiting. `wait`: queue
-    /// behind a write in progress; otherwise skip if one is.
-    fn write(
-        &self,
-        wait: bool,
-    ) -> Option<impl std::future::Future<Output = Option<Result<Written, SnapshotError>>>> {
-        let settings = self.snapshots.clone()?;
-        let snap = self.snapshot();
-        let lock = self.write_lock.clone();
-        let metrics = self.metrics.clone();
-        Some(async move {
-            let _guard = if wait {
-                lock.lock_owned().await
-            } else {
-                lock.try_lock_owned().ok()?
-            };
-            let result = actix_rt::task::spawn_blocking(move || write_and_prune(&snap, &settings))
-                .await
-                .unwrap_or_else(|e| {
-                    Err(SnapshotError::Write {
-                        path: PathBuf::from("<snapshot writer>"),
-                        source: std::io::Error::other(e.to_string()),
-                    })
-                });
-            match &result {
-                Ok(w) => {
-                    metrics.snapshot_writes.inc();
-                    log::info!(
-                        "snapshot {}: {} prices, {} bytes, {} ms",
-                        w.path.display(),
-                        w.prices,
-                        w.bytes,
-                        w.millis
-                    );
+    /// Sends the cells changed since the last flush to the record (as
+    /// changed in the running round, or the last one); if the write fails
+    /// they stay marked, for the next flush.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        let Some(recorder) = self.recorder.clone() else {
+            return;
+        };
+        if self.dirty.keys.is_empty() {
+            return;
+        }
+        let round = self
+            .round
+            .as_ref()
+            .map(|t| t.round)
+            .or(self.last.map(|s| s.round))
+            .unwrap_or(0);
+        let keys: Vec<TaskKey> = self.dirty.keys.drain().collect();
+        let cells: Vec<(TaskKey, crate::store::Cell)> = keys
+            .iter()
+            .filter_map(|k| Some((k.clone(), self.store.get(&k.exchange, &k.symbol, k.day)?)))
+            .collect();
+        let write = recorder.send(Persist { round, cells });
+        ctx.spawn(write.into_actor(self).map(move |reply, act, _| {
+            let error = match reply {
+                Ok(Ok(stats)) => {
+                    log::debug!("record: {} cells of round {round} written", stats.cells);
+                    return;
                 }
-                Err(e) => log::error!("{e}"),
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => format!("the recorder is not running: {e}"),
+            };
+            log::error!(
+                "{error}; the {} changed cells stay in memory and are written at the next flush",
+                keys.len()
+            );
+            act.metrics.record_errors.inc();
+            act.dirty.keys.extend(keys);
+        }));
+    }
+
+    /// Tells the record, and logs what went wrong if it did.
+    fn tell<M>(&self, ctx: &mut Context<Self>, msg: M)
+    where
+        M: Message<Result = Result<(), crate::record::RecordError>> + Send + 'static,
+        Recorder: Handler<M>,
+    {
+        let Some(recorder) = &self.recorder else {
+            return;
+        };
+        let metrics = self.metrics.clone();
+        ctx.spawn(
+            recorder
+                .send(msg)
+                .into_actor(self)
+                .map(move |reply, _, _| match reply {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        metrics.record_errors.inc();
+                        log::error!("{e}");
+                    }
+                    Err(e) => log::error!("the recorder is not running: {e}"),
+                }),
+        );
+    }
+
+    /// Compacts the record's history older than `store.keep_for`, at most
+    /// once a day.
+    fn compact_if_due(&mut self, ctx: &mut Context<Self>) {
+        let Some(recorder) = &self.recorder else {
+            return;
+        };
+        if !self.dirty.compaction_due() {
+            return;
+        }
+        self.dirty.compacted = Some(Instant::now());
+        let compact = recorder.send(Compact {
+            keep_for: self.dirty.keep_for,
+            now: Utc::now(),
+        });
+        ctx.spawn(compact.into_actor(self).map(|reply, _, _| match reply {
+            Ok(Ok(c)) if c.history_rows > 0 => log::info!(
+                "record: history before round {} compacted ({} rows, {} rounds)",
+                c.cutoff_round.unwrap_or(0),
+                c.history_rows,
+                c.rounds
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => log::error!("{e}"),
+            Err(e) => log::error!("the recorder is not running: {e}"),
+        }));
+    }
+
+    /// Exports the aggregate as JSON if `snapshot.every` says it is time.
+    fn export_if_due(&mut self, ctx: &mut Context<Self>) {
+        if !self.exports.due() {
+            return;
+        }
+        self.exports.last = Some(Instant::now());
+        let snap = self.snapshot();
+        let path = self.exports.path(snap.round);
+        let written = self.exports.written.clone();
+        let keep = self.exports.keep;
+        let work =
+            actix_rt::task::spawn_blocking(move || persist::export(&snap, &path, &written, keep));
+        ctx.spawn(work.into_actor(self).map(|result, act, _| match result {
+            Ok(Ok((w, removed))) => {
+                act.metrics.snapshot_writes.inc();
+                log::info!(
+                    "snapshot {}: {} prices, {} bytes, {} ms",
+                    w.path.display(),
+                    w.prices,
+                    w.bytes,
+                    w.millis
+                );
+                act.exports
+                    .written
+                    .retain(|p| !removed.contains(p) && *p != w.path);
+                act.exports.written.push(w.path);
             }
-            Some(result)
-        })
+            Ok(Err(e)) => log::error!("{e}"),
+            Err(e) => log::error!("the snapshot export stopped: {e}"),
+        }));
     }
 
     fn arm_timers(&mut self, ctx: &mut Context<Self>) {
@@ -163,16 +236,12 @@ impl Aggregator {
         }
         self.progress_timer =
             Some(ctx.run_interval(self.progress_every, |act, _| act.log_progress()));
-        if let Some(h) = self.snapshot_timer.take() {
+        if let Some(h) = self.flush_timer.take() {
             ctx.cancel_future(h);
         }
-        if let Some(every) = self.snapshots.as_ref().map(|s| s.every) {
-            self.snapshot_timer = Some(ctx.run_interval(every, |act, ctx| {
-                if act.round.is_some() {
-                    if let Some(w) = act.write(false) {
-                        ctx.spawn(w.into_actor(act).map(|_, _, _| ()));
-                    }
-                }
+        if self.recorder.is_some() && !self.dirty.flush_every.is_zero() {
+            self.flush_timer = Some(ctx.run_interval(self.dirty.flush_every, |act, ctx| {
+                act.flush(ctx);
             }));
         }
     }
@@ -208,6 +277,9 @@ impl Aggregator {
             }
             Applied::New(state) => self.metrics.count_task(state),
             Applied::Again { .. } => {}
+        }
+        if self.recorder.is_some() {
+            self.dirty.keys.insert(key.clone());
         }
         let Some(t) = self.round.as_mut().filter(|t| t.round == round) else {
             return;
@@ -337,9 +409,19 @@ pub struct RoundStarted {
 impl Handler<RoundStarted> for Aggregator {
     type Result = ();
 
-    fn handle(&mut self, msg: RoundStarted, _: &mut Self::Context) {
+    fn handle(&mut self, msg: RoundStarted, ctx: &mut Self::Context) {
         log::info!("round {} started: {} tasks", msg.round, msg.tasks);
+        // Whatever changed between rounds (late answers) belongs to the last.
+        self.flush(ctx);
         self.round = Some(Tally::new(msg.round, msg.tasks));
+        self.tell(
+            ctx,
+            BeginRound {
+                round: msg.round,
+                started: Utc::now(),
+                config_version: self.config_version,
+            },
+        );
     }
 }
 
@@ -384,10 +466,17 @@ impl Handler<RoundFinished> for Aggregator {
         self.metrics
             .prices_stored
             .set(self.store.price_count() as i64);
+        self.flush(ctx);
+        self.tell(
+            ctx,
+            FinishRound {
+                summary,
+                finished: Utc::now(),
+            },
+        );
+        self.compact_if_due(ctx);
         if summary.counts.tasks > 0 {
-            if let Some(w) = self.write(true) {
-                ctx.spawn(w.into_actor(self).map(|_, _, _| ()));
-            }
+            self.export_if_due(ctx);
         }
         Some(summary)
     }
@@ -451,20 +540,29 @@ impl Handler<Reconfigure> for Aggregator {
     }
 }
 
-/// Write a snapshot now (after any write in progress). `None` when
-/// snapshots are not configured.
+/// Writes what is not in the record yet; answered once the Recorder has
+/// written everything sent before (the daemon's last step). `None` when
+/// there is no record (`fetch`).
 #[derive(Message, Debug)]
-#[rtype(result = "Option<Result<Written, SnapshotError>>")]
-pub struct WriteSnapshot;
+#[rtype(result = "Option<Result<(), RecordError>>")]
+pub struct Flush;
 
-impl Handler<WriteSnapshot> for Aggregator {
-    type Result = ResponseFuture<Option<Result<Written, SnapshotError>>>;
+impl Handler<Flush> for Aggregator {
+    type Result = ResponseFuture<Option<Result<(), RecordError>>>;
 
-    fn handle(&mut self, _: WriteSnapshot, _: &mut Self::Context) -> Self::Result {
-        match self.write(true) {
-            Some(w) => Box::pin(w),
-            None => Box::pin(async { None }),
-        }
+    fn handle(&mut self, _: Flush, ctx: &mut Self::Context) -> Self::Result {
+        self.flush(ctx);
+        let Some(recorder) = self.recorder.clone() else {
+            return Box::pin(async { None });
+        };
+        // The Recorder handles its mailbox in order: when this is answered,
+        // every write sent before it is done.
+        Box::pin(async move {
+            Some(match recorder.send(Barrier).await {
+                Ok(r) => r,
+                Err(e) => Err(RecordError::Stopped(e.to_string())),
+            })
+        })
     }
 }
 
@@ -506,27 +604,6 @@ impl Handler<GetStore> for Aggregator {
     fn handle(&mut self, _: GetStore, _: &mut Self::Context) -> Self::Result {
         MessageResult(self.store.clone())
     }
-}
-
-fn write_and_prune(snap: &Snapshot, settings: &SnapshotSettings) -> Result<Written, SnapshotError> {
-    let started = Instant::now();
-    let path = settings.dir.join(snapshot::file_name(snap.created));
-    let bytes = snap.write_atomic(&path)?;
-    let millis = started.elapsed().as_millis();
-    match snapshot::prune(&settings.dir, settings.keep) {
-        Ok(removed) => {
-            for r in removed {
-                log::debug!("snapshot retention: removed {}", r.display());
-            }
-        }
-        Err(e) => log::warn!("snapshot retention in {}: {e}", settings.dir.display()),
-    }
-    Ok(Written {
-        path,
-        prices: snap.price_count(),
-        bytes,
-        millis,
-    })
 }
 
 impl Handler<super::Stop> for Aggregator {

@@ -1,0 +1,133 @@
+//! The `Recorder`: the one thread that writes the daemon's durable record
+//! (`crate::record`, an embedded SQLite database).
+//!
+//! A `SyncArbiter` of one: it owns the database connection, and the
+//! Aggregator sends it what to write (a round's start, the cells that
+//! changed since the last flush, a round's end, a compaction) in order, so
+//! the Aggregator's own thread never waits on a disk. It decides nothing
+//! about cells: it writes what it is given and says how that went.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+
+use crate::metrics::Metrics;
+use crate::model::{RoundSummary, TaskKey};
+use crate::record::{Compacted, Record, RecordError, WriteStats};
+use crate::store::Cell;
+
+pub struct Recorder {
+    record: Record,
+    metrics: Arc<Metrics>,
+}
+
+impl Actor for Recorder {
+    type Context = SyncContext<Self>;
+}
+
+impl Recorder {
+    /// Starts the recorder thread over `record`.
+    pub fn start(record: Record, metrics: Arc<Metrics>) -> Addr<Recorder> {
+        // A SyncArbiter builds its actor from a factory; this one is called
+        // once, on the recorder's thread.
+        let slot = Mutex::new(Some(record));
+        SyncArbiter::start(1, move || {
+            let record = slot
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .expect("the recorder thread builds its actor once");
+            Recorder {
+                record,
+                metrics: metrics.clone(),
+            }
+        })
+    }
+}
+
+/// A round begins.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), RecordError>")]
+pub struct BeginRound {
+    pub round: u64,
+    pub started: DateTime<Utc>,
+    pub config_version: u64,
+}
+
+impl Handler<BeginRound> for Recorder {
+    type Result = Result<(), RecordError>;
+
+    fn handle(&mut self, msg: BeginRound, _: &mut SyncContext<Self>) -> Self::Result {
+        self.record
+            .begin_round(msg.round, msg.started, msg.config_version)
+    }
+}
+
+/// These cells changed in `round`: their current values, in one transaction.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<WriteStats, RecordError>")]
+pub struct Persist {
+    pub round: u64,
+    pub cells: Vec<(TaskKey, Cell)>,
+}
+
+impl Handler<Persist> for Recorder {
+    type Result = Result<WriteStats, RecordError>;
+
+    fn handle(&mut self, msg: Persist, _: &mut SyncContext<Self>) -> Self::Result {
+        let started = Instant::now();
+        let stats = self.record.write(msg.round, &msg.cells)?;
+        self.metrics
+            .record_write_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(stats)
+    }
+}
+
+/// A round ended (finished, or aborted by a shutdown).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), RecordError>")]
+pub struct FinishRound {
+    pub summary: RoundSummary,
+    pub finished: DateTime<Utc>,
+}
+
+impl Handler<FinishRound> for Recorder {
+    type Result = Result<(), RecordError>;
+
+    fn handle(&mut self, msg: FinishRound, _: &mut SyncContext<Self>) -> Self::Result {
+        self.record.finish_round(&msg.summary, msg.finished)
+    }
+}
+
+/// Answered once everything sent before it is written (the mailbox is
+/// handled in order).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), RecordError>")]
+pub struct Barrier;
+
+impl Handler<Barrier> for Recorder {
+    type Result = Result<(), RecordError>;
+
+    fn handle(&mut self, _: Barrier, _: &mut SyncContext<Self>) -> Self::Result {
+        Ok(())
+    }
+}
+
+/// Folds history older than `keep_for`; current values are kept.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Compacted, RecordError>")]
+pub struct Compact {
+    pub keep_for: Duration,
+    pub now: DateTime<Utc>,
+}
+
+impl Handler<Compact> for Recorder {
+    type Result = Result<Compacted, RecordError>;
+
+    fn handle(&mut self, msg: Compact, _: &mut SyncContext<Self>) -> Self::Result {
+        self.record.compact(msg.keep_for, msg.now)
+    }
+}
