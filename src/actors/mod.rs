@@ -126,7 +126,7 @@ impl Pipeline {
             Aggregator::new(config.log.progress_every, metrics.clone()).with_store(opts.store);
         if let Some(record) = opts.record {
             let recorder = recorder::Recorder::start(record, metrics.clone());
-            aggregator = aggregator.recording(recorder, &config, 0);
+            aggregator = aggregator.recording(recorder, opts.clock.clone(), &config, 0);
         }
         let aggregator = aggregator.start();
         let supervisor = Supervisor::new(

@@ -31,6 +31,7 @@ use serde::Serialize;
 
 use super::recorder::{Barrier, BeginRound, Compact, FinishRound, Persist, Recorder};
 use super::Reconfigure;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::model::{CellState, Outcome, TaskKey};
@@ -55,9 +56,13 @@ pub struct Aggregator {
     /// The daemon's record (none for `fetch`), and what changed since the
     /// last flush.
     recorder: Option<Addr<Recorder>>,
+    /// When rounds start and end, for the record.
+    clock: Clock,
     dirty: Dirty,
     flush_timer: Option<SpawnHandle>,
     exports: Exports,
+    /// Held while an export is being written.
+    export_lock: Arc<tokio::sync::Mutex<()>>,
     metrics: Arc<Metrics>,
 }
 
@@ -72,17 +77,26 @@ impl Aggregator {
             progress_every,
             progress_timer: None,
             recorder: None,
+            clock: Clock::system(),
             dirty: Dirty::default(),
             flush_timer: None,
             exports: Exports::default(),
+            export_lock: Arc::new(tokio::sync::Mutex::new(())),
             metrics,
         }
     }
 
     /// Keeps the record through `recorder` (the daemon), under config
     /// `version` of `config`.
-    pub fn recording(mut self, recorder: Addr<Recorder>, config: &Config, version: u64) -> Self {
+    pub fn recording(
+        mut self,
+        recorder: Addr<Recorder>,
+        clock: Clock,
+        config: &Config,
+        version: u64,
+    ) -> Self {
         self.recorder = Some(recorder);
+        self.clock = clock;
         self.configure(config, version);
         self
     }
@@ -183,7 +197,7 @@ impl Aggregator {
         self.dirty.compacted = Some(Instant::now());
         let compact = recorder.send(Compact {
             keep_for: self.dirty.keep_for,
-            now: Utc::now(),
+            now: self.clock.now(),
         });
         ctx.spawn(compact.into_actor(self).map(|reply, _, _| match reply {
             Ok(Ok(c)) if c.history_rows > 0 => log::info!(
@@ -203,6 +217,12 @@ impl Aggregator {
         if !self.exports.due() {
             return;
         }
+        // Taken here, not in the task, so a `Flush` that comes next waits
+        // for this export; a previous export still running skips this one.
+        let Ok(guard) = self.export_lock.clone().try_lock_owned() else {
+            log::debug!("an export is still being written; this round's is skipped");
+            return;
+        };
         self.exports.last = Some(Instant::now());
         let snap = self.snapshot();
         let path = self.exports.path(snap.round);
@@ -418,7 +438,7 @@ impl Handler<RoundStarted> for Aggregator {
             ctx,
             BeginRound {
                 round: msg.round,
-                started: Utc::now(),
+                started: self.clock.now(),
                 config_version: self.config_version,
             },
         );
@@ -471,7 +491,7 @@ impl Handler<RoundFinished> for Aggregator {
             ctx,
             FinishRound {
                 summary,
-                finished: Utc::now(),
+                finished: self.clock.now(),
             },
         );
         self.compact_if_due(ctx);
@@ -556,12 +576,16 @@ impl Handler<Flush> for Aggregator {
             return Box::pin(async { None });
         };
         // The Recorder handles its mailbox in order: when this is answered,
-        // every write sent before it is done.
+        // every write sent before it is done; an export under way is waited
+        // for too.
+        let exporting = self.export_lock.clone();
         Box::pin(async move {
-            Some(match recorder.send(Barrier).await {
+            let written = match recorder.send(Barrier).await {
                 Ok(r) => r,
                 Err(e) => Err(RecordError::Stopped(e.to_string())),
-            })
+            };
+            let _ = exporting.lock().await;
+            Some(written)
         })
     }
 }
