@@ -265,7 +265,14 @@ async fn from_store(
         return unavailable("the aggregator");
     };
     let format = params.format.unwrap_or(Format::Json);
-    match web::block(move || render(&store, params, format)).await {
+    let answer = web::block(move || {
+        let page = render(&store, params, format);
+        drop(store);
+        page
+    })
+    .await;
+    give_back_memory();
+    match answer {
         Ok(Ok(page)) => {
             let mut resp = HttpResponse::Ok();
             resp.content_type(format.media_type());
@@ -276,6 +283,18 @@ async fn from_store(
         }
         Ok(Err(e)) => e.response(),
         Err(_) => unavailable("the query worker"),
+    }
+}
+
+/// Hands freed memory back to the system after a large answer: glibc keeps
+/// it in per-thread arenas otherwise, and the daemon's RSS would stay at its
+/// peak for as long as it runs.
+fn give_back_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory at the top of the heaps;
+    // it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -425,6 +444,28 @@ async fn no_route() -> HttpResponse {
     HttpResponse::NotFound().json(serde_json::json!({
         "error": "no such route: see /v1/status, /v1/prices, /v1/aggregate, /v1/snapshots, POST /v1/reload, /metrics"
     }))
+}
+
+/// The API over a pipeline alone (no daemon: no reload, no record), as the
+/// benchmarks and tests use it.
+pub fn start_for(
+    listen: SocketAddr,
+    pipeline: &crate::actors::Pipeline,
+    max_concurrent_queries: usize,
+) -> std::io::Result<ApiServer> {
+    let (_, snapshot_dir) = watch::channel(PathBuf::new());
+    start(
+        listen,
+        ApiState {
+            aggregator: pipeline.aggregator.clone(),
+            supervisor: pipeline.supervisor.clone(),
+            metrics: pipeline.metrics.clone(),
+            snapshot_dir,
+            started: Instant::now(),
+            reload: None,
+            queries: Arc::new(tokio::sync::Semaphore::new(max_concurrent_queries)),
+        },
+    )
 }
 
 /// Binds and starts the API on the current actix system.

@@ -21,7 +21,7 @@
 //! use; the rest is the crate's own.
 
 pub mod actors;
-pub(crate) mod api;
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod commands;

@@ -228,8 +228,11 @@ impl Aggregator {
         let path = self.exports.path(snap.round);
         let written = self.exports.written.clone();
         let keep = self.exports.keep;
-        let work =
-            actix_rt::task::spawn_blocking(move || persist::export(&snap, &path, &written, keep));
+        let work = actix_rt::task::spawn_blocking(move || {
+            let result = persist::export(&snap, &path, &written, keep);
+            drop(guard);
+            result
+        });
         ctx.spawn(work.into_actor(self).map(|result, act, _| match result {
             Ok(Ok((w, removed))) => {
                 act.metrics.snapshot_writes.inc();
