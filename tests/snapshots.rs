@@ -181,10 +181,13 @@ fn exports_are_named_by_round_and_retention_spares_a_foreign_file() {
     // Left by another process: never removed, whatever its name.
     let foreign = exports.join("round-000000.json");
     std::fs::write(&foreign, "{\"written by\": \"someone else\"}").unwrap();
+    // Never settled (2020 plus 50 years has not come), so every round
+    // fetches the cell again and ends with an export.
     let path = TestConfig::daemon(&server.url, &exports)
         .exchanges(["kraken"])
         .symbols(["btc"])
         .window("2020-03-01", "2020-03-01")
+        .settle_after(Duration::from_secs(50 * 365 * 24 * 3600))
         .interval(Duration::from_millis(100))
         .snapshot_every(Duration::from_millis(1))
         .keep(2)
