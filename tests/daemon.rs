@@ -14,7 +14,6 @@ use pricegrid::actors::producer::{RoundError, RunRound};
 use pricegrid::actors::supervisor::GetStats;
 use pricegrid::config::OhlcOrder;
 use pricegrid::server::{Dataset, PriceServer, ServerStats};
-use pricegrid::snapshot::Snapshot;
 
 /// Every exchange and symbol over March 2020 (1,023 tasks) with 4
 /// workers, a round every 200 ms: the config the reload tests start from
