@@ -1,5 +1,5 @@
 //! The daemon's HTTP API (actix-web): status, prices, cross-exchange
-//! aggregates, the snapshot list and Prometheus metrics.
+//! aggregates, the record's rounds and Prometheus metrics.
 //!
 //! Read-only: it asks the Aggregator for a frozen copy of the store and
 //! computes answers on its own worker threads, so a large query never
@@ -23,8 +23,8 @@ use crate::config::Day;
 use crate::metrics::Metrics;
 use crate::model::{Exchange, Symbol};
 use crate::query::{self, Field, Filter};
+use crate::record::{Record, RoundRow};
 use crate::render::{self, Format};
-use crate::snapshot;
 
 /// What a reload ended with, as `POST /v1/reload` answers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -48,8 +48,10 @@ pub struct ApiState {
     pub aggregator: Addr<Aggregator>,
     pub supervisor: Addr<Supervisor>,
     pub metrics: Arc<Metrics>,
-    /// The snapshot directory in force (it may change on reload).
+    /// The export directory in force (it may change on reload).
     pub snapshot_dir: watch::Receiver<PathBuf>,
+    /// The record the daemon writes, read by `/v1/snapshots`.
+    pub record: watch::Receiver<PathBuf>,
     pub started: Instant,
     /// Where `POST /v1/reload` goes (none: not a daemon).
     pub reload: Option<ReloadRequests>,
@@ -397,12 +399,40 @@ async fn status(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
     }))
 }
 
+/// One line of `/v1/snapshots`: a recorded round, and the JSON export
+/// written at its end, if there is one in the export directory.
+#[derive(Serialize)]
+struct RoundLine {
+    #[serde(flatten)]
+    round: RoundRow,
+    export: Option<String>,
+}
+
+/// `GET /v1/snapshots`: the record's rounds, newest first, as `pricegrid
+/// snapshots` lists them. The record is opened read-only per request, on a
+/// blocking thread, beside the recorder writing it.
 async fn snapshots(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
     if let Err(e) = parse_params(req.query_string(), &[]) {
         return e.response();
     }
+    let path = state.record.borrow().clone();
     let dir = state.snapshot_dir.borrow().clone();
-    let listed = web::block(move || snapshot::listing(&dir)).await;
+    let listed = web::block(move || {
+        let rounds = Record::open_read_only(&path)?.rounds()?;
+        Ok::<_, crate::record::RecordError>(
+            rounds
+                .into_iter()
+                .map(|round| {
+                    let file = dir.join(crate::actors::aggregator::export_name(round.round));
+                    RoundLine {
+                        export: file.is_file().then(|| file.to_string_lossy().into_owned()),
+                        round,
+                    }
+                })
+                .collect::<Vec<_>>(),
+        )
+    })
+    .await;
     match listed {
         Ok(Ok(list)) => HttpResponse::Ok().json(list),
         Ok(Err(e)) => {

@@ -35,35 +35,51 @@ pub enum Command {
     Run(RunArgs),
     /// Validate a config file and print the effective config.
     CheckConfig(CheckConfigArgs),
-    /// Read prices from a logged snapshot (no daemon needed).
+    /// Read prices from the record, now or as they stood at the end of a
+    /// round (no daemon needed), or from a JSON snapshot file.
     Query(QueryArgs),
-    /// List the logged snapshots.
+    /// List the rounds in the record, with their times and counts.
     Snapshots(SnapshotsArgs),
+    /// Write the aggregate (now, or at the end of a round) as a JSON
+    /// snapshot or as CSV.
+    Export(ExportArgs),
 }
 
-/// Where the snapshots are: `--dir`, or the config's `snapshot.dir`.
+/// Which record to read: `--db`, or the config's `store.path`.
 #[derive(Debug, Args)]
-pub struct SnapshotDirArgs {
-    /// Snapshot directory (default: snapshot.dir of the config).
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
-    /// Config whose snapshot.dir to use [default: config/pricegrid.toml if
+pub struct RecordArgs {
+    /// The record (SQLite database) to read [default: store.path of the
+    /// config].
+    #[arg(long, conflicts_with = "config")]
+    pub db: Option<PathBuf>,
+    /// Config whose store.path to read [default: config/pricegrid.toml if
     /// it exists, else the built-in defaults].
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
 
+/// Which moment of the record: the end of `--round N`, or of the newest
+/// round finished `--at` a time; neither: the current values.
+#[derive(Debug, Args)]
+pub struct PointArgs {
+    /// As the aggregate stood at the end of this round.
+    #[arg(long, conflicts_with = "at")]
+    pub round: Option<u64>,
+    /// As the aggregate stood at the end of the newest round finished at
+    /// or before this UTC time (2026-11-24T10:15:00Z).
+    #[arg(long, value_parser = parse_time)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 #[derive(Debug, Args)]
 pub struct QueryArgs {
     #[command(flatten)]
-    pub dir: SnapshotDirArgs,
-    /// Read this snapshot file (default: the newest in the directory).
-    #[arg(long, conflicts_with = "at")]
+    pub record: RecordArgs,
+    #[command(flatten)]
+    pub point: PointArgs,
+    /// Read this JSON snapshot or export file instead of the record.
+    #[arg(long, conflicts_with_all = ["db", "round", "at"])]
     pub snapshot: Option<PathBuf>,
-    /// The newest snapshot taken at or before this UTC time
-    /// (2026-11-24T10:15:00Z, or a snapshot name's 2026-11-24T10-15-00Z).
-    #[arg(long, value_parser = parse_time)]
-    pub at: Option<chrono::DateTime<chrono::Utc>>,
     /// Only these exchanges (repeat, or separate with commas).
     #[arg(long, value_delimiter = ',')]
     pub exchange: Vec<Exchange>,
@@ -98,10 +114,32 @@ pub struct QueryArgs {
 #[derive(Debug, Args)]
 pub struct SnapshotsArgs {
     #[command(flatten)]
-    pub dir: SnapshotDirArgs,
+    pub record: RecordArgs,
     /// Output format (default: table on a terminal, json otherwise).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub record: RecordArgs,
+    #[command(flatten)]
+    pub point: PointArgs,
+    /// `json`: the snapshot file format (what `query --snapshot` and the
+    /// daemon's import read); `csv`: one line per cell, every field.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+    pub format: ExportFormat,
+    /// The file to write (atomically); "-" for standard output.
+    #[arg(long)]
+    pub output: PathBuf,
+}
+
+/// What `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Args)]
@@ -191,14 +229,11 @@ pub struct CheckConfigArgs {
     pub file: PathBuf,
 }
 
-/// A UTC time as RFC 3339 or as a snapshot file name's stem.
+/// A time as RFC 3339 (`2026-11-24T10:15:00Z`, or with an offset).
 fn parse_time(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(raw) {
-        return Ok(t.with_timezone(&chrono::Utc));
-    }
-    crate::snapshot::parse_file_name(&format!("{raw}.json")).ok_or_else(|| {
-        format!("{raw:?} is not a UTC time such as 2026-11-24T10:15:00Z or 2026-11-24T10-15-00Z")
-    })
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| format!("{raw:?} is not a time such as 2026-11-24T10:15:00Z"))
 }
 
 /// A day as `YYYY-MM-DD`, by `Day`'s own parser (the config's and the API's).

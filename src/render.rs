@@ -12,7 +12,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use crate::query::{Across, Field, Row};
-use crate::snapshot::Listed;
+use crate::record::RoundRow;
 
 /// How rendered output is laid out: aligned columns for people, JSON or CSV
 /// for programs.
@@ -135,13 +135,15 @@ pub fn render_across(rows: &[Across], format: Format) -> String {
     }
 }
 
-/// Renders the snapshot list (`pricegrid snapshots`): one line or object
-/// per file, newest first as given. A file whose header does not read shows
-/// `?` for its figures and says why beside its path.
-pub fn render_listing(listed: &[Listed], format: Format) -> String {
+/// Renders the record's rounds (`pricegrid snapshots`): one line or
+/// object per round, newest first as given. Times are RFC 3339 UTC; a round
+/// not finished has an empty `finished`.
+pub fn render_rounds(rounds: &[RoundRow], format: Format) -> String {
     const HEADER: [&str; 11] = [
-        "time",
         "round",
+        "started",
+        "finished",
+        "status",
         "config",
         "tasks",
         "final",
@@ -149,16 +151,14 @@ pub fn render_listing(listed: &[Listed], format: Format) -> String {
         "none",
         "failed",
         "rejected",
-        "bytes",
-        "file",
     ];
     const NUMERIC: [bool; 11] = [
-        false, true, true, true, true, true, true, true, true, true, false,
+        true, false, false, false, true, true, true, true, true, true, true,
     ];
     match format {
-        Format::Json => json_text(listed),
+        Format::Json => json_text(rounds),
         Format::Csv | Format::Table => {
-            let cells: Vec<Vec<String>> = listed.iter().map(listed_cells).collect();
+            let cells: Vec<Vec<String>> = rounds.iter().map(round_cells).collect();
             if format == Format::Csv {
                 csv_text(&HEADER, &cells)
             } else {
@@ -168,27 +168,23 @@ pub fn render_listing(listed: &[Listed], format: Format) -> String {
     }
 }
 
-fn listed_cells(l: &Listed) -> Vec<String> {
-    let mut row = vec![l.file.time.format("%Y-%m-%dT%H:%M:%SZ").to_string()];
-    match &l.header {
-        Some(h) => row.extend([
-            h.round.to_string(),
-            h.config_version.to_string(),
-            h.counts.tasks.to_string(),
-            h.counts.finals.to_string(),
-            h.counts.provisional.to_string(),
-            h.counts.none.to_string(),
-            h.counts.failed.to_string(),
-            h.counts.rejected.to_string(),
-        ]),
-        None => row.extend(std::iter::repeat_n("?".to_owned(), 8)),
-    }
-    row.push(l.file.bytes.to_string());
-    row.push(match &l.error {
-        Some(e) => format!("{} (unreadable: {e})", l.file.path.display()),
-        None => l.file.path.display().to_string(),
-    });
-    row
+fn round_cells(r: &RoundRow) -> Vec<String> {
+    let time =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let c = r.counts;
+    vec![
+        r.round.to_string(),
+        time(r.started),
+        r.finished.map(time).unwrap_or_default(),
+        r.status.as_str().to_owned(),
+        r.config_version.to_string(),
+        c.tasks.to_string(),
+        c.finals.to_string(),
+        c.provisional.to_string(),
+        c.none.to_string(),
+        c.failed.to_string(),
+        c.rejected.to_string(),
+    ]
 }
 
 /// A row as a JSON object with keys in column order (a `serde_json::Value`

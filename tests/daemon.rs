@@ -14,7 +14,6 @@ use pricegrid::actors::producer::{RoundError, RunRound};
 use pricegrid::actors::supervisor::GetStats;
 use pricegrid::config::OhlcOrder;
 use pricegrid::server::{Dataset, PriceServer, ServerStats};
-use pricegrid::snapshot::Snapshot;
 
 /// Every exchange and symbol over March 2020 (1,023 tasks) with 4
 /// workers, a round every 200 ms: the config the reload tests start from
@@ -262,10 +261,10 @@ async fn a_shutdown_mid_round_keeps_every_result_received() {
     assert!(last.price_count() >= before.price_count());
 }
 
-/// The binary, a real SIGTERM: exit 0 and a final snapshot that holds only
-/// the server's prices.
+/// The binary, a real SIGTERM: exit 0 and a record, up to date, that holds
+/// only the server's prices.
 #[test]
-fn sigterm_during_a_slow_round_exits_0_with_a_final_snapshot() {
+fn sigterm_during_a_slow_round_exits_0_with_the_record_up_to_date() {
     let server = ServerThread::start(|o| o.latency = Duration::from_millis(20));
     let dir = tempfile::tempdir().unwrap();
     let snapshots = dir.path().join("snap");
@@ -286,22 +285,21 @@ fn sigterm_during_a_slow_round_exits_0_with_a_final_snapshot() {
     let exit = child.wait().unwrap();
     assert!(exit.success(), "exit {exit:?}\n{log}");
     assert!(
-        log.contains("SIGTERM received") && log.contains("final snapshot"),
+        log.contains("SIGTERM received") && log.contains("up to date"),
         "{log}"
     );
-    let files: Vec<_> = std::fs::read_dir(&snapshots)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(files.len(), 1, "{files:?}");
-    let snap = Snapshot::load(&files[0]).unwrap();
+    let record =
+        pricegrid::record::Record::open_read_only(&snapshots.with_extension("db")).unwrap();
+    let (store, _) = record.load().unwrap();
     assert!(
-        snap.price_count() >= 40,
+        store.price_count() >= 40,
         "results before the signal are kept: {}",
-        snap.price_count()
+        store.price_count()
     );
-    assert!(snap.counts.done() < 1023, "the round was cut short");
-    assert_answers_match(&snap.prices, &server.dataset);
+    let round = &record.rounds().unwrap()[0];
+    assert_eq!(round.status, pricegrid::record::RoundStatus::Aborted);
+    assert!(round.counts.done() < 1023, "the round was cut short");
+    assert_answers_match(&store, &server.dataset);
 }
 
 /// While the daemon drains, a second signal (not a duplicate of the first

@@ -57,7 +57,7 @@ fn fetch_without_a_config_file_uses_the_built_in_defaults() {
 }
 
 #[test]
-fn query_without_a_config_file_reads_the_default_snapshot_dir() {
+fn query_without_a_config_file_reads_the_default_record() {
     let dir = tempfile::tempdir().unwrap();
     let snapshots = dir.path().join("data/snapshots");
     let mut store = Store::new();
@@ -71,6 +71,12 @@ fn query_without_a_config_file_reads_the_default_snapshot_dir() {
     let snap = Snapshot::new(0, 1, Default::default(), store);
     snap.write_atomic(&snapshots.join(snapshot::file_name(snap.created)))
         .unwrap();
+    // The record at the default store.path, as the daemon would leave it.
+    pricegrid::record::Record::open(&dir.path().join("data/pricegrid.db"))
+        .unwrap()
+        .import_snapshots(&snapshots)
+        .unwrap()
+        .expect("one snapshot imported");
 
     let (code, stdout, stderr) = pricegrid_in(dir.path(), &["query", "--format", "csv"]);
     assert_eq!(code, 0, "{stderr}");

@@ -1,17 +1,20 @@
-//! Logged snapshots, resume after a restart or a crash, the `query` and
-//! `snapshots` commands, and the daemon's HTTP API.
+//! The record and its snapshots: resume after a restart or a crash (from
+//! the record), the one-time import of old JSON snapshots, JSON exports,
+//! the `query`, `snapshots` and `export` commands (now and point in time),
+//! and the daemon's HTTP API.
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use pricegrid::actors::aggregator::{GetStore, WriteSnapshot};
+use pricegrid::actors::aggregator::{Flush, GetStore};
 use pricegrid::daemon::Daemon;
 use pricegrid::model::{CellState, Exchange, Ohlcv, Outcome, Symbol, TaskKey};
-use pricegrid::server::PriceServer;
+use pricegrid::record::Record;
+use pricegrid::server::{PriceServer, ServerOptions};
 use pricegrid::snapshot::{self, Snapshot};
 use pricegrid::store::{Observation, Store};
 
@@ -64,77 +67,163 @@ async fn a_restart_after_a_complete_round_fetches_no_settled_key() {
     daemon.shutdown().await;
 }
 
+/// The cells done so far in a progress line `round 1: 300/1023 done (29%), …`.
+fn done_in(line: &str) -> usize {
+    let (_, rest) = line.split_once(": ").expect("a progress line");
+    let (done, _) = rest.split_once('/').expect("done/tasks");
+    done.parse().expect("a count")
+}
+
+/// Answers (prices and "none") a store holds.
+fn answered(store: &Store) -> usize {
+    store.price_count() + store.count(CellState::NoPrice)
+}
+
 #[test]
-fn sigkill_during_snapshot_writes_never_costs_the_newest_complete_snapshot() {
+fn sigkill_during_rounds_never_leaves_an_unreadable_record_and_loses_at_most_the_last_flush() {
+    // 1,023 tasks at 2 workers and 4 ms each: a round takes seconds, so
+    // every kill below lands in the middle of one.
     let server = ServerThread::start(|o| o.latency = Duration::from_millis(4));
     let dir = tempfile::tempdir().unwrap();
-    let snapshots = dir.path().join("snap");
-    let path = march_daemon(&server.url, &snapshots)
+    let db = dir.path().join("pricegrid.db");
+    let path = march_daemon(&server.url, &dir.path().join("exports"))
+        .record(&db)
         .workers(2)
-        .snapshot_every(Duration::from_millis(40))
-        .keep(5)
+        .flush_every(Duration::from_millis(20))
+        .progress_every(Duration::from_millis(100))
         .write(&dir.path().join("pricegrid.toml"));
 
     let mut answers = 0;
-    for kill in 1..=6 {
+    for kill in 1..=4 {
         let (mut child, mut lines) = spawn_daemon(&path);
-        // Kill right after the kill-th write of this run: the next write
-        // is typically under way.
-        read_until(&mut lines, " bytes, ", kill);
+        let log = read_until(&mut lines, " done (", 4);
         signal(&child, "-KILL");
         child.wait().unwrap();
-        let newest = snapshot::load_newest(&snapshots).unwrap();
+        // The first of the four progress lines came at least 300 ms (15
+        // flushes) before the kill: what was done then is on disk.
+        let first = log.lines().find(|l| l.contains(" done (")).unwrap();
+        let flushed = answers + done_in(first);
+
+        let record = Record::open(&db).unwrap_or_else(|e| panic!("run {kill}: {e}"));
+        let (store, _) = record.load().unwrap_or_else(|e| panic!("run {kill}: {e}"));
+        let now = answered(&store);
         assert!(
-            newest.skipped.is_empty(),
-            "run {kill}: {:?}",
-            newest.skipped
+            now >= flushed,
+            "run {kill}: the record holds {now} answers, fewer than the {flushed} done 300 ms \
+             before the kill"
         );
-        let (_, snap) = newest.found.expect("a complete snapshot loads");
-        let now = snap.prices.price_count() + snap.prices.count(CellState::NoPrice);
-        assert!(
-            now >= answers,
-            "run {kill}: the aggregate shrank from {answers} to {now}"
-        );
+        assert!(now < 1023, "run {kill}: the kill came after the round");
+        assert_answers_match(&store, &server.dataset);
         answers = now;
-        assert_answers_match(&snap.prices, &server.dataset);
-        assert!(
-            snapshot::list(&snapshots).unwrap().len() <= 5 + 1,
-            "retention keeps 5 (+1 being written)"
-        );
     }
     assert!(answers > 0);
 }
 
-/// A truncated newest file (a disk that lost the tail) is skipped, with a
-/// log line, and the daemon resumes from the one before.
 #[test]
-fn a_truncated_newest_snapshot_is_skipped_and_the_daemon_resumes_from_the_one_before() {
+fn an_unreadable_record_stops_the_daemon_naming_the_file_and_leaves_it_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pricegrid.db");
+    let garbage: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
+    std::fs::write(&db, &garbage).unwrap();
+    let path = TestConfig::daemon(&nothing_listens(), &dir.path().join("exports"))
+        .record(&db)
+        .write(&dir.path().join("pricegrid.toml"));
+
+    let (mut child, lines) = spawn_daemon(&path);
+    let mut log = String::new();
+    read_to_end(lines, &mut log);
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "{log}");
+    assert!(log.contains(db.to_str().unwrap()), "{log}");
+    assert!(log.contains("not a pricegrid record"), "{log}");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        garbage,
+        "the file is untouched"
+    );
+}
+
+#[actix_rt::test]
+async fn the_first_start_imports_old_json_snapshots_and_fetches_nothing_they_settled() {
+    let server = spawn_price_server(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("snap");
+    std::fs::create_dir(&old).unwrap();
+    let snap = fetched_snapshot_in(kraken_and_okex_mid_march(&server), &server, &old).await;
+    let requests = server.stats.price_requests();
+    let path = TestConfig::daemon(&server.url(), &old)
+        .exchanges(["kraken", "okex"])
+        .every_symbol()
+        .window("2020-03-09", "2020-03-13")
+        .write(&dir.path().join("pricegrid.toml"));
+    assert!(!old.with_extension("db").exists(), "a fresh record");
+
+    let mut daemon = RunningDaemon::start(&path).await;
+    let round = daemon.round("after the import", |_| true).await;
+    assert_eq!(round.round, snap.round + 1, "rounds are numbered on");
+    assert_eq!(round.counts.tasks, 0, "nothing is due");
+    assert_eq!(server.stats.price_requests(), requests, "no price request");
+    assert_eq!(answers(&daemon.store().await), answers(&snap.prices));
+    daemon.shutdown().await;
+    let (store, _) = Record::open(&old.with_extension("db"))
+        .unwrap()
+        .load()
+        .unwrap();
+    assert_eq!(answers(&store), answers(&snap.prices), "and it is recorded");
+}
+
+#[test]
+fn exports_are_named_by_round_and_retention_spares_a_foreign_file() {
     let server = ServerThread::start(|_| {});
     let dir = tempfile::tempdir().unwrap();
-    let snapshots = dir.path().join("snap");
-    std::fs::create_dir(&snapshots).unwrap();
-    let complete = hand_made(&snapshots);
-    let newest = &snapshot::list(&snapshots).unwrap()[0];
-    let bad = snapshots.join(snapshot::file_name(
-        newest.time + chrono::Duration::hours(1),
-    ));
-    let bytes = std::fs::read(&complete).unwrap();
-    std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
-    let path = march_daemon(&server.url, &snapshots).write(&dir.path().join("pricegrid.toml"));
+    let exports = dir.path().join("exports");
+    std::fs::create_dir(&exports).unwrap();
+    // Left by another process: never removed, whatever its name.
+    let foreign = exports.join("round-000000.json");
+    std::fs::write(&foreign, "{\"written by\": \"someone else\"}").unwrap();
+    // Never settled (2020 plus 50 years has not come), so every round
+    // fetches the cell again and ends with an export.
+    let path = TestConfig::daemon(&server.url, &exports)
+        .exchanges(["kraken"])
+        .symbols(["btc"])
+        .window("2020-03-01", "2020-03-01")
+        .settle_after(Duration::from_secs(50 * 365 * 24 * 3600))
+        .interval(Duration::from_millis(100))
+        .snapshot_every(Duration::from_millis(1))
+        .keep(2)
+        .write(&dir.path().join("pricegrid.toml"));
 
     let (mut child, mut lines) = spawn_daemon(&path);
-    let log = read_until(&mut lines, "resuming from", 1);
+    read_until(&mut lines, " bytes, ", 4);
     signal(&child, "-TERM");
-    child.wait().unwrap();
-    let bad_name = bad.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(
-        log.contains("skipping snapshot") && log.contains(&bad_name),
-        "{log}"
+    let mut log = String::new();
+    read_to_end(lines, &mut log);
+    assert!(child.wait().unwrap().success(), "{log}");
+
+    let mut files: Vec<String> = std::fs::read_dir(&exports)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    files.sort();
+    assert_eq!(
+        files.len(),
+        3,
+        "two exports and the foreign file: {files:?}"
     );
-    let resumed = log.lines().last().unwrap_or("");
-    assert!(!resumed.contains(&bad_name), "{log}");
-    let complete_name = complete.file_name().unwrap().to_string_lossy();
-    assert!(resumed.contains(&*complete_name), "{log}");
+    assert_eq!(files[0], "round-000000.json");
+    assert_eq!(
+        std::fs::read_to_string(&foreign).unwrap(),
+        "{\"written by\": \"someone else\"}"
+    );
+    let newest = Snapshot::load(&exports.join(&files[2])).unwrap();
+    assert!(newest.round >= 4, "{files:?}");
+    assert_eq!(
+        files[2],
+        pricegrid::actors::aggregator::export_name(newest.round)
+    );
+    assert_eq!(newest.prices.len(), 1);
+    assert_answers_match(&newest.prices, &server.dataset);
 }
 
 /// A small hand-made snapshot: btc on 2020-03-13 at three exchanges with
@@ -206,17 +295,122 @@ fn kraken_and_okex_mid_march(server: &PriceServer) -> TestConfig {
         .quick_backoff()
 }
 
-fn dir_arg(dir: &tempfile::TempDir) -> &str {
-    dir.path().to_str().unwrap()
+/// The record a daemon leaves after one round of `universe` (fetching
+/// from `server`): its path, and the map it held.
+async fn recorded(
+    server: &PriceServer,
+    dir: &Path,
+    universe: impl FnOnce(TestConfig) -> TestConfig,
+) -> (PathBuf, Store) {
+    let config = TestConfig::daemon(&server.url(), &dir.join("snap")).quick_backoff();
+    let path = universe(config).write(&dir.join("pricegrid.toml"));
+    let mut daemon = RunningDaemon::start(&path).await;
+    daemon.first_round().await;
+    let store = daemon.store().await;
+    daemon.shutdown().await;
+    (dir.join("snap.db"), store)
+}
+
+/// Kraken and okex, every symbol, 2020-03-09..=13 (30 keys).
+fn mid_march(config: TestConfig) -> TestConfig {
+    config
+        .exchanges(["kraken", "okex"])
+        .every_symbol()
+        .window("2020-03-09", "2020-03-13")
+}
+
+/// A record of two rounds over `mid_march` whose second changed every
+/// value: round 1 fetched from one server, then the daemon restarted on a
+/// server with another dataset (another source, so round 2 fetched every
+/// key again).
+struct TwoRounds {
+    db: PathBuf,
+    config: PathBuf,
+    first: Store,
+    second: Store,
+    _servers: (PriceServer, PriceServer),
+    _dir: tempfile::TempDir,
+}
+
+impl TwoRounds {
+    async fn new() -> TwoRounds {
+        let one = spawn_price_server(|_| {});
+        let two = spawn_price_server(|o| o.dataset = ServerOptions::new(o.listen, 4242).dataset);
+        let dir = tempfile::tempdir().unwrap();
+        let (db, first) = recorded(&one, dir.path(), mid_march).await;
+        let config = mid_march(TestConfig::daemon(&two.url(), &dir.path().join("snap")))
+            .quick_backoff()
+            .write(&dir.path().join("pricegrid.toml"));
+        let mut daemon = RunningDaemon::start(&config).await;
+        let round = daemon.round("2", |r| r.round == 2).await;
+        assert_eq!(round.counts.tasks, 30, "a new source: every key again");
+        let second = daemon.store().await;
+        daemon.shutdown().await;
+        let changed = answers(&first)
+            .iter()
+            .zip(answers(&second))
+            .filter(|(a, b)| **a != *b)
+            .count();
+        assert!(changed > 20, "the second dataset changed the values");
+        TwoRounds {
+            db,
+            config,
+            first,
+            second,
+            _servers: (one, two),
+            _dir: dir,
+        }
+    }
+
+    fn db(&self) -> &str {
+        self.db.to_str().unwrap()
+    }
+}
+
+/// The answers in CSV rows of `query` or `export`, keyed as `answers` keys
+/// them.
+fn csv_answers(text: &str) -> Vec<(String, Option<Ohlcv>)> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let mut out = Vec::new();
+    for rec in reader.records() {
+        let rec = rec.unwrap();
+        if rec[3] != *"final" && rec[3] != *"none" {
+            continue;
+        }
+        let price = if rec[4].is_empty() {
+            None
+        } else {
+            let f = |i: usize| rec[i].parse::<f64>().unwrap();
+            Some(Ohlcv::new(f(4), f(5), f(6), f(7), f(8)).unwrap())
+        };
+        out.push((format!("{}/{}/{}", &rec[0], &rec[1], &rec[2]), price));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn sorted(mut v: Vec<(String, Option<Ohlcv>)>) -> Vec<(String, Option<Ohlcv>)> {
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
 }
 
 #[actix_rt::test]
-async fn query_as_csv_lists_every_key_once_as_the_snapshot_holds_it() {
+async fn query_as_csv_lists_every_key_once_as_the_record_holds_it() {
     let server = spawn_price_server(|_| {});
     let dir = tempfile::tempdir().unwrap();
-    let snap = fetched_snapshot_in(march(&server, 16), &server, dir.path()).await;
+    let (_, store) = recorded(&server, dir.path(), |c| {
+        c.every_exchange().every_symbol().march()
+    })
+    .await;
+    let config = dir.path().join("pricegrid.toml");
 
-    let (code, csv_text, err) = pricegrid(&["query", "--dir", dir_arg(&dir), "--format", "csv"]);
+    let (code, csv_text, err) = pricegrid(&[
+        "query",
+        "--config",
+        config.to_str().unwrap(),
+        "--format",
+        "csv",
+    ]);
     assert_eq!(code, 0, "{err}");
     let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
     let mut n = 0;
@@ -225,13 +419,9 @@ async fn query_as_csv_lists_every_key_once_as_the_snapshot_holds_it() {
         let e = Exchange::new(&rec[0]).unwrap();
         let s = Symbol::new(&rec[1]).unwrap();
         let d = day(&rec[2]);
-        let want = snap
-            .prices
-            .answer(&e, &s, d)
-            .expect("a key of the snapshot");
-        let settled = ["final", "none"];
+        let want = store.answer(&e, &s, d).expect("a key of the record");
         assert!(
-            settled.contains(&&rec[3]),
+            ["final", "none"].contains(&&rec[3]),
             "{e}/{s}/{d}: a closed day of 2020 settles"
         );
         let got = if rec[4].is_empty() {
@@ -250,12 +440,12 @@ async fn query_as_csv_lists_every_key_once_as_the_snapshot_holds_it() {
 async fn query_as_json_gives_only_the_asked_keys_and_field() {
     let server = spawn_price_server(|_| {});
     let dir = tempfile::tempdir().unwrap();
-    let snap = fetched_snapshot_in(kraken_and_okex_mid_march(&server), &server, dir.path()).await;
+    let (db, store) = recorded(&server, dir.path(), mid_march).await;
 
     let (code, json, err) = pricegrid(&[
         "query",
-        "--dir",
-        dir_arg(&dir),
+        "--db",
+        db.to_str().unwrap(),
         "--format",
         "json",
         "--exchange",
@@ -275,8 +465,7 @@ async fn query_as_json_gives_only_the_asked_keys_and_field() {
     for r in rows {
         let e = Exchange::new(r["exchange"].as_str().unwrap()).unwrap();
         let s = Symbol::new(r["symbol"].as_str().unwrap()).unwrap();
-        let want = snap
-            .prices
+        let want = store
             .answer(&e, &s, day(r["day"].as_str().unwrap()))
             .unwrap();
         assert_eq!(r["close"].as_f64(), want.map(|p| p.close));
@@ -288,12 +477,12 @@ async fn query_as_json_gives_only_the_asked_keys_and_field() {
 async fn query_as_a_table_prints_a_header_and_a_line_per_key() {
     let server = spawn_price_server(|_| {});
     let dir = tempfile::tempdir().unwrap();
-    fetched_snapshot_in(kraken_and_okex_mid_march(&server), &server, dir.path()).await;
+    let (db, _) = recorded(&server, dir.path(), mid_march).await;
 
-    let (code, table, _) = pricegrid(&[
+    let (code, table, err) = pricegrid(&[
         "query",
-        "--dir",
-        dir_arg(&dir),
+        "--db",
+        db.to_str().unwrap(),
         "--format",
         "table",
         "--exchange",
@@ -303,33 +492,78 @@ async fn query_as_a_table_prints_a_header_and_a_line_per_key() {
         "--to",
         "2020-03-13",
     ]);
-    assert_eq!(code, 0);
+    assert_eq!(code, 0, "{err}");
     assert_eq!(table.lines().count(), 1 + 3, "{table}");
 }
 
-#[test]
-fn query_at_a_time_before_every_snapshot_says_there_is_none_then() {
-    let dir = tempfile::tempdir().unwrap();
-    hand_made(dir.path());
-    let (code, _, err) = pricegrid(&[
-        "query",
-        "--dir",
-        dir_arg(&dir),
-        "--at",
-        "2001-01-01T00:00:00Z",
-    ]);
+#[actix_rt::test]
+async fn query_round_1_answers_as_round_1_ended_after_round_2_changed_every_value() {
+    let two = TwoRounds::new().await;
+    let query = |extra: &[&str]| {
+        let mut args = vec!["query", "--db", two.db(), "--format", "csv"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = pricegrid(&args);
+        assert_eq!(code, 0, "{extra:?}: {err}");
+        csv_answers(&out)
+    };
+    assert_eq!(query(&[]), sorted(answers(&two.second)), "now");
+    assert_eq!(query(&["--round", "2"]), sorted(answers(&two.second)));
+    assert_eq!(
+        query(&["--round", "1"]),
+        sorted(answers(&two.first)),
+        "as round 1 ended"
+    );
+
+    let rounds = Record::open_read_only(&two.db).unwrap().rounds().unwrap();
+    let first_end = rounds[1].finished.expect("round 1 finished");
+    let at = first_end.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    assert_eq!(
+        query(&["--at", &at]),
+        sorted(answers(&two.first)),
+        "at the end of round 1, round 1 is in force"
+    );
+    // One symbol at round 1, through the index: the same values.
+    let btc: Vec<_> = sorted(answers(&two.first))
+        .into_iter()
+        .filter(|(k, _)| k.contains("/btc/"))
+        .collect();
+    assert_eq!(query(&["--round", "1", "--symbol", "btc"]), btc);
+}
+
+#[actix_rt::test]
+async fn query_of_a_round_not_recorded_or_before_the_first_says_so() {
+    let two = TwoRounds::new().await;
+    let (code, _, err) = pricegrid(&["query", "--db", two.db(), "--round", "9"]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("no snapshot") && err.contains("2001-01-01"),
+        err.contains("round 9 is not in the record") && err.contains(two.db()),
+        "{err}"
+    );
+    let (code, _, err) = pricegrid(&["query", "--db", two.db(), "--at", "2001-01-01T00:00:00Z"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no round had finished") && err.contains("2001-01-01"),
         "{err}"
     );
 }
 
 #[test]
+fn query_without_a_record_says_to_run_the_daemon_or_pass_db() {
+    let empty = tempfile::tempdir().unwrap();
+    let db = empty.path().join("none.db");
+    let (code, _, err) = pricegrid(&["query", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no record at") && err.contains(db.to_str().unwrap()),
+        "{err}"
+    );
+    assert!(err.contains("--db"), "{err}");
+    assert!(!db.exists(), "a query creates nothing");
+}
+
+#[test]
 fn query_refuses_an_impossible_date_naming_the_option() {
-    let dir = tempfile::tempdir().unwrap();
-    hand_made(dir.path());
-    let (code, _, err) = pricegrid(&["query", "--dir", dir_arg(&dir), "--from", "2020-03-40"]);
+    let (code, _, err) = pricegrid(&["query", "--db", "x.db", "--from", "2020-03-40"]);
     assert_ne!(code, 0);
     assert!(
         err.contains("--from") && err.contains("2020-03-40"),
@@ -339,96 +573,134 @@ fn query_refuses_an_impossible_date_naming_the_option() {
 
 #[test]
 fn query_refuses_an_exchange_name_in_capitals() {
-    let dir = tempfile::tempdir().unwrap();
-    hand_made(dir.path());
-    let (code, _, err) = pricegrid(&["query", "--dir", dir_arg(&dir), "--exchange", "Kraken"]);
+    let (code, _, err) = pricegrid(&["query", "--db", "x.db", "--exchange", "Kraken"]);
     assert_ne!(code, 0);
     assert!(err.contains("Kraken"), "{err}");
 }
 
 #[test]
-fn query_in_an_empty_directory_says_there_is_no_snapshot() {
-    let empty = tempfile::tempdir().unwrap();
-    let (code, _, err) = pricegrid(&["query", "--dir", dir_arg(&empty)]);
-    assert_eq!(code, 1);
-    assert!(err.contains("no snapshot in"), "{err}");
-}
-
-#[test]
 fn query_across_matches_a_hand_computed_day() {
     let dir = tempfile::tempdir().unwrap();
-    hand_made(dir.path());
-    let (code, out, err) = pricegrid(&[
-        "query",
-        "--dir",
-        dir.path().to_str().unwrap(),
-        "--across",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-    assert_eq!(rows.len(), 1, "eth has no price anywhere: {out}");
-    let r = &rows[0];
-    assert_eq!(r["symbol"], "btc");
-    assert_eq!(r["exchanges"], 3);
-    assert_eq!(
-        (r["min_close"].as_f64(), r["min_exchange"].as_str()),
-        (Some(100.0), Some("bitstamp"))
-    );
-    assert_eq!(
-        (r["max_close"].as_f64(), r["max_exchange"].as_str()),
-        (Some(110.0), Some("kraken"))
-    );
-    assert_eq!(r["median_close"].as_f64(), Some(104.0));
-    // (100*1 + 110*2 + 104*1) / 4
-    assert_eq!(r["vwap_close"].as_f64(), Some(106.0));
-    assert!((r["spread_pct"].as_f64().unwrap() - 10.0).abs() < 1e-9);
+    let old = dir.path().join("snap");
+    std::fs::create_dir(&old).unwrap();
+    let file = hand_made(&old);
+    let db = dir.path().join("pricegrid.db");
+    Record::open(&db).unwrap().import_snapshots(&old).unwrap();
+    for source in [
+        ["--db", db.to_str().unwrap()],
+        ["--snapshot", file.to_str().unwrap()],
+    ] {
+        let mut args = vec!["query", "--across", "--format", "json"];
+        args.extend(source);
+        let (code, out, err) = pricegrid(&args);
+        assert_eq!(code, 0, "{err}");
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        assert_eq!(rows.len(), 1, "eth has no price anywhere: {out}");
+        let r = &rows[0];
+        assert_eq!(r["symbol"], "btc");
+        assert_eq!(r["exchanges"], 3);
+        assert_eq!(
+            (r["min_close"].as_f64(), r["min_exchange"].as_str()),
+            (Some(100.0), Some("bitstamp"))
+        );
+        assert_eq!(
+            (r["max_close"].as_f64(), r["max_exchange"].as_str()),
+            (Some(110.0), Some("kraken"))
+        );
+        assert_eq!(r["median_close"].as_f64(), Some(104.0));
+        // (100*1 + 110*2 + 104*1) / 4
+        assert_eq!(r["vwap_close"].as_f64(), Some(106.0));
+        assert!((r["spread_pct"].as_f64().unwrap() - 10.0).abs() < 1e-9);
+    }
 }
 
-#[test]
-fn snapshots_lists_each_file_with_its_counts() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = hand_made(dir.path());
-    std::fs::write(
-        dir.path().join("2001-01-01T00-00-00Z.json"),
-        "{\"format\": 1, \"trunc",
-    )
-    .unwrap();
+#[actix_rt::test]
+async fn snapshots_lists_the_rounds_newest_first_with_their_counts() {
+    let two = TwoRounds::new().await;
     let (code, out, err) = pricegrid(&[
         "snapshots",
-        "--dir",
-        dir.path().to_str().unwrap(),
+        "--config",
+        two.config.to_str().unwrap(),
         "--format",
         "json",
     ]);
     assert_eq!(code, 0, "{err}");
     let list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-    assert_eq!(list.len(), 2);
-    assert_eq!(
-        list[0]["file"]["path"],
-        path.to_str().unwrap(),
-        "newest first"
-    );
-    assert_eq!(list[0]["header"]["round"], 1);
-    assert_eq!(
-        list[0]["file"]["bytes"],
-        std::fs::metadata(&path).unwrap().len()
-    );
-    assert!(list[1]["error"]
-        .as_str()
-        .unwrap()
-        .contains("2001-01-01T00-00-00Z.json"));
-    let (code, table, _) = pricegrid(&[
-        "snapshots",
-        "--dir",
-        dir.path().to_str().unwrap(),
-        "--format",
-        "table",
-    ]);
+    assert_eq!(list.len(), 2, "{out}");
+    assert_eq!(list[0]["round"], 2, "newest first");
+    assert_eq!(list[1]["round"], 1);
+    for r in &list {
+        assert_eq!(r["status"], "finished", "{r}");
+        assert_eq!(r["counts"]["tasks"], 30, "{r}");
+        assert_eq!(r["config_version"], 0, "{r}");
+        assert!(r["finished"].as_str().unwrap() >= r["started"].as_str().unwrap());
+    }
+    let (code, table, _) = pricegrid(&["snapshots", "--db", two.db(), "--format", "table"]);
     assert_eq!(code, 0);
-    assert!(table.starts_with("time"), "{table}");
-    assert!(table.contains("unreadable"), "{table}");
+    assert!(table.starts_with("round"), "{table}");
+    assert_eq!(table.lines().count(), 1 + 2, "{table}");
+}
+
+#[actix_rt::test]
+async fn export_writes_a_snapshot_that_loads_back_equal_to_the_record() {
+    let two = TwoRounds::new().await;
+    let out = two.db.with_file_name("export.json");
+    let (code, _, err) = pricegrid(&[
+        "export",
+        "--db",
+        two.db(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let snap = Snapshot::load(&out).unwrap();
+    let record = Record::open_read_only(&two.db).unwrap();
+    let (now, _) = record.load().unwrap();
+    assert_eq!(snap.prices, now, "every cell as the record holds it");
+    let newest = &record.rounds().unwrap()[0];
+    assert_eq!(
+        (snap.round, snap.config_version, snap.counts),
+        (2, newest.config_version, newest.counts)
+    );
+
+    let (code, _, err) = pricegrid(&[
+        "export",
+        "--db",
+        two.db(),
+        "--round",
+        "1",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let snap = Snapshot::load(&out).unwrap();
+    assert_eq!(snap.round, 1);
+    assert_eq!(snap.prices, record.store_at(1).unwrap());
+    assert_eq!(sorted(answers(&snap.prices)), sorted(answers(&two.first)));
+}
+
+#[actix_rt::test]
+async fn export_as_csv_to_stdout_gives_a_line_per_cell_of_the_round() {
+    let two = TwoRounds::new().await;
+    let (code, out, err) = pricegrid(&[
+        "export",
+        "--db",
+        two.db(),
+        "--round",
+        "1",
+        "--format",
+        "csv",
+        "--output",
+        "-",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("exchange,symbol,day,state,open,high,low,close,volume,flags,reason\n"),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 1 + two.first.len());
+    assert_eq!(csv_answers(&out), sorted(answers(&two.first)));
+    assert_ne!(csv_answers(&out), sorted(answers(&two.second)));
 }
 
 /// A running daemon whose first round (over `universe`) is done and
@@ -452,15 +724,16 @@ impl Api {
         let path = universe(config).write(&dir.path().join("pricegrid.toml"));
         let mut daemon = RunningDaemon::start(&path).await;
         daemon.first_round().await;
-        // Queues behind the end-of-round write, so both are on disk after it.
-        let written = daemon
+        // Queues behind the end-of-round writes, so the round is on disk
+        // after it.
+        let flushed = daemon
             .pipeline
             .aggregator
-            .send(WriteSnapshot)
+            .send(Flush)
             .await
             .unwrap()
-            .expect("snapshots are on");
-        assert!(written.is_ok());
+            .expect("the daemon keeps a record");
+        assert!(flushed.is_ok(), "{flushed:?}");
         let store = daemon.pipeline.aggregator.send(GetStore).await.unwrap();
         Api {
             base: daemon.api_url(),
@@ -601,13 +874,16 @@ async fn the_aggregate_route_spans_the_stored_closes_across_exchanges() {
 }
 
 #[actix_rt::test]
-async fn the_snapshots_route_lists_the_end_of_round_snapshot() {
+async fn the_snapshots_route_lists_the_rounds_of_the_record() {
     let api = Api::after_one_task().await;
     let (code, body) = api.get("/v1/snapshots").await;
     assert_eq!(code, 200, "{body}");
     let list: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
-    assert!(!list.is_empty(), "the end-of-round snapshot is listed");
-    assert_eq!(list[0]["header"]["round"], 1);
+    assert_eq!(list.len(), 1, "{body}");
+    assert_eq!(list[0]["round"], 1);
+    assert_eq!(list[0]["status"], "finished");
+    assert_eq!(list[0]["counts"]["tasks"], 1);
+    assert!(list[0]["export"].is_null(), "exports are off: {body}");
     api.stop().await;
 }
 

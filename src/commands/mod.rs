@@ -7,6 +7,7 @@
 //! (fetching, querying, serving) lives in the library below.
 
 pub mod check_config;
+pub mod export;
 pub mod fetch;
 pub mod query;
 pub mod run;
@@ -17,8 +18,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, SnapshotDirArgs};
+use crate::cli::{Cli, Command, PointArgs, RecordArgs};
 use crate::config::{self, Config};
+use crate::record::Record;
 use crate::render::Format;
 
 /// Runs a parsed command line.
@@ -30,6 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckConfig(args) => Ok(check_config::check_config(&args)),
         Command::Query(args) => query::query(args),
         Command::Snapshots(args) => snapshots::snapshots(&args),
+        Command::Export(args) => export::export(&args),
     }
 }
 
@@ -69,13 +72,63 @@ pub fn load_config(explicit: Option<&Path>) -> anyhow::Result<Config> {
     Ok(Config::default())
 }
 
-impl SnapshotDirArgs {
-    /// The snapshot directory: `--dir`, or the config's `snapshot.dir`
-    /// (the config is read only when `--dir` is not given).
+impl RecordArgs {
+    /// The record's path: `--db`, or the config's `store.path` (the config
+    /// is read only when `--db` is not given).
     pub fn resolve(&self) -> anyhow::Result<PathBuf> {
-        match &self.dir {
-            Some(dir) => Ok(dir.clone()),
-            None => Ok(load_config(self.config.as_deref())?.snapshot.dir),
+        match &self.db {
+            Some(db) => Ok(db.clone()),
+            None => Ok(load_config(self.config.as_deref())?.store.path),
+        }
+    }
+
+    /// Opens the record read-only: a daemon may be writing it. A missing
+    /// file is said plainly, with what to do.
+    pub fn open(&self) -> anyhow::Result<Record> {
+        let path = self.resolve()?;
+        if !path.exists() {
+            anyhow::bail!(
+                "no record at {}: run the daemon first, or pass --db",
+                path.display()
+            );
+        }
+        Ok(Record::open_read_only(&path)?)
+    }
+}
+
+impl PointArgs {
+    /// The round asked for: `--round N` (checked by the record when read),
+    /// the newest round finished `--at` a time, or `None` for the current
+    /// values.
+    pub fn round(&self, record: &Record) -> anyhow::Result<Option<u64>> {
+        if let Some(round) = self.round {
+            return Ok(Some(round));
+        }
+        let Some(at) = self.at else {
+            return Ok(None);
+        };
+        match record.round_at(at)? {
+            Some(round) => Ok(Some(round)),
+            None => {
+                let first = record
+                    .rounds()?
+                    .into_iter()
+                    .rev()
+                    .find_map(|r| r.finished.map(|t| (r.round, t)));
+                match first {
+                    Some((round, t)) => anyhow::bail!(
+                        "{}: no round had finished at {}: the first, round {round}, finished at {}",
+                        record.path().display(),
+                        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                    ),
+                    None => anyhow::bail!(
+                        "{}: no round has finished yet, so there is nothing as of {}",
+                        record.path().display(),
+                        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ),
+                }
+            }
         }
     }
 }

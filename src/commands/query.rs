@@ -1,15 +1,22 @@
-//! `pricegrid query`: read prices from a logged snapshot (no daemon
-//! needed). Picks the snapshot (`--snapshot`, or the newest in the snapshot
-//! directory, or the one in force `--at` a time), selects rows with
-//! `crate::query` and prints them with `crate::render`.
+//! `pricegrid query`: read prices from the record (no daemon needed): the
+//! current values, or the aggregate as it stood at the end of `--round N`
+//! or of the newest round finished `--at` a time; or from a JSON snapshot
+//! file (`--snapshot`). Selects rows with `crate::query` and prints them
+//! with `crate::render`.
+//!
+//! Opens the record read-only, so it runs beside a daemon writing it; a
+//! point-in-time question is filtered in SQL (`Record::cells_at`), so
+//! asking for one symbol reads that symbol's rows only.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use crate::cli::QueryArgs;
 use crate::query::{self, Filter};
+use crate::record::Record;
 use crate::render::{self, Format};
-use crate::snapshot::{self, Snapshot};
+use crate::snapshot::Snapshot;
+use crate::store::Store;
 
 pub fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     if let (Some(from), Some(to)) = (args.from, args.to) {
@@ -17,11 +24,6 @@ pub fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("--to {} is before --from {}", to.0, from.0);
         }
     }
-    let path = match &args.snapshot {
-        Some(path) => path.clone(),
-        None => snapshot::find(&args.dir.resolve()?, args.at)?.path,
-    };
-    let snap = Snapshot::load(&path)?;
     let filter = Filter {
         exchanges: args.exchange.into_iter().collect(),
         symbols: args.symbol.into_iter().collect(),
@@ -30,7 +32,15 @@ pub fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         final_only: args.final_only,
         exclude_flagged: args.exclude_flagged,
     };
-    let rows = query::rows(&snap.prices, &filter);
+    let store = match &args.snapshot {
+        Some(path) => Snapshot::load(path)?.prices,
+        None => {
+            let record = args.record.open()?;
+            let round = args.point.round(&record)?;
+            selected(&record, round, &filter)?
+        }
+    };
+    let rows = query::rows(&store, &filter);
     let format = args
         .format
         .unwrap_or_else(|| super::default_format(Format::Csv));
@@ -41,4 +51,23 @@ pub fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     };
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The cells `filter` may keep: the current ones, or those at the end of
+/// `round`, read through the record's indexes.
+pub(crate) fn selected(
+    record: &Record,
+    round: Option<u64>,
+    filter: &Filter,
+) -> anyhow::Result<Store> {
+    let Some(round) = round else {
+        return Ok(record.load()?.0);
+    };
+    let exchanges: Vec<_> = filter.exchanges.iter().cloned().collect();
+    let symbols: Vec<_> = filter.symbols.iter().cloned().collect();
+    let mut store = Store::new();
+    for (key, cell) in record.cells_at(round, &exchanges, &symbols, filter.from, filter.to)? {
+        store.put(&key, &cell);
+    }
+    Ok(store)
 }

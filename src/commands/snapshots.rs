@@ -1,22 +1,20 @@
-//! `pricegrid snapshots`: list the logged snapshots, newest first, with
-//! each one's round and counts (read from its header alone).
+//! `pricegrid snapshots`: list the rounds in the record, newest first: when
+//! each started and finished, its status, the config version it ran under
+//! and its counts. Each is a snapshot `query --round` and `export --round`
+//! answer for (unless compaction folded its history).
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-
 use crate::cli::SnapshotsArgs;
 use crate::render::{self, Format};
-use crate::snapshot;
 
 pub fn snapshots(args: &SnapshotsArgs) -> anyhow::Result<ExitCode> {
-    let dir = args.dir.resolve()?;
-    let listed = snapshot::listing(&dir).with_context(|| format!("reading {}", dir.display()))?;
+    let rounds = args.record.open()?.rounds()?;
     let format = args
         .format
         .unwrap_or_else(|| super::default_format(Format::Json));
-    let text = render::render_listing(&listed, format);
+    let text = render::render_rounds(&rounds, format);
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -118,7 +118,9 @@ pub struct Daemon {
     source: Source,
     pipeline: Pipeline,
     api: Option<ApiServer>,
-    snapshot_dir: watch::Sender<PathBuf>,
+    /// What the API reads from disk (`reload.rs` moves the export
+    /// directory through it).
+    snapshot_dir: ApiFiles,
     started: std::time::Instant,
     status: watch::Sender<ReloadStatus>,
     control_tx: mpsc::UnboundedSender<Control>,
@@ -159,7 +161,10 @@ impl Daemon {
                 record: Some(record),
             },
         );
-        let (snapshot_dir, _) = watch::channel(config.snapshot.dir.clone());
+        let snapshot_dir = ApiFiles {
+            snapshot_dir: watch::Sender::new(config.snapshot.dir.clone()),
+            record: watch::Sender::new(config.store.path.clone()),
+        };
         let started = std::time::Instant::now();
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let status = watch::Sender::new(ReloadStatus::default());
@@ -350,10 +355,27 @@ fn resume(config: &Config) -> Result<(Record, Store, u64), DaemonError> {
     Ok((record, store, last_round))
 }
 
+/// The files the API reads, as watch channels, so that an API started
+/// before a reload reads what is in force after it: the export directory
+/// (`snapshot.dir`) and the record. The record stays the file the daemon
+/// opened at start: the Recorder keeps its connection across reloads, so a
+/// reloaded `store.path` takes effect at the next start.
+struct ApiFiles {
+    snapshot_dir: watch::Sender<PathBuf>,
+    record: watch::Sender<PathBuf>,
+}
+
+impl ApiFiles {
+    /// A reload's new export directory.
+    fn send_replace(&self, snapshot_dir: PathBuf) -> PathBuf {
+        self.snapshot_dir.send_replace(snapshot_dir)
+    }
+}
+
 fn start_api(
     config: &Config,
     pipeline: &Pipeline,
-    snapshot_dir: &watch::Sender<PathBuf>,
+    files: &ApiFiles,
     started: std::time::Instant,
     control: &mpsc::UnboundedSender<Control>,
 ) -> Result<ApiServer, DaemonError> {
@@ -370,7 +392,8 @@ fn start_api(
         aggregator: pipeline.aggregator.clone(),
         supervisor: pipeline.supervisor.clone(),
         metrics: pipeline.metrics.clone(),
-        snapshot_dir: snapshot_dir.subscribe(),
+        snapshot_dir: files.snapshot_dir.subscribe(),
+        record: files.record.subscribe(),
         started,
         reload: Some(reload),
         queries: Arc::new(tokio::sync::Semaphore::new(

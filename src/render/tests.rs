@@ -348,51 +348,47 @@ fn a_bad_format_name_is_named_with_the_allowed_ones() {
     assert!("CSV".parse::<Format>().is_err());
 }
 
-// ---- render_listing ----
+// ---- render_rounds ----
 
 #[test]
-fn an_unreadable_snapshot_is_listed_with_question_marks_and_why() {
-    use crate::snapshot::{Header, Listed, SnapshotFile};
-    let time = "2026-11-24T10:15:00Z".parse().expect("a time");
-    let file = |name: &str| SnapshotFile {
-        path: format!("snaps/{name}").into(),
-        time,
-        bytes: 42,
-    };
-    let listed = [
-        Listed {
-            file: file("good.json"),
-            header: Some(Header {
-                format: 2,
-                created: time,
-                config_version: 3,
-                round: 7,
-                counts: crate::model::Counts {
-                    tasks: 10,
-                    finals: 9,
-                    none: 1,
-                    ..Default::default()
-                },
-            }),
-            error: None,
+fn a_running_round_is_listed_with_an_empty_finish_time() {
+    use crate::record::{RoundRow, RoundStatus};
+    let t = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().expect("a time");
+    let rounds = [
+        RoundRow {
+            round: 8,
+            started: t("2026-11-24T11:15:00Z"),
+            finished: None,
+            config_version: 3,
+            status: RoundStatus::Running,
+            counts: crate::model::Counts::default(),
         },
-        Listed {
-            file: file("bad.json"),
-            header: None,
-            error: Some("not a valid snapshot".to_owned()),
+        RoundRow {
+            round: 7,
+            started: t("2026-11-24T10:15:00Z"),
+            finished: Some(t("2026-11-24T10:15:02.5Z")),
+            config_version: 3,
+            status: RoundStatus::Finished,
+            counts: crate::model::Counts {
+                tasks: 10,
+                finals: 9,
+                none: 1,
+                ..Default::default()
+            },
         },
     ];
     assert_eq!(
-        render_listing(&listed, Format::Csv),
-        "time,round,config,tasks,final,provisional,none,failed,rejected,bytes,file\n\
-         2026-11-24T10:15:00Z,7,3,10,9,0,1,0,0,42,snaps/good.json\n\
-         2026-11-24T10:15:00Z,?,?,?,?,?,?,?,?,42,snaps/bad.json (unreadable: not a valid snapshot)\n"
+        render_rounds(&rounds, Format::Csv),
+        "round,started,finished,status,config,tasks,final,provisional,none,failed,rejected\n\
+         8,2026-11-24T11:15:00.000Z,,running,3,0,0,0,0,0,0\n\
+         7,2026-11-24T10:15:00.000Z,2026-11-24T10:15:02.500Z,finished,3,10,9,0,1,0,0\n"
     );
-    let table = render_listing(&listed, Format::Table);
+    let table = render_rounds(&rounds, Format::Table);
     let width = table.lines().next().expect("a header").len();
-    assert!(table.lines().all(|l| l.len() == width), "{table}");
+    assert!(table.lines().all(|l| l.len() <= width), "{table}");
     let json: serde_json::Value =
-        serde_json::from_str(&render_listing(&listed, Format::Json)).expect("valid JSON");
-    assert_eq!(json[0]["header"]["round"], 7);
-    assert!(json[1]["header"].is_null());
+        serde_json::from_str(&render_rounds(&rounds, Format::Json)).expect("valid JSON");
+    assert_eq!(json[1]["round"], 7);
+    assert_eq!(json[1]["status"], "finished");
+    assert!(json[0]["finished"].is_null());
 }

@@ -31,10 +31,7 @@ use crate::store::json::{PricesJson, PricesSeed};
 pub use crate::store::FailedTask;
 use crate::store::{Observation, Stamp, Store};
 
-pub use dir::{
-    at_or_before, file_name, find, list, listing, load_newest, parse_file_name, prune, FindError,
-    Listed, Newest, SnapshotFile,
-};
+pub use dir::{file_name, list, parse_file_name, prune, SnapshotFile};
 pub use header::{read_header, Header};
 
 /// Version of the file format written, bumped on any incompatible change.

@@ -1,0 +1,80 @@
+//! `pricegrid export`: write the aggregate as it stands (or as it stood at
+//! the end of `--round N`, or of the newest round finished `--at` a time)
+//! as a JSON snapshot (the file format `crate::snapshot` owns, which
+//! `query --snapshot` and the daemon's one-time import read) or as CSV.
+//!
+//! Reads the record read-only, beside a running daemon; writes only the
+//! output file, atomically (or standard output).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use crate::cli::{ExportArgs, ExportFormat};
+use crate::model::Counts;
+use crate::query::{self, Filter};
+use crate::render::{self, Format};
+use crate::snapshot::Snapshot;
+
+pub fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let record = args.record.open()?;
+    let asked = args.point.round(&record)?;
+    let store = super::query::selected(&record, asked, &Filter::default())?;
+    let rounds = record.rounds()?;
+    // The header: the round asked for, else the newest recorded.
+    let header = match asked {
+        Some(round) => rounds.iter().find(|r| r.round == round),
+        None => rounds.first(),
+    };
+    let (round, config_version, counts) = match header {
+        Some(r) => (r.round, r.config_version, r.counts),
+        None => (asked.unwrap_or(0), 0, Counts::default()),
+    };
+    let cells = store.len();
+    let to_stdout = args.output.as_os_str() == "-";
+    match args.format {
+        ExportFormat::Json => {
+            let snapshot = Snapshot::new(config_version, round, counts, store);
+            if to_stdout {
+                let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+                snapshot.write_to(&mut w)?;
+                writeln!(w)?;
+                w.flush()?;
+            } else {
+                snapshot
+                    .write_atomic(&args.output)
+                    .with_context(|| format!("writing {}", args.output.display()))?;
+            }
+        }
+        ExportFormat::Csv => {
+            let text =
+                render::render_rows(&query::rows(&store, &Filter::default()), None, Format::Csv);
+            if to_stdout {
+                std::io::stdout().lock().write_all(text.as_bytes())?;
+            } else {
+                write_atomic(&args.output, text.as_bytes())
+                    .with_context(|| format!("writing {}", args.output.display()))?;
+            }
+        }
+    }
+    if !to_stdout {
+        println!("round {round} ({cells} cells) -> {}", args.output.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it and renames
+/// it over `path`, so a reader never sees half a file.
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
