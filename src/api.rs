@@ -484,6 +484,7 @@ pub fn start_for(
     max_concurrent_queries: usize,
 ) -> std::io::Result<ApiServer> {
     let (_, snapshot_dir) = watch::channel(PathBuf::new());
+    let (_, record) = watch::channel(PathBuf::new());
     start(
         listen,
         ApiState {
@@ -491,6 +492,7 @@ pub fn start_for(
             supervisor: pipeline.supervisor.clone(),
             metrics: pipeline.metrics.clone(),
             snapshot_dir,
+            record,
             started: Instant::now(),
             reload: None,
             queries: Arc::new(tokio::sync::Semaphore::new(max_concurrent_queries)),

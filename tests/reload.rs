@@ -344,6 +344,30 @@ async fn an_empty_config_file_is_refused_at_start_and_on_reload() {
     .await
 }
 
+#[actix_rt::test]
+async fn moving_the_record_while_the_daemon_runs_is_refused_naming_it() {
+    scenario(Duration::ZERO, "2020-03-02", 1, async |f| {
+        f.daemon.first_round().await;
+        let moved = f.with_workers(1).record(&f.dir.path().join("elsewhere.db"));
+        moved.write(&f.path);
+        let status = f
+            .daemon
+            .reload("rejected", |s| s.last_error.is_some())
+            .await;
+        let error = status.last_error.as_deref().unwrap();
+        assert!(
+            error.contains("store.path") && error.contains("elsewhere.db"),
+            "{error}"
+        );
+        assert_eq!(status.version, 0);
+        assert!(
+            !f.dir.path().join("elsewhere.db").exists(),
+            "no second record is created"
+        );
+    })
+    .await
+}
+
 /// 50 writes 60 ms apart, alternating valid and invalid contents, the last
 /// one valid: once the file is left alone, the last content is in force;
 /// no invalid content was applied, and the watcher, which waits for the

@@ -276,7 +276,7 @@ impl Daemon {
                 }
                 log::debug!("a duplicate of the first signal; ignored");
             }
-            log::warn!("second signal: exiting now, without a final snapshot");
+            log::warn!("second signal: exiting now, what is not in the record yet is lost");
             std::process::exit(130);
         });
         self.pipeline.producer.send(StopRounds).await?;

@@ -63,6 +63,15 @@ impl Daemon {
             Ok(c) => c,
             Err(error) => return self.reject(error, Some(hash)),
         };
+        if new.store.path != self.config.store.path {
+            let error = format!(
+                "{}: store.path: cannot change from {} to {} while the daemon runs (the record is open); restart pricegrid to use the new record",
+                self.path.display(),
+                self.config.store.path.display(),
+                new.store.path.display()
+            );
+            return self.reject(error, Some(hash));
+        }
         self.last_rejected = None;
         if new == *self.config {
             log::debug!("config file changed but its settings did not");
