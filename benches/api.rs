@@ -17,31 +17,6 @@ use std::time::Instant;
 use common::*;
 use pricegrid::actors::{Pipeline, PipelineOptions};
 use pricegrid::config::Config;
-use pricegrid::model::{Outcome, TaskKey};
-use pricegrid::server::{Dataset, GeneratedSpec};
-use pricegrid::store::{Observation, Store};
-
-fn generated_store(exchanges: usize, symbols: usize, days: u32) -> Store {
-    let spec = GeneratedSpec::synthetic(1, exchanges, symbols, days);
-    let ds = Dataset::generated(spec.clone());
-    let mut store = Store::new();
-    for day in spec.from.iter_days().take(days as usize) {
-        for e in &spec.exchanges {
-            for s in &spec.symbols {
-                let key = TaskKey {
-                    exchange: e.clone(),
-                    symbol: s.clone(),
-                    day,
-                };
-                let outcome = ds
-                    .price_of(e, s, day)
-                    .map_or(Outcome::NoPrice, Outcome::price);
-                store.apply(&key, &Observation::settled(outcome, 1));
-            }
-        }
-    }
-    store
-}
 
 /// The child's resident memory, from /proc.
 fn rss_of(pid: u32) -> u64 {

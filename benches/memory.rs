@@ -20,36 +20,11 @@ use std::time::Instant;
 use cap::Cap;
 use common::*;
 use pricegrid::actors::aggregator::TakeSnapshot;
-use pricegrid::model::{Outcome, TaskKey};
 use pricegrid::server::{self, Dataset, GeneratedSpec, ServerOptions};
 use pricegrid::snapshot::Snapshot;
-use pricegrid::store::{Observation, Store};
 
 #[global_allocator]
 static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
-
-/// A store of exchanges x symbols x days generated prices (2% missing).
-fn generated_store(exchanges: usize, symbols: usize, days: u32) -> Store {
-    let spec = GeneratedSpec::synthetic(1, exchanges, symbols, days);
-    let ds = Dataset::generated(spec.clone());
-    let mut store = Store::new();
-    for day in spec.from.iter_days().take(days as usize) {
-        for e in &spec.exchanges {
-            for s in &spec.symbols {
-                let key = TaskKey {
-                    exchange: e.clone(),
-                    symbol: s.clone(),
-                    day,
-                };
-                let outcome = ds
-                    .price_of(e, s, day)
-                    .map_or(Outcome::NoPrice, Outcome::price);
-                store.apply(&key, &Observation::settled(outcome, 1));
-            }
-        }
-    }
-    store
-}
 
 fn write_and_load(label: &str, snap: &Snapshot) {
     let dir = tempfile::tempdir().expect("a temp dir");

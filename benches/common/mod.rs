@@ -103,3 +103,30 @@ pub fn median(mut xs: Vec<f64>) -> f64 {
         (xs[n / 2 - 1] + xs[n / 2]) / 2.0
     }
 }
+
+/// A store of exchanges x symbols x days generated prices (2% missing).
+#[allow(dead_code)] // not every bench uses it
+pub fn generated_store(exchanges: usize, symbols: usize, days: u32) -> pricegrid::store::Store {
+    use pricegrid::model::{Outcome, TaskKey};
+    use pricegrid::server::{Dataset, GeneratedSpec};
+    use pricegrid::store::{Observation, Store};
+    let spec = GeneratedSpec::synthetic(1, exchanges, symbols, days);
+    let ds = Dataset::generated(spec.clone());
+    let mut store = Store::new();
+    for day in spec.from.iter_days().take(days as usize) {
+        for e in &spec.exchanges {
+            for s in &spec.symbols {
+                let key = TaskKey {
+                    exchange: e.clone(),
+                    symbol: s.clone(),
+                    day,
+                };
+                let outcome = ds
+                    .price_of(e, s, day)
+                    .map_or(Outcome::NoPrice, Outcome::price);
+                store.apply(&key, &Observation::settled(outcome, 1));
+            }
+        }
+    }
+    store
+}
