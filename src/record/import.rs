@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 
-use super::rows::{int, round_time, Encoded};
+use super::rows::{round_time, Encoded};
 use super::schema::key;
-use super::{sql, Record, RecordError, RoundStatus, INSERT_CELL, INSERT_HISTORY};
+use super::{put_round, sql, Record, RecordError, RoundStatus, INSERT_CELL, INSERT_HISTORY};
 use crate::snapshot::{self, Snapshot, SnapshotError};
 use crate::store::Store;
 
@@ -86,23 +86,14 @@ impl Record {
             } else {
                 RoundStatus::Finished
             };
-            let at = round_time(snap.created);
-            tx.execute(
-                "INSERT OR REPLACE INTO rounds (round, started, finished, config_version, status, \
-                 tasks, \"final\", provisional, \"none\", failed, rejected) \
-                 VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                rusqlite::params![
-                    int(snap.round),
-                    at,
-                    int(snap.config_version),
-                    status.as_str(),
-                    int(c.tasks),
-                    int(c.finals),
-                    int(c.provisional),
-                    int(c.none),
-                    int(c.failed),
-                    int(c.rejected),
-                ],
+            put_round(
+                &tx,
+                snap.round,
+                snap.created,
+                snap.created,
+                snap.config_version,
+                status,
+                &c,
             )
             .map_err(sql(path, doing))?;
             let after = previous.as_ref().map_or(0, |(round, _)| *round);

@@ -167,6 +167,42 @@ pub struct Compacted {
 
 /// A closure mapping a SQLite error to a `RecordError` naming `path` and
 /// what was being done.
+/// Writes a round's row as it ended: inserted, or its end filled in if
+/// `begin_round` wrote it (its start is kept).
+fn put_round(
+    conn: &Connection,
+    round: u64,
+    started: DateTime<Utc>,
+    finished: DateTime<Utc>,
+    config_version: u64,
+    status: RoundStatus,
+    c: &Counts,
+) -> rusqlite::Result<usize> {
+    conn.execute(
+        "INSERT INTO rounds (round, started, finished, config_version, status, tasks, \
+         \"final\", provisional, \"none\", failed, rejected) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+         ON CONFLICT (round) DO UPDATE SET finished = excluded.finished, \
+         config_version = excluded.config_version, status = excluded.status, \
+         tasks = excluded.tasks, \"final\" = excluded.\"final\", \
+         provisional = excluded.provisional, \"none\" = excluded.\"none\", \
+         failed = excluded.failed, rejected = excluded.rejected",
+        rusqlite::params![
+            int(round),
+            round_time(started),
+            round_time(finished),
+            int(config_version),
+            status.as_str(),
+            int(c.tasks),
+            int(c.finals),
+            int(c.provisional),
+            int(c.none),
+            int(c.failed),
+            int(c.rejected),
+        ],
+    )
+}
+
 fn sql<'a>(path: &'a Path, doing: &'static str) -> impl Fn(rusqlite::Error) -> RecordError + 'a {
     move |source| RecordError::Sql {
         path: path.to_owned(),
@@ -577,32 +613,16 @@ impl Record {
             .ok()
             .and_then(|d| finished.checked_sub_signed(d))
             .unwrap_or(finished);
-        let c = summary.counts;
-        self.conn
-            .execute(
-                "INSERT INTO rounds (round, started, finished, config_version, status, tasks, \
-                 \"final\", provisional, \"none\", failed, rejected) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
-                 ON CONFLICT (round) DO UPDATE SET finished = excluded.finished, \
-                 config_version = excluded.config_version, status = excluded.status, \
-                 tasks = excluded.tasks, \"final\" = excluded.\"final\", \
-                 provisional = excluded.provisional, \"none\" = excluded.\"none\", \
-                 failed = excluded.failed, rejected = excluded.rejected",
-                rusqlite::params![
-                    int(summary.round),
-                    round_time(started),
-                    round_time(finished),
-                    int(summary.config_version),
-                    status.as_str(),
-                    int(c.tasks),
-                    int(c.finals),
-                    int(c.provisional),
-                    int(c.none),
-                    int(c.failed),
-                    int(c.rejected),
-                ],
-            )
-            .map_err(sql(&self.path, "recording the end of a round"))?;
+        put_round(
+            &self.conn,
+            summary.round,
+            started,
+            finished,
+            summary.config_version,
+            status,
+            &summary.counts,
+        )
+        .map_err(sql(&self.path, "recording the end of a round"))?;
         Ok(())
     }
 
