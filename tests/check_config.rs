@@ -3,22 +3,13 @@
 //! `ohlc_order`, `settle_after`, `retry_for` and `max_tasks` are checked for
 //! the exact `file:line:col: key:` they print.
 
-use std::process::Command;
+mod common;
 
 fn check(text: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pricegrid.toml");
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .expect("the binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::pricegrid_in(None, &[&"check-config", &path])
 }
 
 #[test]
@@ -339,12 +330,9 @@ fn malformed_configs_fail_naming_the_problem() {
 
 #[test]
 fn a_missing_file_is_a_clear_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
-        .args(["check-config", "/nonexistent/pricegrid.toml"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, _, stderr) =
+        common::pricegrid_in(None, &[&"check-config", &"/nonexistent/pricegrid.toml"]);
+    assert_eq!(code, 1);
     assert!(
         stderr.contains("/nonexistent/pricegrid.toml") && stderr.contains("cannot read"),
         "{stderr}"

@@ -3,8 +3,9 @@
 //! defaults and say so in one log line; a `--config` naming a file that
 //! does not exist is still an error that names it.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
 use pricegrid::model::{Exchange, Ohlcv, Outcome, Symbol, TaskKey};
 use pricegrid::snapshot::{self, Snapshot};
@@ -14,24 +15,15 @@ use pricegrid::store::{Observation, Store};
 const DEFAULTS: &str = "using the built-in defaults";
 
 /// Runs the binary in `dir`, logging at info whatever the runner's RUST_LOG.
-fn pricegrid_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
-        .args(args)
-        .current_dir(dir)
-        .env("RUST_LOG", "info")
-        .output()
-        .expect("the binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+fn pricegrid_at(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let args: Vec<&dyn AsRef<std::ffi::OsStr>> = args.iter().map(|a| a as _).collect();
+    common::pricegrid_in(Some(dir), &args)
 }
 
 #[test]
 fn fetch_without_a_config_file_uses_the_built_in_defaults() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, stdout, stderr) = pricegrid_in(
+    let (code, stdout, stderr) = pricegrid_at(
         dir.path(),
         &[
             "fetch",
@@ -78,7 +70,7 @@ fn query_without_a_config_file_reads_the_default_record() {
         .unwrap()
         .expect("one snapshot imported");
 
-    let (code, stdout, stderr) = pricegrid_in(dir.path(), &["query", "--format", "csv"]);
+    let (code, stdout, stderr) = pricegrid_at(dir.path(), &["query", "--format", "csv"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stderr.matches(DEFAULTS).count(), 1, "{stderr}");
     assert_eq!(
@@ -95,7 +87,7 @@ fn a_config_named_but_missing_is_an_error_naming_it() {
         &["fetch", "--no-progress", "--config", "nowhere.toml"][..],
         &["query", "--config", "nowhere.toml"][..],
     ] {
-        let (code, _, stderr) = pricegrid_in(dir.path(), command);
+        let (code, _, stderr) = pricegrid_at(dir.path(), command);
         assert_eq!(code, 1, "{command:?}: {stderr}");
         assert!(
             stderr.contains("nowhere.toml: cannot read the config"),

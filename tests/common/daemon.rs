@@ -176,6 +176,26 @@ pub async fn round_matching_within(
 /// The `pricegrid` binary's log lines (stderr).
 pub type LogLines = std::io::Lines<std::io::BufReader<std::process::ChildStderr>>;
 
+/// Runs the `pricegrid` binary with `args` (in `dir`, if given, logging at
+/// info whatever the runner's RUST_LOG) to its end: exit code, stdout,
+/// stderr.
+pub fn pricegrid_in(
+    dir: Option<&Path>,
+    args: &[&dyn AsRef<std::ffi::OsStr>],
+) -> (i32, String, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pricegrid"));
+    command.args(args.iter().map(|a| a.as_ref()));
+    if let Some(dir) = dir {
+        command.current_dir(dir).env("RUST_LOG", "info");
+    }
+    let out = command.output().expect("the binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Starts `pricegrid run --config CONFIG` with its log piped. A watchdog
 /// kills it after a minute, so that a test waiting on its log fails
 /// instead of hanging.
