@@ -252,10 +252,7 @@ impl Supervisor {
                 let outcome = match result {
                     Ok(Answer::Price { price, flags }) => Outcome::Price { price, flags },
                     Ok(Answer::NoPrice) => Outcome::NoPrice,
-                    Ok(Answer::Rejected { reason, price }) => Outcome::Rejected {
-                        reason,
-                        price: Some(price),
-                    },
+                    Ok(Answer::Rejected { reason, price }) => Outcome::Rejected { reason, price },
                     Err(failure) if failure.retryable => {
                         log::debug!(
                             "{}: attempt {} failed: {}",

@@ -9,6 +9,7 @@
 //! re-checks a name, a date or a number. This module does no I/O and knows
 //! no other module of the crate.
 
+mod api;
 mod cell;
 mod day;
 
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use api::Api;
 pub use cell::{reason_kind, CellState, Counts, Flags, Outcome, RoundSummary};
 pub use day::{Day, DayRange};
 

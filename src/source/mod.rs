@@ -9,6 +9,7 @@
 //! retrying (see `response`). Which server to ask, and starting the
 //! built-in one, is `origin`'s (`Source`).
 
+pub mod exchanges;
 pub mod origin;
 pub mod response;
 
@@ -20,7 +21,7 @@ use url::Url;
 use crate::config::OhlcOrder;
 use crate::model::{Exchange, NameError, Symbol, TaskKey};
 pub use origin::{OriginError, Source};
-pub use response::{Answer, FetchFailure, FetchResult};
+pub use response::{Answer, FetchFailure, FetchResult, Throttle};
 
 /// Why a discovery request failed.
 #[derive(Debug, thiserror::Error)]

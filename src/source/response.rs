@@ -22,8 +22,13 @@ pub enum Answer {
     Price { price: Ohlcv, flags: Flags },
     /// The source has no price there.
     NoPrice,
-    /// A price refused by `source.ohlc_order = "reject"`, kept as sent.
-    Rejected { reason: String, price: Ohlcv },
+    /// Refused by a rule, with its reason: a price out of order under
+    /// `source.ohlc_order = "reject"` or a candle not anchored at 00:00 UTC
+    /// (kept as sent), or a day older than the exchange serves (no price).
+    Rejected {
+        reason: String,
+        price: Option<Ohlcv>,
+    },
 }
 
 /// A request that did not produce an answer.
@@ -35,6 +40,18 @@ pub struct FetchFailure {
     pub retryable: bool,
     /// What the server asked for with `Retry-After`, if anything.
     pub retry_after: Option<Duration>,
+    /// The exchange said it is being asked too often: the whole exchange
+    /// pauses (until `retry_after`, or a backoff), not just this task.
+    pub throttle: Option<Throttle>,
+}
+
+/// How an exchange told a client to slow down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Throttle {
+    /// Too many requests (HTTP 429, or an exchange's own throttling answer).
+    RateLimited,
+    /// The client is banned for a while (Binance's HTTP 418).
+    Banned,
 }
 
 impl FetchFailure {
@@ -43,6 +60,7 @@ impl FetchFailure {
             reason: reason.into(),
             retryable: true,
             retry_after: None,
+            throttle: None,
         }
     }
 
@@ -51,6 +69,22 @@ impl FetchFailure {
             reason: reason.into(),
             retryable: false,
             retry_after: None,
+            throttle: None,
+        }
+    }
+
+    /// The exchange asked us to slow down: retryable, and it pauses the
+    /// whole exchange.
+    pub fn throttled(
+        reason: impl Into<String>,
+        throttle: Throttle,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        Self {
+            reason: reason.into(),
+            retryable: true,
+            retry_after,
+            throttle: Some(throttle),
         }
     }
 }
@@ -85,10 +119,17 @@ pub fn classify(
         reason,
         retryable: true,
         retry_after: retry_after.and_then(parse_retry_after),
+        throttle: None,
     };
     match status {
         408 => return Err(transient("request timed out (408)".into())),
-        429 => return Err(transient("rate limited (429)".into())),
+        429 => {
+            return Err(FetchFailure::throttled(
+                "rate limited (429)",
+                Throttle::RateLimited,
+                retry_after.and_then(parse_retry_after),
+            ))
+        }
         500..=599 => return Err(transient(format!("server error ({status})"))),
         200 | 404 => {}
         _ => {
@@ -157,7 +198,7 @@ fn check_body(key: &TaskKey, p: PriceBody, ohlc_order: OhlcOrder) -> FetchResult
     match (ohlc_order, price.check_order()) {
         (OhlcOrder::Reject, Err(e)) => Ok(Answer::Rejected {
             reason: format!("ohlc order: {e}"),
-            price,
+            price: Some(price),
         }),
         (order, _) => Ok(Answer::Price {
             price,
@@ -167,7 +208,7 @@ fn check_body(key: &TaskKey, p: PriceBody, ohlc_order: OhlcOrder) -> FetchResult
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is treated as absent).
-fn parse_retry_after(raw: &str) -> Option<Duration> {
+pub fn parse_retry_after(raw: &str) -> Option<Duration> {
     raw.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
@@ -351,7 +392,7 @@ mod tests {
         match with(OhlcOrder::Reject) {
             Ok(Answer::Rejected { reason, price }) => {
                 assert!(reason.contains("close"), "{reason}");
-                assert_eq!(price.low, 110.0);
+                assert_eq!(price.map(|p| p.low), Some(110.0));
             }
             other => panic!("{other:?}"),
         }

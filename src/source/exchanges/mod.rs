@@ -1,0 +1,373 @@
+//! The real exchanges' public daily-candle APIs, behind one trait,
+//! `CandleApi`: each adapter (one file per exchange) builds the request for
+//! a page of days of one market, parses the exchange's answer into one
+//! `DayAnswer` per day of the page, lists the exchange's markets, and says
+//! what the exchange's documented limits are (page size, depth, request
+//! rate). The rules every exchange shares live here, once: what a candle
+//! must be to count (anchored at 00:00 UTC, finite numbers), that a day the
+//! exchange does not return is "no price", how a symbol is mapped to a
+//! market when the config names none (`<SYMBOL>/USD`, else `/USDT`, else
+//! `/USDC`), and how a run of unsettled days is cut into pages.
+//!
+//! Pure: no I/O, no clock (today is passed in). Sending the request is
+//! `source::PriceClient`'s job; deciding what a failure means for the task
+//! is the Supervisor's.
+
+use chrono::{DateTime, NaiveDate, TimeDelta};
+
+use crate::config::OhlcOrder;
+use crate::model::{Api, DayRange, Flags, Ohlcv, Symbol};
+use crate::source::{Answer, FetchFailure};
+
+/// What an exchange said about one day of a page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayAnswer {
+    pub day: NaiveDate,
+    pub answer: Answer,
+    /// The exchange marked this candle as still open (OKX `confirm: "0"`,
+    /// Kraken's last row): provisional whatever the clock says.
+    pub open: bool,
+}
+
+/// One request's worth of answers: one per day of the page, in day order,
+/// or why the request produced none.
+pub type PageResult = Result<Vec<DayAnswer>, FetchFailure>;
+
+/// A market as an exchange lists it, e.g. Kraken's `XBTUSD` (base `XBT`,
+/// quote `USD`). Base and quote are upper case, in the exchange's own
+/// spelling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instrument {
+    pub market: String,
+    pub base: String,
+    pub quote: String,
+}
+
+/// A candle as an exchange sent it, before the shared rules: its open time
+/// and its numbers (already parsed from strings or numbers, exactly).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candle {
+    /// Open time, milliseconds since the Unix epoch.
+    pub open_ms: i64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: f64,
+    /// The exchange says the candle is still open.
+    pub still_open: bool,
+}
+
+/// One exchange's daily-candle API.
+pub trait CandleApi: Send + Sync {
+    fn api(&self) -> Api;
+
+    /// The exchange's real public endpoint, e.g. `https://api.kraken.com/`.
+    fn default_url(&self) -> &'static str;
+
+    /// Most daily candles one request returns.
+    fn page_days(&self) -> u32;
+
+    /// A documented, safe request rate to the exchange, per second and
+    /// per process.
+    fn default_requests_per_second(&self) -> f64;
+
+    /// The oldest day the exchange serves when today (UTC) is `today`;
+    /// `None`: no limit (Kraken serves only its 720 most recent candles).
+    fn earliest_day(&self, today: NaiveDate) -> Option<NaiveDate> {
+        let _ = today;
+        None
+    }
+
+    /// Checks the form of a market name, offline (a typo such as
+    /// `"btc-usd"` for Coinbase's `"BTC-USD"`): the error says what the form is.
+    fn check_market(&self, market: &str) -> Result<(), String>;
+
+    /// The exchange's spelling of a symbol's asset, upper case (Kraken
+    /// calls bitcoin `XBT`).
+    fn asset_name(&self, symbol: &Symbol) -> String {
+        symbol.as_str().to_ascii_uppercase()
+    }
+
+    /// The path and query, relative to the base URL, that asks for the
+    /// daily candles of `market` over `days` (at most `page_days` days).
+    fn candles_request(&self, market: &str, days: DayRange) -> String;
+
+    /// Turns an answer to `candles_request(market, days)` into one
+    /// `DayAnswer` per day of `days` (see `day_answers`), or a failure with
+    /// its reason: throttling (`FetchFailure::throttled`), an unknown market
+    /// (permanent, the reason starting "unknown market"), a server error
+    /// (retryable), a body that is not the documented shape (retryable).
+    fn parse_candles(
+        &self,
+        market: &str,
+        days: DayRange,
+        status: u16,
+        retry_after: Option<&str>,
+        body: &[u8],
+        ohlc_order: OhlcOrder,
+    ) -> PageResult;
+
+    /// The path and query of the exchange's market listing.
+    fn instruments_request(&self) -> String;
+
+    /// The markets in an answer to `instruments_request`.
+    fn parse_instruments(&self, status: u16, body: &[u8]) -> Result<Vec<Instrument>, String>;
+}
+
+/// The adapter of `api`; `None` for the classic API, which has none.
+pub fn adapter(api: Api) -> Option<&'static dyn CandleApi> {
+    let _ = api;
+    None
+}
+
+/// The reason a day older than the exchange serves is rejected with.
+pub fn out_of_reach_reason(api: Api, earliest: NaiveDate) -> String {
+    format!("out of reach: {api} serves daily candles from {earliest} only")
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Midnight UTC of `day`, in milliseconds since the epoch.
+pub fn day_start_ms(day: NaiveDate) -> i64 {
+    day.and_hms_opt(0, 0, 0)
+        .map_or(0, |t| t.and_utc().timestamp_millis())
+}
+
+/// The UTC day a millisecond timestamp falls in.
+pub fn day_of_ms(ms: i64) -> Option<NaiveDate> {
+    DateTime::from_timestamp_millis(ms).map(|t| t.date_naive())
+}
+
+/// The shared rules, from an exchange's candles to one answer per day of
+/// `days`: a candle whose open time is not 00:00 UTC is rejected ("not
+/// anchored at 00:00 UTC") for the day it falls in; a candle of a day
+/// outside `days` is ignored; a day with no candle is "no price"; a price
+/// whose numbers are not finite and non-negative makes the page a
+/// (retryable) failure; order and zero flags as for the classic API. Two
+/// candles for one day are a failure too: the page cannot say which is true.
+pub fn day_answers(days: DayRange, candles: &[Candle], ohlc_order: OhlcOrder) -> PageResult {
+    let mut out: Vec<DayAnswer> = days
+        .days()
+        .map(|day| DayAnswer {
+            day,
+            answer: Answer::NoPrice,
+            open: false,
+        })
+        .collect();
+    let mut seen = vec![false; out.len()];
+    for c in candles {
+        let Some(day) = day_of_ms(c.open_ms) else {
+            return Err(FetchFailure::retryable(format!(
+                "a candle's open time {} is not a valid time",
+                c.open_ms
+            )));
+        };
+        if day < days.from || day > days.to {
+            continue;
+        }
+        let i = usize::try_from((day - days.from).num_days()).unwrap_or(usize::MAX);
+        let Some(slot) = out.get_mut(i) else { continue };
+        if std::mem::replace(&mut seen[i], true) {
+            return Err(FetchFailure::retryable(format!(
+                "two candles for {day} in one answer"
+            )));
+        }
+        let price = Ohlcv::new(c.open, c.high, c.low, c.close, c.volume)
+            .map_err(|e| FetchFailure::retryable(format!("invalid candle for {day}: {e}")))?;
+        slot.open = c.still_open;
+        let offset = c.open_ms.rem_euclid(DAY_MS);
+        slot.answer = if offset != 0 {
+            let at = TimeDelta::milliseconds(offset);
+            Answer::Rejected {
+                reason: format!(
+                    "not anchored at 00:00 UTC: the candle opens at {:02}:{:02} UTC",
+                    at.num_hours(),
+                    at.num_minutes() % 60
+                ),
+                price: Some(price),
+            }
+        } else {
+            match (ohlc_order, price.check_order()) {
+                (OhlcOrder::Reject, Err(e)) => Answer::Rejected {
+                    reason: format!("ohlc order: {e}"),
+                    price: Some(price),
+                },
+                (order, _) => Answer::Price {
+                    price,
+                    flags: Flags::of(&price, order == OhlcOrder::Flag),
+                },
+            }
+        };
+    }
+    Ok(out)
+}
+
+/// Parses a number an exchange sent as a JSON string (`"7901.27"`) or a
+/// JSON number, exactly (the nearest `f64`, as serde_json's float_roundtrip
+/// does for numbers).
+pub fn number(v: &serde_json::Value, field: &str) -> Result<f64, String> {
+    match v {
+        serde_json::Value::Number(n) => n
+            .as_f64()
+            .ok_or_else(|| format!("field '{field}' is not a number: {n}")),
+        serde_json::Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| format!("field '{field}' is not a number: {s:?}")),
+        other => Err(format!("field '{field}' is not a number: {other}")),
+    }
+}
+
+/// The market for `symbol` among an exchange's listed markets: quoted in
+/// USD, else USDT, else USDC (a price in USDT is not a price in USD, so the
+/// choice is logged and recorded with each cell).
+pub fn choose_market<'a>(
+    api: &dyn CandleApi,
+    symbol: &Symbol,
+    instruments: &'a [Instrument],
+) -> Option<&'a Instrument> {
+    let base = api.asset_name(symbol);
+    ["USD", "USDT", "USDC"].into_iter().find_map(|quote| {
+        instruments
+            .iter()
+            .find(|i| i.base.eq_ignore_ascii_case(&base) && i.quote.eq_ignore_ascii_case(quote))
+    })
+}
+
+/// Cuts sorted, distinct unsettled `days` into pages: runs of consecutive
+/// days no longer than `page_days`, never straddling `earliest` (the days
+/// before it are their own pages, answered "out of reach" without a
+/// request). Gaps between runs are not fetched.
+pub fn plan_pages(
+    days: &[NaiveDate],
+    page_days: u32,
+    earliest: Option<NaiveDate>,
+) -> Vec<DayRange> {
+    let page = i64::from(page_days.max(1));
+    let mut pages: Vec<DayRange> = Vec::new();
+    for &day in days {
+        if let Some(last) = pages.last_mut() {
+            let consecutive = day == last.to + TimeDelta::days(1);
+            let fits = (day - last.from).num_days() < page;
+            let same_side = earliest.is_none_or(|e| (last.from < e) == (day < e));
+            if consecutive && fits && same_side {
+                last.to = day;
+                continue;
+            }
+        }
+        pages.push(DayRange { from: day, to: day });
+    }
+    pages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn candle(day: &str, close: f64) -> Candle {
+        Candle {
+            open_ms: day_start_ms(d(day)),
+            open: 1.0,
+            high: 2.0,
+            low: 0.5,
+            close,
+            volume: 10.0,
+            still_open: false,
+        }
+    }
+
+    #[test]
+    fn a_page_has_one_answer_per_day_and_missing_days_are_none() {
+        let days = DayRange {
+            from: d("2020-03-01"),
+            to: d("2020-03-03"),
+        };
+        let got = day_answers(
+            days,
+            &[candle("2020-03-03", 1.5), candle("2020-02-28", 1.0)],
+            OhlcOrder::Flag,
+        )
+        .unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].answer, Answer::NoPrice);
+        assert_eq!(got[1].answer, Answer::NoPrice);
+        assert!(matches!(got[2].answer, Answer::Price { price, .. } if price.close == 1.5));
+    }
+
+    #[test]
+    fn a_candle_not_at_utc_midnight_is_rejected_for_its_day() {
+        let days = DayRange {
+            from: d("2020-03-01"),
+            to: d("2020-03-01"),
+        };
+        let mut c = candle("2020-03-01", 1.5);
+        c.open_ms += 16 * 3_600_000;
+        let got = day_answers(days, &[c], OhlcOrder::Flag).unwrap();
+        match &got[0].answer {
+            Answer::Rejected { reason, price } => {
+                assert!(reason.starts_with("not anchored at 00:00 UTC"), "{reason}");
+                assert!(reason.contains("16:00"), "{reason}");
+                assert_eq!(price.map(|p| p.close), Some(1.5));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn two_candles_for_a_day_or_a_bad_number_fail_the_page() {
+        let days = DayRange {
+            from: d("2020-03-01"),
+            to: d("2020-03-01"),
+        };
+        let twice = [candle("2020-03-01", 1.5), candle("2020-03-01", 1.6)];
+        assert!(
+            day_answers(days, &twice, OhlcOrder::Flag)
+                .unwrap_err()
+                .retryable
+        );
+        let mut nan = candle("2020-03-01", 1.5);
+        nan.volume = f64::NAN;
+        assert!(day_answers(days, &[nan], OhlcOrder::Flag).is_err());
+    }
+
+    #[test]
+    fn numbers_come_as_strings_or_numbers_exactly() {
+        let v: serde_json::Value =
+            serde_json::from_str(r#"["7901.27262233", 56.322, "x", null]"#).unwrap();
+        assert_eq!(number(&v[0], "volume"), Ok(7901.27262233));
+        assert_eq!(number(&v[1], "close"), Ok(56.322));
+        assert!(number(&v[2], "close").unwrap_err().contains("'close'"));
+        assert!(number(&v[3], "close").is_err());
+    }
+
+    #[test]
+    fn pages_are_runs_no_longer_than_a_page_split_at_the_reach() {
+        let days: Vec<NaiveDate> = DayRange {
+            from: d("2020-01-01"),
+            to: d("2020-01-10"),
+        }
+        .days()
+        .filter(|x| *x != d("2020-01-05"))
+        .collect();
+        let pages = plan_pages(&days, 3, Some(d("2020-01-08")));
+        let spans: Vec<(String, String)> = pages
+            .iter()
+            .map(|p| (p.from.to_string(), p.to.to_string()))
+            .collect();
+        let want = [
+            ("2020-01-01", "2020-01-03"),
+            ("2020-01-04", "2020-01-04"),
+            ("2020-01-06", "2020-01-07"),
+            ("2020-01-08", "2020-01-10"),
+        ];
+        assert_eq!(
+            spans,
+            want.map(|(a, b)| (a.to_owned(), b.to_owned())).to_vec()
+        );
+    }
+}
