@@ -12,7 +12,7 @@
 //! and retrying tasks add up to at most a window.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
@@ -91,7 +91,7 @@ impl Ord for Due {
 }
 
 /// The limits dispatch runs within.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Limits {
     /// Most tasks in flight at once.
     pub window: usize,
@@ -99,6 +99,25 @@ pub struct Limits {
     pub max_in_flight: Option<usize>,
     /// Most requests a second to one exchange (token bucket).
     pub requests_per_second: Option<f64>,
+    /// Exchanges whose limits are their own (a real exchange's documented
+    /// rate, or its `[exchanges.NAME]` table), instead of the two above.
+    pub exchanges: BTreeMap<Exchange, ExchangeLimits>,
+}
+
+/// One exchange's own limits.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ExchangeLimits {
+    pub max_in_flight: Option<usize>,
+    pub requests_per_second: Option<f64>,
+}
+
+impl Limits {
+    fn max_in_flight(&self, exchange: &Exchange) -> Option<usize> {
+        match self.exchanges.get(exchange) {
+            Some(own) => own.max_in_flight,
+            None => self.max_in_flight,
+        }
+    }
 }
 
 /// What may go to the pool now.
@@ -142,10 +161,32 @@ fn rate_limiter(rps: Option<f64>) -> Option<RateLimiter> {
     Some(governor::RateLimiter::keyed(quota))
 }
 
+type OwnLimiter = governor::DefaultDirectRateLimiter;
+
+/// A token bucket of its own for one exchange.
+fn own_limiter(rps: Option<f64>) -> Option<OwnLimiter> {
+    let rps = rps.filter(|r| r.is_finite() && *r > 0.0)?;
+    let period = Duration::from_secs_f64(1.0 / rps);
+    let burst = NonZeroU32::new(rps.floor().clamp(1.0, f64::from(u32::MAX)) as u32)
+        .unwrap_or(NonZeroU32::MIN);
+    let quota = governor::Quota::with_period(period)?.allow_burst(burst);
+    Some(governor::RateLimiter::direct(quota))
+}
+
+fn own_limiters(limits: &Limits) -> HashMap<Exchange, OwnLimiter> {
+    limits
+        .exchanges
+        .iter()
+        .filter_map(|(e, l)| Some((e.clone(), own_limiter(l.requests_per_second)?)))
+        .collect()
+}
+
 /// Queued, in-flight and retrying tasks, and the rules between them.
 pub struct Dispatch {
     limits: Limits,
     limiter: Option<RateLimiter>,
+    /// Exchanges with a rate of their own.
+    own: HashMap<Exchange, OwnLimiter>,
     /// Tasks not yet handed to the pool, one lane per exchange.
     lanes: Lanes<Pending>,
     /// Dispatch number -> the task it carries.
@@ -159,8 +200,9 @@ pub struct Dispatch {
 impl Dispatch {
     pub fn new(limits: Limits) -> Self {
         Self {
-            limits,
             limiter: rate_limiter(limits.requests_per_second),
+            own: own_limiters(&limits),
+            limits,
             lanes: Lanes::default(),
             in_flight: HashMap::new(),
             last_id: 0,
@@ -174,7 +216,27 @@ impl Dispatch {
         if limits.requests_per_second != self.limits.requests_per_second {
             self.limiter = rate_limiter(limits.requests_per_second);
         }
+        if limits.exchanges != self.limits.exchanges {
+            self.own = own_limiters(&limits);
+        }
         self.limits = limits;
+    }
+
+    /// Nothing of `exchange` goes to the pool before `until` (it asked us
+    /// to slow down); a pause already longer stays.
+    pub fn pause(&mut self, exchange: &Exchange, until: Instant) {
+        let lane = self.lanes.lane_mut(exchange);
+        if lane.paused_until.is_none_or(|t| t < until) {
+            lane.paused_until = Some(until);
+        }
+    }
+
+    /// Until when `exchange` is paused, if it is.
+    pub fn paused_until(&self, exchange: &Exchange, now: Instant) -> Option<Instant> {
+        self.lanes
+            .lane(exchange)
+            .and_then(|l| l.paused_until)
+            .filter(|t| *t > now)
     }
 
     /// Queues a task at the back of its exchange's lane.
@@ -195,24 +257,42 @@ impl Dispatch {
         if self.in_flight.len() >= self.limits.window {
             return Next::Wait(None);
         }
-        let max = self.limits.max_in_flight;
+        let limits = &self.limits;
         let limiter = self.limiter.as_ref();
+        let own = &self.own;
         let mut wait: Option<Duration> = None;
         let picked = self.lanes.pop_next(|exchange, lane| {
-            if max.is_some_and(|m| lane.in_flight >= m) {
+            if let Some(until) = lane.paused_until.filter(|t| *t > now) {
+                let w = until - now;
+                wait = Some(wait.map_or(w, |x| x.min(w)));
                 return false;
             }
-            match limiter.map(|l| l.check_key(exchange)) {
-                None | Some(Ok(())) => {
+            if limits
+                .max_in_flight(exchange)
+                .is_some_and(|m| lane.in_flight >= m)
+            {
+                return false;
+            }
+            // Each limiter's own clock: building a clock calibrates it, far
+            // too slow to do on every pick.
+            let checked = match (own.get(exchange), limits.exchanges.contains_key(exchange)) {
+                (Some(l), _) => l
+                    .check()
+                    .map_err(|n| n.wait_time_from(governor::clock::Clock::now(l.clock()))),
+                (None, true) => Ok(()),
+                (None, false) => match limiter {
+                    Some(l) => l
+                        .check_key(exchange)
+                        .map_err(|n| n.wait_time_from(governor::clock::Clock::now(l.clock()))),
+                    None => Ok(()),
+                },
+            };
+            match checked {
+                Ok(()) => {
                     lane.blocked_until = None;
                     true
                 }
-                Some(Err(not_until)) => {
-                    // The limiter's own clock: building a clock calibrates
-                    // it, far too slow to do on every pick.
-                    let w = limiter.map_or(Duration::ZERO, |l| {
-                        not_until.wait_time_from(governor::clock::Clock::now(l.clock()))
-                    });
+                Err(w) => {
                     lane.blocked_until = Some(now + w);
                     wait = Some(wait.map_or(w, |x| x.min(w)));
                     false
@@ -293,9 +373,13 @@ impl Dispatch {
     /// in-flight and retrying tasks are held.
     pub fn has_room(&self, now: Instant) -> bool {
         let window = self.limits.window;
-        let max = self.limits.max_in_flight;
-        let ready = self.lanes.ready(|lane: &Lane<Pending>| {
-            max.is_none_or(|m| lane.in_flight < m) && lane.blocked_until.is_none_or(|t| t <= now)
+        let limits = &self.limits;
+        let ready = self.lanes.ready(|exchange, lane: &Lane<Pending>| {
+            limits
+                .max_in_flight(exchange)
+                .is_none_or(|m| lane.in_flight < m)
+                && lane.blocked_until.is_none_or(|t| t <= now)
+                && lane.paused_until.is_none_or(|t| t <= now)
         });
         ready + self.retries.len() + self.in_flight.len() <= window
             && self.lanes.queued() <= window.saturating_mul(MAX_QUEUED_WINDOWS)
@@ -349,8 +433,7 @@ mod tests {
     fn limits(window: usize) -> Limits {
         Limits {
             window,
-            max_in_flight: None,
-            requests_per_second: None,
+            ..Limits::default()
         }
     }
 
@@ -432,6 +515,48 @@ mod tests {
             Next::Wait(Some(w)) => assert!(w > Duration::ZERO && w <= Duration::from_secs(1)),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_paused_exchange_waits_and_the_others_go_on() {
+        let mut d = Dispatch::new(limits(10));
+        let now = Instant::now();
+        d.queue(pending("a", 1));
+        d.queue(pending("b", 1));
+        d.pause(&Exchange::new("a").unwrap(), now + Duration::from_secs(3));
+        let (_, t) = go(&mut d, now).unwrap();
+        assert_eq!(t.task.key.exchange.as_str(), "b");
+        match d.next(now) {
+            Next::Wait(Some(w)) => assert_eq!(w, Duration::from_secs(3)),
+            other => panic!("{other:?}"),
+        }
+        assert!(go(&mut d, now + Duration::from_secs(3)).is_some(), "the pause ends");
+    }
+
+    #[test]
+    fn an_exchange_with_its_own_rate_is_not_held_by_the_default() {
+        let mut own = BTreeMap::new();
+        own.insert(
+            Exchange::new("fast").unwrap(),
+            ExchangeLimits {
+                max_in_flight: None,
+                requests_per_second: Some(1000.0),
+            },
+        );
+        let mut d = Dispatch::new(Limits {
+            requests_per_second: Some(1.0),
+            exchanges: own,
+            ..limits(10)
+        });
+        let now = Instant::now();
+        for day in 1..=3 {
+            d.queue(pending("fast", day));
+            d.queue(pending("slow", day));
+        }
+        let picked: Vec<String> = std::iter::from_fn(|| go(&mut d, now))
+            .map(|(_, t)| t.task.key.exchange.to_string())
+            .collect();
+        assert_eq!(picked, ["fast", "slow", "fast", "fast"]);
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub struct Lane<T> {
     pub in_flight: usize,
     /// Rate-limited until then (set by the caller when a check fails).
     pub blocked_until: Option<Instant>,
+    /// The exchange asked us to slow down: nothing goes before then.
+    pub paused_until: Option<Instant>,
 }
 
 impl<T> Default for Lane<T> {
@@ -26,6 +28,7 @@ impl<T> Default for Lane<T> {
             queue: VecDeque::new(),
             in_flight: 0,
             blocked_until: None,
+            paused_until: None,
         }
     }
 }
@@ -65,7 +68,7 @@ impl<T> Lanes<T> {
         self.queued += 1;
     }
 
-    fn lane_mut(&mut self, exchange: &Exchange) -> &mut Lane<T> {
+    pub fn lane_mut(&mut self, exchange: &Exchange) -> &mut Lane<T> {
         if !self.lanes.contains_key(exchange) {
             self.lanes.insert(exchange.clone(), Lane::default());
         }
@@ -123,12 +126,16 @@ impl<T> Lanes<T> {
     }
 
     /// Queued items in lanes that `ready` says could dispatch now.
-    pub fn ready(&self, ready: impl Fn(&Lane<T>) -> bool) -> usize {
+    pub fn ready(&self, ready: impl Fn(&Exchange, &Lane<T>) -> bool) -> usize {
         self.lanes
-            .values()
-            .filter(|l| ready(l))
-            .map(|l| l.queue.len())
+            .iter()
+            .filter(|(e, l)| ready(e, l))
+            .map(|(_, l)| l.queue.len())
             .sum()
+    }
+
+    pub fn lane(&self, exchange: &Exchange) -> Option<&Lane<T>> {
+        self.lanes.get(exchange)
     }
 }
 
@@ -167,7 +174,7 @@ mod tests {
         assert_eq!(order, [10, 11, 12]);
         assert_eq!(l.queued(), 3);
         assert_eq!(
-            l.ready(|lane| lane.in_flight < 3),
+            l.ready(|_, lane| lane.in_flight < 3),
             3,
             "slow's 3 are queued and slow has nothing in flight"
         );

@@ -28,8 +28,17 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ThrottleLabel {
+    pub exchange: String,
+    /// `rate_limited` or `banned`.
+    pub kind: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    /// Answers by which an exchange asked us to slow down, by exchange.
+    pub throttled: Family<ThrottleLabel, Counter>,
     /// Rounds finished.
     pub rounds: Counter,
     /// Tasks by final outcome (a task's first result in a round).
@@ -80,6 +89,12 @@ impl Metrics {
         let config_reloads = Family::<ResultLabel, Counter>::default();
         let config_last_reload = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         let prices_stored = Gauge::default();
+        let throttled = Family::<ThrottleLabel, Counter>::default();
+        registry.register(
+            "throttled",
+            "Answers by which an exchange asked us to slow down (429, 418, its own throttling answer), by exchange",
+            throttled.clone(),
+        );
         registry.register("rounds", "Rounds finished", rounds.clone());
         registry.register("tasks", "Tasks by final outcome", tasks.clone());
         registry.register(
@@ -149,6 +164,7 @@ impl Metrics {
         );
         Arc::new(Self {
             registry,
+            throttled,
             rounds,
             tasks,
             fetch_seconds,
@@ -196,6 +212,17 @@ impl Metrics {
         self.retries
             .get_or_create(&ReasonLabel {
                 reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// One throttling answer from `exchange`.
+    pub fn count_throttle(&self, exchange: &str, banned: bool) {
+        let kind = if banned { "banned" } else { "rate_limited" };
+        self.throttled
+            .get_or_create(&ThrottleLabel {
+                exchange: exchange.into(),
+                kind: kind.into(),
             })
             .inc();
     }

@@ -489,7 +489,7 @@ async fn a_source_change_makes_settled_cells_due_again() {
                 clock,
                 store,
                 last_round: 2,
-                record: None,
+                ..PipelineOptions::default()
             },
         );
         let (c, asked) = run_counted(&b, &server).await;

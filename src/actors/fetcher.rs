@@ -1,6 +1,7 @@
 //! The `Fetcher`: a `SyncArbiter` worker that turns one dispatch into one
-//! HTTP request and replies with what that request produced, and when the
-//! source was asked. Nothing more: it does not know how many attempts a task
+//! HTTP request (a classic day, or a page of a real exchange's daily
+//! candles) and replies with what that request produced, one answer per
+//! day, and when the source was asked. Nothing more: it does not know how many attempts a task
 //! may have, does not talk to the Aggregator, and never retries or waits on
 //! its own. The Supervisor alone decides what the reply means.
 //!
@@ -10,6 +11,7 @@
 //! a panic that escapes kills the thread, which is reported through a
 //! `Recipient<FetcherLost>`.
 
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,8 +23,9 @@ use url::Url;
 use crate::clock::Clock;
 use crate::dispatch::Started;
 use crate::metrics::Metrics;
-use crate::model::TaskKey;
-use crate::source::{ClientLimits, FetchResult, PriceClient};
+use crate::model::{Exchange, Market, TaskKey};
+use crate::source::exchanges::{self, PageResult};
+use crate::source::{ClientLimits, Endpoints, FetchFailure, PriceClient};
 
 /// A worker thread of pool `generation` died.
 #[derive(Message, Debug)]
@@ -36,6 +39,8 @@ pub struct FetcherLost {
 pub struct FetcherFactory {
     pub base: Url,
     pub limits: ClientLimits,
+    /// Exchanges asked at an endpoint of their own.
+    pub endpoints: Arc<Endpoints>,
     pub clock: Clock,
     /// Told when a worker thread dies.
     pub lost: Recipient<FetcherLost>,
@@ -49,9 +54,23 @@ impl FetcherFactory {
     pub fn build(&self) -> Fetcher {
         let runtime = actix_rt::Runtime::new()
             .unwrap_or_else(|e| panic!("cannot build a runtime for a fetcher thread: {e}"));
+        let clients = self
+            .endpoints
+            .iter()
+            .map(|(exchange, e)| {
+                let client = PriceClient::with_ca_files(&e.url, &self.limits, &e.ca_files)
+                    .unwrap_or_else(|err| {
+                        // Checked when the source started; a CA file changed since.
+                        log::error!("exchanges.{exchange}: {err}; trusting the built-in roots only");
+                        PriceClient::new(&e.url, &self.limits)
+                    });
+                (exchange.clone(), client)
+            })
+            .collect();
         Fetcher {
             runtime,
             client: PriceClient::new(&self.base, &self.limits),
+            clients,
             clock: self.clock.clone(),
             lost: self.lost.clone(),
             generation: self.generation,
@@ -62,7 +81,10 @@ impl FetcherFactory {
 
 pub struct Fetcher {
     runtime: actix_rt::Runtime,
+    /// The `[source]` server.
     client: PriceClient,
+    /// Exchanges with an endpoint of their own.
+    clients: HashMap<Exchange, PriceClient>,
     clock: Clock,
     lost: Recipient<FetcherLost>,
     generation: u64,
@@ -85,12 +107,27 @@ impl Drop for Fetcher {
     }
 }
 
-/// Fetch one key.
+/// Fetch one key (`span` 1), or a page of `span` days from `key.day`.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "FetchReply")]
 pub struct Fetch {
     pub key: TaskKey,
+    pub span: u32,
+    /// The exchange's own API and market; `None`: ask `[source]`.
+    pub market: Option<Arc<Market>>,
     pub started: Started,
+}
+
+impl Fetch {
+    fn days(&self) -> crate::model::DayRange {
+        crate::model::Task {
+            key: self.key.clone(),
+            span: self.span,
+            attempt: 0,
+            market: None,
+        }
+        .days()
+    }
 }
 
 /// What one fetch produced.
@@ -98,7 +135,7 @@ pub struct Fetch {
 pub enum FetchReply {
     /// The request ran; this is what it produced, and when it was sent.
     Answered {
-        result: FetchResult,
+        result: PageResult,
         asked_at: DateTime<Utc>,
     },
     /// The fetch panicked; the actor has been rebuilt.
@@ -118,7 +155,7 @@ impl Handler<Fetch> for Fetcher {
             #[cfg(feature = "fault-hooks")]
             crate::fault_hooks::before_fetch(key);
             let started = Instant::now();
-            let result = self.runtime.block_on(self.client.price(key));
+            let result = self.runtime.block_on(self.request(&msg));
             self.metrics
                 .fetch_seconds
                 .observe(started.elapsed().as_secs_f64());
@@ -131,6 +168,25 @@ impl Handler<Fetch> for Fetcher {
                 ctx.stop();
                 FetchReply::Panicked(panic_message(payload.as_ref()))
             }
+        }
+    }
+}
+
+impl Fetcher {
+    /// The one request `msg` asks for.
+    async fn request(&self, msg: &Fetch) -> PageResult {
+        let Some(market) = &msg.market else {
+            return self.client.price_page(&msg.key).await;
+        };
+        let Some(client) = self.clients.get(&msg.key.exchange) else {
+            return Err(FetchFailure::permanent(format!(
+                "no endpoint for exchange {} in this fetcher pool",
+                msg.key.exchange
+            )));
+        };
+        match exchanges::adapter(market.api) {
+            None => client.price_page(&msg.key).await,
+            Some(api) => client.candles(api, &market.name, msg.days()).await,
         }
     }
 }

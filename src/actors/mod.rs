@@ -27,7 +27,7 @@ use url::Url;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigDiff};
 use crate::metrics::Metrics;
-use crate::source::{ClientLimits, PriceClient};
+use crate::source::{ClientLimits, Endpoints, PriceClient};
 use crate::store::Store;
 use aggregator::{Aggregator, RoundSummary};
 use producer::Producer;
@@ -39,6 +39,8 @@ use supervisor::{PoolSettings, Supervisor};
 pub struct SourceRef {
     pub url: Url,
     pub identity: Arc<str>,
+    /// The exchanges with an endpoint of their own (`[exchanges.NAME]`).
+    pub endpoints: Arc<Endpoints>,
 }
 
 /// A new config, validated, with what changed: the one message by which
@@ -64,6 +66,16 @@ impl SourceRef {
         Self {
             identity: Arc::from(url.as_str()),
             url,
+            endpoints: Arc::default(),
+        }
+    }
+
+    /// Where `source` sends the fetchers.
+    pub fn of(source: &crate::source::Source) -> Self {
+        Self {
+            url: source.url.clone(),
+            identity: source.identity.clone(),
+            endpoints: source.endpoints.clone(),
         }
     }
 }
@@ -102,6 +114,8 @@ pub struct Pipeline {
 pub struct PipelineOptions {
     /// The source's identity, recorded with every cell (default: its URL).
     pub source_id: Option<Arc<str>>,
+    /// The exchanges with an endpoint of their own (`[exchanges.NAME]`).
+    pub endpoints: Arc<Endpoints>,
     /// Where "now" comes from (default: the system clock).
     pub clock: Clock,
     /// The map to start from (a snapshot's), and the last round it holds.
@@ -131,10 +145,12 @@ impl Pipeline {
         let aggregator = aggregator.start();
         let supervisor = Supervisor::new(
             PoolSettings::new(
-                base.clone(),
-                source_id.clone(),
-                &config.source,
-                &config.fetch,
+                SourceRef {
+                    url: base.clone(),
+                    identity: source_id.clone(),
+                    endpoints: opts.endpoints.clone(),
+                },
+                &config,
             ),
             opts.clock.clone(),
             aggregator.clone(),
@@ -146,7 +162,11 @@ impl Pipeline {
         let producer = Producer::new(
             config,
             discovery,
-            source_id,
+            SourceRef {
+                url: base.clone(),
+                identity: source_id,
+                endpoints: opts.endpoints,
+            },
             opts.clock,
             supervisor.clone(),
             aggregator.clone(),

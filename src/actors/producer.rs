@@ -7,7 +7,8 @@
 //! Supervisor in window-sized chunks, waiting for room before each (the
 //! backpressure). It never fetches a price and never touches the map.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,11 +21,12 @@ use super::aggregator::{
     Aggregator, NextRound, RoundFinished, RoundStarted, RoundSummary, Unsettled,
 };
 use super::supervisor::{Submit, Supervisor, WaitIdle};
-use super::Reconfigure;
+use super::{Reconfigure, SourceRef};
 use crate::clock::Clock;
 use crate::config::{Config, DayRange, Selection};
-use crate::model::{Exchange, Symbol, Task, TaskKey};
-use crate::source::{ClientLimits, PriceClient, SourceError};
+use crate::model::{Api, Exchange, Market, Symbol, Task, TaskKey};
+use crate::source::exchanges::{self, choose_market, plan_pages, Instrument};
+use crate::source::{ClientLimits, Endpoints, PriceClient, SourceError};
 
 /// Why a round could not run.
 #[derive(Debug, thiserror::Error)]
@@ -52,14 +54,23 @@ pub struct Universe {
 }
 
 impl Universe {
-    /// Resolves "all" against the source.
+    /// Resolves "all" against the source: the `[source]` server's
+    /// exchanges, and every exchange with an `[exchanges.NAME]` table.
     pub async fn resolve(
         config: &Config,
         client: &PriceClient,
         today: NaiveDate,
     ) -> Result<Universe, SourceError> {
         let exchanges = match &config.universe.exchanges {
-            Selection::All => client.exchanges().await?,
+            Selection::All => {
+                let mut all = client.exchanges().await?;
+                for name in config.exchanges.keys() {
+                    if !all.contains(name) {
+                        all.push(name.clone());
+                    }
+                }
+                all
+            }
             Selection::List(list) => list.clone(),
         };
         let symbols = match &config.universe.symbols {
@@ -100,14 +111,170 @@ impl Universe {
     }
 }
 
+/// (exchange, symbol) -> where it is asked, for the exchanges that have
+/// their own endpoint.
+pub type Markets = HashMap<(Exchange, Symbol), Arc<Market>>;
+
+/// Each exchange's market listing, as last read (kept until the config
+/// changes, so a listing is asked once, not every round).
+type Listings = Rc<RefCell<HashMap<Exchange, Arc<Vec<Instrument>>>>>;
+
+/// Where each (exchange, symbol) of `universe` with an endpoint of its own
+/// is asked: the configured market, else the one the exchange's listing
+/// gives (USD, else USDT, else USDC); a market that cannot be found carries
+/// the reason, and its cells fail with it.
+async fn resolve_markets(
+    config: &Config,
+    endpoints: &Endpoints,
+    universe: &Universe,
+    listings: &Listings,
+) -> Markets {
+    let mut out = Markets::new();
+    for exchange in &universe.exchanges {
+        let (Some(endpoint), Some(table)) = (endpoints.get(exchange), config.exchanges.get(exchange))
+        else {
+            continue;
+        };
+        let market = |name: &str, unresolved: Option<String>| {
+            let source = if name.is_empty() {
+                endpoint.identity.clone()
+            } else {
+                Arc::from(format!("{} market={name}", endpoint.identity))
+            };
+            Arc::new(Market {
+                api: endpoint.api,
+                name: Arc::from(name),
+                source,
+                unresolved: unresolved.map(Arc::from),
+            })
+        };
+        let Some(api) = exchanges::adapter(endpoint.api) else {
+            for symbol in &universe.symbols {
+                out.insert((exchange.clone(), symbol.clone()), market("", None));
+            }
+            continue;
+        };
+        let listing = if table.markets.is_empty() {
+            Some(listing(exchange, endpoint, api, config, listings).await)
+        } else {
+            None
+        };
+        for symbol in &universe.symbols {
+            let m = match (&listing, table.markets.get(symbol)) {
+                (None, Some(name)) => market(name, None),
+                (None, None) => market(
+                    "",
+                    Some(format!(
+                        "no market for {symbol} in exchanges.{exchange}.markets"
+                    )),
+                ),
+                (Some(Err(e)), _) => market("", Some(e.clone())),
+                (Some(Ok(list)), _) => match choose_market(api, symbol, list) {
+                    Some(i) => {
+                        log::debug!(
+                            "{exchange}: {symbol} is asked as market {} ({}/{})",
+                            i.market,
+                            i.base,
+                            i.quote
+                        );
+                        market(&i.market, None)
+                    }
+                    None => market(
+                        "",
+                        Some(format!(
+                            "{exchange} lists no {base}/USD, {base}/USDT or {base}/USDC market for {symbol}",
+                            base = api.asset_name(symbol)
+                        )),
+                    ),
+                },
+            };
+            out.insert((exchange.clone(), symbol.clone()), m);
+        }
+    }
+    out
+}
+
+/// `exchange`'s market listing, from the cache or asked now (and logged:
+/// which market each symbol maps to is worth knowing).
+async fn listing(
+    exchange: &Exchange,
+    endpoint: &crate::source::Endpoint,
+    api: &dyn exchanges::CandleApi,
+    config: &Config,
+    listings: &Listings,
+) -> Result<Arc<Vec<Instrument>>, String> {
+    if let Some(l) = listings.borrow().get(exchange) {
+        return Ok(l.clone());
+    }
+    let limits = ClientLimits::from_config(&config.source, 1);
+    let client = PriceClient::with_ca_files(&endpoint.url, &limits, &endpoint.ca_files)
+        .map_err(|e| format!("cannot list {exchange}'s markets: {e}"))?;
+    match client.instruments(api).await {
+        Ok(list) => {
+            log::info!("{exchange}: {} markets listed", list.len());
+            let list = Arc::new(list);
+            listings.borrow_mut().insert(exchange.clone(), list.clone());
+            Ok(list)
+        }
+        Err(e) => {
+            log::error!("cannot list {exchange}'s markets: {e}");
+            Err(format!("cannot list {exchange}'s markets: {e}"))
+        }
+    }
+}
+
+/// A round's unsettled keys as tasks: a day each for `[source]` and the
+/// classic API, pages of consecutive days (no longer than the exchange's
+/// page, cut at the oldest day it serves) for a real exchange.
+pub fn plan(todo: Vec<TaskKey>, markets: &Markets, today: NaiveDate) -> Vec<Task> {
+    if markets.is_empty() {
+        return todo.into_iter().map(Task::new).collect();
+    }
+    let mut tasks = Vec::with_capacity(todo.len());
+    let mut series: std::collections::BTreeMap<(Exchange, Symbol), Vec<NaiveDate>> =
+        std::collections::BTreeMap::new();
+    for key in todo {
+        let id = (key.exchange.clone(), key.symbol.clone());
+        match markets.get(&id) {
+            None => tasks.push(Task::new(key)),
+            Some(m) if m.api == Api::Classic => tasks.push(Task {
+                market: Some(m.clone()),
+                ..Task::new(key)
+            }),
+            Some(_) => series.entry(id).or_default().push(key.day),
+        }
+    }
+    for ((exchange, symbol), mut days) in series {
+        let Some(market) = markets.get(&(exchange.clone(), symbol.clone())) else {
+            continue;
+        };
+        let Some(api) = exchanges::adapter(market.api) else {
+            continue;
+        };
+        days.sort_unstable();
+        days.dedup();
+        for page in plan_pages(&days, api.page_days(), api.earliest_day(today)) {
+            tasks.push(Task::page(
+                exchange.clone(),
+                symbol.clone(),
+                page,
+                market.clone(),
+            ));
+        }
+    }
+    tasks
+}
+
 pub struct Producer {
     config: Arc<Config>,
     /// Version of `config`, counted by whoever applies configs (0 at start).
     version: u64,
     client: Rc<PriceClient>,
-    /// The identity of the source `client` asks; cells from another source
-    /// are due again.
-    source_id: Arc<str>,
+    /// Where the fetchers ask: its identity is what cells from `[source]`
+    /// record (cells from another source are due again), its endpoints the
+    /// exchanges asked elsewhere.
+    source: SourceRef,
+    listings: Listings,
     clock: Clock,
     supervisor: Addr<Supervisor>,
     aggregator: Addr<Aggregator>,
@@ -127,7 +294,7 @@ impl Producer {
     pub fn new(
         config: Arc<Config>,
         client: PriceClient,
-        source_id: Arc<str>,
+        source: SourceRef,
         clock: Clock,
         supervisor: Addr<Supervisor>,
         aggregator: Addr<Aggregator>,
@@ -137,7 +304,8 @@ impl Producer {
             config,
             version: 0,
             client: Rc::new(client),
-            source_id,
+            source,
+            listings: Listings::default(),
             clock,
             supervisor,
             aggregator,
@@ -176,7 +344,9 @@ impl Producer {
         let supervisor = self.supervisor.clone();
         let aggregator = self.aggregator.clone();
         let stopping = self.stopping.clone();
-        let source = self.source_id.clone();
+        let source = self.source.identity.clone();
+        let endpoints = self.source.endpoints.clone();
+        let listings = self.listings.clone();
         let today = self.clock.today();
         let work = async move {
             let universe = Universe::resolve(&config, &client, today).await?;
@@ -187,10 +357,16 @@ impl Producer {
             ) {
                 return Err(RoundError::TooLarge(problem));
             }
+            let markets = resolve_markets(&config, &endpoints, &universe, &listings).await;
+            let sources = markets
+                .iter()
+                .map(|(k, m)| (k.clone(), m.source.clone()))
+                .collect();
             let todo = aggregator
                 .send(Unsettled {
                     keys: universe.keys(),
                     source,
+                    sources,
                 })
                 .await?;
             log::debug!(
@@ -205,7 +381,7 @@ impl Producer {
                 })
                 .await?;
             let chunk = config.fetch.window().max(1);
-            let mut todo = todo.into_iter().map(Task::new).peekable();
+            let mut todo = plan(todo, &markets, today).into_iter().peekable();
             while todo.peek().is_some() && !stopping.get() {
                 let tasks: Vec<Task> = todo.by_ref().take(chunk).collect();
                 supervisor.send(Submit { round, tasks }).await?;
@@ -247,7 +423,10 @@ impl Producer {
         }
         self.config = msg.config.clone();
         self.version = msg.version;
-        self.source_id = msg.source.identity.clone();
+        if msg.source.endpoints != self.source.endpoints || msg.config.exchanges != self.config.exchanges {
+            self.listings.borrow_mut().clear();
+        }
+        self.source = msg.source.clone();
         log::info!(
             "config version {} in force from round {}",
             msg.version,

@@ -20,6 +20,7 @@
 //! never reads a response body: that is the fetchers' job. (A little over
 //! 500 lines: the actor and the messages of its mailbox stay together.)
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,13 +31,14 @@ use url::Url;
 
 use super::aggregator::{Aggregator, PriceResult};
 use super::fetcher::{Fetch, FetchReply, Fetcher, FetcherFactory, FetcherLost};
-use super::Reconfigure;
+use super::{Reconfigure, SourceRef};
 use crate::clock::{self, Clock};
-use crate::config::{FetchConfig, PerExchangeConfig};
-use crate::dispatch::{backoff, Dispatch, Limits, Next, Pending};
+use crate::config::{Config, PerExchangeConfig};
+use crate::dispatch::{backoff, Dispatch, ExchangeLimits, Limits, Next, Pending};
 use crate::metrics::Metrics;
-use crate::model::{reason_kind, Outcome, Task};
-use crate::source::{Answer, ClientLimits, FetchFailure};
+use crate::model::{reason_kind, Exchange, Outcome, Task, TaskKey};
+use crate::source::exchanges::{self, out_of_reach_reason, DayAnswer};
+use crate::source::{Answer, ClientLimits, Endpoints, FetchFailure, Throttle};
 
 /// The part of the config the Supervisor runs on.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +47,8 @@ pub struct PoolSettings {
     /// The identity of the source the pool fetches from, recorded with
     /// every cell.
     pub source_id: Arc<str>,
+    /// Exchanges asked at an endpoint of their own.
+    pub endpoints: Arc<Endpoints>,
     pub limits: ClientLimits,
     pub workers: usize,
     pub window: usize,
@@ -55,19 +59,34 @@ pub struct PoolSettings {
     pub task_deadline: Duration,
     pub settle_after: Duration,
     pub per_exchange: PerExchangeConfig,
+    /// The limits of exchanges with an `[exchanges.NAME]` table: its own,
+    /// else its API's documented rate.
+    pub own_limits: BTreeMap<Exchange, ExchangeLimits>,
 }
 
 impl PoolSettings {
-    pub fn new(
-        base: Url,
-        source_id: Arc<str>,
-        source: &crate::config::SourceConfig,
-        fetch: &FetchConfig,
-    ) -> Self {
+    pub fn new(source: SourceRef, config: &Config) -> Self {
+        let fetch = &config.fetch;
+        let own_limits = config
+            .exchanges
+            .iter()
+            .map(|(name, x)| {
+                let documented = exchanges::adapter(x.api).map(|a| a.default_requests_per_second());
+                let limits = ExchangeLimits {
+                    max_in_flight: x.max_in_flight.or(config.source.per_exchange.max_in_flight),
+                    requests_per_second: x
+                        .requests_per_second
+                        .or(documented)
+                        .or(config.source.per_exchange.requests_per_second),
+                };
+                (name.clone(), limits)
+            })
+            .collect();
         Self {
-            base,
-            source_id,
-            limits: ClientLimits::from_config(source, fetch.workers),
+            base: source.url,
+            source_id: source.identity,
+            endpoints: source.endpoints,
+            limits: ClientLimits::from_config(&config.source, fetch.workers),
             workers: fetch.workers,
             window: fetch.window(),
             max_attempts: fetch.max_attempts,
@@ -75,8 +94,9 @@ impl PoolSettings {
             backoff_base: fetch.backoff_base,
             backoff_max: fetch.backoff_max,
             task_deadline: fetch.task_deadline,
-            settle_after: source.settle_after,
-            per_exchange: source.per_exchange.clone(),
+            settle_after: config.source.settle_after,
+            per_exchange: config.source.per_exchange.clone(),
+            own_limits,
         }
     }
 
@@ -86,15 +106,23 @@ impl PoolSettings {
             window: self.window,
             max_in_flight: self.per_exchange.max_in_flight,
             requests_per_second: self.per_exchange.requests_per_second,
+            exchanges: self.own_limits.clone(),
         }
     }
 
     /// Settings that only a new pool can take.
-    fn pool_shape(&self) -> (&Url, usize, ClientLimits) {
+    fn pool_shape(&self) -> (&Url, usize, ClientLimits, &Endpoints) {
         let mut limits = self.limits;
         limits.connections = 0;
-        (&self.base, self.workers, limits)
+        (&self.base, self.workers, limits, &self.endpoints)
     }
+}
+
+/// How long an exchange that said "too many requests" without saying for
+/// how long is left alone: doubling from 1 s with each throttle in a row,
+/// at most a minute.
+fn throttle_pause(in_a_row: u32) -> Duration {
+    Duration::from_secs(1u64 << in_a_row.saturating_sub(1).min(6)).min(Duration::from_secs(60))
 }
 
 /// Counters an operator (and the tests) can read.
@@ -136,6 +164,8 @@ pub struct Supervisor {
     idle_waiters: Vec<oneshot::Sender<()>>,
     /// Shutting down: nothing new is dispatched, retries are dropped.
     draining: bool,
+    /// Throttling answers in a row, per exchange (reset by an answer).
+    throttled: HashMap<Exchange, u32>,
     stats: SupervisorStats,
 }
 
@@ -159,6 +189,7 @@ impl Supervisor {
             submit_waiters: Vec::new(),
             idle_waiters: Vec::new(),
             draining: false,
+            throttled: HashMap::new(),
             stats: SupervisorStats::default(),
         }
     }
@@ -170,6 +201,7 @@ impl Supervisor {
         let factory = FetcherFactory {
             base: self.settings.base.clone(),
             limits: self.settings.limits,
+            endpoints: self.settings.endpoints.clone(),
             clock: self.clock.clone(),
             lost: ctx.address().recipient(),
             generation: self.generation,
@@ -200,6 +232,8 @@ impl Supervisor {
                     Next::Go(id, job) => {
                         let request = pool.send(Fetch {
                             key: job.task.key,
+                            span: job.task.span,
+                            market: job.task.market,
                             started: job.started,
                         });
                         ctx.spawn(
@@ -248,28 +282,35 @@ impl Supervisor {
         };
         let pending = job.pending;
         match reply {
-            Ok(FetchReply::Answered { result, asked_at }) => {
-                let outcome = match result {
-                    Ok(Answer::Price { price, flags }) => Outcome::Price { price, flags },
-                    Ok(Answer::NoPrice) => Outcome::NoPrice,
-                    Ok(Answer::Rejected { reason, price }) => Outcome::Rejected { reason, price },
-                    Err(failure) if failure.retryable => {
-                        log::debug!(
-                            "{}: attempt {} failed: {}",
-                            pending.task.key,
-                            pending.task.attempt + 1,
-                            failure.reason
-                        );
-                        self.again(pending, failure, ctx);
-                        self.pump(ctx);
-                        return;
-                    }
-                    Err(failure) => Outcome::Failed {
+            Ok(FetchReply::Answered {
+                result: Ok(days),
+                asked_at,
+            }) => {
+                self.throttled.remove(&pending.task.key.exchange);
+                self.deliver_days(id, &pending, days, asked_at);
+            }
+            Ok(FetchReply::Answered {
+                result: Err(failure),
+                asked_at,
+            }) => {
+                if let Some(kind) = failure.throttle {
+                    self.pause_exchange(&pending.task.key.exchange, kind, &failure, ctx);
+                }
+                if failure.retryable {
+                    log::debug!(
+                        "{}: attempt {} failed: {}",
+                        pending.task.key,
+                        pending.task.attempt + 1,
+                        failure.reason
+                    );
+                    self.again(pending, failure, ctx);
+                } else {
+                    let outcome = Outcome::Failed {
                         reason: failure.reason,
                         attempts: pending.task.attempt + 1,
-                    },
-                };
-                self.deliver(id, pending, outcome, asked_at);
+                    };
+                    self.deliver_all(id, &pending, outcome, asked_at);
+                }
             }
             Ok(FetchReply::Panicked(reason)) => {
                 self.stats.restarts += 1;
@@ -292,39 +333,157 @@ impl Supervisor {
         self.pump(ctx);
     }
 
-    /// The task's outcome is decided: one `PriceResult` to the Aggregator.
-    fn deliver(
+    /// One `PriceResult` per day of a page the source answered.
+    fn deliver_days(
         &self,
         dispatch: u64,
-        pending: Pending,
+        pending: &Pending,
+        days: Vec<DayAnswer>,
+        asked_at: chrono::DateTime<chrono::Utc>,
+    ) {
+        for d in days {
+            let outcome = match d.answer {
+                Answer::Price { price, flags } => Outcome::Price { price, flags },
+                Answer::NoPrice => Outcome::NoPrice,
+                Answer::Rejected { reason, price } => Outcome::Rejected { reason, price },
+            };
+            let key = TaskKey {
+                day: d.day,
+                ..pending.task.key.clone()
+            };
+            let is_final = !d.open && clock::is_final(d.day, asked_at, self.settings.settle_after);
+            self.deliver(dispatch, pending, key, outcome, is_final, asked_at);
+        }
+    }
+
+    /// The same outcome for every day a task covers (a failure, a rule).
+    fn deliver_all(
+        &self,
+        dispatch: u64,
+        pending: &Pending,
         outcome: Outcome,
         asked_at: chrono::DateTime<chrono::Utc>,
     ) {
-        let is_final = clock::is_final(pending.task.key.day, asked_at, self.settings.settle_after);
+        for key in pending.task.keys() {
+            let is_final = clock::is_final(key.day, asked_at, self.settings.settle_after);
+            self.deliver(dispatch, pending, key, outcome.clone(), is_final, asked_at);
+        }
+    }
+
+    /// One cell's outcome is decided: one `PriceResult` to the Aggregator.
+    fn deliver(
+        &self,
+        dispatch: u64,
+        pending: &Pending,
+        key: TaskKey,
+        outcome: Outcome,
+        is_final: bool,
+        asked_at: chrono::DateTime<chrono::Utc>,
+    ) {
+        let source = pending
+            .task
+            .market
+            .as_ref()
+            .map_or_else(|| self.settings.source_id.clone(), |m| m.source.clone());
         self.aggregator.do_send(PriceResult {
             round: pending.round,
             dispatch,
-            key: pending.task.key,
+            key,
             outcome,
             is_final,
             asked_at,
-            source: self.settings.source_id.clone(),
+            source,
         });
+    }
+
+    /// The exchange asked us to slow down: nothing more goes to it until
+    /// its `Retry-After` (or a pause that doubles while it keeps saying so).
+    fn pause_exchange(
+        &mut self,
+        exchange: &Exchange,
+        kind: Throttle,
+        failure: &FetchFailure,
+        ctx: &mut Context<Self>,
+    ) {
+        let in_a_row = self.throttled.entry(exchange.clone()).or_default();
+        *in_a_row += 1;
+        let pause = failure.retry_after.unwrap_or_else(|| throttle_pause(*in_a_row));
+        self.dispatch.pause(exchange, Instant::now() + pause);
+        self.metrics
+            .count_throttle(exchange.as_str(), kind == Throttle::Banned);
+        let pause_text = humantime::format_duration(pause);
+        match kind {
+            Throttle::Banned => log::error!(
+                "{exchange} has banned this address for {pause_text} ({}); nothing is sent to it until then",
+                failure.reason
+            ),
+            Throttle::RateLimited => log::warn!(
+                "{exchange} asks us to slow down ({}); pausing it for {pause_text}",
+                failure.reason
+            ),
+        }
+        // A wake-up for when the pause ends, in case nothing else pumps.
+        ctx.run_later(pause, |act, ctx| act.pump(ctx));
+    }
+
+    /// Decides, without a request, the tasks that need none: a market that
+    /// could not be found fails with its reason; days older than the
+    /// exchange serves are rejected as out of reach. `None`: fetch it.
+    fn decide_without_request(&mut self, pending: &Pending) -> bool {
+        let Some(market) = &pending.task.market else {
+            return false;
+        };
+        let now = self.clock.now();
+        if let Some(reason) = &market.unresolved {
+            let id = self.dispatch.new_id();
+            let outcome = Outcome::Failed {
+                reason: reason.to_string(),
+                attempts: 0,
+            };
+            self.deliver_all(id, pending, outcome, now);
+            return true;
+        }
+        let earliest = exchanges::adapter(market.api).and_then(|a| a.earliest_day(self.clock.today()));
+        match earliest {
+            Some(e) if pending.task.days().to < e => {
+                let id = self.dispatch.new_id();
+                let outcome = Outcome::Rejected {
+                    reason: out_of_reach_reason(market.api, e),
+                    price: None,
+                };
+                self.deliver_all(id, pending, outcome, now);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Sends a task round again after a backoff, or records it as failed
     /// once its time budget (`fetch.retry_for`) or attempts are used up.
+    /// A throttling answer is the exchange's pacing, not the task's
+    /// failure: it does not use up an attempt, only time.
     fn again(&mut self, pending: Pending, failure: FetchFailure, ctx: &mut Context<Self>) {
-        let attempts = pending.task.attempt + 1;
+        let attempts = pending.task.attempt + u32::from(failure.throttle.is_none());
         let spent = pending.first_try.map_or(Duration::ZERO, |t| t.elapsed());
-        if attempts >= self.settings.max_attempts || spent >= self.settings.retry_for {
+        let paused_past_budget = self
+            .dispatch
+            .paused_until(&pending.task.key.exchange, Instant::now())
+            .is_some_and(|until| {
+                pending
+                    .first_try
+                    .is_some_and(|t| until.saturating_duration_since(t) > self.settings.retry_for)
+            });
+        if attempts >= self.settings.max_attempts
+            || spent >= self.settings.retry_for
+            || paused_past_budget
+        {
             let id = self.dispatch.new_id();
             let outcome = Outcome::Failed {
                 reason: failure.reason,
-                attempts,
+                attempts: attempts.max(1),
             };
             let now = self.clock.now();
-            self.deliver(id, pending, outcome, now);
+            self.deliver_all(id, &pending, outcome, now);
             return;
         }
         if self.draining {
@@ -346,8 +505,8 @@ impl Supervisor {
             .min(self.settings.retry_for.saturating_sub(spent));
         let pending = Pending {
             task: Task {
-                key: pending.task.key,
                 attempt: attempts,
+                ..pending.task
             },
             ..pending
         };
@@ -432,7 +591,10 @@ impl Handler<Submit> for Supervisor {
         let round = msg.round;
         if !self.draining {
             for task in msg.tasks {
-                self.dispatch.queue(Pending::new(round, task));
+                let pending = Pending::new(round, task);
+                if !self.decide_without_request(&pending) {
+                    self.dispatch.queue(pending);
+                }
             }
         }
         self.pump(ctx);
@@ -486,12 +648,7 @@ impl Handler<Reconfigure> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: Reconfigure, ctx: &mut Self::Context) {
-        let settings = PoolSettings::new(
-            msg.source.url,
-            msg.source.identity,
-            &msg.config.source,
-            &msg.config.fetch,
-        );
+        let settings = PoolSettings::new(msg.source, &msg.config);
         let reshape = settings.pool_shape() != self.settings.pool_shape();
         self.dispatch.set_limits(settings.dispatch_limits());
         self.settings = settings;

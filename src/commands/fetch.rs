@@ -106,6 +106,7 @@ pub async fn fetch_round(
         source.url.clone(),
         PipelineOptions {
             source_id: Some(source.identity.clone()),
+            endpoints: source.endpoints.clone(),
             ..PipelineOptions::default()
         },
     );

@@ -5,6 +5,7 @@
 //! This module reads the parsed document (`toml_edit`) and nothing else: it
 //! decides no rule (that is `validate`'s) and never reads a file.
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -87,24 +88,26 @@ pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// element of that key's array.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Finding {
-    pub keys: Vec<&'static str>,
+    /// Dotted keys; a key under a table the user names (`exchanges.kraken.api`)
+    /// is built at run time.
+    pub keys: Vec<Cow<'static, str>>,
     pub element: Option<usize>,
     pub message: String,
 }
 
 impl Finding {
-    pub fn at(key: &'static str, message: impl Into<String>) -> Self {
+    pub fn at(key: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         Finding {
-            keys: vec![key],
+            keys: vec![key.into()],
             element: None,
             message: message.into(),
         }
     }
 
     /// Blames the `index`th element of the array at `key`.
-    pub fn at_element(key: &'static str, index: usize, message: String) -> Self {
+    pub fn at_element(key: impl Into<Cow<'static, str>>, index: usize, message: String) -> Self {
         Finding {
-            keys: vec![key],
+            keys: vec![key.into()],
             element: Some(index),
             message,
         }
@@ -113,23 +116,22 @@ impl Finding {
     /// Blames the first of `keys` that the file sets.
     pub fn at_first_set(keys: Vec<&'static str>, message: String) -> Self {
         Finding {
-            keys,
+            keys: keys.into_iter().map(Cow::Borrowed).collect(),
             element: None,
             message,
         }
     }
 
     /// The key to name and where it is in the document, if it can be found.
-    pub fn locate(&self, root: Option<&toml_edit::Table>) -> (&'static str, Option<Range<usize>>) {
+    pub fn locate(&self, root: Option<&toml_edit::Table>) -> (&str, Option<Range<usize>>) {
         let Some(root) = root else {
-            return (self.keys[0], None);
+            return (&self.keys[0], None);
         };
-        let key = self
+        let key: &str = self
             .keys
             .iter()
-            .copied()
             .find(|k| find(root, k).is_some())
-            .unwrap_or(self.keys[0]);
+            .unwrap_or(&self.keys[0]);
         let element = self.element.and_then(|i| element_span(root, key, i));
         (key, element.or_else(|| span_of(root, key)))
     }
@@ -148,7 +150,7 @@ impl Finding {
     pub fn without_position(self) -> Problem {
         Problem {
             position: None,
-            key: Some(self.keys[0].to_owned()),
+            key: Some(self.keys[0].to_string()),
             message: self.message,
         }
     }

@@ -9,6 +9,7 @@
 //! ...`). The sections' shapes are in `schema`; `diff` says what a reload
 //! changes. It reads files but owns no other state, and starts nothing.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -26,11 +27,12 @@ pub mod watcher;
 use diagnostics::{find, key_at, line_col, Finding};
 
 pub use crate::model::{Day, DayRange};
+use crate::model::Exchange;
 pub use diagnostics::{ConfigError, Problem};
 pub use diff::ConfigDiff;
 pub use schema::universe_size_problem;
 pub use schema::{
-    ApiConfig, BuiltinConfig, FetchConfig, LogConfig, OhlcOrder, PerExchangeConfig, ScheduleConfig,
+    ApiConfig, BuiltinConfig, ExchangeConfig, FetchConfig, LogConfig, OhlcOrder, PerExchangeConfig, ScheduleConfig,
     Selection, SnapshotConfig, SourceConfig, SourceUrl, StoreConfig, UniverseConfig,
 };
 pub use validate::{FIRST_PRICE_DAY, MAX_WORKERS};
@@ -58,6 +60,10 @@ const RETIRED: &[(&str, &str)] = &[(
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub source: SourceConfig,
+    /// Exchanges that speak their own API, by name; every other exchange is
+    /// asked through `[source]`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub exchanges: BTreeMap<Exchange, ExchangeConfig>,
     pub universe: UniverseConfig,
     pub fetch: FetchConfig,
     pub schedule: ScheduleConfig,
@@ -155,6 +161,7 @@ impl Config {
     fn problems(&self, today: NaiveDate) -> Vec<Finding> {
         [
             validate::source(&self.source),
+            validate::exchanges(&self.exchanges, &self.universe),
             validate::universe(&self.universe, today),
             validate::fetch(&self.fetch),
             validate::durations(self),

@@ -6,6 +6,7 @@
 //! Rules that tie fields together are not here but in `validate`; this
 //! module does no I/O and knows nothing of files or positions.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
-use crate::model::{Day, DayRange, Exchange, Symbol};
+use crate::model::{Api, Day, DayRange, Exchange, Symbol};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -38,6 +39,10 @@ pub struct SourceConfig {
     pub builtin: BuiltinConfig,
     /// Limits that apply to each exchange on its own.
     pub per_exchange: PerExchangeConfig,
+    /// A PEM file of extra CA certificates to trust for https sources,
+    /// beside the built-in (webpki) roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for SourceConfig {
@@ -50,6 +55,7 @@ impl Default for SourceConfig {
             settle_after: Duration::from_secs(2 * 60 * 60),
             builtin: BuiltinConfig::default(),
             per_exchange: PerExchangeConfig::default(),
+            ca_file: None,
         }
     }
 }
@@ -87,14 +93,10 @@ impl std::str::FromStr for SourceUrl {
         }
         let url =
             Url::parse(raw).map_err(|e| format!("{raw:?} is not \"builtin\" or a URL: {e}"))?;
-        match url.scheme() {
-            "http" => {}
-            "https" => {
-                return Err(format!(
-                    "{raw:?}: https is not supported by this build (no TLS stack); use http://"
-                ))
-            }
-            _ => return Err(format!("{raw:?}: expected an http:// URL or \"builtin\"")),
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "{raw:?}: expected an http:// or https:// URL, or \"builtin\""
+            ));
         }
         if url.host().is_none() {
             return Err(format!("{raw:?}: the URL has no host"));
@@ -106,6 +108,36 @@ impl std::str::FromStr for SourceUrl {
         }
         Ok(SourceUrl::Remote(url))
     }
+}
+
+/// `[exchanges.NAME]`: an exchange whose prices come from its own API (or
+/// from a classic server of its own) rather than from `[source]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeConfig {
+    /// The API the exchange speaks.
+    pub api: Api,
+    /// Where: each API has its real public endpoint as default (`classic`
+    /// falls back to `source.url`); `"builtin"` starts the built-in server
+    /// speaking this API in-process, on loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<SourceUrl>,
+    /// Symbol -> the exchange's market name (`btc = "XBTUSD"`). Left out,
+    /// the exchange's market list is asked and a symbol maps to
+    /// `<SYMBOL>/USD`, else `/USDT`, else `/USDC`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub markets: BTreeMap<Symbol, String>,
+    /// Most requests a second to this exchange, from this process (default:
+    /// the API's documented safe rate; classic: `source.per_exchange`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<f64>,
+    /// Most requests to this exchange at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<usize>,
+    /// A PEM file of extra CA certificates to trust for this exchange's
+    /// https URL, beside the built-in roots and `source.ca_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl<'de> Deserialize<'de> for SourceUrl {

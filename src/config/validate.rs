@@ -12,9 +12,11 @@ use std::time::Duration;
 use chrono::NaiveDate;
 
 use super::diagnostics::Finding;
-use super::schema::{FetchConfig, SnapshotConfig, SourceConfig, UniverseConfig};
+use std::collections::BTreeMap;
+
+use super::schema::{ExchangeConfig, FetchConfig, SnapshotConfig, SourceConfig, UniverseConfig};
 use super::Config;
-use crate::model::Day;
+use crate::model::{Day, Exchange};
 
 /// Most fetcher threads one pool may have.
 pub const MAX_WORKERS: usize = 1024;
@@ -50,6 +52,79 @@ pub(super) fn source(s: &SourceConfig) -> Vec<Finding> {
                 "source.per_exchange.requests_per_second",
                 format!("{rps} is out of range: expected a number above 0 and at most 1000000"),
             ));
+        }
+    }
+    out
+}
+
+/// `[exchanges.NAME]`: each table's markets in the form its API names them,
+/// a market for every listed symbol, its limits in range, and (when the
+/// universe lists its exchanges) an exchange the universe fetches: a table
+/// for an exchange nobody asks for is more likely a typo than a wish.
+pub(super) fn exchanges(
+    tables: &BTreeMap<Exchange, ExchangeConfig>,
+    u: &UniverseConfig,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (name, x) in tables {
+        let key = |field: &str| format!("exchanges.{name}.{field}");
+        if let Some(list) = u.exchanges.list() {
+            if !list.contains(name) {
+                out.push(Finding::at(
+                    key("api"),
+                    format!("exchange {name:?} is configured but universe.exchanges does not list it"),
+                ));
+            }
+        }
+        match crate::source::exchanges::adapter(x.api) {
+            None if !x.markets.is_empty() => out.push(Finding::at(
+                key("markets"),
+                "the classic API has no markets: leave markets out",
+            )),
+            None => {}
+            Some(adapter) => {
+                for (symbol, market) in &x.markets {
+                    if let Err(e) = adapter.check_market(market) {
+                        out.push(Finding::at(
+                            format!("exchanges.{name}.markets.{symbol}"),
+                            format!("{market:?} is not a {} market name: {e}", x.api),
+                        ));
+                    }
+                }
+                if let (false, Some(symbols)) = (x.markets.is_empty(), u.symbols.list()) {
+                    let missing: Vec<&str> = symbols
+                        .iter()
+                        .filter(|s| !x.markets.contains_key(*s))
+                        .map(|s| s.as_str())
+                        .collect();
+                    if !missing.is_empty() {
+                        out.push(Finding::at(
+                            key("markets"),
+                            format!(
+                                "has no market for {} (universe.symbols lists it): add it, or leave markets out to discover them",
+                                missing.join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(rps) = x.requests_per_second {
+            if !(rps.is_finite() && rps > 0.0 && rps <= 1e6) {
+                out.push(Finding::at(
+                    key("requests_per_second"),
+                    format!("{rps} is out of range: expected a number above 0 and at most 1000000"),
+                ));
+            }
+        }
+        if x.max_in_flight == Some(0) {
+            out.push(Finding::at(
+                key("max_in_flight"),
+                "must be at least 1 (leave it out for no limit)",
+            ));
+        }
+        if x.ca_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            out.push(Finding::at(key("ca_file"), "is empty"));
         }
     }
     out
@@ -319,8 +394,8 @@ mod tests {
         (0..n).map(|i| format!("n{i}").parse().unwrap()).collect()
     }
 
-    fn keys(findings: &[Finding]) -> Vec<&'static str> {
-        findings.iter().map(|f| f.keys[0]).collect()
+    fn keys(findings: &[Finding]) -> Vec<&str> {
+        findings.iter().map(|f| f.keys[0].as_ref()).collect()
     }
 
     #[test]

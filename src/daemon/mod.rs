@@ -155,6 +155,7 @@ impl Daemon {
             source.url.clone(),
             PipelineOptions {
                 source_id: Some(source.identity.clone()),
+                endpoints: source.endpoints.clone(),
                 clock: clock.clone(),
                 store,
                 last_round,

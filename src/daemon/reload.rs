@@ -128,10 +128,7 @@ impl Daemon {
             config: new.clone(),
             diff: Arc::new(diff.clone()),
             version,
-            source: SourceRef {
-                url: self.source.url.clone(),
-                identity: self.source.identity.clone(),
-            },
+            source: SourceRef::of(&self.source),
         });
         actix_rt::spawn(async move {
             // The round under the old config is over once the new one is in

@@ -210,17 +210,80 @@ impl fmt::Display for TaskKey {
     }
 }
 
-/// A key to fetch in one round and what became of its earlier attempts.
+/// Where one (exchange, symbol) is asked when the exchange has an
+/// `[exchanges.NAME]` table: its API, the exchange's market name for the
+/// symbol, and the source identity its cells record (which includes the
+/// market: a price in USDT is not a price in USD, so another market makes
+/// settled cells due again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Market {
+    pub api: Api,
+    /// The exchange's name for the market, e.g. `XBTUSD`; empty for the
+    /// classic API, which has none.
+    pub name: Arc<str>,
+    pub source: Arc<str>,
+    /// Why no market could be found for the symbol (none configured, none
+    /// listed, the listing failed): the task fails with this reason
+    /// without a request.
+    pub unresolved: Option<Arc<str>>,
+}
+
+/// What to fetch in one round and what became of its earlier attempts:
+/// one day (the classic API) or a page of `span` consecutive days from
+/// `key.day` (a real exchange's candles), one request either way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
+    /// The first (for the classic API, the only) day's cell.
     pub key: TaskKey,
+    /// Days covered, from `key.day` on; at least 1.
+    pub span: u32,
     /// Attempts made before this one (0 for a fresh task).
     pub attempt: u32,
+    /// The exchange's own API and market, if it has an `[exchanges.NAME]`
+    /// table; `None`: asked through `[source]`.
+    pub market: Option<Arc<Market>>,
 }
 
 impl Task {
+    /// One day, asked through `[source]`.
     pub fn new(key: TaskKey) -> Self {
-        Self { key, attempt: 0 }
+        Self {
+            key,
+            span: 1,
+            attempt: 0,
+            market: None,
+        }
+    }
+
+    /// The days `days` of one (exchange, symbol) in `market`, in one request.
+    pub fn page(exchange: Exchange, symbol: Symbol, days: DayRange, market: Arc<Market>) -> Self {
+        Self {
+            key: TaskKey {
+                exchange,
+                symbol,
+                day: days.from,
+            },
+            span: u32::try_from(days.len()).unwrap_or(u32::MAX).max(1),
+            attempt: 0,
+            market: Some(market),
+        }
+    }
+
+    /// The days this task covers.
+    pub fn days(&self) -> DayRange {
+        DayRange {
+            from: self.key.day,
+            to: self.key.day + chrono::Days::new(u64::from(self.span.max(1) - 1)),
+        }
+    }
+
+    /// The cell of each day this task covers.
+    pub fn keys(&self) -> impl Iterator<Item = TaskKey> + '_ {
+        self.days().days().map(|day| TaskKey {
+            exchange: self.key.exchange.clone(),
+            symbol: self.key.symbol.clone(),
+            day,
+        })
     }
 }
 

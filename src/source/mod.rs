@@ -12,6 +12,7 @@
 pub mod exchanges;
 pub mod origin;
 pub mod response;
+pub mod tls;
 
 use std::time::Duration;
 
@@ -19,8 +20,9 @@ use actix_web::web::{Bytes, BytesMut};
 use url::Url;
 
 use crate::config::OhlcOrder;
-use crate::model::{Exchange, NameError, Symbol, TaskKey};
-pub use origin::{OriginError, Source};
+use crate::model::{DayRange, Exchange, NameError, Symbol, TaskKey};
+use exchanges::{CandleApi, DayAnswer, Instrument, PageResult};
+pub use origin::{Endpoint, Endpoints, OriginError, Source};
 pub use response::{Answer, FetchFailure, FetchResult, Throttle};
 
 /// Why a discovery request failed.
@@ -32,6 +34,8 @@ pub enum SourceError {
     Status { url: String, status: u16 },
     #[error("{url} sent a body that is not a JSON list of names: {reason}")]
     Body { url: String, reason: String },
+    #[error("{url} sent a market listing that cannot be read: {reason}")]
+    Listing { url: String, reason: String },
     #[error("{url} listed an invalid name: {source}")]
     BadName {
         url: String,
@@ -166,8 +170,42 @@ pub struct PriceClient {
     ohlc_order: OhlcOrder,
 }
 
+/// Largest answer to a market listing (Binance's is several MiB).
+const MAX_LISTING_BYTES: usize = 32 << 20;
+
 impl PriceClient {
+    /// A client for `base`; an https base trusts the built-in roots only.
     pub fn new(base: &Url, limits: &ClientLimits) -> Self {
+        let tls = (base.scheme() == "https")
+            .then(|| match tls::client_config(&[]) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    log::error!("{base}: {e}");
+                    None
+                }
+            })
+            .flatten();
+        Self::with_tls(base, limits, tls)
+    }
+
+    /// A client for `base` whose https connections trust the built-in roots
+    /// and the certificates of `ca_files`.
+    pub fn with_ca_files(
+        base: &Url,
+        limits: &ClientLimits,
+        ca_files: &[std::path::PathBuf],
+    ) -> Result<Self, tls::TlsError> {
+        if ca_files.is_empty() {
+            return Ok(Self::new(base, limits));
+        }
+        Ok(Self::with_tls(base, limits, Some(tls::client_config(ca_files)?)))
+    }
+
+    fn with_tls(
+        base: &Url,
+        limits: &ClientLimits,
+        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Self {
         let ClientLimits {
             timeout,
             max_body,
@@ -179,9 +217,12 @@ impl PriceClient {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        let connector = awc::Connector::new()
+        let mut connector = awc::Connector::new()
             .limit(connections.max(1))
             .timeout(timeout);
+        if let Some(tls) = tls {
+            connector = connector.rustls_0_23(tls);
+        }
         let client = awc::Client::builder()
             .connector(connector)
             .timeout(timeout)
@@ -201,8 +242,10 @@ impl PriceClient {
     }
 
     fn url(&self, path: &str) -> String {
-        // Names are [a-z0-9-] and dates are digits and dashes, so joining
-        // cannot escape the base path.
+        // Names are [a-z0-9-] and dates are digits and dashes, and adapters
+        // build market names from checked forms, so joining cannot escape
+        // the base path.
+        let path = path.trim_start_matches('/');
         self.base
             .join(path)
             .map_or_else(|_| format!("{}{path}", self.base), String::from)
@@ -318,6 +361,58 @@ impl PriceClient {
         let stop_at_length = resp.version() < Version::HTTP_11 && !keep_alive;
         let body = read_body(&mut resp, framing, limit, stop_at_length).await;
         Ok((status, retry_after, body))
+    }
+
+    /// One page of a real exchange's daily candles for `market` over
+    /// `days`: one answer per day, or why there are none.
+    pub async fn candles(&self, api: &dyn CandleApi, market: &str, days: DayRange) -> PageResult {
+        let url = self.url(&api.candles_request(market, days));
+        // A page holds up to page_days candles of a few hundred bytes each.
+        let limit = self
+            .max_body
+            .saturating_mul(api.page_days() as usize)
+            .clamp(self.max_body, 16 << 20);
+        let (status, retry_after, body) = self
+            .get(&url, limit)
+            .await
+            .map_err(FetchFailure::retryable)?;
+        let body = body.map_err(|e| FetchFailure::retryable(format!("cannot read the body: {e}")))?;
+        api.parse_candles(
+            market,
+            days,
+            status,
+            retry_after.as_deref(),
+            &body,
+            self.ohlc_order,
+        )
+    }
+
+    /// The exchange's market listing.
+    pub async fn instruments(&self, api: &dyn CandleApi) -> Result<Vec<Instrument>, SourceError> {
+        let url = self.url(&api.instruments_request());
+        let (status, _, body) = self.get(&url, MAX_LISTING_BYTES).await.map_err(|reason| {
+            SourceError::Unreachable {
+                url: url.clone(),
+                reason,
+            }
+        })?;
+        let body = body.map_err(|reason| SourceError::Listing {
+            url: url.clone(),
+            reason,
+        })?;
+        api.parse_instruments(status, &body)
+            .map_err(|reason| SourceError::Listing { url, reason })
+    }
+
+    /// The classic price of `key`, as a page of one day.
+    pub async fn price_page(&self, key: &TaskKey) -> PageResult {
+        self.price(key).await.map(|answer| {
+            vec![DayAnswer {
+                day: key.day,
+                answer,
+                open: false,
+            }]
+        })
     }
 
     /// `GET /price/{exchange}/{symbol}/{date}`, checked.

@@ -6,14 +6,31 @@
 //! Owns starting and stopping that server and the identity cells record as
 //! their source; it makes no price requests beyond the reachability check.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use url::Url;
 
 use crate::clock::Clock;
 use crate::config::{Config, SourceUrl};
+use crate::model::{Api, Exchange};
 use crate::server::{self, PriceServer, ServerOptions};
-use crate::source::{ClientLimits, PriceClient, SourceError};
+use crate::source::{exchanges, tls, ClientLimits, PriceClient, SourceError};
+
+/// Where one exchange with an `[exchanges.NAME]` table is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub api: Api,
+    pub url: Url,
+    /// What its cells record as their source (with the market added).
+    pub identity: Arc<str>,
+    /// Extra CA certificates its https connections trust.
+    pub ca_files: Vec<PathBuf>,
+}
+
+/// The exchanges that have their own endpoint, by name.
+pub type Endpoints = BTreeMap<Exchange, Endpoint>;
 
 /// Why a price source is not ready to fetch from.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +39,24 @@ pub enum OriginError {
     BuiltinServer(#[source] std::io::Error),
     #[error("the price source is unreachable: {0}")]
     Unreachable(#[source] SourceError),
+    #[error("exchanges.{exchange}: {source}")]
+    Tls {
+        exchange: Exchange,
+        #[source]
+        source: tls::TlsError,
+    },
+    #[error("exchanges.{exchange}: the built-in server cannot speak {api}: {reason}")]
+    BuiltinDialect {
+        exchange: Exchange,
+        api: Api,
+        reason: String,
+    },
+    #[error("exchanges.{exchange}: {api}'s default URL {url:?} is not a URL")]
+    DefaultUrl {
+        exchange: Exchange,
+        api: Api,
+        url: &'static str,
+    },
 }
 
 /// A price source ready to fetch from; keeps the built-in server (if any)
@@ -32,6 +67,10 @@ pub struct Source {
     /// for the built-in server its dataset (its URL changes at each start).
     pub identity: Arc<str>,
     pub builtin: Option<PriceServer>,
+    /// The exchanges asked elsewhere than `url` (`[exchanges.NAME]`).
+    pub endpoints: Arc<Endpoints>,
+    /// Built-in servers started for exchanges with `url = "builtin"`.
+    pub dialect_servers: Vec<PriceServer>,
 }
 
 impl Source {
@@ -41,6 +80,8 @@ impl Source {
             identity: Arc::from(url.as_str()),
             url,
             builtin: None,
+            endpoints: Arc::default(),
+            dialect_servers: Vec::new(),
         }
     }
 
@@ -52,6 +93,58 @@ impl Source {
 
     /// As `start`, with the built-in server publishing prices by `clock`.
     pub fn start_with_clock(config: &Config, clock: &Clock) -> Result<Source, OriginError> {
+        let mut source = Self::start_classic(config, clock)?;
+        for (exchange, x) in &config.exchanges {
+            let (url, identity) = match &x.url {
+                Some(SourceUrl::Remote(url)) => (url.clone(), format!("{}:{url}", x.api)),
+                Some(SourceUrl::Builtin) => {
+                    let server = start_dialect(config, clock, exchange, x.api)?;
+                    let url = server.url();
+                    source.dialect_servers.push(server);
+                    let seed = config.source.builtin.seed;
+                    (url, format!("{}:builtin:seed={seed}", x.api))
+                }
+                None => match exchanges::adapter(x.api) {
+                    Some(adapter) => {
+                        let raw = adapter.default_url();
+                        let url = Url::parse(raw).map_err(|_| OriginError::DefaultUrl {
+                            exchange: exchange.clone(),
+                            api: x.api,
+                            url: raw,
+                        })?;
+                        (url.clone(), format!("{}:{url}", x.api))
+                    }
+                    None => (source.url.clone(), format!("classic:{}", source.identity)),
+                },
+            };
+            let ca_files: Vec<PathBuf> = config
+                .source
+                .ca_file
+                .iter()
+                .chain(x.ca_file.iter())
+                .cloned()
+                .collect();
+            if url.scheme() == "https" {
+                tls::client_config(&ca_files).map_err(|source| OriginError::Tls {
+                    exchange: exchange.clone(),
+                    source,
+                })?;
+            }
+            Arc::make_mut(&mut source.endpoints).insert(
+                exchange.clone(),
+                Endpoint {
+                    api: x.api,
+                    url,
+                    identity: Arc::from(identity),
+                    ca_files,
+                },
+            );
+        }
+        Ok(source)
+    }
+
+    /// The `[source]` server: remote, or the built-in one started here.
+    fn start_classic(config: &Config, clock: &Clock) -> Result<Source, OriginError> {
         match &config.source.url {
             SourceUrl::Remote(url) => Ok(Source::remote(url.clone())),
             SourceUrl::Builtin => {
@@ -68,6 +161,8 @@ impl Source {
                     url: server.url(),
                     identity: Arc::from(format!("builtin:seed={}", config.source.builtin.seed)),
                     builtin: Some(server),
+                    endpoints: Arc::default(),
+                    dialect_servers: Vec::new(),
                 })
             }
         }
@@ -80,10 +175,29 @@ impl Source {
         Ok(())
     }
 
-    /// Stops the built-in server, if this source started one.
+    /// Stops the built-in servers this source started, if any.
     pub async fn stop(&self) {
         if let Some(server) = &self.builtin {
             server.stop().await;
         }
+        for server in &self.dialect_servers {
+            server.stop().await;
+        }
     }
+}
+
+/// Starts the built-in server speaking `api` for `exchange`'s prices of
+/// the built-in dataset, on a loopback port.
+fn start_dialect(
+    config: &Config,
+    clock: &Clock,
+    exchange: &Exchange,
+    api: Api,
+) -> Result<PriceServer, OriginError> {
+    let _ = (config, clock);
+    Err(OriginError::BuiltinDialect {
+        exchange: exchange.clone(),
+        api,
+        reason: "not available in this build".into(),
+    })
 }

@@ -506,12 +506,14 @@ impl Handler<RoundFinished> for Aggregator {
 }
 
 /// Of these keys, the ones still to fetch: all but the settled cells (final
-/// prices, final "none", rejections) that `source` gave.
+/// prices, final "none", rejections) that their source gave: `sources`'
+/// for an (exchange, symbol) listed there, else `source`.
 #[derive(Message, Debug)]
 #[rtype(result = "Vec<TaskKey>")]
 pub struct Unsettled {
     pub keys: Vec<TaskKey>,
     pub source: Arc<str>,
+    pub sources: std::collections::HashMap<(crate::model::Exchange, crate::model::Symbol), Arc<str>>,
 }
 
 impl Handler<Unsettled> for Aggregator {
@@ -519,10 +521,20 @@ impl Handler<Unsettled> for Aggregator {
 
     fn handle(&mut self, msg: Unsettled, _: &mut Self::Context) -> Self::Result {
         let source = msg.source;
+        let sources = msg.sources;
         MessageResult(
             msg.keys
                 .into_iter()
-                .filter(|k| !self.store.is_settled(k, &source))
+                .filter(|k| {
+                    let source = if sources.is_empty() {
+                        &source
+                    } else {
+                        sources
+                            .get(&(k.exchange.clone(), k.symbol.clone()))
+                            .unwrap_or(&source)
+                    };
+                    !self.store.is_settled(k, source)
+                })
                 .collect(),
         )
     }
