@@ -13,6 +13,11 @@
 //! `source::PriceClient`'s job; deciding what a failure means for the task
 //! is the Supervisor's.
 
+mod common;
+mod kraken;
+
+pub use kraken::Kraken;
+
 use chrono::{DateTime, NaiveDate, TimeDelta};
 
 use crate::config::OhlcOrder;
