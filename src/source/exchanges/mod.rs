@@ -13,9 +13,11 @@
 //! `source::PriceClient`'s job; deciding what a failure means for the task
 //! is the Supervisor's.
 
+mod binance;
 mod common;
 mod kraken;
 
+pub use binance::Binance;
 pub use kraken::Kraken;
 
 use chrono::{DateTime, NaiveDate, TimeDelta};
