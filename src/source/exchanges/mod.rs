@@ -14,10 +14,12 @@
 //! is the Supervisor's.
 
 mod binance;
+mod coinbase;
 mod common;
 mod kraken;
 
 pub use binance::Binance;
+pub use coinbase::Coinbase;
 pub use kraken::Kraken;
 
 use chrono::{DateTime, NaiveDate, TimeDelta};
