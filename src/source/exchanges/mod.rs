@@ -14,11 +14,13 @@
 //! is the Supervisor's.
 
 mod binance;
+mod bitstamp;
 mod coinbase;
 mod common;
 mod kraken;
 
 pub use binance::Binance;
+pub use bitstamp::Bitstamp;
 pub use coinbase::Coinbase;
 pub use kraken::Kraken;
 
