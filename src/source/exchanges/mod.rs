@@ -18,11 +18,13 @@ mod bitstamp;
 mod coinbase;
 mod common;
 mod kraken;
+mod okx;
 
 pub use binance::Binance;
 pub use bitstamp::Bitstamp;
 pub use coinbase::Coinbase;
 pub use kraken::Kraken;
+pub use okx::Okx;
 
 use chrono::{DateTime, NaiveDate, TimeDelta};
 
@@ -128,8 +130,14 @@ pub trait CandleApi: Send + Sync {
 
 /// The adapter of `api`; `None` for the classic API, which has none.
 pub fn adapter(api: Api) -> Option<&'static dyn CandleApi> {
-    let _ = api;
-    None
+    match api {
+        Api::Classic => None,
+        Api::Binance => Some(&Binance),
+        Api::Kraken => Some(&Kraken),
+        Api::Coinbase => Some(&Coinbase),
+        Api::Bitstamp => Some(&Bitstamp),
+        Api::Okx => Some(&Okx),
+    }
 }
 
 /// The reason a day older than the exchange serves is rejected with.
@@ -289,6 +297,33 @@ mod tests {
             close,
             volume: 10.0,
             still_open: false,
+        }
+    }
+
+    #[test]
+    fn every_exchange_has_its_adapter_with_the_contracts_limits() {
+        assert!(adapter(Api::Classic).is_none());
+        let table = [
+            (Api::Binance, "https://data-api.binance.vision/", 1000, 10.0),
+            (Api::Kraken, "https://api.kraken.com/", 720, 1.0),
+            (
+                Api::Coinbase,
+                "https://api.exchange.coinbase.com/",
+                300,
+                5.0,
+            ),
+            (Api::Bitstamp, "https://www.bitstamp.net/", 1000, 10.0),
+            (Api::Okx, "https://www.okx.com/", 100, 8.0),
+        ];
+        assert_eq!(table.map(|t| t.0), Api::EXCHANGES);
+        for (api, url, page, rate) in table {
+            let a = adapter(api).unwrap();
+            assert_eq!(a.api(), api);
+            assert_eq!((a.default_url(), a.page_days()), (url, page), "{api}");
+            assert_eq!(a.default_requests_per_second(), rate, "{api}");
+            let today = d("2026-12-01");
+            let depth = (api == Api::Kraken).then(|| d("2024-12-12"));
+            assert_eq!(a.earliest_day(today), depth, "{api}");
         }
     }
 
