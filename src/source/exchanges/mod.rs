@@ -327,6 +327,41 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever an exchange sends, no adapter panics, and any price it
+        /// yields is finite and non-negative.
+        #[test]
+        fn any_answer_is_parsed_without_panic(
+            status in 100u16..600,
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            rows in proptest::collection::vec((0i64..4_000_000_000, -1e3f64..1e6), 0..4),
+        ) {
+            let days = DayRange { from: d("2020-03-01"), to: d("2020-03-03") };
+            // Random bytes rarely parse; rows of the right shape exercise the
+            // number and time checks past the JSON layer.
+            let rows: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(t, x)| serde_json::json!([t, x.to_string(), x, x, x, x, x, x, "1"]))
+                .collect();
+            let shaped = serde_json::to_vec(&rows).unwrap_or_default();
+            for api in Api::EXCHANGES {
+                let a = adapter(api).unwrap();
+                for b in [&body, &shaped] {
+                    if let Ok(page) = a.parse_candles("M", days, status, Some("5"), b, OhlcOrder::Flag) {
+                        proptest::prop_assert_eq!(page.len(), 3);
+                        for day in page {
+                            if let Answer::Price { price: p, .. } = day.answer {
+                                let all = [p.open, p.high, p.low, p.close, p.volume];
+                                proptest::prop_assert!(all.iter().all(|x| x.is_finite() && *x >= 0.0));
+                            }
+                        }
+                    }
+                    let _ = a.parse_instruments(status, b);
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_page_has_one_answer_per_day_and_missing_days_are_none() {
         let days = DayRange {
