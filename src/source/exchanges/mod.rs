@@ -13,6 +13,19 @@
 //! `source::PriceClient`'s job; deciding what a failure means for the task
 //! is the Supervisor's.
 
+mod binance;
+mod bitstamp;
+mod coinbase;
+mod common;
+mod kraken;
+mod okx;
+
+pub use binance::Binance;
+pub use bitstamp::Bitstamp;
+pub use coinbase::Coinbase;
+pub use kraken::Kraken;
+pub use okx::Okx;
+
 use chrono::{DateTime, NaiveDate, TimeDelta};
 
 use crate::config::OhlcOrder;
@@ -117,8 +130,14 @@ pub trait CandleApi: Send + Sync {
 
 /// The adapter of `api`; `None` for the classic API, which has none.
 pub fn adapter(api: Api) -> Option<&'static dyn CandleApi> {
-    let _ = api;
-    None
+    match api {
+        Api::Classic => None,
+        Api::Binance => Some(&Binance),
+        Api::Kraken => Some(&Kraken),
+        Api::Coinbase => Some(&Coinbase),
+        Api::Bitstamp => Some(&Bitstamp),
+        Api::Okx => Some(&Okx),
+    }
 }
 
 /// The reason a day older than the exchange serves is rejected with.
@@ -278,6 +297,68 @@ mod tests {
             close,
             volume: 10.0,
             still_open: false,
+        }
+    }
+
+    #[test]
+    fn every_exchange_has_its_adapter_with_the_contracts_limits() {
+        assert!(adapter(Api::Classic).is_none());
+        let table = [
+            (Api::Binance, "https://data-api.binance.vision/", 1000, 10.0),
+            (Api::Kraken, "https://api.kraken.com/", 720, 1.0),
+            (
+                Api::Coinbase,
+                "https://api.exchange.coinbase.com/",
+                300,
+                5.0,
+            ),
+            (Api::Bitstamp, "https://www.bitstamp.net/", 1000, 10.0),
+            (Api::Okx, "https://www.okx.com/", 100, 8.0),
+        ];
+        assert_eq!(table.map(|t| t.0), Api::EXCHANGES);
+        for (api, url, page, rate) in table {
+            let a = adapter(api).unwrap();
+            assert_eq!(a.api(), api);
+            assert_eq!((a.default_url(), a.page_days()), (url, page), "{api}");
+            assert_eq!(a.default_requests_per_second(), rate, "{api}");
+            let today = d("2026-12-01");
+            let depth = (api == Api::Kraken).then(|| d("2024-12-12"));
+            assert_eq!(a.earliest_day(today), depth, "{api}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever an exchange sends, no adapter panics, and any price it
+        /// yields is finite and non-negative.
+        #[test]
+        fn any_answer_is_parsed_without_panic(
+            status in 100u16..600,
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            rows in proptest::collection::vec((0i64..4_000_000_000, -1e3f64..1e6), 0..4),
+        ) {
+            let days = DayRange { from: d("2020-03-01"), to: d("2020-03-03") };
+            // Random bytes rarely parse; rows of the right shape exercise the
+            // number and time checks past the JSON layer.
+            let rows: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(t, x)| serde_json::json!([t, x.to_string(), x, x, x, x, x, x, "1"]))
+                .collect();
+            let shaped = serde_json::to_vec(&rows).unwrap_or_default();
+            for api in Api::EXCHANGES {
+                let a = adapter(api).unwrap();
+                for b in [&body, &shaped] {
+                    if let Ok(page) = a.parse_candles("M", days, status, Some("5"), b, OhlcOrder::Flag) {
+                        proptest::prop_assert_eq!(page.len(), 3);
+                        for day in page {
+                            if let Answer::Price { price: p, .. } = day.answer {
+                                let all = [p.open, p.high, p.low, p.close, p.volume];
+                                proptest::prop_assert!(all.iter().all(|x| x.is_finite() && *x >= 0.0));
+                            }
+                        }
+                    }
+                    let _ = a.parse_instruments(status, b);
+                }
+            }
         }
     }
 

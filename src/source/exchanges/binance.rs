@@ -1,0 +1,322 @@
+//! Binance's spot klines (`GET /api/v3/klines`), as the wire contract fixes
+//! it, on the market-data-only host `data-api.binance.vision`.
+//!
+//! Binance's quirks:
+//! - A kline is a 12-field list `[openTime, open, high, low, close, volume,
+//!   closeTime, quoteVolume, trades, takerBase, takerQuote, ignore]`: times
+//!   in milliseconds as numbers, prices and volumes as strings. Oldest
+//!   first; `startTime` and `endTime` are both inclusive bounds on the open
+//!   time; at most `limit` (1000) klines.
+//! - Nothing marks a kline as still open (its closeTime is just in the
+//!   future): today's candle is provisional by the clock, not by the answer.
+//! - Errors are `{"code": <negative>, "msg": ...}`: unknown symbol is 400
+//!   with code -1121 "Invalid symbol.".
+//! - Throttling: 429 with `Retry-After` (seconds); a client that keeps
+//!   asking after 429s is banned with 418 and a `Retry-After` (2 minutes up
+//!   to 3 days, per Binance's docs): the exchange pauses for that long.
+//! - 451 is Binance refusing the client's country and 403 its WAF: neither
+//!   heals by asking again this round.
+//! - Binance lists no USD markets (binance.com): a symbol maps to its USDT
+//!   market, else USDC. Only markets with status `TRADING` are listed.
+
+use serde_json::Value;
+
+use super::common::{self, field, integer, shape, text};
+use super::{day_answers, day_start_ms, number, Candle, CandleApi, Instrument, PageResult};
+use crate::config::OhlcOrder;
+use crate::model::{Api, DayRange};
+use crate::source::response::parse_retry_after;
+use crate::source::{FetchFailure, Throttle};
+
+/// Binance's spot REST API.
+pub struct Binance;
+
+/// Binance's "Invalid symbol." error code.
+const INVALID_SYMBOL: i64 = -1121;
+
+impl CandleApi for Binance {
+    fn api(&self) -> Api {
+        Api::Binance
+    }
+
+    fn default_url(&self) -> &'static str {
+        "https://data-api.binance.vision/"
+    }
+
+    fn page_days(&self) -> u32 {
+        1000
+    }
+
+    fn default_requests_per_second(&self) -> f64 {
+        // A klines call weighs 2 of 6000 a minute (50/s); well under it.
+        10.0
+    }
+
+    fn check_market(&self, market: &str) -> Result<(), String> {
+        common::check_form(
+            market,
+            |c| c.is_ascii_uppercase() || c.is_ascii_digit(),
+            false,
+            "BASEQUOTE in upper case, no separator (\"BTCUSDT\")",
+        )
+    }
+
+    fn candles_request(&self, market: &str, days: DayRange) -> String {
+        format!(
+            "api/v3/klines?symbol={market}&interval=1d&startTime={}&endTime={}&limit=1000",
+            day_start_ms(days.from),
+            day_start_ms(days.to)
+        )
+    }
+
+    fn parse_candles(
+        &self,
+        market: &str,
+        days: DayRange,
+        status: u16,
+        retry_after: Option<&str>,
+        body: &[u8],
+        ohlc_order: OhlcOrder,
+    ) -> PageResult {
+        match status {
+            200 => {}
+            418 => {
+                return Err(FetchFailure::throttled(
+                    format!("banned (418): {}", error_text(body)),
+                    Throttle::Banned,
+                    retry_after.and_then(parse_retry_after),
+                ))
+            }
+            403 | 451 => {
+                return Err(FetchFailure::permanent(format!(
+                    "blocked location or WAF ({status})"
+                )))
+            }
+            400 => {
+                let code = common::json(body)
+                    .ok()
+                    .and_then(|v| v.get("code").and_then(Value::as_i64));
+                return Err(if code == Some(INVALID_SYMBOL) {
+                    common::unknown_market(Api::Binance, market, &error_text(body))
+                } else {
+                    FetchFailure::permanent(format!(
+                        "binance refused the request (400): {}",
+                        error_text(body)
+                    ))
+                });
+            }
+            _ => {
+                if let Some(failure) = common::common_status(status, retry_after) {
+                    return Err(failure);
+                }
+                return Err(common::unexpected_status(status, body));
+            }
+        }
+        let v = common::json(body)?;
+        let rows = v.as_array().ok_or_else(|| shape("klines are not a list"))?;
+        let candles = rows
+            .iter()
+            .map(candle)
+            .collect::<Result<Vec<Candle>, String>>()
+            .map_err(shape)?;
+        day_answers(days, &candles, ohlc_order)
+    }
+
+    fn instruments_request(&self) -> String {
+        "api/v3/exchangeInfo".to_owned()
+    }
+
+    fn parse_instruments(&self, status: u16, body: &[u8]) -> Result<Vec<Instrument>, String> {
+        let v = common::listing_json(Api::Binance, status, body)?;
+        let symbols = v
+            .get("symbols")
+            .and_then(Value::as_array)
+            .ok_or("binance exchangeInfo without a 'symbols' list")?;
+        let mut out = Vec::new();
+        for s in symbols {
+            if text(s, "status")? != "TRADING" {
+                continue;
+            }
+            out.push(Instrument {
+                market: text(s, "symbol")?.to_owned(),
+                base: text(s, "baseAsset")?.to_ascii_uppercase(),
+                quote: text(s, "quoteAsset")?.to_ascii_uppercase(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Binance's `{"code", "msg"}` as "msg (code)", or the body's start.
+fn error_text(body: &[u8]) -> String {
+    let v: Option<Value> = serde_json::from_slice(body).ok();
+    match v.as_ref().map(|v| (v.get("code"), v.get("msg"))) {
+        Some((Some(code), Some(Value::String(msg)))) => format!("{msg} ({code})"),
+        _ => common::excerpt(body),
+    }
+}
+
+/// One kline; only the first six fields matter.
+fn candle(row: &Value) -> Result<Candle, String> {
+    let row = row
+        .as_array()
+        .ok_or_else(|| format!("a kline is not a list: {row}"))?;
+    if row.len() < 6 {
+        return Err(format!("a kline has {} fields, not 12", row.len()));
+    }
+    Ok(Candle {
+        open_ms: integer(field(row, 0, "openTime")?, "openTime")?,
+        open: number(field(row, 1, "open")?, "open")?,
+        high: number(field(row, 2, "high")?, "high")?,
+        low: number(field(row, 3, "low")?, "low")?,
+        close: number(field(row, 4, "close")?, "close")?,
+        volume: number(field(row, 5, "volume")?, "volume")?,
+        still_open: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::choose_market;
+    use super::super::common::testing::{d, ohlcv, price, range};
+    use super::*;
+    use crate::model::Symbol;
+    use crate::source::Answer;
+
+    fn answer(status: u16, retry_after: Option<&str>, body: &str) -> PageResult {
+        Binance.parse_candles(
+            "BTCUSDT",
+            range("2020-03-01", "2020-03-03"),
+            status,
+            retry_after,
+            body.as_bytes(),
+            OhlcOrder::Flag,
+        )
+    }
+
+    #[test]
+    fn the_request_bounds_open_times_inclusively_in_milliseconds() {
+        assert_eq!(
+            Binance.candles_request("BTCUSDT", range("2020-03-01", "2020-03-03")),
+            "api/v3/klines?symbol=BTCUSDT&interval=1d&startTime=1583020800000&endTime=1583193600000&limit=1000"
+        );
+    }
+
+    #[test]
+    fn a_full_page_reads_strings_exactly_in_field_order() {
+        let body = include_str!("../../../tests/fixtures/binance/full_page.json");
+        let got = answer(200, None, body).unwrap();
+        assert_eq!(
+            got.iter().map(|a| a.day).collect::<Vec<_>>(),
+            [d("2020-03-01"), d("2020-03-02"), d("2020-03-03")]
+        );
+        assert_eq!(
+            price(&got[0]),
+            ohlcv(8523.61, 8595.0, 8400.0, 8531.88, 40509.414679)
+        );
+        assert_eq!(price(&got[2]).close, 8760.07);
+        assert!(got.iter().all(|a| !a.open));
+    }
+
+    #[test]
+    fn an_empty_page_is_no_price() {
+        let body = include_str!("../../../tests/fixtures/binance/empty_page.json");
+        let got = answer(200, None, body).unwrap();
+        assert_eq!(got.len(), 3);
+        assert!(got.iter().all(|a| a.answer == Answer::NoPrice));
+    }
+
+    #[test]
+    fn todays_kline_is_a_price_left_to_the_clock() {
+        let body = include_str!("../../../tests/fixtures/binance/open_day.json");
+        let got = Binance
+            .parse_candles(
+                "BTCUSDT",
+                range("2026-11-30", "2026-12-01"),
+                200,
+                None,
+                body.as_bytes(),
+                OhlcOrder::Flag,
+            )
+            .unwrap();
+        assert_eq!(price(&got[1]).volume, 1200.5);
+        assert!(!got[1].open, "Binance does not mark an open kline");
+    }
+
+    #[test]
+    fn a_kline_not_at_utc_midnight_is_rejected() {
+        let body = r#"[[1583046000000,"1","2","0.5","1.5","10",0,"0",1,"0","0","0"]]"#;
+        let got = answer(200, None, body).unwrap();
+        assert!(
+            matches!(&got[0].answer, Answer::Rejected { reason, .. } if reason.contains("07:00")),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        let unknown = include_str!("../../../tests/fixtures/binance/unknown_market.json");
+        let e = answer(400, None, unknown).unwrap_err();
+        assert!(!e.retryable);
+        assert_eq!(
+            e.reason,
+            "unknown market \"BTCUSDT\" on binance: Invalid symbol. (-1121)"
+        );
+        let throttled = include_str!("../../../tests/fixtures/binance/throttled.json");
+        let e = answer(429, Some("12"), throttled).unwrap_err();
+        assert_eq!(e.throttle, Some(Throttle::RateLimited));
+        assert_eq!(e.retry_after, Some(Duration::from_secs(12)));
+        let banned = include_str!("../../../tests/fixtures/binance/banned.json");
+        let e = answer(418, Some("120"), banned).unwrap_err();
+        assert_eq!(e.throttle, Some(Throttle::Banned));
+        assert_eq!(e.retry_after, Some(Duration::from_secs(120)));
+        assert!(e.reason.contains("IP banned"), "{}", e.reason);
+        let e = answer(451, None, "").unwrap_err();
+        assert!(!e.retryable && e.reason == "blocked location or WAF (451)");
+        let e = answer(403, None, "<html>").unwrap_err();
+        assert!(!e.retryable && e.reason.contains("(403)"));
+        let e = answer(503, None, "").unwrap_err();
+        assert!(e.retryable && e.reason == "server error (503)");
+    }
+
+    #[test]
+    fn bodies_not_in_the_documented_shape_are_retryable_and_say_why() {
+        for (body, needle) in [
+            ("[[1583020800000", "malformed JSON"),
+            (r#"{"symbol":"BTCUSDT"}"#, "not a list"),
+            (r#"[[1583020800000,"1","2"]]"#, "3 fields"),
+            (
+                r#"[["1583020800000x","1","2","0.5","1.5","10"]]"#,
+                "'openTime'",
+            ),
+            (r#"[[1583020800000,"1","2","0.5",null,"10"]]"#, "'close'"),
+        ] {
+            let e = answer(200, None, body).unwrap_err();
+            assert!(e.retryable && e.reason.contains(needle), "{body}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn the_listing_keeps_trading_markets_and_prefers_usd_then_usdt_then_usdc() {
+        let body = include_str!("../../../tests/fixtures/binance/exchange_info.json");
+        let list = Binance.parse_instruments(200, body.as_bytes()).unwrap();
+        assert!(list.iter().all(|i| i.market != "ETHUSDT"), "not trading");
+        let pick = |s: &str| {
+            choose_market(&Binance, &Symbol::new(s).unwrap(), &list).map(|i| i.market.clone())
+        };
+        assert_eq!(pick("btc").as_deref(), Some("BTCUSDT"));
+        assert_eq!(pick("eth").as_deref(), Some("ETHUSDC"));
+        assert_eq!(pick("sol").as_deref(), Some("SOLUSD"));
+        assert_eq!(pick("ltc"), None);
+        assert!(Binance.parse_instruments(500, b"").is_err());
+    }
+
+    #[test]
+    fn the_market_form_is_upper_case_without_separator() {
+        assert!(Binance.check_market("BTCUSDT").is_ok());
+        assert!(Binance.check_market("btcusdt").is_err());
+        assert!(Binance.check_market("BTC-USDT").is_err());
+    }
+}

@@ -1,0 +1,301 @@
+//! Coinbase Exchange's product candles (`GET /products/{id}/candles`), as
+//! the wire contract fixes it.
+//!
+//! Coinbase's quirks:
+//! - A candle is `[time, low, high, open, close, volume]`: low and high
+//!   come *before* open and close, unlike every other exchange here. Time
+//!   in whole seconds; all six are JSON numbers (read exactly, strings
+//!   accepted too).
+//! - Candles come NEWEST first.
+//! - A day without trades has no candle at all ("no data is published for
+//!   intervals where there are no ticks"): it is "no price".
+//! - `start` and `end` are ISO 8601 times; the contract's server answers
+//!   `start ..= end` (Coinbase's docs warn that a real answer may hold
+//!   candles before `start`: they are ignored like any day off the page).
+//!   More than 300 candles in the range is refused with a 400
+//!   ("granularity too small ..."), so a page is at most 300 days.
+//! - Nothing marks a candle as still open: today's is provisional by the
+//!   clock.
+//! - Errors are `{"message": ...}`: an unknown product is 404 "NotFound";
+//!   throttling is 429 "Slow down" (public limit about 10 requests/s).
+//! - Product ids are `BASE-QUOTE` in upper case; only `online` products are
+//!   listed.
+
+use serde_json::Value;
+
+use super::common::{self, field, integer, seconds_to_ms, shape, text};
+use super::{day_answers, number, Candle, CandleApi, Instrument, PageResult};
+use crate::config::OhlcOrder;
+use crate::model::{Api, DayRange};
+use crate::source::FetchFailure;
+
+/// Coinbase Exchange's public REST API.
+pub struct Coinbase;
+
+impl CandleApi for Coinbase {
+    fn api(&self) -> Api {
+        Api::Coinbase
+    }
+
+    fn default_url(&self) -> &'static str {
+        "https://api.exchange.coinbase.com/"
+    }
+
+    fn page_days(&self) -> u32 {
+        300
+    }
+
+    fn default_requests_per_second(&self) -> f64 {
+        // Half the public limit of 10/s: candles are "not to be polled
+        // frequently".
+        5.0
+    }
+
+    fn check_market(&self, market: &str) -> Result<(), String> {
+        common::check_form(
+            market,
+            |c| c.is_ascii_uppercase() || c.is_ascii_digit(),
+            true,
+            "BASE-QUOTE in upper case (\"BTC-USD\")",
+        )
+    }
+
+    fn candles_request(&self, market: &str, days: DayRange) -> String {
+        format!(
+            "products/{market}/candles?granularity=86400&start={}T00:00:00Z&end={}T00:00:00Z",
+            days.from, days.to
+        )
+    }
+
+    fn parse_candles(
+        &self,
+        market: &str,
+        days: DayRange,
+        status: u16,
+        retry_after: Option<&str>,
+        body: &[u8],
+        ohlc_order: OhlcOrder,
+    ) -> PageResult {
+        if let Some(failure) = common::common_status(status, retry_after) {
+            return Err(failure);
+        }
+        match status {
+            200 => {}
+            404 => {
+                return Err(common::unknown_market(
+                    Api::Coinbase,
+                    market,
+                    &message(body),
+                ))
+            }
+            400 => {
+                return Err(FetchFailure::permanent(format!(
+                    "coinbase refused the request (400): {}",
+                    message(body)
+                )))
+            }
+            _ => return Err(common::unexpected_status(status, body)),
+        }
+        let v = common::json(body)?;
+        let rows = v
+            .as_array()
+            .ok_or_else(|| shape("candles are not a list"))?;
+        let candles = rows
+            .iter()
+            .map(candle)
+            .collect::<Result<Vec<Candle>, String>>()
+            .map_err(shape)?;
+        day_answers(days, &candles, ohlc_order)
+    }
+
+    fn instruments_request(&self) -> String {
+        "products".to_owned()
+    }
+
+    fn parse_instruments(&self, status: u16, body: &[u8]) -> Result<Vec<Instrument>, String> {
+        let v = common::listing_json(Api::Coinbase, status, body)?;
+        let products = v.as_array().ok_or("coinbase products are not a list")?;
+        let mut out = Vec::new();
+        for p in products {
+            if text(p, "status")? != "online" {
+                continue;
+            }
+            out.push(Instrument {
+                market: text(p, "id")?.to_owned(),
+                base: text(p, "base_currency")?.to_ascii_uppercase(),
+                quote: text(p, "quote_currency")?.to_ascii_uppercase(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Coinbase's `{"message": ...}`, or the body's start.
+fn message(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| common::excerpt(body))
+}
+
+/// One candle: `[time, low, high, open, close, volume]`.
+fn candle(row: &Value) -> Result<Candle, String> {
+    let row = row
+        .as_array()
+        .ok_or_else(|| format!("a candle is not a list: {row}"))?;
+    if row.len() < 6 {
+        return Err(format!("a candle has {} fields, not 6", row.len()));
+    }
+    let t = integer(field(row, 0, "time")?, "time")?;
+    Ok(Candle {
+        open_ms: seconds_to_ms(t, "time")?,
+        low: number(field(row, 1, "low")?, "low")?,
+        high: number(field(row, 2, "high")?, "high")?,
+        open: number(field(row, 3, "open")?, "open")?,
+        close: number(field(row, 4, "close")?, "close")?,
+        volume: number(field(row, 5, "volume")?, "volume")?,
+        still_open: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::choose_market;
+    use super::super::common::testing::{d, ohlcv, price, range};
+    use super::*;
+    use crate::model::Symbol;
+    use crate::source::{Answer, Throttle};
+
+    fn answer(status: u16, body: &str) -> PageResult {
+        Coinbase.parse_candles(
+            "BTC-USD",
+            range("2020-03-01", "2020-03-03"),
+            status,
+            None,
+            body.as_bytes(),
+            OhlcOrder::Flag,
+        )
+    }
+
+    #[test]
+    fn the_request_names_the_product_and_iso_bounds() {
+        assert_eq!(
+            Coinbase.candles_request("BTC-USD", range("2020-03-01", "2020-03-03")),
+            "products/BTC-USD/candles?granularity=86400&start=2020-03-01T00:00:00Z&end=2020-03-03T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn newest_first_low_high_open_close_volume_is_read_in_day_order() {
+        let body = include_str!("../../../tests/fixtures/coinbase/full_page.json");
+        let got = answer(200, body).unwrap();
+        assert_eq!(
+            got.iter().map(|a| a.day).collect::<Vec<_>>(),
+            [d("2020-03-01"), d("2020-03-02"), d("2020-03-03")]
+        );
+        assert_eq!(
+            price(&got[0]),
+            ohlcv(8523.75, 8598.15, 8400.0, 8531.24, 9872.5)
+        );
+        assert_eq!(
+            price(&got[2]),
+            ohlcv(8911.45, 8918.99, 8651.01, 8760.32, 14532.93164785)
+        );
+    }
+
+    #[test]
+    fn a_day_without_a_candle_is_no_price() {
+        let body = include_str!("../../../tests/fixtures/coinbase/missing_day.json");
+        let got = answer(200, body).unwrap();
+        assert_eq!(got[1].answer, Answer::NoPrice);
+        assert_eq!(price(&got[2]).close, 8760.32);
+        let empty = include_str!("../../../tests/fixtures/coinbase/empty_page.json");
+        assert!(answer(200, empty)
+            .unwrap()
+            .iter()
+            .all(|a| a.answer == Answer::NoPrice));
+    }
+
+    #[test]
+    fn todays_candle_is_a_price_left_to_the_clock() {
+        let body = include_str!("../../../tests/fixtures/coinbase/open_day.json");
+        let got = Coinbase
+            .parse_candles(
+                "BTC-USD",
+                range("2026-11-30", "2026-12-01"),
+                200,
+                None,
+                body.as_bytes(),
+                OhlcOrder::Flag,
+            )
+            .unwrap();
+        assert_eq!(
+            price(&got[1]),
+            ohlcv(92010.1, 92300.0, 91900.0, 92100.0, 120.5)
+        );
+        assert!(!got[1].open);
+    }
+
+    #[test]
+    fn a_candle_not_at_utc_midnight_is_rejected_and_strings_are_read_too() {
+        let got = answer(200, r#"[[1583042400,"1","2","0.5","1.5","10"]]"#).unwrap();
+        assert!(
+            matches!(&got[0].answer, Answer::Rejected { reason, .. } if reason.contains("06:00")),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        let unknown = include_str!("../../../tests/fixtures/coinbase/unknown_market.json");
+        let e = answer(404, unknown).unwrap_err();
+        assert!(!e.retryable);
+        assert_eq!(e.reason, "unknown market \"BTC-USD\" on coinbase: NotFound");
+        let throttled = include_str!("../../../tests/fixtures/coinbase/throttled.json");
+        let e = answer(429, throttled).unwrap_err();
+        assert_eq!(e.throttle, Some(Throttle::RateLimited));
+        let e = answer(400, r#"{"message":"granularity too small"}"#).unwrap_err();
+        assert!(!e.retryable && e.reason.contains("granularity too small"));
+        let e = answer(500, "").unwrap_err();
+        assert!(e.retryable && e.reason == "server error (500)");
+    }
+
+    #[test]
+    fn bodies_not_in_the_documented_shape_are_retryable_and_say_why() {
+        for (body, needle) in [
+            ("", "malformed JSON"),
+            (r#"{"candles":[]}"#, "not a list"),
+            ("[[1583020800,1,2,3,4]]", "5 fields"),
+            ("[[1583020800.5,1,2,3,4,5]]", "'time'"),
+            (r#"[[1583020800,1,2,3,"four",5]]"#, "'close'"),
+        ] {
+            let e = answer(200, body).unwrap_err();
+            assert!(e.retryable && e.reason.contains(needle), "{body}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn the_listing_keeps_online_products_and_prefers_usd_then_usdt_then_usdc() {
+        let body = include_str!("../../../tests/fixtures/coinbase/products.json");
+        let list = Coinbase.parse_instruments(200, body.as_bytes()).unwrap();
+        let pick = |s: &str| {
+            choose_market(&Coinbase, &Symbol::new(s).unwrap(), &list).map(|i| i.market.clone())
+        };
+        assert_eq!(pick("btc").as_deref(), Some("BTC-USD"));
+        assert_eq!(
+            pick("eth").as_deref(),
+            Some("ETH-USDT"),
+            "ETH-USD is delisted"
+        );
+        assert_eq!(pick("sol").as_deref(), Some("SOL-USDC"));
+        assert_eq!(pick("ltc"), None);
+    }
+
+    #[test]
+    fn the_market_form_is_base_dash_quote_in_upper_case() {
+        assert!(Coinbase.check_market("BTC-USD").is_ok());
+        assert!(Coinbase.check_market("btc-usd").is_err());
+        assert!(Coinbase.check_market("BTCUSD").is_err());
+        assert!(Coinbase.check_market("BTC-USD-X").is_err());
+    }
+}

@@ -1,0 +1,195 @@
+//! What the five adapters' parsers share beyond `day_answers`: the HTTP
+//! statuses every exchange means the same way (429, 408, 5xx), reading a
+//! body as JSON, picking a row's fields, and the wording of the failures, so
+//! that "unknown market", "rate limited" and "server error (NNN)" read the
+//! same whichever exchange said them. Pure: no I/O.
+
+use serde_json::Value;
+
+use crate::model::Api;
+use crate::source::response::parse_retry_after;
+use crate::source::{FetchFailure, Throttle};
+
+/// The start of a body, for a failure reason: at most 80 characters.
+pub(super) fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    match text.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// The failure every exchange means by these statuses, whatever the body:
+/// 429 is throttling, 408 and 5xx are worth another attempt. `None` for the
+/// statuses an adapter must read the body of.
+pub(super) fn common_status(status: u16, retry_after: Option<&str>) -> Option<FetchFailure> {
+    let wait = retry_after.and_then(parse_retry_after);
+    match status {
+        429 => Some(FetchFailure::throttled(
+            "rate limited (429)",
+            Throttle::RateLimited,
+            wait,
+        )),
+        408 => Some(FetchFailure {
+            retry_after: wait,
+            ..FetchFailure::retryable("request timed out (408)")
+        }),
+        500..=599 => Some(FetchFailure {
+            retry_after: wait,
+            ..FetchFailure::retryable(format!("server error ({status})"))
+        }),
+        _ => None,
+    }
+}
+
+/// A status the exchange does not document for this route: permanent (the
+/// request itself is wrong, asking again will not help), with the body's
+/// start so the operator sees what the exchange said.
+pub(super) fn unexpected_status(status: u16, body: &[u8]) -> FetchFailure {
+    FetchFailure::permanent(format!(
+        "unexpected HTTP status {status}: {}",
+        excerpt(body)
+    ))
+}
+
+/// The exchange does not know `market`: permanent, and the reason starts
+/// with "unknown market" (the Supervisor and the operator look for it).
+pub(super) fn unknown_market(api: Api, market: &str, detail: &str) -> FetchFailure {
+    FetchFailure::permanent(format!("unknown market {market:?} on {api}: {detail}"))
+}
+
+/// The exchange's own throttling answer (not an HTTP 429).
+pub(super) fn rate_limited(detail: &str, retry_after: Option<&str>) -> FetchFailure {
+    FetchFailure::throttled(
+        format!("rate limited: {detail}"),
+        Throttle::RateLimited,
+        retry_after.and_then(parse_retry_after),
+    )
+}
+
+/// The body as JSON; a body that is not JSON is retryable (a cut-off or a
+/// proxy's HTML page), naming what it was.
+pub(super) fn json(body: &[u8]) -> Result<Value, FetchFailure> {
+    serde_json::from_slice(body)
+        .map_err(|e| FetchFailure::retryable(format!("malformed JSON ({e}): {}", excerpt(body))))
+}
+
+/// A body that is JSON but not the documented shape: retryable, saying what
+/// was expected.
+pub(super) fn shape(what: impl Into<String>) -> FetchFailure {
+    FetchFailure::retryable(format!(
+        "answer not in the documented shape: {}",
+        what.into()
+    ))
+}
+
+/// The `i`th field of a candle row, named for the failure reason.
+pub(super) fn field<'a>(row: &'a [Value], i: usize, name: &str) -> Result<&'a Value, String> {
+    row.get(i)
+        .ok_or_else(|| format!("candle row has {} fields, no '{name}'", row.len()))
+}
+
+/// A whole number sent as a JSON number or a string of digits (Kraken's
+/// seconds, OKX's milliseconds as strings).
+pub(super) fn integer(v: &Value, name: &str) -> Result<i64, String> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| format!("field '{name}' is not a whole number: {v}"))
+}
+
+/// Seconds since the epoch to milliseconds, refusing a time no day has.
+pub(super) fn seconds_to_ms(s: i64, name: &str) -> Result<i64, String> {
+    s.checked_mul(1000)
+        .ok_or_else(|| format!("field '{name}' is out of range: {s}"))
+}
+
+/// A string field of a listing entry.
+pub(super) fn text<'a>(entry: &'a Value, name: &str) -> Result<&'a str, String> {
+    entry
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("listing entry without a string '{name}': {entry}"))
+}
+
+/// The body of a market listing as JSON, or why not.
+pub(super) fn listing_json(api: Api, status: u16, body: &[u8]) -> Result<Value, String> {
+    if status != 200 {
+        return Err(format!(
+            "{api} market listing answered HTTP {status}: {}",
+            excerpt(body)
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| format!("{api} market listing is not JSON ({e}): {}", excerpt(body)))
+}
+
+/// Checks `market` against a form: its characters and, if `dash`, exactly
+/// one `-` between two non-empty parts.
+pub(super) fn check_form(
+    market: &str,
+    ok_char: fn(char) -> bool,
+    dash: bool,
+    form: &str,
+) -> Result<(), String> {
+    let parts: Vec<&str> = market.split('-').collect();
+    let good_parts = if dash {
+        parts.len() == 2
+    } else {
+        parts.len() == 1
+    };
+    let good = !market.is_empty()
+        && market.len() <= 32
+        && good_parts
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(ok_char));
+    if good {
+        Ok(())
+    } else {
+        Err(format!("market {market:?} is not of the form {form}"))
+    }
+}
+
+#[cfg(test)]
+pub(super) mod testing {
+    //! Helpers the adapters' tests share.
+
+    use chrono::NaiveDate;
+
+    use crate::model::{DayRange, Ohlcv};
+    use crate::source::exchanges::DayAnswer;
+    use crate::source::Answer;
+
+    pub fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    pub fn range(from: &str, to: &str) -> DayRange {
+        DayRange {
+            from: d(from),
+            to: d(to),
+        }
+    }
+
+    /// The price of a day's answer, or a panic naming what it was.
+    pub fn price(a: &DayAnswer) -> Ohlcv {
+        match &a.answer {
+            Answer::Price { price, .. } => *price,
+            other => panic!("{}: {other:?}", a.day),
+        }
+    }
+
+    pub fn ohlcv(open: f64, high: f64, low: f64, close: f64, volume: f64) -> Ohlcv {
+        Ohlcv {
+            open,
+            high,
+            low,
+            close,
+            volume,
+        }
+    }
+}

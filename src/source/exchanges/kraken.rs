@@ -1,0 +1,381 @@
+//! Kraken's public OHLC API (`GET /0/public/OHLC`), as the wire contract
+//! fixes it.
+//!
+//! Kraken's quirks, which this adapter exists to absorb:
+//! - Every answer is HTTP 200 with `{"error": [...], "result": {...}}`;
+//!   failures are strings in `error`: `EQuery:Unknown asset pair` (unknown
+//!   market), `EGeneral:Too many requests` (throttled; Kraken's docs also
+//!   name `EAPI:Rate limit exceeded`, treated the same), `EService:*`
+//!   (unavailable or busy, worth another attempt).
+//! - The result is keyed by Kraken's *own* pair name, not the one asked for
+//!   (`pair=XBTUSD` answers under `XXBTZUSD`), beside a `last` field: the
+//!   adapter takes the one key that is not `last`.
+//! - A row is `[time, open, high, low, close, vwap, volume, count]`: time in
+//!   whole seconds, prices and volumes as strings, count a number; rows are
+//!   oldest first. Volume is field 6 (field 5 is the VWAP).
+//! - `since` is exclusive (rows with `time > since`), so a page from day `d`
+//!   asks `since = S(d) - 1`; there is no end bound, so rows past the page
+//!   come too and are ignored.
+//! - Only the 720 most recent candles exist (today - 719 ..= today); an
+//!   older day is answered "out of reach" without asking.
+//! - The last row is the current, not yet closed frame. Kraken's docs say
+//!   it "will always be present, regardless of the value of since"; the
+//!   wire contract's server sends it only when it is inside the answer.
+//!   Kept simple: a row is flagged still open only if it is the newest row
+//!   of the answer AND `result.last` equals its time.
+//! - Kraken calls bitcoin `XBT`, and its asset listing prefixes old assets
+//!   with `X` (crypto) or `Z` (fiat): `XXBT`, `ZUSD`. Per the contract, a
+//!   4-character name starting with X or Z loses that letter. Dark-pool
+//!   pairs (`XBTUSD.d`) are not markets for prices and are skipped.
+
+use chrono::{NaiveDate, TimeDelta};
+use serde_json::Value;
+
+use super::common::{self, field, integer, seconds_to_ms, shape, text};
+use super::{day_answers, day_start_ms, number, Candle, CandleApi, Instrument, PageResult};
+use crate::config::OhlcOrder;
+use crate::model::{Api, DayRange, Symbol};
+use crate::source::FetchFailure;
+
+/// Kraken's REST API.
+pub struct Kraken;
+
+/// Kraken serves this many daily candles, today's included.
+const DEPTH_DAYS: i64 = 720;
+
+impl CandleApi for Kraken {
+    fn api(&self) -> Api {
+        Api::Kraken
+    }
+
+    fn default_url(&self) -> &'static str {
+        "https://api.kraken.com/"
+    }
+
+    fn page_days(&self) -> u32 {
+        720
+    }
+
+    fn default_requests_per_second(&self) -> f64 {
+        // Public calls cost one point of a slowly refilling counter; one a
+        // second never empties it.
+        1.0
+    }
+
+    fn earliest_day(&self, today: NaiveDate) -> Option<NaiveDate> {
+        Some(today - TimeDelta::days(DEPTH_DAYS - 1))
+    }
+
+    fn check_market(&self, market: &str) -> Result<(), String> {
+        common::check_form(
+            market,
+            |c| c.is_ascii_uppercase() || c.is_ascii_digit(),
+            false,
+            "BASEQUOTE in upper case, as Kraken spells it (\"XBTUSD\")",
+        )
+    }
+
+    fn asset_name(&self, symbol: &Symbol) -> String {
+        match symbol.as_str() {
+            "btc" => "XBT".to_owned(),
+            other => other.to_ascii_uppercase(),
+        }
+    }
+
+    fn candles_request(&self, market: &str, days: DayRange) -> String {
+        let since = day_start_ms(days.from) / 1000 - 1;
+        format!("0/public/OHLC?pair={market}&interval=1440&since={since}")
+    }
+
+    fn parse_candles(
+        &self,
+        market: &str,
+        days: DayRange,
+        status: u16,
+        retry_after: Option<&str>,
+        body: &[u8],
+        ohlc_order: OhlcOrder,
+    ) -> PageResult {
+        if let Some(failure) = common::common_status(status, retry_after) {
+            return Err(failure);
+        }
+        if status != 200 {
+            return Err(common::unexpected_status(status, body));
+        }
+        let v = common::json(body)?;
+        check_errors(market, &v, retry_after)?;
+        let result = v
+            .get("result")
+            .and_then(Value::as_object)
+            .ok_or_else(|| shape("no 'result' object"))?;
+        let mut pairs = result.iter().filter(|(k, _)| k.as_str() != "last");
+        let rows = match (pairs.next(), pairs.next()) {
+            (Some((_, rows)), None) => rows
+                .as_array()
+                .ok_or_else(|| shape("the pair's rows are not a list"))?,
+            (None, _) => return Err(shape("'result' holds no pair")),
+            (Some(_), Some(_)) => return Err(shape("'result' holds more than one pair")),
+        };
+        let last = result.get("last").and_then(|l| integer(l, "last").ok());
+        let mut candles = rows
+            .iter()
+            .map(candle)
+            .collect::<Result<Vec<Candle>, String>>()
+            .map_err(shape)?;
+        let newest = candles.iter().map(|c| c.open_ms).max();
+        if let Some(c) = candles.last_mut() {
+            c.still_open = Some(c.open_ms) == newest
+                && last.and_then(|l| l.checked_mul(1000)) == Some(c.open_ms);
+        }
+        day_answers(days, &candles, ohlc_order)
+    }
+
+    fn instruments_request(&self) -> String {
+        "0/public/AssetPairs".to_owned()
+    }
+
+    fn parse_instruments(&self, status: u16, body: &[u8]) -> Result<Vec<Instrument>, String> {
+        let v = common::listing_json(Api::Kraken, status, body)?;
+        if let Some(e) = errors(&v).filter(|e| !e.is_empty()) {
+            return Err(format!("kraken market listing: {}", e.join(", ")));
+        }
+        let pairs = v
+            .get("result")
+            .and_then(Value::as_object)
+            .ok_or("kraken market listing without a 'result' object")?;
+        let mut out = Vec::new();
+        for entry in pairs.values() {
+            let market = text(entry, "altname")?;
+            if market.contains('.') {
+                continue;
+            }
+            out.push(Instrument {
+                market: market.to_owned(),
+                base: plain_asset(text(entry, "base")?),
+                quote: plain_asset(text(entry, "quote")?),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The strings of an answer's `error` list, if it has one.
+fn errors(v: &Value) -> Option<Vec<&str>> {
+    v.get("error")?
+        .as_array()
+        .map(|e| e.iter().filter_map(Value::as_str).collect())
+}
+
+/// Kraken's failures, which come with HTTP 200.
+fn check_errors(market: &str, v: &Value, retry_after: Option<&str>) -> Result<(), FetchFailure> {
+    let Some(errors) = errors(v) else {
+        return Err(shape("no 'error' list"));
+    };
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let all = errors.join(", ");
+    if errors
+        .iter()
+        .any(|e| e.contains("Too many requests") || e.starts_with("EAPI:Rate limit"))
+    {
+        return Err(common::rate_limited(&all, retry_after));
+    }
+    if errors
+        .iter()
+        .any(|e| e.starts_with("EQuery:Unknown asset pair"))
+    {
+        return Err(common::unknown_market(Api::Kraken, market, &all));
+    }
+    if errors.iter().all(|e| e.starts_with("EService:")) {
+        return Err(FetchFailure::retryable(format!("kraken: {all}")));
+    }
+    Err(FetchFailure::permanent(format!(
+        "kraken refused the request: {all}"
+    )))
+}
+
+/// One row: `[time, open, high, low, close, vwap, volume, count]`.
+fn candle(row: &Value) -> Result<Candle, String> {
+    let row = row
+        .as_array()
+        .ok_or_else(|| format!("a candle row is not a list: {row}"))?;
+    if row.len() < 8 {
+        return Err(format!("a candle row has {} fields, not 8", row.len()));
+    }
+    let t = integer(field(row, 0, "time")?, "time")?;
+    Ok(Candle {
+        open_ms: seconds_to_ms(t, "time")?,
+        open: number(field(row, 1, "open")?, "open")?,
+        high: number(field(row, 2, "high")?, "high")?,
+        low: number(field(row, 3, "low")?, "low")?,
+        close: number(field(row, 4, "close")?, "close")?,
+        volume: number(field(row, 6, "volume")?, "volume")?,
+        still_open: false,
+    })
+}
+
+/// `XXBT` -> `XBT`, `ZUSD` -> `USD`; other names as they are.
+fn plain_asset(name: &str) -> String {
+    let upper = name.to_ascii_uppercase();
+    if upper.len() == 4 && (upper.starts_with('X') || upper.starts_with('Z')) {
+        upper[1..].to_owned()
+    } else {
+        upper
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::choose_market;
+    use super::super::common::testing::{d, ohlcv, price, range};
+    use super::*;
+    use crate::source::{Answer, Throttle};
+
+    fn parse(days: DayRange, body: &str) -> PageResult {
+        Kraken.parse_candles("XBTUSD", days, 200, None, body.as_bytes(), OhlcOrder::Flag)
+    }
+
+    #[test]
+    fn the_request_asks_since_one_second_before_the_first_day() {
+        assert_eq!(
+            Kraken.candles_request("XBTUSD", range("2026-11-27", "2026-11-29")),
+            "0/public/OHLC?pair=XBTUSD&interval=1440&since=1795737599"
+        );
+    }
+
+    #[test]
+    fn a_full_page_maps_rows_to_days_with_volume_not_vwap() {
+        let body = include_str!("../../../tests/fixtures/kraken/full_page.json");
+        let got = parse(range("2026-11-27", "2026-11-29"), body).unwrap();
+        assert_eq!(got.len(), 3, "rows after the page are ignored");
+        assert_eq!(got[0].day, d("2026-11-27"));
+        assert_eq!(
+            price(&got[0]),
+            ohlcv(91250.1, 93011.0, 90102.4, 92874.9, 1523.40011874)
+        );
+        assert_eq!(price(&got[1]).low, 89000.0);
+        assert_eq!(price(&got[2]).volume, 987.12345678);
+        assert!(got.iter().all(|a| !a.open));
+    }
+
+    #[test]
+    fn an_empty_page_is_no_price_for_every_day() {
+        let body = include_str!("../../../tests/fixtures/kraken/empty_page.json");
+        let got = parse(range("2026-11-27", "2026-11-28"), body).unwrap();
+        assert!(got.iter().all(|a| a.answer == Answer::NoPrice && !a.open));
+    }
+
+    #[test]
+    fn the_last_row_is_the_open_day_when_last_says_so() {
+        let body = include_str!("../../../tests/fixtures/kraken/open_day.json");
+        let got = parse(range("2026-11-29", "2026-12-01"), body).unwrap();
+        assert_eq!(
+            got.iter().map(|a| a.open).collect::<Vec<_>>(),
+            [false, false, true]
+        );
+        assert_eq!(price(&got[2]).close, 92100.0);
+        let other_last = body.replace("\"last\":1796083200", "\"last\":1795996800");
+        let got = parse(range("2026-11-29", "2026-12-01"), &other_last).unwrap();
+        assert!(got.iter().all(|a| !a.open), "last names another row");
+    }
+
+    #[test]
+    fn a_row_not_at_utc_midnight_is_rejected() {
+        let body = r#"{"error":[],"result":{"XXBTZUSD":[
+            [1795752000,"1","2","0.5","1.5","1.2","10",3]],"last":1795752000}}"#;
+        let got = parse(range("2026-11-27", "2026-11-27"), body).unwrap();
+        assert!(
+            matches!(&got[0].answer, Answer::Rejected { reason, .. } if reason.contains("04:00")),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_pairs_and_throttling_are_classified() {
+        let body = include_str!("../../../tests/fixtures/kraken/unknown_market.json");
+        let e = Kraken
+            .parse_candles(
+                "XBTUSDD",
+                range("2026-11-27", "2026-11-27"),
+                200,
+                None,
+                body.as_bytes(),
+                OhlcOrder::Flag,
+            )
+            .unwrap_err();
+        assert_eq!(
+            e.reason,
+            "unknown market \"XBTUSDD\" on kraken: EQuery:Unknown asset pair"
+        );
+        assert!(!e.retryable);
+        let body = include_str!("../../../tests/fixtures/kraken/throttled.json");
+        let e = parse(range("2026-11-27", "2026-11-27"), body).unwrap_err();
+        assert_eq!(e.throttle, Some(Throttle::RateLimited));
+        assert!(e.retryable && e.reason.contains("EGeneral:Too many requests"));
+        let e = Kraken
+            .parse_candles(
+                "XBTUSD",
+                range("2026-11-27", "2026-11-27"),
+                502,
+                None,
+                b"",
+                OhlcOrder::Flag,
+            )
+            .unwrap_err();
+        assert!(e.retryable && e.reason == "server error (502)");
+    }
+
+    #[test]
+    fn bodies_not_in_the_documented_shape_are_retryable_and_say_why() {
+        let days = range("2026-11-27", "2026-11-27");
+        for (body, needle) in [
+            ("<html>", "malformed JSON"),
+            (r#"{"result":{}}"#, "'error'"),
+            (r#"{"error":[],"result":{"last":1}}"#, "no pair"),
+            (
+                r#"{"error":[],"result":{"A":[],"B":[],"last":1}}"#,
+                "more than one",
+            ),
+            (
+                r#"{"error":[],"result":{"A":[[1795737600,"1","2","0.5","1.5","1.2"]]}}"#,
+                "6 fields",
+            ),
+            (
+                r#"{"error":[],"result":{"A":[[1795737600,"x","2","0.5","1.5","1.2","1",3]]}}"#,
+                "'open'",
+            ),
+            (
+                r#"{"error":[],"result":{"A":[["t","1","2","0.5","1.5","1.2","1",3]]}}"#,
+                "'time'",
+            ),
+        ] {
+            let e = parse(days, body).unwrap_err();
+            assert!(e.retryable && e.reason.contains(needle), "{body}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn the_listing_maps_kraken_names_and_chooses_usd_then_usdt_then_usdc() {
+        let body = include_str!("../../../tests/fixtures/kraken/asset_pairs.json");
+        let list = Kraken.parse_instruments(200, body.as_bytes()).unwrap();
+        assert!(list.iter().all(|i| !i.market.contains('.')));
+        let pick = |s: &str| {
+            choose_market(&Kraken, &Symbol::new(s).unwrap(), &list).map(|i| i.market.clone())
+        };
+        assert_eq!(pick("btc").as_deref(), Some("XBTUSD"));
+        assert_eq!(pick("eth").as_deref(), Some("ETHUSD"));
+        assert_eq!(pick("sol").as_deref(), Some("SOLUSDT"));
+        assert_eq!(pick("dot").as_deref(), Some("DOTUSDC"));
+        assert_eq!(pick("ada"), None);
+    }
+
+    #[test]
+    fn depth_form_and_names() {
+        assert_eq!(Kraken.earliest_day(d("2026-12-01")), Some(d("2024-12-12")));
+        assert_eq!(Kraken.asset_name(&Symbol::new("btc").unwrap()), "XBT");
+        assert!(Kraken.check_market("XBTUSD").is_ok());
+        assert!(Kraken.check_market("xbtusd").is_err());
+        assert!(Kraken.check_market("XBT/USD").is_err());
+    }
+}

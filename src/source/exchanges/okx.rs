@@ -1,0 +1,351 @@
+//! OKX's candlestick history (`GET /api/v5/market/history-candles`), as the
+//! wire contract fixes it.
+//!
+//! OKX's quirks:
+//! - `bar=1D` is a day in Hong Kong time (it opens at 16:00 UTC the day
+//!   before); only `bar=1Dutc` is a UTC day. This adapter only ever sends
+//!   `1Dutc`, and a `1D`-style answer is caught by the shared rule (every
+//!   candle "not anchored at 00:00 UTC").
+//! - The answer is `{"code": "0", "msg": "", "data": [...]}`, each candle
+//!   `[ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm]`, ALL strings, ts
+//!   in milliseconds; `vol` (field 5) is in the base currency for spot.
+//! - Candles come NEWEST first.
+//! - The pagination names are backwards from their plain meaning: `after`
+//!   asks for candles OLDER than it and `before` for NEWER than it, both
+//!   exclusive. So a page `from ..= to` sends `after = MS(to) + 1 day` and
+//!   `before = MS(from) - 1`; at most `limit` (100) candles.
+//! - `confirm` is "0" while the candle is still open (today), "1" once
+//!   closed: "0" flags the day still open.
+//! - Failures come in `code`/`msg`, often with a 200: "51001" Instrument ID
+//!   does not exist (unknown market), "50011" Too Many Requests (throttled;
+//!   the contract's server sends it with a 429), other "50xxx" are OKX's
+//!   own system errors (worth another attempt), anything else is the
+//!   request's fault.
+//! - Instrument ids are `BASE-QUOTE` in upper case; only `live` ones are
+//!   listed.
+
+use serde_json::Value;
+
+use super::common::{self, field, integer, shape, text};
+use super::{day_answers, day_start_ms, number, Candle, CandleApi, Instrument, PageResult};
+use crate::config::OhlcOrder;
+use crate::model::{Api, DayRange};
+use crate::source::FetchFailure;
+
+/// OKX's v5 REST API.
+pub struct Okx;
+
+const DAY_MS: i64 = 86_400_000;
+const UNKNOWN_INSTRUMENT: &str = "51001";
+const TOO_MANY_REQUESTS: &str = "50011";
+
+impl CandleApi for Okx {
+    fn api(&self) -> Api {
+        Api::Okx
+    }
+
+    fn default_url(&self) -> &'static str {
+        "https://www.okx.com/"
+    }
+
+    fn page_days(&self) -> u32 {
+        100
+    }
+
+    fn default_requests_per_second(&self) -> f64 {
+        // history-candles allows 20 requests per 2 seconds.
+        8.0
+    }
+
+    fn check_market(&self, market: &str) -> Result<(), String> {
+        common::check_form(
+            market,
+            |c| c.is_ascii_uppercase() || c.is_ascii_digit(),
+            true,
+            "BASE-QUOTE in upper case, a spot instrument (\"BTC-USDT\")",
+        )
+    }
+
+    fn candles_request(&self, market: &str, days: DayRange) -> String {
+        format!(
+            "api/v5/market/history-candles?instId={market}&bar=1Dutc&after={}&before={}&limit=100",
+            day_start_ms(days.to) + DAY_MS,
+            day_start_ms(days.from) - 1
+        )
+    }
+
+    fn parse_candles(
+        &self,
+        market: &str,
+        days: DayRange,
+        status: u16,
+        retry_after: Option<&str>,
+        body: &[u8],
+        ohlc_order: OhlcOrder,
+    ) -> PageResult {
+        // OKX's own code says more than the status: read it first when the
+        // body has one (a 429 comes with code 50011).
+        let v = common::json(body);
+        if let Ok(v) = &v {
+            if let Some(code) = v.get("code").and_then(Value::as_str) {
+                if code != "0" {
+                    return Err(code_failure(market, code, v, retry_after));
+                }
+            }
+        }
+        if let Some(failure) = common::common_status(status, retry_after) {
+            return Err(failure);
+        }
+        if status != 200 {
+            return Err(common::unexpected_status(status, body));
+        }
+        let v = v?;
+        if v.get("code").and_then(Value::as_str) != Some("0") {
+            return Err(shape("no 'code' string"));
+        }
+        let rows = v
+            .get("data")
+            .and_then(Value::as_array)
+            .ok_or_else(|| shape("no 'data' list"))?;
+        let candles = rows
+            .iter()
+            .map(candle)
+            .collect::<Result<Vec<Candle>, String>>()
+            .map_err(shape)?;
+        day_answers(days, &candles, ohlc_order)
+    }
+
+    fn instruments_request(&self) -> String {
+        "api/v5/public/instruments?instType=SPOT".to_owned()
+    }
+
+    fn parse_instruments(&self, status: u16, body: &[u8]) -> Result<Vec<Instrument>, String> {
+        let v = common::listing_json(Api::Okx, status, body)?;
+        match v.get("code").and_then(Value::as_str) {
+            Some("0") => {}
+            code => return Err(format!("okx instruments answered code {code:?}: {v}")),
+        }
+        let data = v
+            .get("data")
+            .and_then(Value::as_array)
+            .ok_or("okx instruments without a 'data' list")?;
+        let mut out = Vec::new();
+        for i in data {
+            if text(i, "state")? != "live" {
+                continue;
+            }
+            out.push(Instrument {
+                market: text(i, "instId")?.to_owned(),
+                base: text(i, "baseCcy")?.to_ascii_uppercase(),
+                quote: text(i, "quoteCcy")?.to_ascii_uppercase(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The failure an OKX error code means.
+fn code_failure(market: &str, code: &str, v: &Value, retry_after: Option<&str>) -> FetchFailure {
+    let msg = v.get("msg").and_then(Value::as_str).unwrap_or("");
+    let detail = format!("{code} {msg}");
+    match code {
+        TOO_MANY_REQUESTS => common::rate_limited(&detail, retry_after),
+        UNKNOWN_INSTRUMENT => common::unknown_market(Api::Okx, market, &detail),
+        c if c.starts_with("50") => FetchFailure::retryable(format!("okx system error: {detail}")),
+        _ => FetchFailure::permanent(format!("okx refused the request: {detail}")),
+    }
+}
+
+/// One candle: `[ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm]`.
+fn candle(row: &Value) -> Result<Candle, String> {
+    let row = row
+        .as_array()
+        .ok_or_else(|| format!("a candle is not a list: {row}"))?;
+    if row.len() < 9 {
+        return Err(format!("a candle has {} fields, not 9", row.len()));
+    }
+    let still_open = match field(row, 8, "confirm")?.as_str() {
+        Some("0") => true,
+        Some("1") => false,
+        _ => return Err(format!("field 'confirm' is not \"0\" or \"1\": {}", row[8])),
+    };
+    Ok(Candle {
+        open_ms: integer(field(row, 0, "ts")?, "ts")?,
+        open: number(field(row, 1, "open")?, "open")?,
+        high: number(field(row, 2, "high")?, "high")?,
+        low: number(field(row, 3, "low")?, "low")?,
+        close: number(field(row, 4, "close")?, "close")?,
+        volume: number(field(row, 5, "vol")?, "vol")?,
+        still_open,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::choose_market;
+    use super::super::common::testing::{d, ohlcv, price, range};
+    use super::*;
+    use crate::model::Symbol;
+    use crate::source::{Answer, Throttle};
+
+    fn answer(status: u16, body: &str) -> PageResult {
+        Okx.parse_candles(
+            "BTC-USDT",
+            range("2020-03-01", "2020-03-03"),
+            status,
+            None,
+            body.as_bytes(),
+            OhlcOrder::Flag,
+        )
+    }
+
+    #[test]
+    fn the_request_asks_utc_days_between_exclusive_bounds() {
+        let req = Okx.candles_request("BTC-USDT", range("2020-03-01", "2020-03-03"));
+        assert_eq!(
+            req,
+            "api/v5/market/history-candles?instId=BTC-USDT&bar=1Dutc&after=1583280000000&before=1583020799999&limit=100"
+        );
+        assert!(!req.contains("bar=1D&"), "never Hong Kong days");
+    }
+
+    #[test]
+    fn newest_first_strings_are_read_exactly_in_day_order() {
+        let body = include_str!("../../../tests/fixtures/okx/full_page.json");
+        let got = answer(200, body).unwrap();
+        assert_eq!(
+            got.iter().map(|a| a.day).collect::<Vec<_>>(),
+            [d("2020-03-01"), d("2020-03-02"), d("2020-03-03")]
+        );
+        assert_eq!(
+            price(&got[0]),
+            ohlcv(8522.9, 8594.6, 8401.3, 8531.5, 10432.05341)
+        );
+        assert_eq!(price(&got[2]).volume, 15321.71122);
+        assert!(got.iter().all(|a| !a.open));
+    }
+
+    #[test]
+    fn an_empty_page_is_no_price() {
+        let body = include_str!("../../../tests/fixtures/okx/empty_page.json");
+        assert!(answer(200, body)
+            .unwrap()
+            .iter()
+            .all(|a| a.answer == Answer::NoPrice));
+    }
+
+    #[test]
+    fn confirm_zero_flags_the_open_day() {
+        let body = include_str!("../../../tests/fixtures/okx/open_day.json");
+        let got = Okx
+            .parse_candles(
+                "BTC-USDT",
+                range("2026-11-30", "2026-12-01"),
+                200,
+                None,
+                body.as_bytes(),
+                OhlcOrder::Flag,
+            )
+            .unwrap();
+        assert_eq!(
+            got.iter().map(|a| a.open).collect::<Vec<_>>(),
+            [false, true]
+        );
+        assert_eq!(price(&got[1]).close, 92100.0);
+    }
+
+    #[test]
+    fn hong_kong_days_are_rejected_as_not_anchored() {
+        let body = include_str!("../../../tests/fixtures/okx/hong_kong_1d.json");
+        let got = answer(200, body).unwrap();
+        for a in &got[..2] {
+            assert!(
+                matches!(&a.answer, Answer::Rejected { reason, .. }
+                    if reason.starts_with("not anchored at 00:00 UTC") && reason.contains("16:00")),
+                "{a:?}"
+            );
+        }
+        assert_eq!(
+            got[2].answer,
+            Answer::NoPrice,
+            "its candle opens the day before"
+        );
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        let unknown = include_str!("../../../tests/fixtures/okx/unknown_market.json");
+        let e = answer(200, unknown).unwrap_err();
+        assert!(!e.retryable);
+        assert_eq!(
+            e.reason,
+            "unknown market \"BTC-USDT\" on okx: 51001 Instrument ID does not exist"
+        );
+        let throttled = include_str!("../../../tests/fixtures/okx/throttled.json");
+        for status in [429, 200] {
+            let e = answer(status, throttled).unwrap_err();
+            assert_eq!(e.throttle, Some(Throttle::RateLimited), "{status}");
+            assert!(e.reason.contains("50011"));
+        }
+        assert_eq!(
+            answer(429, "").unwrap_err().throttle,
+            Some(Throttle::RateLimited)
+        );
+        let e = answer(503, "").unwrap_err();
+        assert!(e.retryable && e.reason == "server error (503)");
+        let e = answer(
+            200,
+            r#"{"code":"51000","msg":"Parameter bar error","data":[]}"#,
+        )
+        .unwrap_err();
+        assert!(!e.retryable && e.reason.contains("Parameter bar error"));
+    }
+
+    #[test]
+    fn bodies_not_in_the_documented_shape_are_retryable_and_say_why() {
+        for (body, needle) in [
+            ("<html>", "malformed JSON"),
+            (r#"{"data":[]}"#, "'code'"),
+            (r#"{"code":"0"}"#, "'data'"),
+            (
+                r#"{"code":"0","data":[["1583020800000","1","2","0.5","1.5","3"]]}"#,
+                "6 fields",
+            ),
+            (
+                r#"{"code":"0","data":[["1583020800000","1","2","0.5","1.5","3","0","0","2"]]}"#,
+                "'confirm'",
+            ),
+            (
+                r#"{"code":"0","data":[["1583020800000","1","2","0.5","1.5","3","0","0",1]]}"#,
+                "'confirm'",
+            ),
+        ] {
+            let e = answer(200, body).unwrap_err();
+            assert!(e.retryable && e.reason.contains(needle), "{body}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn the_listing_keeps_live_instruments_and_prefers_usd_then_usdt_then_usdc() {
+        let body = include_str!("../../../tests/fixtures/okx/instruments.json");
+        let list = Okx.parse_instruments(200, body.as_bytes()).unwrap();
+        let pick = |s: &str| {
+            choose_market(&Okx, &Symbol::new(s).unwrap(), &list).map(|i| i.market.clone())
+        };
+        assert_eq!(
+            pick("btc").as_deref(),
+            Some("BTC-USDT"),
+            "BTC-USD is suspended"
+        );
+        assert_eq!(pick("eth").as_deref(), Some("ETH-USD"));
+        assert_eq!(pick("sol").as_deref(), Some("SOL-USDC"));
+        assert_eq!(pick("ltc"), None);
+    }
+
+    #[test]
+    fn the_market_form_is_base_dash_quote_in_upper_case() {
+        assert!(Okx.check_market("BTC-USDT").is_ok());
+        assert!(Okx.check_market("BTC-USDT-SWAP").is_err());
+        assert!(Okx.check_market("btc-usdt").is_err());
+    }
+}
