@@ -530,7 +530,10 @@ mod tests {
             Next::Wait(Some(w)) => assert_eq!(w, Duration::from_secs(3)),
             other => panic!("{other:?}"),
         }
-        assert!(go(&mut d, now + Duration::from_secs(3)).is_some(), "the pause ends");
+        assert!(
+            go(&mut d, now + Duration::from_secs(3)).is_some(),
+            "the pause ends"
+        );
     }
 
     #[test]

@@ -252,8 +252,8 @@ fn malformed_configs_fail_naming_the_problem() {
         ),
         ("[source]\nurl = \"not a url\"\n", &["source.url"]),
         (
-            "[source]\nurl = \"https://example.org\"\n",
-            &["source.url", "https"],
+            "[source]\nurl = \"ftp://example.org\"\n",
+            &["source.url", "expected an http:// or https:// URL"],
         ),
         ("[source]\ntimeout = \"0ms\"\n", &["source.timeout"]),
         (

@@ -61,7 +61,9 @@ impl FetcherFactory {
                 let client = PriceClient::with_ca_files(&e.url, &self.limits, &e.ca_files)
                     .unwrap_or_else(|err| {
                         // Checked when the source started; a CA file changed since.
-                        log::error!("exchanges.{exchange}: {err}; trusting the built-in roots only");
+                        log::error!(
+                            "exchanges.{exchange}: {err}; trusting the built-in roots only"
+                        );
                         PriceClient::new(&e.url, &self.limits)
                     });
                 (exchange.clone(), client)

@@ -131,7 +131,8 @@ async fn resolve_markets(
 ) -> Markets {
     let mut out = Markets::new();
     for exchange in &universe.exchanges {
-        let (Some(endpoint), Some(table)) = (endpoints.get(exchange), config.exchanges.get(exchange))
+        let (Some(endpoint), Some(table)) =
+            (endpoints.get(exchange), config.exchanges.get(exchange))
         else {
             continue;
         };
@@ -423,7 +424,9 @@ impl Producer {
         }
         self.config = msg.config.clone();
         self.version = msg.version;
-        if msg.source.endpoints != self.source.endpoints || msg.config.exchanges != self.config.exchanges {
+        if msg.source.endpoints != self.source.endpoints
+            || msg.config.exchanges != self.config.exchanges
+        {
             self.listings.borrow_mut().clear();
         }
         self.source = msg.source.clone();

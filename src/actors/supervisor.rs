@@ -407,7 +407,9 @@ impl Supervisor {
     ) {
         let in_a_row = self.throttled.entry(exchange.clone()).or_default();
         *in_a_row += 1;
-        let pause = failure.retry_after.unwrap_or_else(|| throttle_pause(*in_a_row));
+        let pause = failure
+            .retry_after
+            .unwrap_or_else(|| throttle_pause(*in_a_row));
         self.dispatch.pause(exchange, Instant::now() + pause);
         self.metrics
             .count_throttle(exchange.as_str(), kind == Throttle::Banned);
@@ -443,7 +445,8 @@ impl Supervisor {
             self.deliver_all(id, pending, outcome, now);
             return true;
         }
-        let earliest = exchanges::adapter(market.api).and_then(|a| a.earliest_day(self.clock.today()));
+        let earliest =
+            exchanges::adapter(market.api).and_then(|a| a.earliest_day(self.clock.today()));
         match earliest {
             Some(e) if pending.task.days().to < e => {
                 let id = self.dispatch.new_id();

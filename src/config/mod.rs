@@ -26,14 +26,15 @@ pub mod watcher;
 
 use diagnostics::{find, key_at, line_col, Finding};
 
-pub use crate::model::{Day, DayRange};
 use crate::model::Exchange;
+pub use crate::model::{Day, DayRange};
 pub use diagnostics::{ConfigError, Problem};
 pub use diff::ConfigDiff;
 pub use schema::universe_size_problem;
 pub use schema::{
-    ApiConfig, BuiltinConfig, ExchangeConfig, FetchConfig, LogConfig, OhlcOrder, PerExchangeConfig, ScheduleConfig,
-    Selection, SnapshotConfig, SourceConfig, SourceUrl, StoreConfig, UniverseConfig,
+    ApiConfig, BuiltinConfig, ExchangeConfig, FetchConfig, LogConfig, OhlcOrder, PerExchangeConfig,
+    ScheduleConfig, Selection, SnapshotConfig, SourceConfig, SourceUrl, StoreConfig,
+    UniverseConfig,
 };
 pub use validate::{FIRST_PRICE_DAY, MAX_WORKERS};
 

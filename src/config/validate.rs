@@ -72,7 +72,9 @@ pub(super) fn exchanges(
             if !list.contains(name) {
                 out.push(Finding::at(
                     key("api"),
-                    format!("exchange {name:?} is configured but universe.exchanges does not list it"),
+                    format!(
+                        "exchange {name:?} is configured but universe.exchanges does not list it"
+                    ),
                 ));
             }
         }

@@ -198,7 +198,11 @@ impl PriceClient {
         if ca_files.is_empty() {
             return Ok(Self::new(base, limits));
         }
-        Ok(Self::with_tls(base, limits, Some(tls::client_config(ca_files)?)))
+        Ok(Self::with_tls(
+            base,
+            limits,
+            Some(tls::client_config(ca_files)?),
+        ))
     }
 
     fn with_tls(
@@ -376,7 +380,8 @@ impl PriceClient {
             .get(&url, limit)
             .await
             .map_err(FetchFailure::retryable)?;
-        let body = body.map_err(|e| FetchFailure::retryable(format!("cannot read the body: {e}")))?;
+        let body =
+            body.map_err(|e| FetchFailure::retryable(format!("cannot read the body: {e}")))?;
         api.parse_candles(
             market,
             days,
@@ -390,12 +395,13 @@ impl PriceClient {
     /// The exchange's market listing.
     pub async fn instruments(&self, api: &dyn CandleApi) -> Result<Vec<Instrument>, SourceError> {
         let url = self.url(&api.instruments_request());
-        let (status, _, body) = self.get(&url, MAX_LISTING_BYTES).await.map_err(|reason| {
-            SourceError::Unreachable {
-                url: url.clone(),
-                reason,
-            }
-        })?;
+        let (status, _, body) =
+            self.get(&url, MAX_LISTING_BYTES)
+                .await
+                .map_err(|reason| SourceError::Unreachable {
+                    url: url.clone(),
+                    reason,
+                })?;
         let body = body.map_err(|reason| SourceError::Listing {
             url: url.clone(),
             reason,

@@ -513,7 +513,8 @@ impl Handler<RoundFinished> for Aggregator {
 pub struct Unsettled {
     pub keys: Vec<TaskKey>,
     pub source: Arc<str>,
-    pub sources: std::collections::HashMap<(crate::model::Exchange, crate::model::Symbol), Arc<str>>,
+    pub sources:
+        std::collections::HashMap<(crate::model::Exchange, crate::model::Symbol), Arc<str>>,
 }
 
 impl Handler<Unsettled> for Aggregator {
