@@ -31,7 +31,7 @@ pub fn market(symbol: &Symbol) -> String {
 }
 
 fn bad_param(bad: &BadParam) -> HttpResponse {
-    let (code, msg) = if bad.expected.starts_with("a value") {
+    let (code, msg) = if bad.missing {
         (
             -1102,
             format!(
@@ -85,24 +85,52 @@ struct Klines {
     limit: usize,
 }
 
-fn parse(params: &Params, today: i64) -> Result<Klines, HttpResponse> {
-    let market = params.required("symbol").map_err(|b| bad_param(&b))?;
+/// Why a klines request cannot be answered, each with Binance's own code.
+enum Refused {
+    Param(BadParam),
+    Interval,
+    StartAfterEnd,
+}
+
+impl From<BadParam> for Refused {
+    fn from(bad: BadParam) -> Self {
+        Refused::Param(bad)
+    }
+}
+
+impl Refused {
+    fn answer(&self) -> HttpResponse {
+        let (code, msg) = match self {
+            Refused::Param(bad) => return bad_param(bad),
+            Refused::Interval => (-1120, "Invalid interval."),
+            Refused::StartAfterEnd => (
+                -1128,
+                "Combination of optional parameters invalid: startTime is after endTime.",
+            ),
+        };
+        answer(
+            StatusCode::BAD_REQUEST,
+            None,
+            &json!({"code": code, "msg": msg}),
+        )
+    }
+}
+
+fn parse(params: &Params, today: i64) -> Result<Klines, Refused> {
+    let market = params.required("symbol")?;
     match params.get("interval") {
         Some("1d") => {}
-        None => return Err(bad_param(&BadParam::new("interval", "a value"))),
-        Some(_) => {
-            return Err(answer(
-                StatusCode::BAD_REQUEST,
-                None,
-                &json!({"code": -1120, "msg": "Invalid interval."}),
-            ))
+        None => return Err(BadParam::missing("interval").into()),
+        Some(_) => return Err(Refused::Interval),
+    }
+    let start = params.int("startTime")?;
+    let end = params.int("endTime")?;
+    let limit = params.limit("limit", DEFAULT_LIMIT, MAX_LIMIT)?;
+    if let (Some(s), Some(e)) = (start, end) {
+        if s > e {
+            return Err(Refused::StartAfterEnd);
         }
     }
-    let start = params.int("startTime").map_err(|b| bad_param(&b))?;
-    let end = params.int("endTime").map_err(|b| bad_param(&b))?;
-    let limit = params
-        .limit("limit", DEFAULT_LIMIT, MAX_LIMIT)
-        .map_err(|b| bad_param(&b))?;
     // The day of the first open time at or after startTime, of the last at
     // or before endTime.
     let last_day = end.map_or(today, |ms| ms.div_euclid(DAY_MS));
@@ -111,15 +139,6 @@ fn parse(params: &Params, today: i64) -> Result<Klines, HttpResponse> {
         // Without a start Binance answers the newest `limit` klines.
         None => last_day.saturating_sub(limit as i64 - 1),
     };
-    if let (Some(s), Some(e)) = (start, end) {
-        if s > e {
-            return Err(answer(
-                StatusCode::BAD_REQUEST,
-                None,
-                &json!({"code": -1128, "msg": "Combination of optional parameters invalid: startTime is after endTime."}),
-            ));
-        }
-    }
     Ok(Klines {
         market: market.to_owned(),
         first_day,
@@ -152,7 +171,7 @@ fn kline(row: &Row) -> Value {
 
 /// A plausible trade count for a volume (clients do not read it).
 pub(super) fn trades(volume: f64) -> u64 {
-    (volume.max(0.0).min(1e15) as u64).max(1)
+    (volume.clamp(0.0, 1e15) as u64).max(1)
 }
 
 async fn klines(venue: web::Data<Venue>, req: HttpRequest) -> HttpResponse {
@@ -162,7 +181,7 @@ async fn klines(venue: web::Data<Venue>, req: HttpRequest) -> HttpResponse {
     let today = super::epoch_day(venue.today());
     let k = match parse(&Params::of(&req), today) {
         Ok(k) => k,
-        Err(bad) => return bad,
+        Err(refused) => return refused.answer(),
     };
     let Some(symbol) = venue.symbol_of(&k.market, market) else {
         return answer(

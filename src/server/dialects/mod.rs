@@ -89,6 +89,8 @@ pub enum Admission {
 pub struct BadParam {
     pub name: &'static str,
     pub expected: String,
+    /// Not given at all (some exchanges say so with another code).
+    pub missing: bool,
 }
 
 impl BadParam {
@@ -96,6 +98,15 @@ impl BadParam {
         Self {
             name,
             expected: expected.into(),
+            missing: false,
+        }
+    }
+
+    pub fn missing(name: &'static str) -> Self {
+        Self {
+            name,
+            expected: "a value (it is required)".to_owned(),
+            missing: true,
         }
     }
 }
@@ -122,8 +133,7 @@ impl Params {
     }
 
     pub fn required(&self, name: &'static str) -> Result<&str, BadParam> {
-        self.get(name)
-            .ok_or_else(|| BadParam::new(name, "a value (it is required)"))
+        self.get(name).ok_or_else(|| BadParam::missing(name))
     }
 
     /// An integer parameter, if given.
