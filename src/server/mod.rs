@@ -6,7 +6,9 @@
 //! the shared `wire` types, and deliberate failures of price answers come
 //! from `faults` (off by default). It counts the price requests it answers
 //! and the faults it injects (`ServerStats`) so tests can prove what a client
-//! did or did not ask for. It never touches the daemon's actors.
+//! did or did not ask for. It never touches the daemon's actors. With a
+//! `dialect`, `dialects` serves a real exchange's API over the same dataset
+//! instead of the classic routes.
 
 pub mod dataset;
 pub mod dialects;
