@@ -40,7 +40,7 @@ pub const DEFAULT_BAN: Duration = Duration::from_secs(120);
 pub(crate) const DAY_MS: i64 = 86_400_000;
 
 /// What every dialect's handlers share (actix app data).
-pub struct Venue {
+pub(crate) struct Venue {
     dataset: Arc<Dataset>,
     /// The dataset exchange whose prices this server answers with.
     exchange: Exchange,
@@ -53,7 +53,7 @@ pub struct Venue {
 
 /// One candle row of an answer.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Row {
+pub(crate) struct Row {
     pub day: NaiveDate,
     pub price: Ohlcv,
     /// The day is today: its candle is still open (partial while
@@ -64,14 +64,14 @@ pub struct Row {
 /// In which order a dialect lists its candles; the page limit keeps the
 /// first ones in that order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
+pub(crate) enum Order {
     OldestFirst,
     NewestFirst,
 }
 
 /// Whether a candle request may be answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
+pub(crate) enum Admission {
     Admitted,
     /// Over the rate limit; a token is free in this many seconds (>= 1).
     Throttled {
@@ -86,7 +86,7 @@ pub enum Admission {
 /// A query parameter that is missing or malformed: its name and what it
 /// should be, for the dialect's own error body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadParam {
+pub(crate) struct BadParam {
     pub name: &'static str,
     pub expected: String,
     /// Not given at all (some exchanges say so with another code).
@@ -112,7 +112,7 @@ impl BadParam {
 }
 
 /// The query string of a request, decoded once.
-pub struct Params(Vec<(String, String)>);
+pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
     pub fn of(req: &HttpRequest) -> Self {
@@ -158,33 +158,33 @@ impl Params {
 }
 
 /// Days since 1970-01-01 (negative before).
-pub fn epoch_day(day: NaiveDate) -> i64 {
+pub(crate) fn epoch_day(day: NaiveDate) -> i64 {
     (day - NaiveDate::default()).num_days()
 }
 
 /// The day `n` days after 1970-01-01, if it is a date chrono knows.
-pub fn day_at(n: i64) -> Option<NaiveDate> {
+pub(crate) fn day_at(n: i64) -> Option<NaiveDate> {
     NaiveDate::default().checked_add_signed(TimeDelta::try_days(n)?)
 }
 
 /// Unix seconds of `day` 00:00 UTC.
-pub fn day_secs(day: NaiveDate) -> i64 {
+pub(crate) fn day_secs(day: NaiveDate) -> i64 {
     epoch_day(day) * 86_400
 }
 
 /// Unix milliseconds of `day` 00:00 UTC.
-pub fn day_ms(day: NaiveDate) -> i64 {
+pub(crate) fn day_ms(day: NaiveDate) -> i64 {
     epoch_day(day) * DAY_MS
 }
 
 /// A number the exchange sends as a string: `f64` Display, the shortest
 /// form that parses back to the same number.
-pub fn num(x: f64) -> String {
+pub(crate) fn num(x: f64) -> String {
     format!("{x}")
 }
 
 /// A JSON answer with `Retry-After` when there is one.
-pub fn answer(
+pub(crate) fn answer(
     status: StatusCode,
     retry_after: Option<u64>,
     body: &serde_json::Value,
@@ -197,11 +197,6 @@ pub fn answer(
 }
 
 impl Venue {
-    /// The dataset exchange served.
-    pub fn exchange(&self) -> &Exchange {
-        &self.exchange
-    }
-
     pub fn dataset(&self) -> &Dataset {
         &self.dataset
     }
@@ -431,7 +426,7 @@ fn invalid(message: String) -> std::io::Error {
 /// (`InvalidInput`) before binding: no dataset exchange to serve, a rate
 /// limit that is not a positive number, `ban_after` on a dialect other
 /// than Binance, faults (they are the classic server's).
-pub fn start(opts: &ServerOptions) -> std::io::Result<PriceServer> {
+pub(crate) fn start(opts: &ServerOptions) -> std::io::Result<PriceServer> {
     let dialect = opts.dialect;
     let exchange =
         served_exchange(dialect, opts.exchange.as_ref(), &opts.dataset).map_err(invalid)?;
