@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Day, SourceUrl};
-use crate::model::{Exchange, Symbol};
+use crate::model::{Api, Exchange, Symbol};
 use crate::query::Field;
 use crate::render::Format;
 use crate::server::{self, faults};
@@ -188,6 +188,23 @@ pub struct ServeArgs {
     /// its UTC midnight (e.g. 1h). Default: serve the whole dataset at once.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub publish_delay: Option<Duration>,
+    /// The API to speak: classic (GET /price/...), or a real exchange's
+    /// candle API: binance, kraken, coinbase, bitstamp, okx.
+    #[arg(long, default_value = "classic", value_parser = parse_api)]
+    pub dialect: Api,
+    /// With a --dialect: whose prices to serve, a dataset exchange
+    /// [default: the one named like the dialect, e.g. kraken].
+    #[arg(long)]
+    pub exchange: Option<Exchange>,
+    /// With a --dialect: answer at most this many candle requests a second
+    /// (e.g. 10/s; bursts of as many); over it, the exchange's
+    /// "too many requests" answer.
+    #[arg(long, value_parser = parse_rate_limit)]
+    pub rate_limit: Option<f64>,
+    /// With --dialect binance and --rate-limit: after this many 429s in a
+    /// row, answer 418 (an IP ban) with a Retry-After for a while.
+    #[arg(long, requires = "rate_limit", value_parser = clap::value_parser!(u32).range(1..))]
+    pub ban_after: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -234,6 +251,22 @@ fn parse_time(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(raw)
         .map(|t| t.with_timezone(&chrono::Utc))
         .map_err(|_| format!("{raw:?} is not a time such as 2026-11-24T10:15:00Z"))
+}
+
+/// An API name, by `Api`'s own parser (the config's).
+fn parse_api(raw: &str) -> Result<Api, String> {
+    raw.parse::<Api>()
+}
+
+/// A request rate such as `10/s` (or a bare `10`): a number above 0.
+pub fn parse_rate_limit(raw: &str) -> Result<f64, String> {
+    let number = raw.strip_suffix("/s").unwrap_or(raw).trim();
+    match number.parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Ok(n),
+        _ => Err(format!(
+            "{raw:?} is not a request rate: give requests a second above 0, such as 10/s or 0.5/s"
+        )),
+    }
 }
 
 /// A day as `YYYY-MM-DD`, by `Day`'s own parser (the config's and the API's).

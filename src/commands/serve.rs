@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::ServeArgs;
+use crate::model::Api;
 use crate::server::{self, Dataset, Faults, MissingStyle, ServerOptions};
 
 impl ServeArgs {
@@ -37,7 +38,45 @@ impl ServeArgs {
         };
         opts.faults.check()?;
         opts.publish_delay = self.publish_delay;
+        opts.dialect = self.dialect;
+        opts.exchange = self.exchange.clone();
+        opts.rate_limit = self.rate_limit;
+        opts.ban_after = self.ban_after;
+        self.check_dialect(&opts)?;
         Ok(opts)
+    }
+
+    /// The dialect options make sense together: the exchange flags need a
+    /// dialect, a ban needs Binance, and the dataset has the exchange to
+    /// serve. (The server checks the same at start; here the error names
+    /// the flags.)
+    fn check_dialect(&self, opts: &ServerOptions) -> anyhow::Result<()> {
+        if self.dialect == Api::Classic {
+            for (flag, given) in [
+                ("--exchange", self.exchange.is_some()),
+                ("--rate-limit", self.rate_limit.is_some()),
+            ] {
+                if given {
+                    anyhow::bail!("{flag} needs --dialect (binance, kraken, coinbase, bitstamp or okx): the classic server serves every exchange, unlimited");
+                }
+            }
+            return Ok(());
+        }
+        if self.ban_after.is_some() && self.dialect != Api::Binance {
+            anyhow::bail!(
+                "--ban-after is Binance's (418 after 429s); --dialect {} has no ban",
+                self.dialect
+            );
+        }
+        if opts.faults.any() {
+            anyhow::bail!(
+                "fault injection (--fail-rate, --reset-rate, --stall-rate, --garbage-rate) is the classic server's; --dialect {} has none",
+                self.dialect
+            );
+        }
+        server::dialects::served_exchange(self.dialect, self.exchange.as_ref(), &opts.dataset)
+            .map_err(|e| anyhow::anyhow!("--dialect {}: {e}", self.dialect))?;
+        Ok(())
     }
 }
 
@@ -71,5 +110,78 @@ mod tests {
         );
         let err = opts(&["--publish-delay", "soon"]).unwrap_err();
         assert!(err.contains("--publish-delay"), "{err}");
+    }
+
+    fn serve_opts(args: &[&str]) -> Result<ServerOptions, String> {
+        let cli = Cli::try_parse_from([&["pricegrid", "serve"], args].concat())
+            .map_err(|e| e.to_string())?;
+        match cli.command {
+            Command::Serve(serve) => serve.options().map_err(|e| e.to_string()),
+            other => Err(format!("parsed as {other:?}")),
+        }
+    }
+
+    #[test]
+    fn serve_takes_a_dialect_an_exchange_and_a_rate_limit() {
+        let classic = serve_opts(&[]).unwrap();
+        assert_eq!((classic.dialect, classic.rate_limit), (Api::Classic, None));
+        let kraken = serve_opts(&["--dialect", "kraken", "--rate-limit", "10/s"]).unwrap();
+        assert_eq!(
+            (kraken.dialect, kraken.rate_limit),
+            (Api::Kraken, Some(10.0))
+        );
+        let binance = serve_opts(&[
+            "--dialect",
+            "binance",
+            "--exchange",
+            "bitstamp",
+            "--rate-limit",
+            "0.5/s",
+            "--ban-after",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(
+            binance.exchange.as_ref().map(|e| e.as_str()),
+            Some("bitstamp")
+        );
+        assert_eq!(
+            (binance.rate_limit, binance.ban_after),
+            (Some(0.5), Some(3))
+        );
+    }
+
+    #[test]
+    fn bad_dialect_flags_are_errors_naming_the_problem() {
+        for (args, needle) in [
+            (&["--dialect", "kraken2"][..], "kraken2"),
+            (
+                &["--dialect", "kraken", "--rate-limit", "fast"],
+                "--rate-limit",
+            ),
+            (&["--dialect", "kraken", "--rate-limit", "0/s"], "0/s"),
+            (
+                &["--dialect", "binance", "--ban-after", "2"],
+                "--rate-limit",
+            ),
+            (
+                &[
+                    "--dialect",
+                    "kraken",
+                    "--rate-limit",
+                    "1/s",
+                    "--ban-after",
+                    "2",
+                ],
+                "--ban-after",
+            ),
+            // The classic dataset has no exchange called binance.
+            (&["--dialect", "binance"], "--exchange"),
+            (&["--dialect", "kraken", "--exchange", "krakn"], "krakn"),
+            (&["--exchange", "kraken"], "--dialect"),
+        ] {
+            let err = serve_opts(args).unwrap_err();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
     }
 }

@@ -133,6 +133,8 @@ pub struct Dataset {
     exchange_index: HashMap<String, u32>,
     symbol_index: HashMap<String, u32>,
     prices: Prices,
+    /// The first and last day with any price; `None`: no price at all.
+    span: Option<(NaiveDate, NaiveDate)>,
 }
 
 /// The first two bytes of every gzip stream.
@@ -233,12 +235,23 @@ impl Dataset {
         exchanges.dedup();
         symbols.sort();
         symbols.dedup();
+        let span = match &prices {
+            Prices::Generated(spec) => (spec.from <= spec.to).then_some((spec.from, spec.to)),
+            Prices::Table(t) => {
+                t.keys()
+                    .map(|k| k.2)
+                    .fold(None, |span: Option<(NaiveDate, NaiveDate)>, d| {
+                        Some(span.map_or((d, d), |(a, b)| (a.min(d), b.max(d))))
+                    })
+            }
+        };
         Self {
             exchanges,
             symbols,
             exchange_index,
             symbol_index,
             prices,
+            span,
         }
     }
 
@@ -250,6 +263,13 @@ impl Dataset {
     /// Symbol names, sorted.
     pub fn symbols(&self) -> &[Symbol] {
         &self.symbols
+    }
+
+    /// The first and last day any price can be on (`None`: no price at
+    /// all), so that a request for a range of days looks only where prices
+    /// can be, however wide the range it asks for.
+    pub fn span(&self) -> Option<(NaiveDate, NaiveDate)> {
+        self.span
     }
 
     /// The price for one request, by the names as they came in the URL.

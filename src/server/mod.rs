@@ -6,9 +6,12 @@
 //! the shared `wire` types, and deliberate failures of price answers come
 //! from `faults` (off by default). It counts the price requests it answers
 //! and the faults it injects (`ServerStats`) so tests can prove what a client
-//! did or did not ask for. It never touches the daemon's actors.
+//! did or did not ask for. It never touches the daemon's actors. With a
+//! `dialect`, `dialects` serves a real exchange's API over the same dataset
+//! instead of the classic routes.
 
 pub mod dataset;
+pub mod dialects;
 pub mod faults;
 pub mod publication;
 
@@ -24,7 +27,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::clock::Clock;
-use crate::model::Ohlcv;
+use crate::model::{Api, Exchange, Ohlcv};
 use crate::wire::{self, ErrorBody, PriceBody};
 
 pub use dataset::{Dataset, GeneratedSpec, Lookup};
@@ -62,6 +65,23 @@ pub struct ServerOptions {
     /// today, none for a closed day until `delay` after its close, then
     /// the full price. `None` (the default) serves the dataset as it is.
     pub publish_delay: Option<Duration>,
+    /// Which API the server speaks: `Api::Classic` (the default) is the
+    /// classic server; a real exchange's API serves that exchange's
+    /// candle and instruments endpoints instead (see `dialects`).
+    pub dialect: Api,
+    /// Whose prices a dialect serves: the dataset exchange of this name.
+    /// `None`: the exchange named like the dialect (`kraken`). Ignored by
+    /// the classic server, which serves every exchange.
+    pub exchange: Option<Exchange>,
+    /// Candle requests a second a dialect answers (a token bucket with a
+    /// burst of `max(1, floor(N))`); over it, the dialect's throttling
+    /// answer. `None`: no limit. Only for dialects.
+    pub rate_limit: Option<f64>,
+    /// Binance only: after this many 429s in a row, answer 418 (an IP ban)
+    /// for `ban_for`.
+    pub ban_after: Option<u32>,
+    /// How long a Binance ban lasts.
+    pub ban_for: Duration,
 }
 
 impl ServerOptions {
@@ -76,6 +96,11 @@ impl ServerOptions {
             faults: Faults::default(),
             clock: Clock::system(),
             publish_delay: None,
+            dialect: Api::Classic,
+            exchange: None,
+            rate_limit: None,
+            ban_after: None,
+            ban_for: dialects::DEFAULT_BAN,
         }
     }
 }
@@ -83,7 +108,12 @@ impl ServerOptions {
 /// Requests the server has answered, and the faults it injected into them.
 #[derive(Debug, Default)]
 pub struct ServerStats {
+    /// Classic price requests, or a dialect's candle requests (throttled
+    /// ones included).
     price_requests: AtomicU64,
+    /// Candle requests answered with the dialect's throttling answer (or a
+    /// Binance ban).
+    throttled: AtomicU64,
     /// Threads in `wait_for_price_requests`; the request path touches the
     /// lock and condvar only when there is one.
     waiters: std::sync::atomic::AtomicUsize,
@@ -131,6 +161,23 @@ impl ServerStats {
     /// `GET /price/...` requests received so far.
     pub fn price_requests(&self) -> u64 {
         self.price_requests.load(Ordering::Relaxed)
+    }
+
+    /// A dialect's candle requests received so far, throttled ones
+    /// included (the same count as `price_requests`, so the waiting helper
+    /// serves both servers).
+    pub fn candle_requests(&self) -> u64 {
+        self.price_requests()
+    }
+
+    /// Candle requests answered "too many requests" (or, on Binance, with
+    /// a ban) so far.
+    pub fn throttled(&self) -> u64 {
+        self.throttled.load(Ordering::Relaxed)
+    }
+
+    fn count_throttled(&self) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Blocks until at least `n` price requests have arrived, or `limit`
@@ -321,8 +368,19 @@ async fn no_route() -> HttpResponse {
 
 /// Binds and starts the server on the current actix system, in the
 /// background. Logs `listening on http://ADDR`. Fault options with a rate
-/// outside 0..=1 are refused (`InvalidInput`) before binding.
+/// outside 0..=1 are refused (`InvalidInput`) before binding. With a
+/// `dialect` other than the classic, starts that dialect's server
+/// (`dialects::start`, which has its own checks).
 pub fn start(opts: &ServerOptions) -> std::io::Result<PriceServer> {
+    if opts.dialect != Api::Classic {
+        return dialects::start(opts);
+    }
+    if opts.rate_limit.is_some() || opts.ban_after.is_some() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a rate limit (and --ban-after) needs a dialect: the classic server has none",
+        ));
+    }
     opts.faults
         .check()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;

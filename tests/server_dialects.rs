@@ -1,0 +1,907 @@
+//! The built-in server speaking each real exchange's API, as a client sees
+//! it over loopback: the exact rows of the dialect's dataset exchange, in
+//! the exchange's order, within its bounds and page limits, today's candle
+//! open and partial, future days absent, unknown markets and bad
+//! parameters answered as the wire contract says, and the exchange's own
+//! answer when the server's rate limit is exceeded.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use common::*;
+use pricegrid::clock::Clock;
+use pricegrid::model::{Api, Exchange, Ohlcv, Symbol};
+use pricegrid::server::{
+    self, publication, Dataset, GeneratedSpec, Lookup, PriceServer, ServerOptions,
+};
+use serde_json::Value;
+
+/// The servers' time: mid-day, so today's candle is half made.
+const NOW: &str = "2020-06-15T12:00:00Z";
+const TODAY: &str = "2020-06-15";
+const DELAY: Duration = Duration::from_secs(3600);
+const DAY_MS: i64 = 86_400_000;
+
+fn now() -> DateTime<Utc> {
+    NOW.parse().expect("test time")
+}
+
+/// Every dialect's exchange, over three years (so Kraken's 720 days are
+/// shorter than what the dataset has) and past today (so future days exist
+/// in the dataset but must not be served).
+fn dataset() -> Arc<Dataset> {
+    let mut spec = GeneratedSpec::classic(server::DEFAULT_SEED);
+    spec.exchanges = Api::EXCHANGES
+        .iter()
+        .map(|a| Exchange::new(a.as_str()).expect("a valid name"))
+        .collect();
+    spec.from = day("2016-01-01");
+    spec.to = day("2020-12-31");
+    Arc::new(Dataset::generated(spec))
+}
+
+fn btc() -> Symbol {
+    Symbol::new("btc").expect("a valid name")
+}
+
+fn exchange(api: Api) -> Exchange {
+    Exchange::new(api.as_str()).expect("a valid name")
+}
+
+/// A server of `api` over `dataset()` at `NOW`, publishing an hour after
+/// each close, with `opts` adjusted by `tweak`.
+fn spawn_dialect(api: Api, tweak: impl FnOnce(&mut ServerOptions)) -> PriceServer {
+    let mut opts = ServerOptions::new(loopback(), server::DEFAULT_SEED);
+    opts.dataset = dataset();
+    opts.dialect = api;
+    opts.clock = Clock::manual(now());
+    opts.publish_delay = Some(DELAY);
+    tweak(&mut opts);
+    server::start(&opts).expect("the dialect server starts")
+}
+
+/// What one `GET` answered.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    retry_after: Option<u64>,
+    body: Value,
+}
+
+fn get(url: &str) -> Answer {
+    let resp = match ureq::get(url).call() {
+        Ok(resp) => resp,
+        Err(ureq::Error::Status(_, resp)) => resp,
+        Err(e) => panic!("{url}: {e}"),
+    };
+    let status = resp.status();
+    let retry_after = resp.header("Retry-After").map(|v| {
+        v.parse()
+            .unwrap_or_else(|e| panic!("{url}: Retry-After {v:?}: {e}"))
+    });
+    let body = resp
+        .into_json()
+        .unwrap_or_else(|e| panic!("{url}: not JSON: {e}"));
+    Answer {
+        status,
+        retry_after,
+        body,
+    }
+}
+
+/// GETs `paths` under the server one after another, from a blocking client.
+async fn get_all(server: &PriceServer, paths: &[String]) -> Vec<Answer> {
+    let base = server.url();
+    let urls: Vec<String> = paths
+        .iter()
+        .map(|p| base.join(p).expect("a path under the base").to_string())
+        .collect();
+    actix_rt::task::spawn_blocking(move || urls.iter().map(|u| get(u)).collect())
+        .await
+        .expect("the client thread")
+}
+
+async fn get_one(server: &PriceServer, path: &str) -> Answer {
+    get_all(server, &[path.to_owned()])
+        .await
+        .pop()
+        .expect("one answer")
+}
+
+fn ms(d: &str) -> i64 {
+    secs(d) * 1000
+}
+
+fn secs(d: &str) -> i64 {
+    day(d)
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp()
+}
+
+fn day_of_secs(t: i64) -> NaiveDate {
+    DateTime::from_timestamp(t, 0).expect("a time").date_naive()
+}
+
+/// The candles a dialect must serve for `api`'s exchange over
+/// `from..=to`, oldest first: the dataset's price for a closed day, the
+/// partial candle for today, nothing for a day without a price or a
+/// future one.
+fn expected(api: Api, from: &str, to: &str) -> Vec<(NaiveDate, Ohlcv)> {
+    let ds = dataset();
+    let (e, s) = (exchange(api), btc());
+    day(from)
+        .iter_days()
+        .take_while(|d| *d <= day(to))
+        .filter_map(|d| {
+            let full = ds.lookup(e.as_str(), s.as_str(), d);
+            match publication::published(full, d, now(), Some(DELAY)) {
+                Lookup::Price(p) => {
+                    if d < day(TODAY) {
+                        assert_eq!(
+                            Some(p),
+                            ds.price_of(&e, &s, d),
+                            "a closed day is the dataset's"
+                        );
+                    }
+                    Some((d, p))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn string_num(v: &Value) -> f64 {
+    v.as_str()
+        .unwrap_or_else(|| panic!("a number as a string: {v}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{v}: {e}"))
+}
+
+fn json_num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("a JSON number: {v}"))
+}
+
+fn rows(body: &Value) -> &Vec<Value> {
+    body.as_array()
+        .unwrap_or_else(|| panic!("an array of rows: {body}"))
+}
+
+// ---------------------------------------------------------------- binance
+
+fn binance_rows(a: &Answer) -> Vec<(NaiveDate, Ohlcv)> {
+    assert_eq!(a.status, 200, "{a:?}");
+    rows(&a.body)
+        .iter()
+        .map(|r| {
+            let open_ms = r[0].as_i64().expect("openMs");
+            assert_eq!(r[6].as_i64(), Some(open_ms + DAY_MS - 1), "closeMs: {r}");
+            assert_eq!(r.as_array().map(Vec::len), Some(12), "{r}");
+            let p = Ohlcv {
+                open: string_num(&r[1]),
+                high: string_num(&r[2]),
+                low: string_num(&r[3]),
+                close: string_num(&r[4]),
+                volume: string_num(&r[5]),
+            };
+            (day_of_secs(open_ms / 1000), p)
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn binance_klines_are_the_datasets_oldest_first_between_inclusive_bounds() {
+    let server = spawn_dialect(Api::Binance, |_| {});
+    let klines = |start: i64, end: i64, extra: &str| {
+        format!("api/v3/klines?symbol=BTCUSDT&interval=1d&startTime={start}&endTime={end}{extra}")
+    };
+    let answers = get_all(
+        &server,
+        &[
+            klines(ms("2020-03-01"), ms("2020-03-31"), "&limit=1000"),
+            klines(ms("2020-03-01") + 1, ms("2020-03-31") - 1, ""),
+            klines(ms("2020-03-01"), ms("2020-03-31"), "&limit=5"),
+            klines(ms("2016-01-01"), ms("2020-12-31"), "&limit=5000"),
+            klines(ms("2016-01-01"), ms("2020-12-31"), ""),
+            klines(ms("2020-06-10"), ms("2020-06-20"), ""),
+        ],
+    )
+    .await;
+    assert_eq!(
+        binance_rows(&answers[0]),
+        expected(Api::Binance, "2020-03-01", "2020-03-31")
+    );
+    // startTime and endTime are inclusive open times: a millisecond past
+    // the 1st leaves it out, one before the 31st's open leaves that out.
+    assert_eq!(
+        binance_rows(&answers[1]),
+        expected(Api::Binance, "2020-03-02", "2020-03-30")
+    );
+    assert_eq!(
+        binance_rows(&answers[2]),
+        expected(Api::Binance, "2020-03-01", "2020-03-31")[..5]
+    );
+    // At most 1000 (a larger limit is cut), 500 without a limit.
+    let all = expected(Api::Binance, "2016-01-01", "2020-12-31");
+    assert!(all.len() > 1000, "{}", all.len());
+    assert_eq!(binance_rows(&answers[3]), all[..1000]);
+    assert_eq!(binance_rows(&answers[4]), all[..500]);
+    // Today is partial, the future absent.
+    let around_today = binance_rows(&answers[5]);
+    assert_eq!(
+        around_today,
+        expected(Api::Binance, "2020-06-10", "2020-06-20")
+    );
+    let (last_day, partial) = around_today.last().expect("today's row");
+    assert_eq!(*last_day, day(TODAY));
+    let full = dataset().price_of(&exchange(Api::Binance), &btc(), day(TODAY));
+    assert_ne!(Some(*partial), full, "today's candle is partial");
+}
+
+#[actix_rt::test]
+async fn binance_answers_unknown_symbols_bad_parameters_and_lists_its_markets() {
+    let server = spawn_dialect(Api::Binance, |_| {});
+    let answers = get_all(
+        &server,
+        &[
+            "api/v3/klines?symbol=DOGEUSDT&interval=1d&startTime=0&endTime=1".to_owned(),
+            "api/v3/klines?symbol=BTCUSDT&interval=1d&startTime=soon".to_owned(),
+            "api/v3/klines?symbol=BTCUSDT&interval=1d&limit=0".to_owned(),
+            "api/v3/klines?interval=1d".to_owned(),
+            "api/v3/klines?symbol=BTCUSDT&interval=1h".to_owned(),
+            "api/v3/exchangeInfo".to_owned(),
+        ],
+    )
+    .await;
+    assert_eq!(answers[0].status, 400);
+    assert_eq!(
+        answers[0].body,
+        serde_json::json!({"code": -1121, "msg": "Invalid symbol."})
+    );
+    for (a, name) in answers[1..5]
+        .iter()
+        .zip(["startTime", "limit", "symbol", "interval"])
+    {
+        assert_eq!(a.status, 400, "{a:?}");
+        assert!(
+            a.body["msg"].as_str().is_some_and(|m| m.contains(name)),
+            "{name}: {a:?}"
+        );
+    }
+    let listed = &answers[5].body["symbols"];
+    assert!(
+        rows(listed).contains(&serde_json::json!({
+            "symbol": "BTCUSDT", "status": "TRADING", "baseAsset": "BTC", "quoteAsset": "USDT"
+        })),
+        "{listed}"
+    );
+    assert_eq!(rows(listed).len(), 3);
+}
+
+// ----------------------------------------------------------------- kraken
+
+fn kraken_rows(a: &Answer) -> Vec<(NaiveDate, Ohlcv)> {
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.body["error"], serde_json::json!([]), "{a:?}");
+    let rows = rows(&a.body["result"]["XXBTZUSD"]);
+    if let Some(last) = rows.last() {
+        assert_eq!(
+            a.body["result"]["last"], last[0],
+            "last is the last row's time"
+        );
+    }
+    rows.iter()
+        .map(|r| {
+            assert!(r[7].is_u64(), "count is an integer: {r}");
+            let p = Ohlcv {
+                open: string_num(&r[1]),
+                high: string_num(&r[2]),
+                low: string_num(&r[3]),
+                close: string_num(&r[4]),
+                volume: string_num(&r[6]),
+            };
+            (day_of_secs(r[0].as_i64().expect("t in seconds")), p)
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn kraken_serves_rows_after_since_among_its_720_most_recent_days_today_last() {
+    let server = spawn_dialect(Api::Kraken, |_| {});
+    let oldest = day(TODAY) - chrono::Days::new(719);
+    let ohlc =
+        |pair: &str, since: i64| format!("0/public/OHLC?pair={pair}&interval=1440&since={since}");
+    let answers = get_all(
+        &server,
+        &[
+            ohlc("XBTUSD", secs("2020-03-01") - 1),
+            ohlc("XBTUSD", secs("2020-03-01")),
+            ohlc("XBTUSD", 0),
+            ohlc("XXBTZUSD", secs("2020-06-01") - 1),
+            "0/public/OHLC?pair=XBTUSD&interval=1440".to_owned(),
+        ],
+    )
+    .await;
+    // since is exclusive: S(from) - 1 includes from, S(from) leaves it out.
+    assert_eq!(
+        kraken_rows(&answers[0]),
+        expected(Api::Kraken, "2020-03-01", TODAY)
+    );
+    assert_eq!(
+        kraken_rows(&answers[1]),
+        expected(Api::Kraken, "2020-03-02", TODAY)
+    );
+    // The depth: nothing before today - 719, though the dataset has it.
+    let deep = kraken_rows(&answers[2]);
+    assert_eq!(deep, expected(Api::Kraken, &oldest.to_string(), TODAY));
+    assert!(deep.len() <= 720 && deep.len() > 690, "{}", deep.len());
+    let before_depth = (1..=30).filter_map(|n| {
+        dataset().price_of(
+            &exchange(Api::Kraken),
+            &btc(),
+            oldest - chrono::Days::new(n),
+        )
+    });
+    assert!(
+        before_depth.count() > 0,
+        "the dataset has days Kraken no longer serves"
+    );
+    // Today's open candle is the last row, partial.
+    let (last_day, partial) = deep.last().expect("rows");
+    assert_eq!(*last_day, day(TODAY));
+    assert_ne!(
+        Some(*partial),
+        dataset().price_of(&exchange(Api::Kraken), &btc(), day(TODAY))
+    );
+    // Kraken's own pair name works as well as the altname.
+    assert_eq!(
+        kraken_rows(&answers[3]),
+        expected(Api::Kraken, "2020-06-01", TODAY)
+    );
+    assert_eq!(kraken_rows(&answers[4]), deep, "no since: the whole depth");
+}
+
+#[actix_rt::test]
+async fn kraken_answers_unknown_pairs_bad_parameters_and_lists_its_pairs() {
+    let server = spawn_dialect(Api::Kraken, |_| {});
+    let answers = get_all(
+        &server,
+        &[
+            "0/public/OHLC?pair=DOGEUSD&interval=1440&since=0".to_owned(),
+            "0/public/OHLC?pair=XBTUSD&interval=1440&since=yesterday".to_owned(),
+            "0/public/OHLC?pair=XBTUSD&interval=60".to_owned(),
+            "0/public/OHLC?interval=1440".to_owned(),
+            "0/public/AssetPairs".to_owned(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (answers[0].status, &answers[0].body),
+        (
+            200,
+            &serde_json::json!({"error": ["EQuery:Unknown asset pair"]})
+        )
+    );
+    for (a, name) in answers[1..4].iter().zip(["since", "interval", "pair"]) {
+        assert_eq!(a.status, 400, "{a:?}");
+        assert!(
+            a.body["error"][0]
+                .as_str()
+                .is_some_and(|m| m.contains(name)),
+            "{name}: {a:?}"
+        );
+    }
+    let pairs = &answers[4].body["result"];
+    for (key, altname, base) in [
+        ("XXBTZUSD", "XBTUSD", "XXBT"),
+        ("XETHZUSD", "ETHUSD", "XETH"),
+        ("XLTCZUSD", "LTCUSD", "XLTC"),
+    ] {
+        assert_eq!(pairs[key]["altname"], altname, "{pairs}");
+        assert_eq!(pairs[key]["base"], base, "{pairs}");
+        assert_eq!(pairs[key]["quote"], "ZUSD", "{pairs}");
+    }
+    assert_eq!(pairs["XXBTZUSD"]["wsname"], "XBT/USD");
+}
+
+// --------------------------------------------------------------- coinbase
+
+fn coinbase_rows(a: &Answer) -> Vec<(NaiveDate, Ohlcv)> {
+    assert_eq!(a.status, 200, "{a:?}");
+    rows(&a.body)
+        .iter()
+        .map(|r| {
+            let p = Ohlcv {
+                low: json_num(&r[1]),
+                high: json_num(&r[2]),
+                open: json_num(&r[3]),
+                close: json_num(&r[4]),
+                volume: json_num(&r[5]),
+            };
+            (day_of_secs(r[0].as_i64().expect("t in seconds")), p)
+        })
+        .collect()
+}
+
+fn newest_first(mut rows: Vec<(NaiveDate, Ohlcv)>) -> Vec<(NaiveDate, Ohlcv)> {
+    rows.reverse();
+    rows
+}
+
+#[actix_rt::test]
+async fn coinbase_candles_are_newest_first_within_start_and_end_at_most_300() {
+    let server = spawn_dialect(Api::Coinbase, |_| {});
+    let candles = |product: &str, start: &str, end: &str| {
+        format!("products/{product}/candles?granularity=86400&start={start}T00:00:00Z&end={end}T00:00:00Z")
+    };
+    let answers = get_all(
+        &server,
+        &[
+            candles("BTC-USD", "2020-03-01", "2020-03-31"),
+            candles("BTC-USD", "2019-08-21", "2020-06-15"),
+            candles("BTC-USD", "2019-08-20", "2020-06-15"),
+            candles("DOGE-USD", "2020-03-01", "2020-03-31"),
+            candles("BTC-USD", "2020-06-01", "2020-06-30"),
+            "products/BTC-USD/candles?granularity=3600".to_owned(),
+            "products/BTC-USD/candles?granularity=86400&start=March&end=2020-03-01T00:00:00Z"
+                .to_owned(),
+            "products".to_owned(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        coinbase_rows(&answers[0]),
+        newest_first(expected(Api::Coinbase, "2020-03-01", "2020-03-31"))
+    );
+    // 300 days inclusive is one page; 301 is refused.
+    assert_eq!(
+        coinbase_rows(&answers[1]),
+        newest_first(expected(Api::Coinbase, "2019-08-21", "2020-06-15"))
+    );
+    assert_eq!(answers[2].status, 400, "{:?}", answers[2]);
+    assert_eq!(
+        answers[2].body,
+        serde_json::json!({"message": "granularity too small for the requested time range. Count of aggregations requested exceeds 300"})
+    );
+    assert_eq!(
+        (answers[3].status, &answers[3].body),
+        (404, &serde_json::json!({"message": "NotFound"}))
+    );
+    let june = coinbase_rows(&answers[4]);
+    assert_eq!(
+        june,
+        newest_first(expected(Api::Coinbase, "2020-06-01", "2020-06-30"))
+    );
+    assert_eq!(june[0].0, day(TODAY), "today first, the future absent");
+    for (a, name) in answers[5..7].iter().zip(["granularity", "start"]) {
+        assert_eq!(a.status, 400, "{a:?}");
+        assert!(
+            a.body["message"].as_str().is_some_and(|m| m.contains(name)),
+            "{name}: {a:?}"
+        );
+    }
+    assert!(rows(&answers[7].body).contains(&serde_json::json!({
+        "id": "BTC-USD", "base_currency": "BTC", "quote_currency": "USD", "status": "online"
+    })));
+}
+
+// --------------------------------------------------------------- bitstamp
+
+fn bitstamp_rows(a: &Answer) -> Vec<(NaiveDate, Ohlcv)> {
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.body["data"]["pair"], "BTC/USD", "{a:?}");
+    rows(&a.body["data"]["ohlc"])
+        .iter()
+        .map(|r| {
+            let p = Ohlcv {
+                open: string_num(&r["open"]),
+                high: string_num(&r["high"]),
+                low: string_num(&r["low"]),
+                close: string_num(&r["close"]),
+                volume: string_num(&r["volume"]),
+            };
+            (day_of_secs(string_num(&r["timestamp"]) as i64), p)
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn bitstamp_ohlc_is_oldest_first_start_and_end_inclusive_at_most_limit() {
+    let server = spawn_dialect(Api::Bitstamp, |_| {});
+    let ohlc = |pair: &str, start: i64, end: i64, limit: u32| {
+        format!("api/v2/ohlc/{pair}/?step=86400&limit={limit}&start={start}&end={end}")
+    };
+    let answers = get_all(
+        &server,
+        &[
+            ohlc("btcusd", secs("2020-03-01"), secs("2020-03-31"), 1000),
+            ohlc(
+                "btcusd",
+                secs("2020-03-01") + 1,
+                secs("2020-03-31") - 1,
+                1000,
+            ),
+            ohlc("btcusd", secs("2020-03-01"), secs("2020-03-31"), 7),
+            ohlc("btcusd", secs("2016-01-01"), secs("2020-12-31"), 1000),
+            ohlc("dogeusd", secs("2020-03-01"), secs("2020-03-31"), 1000),
+            ohlc("btcusd", secs("2020-06-01"), secs("2020-06-30"), 1000),
+            "api/v2/ohlc/btcusd/?step=3600&limit=10".to_owned(),
+            "api/v2/ohlc/btcusd/?step=86400&limit=10&end=tomorrow".to_owned(),
+            "api/v2/trading-pairs-info/".to_owned(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        bitstamp_rows(&answers[0]),
+        expected(Api::Bitstamp, "2020-03-01", "2020-03-31")
+    );
+    assert_eq!(
+        bitstamp_rows(&answers[1]),
+        expected(Api::Bitstamp, "2020-03-02", "2020-03-30")
+    );
+    assert_eq!(
+        bitstamp_rows(&answers[2]),
+        expected(Api::Bitstamp, "2020-03-01", "2020-03-31")[..7]
+    );
+    assert_eq!(
+        bitstamp_rows(&answers[3]),
+        expected(Api::Bitstamp, "2016-01-01", "2020-12-31")[..1000]
+    );
+    assert_eq!(answers[4].status, 404);
+    assert_eq!(
+        answers[4].body,
+        serde_json::json!({"status": "error", "reason": "Invalid currency pair", "code": "API0005"})
+    );
+    let june = bitstamp_rows(&answers[5]);
+    assert_eq!(june, expected(Api::Bitstamp, "2020-06-01", "2020-06-30"));
+    assert_eq!(june.last().map(|r| r.0), Some(day(TODAY)));
+    for (a, name) in answers[6..8].iter().zip(["step", "end"]) {
+        assert_eq!(a.status, 400, "{a:?}");
+        assert!(
+            a.body["reason"].as_str().is_some_and(|m| m.contains(name)),
+            "{name}: {a:?}"
+        );
+    }
+    assert!(rows(&answers[8].body).contains(&serde_json::json!({
+        "name": "BTC/USD", "url_symbol": "btcusd", "trading": "Enabled"
+    })));
+}
+
+// -------------------------------------------------------------------- okx
+
+/// OKX rows as (ts, price, confirm).
+fn okx_rows(a: &Answer) -> Vec<(i64, Ohlcv, String)> {
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(
+        (&a.body["code"], &a.body["msg"]),
+        (&Value::from("0"), &Value::from(""))
+    );
+    rows(&a.body["data"])
+        .iter()
+        .map(|r| {
+            let p = Ohlcv {
+                open: string_num(&r[1]),
+                high: string_num(&r[2]),
+                low: string_num(&r[3]),
+                close: string_num(&r[4]),
+                volume: string_num(&r[5]),
+            };
+            let ts = string_num(&r[0]) as i64;
+            (ts, p, r[8].as_str().expect("confirm").to_owned())
+        })
+        .collect()
+}
+
+fn utc_days(rows: &[(i64, Ohlcv, String)], offset_ms: i64) -> Vec<(NaiveDate, Ohlcv)> {
+    rows.iter()
+        .map(|(ts, p, _)| {
+            assert_eq!((ts - offset_ms).rem_euclid(DAY_MS), 0, "anchored: {ts}");
+            (day_of_secs((ts - offset_ms) / 1000), *p)
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn okx_candles_are_newest_first_strictly_between_before_and_after_at_most_100() {
+    let server = spawn_dialect(Api::Okx, |_| {});
+    let candles = |inst: &str, bar: &str, after: i64, before: i64, limit: u32| {
+        format!("api/v5/market/history-candles?instId={inst}&bar={bar}&after={after}&before={before}&limit={limit}")
+    };
+    let answers = get_all(
+        &server,
+        &[
+            candles(
+                "BTC-USDT",
+                "1Dutc",
+                ms("2020-03-31") + DAY_MS,
+                ms("2020-03-01") - 1,
+                100,
+            ),
+            candles("BTC-USDT", "1Dutc", ms("2020-03-31"), ms("2020-03-01"), 100),
+            candles(
+                "BTC-USDT",
+                "1Dutc",
+                ms("2020-03-31") + DAY_MS,
+                ms("2020-03-01") - 1,
+                5,
+            ),
+            candles("BTC-USDT", "1Dutc", ms("2020-12-31"), ms("2016-01-01"), 300),
+            candles(
+                "BTC-USDT",
+                "1Dutc",
+                ms("2020-06-30"),
+                ms("2020-06-01") - 1,
+                100,
+            ),
+            candles(
+                "BTC-USDT",
+                "1D",
+                ms("2020-03-31") + DAY_MS,
+                ms("2020-03-01") - 1,
+                100,
+            ),
+            candles(
+                "DOGE-USDT",
+                "1Dutc",
+                ms("2020-03-31"),
+                ms("2020-03-01"),
+                100,
+            ),
+            candles("BTC-USDT", "1H", ms("2020-03-31"), ms("2020-03-01"), 100),
+            "api/v5/market/history-candles?instId=BTC-USDT&bar=1Dutc&after=now".to_owned(),
+            "api/v5/public/instruments?instType=SPOT".to_owned(),
+        ],
+    )
+    .await;
+    let march = newest_first(expected(Api::Okx, "2020-03-01", "2020-03-31"));
+    assert_eq!(utc_days(&okx_rows(&answers[0]), 0), march);
+    // Both bounds exclusive: ts = before and ts = after are left out.
+    assert_eq!(
+        utc_days(&okx_rows(&answers[1]), 0),
+        newest_first(expected(Api::Okx, "2020-03-02", "2020-03-30"))
+    );
+    assert_eq!(utc_days(&okx_rows(&answers[2]), 0), march[..5]);
+    // At most 100, the newest before `after` (today, as the future is absent).
+    let deep = utc_days(&okx_rows(&answers[3]), 0);
+    assert_eq!(
+        deep,
+        newest_first(expected(Api::Okx, "2016-01-01", TODAY))[..100]
+    );
+    // Today is open ("0"), every closed day confirmed ("1").
+    let june = okx_rows(&answers[4]);
+    assert_eq!(june[0].0, ms(TODAY));
+    assert_eq!(june[0].2, "0");
+    assert!(june[1..].iter().all(|r| r.2 == "1"), "{june:?}");
+    assert_eq!(
+        utc_days(&june, 0),
+        newest_first(expected(Api::Okx, "2020-06-01", TODAY))
+    );
+    // bar=1D: the same days' prices, opening at Hong Kong midnight.
+    let hk = okx_rows(&answers[5]);
+    let hk_days = utc_days(&hk, -8 * 3_600_000);
+    assert!(
+        hk.iter().all(|r| r.0.rem_euclid(DAY_MS) == 16 * 3_600_000),
+        "{hk:?}"
+    );
+    // The same bounds take in 1 April (its ts is 8 h before `after`) and
+    // leave out 1 March (its ts is 8 h before `before`).
+    assert_eq!(
+        hk_days,
+        newest_first(expected(Api::Okx, "2020-03-02", "2020-04-01"))
+    );
+    assert_eq!(
+        (answers[6].status, &answers[6].body),
+        (
+            200,
+            &serde_json::json!({"code": "51001", "msg": "Instrument ID does not exist", "data": []})
+        )
+    );
+    for (a, name) in answers[7..9].iter().zip(["bar", "after"]) {
+        assert_eq!(a.status, 400, "{a:?}");
+        assert!(
+            a.body["msg"].as_str().is_some_and(|m| m.contains(name)),
+            "{name}: {a:?}"
+        );
+    }
+    assert!(rows(&answers[9].body["data"]).contains(&serde_json::json!({
+        "instId": "BTC-USDT", "baseCcy": "BTC", "quoteCcy": "USDT", "state": "live"
+    })));
+}
+
+// ------------------------------------------------------------- throttling
+
+/// A candle request of each dialect for March 2020, as its client sends it.
+fn march_request(api: Api) -> String {
+    let (from, to) = ("2020-03-01", "2020-03-31");
+    match api {
+        Api::Binance => format!(
+            "api/v3/klines?symbol=BTCUSDT&interval=1d&startTime={}&endTime={}&limit=1000",
+            ms(from),
+            ms(to)
+        ),
+        Api::Kraken => format!(
+            "0/public/OHLC?pair=XBTUSD&interval=1440&since={}",
+            secs(from) - 1
+        ),
+        Api::Coinbase => format!(
+            "products/BTC-USD/candles?granularity=86400&start={from}T00:00:00Z&end={to}T00:00:00Z"
+        ),
+        Api::Bitstamp => format!(
+            "api/v2/ohlc/btcusd/?step=86400&limit=1000&start={}&end={}",
+            secs(from),
+            secs(to)
+        ),
+        Api::Okx => format!(
+            "api/v5/market/history-candles?instId=BTC-USDT&bar=1Dutc&after={}&before={}&limit=100",
+            ms(to) + DAY_MS,
+            ms(from) - 1
+        ),
+        Api::Classic => unreachable!("the classic server has no candles"),
+    }
+}
+
+#[actix_rt::test]
+async fn over_the_rate_limit_each_dialect_answers_as_its_exchange_does() {
+    for api in Api::EXCHANGES {
+        // One token a hundred seconds: the first request of a burst gets
+        // it, the rest cannot, however slow the machine.
+        let server = spawn_dialect(api, |o| o.rate_limit = Some(0.01));
+        let burst: Vec<String> = (0..5).map(|_| march_request(api)).collect();
+        let answers = get_all(&server, &burst).await;
+        assert_eq!(answers[0].status, 200, "{api}: {:?}", answers[0]);
+        for a in &answers[1..] {
+            match api {
+                Api::Kraken => {
+                    assert_eq!((a.status, a.retry_after), (200, None), "{a:?}");
+                    assert_eq!(
+                        a.body,
+                        serde_json::json!({"error": ["EGeneral:Too many requests"]})
+                    );
+                }
+                _ => {
+                    assert_eq!(a.status, 429, "{api}: {a:?}");
+                    let wait = a
+                        .retry_after
+                        .unwrap_or_else(|| panic!("{api}: Retry-After: {a:?}"));
+                    assert!((1..=100).contains(&wait), "{api}: {wait}");
+                }
+            }
+            let expected_body = match api {
+                Api::Binance => Value::from(-1003),
+                Api::Coinbase => serde_json::json!({"message": "Slow down"}),
+                Api::Bitstamp => {
+                    serde_json::json!({"status": "error", "reason": "Rate limit exceeded", "code": "API0001"})
+                }
+                Api::Okx => {
+                    serde_json::json!({"code": "50011", "msg": "Too Many Requests", "data": []})
+                }
+                _ => a.body.clone(),
+            };
+            match api {
+                Api::Binance => assert_eq!(a.body["code"], expected_body, "{a:?}"),
+                _ => assert_eq!(a.body, expected_body, "{api}"),
+            }
+        }
+        assert_eq!(server.stats.candle_requests(), 5, "{api}");
+        assert_eq!(server.stats.throttled(), 4, "{api}");
+        // Listings are not candle requests: never throttled.
+        let listing = match api {
+            Api::Binance => "api/v3/exchangeInfo",
+            Api::Kraken => "0/public/AssetPairs",
+            Api::Coinbase => "products",
+            Api::Bitstamp => "api/v2/trading-pairs-info/",
+            _ => "api/v5/public/instruments?instType=SPOT",
+        };
+        assert_eq!(get_one(&server, listing).await.status, 200, "{api}");
+        server.stop().await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_binance_client_that_keeps_going_after_429s_is_banned_with_418() {
+    let server = spawn_dialect(Api::Binance, |o| {
+        o.rate_limit = Some(0.01);
+        o.ban_after = Some(2);
+        o.ban_for = Duration::from_secs(600);
+    });
+    let burst: Vec<String> = (0..5).map(|_| march_request(Api::Binance)).collect();
+    let answers = get_all(&server, &burst).await;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [200, 429, 429, 418, 418], "{answers:?}");
+    for banned in &answers[3..] {
+        let wait = banned.retry_after.expect("a ban says how long");
+        assert!((500..=600).contains(&wait), "{wait}");
+        assert_eq!(banned.body["code"], -1003);
+    }
+    assert_eq!(server.stats.throttled(), 4);
+}
+
+// --------------------------------------------------------- start and parity
+
+#[actix_rt::test]
+async fn a_dialect_without_its_exchange_in_the_dataset_refuses_to_start() {
+    // The classic dataset has kraken and bitstamp, but no binance.
+    let mut opts = ServerOptions::new(loopback(), server::DEFAULT_SEED);
+    opts.dialect = Api::Binance;
+    let err = server::start(&opts)
+        .err()
+        .expect("no binance in the dataset");
+    assert!(err.to_string().contains("binance"), "{err}");
+    opts.exchange = Some(Exchange::new("nasdaq").expect("a valid name"));
+    let err = server::start(&opts)
+        .err()
+        .expect("no nasdaq in the dataset");
+    assert!(err.to_string().contains("nasdaq"), "{err}");
+    opts.exchange = Some(Exchange::new("kraken").expect("a valid name"));
+    let server = server::start(&opts).expect("binance's dialect over kraken's prices");
+    server.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_dialect_serves_what_the_classic_server_serves_for_its_exchange() {
+    let clock = Clock::manual("2020-03-20T12:00:00Z".parse().expect("a time"));
+    let tweak = |api: Api, clock: &Clock| {
+        let clock = clock.clone();
+        move |o: &mut ServerOptions| {
+            o.dialect = api;
+            o.clock = clock;
+            o.publish_delay = Some(DELAY);
+        }
+    };
+    let classic = spawn_price_server(tweak(Api::Classic, &clock));
+    let kraken = spawn_price_server(tweak(Api::Kraken, &clock));
+    let days: Vec<String> = day("2020-03-01")
+        .iter_days()
+        .take(25)
+        .map(|d| d.to_string())
+        .collect();
+    let classic_paths: Vec<String> = days
+        .iter()
+        .map(|d| format!("price/kraken/eth/{d}"))
+        .collect();
+    let from_classic = get_all(&classic, &classic_paths).await;
+    let rows = get_one(
+        &kraken,
+        &format!(
+            "0/public/OHLC?pair=ETHUSD&interval=1440&since={}",
+            secs("2020-03-01") - 1
+        ),
+    )
+    .await;
+    let served: Vec<Value> = rows.body["result"]["XETHZUSD"]
+        .as_array()
+        .expect("rows")
+        .clone();
+    let mut served = served.iter().peekable();
+    for (d, classic) in days.iter().zip(&from_classic) {
+        let row = served.next_if(|r| r[0].as_i64() == Some(secs(d)));
+        match (classic.status, row) {
+            (200, Some(r)) => {
+                for (field, i) in [
+                    ("open", 1),
+                    ("high", 2),
+                    ("low", 3),
+                    ("close", 4),
+                    ("volume", 6),
+                ] {
+                    assert_eq!(
+                        json_num(&classic.body[field]),
+                        string_num(&r[i]),
+                        "{d} {field}"
+                    );
+                }
+            }
+            (404, None) => {}
+            (status, row) => panic!("{d}: classic {status} {:?}, kraken {row:?}", classic.body),
+        }
+    }
+    assert!(
+        served.next().is_none(),
+        "no row for a day the classic server has not"
+    );
+}
