@@ -194,10 +194,19 @@ fn start_dialect(
     exchange: &Exchange,
     api: Api,
 ) -> Result<PriceServer, OriginError> {
-    let _ = (config, clock);
-    Err(OriginError::BuiltinDialect {
+    let mut opts = ServerOptions::new(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        config.source.builtin.seed,
+    );
+    opts.dialect = api;
+    opts.exchange = Some(exchange.clone());
+    opts.latency = config.source.builtin.latency;
+    opts.publish_delay = config.source.builtin.publish_delay;
+    opts.clock = clock.clone();
+    opts.workers = 1;
+    server::start(&opts).map_err(|e| OriginError::BuiltinDialect {
         exchange: exchange.clone(),
         api,
-        reason: "not available in this build".into(),
+        reason: e.to_string(),
     })
 }

@@ -1,0 +1,335 @@
+//! Whole rounds against the built-in server speaking each real exchange's
+//! API, on loopback: the cells equal those the classic server with the same
+//! dataset gives for that exchange (today's candle provisional, tomorrow a
+//! provisional "none", days an exchange cannot serve rejected as out of
+//! reach), in a page of days per request; an exchange's throttling answers
+//! pause it and the round still completes with no cell failed; a market the
+//! exchange does not know fails its cells with a reason saying so.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use common::*;
+use pricegrid::actors::aggregator::GetStore;
+use pricegrid::actors::producer::RunRound;
+use pricegrid::actors::{Pipeline, PipelineOptions};
+use pricegrid::clock::Clock;
+use pricegrid::config::{Config, ExchangeConfig, SourceUrl};
+use pricegrid::model::{Api, CellState, Counts, Exchange, Symbol};
+use pricegrid::server::{self, Dataset, GeneratedSpec, PriceServer, ServerOptions};
+use pricegrid::source::Source;
+use pricegrid::store::Store;
+
+/// Mid-day: today's candle is half made, tomorrow has none yet.
+const NOW: &str = "2020-06-15T12:00:00Z";
+const FROM: &str = "2018-01-01";
+const TO: &str = "2020-06-16";
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn now() -> DateTime<Utc> {
+    NOW.parse().expect("test time")
+}
+
+fn kraken() -> Exchange {
+    Exchange::new("kraken").expect("a valid name")
+}
+
+fn symbols() -> Vec<Symbol> {
+    ["btc", "eth", "ltc"]
+        .iter()
+        .map(|s| Symbol::new(s).expect("a valid name"))
+        .collect()
+}
+
+/// The classic dataset over 2017..2020, so that Kraken's 720 days are
+/// shorter than the window.
+fn dataset() -> Arc<Dataset> {
+    let mut spec = GeneratedSpec::classic(server::DEFAULT_SEED);
+    spec.from = day("2017-01-01");
+    spec.to = day("2020-12-31");
+    Arc::new(Dataset::generated(spec))
+}
+
+/// A server over `dataset` at `clock`'s time, publishing an hour after each
+/// close, speaking `dialect` with kraken's prices.
+fn server(
+    dialect: Api,
+    dataset: &Arc<Dataset>,
+    clock: &Clock,
+    tweak: impl FnOnce(&mut ServerOptions),
+) -> PriceServer {
+    let mut opts = ServerOptions::new(loopback(), server::DEFAULT_SEED);
+    opts.dataset = dataset.clone();
+    opts.clock = clock.clone();
+    opts.publish_delay = Some(HOUR);
+    opts.dialect = dialect;
+    if dialect != Api::Classic {
+        opts.exchange = Some(kraken());
+    }
+    tweak(&mut opts);
+    server::start(&opts).expect("the test server starts")
+}
+
+/// The universe every test here fetches: kraken's three symbols over the
+/// window, from `classic` (for exchanges without a table of their own).
+fn config(classic: &PriceServer) -> Config {
+    TestConfig::fetching_from(&classic.url())
+        .exchanges([kraken()])
+        .symbols(symbols())
+        .window(FROM, TO)
+        .settle_after(2 * HOUR)
+        .quick_backoff()
+        .build()
+}
+
+/// `config` with kraken asked through `api` at `server`.
+fn through(mut config: Config, api: Api, server: &PriceServer, rps: f64) -> Config {
+    config.exchanges.insert(
+        kraken(),
+        ExchangeConfig {
+            api,
+            url: Some(SourceUrl::Remote(server.url())),
+            markets: BTreeMap::new(),
+            requests_per_second: Some(rps),
+            max_in_flight: None,
+            ca_file: None,
+        },
+    );
+    config.check_at(day("2020-06-15")).expect("a valid config");
+    config
+}
+
+/// Runs one round of `config` (its source started as the daemon starts it)
+/// and returns its counts and the store.
+async fn round(config: Config, clock: &Clock) -> (Counts, Store) {
+    let source = Source::start_with_clock(&config, clock).expect("the source starts");
+    let pipeline = Pipeline::start_with(
+        arc(config),
+        source.url.clone(),
+        PipelineOptions {
+            source_id: Some(source.identity.clone()),
+            endpoints: source.endpoints.clone(),
+            clock: clock.clone(),
+            ..PipelineOptions::default()
+        },
+    );
+    let summary =
+        actix_rt::time::timeout(Duration::from_secs(60), pipeline.producer.send(RunRound))
+            .await
+            .expect("the round ends in time")
+            .expect("the producer answers")
+            .expect("the round runs");
+    let store = pipeline
+        .aggregator
+        .send(GetStore)
+        .await
+        .expect("the aggregator answers");
+    pipeline.stop().await;
+    source.stop().await;
+    (summary.counts, store)
+}
+
+/// The oldest day Kraken serves on `NOW`: its 720 most recent candles.
+fn kraken_reach() -> NaiveDate {
+    day("2020-06-15") - TimeDelta::days(719)
+}
+
+/// Compares every cell of the window: the dialect's equal the classic's,
+/// but for Kraken's days out of reach.
+fn assert_same_cells(api: Api, classic: &Store, dialect: &Store) {
+    let mut compared = 0;
+    for symbol in symbols() {
+        let mut d = day(FROM);
+        while d <= day(TO) {
+            let c = classic.get(&kraken(), &symbol, d).expect("a classic cell");
+            let x = dialect
+                .get(&kraken(), &symbol, d)
+                .unwrap_or_else(|| panic!("{api}: no cell for kraken/{symbol}/{d}"));
+            if api == Api::Kraken && d < kraken_reach() {
+                assert_eq!(
+                    x.state,
+                    CellState::Rejected,
+                    "{api} kraken/{symbol}/{d}: {x:?}"
+                );
+                let reason = x.note.as_ref().map(|n| n.reason.as_str()).unwrap_or("");
+                assert!(reason.starts_with("out of reach"), "{reason}");
+                assert_eq!(x.price, None);
+            } else {
+                assert_eq!(
+                    (x.state, x.price, x.flags),
+                    (c.state, c.price, c.flags),
+                    "{api}: kraken/{symbol}/{d}"
+                );
+                compared += 1;
+            }
+            d = d.succ_opt().expect("a next day");
+        }
+    }
+    assert!(compared > 1000, "{api}: only {compared} cells compared");
+}
+
+#[actix_rt::test]
+async fn a_round_through_each_dialect_gives_the_classic_servers_cells() {
+    let clock = Clock::manual(now());
+    let data = dataset();
+    let classic = server(Api::Classic, &data, &clock, |_| {});
+    let (counts, reference) = round(config(&classic), &clock).await;
+    assert_eq!(counts.failed, 0, "{counts:?}");
+    let today = reference
+        .get(&kraken(), &symbols()[0], day("2020-06-15"))
+        .unwrap();
+    assert_eq!(
+        today.state,
+        CellState::Provisional,
+        "today's candle is open"
+    );
+    let tomorrow = reference.get(&kraken(), &symbols()[0], day(TO)).unwrap();
+    assert_eq!(
+        (tomorrow.state, tomorrow.price),
+        (CellState::Provisional, None),
+        "no candle yet for tomorrow"
+    );
+    for api in Api::EXCHANGES {
+        let dialect = server(api, &data, &clock, |_| {});
+        let (counts, store) = round(through(config(&classic), api, &dialect, 200.0), &clock).await;
+        let requests = dialect.stats.candle_requests();
+        let cells = counts.tasks;
+        println!(
+            "{api}: {counts}; {requests} requests for {cells} cells ({:.4} per cell)",
+            requests as f64 / cells as f64
+        );
+        assert_eq!(counts.failed, 0, "{api}: {counts:?}");
+        assert_same_cells(api, &reference, &store);
+        // A request per page: the days reachable, cut into the exchange's pages.
+        let reachable = if api == Api::Kraken {
+            (day(TO) - kraken_reach()).num_days() as u64 + 1
+        } else {
+            (day(TO) - day(FROM)).num_days() as u64 + 1
+        };
+        let page = pricegrid::source::exchanges::adapter(api)
+            .expect("an adapter")
+            .page_days() as u64;
+        assert_eq!(
+            requests,
+            3 * reachable.div_ceil(page),
+            "{api}: one request per page of {page} days"
+        );
+        dialect.stop().await;
+    }
+    classic.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_second_round_asks_only_for_the_days_not_yet_final() {
+    let clock = Clock::manual(now());
+    let data = dataset();
+    let classic = server(Api::Classic, &data, &clock, |_| {});
+    let dialect = server(Api::Coinbase, &data, &clock, |_| {});
+    let config = through(config(&classic), Api::Coinbase, &dialect, 200.0);
+    let source = Source::start_with_clock(&config, &clock).expect("the source starts");
+    let pipeline = Pipeline::start_with(
+        arc(config),
+        source.url.clone(),
+        PipelineOptions {
+            source_id: Some(source.identity.clone()),
+            endpoints: source.endpoints.clone(),
+            clock: clock.clone(),
+            ..PipelineOptions::default()
+        },
+    );
+    let first = pipeline.producer.send(RunRound).await.unwrap().unwrap();
+    let before = dialect.stats.candle_requests();
+    let second = pipeline.producer.send(RunRound).await.unwrap().unwrap();
+    let asked = dialect.stats.candle_requests() - before;
+    println!(
+        "first {}, second {} in {asked} requests",
+        first.counts, second.counts
+    );
+    // Only today's open candle and tomorrow's "none" are provisional; every
+    // day closed 12 h ago or more is final and not asked again.
+    assert_eq!(second.counts.tasks, 6, "{}", second.counts);
+    assert_eq!(second.counts.provisional, 6, "{}", second.counts);
+    assert_eq!(asked, 3, "one page per symbol for the open days");
+    pipeline.stop().await;
+    source.stop().await;
+}
+
+#[actix_rt::test]
+async fn throttling_pauses_the_exchange_and_no_cell_fails() {
+    let clock = Clock::manual(now());
+    let data = dataset();
+    let classic = server(Api::Classic, &data, &clock, |_| {});
+    let (_, reference) = round(config(&classic), &clock).await;
+    // OKX answers 429 with Retry-After; Kraken its own 200 "EGeneral:Too
+    // many requests", without one.
+    for api in [Api::Okx, Api::Kraken] {
+        let dialect = server(api, &data, &clock, |o| o.rate_limit = Some(4.0));
+        let (counts, store) = round(through(config(&classic), api, &dialect, 100.0), &clock).await;
+        let throttled = dialect.stats.throttled();
+        println!("{api}: {counts}; throttled {throttled} times");
+        assert!(throttled > 0, "{api}: the server's limit was never hit");
+        assert_eq!(counts.failed, 0, "{api}: {counts:?}");
+        assert_same_cells(api, &reference, &store);
+        dialect.stop().await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_binance_ban_pauses_binance_until_it_ends() {
+    let clock = Clock::manual(now());
+    let data = dataset();
+    let classic = server(Api::Classic, &data, &clock, |_| {});
+    let (_, reference) = round(config(&classic), &clock).await;
+    let dialect = server(Api::Binance, &data, &clock, |o| {
+        o.rate_limit = Some(1.0);
+        o.ban_after = Some(1);
+        o.ban_for = Duration::from_secs(2);
+    });
+    let (counts, store) = round(
+        through(config(&classic), Api::Binance, &dialect, 100.0),
+        &clock,
+    )
+    .await;
+    println!("binance: {counts}; throttled {}", dialect.stats.throttled());
+    assert!(dialect.stats.throttled() > 0);
+    assert_eq!(counts.failed, 0, "{counts:?}");
+    assert_same_cells(Api::Binance, &reference, &store);
+}
+
+#[actix_rt::test]
+async fn a_market_the_exchange_does_not_know_fails_its_cells_saying_so() {
+    let clock = Clock::manual(now());
+    let data = dataset();
+    let classic = server(Api::Classic, &data, &clock, |_| {});
+    let dialect = server(Api::Kraken, &data, &clock, |_| {});
+    let mut config = through(config(&classic), Api::Kraken, &dialect, 200.0);
+    let table = config.exchanges.get_mut(&kraken()).unwrap();
+    table.markets = [("btc", "XBTUSDX"), ("eth", "ETHUSD"), ("ltc", "LTCUSD")]
+        .into_iter()
+        .map(|(s, m)| (Symbol::new(s).unwrap(), m.to_owned()))
+        .collect();
+    let (counts, store) = round(config, &clock).await;
+    println!("{counts}");
+    let btc = store
+        .get(&kraken(), &symbols()[0], day("2020-01-10"))
+        .unwrap();
+    assert_eq!(btc.state, CellState::Failed);
+    let reason = btc.note.map(|n| n.reason).unwrap_or_default();
+    assert!(reason.starts_with("unknown market"), "{reason}");
+    assert!(reason.contains("XBTUSDX"), "{reason}");
+    let eth = store
+        .get(&kraken(), &symbols()[1], day("2020-01-10"))
+        .unwrap();
+    assert_eq!(eth.state, CellState::Final);
+    assert!(
+        eth.source
+            .as_deref()
+            .is_some_and(|s| s.ends_with("market=ETHUSD")),
+        "{:?}",
+        eth.source
+    );
+}
