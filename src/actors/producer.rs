@@ -137,15 +137,10 @@ async fn resolve_markets(
             continue;
         };
         let market = |name: &str, unresolved: Option<String>| {
-            let source = if name.is_empty() {
-                endpoint.identity.clone()
-            } else {
-                Arc::from(format!("{} market={name}", endpoint.identity))
-            };
             Arc::new(Market {
                 api: endpoint.api,
                 name: Arc::from(name),
-                source,
+                source: Market::identity(&endpoint.identity, name),
                 unresolved: unresolved.map(Arc::from),
             })
         };

@@ -228,6 +228,25 @@ pub struct Market {
     pub unresolved: Option<Arc<str>>,
 }
 
+impl Market {
+    /// The source identity of `name` at the endpoint known as `endpoint`:
+    /// `"kraken:https://api.kraken.com/ market=XBTUSD"`.
+    pub fn identity(endpoint: &str, name: &str) -> Arc<str> {
+        if name.is_empty() {
+            Arc::from(endpoint)
+        } else {
+            Arc::from(format!("{endpoint}{MARKET_TAG}{name}"))
+        }
+    }
+
+    /// The market named in a source identity made by `identity`, if any.
+    pub fn of_source(source: &str) -> Option<&str> {
+        source.rsplit_once(MARKET_TAG).map(|(_, m)| m)
+    }
+}
+
+const MARKET_TAG: &str = " market=";
+
 /// What to fetch in one round and what became of its earlier attempts:
 /// one day (the classic API) or a page of `span` consecutive days from
 /// `key.day` (a real exchange's candles), one request either way.

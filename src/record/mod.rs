@@ -74,12 +74,12 @@ const CACHE_KIB: i64 = 32 * 1024;
 const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
 const INSERT_CELL: &str = "INSERT OR REPLACE INTO cells (exchange, symbol, day, state, flags, \
-    open, high, low, close, volume, fetched_at, round, source, reason, attempts) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+    open, high, low, close, volume, fetched_at, round, source, reason, attempts, market) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
 
 const INSERT_HISTORY: &str = "INSERT OR REPLACE INTO history (exchange, symbol, day, state, \
-    flags, open, high, low, close, volume, fetched_at, round, source, reason, attempts) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+    flags, open, high, low, close, volume, fetched_at, round, source, reason, attempts, market) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
 
 /// The durable record: one SQLite connection to one file.
 pub struct Record {

@@ -13,6 +13,7 @@ use rusqlite::Row;
 
 use super::RecordError;
 use crate::model::{CellState, Exchange, Flags, Ohlcv, Symbol, TaskKey};
+
 use crate::store::{Cell, Note};
 
 /// The columns of a cell row, in the order `Encoded::insert` binds them
@@ -21,7 +22,7 @@ use crate::store::{Cell, Note};
 pub(super) fn columns(round: &str) -> String {
     format!(
         "exchange, symbol, day, state, flags, open, high, low, close, volume, fetched_at, \
-         {round}, source, reason, attempts"
+         {round}, source, reason, attempts, market"
     )
 }
 
@@ -99,6 +100,9 @@ impl<'a> Encoded<'a> {
             c.source.as_deref(),
             c.note.as_ref().map(|n| n.reason.as_str()),
             c.note.as_ref().map(|n| i64::from(n.attempts)),
+            c.source
+                .as_deref()
+                .and_then(crate::model::Market::of_source),
         ])?;
         Ok(())
     }

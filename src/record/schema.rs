@@ -19,7 +19,9 @@
 //! (`''` when none); `fetched_at` RFC 3339 UTC (`…Z`, seconds, fractions
 //! only when there are any); `rounds.started`/`finished` RFC 3339 UTC with
 //! exactly three decimals, so that comparing the text compares the times.
-//! `market` is reserved (always NULL in version 1). A new file gets
+//! `market` is the exchange's market name a cell was asked in (e.g.
+//! `XBTUSD`, for an exchange with its own API; NULL for the classic API);
+//! the same name ends the cell's `source`. A new file gets
 //! 2 KiB pages (`record::PAGE_SIZE` says why) and WAL mode.
 //!
 //! A migration is one function per version step, run in one transaction

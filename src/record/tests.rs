@@ -898,3 +898,40 @@ fn a_round_of_100_changes_to_a_100k_cell_record_writes_a_small_fraction_of_it() 
     );
     assert_eq!(r.store_at(1).unwrap().len(), 100_000);
 }
+
+#[test]
+fn the_market_a_cell_was_asked_in_has_its_own_column() {
+    let (_dir, path, mut r) = new_record();
+    let mut on_kraken = final_price(7.0, 1);
+    on_kraken.source = Some(crate::model::Market::identity(
+        "kraken:https://api.kraken.com/",
+        "XBTUSD",
+    ));
+    let classic = final_price(8.0, 1);
+    run_round(
+        &mut r,
+        1,
+        "2020-03-20T10:01:00Z",
+        &[
+            (key("kraken", "btc", 1), on_kraken),
+            (key("bitstamp", "btc", 1), classic),
+        ],
+    );
+    drop(r);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let market = |table: &str, exchange: &str| -> Option<String> {
+        conn.query_row(
+            &format!("SELECT market FROM {table} WHERE exchange = ?1"),
+            [exchange],
+            |row| row.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(market("cells", "kraken").as_deref(), Some("XBTUSD"));
+    assert_eq!(market("history", "kraken").as_deref(), Some("XBTUSD"));
+    assert_eq!(
+        market("cells", "bitstamp"),
+        None,
+        "the classic API has no market"
+    );
+}
