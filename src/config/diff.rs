@@ -15,10 +15,11 @@ use crate::model::{Exchange, Symbol};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConfigDiff {
     /// Top-level sections whose values differ, in schema order: "source",
-    /// "universe", "fetch", "schedule", "store", "snapshot", "api", "log".
+    /// "exchanges", "universe", "fetch", "schedule", "store", "snapshot", "api", "log".
     pub sections: Vec<&'static str>,
-    /// Where prices come from changed (source.url or source.builtin): a new
-    /// source must be started.
+    /// Where prices come from changed (source.url, source.builtin,
+    /// source.ca_file, or an exchange's api, url or ca_file, or which
+    /// exchanges have a table): a new source must be started.
     pub source_location: bool,
     /// A new fetcher pool is needed (workers, or a client setting:
     /// source.url/builtin, timeout, max_body_bytes, ohlc_order).
@@ -40,6 +41,7 @@ impl ConfigDiff {
     pub fn between(old: &Config, new: &Config) -> ConfigDiff {
         let sections = [
             ("source", old.source != new.source),
+            ("exchanges", old.exchanges != new.exchanges),
             ("universe", old.universe != new.universe),
             ("fetch", old.fetch != new.fetch),
             ("schedule", old.schedule != new.schedule),
@@ -52,7 +54,16 @@ impl ConfigDiff {
         .filter_map(|(name, changed)| changed.then_some(name))
         .collect();
         let (o, n) = (&old.source, &new.source);
-        let source_location = o.url != n.url || o.builtin != n.builtin;
+        let endpoints = |c: &Config| {
+            c.exchanges
+                .iter()
+                .map(|(name, x)| (name.clone(), x.api, x.url.clone(), x.ca_file.clone()))
+                .collect::<Vec<_>>()
+        };
+        let source_location = o.url != n.url
+            || o.builtin != n.builtin
+            || o.ca_file != n.ca_file
+            || endpoints(old) != endpoints(new);
         let pool = source_location
             || old.fetch.workers != new.fetch.workers
             || o.timeout != n.timeout
@@ -106,6 +117,9 @@ impl ConfigDiff {
                         notes.extend(delta("symbols", &self.symbols_added, &self.symbols_removed));
                     }
                     "fetch" if self.pool => notes.push("new pool".to_owned()),
+                    "exchanges" if self.source_location => {
+                        notes.push("new endpoints".to_owned())
+                    }
                     _ => {}
                 }
                 if notes.is_empty() {
@@ -262,6 +276,33 @@ mod tests {
         }
         let settle = with(|c| c.source.settle_after = Duration::ZERO);
         assert!(!ConfigDiff::between(&Config::default(), &settle).pool);
+    }
+
+    #[test]
+    fn an_exchanges_endpoint_needs_a_new_source_and_its_rate_does_not() {
+        let kraken = |url: &str, rps: Option<f64>| {
+            with(|c| {
+                c.exchanges.insert(
+                    Exchange::new("kraken").unwrap(),
+                    crate::config::ExchangeConfig {
+                        api: crate::model::Api::Kraken,
+                        url: Some(SourceUrl::Remote(url.parse().unwrap())),
+                        markets: Default::default(),
+                        requests_per_second: rps,
+                        max_in_flight: None,
+                        ca_file: None,
+                    },
+                );
+            })
+        };
+        let a = kraken("http://127.0.0.1:1/", None);
+        let diff = ConfigDiff::between(&a, &kraken("http://127.0.0.1:2/", None));
+        assert!(diff.source_location && diff.pool);
+        assert_eq!(diff.describe(), ["exchanges (new endpoints)"]);
+        let diff = ConfigDiff::between(&a, &kraken("http://127.0.0.1:1/", Some(0.5)));
+        assert_eq!(diff.sections, ["exchanges"]);
+        assert!(!diff.source_location);
+        assert!(ConfigDiff::between(&Config::default(), &a).source_location);
     }
 
     #[test]
