@@ -338,3 +338,60 @@ fn a_missing_file_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_example_exchange_configs_check() {
+    for name in ["exchanges.toml", "exchanges-builtin.toml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config/examples")
+            .join(name);
+        let (code, stdout, stderr) = common::pricegrid_in(None, &[&"check-config", &path]);
+        assert_eq!(code, 0, "{name}: {stderr}");
+        assert!(
+            stdout.contains("[exchanges.okx]") || stdout.contains("[exchanges.okex]"),
+            "{stdout}"
+        );
+    }
+}
+
+/// The universe an `[exchanges.NAME]` table needs, after the table.
+const UNIVERSE: &str = "\n[universe]\nexchanges = [\"kraken\"]\nsymbols = [\"btc\", \"eth\"]\nfrom = \"2020-01-01\"\nto = \"2020-01-31\"\n";
+
+#[test]
+fn an_exchange_table_names_its_problems_where_they_are() {
+    fails_with(
+        &format!("[exchanges.kraken]\napi = \"krakn\"\n{UNIVERSE}"),
+        &["2:7: exchanges.kraken.api: unknown variant `krakn`, expected one of `classic`, `binance`, `kraken`"],
+    );
+    fails_with(
+        &format!("[exchanges.kraken]\napi = \"kraken\"\nmarkets = {{ btc = \"xbt-usd\", eth = \"ETHUSD\" }}\n{UNIVERSE}"),
+        &["3:13: exchanges.kraken.markets.btc: market \"xbt-usd\" is not of the form BASEQUOTE in upper case"],
+    );
+    fails_with(
+        &format!(
+            "[exchanges.kraken]\napi = \"kraken\"\nmarkets = {{ btc = \"XBTUSD\" }}\n{UNIVERSE}"
+        ),
+        &["3:1: exchanges.kraken.markets: has no market for eth (universe.symbols lists it)"],
+    );
+    fails_with(
+        &format!("[exchanges.krakn]\napi = \"kraken\"\n{UNIVERSE}"),
+        &["2:1: exchanges.krakn.api: exchange \"krakn\" is configured but universe.exchanges does not list it"],
+    );
+    fails_with(
+        &format!("[exchanges.kraken]\napi = \"kraken\"\nrequests_per_second = 0\nmax_in_flight = 0\nurl = \"ftp://x\"\n{UNIVERSE}"),
+        &["5:7: exchanges.kraken.url: \"ftp://x\": expected an http:// or https:// URL"],
+    );
+    fails_with(
+        &format!("[exchanges.kraken]\napi = \"kraken\"\nrequests_per_second = 0\nmax_in_flight = 0\n{UNIVERSE}"),
+        &[
+            "3:1: exchanges.kraken.requests_per_second: 0 is out of range",
+            "4:1: exchanges.kraken.max_in_flight: must be at least 1",
+        ],
+    );
+    fails_with(
+        &format!(
+            "[exchanges.kraken]\napi = \"classic\"\nmarkets = {{ btc = \"XBTUSD\" }}\n{UNIVERSE}"
+        ),
+        &["3:1: exchanges.kraken.markets: the classic API has no markets"],
+    );
+}

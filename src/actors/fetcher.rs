@@ -149,13 +149,12 @@ impl Handler<Fetch> for Fetcher {
 
     fn handle(&mut self, msg: Fetch, ctx: &mut SyncContext<Self>) -> FetchReply {
         msg.started.mark();
-        let key = &msg.key;
         #[cfg(feature = "fault-hooks")]
-        crate::fault_hooks::before_guard(key);
+        crate::fault_hooks::before_guard(&msg.key);
         let asked_at = self.clock.now();
         let result = catch_unwind(AssertUnwindSafe(|| {
             #[cfg(feature = "fault-hooks")]
-            crate::fault_hooks::before_fetch(key);
+            crate::fault_hooks::before_fetch(&msg.key);
             let started = Instant::now();
             let result = self.runtime.block_on(self.request(&msg));
             self.metrics

@@ -117,9 +117,7 @@ impl ConfigDiff {
                         notes.extend(delta("symbols", &self.symbols_added, &self.symbols_removed));
                     }
                     "fetch" if self.pool => notes.push("new pool".to_owned()),
-                    "exchanges" if self.source_location => {
-                        notes.push("new endpoints".to_owned())
-                    }
+                    "exchanges" if self.source_location => notes.push("new endpoints".to_owned()),
                     _ => {}
                 }
                 if notes.is_empty() {

@@ -87,10 +87,7 @@ pub(super) fn exchanges(
             Some(adapter) => {
                 for (symbol, market) in &x.markets {
                     if let Err(e) = adapter.check_market(market) {
-                        out.push(Finding::at(
-                            format!("exchanges.{name}.markets.{symbol}"),
-                            format!("{market:?} is not a {} market name: {e}", x.api),
-                        ));
+                        out.push(Finding::at(format!("exchanges.{name}.markets.{symbol}"), e));
                     }
                 }
                 if let (false, Some(symbols)) = (x.markets.is_empty(), u.symbols.list()) {
