@@ -79,7 +79,13 @@ mod tests {
     #[test]
     fn the_page_loads_nothing_from_outside() {
         for asset in ASSETS.iter().filter(|a| !a.path.contains("vendor")) {
-            for outside in ["http://", "https://", "//cdn", "@import", "fonts.googleapis"] {
+            for outside in [
+                "http://",
+                "https://",
+                "//cdn",
+                "@import",
+                "fonts.googleapis",
+            ] {
                 assert!(
                     !asset.body.contains(outside),
                     "{} mentions {outside:?}",
@@ -93,7 +99,11 @@ mod tests {
     fn the_page_links_every_asset_it_serves() {
         let html = ASSETS[0].body;
         for asset in &ASSETS[1..] {
-            assert!(html.contains(asset.path), "index.html does not load {}", asset.path);
+            assert!(
+                html.contains(asset.path),
+                "index.html does not load {}",
+                asset.path
+            );
         }
     }
 }
