@@ -552,3 +552,91 @@ fn the_map_of_ten_exchanges_three_symbols_and_three_years_renders_in_one_pass() 
         daemon.shutdown().await;
     });
 }
+
+/// Reads server-sent events from `body` until `count` have come or the
+/// stream ends, within `LIMIT`; returns each event's data, parsed.
+async fn read_events(
+    body: &mut (impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>
+              + Unpin),
+    count: usize,
+) -> Vec<serde_json::Value> {
+    use futures_util::StreamExt;
+    const LIMIT: Duration = Duration::from_secs(10);
+    let mut text = String::new();
+    let mut events = Vec::new();
+    let deadline = Instant::now() + LIMIT;
+    while events.len() < count {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = actix_rt::time::timeout(left, body.next())
+            .await
+            .unwrap_or_else(|_| panic!("{count} events did not come within {LIMIT:?}: {text}"));
+        let Some(chunk) = chunk else { break };
+        text.push_str(std::str::from_utf8(&chunk.expect("a chunk")).expect("UTF-8 events"));
+        while let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                assert!(event.starts_with("event: status\n"), "{event}");
+                events.push(serde_json::from_str(data).expect("a JSON status"));
+            }
+        }
+    }
+    events
+}
+
+#[actix_rt::test]
+async fn the_event_stream_sends_the_status_and_ends_when_the_daemon_stops() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = page_config(dir.path())
+        .exchanges(["kraken"])
+        .symbols(["btc"])
+        .window("2020-03-01", "2020-03-03")
+        .write(&dir.path().join("pricegrid.toml"));
+    let mut daemon = RunningDaemon::start(&path).await;
+    daemon.first_round().await;
+    let url = format!("{}/v1/events", daemon.api_url());
+    let client = awc::Client::builder().disable_timeout().finish();
+    let mut streams = Vec::new();
+    for _ in 0..pricegrid::api::MAX_EVENT_STREAMS {
+        let resp = client.get(&url).send().await.expect("a stream opens");
+        assert_eq!(resp.status().as_u16(), 200);
+        assert_eq!(
+            resp.headers().get("content-type").map(|v| v.as_bytes()),
+            Some(&b"text/event-stream"[..])
+        );
+        streams.push(resp);
+    }
+    let refused = client.get(&url).send().await.expect("an answer");
+    assert_eq!(refused.status().as_u16(), 503, "streams are bounded");
+
+    let started = Instant::now();
+    let events = read_events(&mut streams[0], 2).await;
+    assert_eq!(events.len(), 2);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "one status at once, the next a second later"
+    );
+    for e in &events {
+        assert_eq!(e["state"], "idle");
+        assert_eq!(e["round"], 1);
+        assert_eq!(e["done"], 3);
+        assert_eq!(
+            e["window"],
+            serde_json::json!({"from": "2020-03-01", "to": "2020-03-03"})
+        );
+        assert_eq!(e["exchanges"], serde_json::json!(["kraken"]));
+        assert_eq!(e["last_reload"], serde_json::Value::Null);
+    }
+
+    // Open streams do not hold the shutdown (a graceful stop would wait
+    // 30 s for them), and each ends.
+    let stopping = Instant::now();
+    daemon.shutdown().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "the shutdown took {:?}",
+        stopping.elapsed()
+    );
+    for s in &mut streams {
+        read_events(s, usize::MAX).await;
+    }
+}

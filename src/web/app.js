@@ -252,7 +252,8 @@
           ` title="${esc(cellTitle(ex, day, r))}"></i>`);
       }
     }
-    map.style.gridTemplateColumns = `max-content repeat(${days.length}, minmax(2px, 1fr))`;
+    parts.push(`<div class="label"></div><div class="axis">${axisLabels(days)}</div>`);
+    map.style.gridTemplateColumns = `max-content repeat(${days.length}, minmax(1px, 1fr))`;
     map.innerHTML = parts.join("");
     map.dataset.cells = String(exchanges.length * days.length);
     // Reading a size forces the layout, so the figure includes it.
@@ -261,6 +262,28 @@
     $("map-summary").textContent = Object.keys(counts).sort()
       .map((k) => `${counts[k]} ${k}`).join(" · ");
     return ms;
+  }
+
+  const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+  // Ticks under the map: weeks for a short window, months (years at each
+  // January) for a long one, placed by the day's share of the width.
+  function axisLabels(days) {
+    const out = [];
+    days.forEach((day, i) => {
+      let text = null;
+      if (days.length <= 120) {
+        if (i % 7 === 0) text = day.slice(5);
+      } else if (day.endsWith("-01")) {
+        const month = Number(day.slice(5, 7)) - 1;
+        if (month === 0) text = day.slice(0, 4);
+        else if (days.length <= 800) text = MONTHS[month];
+      }
+      if (text !== null) {
+        out.push(`<span style="left:${((100 * i) / days.length).toFixed(3)}%">${text}</span>`);
+      }
+    });
+    return out.join("");
   }
 
   function onHover(e) {
@@ -294,14 +317,16 @@
     series.push({ label: "min", stroke: "rgba(20,32,46,0.35)", width: 1, dash: [4, 4] });
     series.push({ label: "median", stroke: "#14202e", width: 2.5 });
     const maxIdx = exchanges.length + 1;
+    // Days are UTC days: draw them so in any time zone.
+    const tzDate = (ts) => window.uPlot.tzDate(new Date(ts * 1000), "Etc/UTC");
     charts.push(new window.uPlot({
-      width, height: 320, series,
+      width, height: 320, series, tzDate,
       bands: [{ series: [maxIdx, maxIdx + 1], fill: "rgba(37,99,235,0.12)" }],
       scales: { x: { time: true } },
       axes: [{}, { label: "close", size: 70 }],
     }, [xs, ...closes, max, min, median], host));
     charts.push(new window.uPlot({
-      width, height: 150,
+      width, height: 150, tzDate,
       series: [{}, { label: "spread %", stroke: "#d9480f", fill: "rgba(217,72,15,0.15)", width: 1 }],
       scales: { x: { time: true } },
       axes: [{}, { label: "spread %", size: 70 }],

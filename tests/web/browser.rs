@@ -29,7 +29,8 @@ pub struct Browser {
 }
 
 impl Browser {
-    /// Starts chromedriver and a Chromium session (window 1400 x 1000).
+    /// Starts chromedriver and a Chromium session (window 1400 x 1300: the
+    /// whole page of a default daemon in one screenshot).
     pub async fn start() -> Browser {
         let port = free_port();
         let driver = Command::new(CHROMEDRIVER)
@@ -49,7 +50,7 @@ impl Browser {
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", "--window-size=1400,1000",
+                    "--disable-dev-shm-usage", "--window-size=1400,1300",
                     format!("--user-data-dir={}", profile.path().display()),
                 ]
             }
