@@ -788,4 +788,63 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn failures_are_grouped_by_exchange_and_reason_most_first() {
+        use crate::model::{Outcome, TaskKey};
+        use crate::query::fixtures::{cv, day, ex, sym};
+        use crate::store::{Observation, Store};
+        let mut store = Store::new();
+        let mut put = |exchange: &str, symbol: &str, d: u32, outcome: Outcome| {
+            let key = TaskKey {
+                exchange: ex(exchange),
+                symbol: sym(symbol),
+                day: day(2020, 3, d),
+            };
+            store.apply(&key, &Observation::settled(outcome, 1));
+        };
+        let failed = |reason: &str| Outcome::Failed {
+            reason: reason.into(),
+            attempts: 3,
+        };
+        put("kraken", "btc", 1, failed("server error (503)"));
+        put("kraken", "eth", 4, failed("server error (503)"));
+        put("kraken", "btc", 2, failed("timed out"));
+        put("bitstamp", "btc", 3, failed("server error (503)"));
+        put("bitstamp", "btc", 5, Outcome::NoPrice);
+        put(
+            "bitstamp",
+            "btc",
+            6,
+            Outcome::Price {
+                price: cv(1.0, 1.0),
+                flags: crate::model::Flags::NONE,
+            },
+        );
+        let groups = failure_groups(&store, &Filter::default());
+        let view: Vec<(&str, &str, usize)> = groups
+            .iter()
+            .map(|g| (g.exchange.as_str(), g.reason.as_str(), g.cells))
+            .collect();
+        assert_eq!(
+            view,
+            [
+                ("kraken", "server error (503)", 2),
+                ("bitstamp", "server error (503)", 1),
+                ("kraken", "timed out", 1),
+            ]
+        );
+        assert_eq!(groups[0].symbols, [sym("btc"), sym("eth")]);
+        assert_eq!(
+            (groups[0].first_day, groups[0].last_day),
+            (day(2020, 3, 1), day(2020, 3, 4))
+        );
+
+        let only_btc = parse_params("symbol=btc&exchange=kraken", &["symbol", "exchange"]).unwrap();
+        let groups = failure_groups(&store, &only_btc.filter);
+        assert_eq!(groups.len(), 2, "{groups:?}");
+        assert!(groups
+            .iter()
+            .all(|g| g.cells == 1 && g.exchange == ex("kraken")));
+    }
 }
