@@ -130,6 +130,11 @@ pub struct ApiState {
     pub rounds: watch::Receiver<Option<RoundSummary>>,
     /// Event streams allowed open at once (`events::MAX_STREAMS`).
     pub event_streams: Arc<tokio::sync::Semaphore>,
+    /// The latest status the event streams sent, and when it was made:
+    /// streams ticking in the same moment share it, so a status (which
+    /// counts the whole store) is made about once a second however many
+    /// pages are open.
+    pub recent_status: Arc<tokio::sync::Mutex<Option<(Instant, serde_json::Value)>>>,
 }
 
 /// A running API server.
@@ -695,6 +700,7 @@ pub fn start_for(
             clock: Clock::system(),
             rounds: pipeline.rounds.clone(),
             event_streams: Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS)),
+            recent_status: Arc::default(),
         },
     )
 }

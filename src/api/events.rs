@@ -26,6 +26,23 @@ const EVERY: Duration = Duration::from_secs(1);
 /// What a browser waits before reconnecting, sent as `retry:`.
 const RETRY_MS: u64 = 1000;
 
+/// A status made less than `SHARED_FOR` ago is sent as it is.
+const SHARED_FOR: Duration = Duration::from_millis(250);
+
+/// The status, made afresh if `fresh` (a round has just ended) or unless
+/// another stream made one within `SHARED_FOR`.
+async fn shared_status(state: &ApiState, fresh: bool) -> Option<serde_json::Value> {
+    let mut recent = state.recent_status.lock().await;
+    if let Some((made, status)) = recent.as_ref() {
+        if !fresh && made.elapsed() < SHARED_FOR {
+            return Some(status.clone());
+        }
+    }
+    let status = super::status_value(state).await?;
+    *recent = Some((std::time::Instant::now(), status.clone()));
+    Some(status)
+}
+
 /// Set when the API server stops (see `ApiServer::stop`).
 pub struct Closing(pub watch::Receiver<bool>);
 
@@ -76,6 +93,7 @@ pub(super) async fn events(
             return None;
         }
         let mut text = String::new();
+        let mut fresh = false;
         if s.first {
             text.push_str(&format!("retry: {RETRY_MS}\n\n"));
             s.first = false;
@@ -90,11 +108,12 @@ pub(super) async fn events(
                         return None;
                     }
                     s.tick.reset();
+                    fresh = true;
                 }
                 _ = s.closing.wait_for(|c| *c) => return None,
             }
         }
-        let status = super::status_value(&s.state).await?;
+        let status = shared_status(&s.state, fresh).await?;
         // The last event of a stream says why it ends: the daemon drains
         // (the page shows it) or the stream has lived long enough.
         s.done = status["state"] == "draining" || Instant::now() >= s.until;

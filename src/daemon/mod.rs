@@ -434,6 +434,7 @@ fn start_api(
         clock: links.clock.clone(),
         rounds: pipeline.rounds.clone(),
         event_streams: Arc::new(tokio::sync::Semaphore::new(api::MAX_EVENT_STREAMS)),
+        recent_status: Arc::default(),
     };
     api::start(config.api.listen, state).map_err(|source| DaemonError::Api {
         listen: config.api.listen,

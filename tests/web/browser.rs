@@ -60,22 +60,30 @@ impl Browser {
             _ => unreachable!("an object literal"),
         };
         let url = format!("http://127.0.0.1:{port}");
-        // chromedriver takes a moment to listen: ask until it answers.
+        // chromedriver takes a moment to listen: ask until it answers,
+        // every 100 ms, for at most BROWSER_WAIT.
         let started = Instant::now();
-        let client = loop {
-            let attempt = ClientBuilder::new(HttpConnector::new())
+        let mut client = None;
+        let mut last_error = String::new();
+        for _ in 0..(BROWSER_WAIT.as_millis() / 100) {
+            match ClientBuilder::new(HttpConnector::new())
                 .capabilities(caps.clone())
                 .connect(&url)
-                .await;
-            match attempt {
-                Ok(client) => break client,
-                Err(e) if started.elapsed() < BROWSER_WAIT => {
-                    log::debug!("chromedriver not ready yet: {e}");
-                    actix_rt::time::sleep(Duration::from_millis(100)).await;
+                .await
+            {
+                Ok(c) => {
+                    client = Some(c);
+                    break;
                 }
-                Err(e) => panic!("no Chromium session within {BROWSER_WAIT:?}: {e}"),
+                Err(e) => last_error = e.to_string(),
             }
-        };
+            if started.elapsed() > BROWSER_WAIT {
+                break;
+            }
+            actix_rt::time::sleep(Duration::from_millis(100)).await;
+        }
+        let client = client
+            .unwrap_or_else(|| panic!("no Chromium session within {BROWSER_WAIT:?}: {last_error}"));
         Browser {
             client,
             driver: guard.0.take().expect("the driver"),
