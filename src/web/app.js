@@ -15,6 +15,8 @@
   const MAX_PAGES = 500;
   // Status silence after which the bar says the daemon is unreachable.
   const OFFLINE_AFTER_MS = 3500;
+  // While a round runs, the map is read again this often (and at its end).
+  const RELOAD_RUNNING_MS = 30000;
   const PALETTE = ["#2563eb", "#d9480f", "#2b8a3e", "#ae3ec9", "#e8590c", "#0c8599",
     "#c2255c", "#5f3dc4", "#66a80f", "#495057", "#1098ad", "#f08c00"];
 
@@ -24,6 +26,7 @@
   let loadedAfterRound = -1;  // the finished round the shown data follows
   let loadToken = 0;          // drops the answer of a load overtaken by another
   let loads = 0;
+  let loadStarted = 0;        // when the shown data was asked for
   let charts = [];
 
   const esc = (v) => String(v).replace(/[&<>"']/g, (c) =>
@@ -63,6 +66,8 @@
     offerSymbols(s.symbols || []);
     const finished = s.last_round ? s.last_round.round : 0;
     if (symbol && !s.round_running && finished !== loadedAfterRound) {
+      load();
+    } else if (symbol && s.round_running && Date.now() - loadStarted > RELOAD_RUNNING_MS) {
       load();
     }
   }
@@ -174,6 +179,7 @@
   async function load() {
     if (!symbol) return;
     const token = ++loadToken;
+    loadStarted = Date.now();
     const s = latest;
     const finished = s && s.last_round ? s.last_round.round : 0;
     loadedAfterRound = finished;
