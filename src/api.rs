@@ -1,5 +1,7 @@
 //! The daemon's HTTP API (actix-web): status, prices, cross-exchange
-//! aggregates, the record's rounds and Prometheus metrics.
+//! aggregates, failures, the record's rounds, a stream of status events
+//! (`events.rs`), Prometheus metrics, and the web page (`crate::web`) that
+//! reads only these routes.
 //!
 //! Read-only: it asks the Aggregator for a frozen copy of the store and
 //! computes answers on its own worker threads, so a large query never
@@ -14,17 +16,23 @@ use std::time::Instant;
 
 use actix::Addr;
 use actix_web::{dev::ServerHandle, http::StatusCode, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::actors::aggregator::{Aggregator, GetStatus, GetStore};
+use crate::actors::aggregator::{Aggregator, GetStatus, GetStore, RoundSummary};
 use crate::actors::supervisor::{GetStats, Supervisor};
-use crate::config::Day;
+use crate::clock::Clock;
+use crate::config::{Day, UniverseConfig};
 use crate::metrics::Metrics;
 use crate::model::{Exchange, Symbol};
 use crate::query::{self, Field, Filter};
 use crate::record::{Record, RoundRow};
 use crate::render::{self, Format};
+
+mod events;
+
+pub use events::MAX_STREAMS as MAX_EVENT_STREAMS;
 
 /// What a reload ended with, as `POST /v1/reload` answers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -35,6 +43,63 @@ pub enum ReloadOutcome {
     Applied { version: u64, changed: Vec<String> },
     /// Refused; the daemon keeps running on the config it has.
     Rejected { error: String },
+}
+
+/// Whether the latest reload was applied or rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReloadResult {
+    Applied,
+    Rejected,
+}
+
+/// The latest reload attempt, as `/v1/status` reports it under
+/// `last_reload`, so a person watching the page sees a rejected edit
+/// without reading the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastReload {
+    pub at: DateTime<Utc>,
+    pub result: ReloadResult,
+    /// The accepted version (applied), or the version still in force
+    /// (rejected).
+    pub version: u64,
+    pub changed: Vec<String>,
+    pub error: Option<String>,
+}
+
+impl LastReload {
+    /// The report of `outcome`; `in_force` is the version kept when it was
+    /// rejected.
+    pub fn new(at: DateTime<Utc>, outcome: &ReloadOutcome, in_force: u64) -> Self {
+        match outcome {
+            ReloadOutcome::Applied { version, changed } => Self {
+                at,
+                result: ReloadResult::Applied,
+                version: *version,
+                changed: changed.clone(),
+                error: None,
+            },
+            ReloadOutcome::Rejected { error } => Self {
+                at,
+                result: ReloadResult::Rejected,
+                version: in_force,
+                changed: Vec::new(),
+                error: Some(error.clone()),
+            },
+        }
+    }
+}
+
+/// What the daemon tells the API about itself, beyond the actors' figures:
+/// whether it is draining, the latest reload, and the universe of the
+/// latest accepted config (for the window the page draws).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DaemonView {
+    /// A shutdown is under way: no new tasks, in-flight ones finishing.
+    pub draining: bool,
+    pub last_reload: Option<LastReload>,
+    /// None when the API runs over a bare pipeline (no daemon).
+    pub universe: Option<UniverseConfig>,
 }
 
 /// Asks the daemon to re-read its config file; each request is answered
@@ -57,16 +122,34 @@ pub struct ApiState {
     pub reload: Option<ReloadRequests>,
     /// Queries allowed to run at once (`api.max_concurrent_queries`).
     pub queries: Arc<tokio::sync::Semaphore>,
+    /// The daemon's own state (draining, last reload, window).
+    pub daemon: watch::Receiver<DaemonView>,
+    /// Today, for a rolling window.
+    pub clock: Clock,
+    /// The latest finished round, so `/v1/events` tells a round's end at once.
+    pub rounds: watch::Receiver<Option<RoundSummary>>,
+    /// Event streams allowed open at once (`events::MAX_STREAMS`).
+    pub event_streams: Arc<tokio::sync::Semaphore>,
+    /// The latest status the event streams sent, and when it was made:
+    /// streams ticking in the same moment share it, so a status (which
+    /// counts the whole store) is made about once a second however many
+    /// pages are open.
+    pub recent_status: Arc<tokio::sync::Mutex<Option<(Instant, serde_json::Value)>>>,
 }
 
 /// A running API server.
 pub struct ApiServer {
     pub addr: SocketAddr,
     handle: ServerHandle,
+    /// Ends the event streams first: a graceful stop waits for open
+    /// responses, and a stream would otherwise hold it for its whole
+    /// shutdown timeout.
+    closing: watch::Sender<bool>,
 }
 
 impl ApiServer {
     pub async fn stop(&self) {
+        self.closing.send_replace(true);
         self.handle.stop(true).await;
     }
 }
@@ -367,29 +450,61 @@ fn parse_group_cursor(raw: &str) -> Result<(Symbol, chrono::NaiveDate), String> 
     ))
 }
 
-async fn status(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
-    if let Err(e) = parse_params(req.query_string(), &[]) {
-        return e.response();
-    }
+/// The daemon's state as `/v1/status` and `/v1/events` report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    /// A round is under way.
+    Running,
+    /// Between rounds, waiting for `next_round_at`.
+    Idle,
+    /// Shutting down: no new tasks, in-flight ones finishing.
+    Draining,
+}
+
+/// The body of `/v1/status`, also each `status` event of `/v1/events`.
+/// `None` when an actor has stopped.
+pub(crate) async fn status_value(state: &ApiState) -> Option<serde_json::Value> {
     let (Ok(agg), Ok(pool)) = (
         state.aggregator.send(GetStatus).await,
         state.supervisor.send(GetStats).await,
     ) else {
-        return unavailable("an actor");
+        return None;
     };
     let (round, counts) = match (agg.running, agg.last) {
         (Some((round, counts)), _) => (round, Some(counts)),
         (None, Some(last)) => (last.round, Some(last.counts)),
         (None, None) => (0, None),
     };
-    HttpResponse::Ok().json(serde_json::json!({
+    let daemon = state.daemon.borrow().clone();
+    let run_state = if daemon.draining {
+        RunState::Draining
+    } else if agg.running.is_some() {
+        RunState::Running
+    } else {
+        RunState::Idle
+    };
+    let window = daemon.universe.as_ref().map(|u| {
+        let days = u.days(state.clock.today());
+        Window {
+            from: days.from,
+            to: days.to,
+        }
+    });
+    Some(serde_json::json!({
         "config_version": agg.config_version,
+        "state": run_state,
         "round": round,
         "round_running": agg.running.is_some(),
         "counts": counts,
+        "done": counts.map(|c| c.done()),
         "last_round": agg.last,
         "next_round_at": agg.next_round_at,
         "stored": { "prices": agg.prices, "cells": agg.cells },
+        "exchanges": agg.exchanges,
+        "symbols": agg.symbols,
+        "window": window,
+        "last_reload": daemon.last_reload,
         "workers": pool.workers,
         "in_flight": pool.in_flight,
         "queued": pool.queued,
@@ -397,6 +512,91 @@ async fn status(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
         "fetcher_restarts": pool.restarts,
         "uptime_s": state.started.elapsed().as_secs(),
     }))
+}
+
+/// The days of the configured universe, inclusive.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Window {
+    from: NaiveDate,
+    to: NaiveDate,
+}
+
+async fn status(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
+    if let Err(e) = parse_params(req.query_string(), &[]) {
+        return e.response();
+    }
+    match status_value(&state).await {
+        Some(body) => HttpResponse::Ok().json(body),
+        None => unavailable("an actor"),
+    }
+}
+
+/// One line of `/v1/failures`: how many failed cells of an exchange share
+/// a reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailureGroup {
+    pub exchange: Exchange,
+    pub reason: String,
+    pub cells: usize,
+    /// The symbols among them, and their first and last day.
+    pub symbols: Vec<Symbol>,
+    pub first_day: NaiveDate,
+    pub last_day: NaiveDate,
+}
+
+/// The failed cells that `filter` keeps, grouped by (exchange, reason),
+/// most cells first.
+pub fn failure_groups(store: &crate::store::Store, filter: &Filter) -> Vec<FailureGroup> {
+    let mut groups: std::collections::BTreeMap<(Exchange, String), FailureGroup> =
+        std::collections::BTreeMap::new();
+    for f in store.failed() {
+        if !filter.matches(&f.exchange, &f.symbol, f.day) {
+            continue;
+        }
+        let g = groups
+            .entry((f.exchange.clone(), f.reason.clone()))
+            .or_insert_with(|| FailureGroup {
+                exchange: f.exchange.clone(),
+                reason: f.reason.clone(),
+                cells: 0,
+                symbols: Vec::new(),
+                first_day: f.day,
+                last_day: f.day,
+            });
+        g.cells += 1;
+        if !g.symbols.contains(&f.symbol) {
+            g.symbols.push(f.symbol.clone());
+        }
+        g.first_day = g.first_day.min(f.day);
+        g.last_day = g.last_day.max(f.day);
+    }
+    let mut out: Vec<FailureGroup> = groups.into_values().collect();
+    for g in &mut out {
+        g.symbols.sort();
+    }
+    out.sort_by(|a, b| {
+        b.cells
+            .cmp(&a.cells)
+            .then_with(|| (&a.exchange, &a.reason).cmp(&(&b.exchange, &b.reason)))
+    });
+    out
+}
+
+/// `GET /v1/failures`: failed cells grouped by exchange and reason, with
+/// counts, as JSON `{"rows": [...], "failed": total}`.
+async fn failures(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
+    from_store(
+        state,
+        req,
+        &["exchange", "symbol", "from", "to"],
+        |store, params, _| {
+            let rows = failure_groups(store, &params.filter);
+            let failed: usize = rows.iter().map(|g| g.cells).sum();
+            let text = serde_json::json!({ "rows": rows, "failed": failed }).to_string();
+            Ok(Page { text, next: None })
+        },
+    )
+    .await
 }
 
 /// One line of `/v1/snapshots`: a recorded round, and the JSON export
@@ -472,7 +672,7 @@ async fn reload(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
 
 async fn no_route() -> HttpResponse {
     HttpResponse::NotFound().json(serde_json::json!({
-        "error": "no such route: see /v1/status, /v1/prices, /v1/aggregate, /v1/snapshots, POST /v1/reload, /metrics"
+        "error": "no such route: see /, /v1/status, /v1/events, /v1/prices, /v1/aggregate, /v1/failures, /v1/snapshots, POST /v1/reload, /metrics"
     }))
 }
 
@@ -496,6 +696,11 @@ pub fn start_for(
             started: Instant::now(),
             reload: None,
             queries: Arc::new(tokio::sync::Semaphore::new(max_concurrent_queries)),
+            daemon: watch::channel(DaemonView::default()).1,
+            clock: Clock::system(),
+            rounds: pipeline.rounds.clone(),
+            event_streams: Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS)),
+            recent_status: Arc::default(),
         },
     )
 }
@@ -503,9 +708,15 @@ pub fn start_for(
 /// Binds and starts the API on the current actix system.
 pub fn start(listen: SocketAddr, state: ApiState) -> std::io::Result<ApiServer> {
     let data = web::Data::new(state);
+    let (closing, closing_rx) = watch::channel(false);
+    let closing_rx = web::Data::new(events::Closing(closing_rx));
     let (addr, handle) = crate::http::start_server(listen, 1, move |app| {
         app.app_data(data.clone())
+            .app_data(closing_rx.clone())
+            .configure(crate::web::routes)
             .route("/v1/status", web::get().to(status))
+            .route("/v1/events", web::get().to(events::events))
+            .route("/v1/failures", web::get().to(failures))
             .route("/v1/prices", web::get().to(prices))
             .route("/v1/aggregate", web::get().to(aggregate))
             .route("/v1/snapshots", web::get().to(snapshots))
@@ -513,8 +724,12 @@ pub fn start(listen: SocketAddr, state: ApiState) -> std::io::Result<ApiServer> 
             .route("/metrics", web::get().to(metrics))
             .default_service(web::to(no_route));
     })?;
-    log::info!("API listening on http://{addr}");
-    Ok(ApiServer { addr, handle })
+    log::info!("API listening on http://{addr} (the web page at http://{addr}/)");
+    Ok(ApiServer {
+        addr,
+        handle,
+        closing,
+    })
 }
 
 #[cfg(test)]
@@ -578,5 +793,64 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn failures_are_grouped_by_exchange_and_reason_most_first() {
+        use crate::model::{Outcome, TaskKey};
+        use crate::query::fixtures::{cv, day, ex, sym};
+        use crate::store::{Observation, Store};
+        let mut store = Store::new();
+        let mut put = |exchange: &str, symbol: &str, d: u32, outcome: Outcome| {
+            let key = TaskKey {
+                exchange: ex(exchange),
+                symbol: sym(symbol),
+                day: day(2020, 3, d),
+            };
+            store.apply(&key, &Observation::settled(outcome, 1));
+        };
+        let failed = |reason: &str| Outcome::Failed {
+            reason: reason.into(),
+            attempts: 3,
+        };
+        put("kraken", "btc", 1, failed("server error (503)"));
+        put("kraken", "eth", 4, failed("server error (503)"));
+        put("kraken", "btc", 2, failed("timed out"));
+        put("bitstamp", "btc", 3, failed("server error (503)"));
+        put("bitstamp", "btc", 5, Outcome::NoPrice);
+        put(
+            "bitstamp",
+            "btc",
+            6,
+            Outcome::Price {
+                price: cv(1.0, 1.0),
+                flags: crate::model::Flags::NONE,
+            },
+        );
+        let groups = failure_groups(&store, &Filter::default());
+        let view: Vec<(&str, &str, usize)> = groups
+            .iter()
+            .map(|g| (g.exchange.as_str(), g.reason.as_str(), g.cells))
+            .collect();
+        assert_eq!(
+            view,
+            [
+                ("kraken", "server error (503)", 2),
+                ("bitstamp", "server error (503)", 1),
+                ("kraken", "timed out", 1),
+            ]
+        );
+        assert_eq!(groups[0].symbols, [sym("btc"), sym("eth")]);
+        assert_eq!(
+            (groups[0].first_day, groups[0].last_day),
+            (day(2020, 3, 1), day(2020, 3, 4))
+        );
+
+        let only_btc = parse_params("symbol=btc&exchange=kraken", &["symbol", "exchange"]).unwrap();
+        let groups = failure_groups(&store, &only_btc.filter);
+        assert_eq!(groups.len(), 2, "{groups:?}");
+        assert!(groups
+            .iter()
+            .all(|g| g.cells == 1 && g.exchange == ex("kraken")));
     }
 }

@@ -13,7 +13,8 @@
 //! (`daemon`) reloads its config (`config`) whole, at a round boundary.
 //! Questions about the prices (`query`) are answered from a snapshot or
 //! the live store alike and written out by `render`, for the command line
-//! (`cli` parses it, `commands` acts on it) and the HTTP API (`api`). The
+//! (`cli` parses it, `commands` acts on it) and the HTTP API (`api`), which
+//! also serves a web page over its own routes (`web`). The
 //! crate also ships the price server it fetches from (`server`), so all of
 //! it runs on a machine with no outside service.
 //!
@@ -42,4 +43,5 @@ pub(crate) mod shutdown;
 pub mod snapshot;
 pub mod source;
 pub mod store;
+pub(crate) mod web;
 pub mod wire;

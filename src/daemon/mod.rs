@@ -25,7 +25,7 @@ use crate::actors::producer::{StartSchedule, StopRounds};
 use crate::actors::supervisor::Drain;
 use crate::actors::{Pipeline, PipelineOptions};
 pub use crate::api::ReloadOutcome;
-use crate::api::{self, ApiServer, ApiState};
+use crate::api::{self, ApiServer, ApiState, DaemonView, LastReload};
 use crate::clock::Clock;
 use crate::config::watcher::{self, ConfigWatcher, WatchError};
 use crate::config::{Config, ConfigError};
@@ -123,6 +123,8 @@ pub struct Daemon {
     snapshot_dir: ApiFiles,
     started: std::time::Instant,
     status: watch::Sender<ReloadStatus>,
+    /// What the API reports of the daemon itself (draining, last reload).
+    view: watch::Sender<DaemonView>,
     control_tx: mpsc::UnboundedSender<Control>,
     control_rx: mpsc::UnboundedReceiver<Control>,
     /// Finished contents of the config file, from the watcher.
@@ -169,11 +171,19 @@ impl Daemon {
         let started = std::time::Instant::now();
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let status = watch::Sender::new(ReloadStatus::default());
+        let view = watch::Sender::new(DaemonView {
+            universe: Some(config.universe.clone()),
+            ..DaemonView::default()
+        });
         let api = if config.api.enabled {
             Some(start_api(
                 &config,
                 &pipeline,
-                &snapshot_dir,
+                &ApiLinks {
+                    files: &snapshot_dir,
+                    view: &view,
+                    clock: &clock,
+                },
                 started,
                 &control_tx,
             )?)
@@ -201,6 +211,7 @@ impl Daemon {
             snapshot_dir,
             started,
             status,
+            view,
             control_tx,
             control_rx,
             file_rx,
@@ -260,6 +271,7 @@ impl Daemon {
 
     async fn shutdown(self) -> Result<ShutdownReport, DaemonError> {
         notify_systemd(&[sd_notify::NotifyState::Stopping]);
+        self.view.send_modify(|v| v.draining = true);
         log::info!(
             "shutting down: no new tasks, draining in-flight ones for up to {}",
             humantime::format_duration(self.config.fetch.drain_timeout)
@@ -373,10 +385,29 @@ impl ApiFiles {
     }
 }
 
+/// What an API started by the daemon reads besides the pipeline.
+struct ApiLinks<'a> {
+    files: &'a ApiFiles,
+    view: &'a watch::Sender<DaemonView>,
+    clock: &'a Clock,
+}
+
+impl Daemon {
+    /// Tells the API how a reload ended.
+    fn report_reload(&self, outcome: &ReloadOutcome) {
+        let report = LastReload::new(self.clock.now(), outcome, self.status.borrow().version);
+        let universe = self.config.universe.clone();
+        self.view.send_modify(|v| {
+            v.last_reload = Some(report);
+            v.universe = Some(universe);
+        });
+    }
+}
+
 fn start_api(
     config: &Config,
     pipeline: &Pipeline,
-    files: &ApiFiles,
+    links: &ApiLinks<'_>,
     started: std::time::Instant,
     control: &mpsc::UnboundedSender<Control>,
 ) -> Result<ApiServer, DaemonError> {
@@ -393,13 +424,18 @@ fn start_api(
         aggregator: pipeline.aggregator.clone(),
         supervisor: pipeline.supervisor.clone(),
         metrics: pipeline.metrics.clone(),
-        snapshot_dir: files.snapshot_dir.subscribe(),
-        record: files.record.subscribe(),
+        snapshot_dir: links.files.snapshot_dir.subscribe(),
+        record: links.files.record.subscribe(),
         started,
         reload: Some(reload),
         queries: Arc::new(tokio::sync::Semaphore::new(
             config.api.max_concurrent_queries,
         )),
+        daemon: links.view.subscribe(),
+        clock: links.clock.clone(),
+        rounds: pipeline.rounds.clone(),
+        event_streams: Arc::new(tokio::sync::Semaphore::new(api::MAX_EVENT_STREAMS)),
+        recent_status: Arc::default(),
     };
     api::start(config.api.listen, state).map_err(|source| DaemonError::Api {
         listen: config.api.listen,

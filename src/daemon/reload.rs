@@ -13,7 +13,7 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use super::{start_api, Daemon, ReloadStatus};
+use super::{start_api, ApiLinks, Daemon, ReloadStatus};
 use crate::actors::{Reconfigure, SourceRef};
 use crate::api::ReloadOutcome;
 use crate::config::{Config, ConfigDiff};
@@ -79,7 +79,9 @@ impl Daemon {
                 s.attempts += 1;
                 s.last_error = None;
             });
-            return self.current();
+            let outcome = self.current();
+            self.report_reload(&outcome);
+            return outcome;
         }
         let diff = ConfigDiff::between(&self.config, &new);
         // Start what the new config needs first; only when all of it is up
@@ -97,7 +99,11 @@ impl Daemon {
             match start_api(
                 &new,
                 &self.pipeline,
-                &self.snapshot_dir,
+                &ApiLinks {
+                    files: &self.snapshot_dir,
+                    view: &self.view,
+                    clock: &self.clock,
+                },
                 self.started,
                 &self.control_tx,
             ) {
@@ -148,7 +154,9 @@ impl Daemon {
         );
         self.status.send_replace(status);
         self.pipeline.metrics.count_reload(true);
-        ReloadOutcome::Applied { version, changed }
+        let outcome = ReloadOutcome::Applied { version, changed };
+        self.report_reload(&outcome);
+        outcome
     }
 
     /// Records and logs a rejected reload; the config in force stays. A
@@ -168,7 +176,9 @@ impl Daemon {
         status.last_error = Some(error.clone());
         self.status.send_replace(status);
         self.pipeline.metrics.count_reload(false);
-        ReloadOutcome::Rejected { error }
+        let outcome = ReloadOutcome::Rejected { error };
+        self.report_reload(&outcome);
+        outcome
     }
 
     /// The config in force, as a reload that changed nothing answers.

@@ -334,6 +334,8 @@ impl Aggregator {
             next_round_at: self.next_round,
             prices: self.store.price_count(),
             cells: CellState::ALL.map(|s| (s, self.store.count(s))).into(),
+            exchanges: self.store.exchanges().cloned().collect(),
+            symbols: self.store.symbols().into_iter().cloned().collect(),
         }
     }
 
@@ -619,6 +621,9 @@ pub struct AggregatorStatus {
     pub prices: usize,
     /// Cells by state.
     pub cells: BTreeMap<CellState, usize>,
+    /// The exchanges and symbols the map holds cells of, in order.
+    pub exchanges: Vec<crate::model::Exchange>,
+    pub symbols: Vec<crate::model::Symbol>,
 }
 
 #[derive(Message, Debug)]

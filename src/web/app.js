@@ -1,0 +1,364 @@
+// pricegrid's page: glue between the daemon's public API and the DOM.
+//
+// The status bar follows /v1/events (server-sent events; /v1/status once a
+// second where EventSource is missing). The map, the chart and the failures
+// are read from /v1/prices, /v1/aggregate and /v1/failures for the chosen
+// symbol, again whenever a round ends. The map is built as one string and
+// inserted once, so thousands of cells cost one parse and one layout.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  // Rows per page asked of the API; the daemon allows up to 100,000.
+  const PAGE = 10000;
+  // Pages read at most for one answer: a bound, far above 10 exchanges x 3 years.
+  const MAX_PAGES = 500;
+  // Status silence after which the bar says the daemon is unreachable.
+  const OFFLINE_AFTER_MS = 3500;
+  // While a round runs, the map is read again this often (and at its end).
+  const RELOAD_RUNNING_MS = 30000;
+  const PALETTE = ["#2563eb", "#d9480f", "#2b8a3e", "#ae3ec9", "#e8590c", "#0c8599",
+    "#c2255c", "#5f3dc4", "#66a80f", "#495057", "#1098ad", "#f08c00"];
+
+  let latest = null;          // the last status
+  let lastSeen = 0;           // when it came
+  let symbol = null;          // the symbol shown
+  let loadedAfterRound = -1;  // the finished round the shown data follows
+  let loadToken = 0;          // drops the answer of a load overtaken by another
+  let loads = 0;
+  let loadStarted = 0;        // when the shown data was asked for
+  let charts = [];
+
+  const esc = (v) => String(v).replace(/[&<>"']/g, (c) =>
+    ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+  const num = (v) => (v === null || v === undefined ? "–" : String(v));
+  const pct = (part, whole) => (whole > 0 ? (100 * part) / whole : 0);
+
+  // ---- status bar ---------------------------------------------------------
+
+  function onStatus(s) {
+    latest = s;
+    lastSeen = Date.now();
+    const c = s.counts || { tasks: 0, final: 0, provisional: 0, none: 0, failed: 0, rejected: 0 };
+    const done = s.done || 0;
+    const prices = c.final + c.provisional;
+    $("round").textContent = String(s.round);
+    const state = $("state");
+    state.dataset.state = s.state;
+    state.textContent = s.state;
+    const bar = $("progress");
+    bar.dataset.done = String(done);
+    bar.dataset.tasks = String(c.tasks);
+    bar.dataset.running = String(s.round_running);
+    bar.setAttribute("aria-valuenow", String(done));
+    bar.setAttribute("aria-valuemax", String(c.tasks));
+    $("seg-price").style.width = pct(prices, c.tasks) + "%";
+    $("seg-none").style.width = pct(c.none, c.tasks) + "%";
+    $("seg-failed").style.width = pct(c.failed, c.tasks) + "%";
+    $("seg-rejected").style.width = pct(c.rejected, c.tasks) + "%";
+    let text = `${done} / ${c.tasks} tasks · ${prices} prices · ${c.none} none · ${c.failed} failed`;
+    if (c.rejected) text += ` · ${c.rejected} rejected`;
+    $("progress-text").textContent = text;
+    $("workers").textContent = num(s.workers);
+    $("in-flight").textContent = num(s.in_flight);
+    $("config-version").textContent = num(s.config_version);
+    showReload(s.last_reload);
+    offerSymbols(s.symbols || []);
+    const finished = s.last_round ? s.last_round.round : 0;
+    if (symbol && !s.round_running && finished !== loadedAfterRound) {
+      load();
+    } else if (symbol && s.round_running && Date.now() - loadStarted > RELOAD_RUNNING_MS) {
+      load();
+    }
+  }
+
+  function showReload(r) {
+    const el = $("reload");
+    if (!r) {
+      el.dataset.result = "none";
+      el.textContent = "no reload yet";
+      el.title = "";
+      return;
+    }
+    const at = new Date(r.at).toLocaleTimeString();
+    el.dataset.result = r.result;
+    if (r.result === "applied") {
+      const changed = r.changed.length ? ": " + r.changed.join(", ") : " (no change)";
+      el.textContent = `reload applied at ${at}, version ${r.version}${changed}`;
+    } else {
+      el.textContent = `reload rejected at ${at}, still version ${r.version}: ${r.error}`;
+    }
+    el.title = el.textContent;
+  }
+
+  function offerSymbols(symbols) {
+    const select = $("symbol");
+    const have = new Set(Array.from(select.options, (o) => o.value));
+    for (const s of symbols) {
+      if (!have.has(s)) select.add(new Option(s, s));
+    }
+    if (!symbol && select.options.length) {
+      symbol = symbols.includes("btc") ? "btc" : select.options[0].value;
+      select.value = symbol;
+      load();
+    }
+  }
+
+  function watchdog() {
+    if (Date.now() - lastSeen > OFFLINE_AFTER_MS) {
+      const state = $("state");
+      state.dataset.state = "offline";
+      state.textContent = "unreachable";
+    }
+  }
+
+  function poll() {
+    fetch("/v1/status")
+      .then((r) => r.json())
+      .then(onStatus)
+      .catch(() => {})
+      .finally(() => setTimeout(poll, 1000));
+  }
+
+  function connect() {
+    if (!window.EventSource) {
+      poll();
+      return;
+    }
+    // EventSource reconnects by itself (the daemon sends `retry:`).
+    const events = new EventSource("/v1/events");
+    events.addEventListener("status", (e) => onStatus(JSON.parse(e.data)));
+  }
+
+  // ---- data ---------------------------------------------------------------
+
+  // Every page of a paged route, following `next`; a 503 (too many queries
+  // at once) is tried again a few times.
+  async function fetchAll(base) {
+    const rows = [];
+    let after = null;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const url = base + (after ? "&after=" + encodeURIComponent(after) : "");
+      const body = await fetchJson(url);
+      for (const r of body.rows) rows.push(r);
+      if (!body.next) return rows;
+      after = body.next;
+    }
+    throw new Error(`${base}: more than ${MAX_PAGES} pages`);
+  }
+
+  async function fetchJson(url) {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const r = await fetch(url);
+      if (r.ok) return r.json();
+      if (r.status !== 503) throw new Error(`${url}: HTTP ${r.status} ${await r.text()}`);
+      await new Promise((done) => setTimeout(done, 500 * (attempt + 1)));
+    }
+    throw new Error(`${url}: still busy`);
+  }
+
+  function daysOf(window, rows) {
+    let from = window && window.from;
+    let to = window && window.to;
+    if (!from || !to) {
+      for (const r of rows) {
+        if (!from || r.day < from) from = r.day;
+        if (!to || r.day > to) to = r.day;
+      }
+    }
+    const days = [];
+    if (!from) return days;
+    const end = Date.parse(to + "T00:00:00Z");
+    // A bound on the loop: 40 years of days.
+    for (let t = Date.parse(from + "T00:00:00Z"); t <= end && days.length < 15000; t += 86400000) {
+      days.push(new Date(t).toISOString().slice(0, 10));
+    }
+    return days;
+  }
+
+  async function load() {
+    if (!symbol) return;
+    const token = ++loadToken;
+    loadStarted = Date.now();
+    const s = latest;
+    const finished = s && s.last_round ? s.last_round.round : 0;
+    loadedAfterRound = finished;
+    const window = s && s.window;
+    const range = window ? `&from=${window.from}&to=${window.to}` : "";
+    const sym = encodeURIComponent(symbol);
+    const t0 = performance.now();
+    let rows, across, failures;
+    try {
+      rows = await fetchAll(`/v1/prices?symbol=${sym}&field=close&limit=${PAGE}${range}`);
+      across = await fetchAll(`/v1/aggregate?symbol=${sym}&limit=${PAGE}${range}`);
+      failures = await fetchJson(`/v1/failures?${range.slice(1)}`);
+    } catch (e) {
+      $("load-info").textContent = "could not load: " + e.message;
+      loadedAfterRound = -1;
+      return;
+    }
+    if (token !== loadToken) return;
+    const fetched = performance.now() - t0;
+    const exchanges = ((s && s.exchanges) || []).slice();
+    for (const r of rows) if (!exchanges.includes(r.exchange)) exchanges.push(r.exchange);
+    exchanges.sort();
+    const days = daysOf(window, rows);
+    const byKey = new Map();
+    for (const r of rows) byKey.set(r.exchange + "|" + r.day, r);
+    const renderMs = renderMap(exchanges, days, byKey);
+    renderChart(exchanges, days, byKey, across);
+    renderFailures(failures);
+    loads += 1;
+    const map = $("map");
+    map.dataset.symbol = symbol;
+    map.dataset.loads = String(loads);
+    map.dataset.round = String(finished);
+    map.dataset.renderMs = renderMs.toFixed(1);
+    map.dataset.fetchMs = fetched.toFixed(1);
+    $("window").textContent = days.length ? `${days[0]} … ${days[days.length - 1]} (${days.length} days)` : "";
+    $("load-info").textContent =
+      `${exchanges.length * days.length} cells: data in ${fetched.toFixed(0)} ms, map drawn in ${renderMs.toFixed(0)} ms`;
+  }
+
+  // ---- coverage map -------------------------------------------------------
+
+  function cellTitle(exchange, day, r) {
+    if (!r) return `${exchange} ${day}: not fetched yet`;
+    let t = `${exchange} ${day}: ${r.state}`;
+    if (r.close !== null && r.close !== undefined) t += `, close ${r.close}`;
+    const flags = flagText(r.flags);
+    if (flags) t += ` (flagged: ${flags})`;
+    if (r.fetched_at) t += `, fetched ${r.fetched_at}`;
+    if (r.reason) t += `, reason: ${r.reason}`;
+    return t;
+  }
+
+  function flagText(flags) {
+    if (!flags) return "";
+    return Array.isArray(flags) ? flags.join(" ") : String(flags);
+  }
+
+  // Builds the whole grid as one string and inserts it once; returns the
+  // milliseconds taken, layout included.
+  function renderMap(exchanges, days, byKey) {
+    const t0 = performance.now();
+    const map = $("map");
+    const parts = [];
+    const counts = {};
+    for (const ex of exchanges) {
+      const e = esc(ex);
+      parts.push(`<div class="label">${e}</div>`);
+      for (const day of days) {
+        const r = byKey.get(ex + "|" + day);
+        const state = r ? r.state : "missing";
+        counts[state] = (counts[state] || 0) + 1;
+        const flags = r ? flagText(r.flags) : "";
+        parts.push(`<i class="c s-${state}${flags ? " flagged" : ""}" data-exchange="${e}" data-day="${day}" data-state="${state}"` +
+          (flags ? ` data-flags="${esc(flags)}"` : "") +
+          ` title="${esc(cellTitle(ex, day, r))}"></i>`);
+      }
+    }
+    parts.push(`<div class="label"></div><div class="axis">${axisLabels(days)}</div>`);
+    map.style.gridTemplateColumns = `max-content repeat(${days.length}, minmax(1px, 1fr))`;
+    map.innerHTML = parts.join("");
+    map.dataset.cells = String(exchanges.length * days.length);
+    // Reading a size forces the layout, so the figure includes it.
+    void map.offsetHeight;
+    const ms = performance.now() - t0;
+    $("map-summary").textContent = Object.keys(counts).sort()
+      .map((k) => `${counts[k]} ${k}`).join(" · ");
+    return ms;
+  }
+
+  const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+  // Ticks under the map: weeks for a short window, months (years at each
+  // January) for a long one, placed by the day's share of the width.
+  function axisLabels(days) {
+    const out = [];
+    days.forEach((day, i) => {
+      let text = null;
+      if (days.length <= 120) {
+        if (i % 7 === 0) text = day.slice(5);
+      } else if (day.endsWith("-01")) {
+        const month = Number(day.slice(5, 7)) - 1;
+        if (month === 0) text = day.slice(0, 4);
+        else if (days.length <= 800) text = MONTHS[month];
+      }
+      if (text !== null) {
+        out.push(`<span style="left:${((100 * i) / days.length).toFixed(3)}%">${text}</span>`);
+      }
+    });
+    return out.join("");
+  }
+
+  function onHover(e) {
+    const cell = e.target.closest(".c[data-day]");
+    if (cell) $("hover").textContent = cell.title;
+  }
+
+  // ---- chart --------------------------------------------------------------
+
+  function renderChart(exchanges, days, byKey, across) {
+    for (const c of charts) c.destroy();
+    charts = [];
+    const host = $("chart");
+    host.dataset.series = exchanges.join(",");
+    if (!window.uPlot || !days.length) return;
+    const xs = days.map((d) => Date.parse(d + "T00:00:00Z") / 1000);
+    const closes = exchanges.map((ex) => days.map((d) => {
+      const r = byKey.get(ex + "|" + d);
+      return r && (r.state === "final" || r.state === "provisional") && r.close !== undefined ? r.close : null;
+    }));
+    const byDay = new Map(across.map((a) => [a.day, a]));
+    const pick = (f) => days.map((d) => { const a = byDay.get(d); return a && a[f] !== undefined ? a[f] : null; });
+    const max = pick("max_close");
+    const min = pick("min_close");
+    const median = pick("median_close");
+    const spread = pick("spread_pct");
+    const width = Math.max(400, host.clientWidth || 900);
+    const series = [{}];
+    exchanges.forEach((ex, i) => series.push({ label: ex, stroke: PALETTE[i % PALETTE.length], width: 1 }));
+    series.push({ label: "max", stroke: "rgba(20,32,46,0.35)", width: 1, dash: [4, 4] });
+    series.push({ label: "min", stroke: "rgba(20,32,46,0.35)", width: 1, dash: [4, 4] });
+    series.push({ label: "median", stroke: "#14202e", width: 2.5 });
+    const maxIdx = exchanges.length + 1;
+    // Days are UTC days: draw them so in any time zone.
+    const tzDate = (ts) => window.uPlot.tzDate(new Date(ts * 1000), "Etc/UTC");
+    charts.push(new window.uPlot({
+      width, height: 320, series, tzDate,
+      bands: [{ series: [maxIdx, maxIdx + 1], fill: "rgba(37,99,235,0.12)" }],
+      scales: { x: { time: true } },
+      axes: [{}, { label: "close", size: 70 }],
+    }, [xs, ...closes, max, min, median], host));
+    charts.push(new window.uPlot({
+      width, height: 150, tzDate,
+      series: [{}, { label: "spread %", stroke: "#d9480f", fill: "rgba(217,72,15,0.15)", width: 1 }],
+      scales: { x: { time: true } },
+      axes: [{}, { label: "spread %", size: 70 }],
+    }, [xs, spread], $("spread")));
+  }
+
+  // ---- failures -----------------------------------------------------------
+
+  function renderFailures(body) {
+    const rows = body.rows || [];
+    $("failures-summary").textContent = `${body.failed || 0} failed cells, every symbol, by exchange and reason`;
+    $("failures").tBodies[0].innerHTML = rows.length
+      ? rows.map((g) => `<tr data-exchange="${esc(g.exchange)}" data-cells="${g.cells}"><td>${esc(g.exchange)}</td>` +
+        `<td class="reason">${esc(g.reason)}</td><td class="n">${g.cells}</td>` +
+        `<td>${esc(g.symbols.join(", "))}</td><td>${esc(g.first_day)} … ${esc(g.last_day)}</td></tr>`).join("")
+      : `<tr><td colspan="5" class="muted">no failed cells</td></tr>`;
+  }
+
+  // ---- start ----------------------------------------------------------------
+
+  $("symbol").addEventListener("change", (e) => {
+    symbol = e.target.value;
+    load();
+  });
+  $("refresh").addEventListener("click", () => load());
+  $("map").addEventListener("mouseover", onHover);
+  setInterval(watchdog, 1000);
+  connect();
+})();

@@ -1,0 +1,642 @@
+//! The web page in a real browser: the daemon on a loopback port, fetching
+//! from the built-in price server, its page opened in headless Chromium
+//! (chromedriver, through fantoccini). Each test reads the page's DOM, compares
+//! it with what the daemon holds, and saves a screenshot under
+//! `target/web-screenshots/`.
+//!
+//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's
+//! `chromium` and `chromium-driver`; `.ci/run` installs them). The tests
+//! take one browser at a time, so two cores are not shared by several.
+
+#[path = "web/browser.rs"]
+mod browser;
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use browser::Browser;
+use common::{spawn_price_server, RunningDaemon, TestConfig};
+use fantoccini::actions::InputSource;
+use pricegrid::store::Store;
+
+/// One browser at a time (see the module docs).
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
+
+/// Runs a test's body on its own actix system, holding `ONE_BROWSER`.
+fn one_at_a_time(body: impl std::future::Future<Output = ()>) {
+    let _one = ONE_BROWSER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    actix_rt::System::new().block_on(body);
+}
+
+/// A daemon config for the page: the API on a loopback port, files under
+/// `dir`, rounds an hour apart (after the first, a test runs them).
+fn page_config(dir: &Path) -> TestConfig {
+    TestConfig::new()
+        .snapshots(&dir.join("snap"))
+        .api_on_loopback()
+        .interval(Duration::from_secs(3600))
+        .drain_timeout(Duration::from_secs(2))
+        .quick_backoff()
+}
+
+/// Every cell element of the map: (exchange, day) -> (state, title, flags).
+async fn map_cells(b: &Browser) -> BTreeMap<(String, String), (String, String, String)> {
+    let cells = b
+        .js("return Array.from(document.querySelectorAll('#map .c[data-day]'), c => \
+             [c.dataset.exchange, c.dataset.day, c.dataset.state, c.title, c.dataset.flags || '']);")
+        .await;
+    let cells = cells.as_array().expect("an array of cells").clone();
+    let mut out = BTreeMap::new();
+    for c in cells {
+        let f = |i: usize| c[i].as_str().unwrap_or_default().to_owned();
+        let previous = out.insert((f(0), f(1)), (f(2), f(3), f(4)));
+        assert!(previous.is_none(), "two cells for {} {}", f(0), f(1));
+    }
+    out
+}
+
+/// What the page should show for `symbol`'s cell of (exchange, day):
+/// its state, or "missing" when the store holds none.
+fn expected_state(store: &Store, exchange: &str, symbol: &str, day: &str) -> (String, String) {
+    let (e, s, d) = (
+        exchange.parse().expect("an exchange"),
+        symbol.parse().expect("a symbol"),
+        common::day(day),
+    );
+    match store.get(&e, &s, d) {
+        Some(cell) => (cell.state.to_string(), cell.flags.names().join(" ")),
+        None => ("missing".into(), String::new()),
+    }
+}
+
+#[test]
+fn the_map_shows_a_cell_per_exchange_and_day_and_failed_cells_name_their_reason() {
+    one_at_a_time(async {
+        let server = spawn_price_server(|o| {
+            o.faults.fail_rate = 0.15;
+            o.faults.seed = 7;
+        });
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = page_config(dir.path())
+            .source(&server.url())
+            .every_exchange()
+            .symbols(["btc", "eth"])
+            .march()
+            .max_attempts(1)
+            .write(&dir.path().join("pricegrid.toml"));
+        let mut daemon = RunningDaemon::start(&path).await;
+        let round = daemon.first_round().await;
+        assert!(
+            round.counts.failed > 0,
+            "the faults fail some cells: {round:?}"
+        );
+        let store = daemon.store().await;
+
+        let b = Browser::start().await;
+        b.open(&daemon.api_url()).await;
+        b.wait_for(
+            "the map after round 1",
+            "#map[data-symbol='btc'][data-round='1']",
+        )
+        .await;
+        let cells = map_cells(&b).await;
+
+        let exchanges: Vec<String> = store.exchanges().map(|e| e.to_string()).collect();
+        assert_eq!(exchanges.len(), 11, "the classic server's exchanges");
+        let days: Vec<String> = (1..=31).map(|d| format!("2020-03-{d:02}")).collect();
+        assert_eq!(
+            cells.len(),
+            exchanges.len() * days.len(),
+            "one cell per (exchange, day)"
+        );
+        let mut failed_seen = 0;
+        for e in &exchanges {
+            for d in &days {
+                let (state, title, flags) = cells
+                    .get(&(e.clone(), d.clone()))
+                    .unwrap_or_else(|| panic!("no cell for {e} {d}"));
+                let (want, want_flags) = expected_state(&store, e, "btc", d);
+                assert_eq!((state, flags), (&want, &want_flags), "{e} {d}: {title}");
+                assert!(title.starts_with(&format!("{e} {d}: {want}")), "{title}");
+                if want == "failed" {
+                    let cell = store
+                        .get(&e.parse().unwrap(), &"btc".parse().unwrap(), common::day(d))
+                        .expect("a failed cell");
+                    let reason = cell.note.expect("a failed cell has its reason").reason;
+                    assert!(title.contains(&reason), "{title} names {reason:?}");
+                    failed_seen += 1;
+                }
+            }
+        }
+        assert!(failed_seen > 0, "some of btc's cells failed");
+
+        // Hovering a failed cell shows its reason under the map.
+        let failed = b
+            .client
+            .find(fantoccini::Locator::Css("#map .c[data-state='failed']"))
+            .await
+            .expect("a failed cell");
+        let title = failed.attr("title").await.unwrap().unwrap_or_default();
+        b.client
+            .perform_actions(fantoccini::actions::MouseActions::new("mouse".into()).then(
+                fantoccini::actions::PointerAction::MoveToElement {
+                    element: failed,
+                    duration: None,
+                    x: 0,
+                    y: 0,
+                },
+            ))
+            .await
+            .expect("the mouse moves");
+        let hover = b.text("#hover").await;
+        assert_eq!(hover, title, "the hover line shows the cell's details");
+        assert!(hover.contains("reason: server error"), "{hover}");
+
+        // The failures table: every symbol's failed cells by exchange and reason.
+        let mut want: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for f in store.failed() {
+            *want.entry((f.exchange.to_string(), f.reason)).or_default() += 1;
+        }
+        let rows = b
+        .js("return Array.from(document.querySelectorAll('#failures tbody tr[data-exchange]'), r => \
+             [r.dataset.exchange, r.querySelector('.reason').textContent, Number(r.dataset.cells)]);")
+        .await;
+        let got: BTreeMap<(String, String), u64> = rows
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| {
+                (
+                    (
+                        r[0].as_str().unwrap().to_owned(),
+                        r[1].as_str().unwrap().to_owned(),
+                    ),
+                    r[2].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got, want,
+            "the failures table groups the store's failed cells"
+        );
+        assert_eq!(
+            want.values().sum::<u64>(),
+            round.counts.failed,
+            "every failed cell of the round is in the table"
+        );
+
+        let shot = b.screenshot("map-with-failures").await;
+        println!("screenshot: {}", shot.display());
+        b.close().await;
+        daemon.shutdown().await;
+    });
+}
+
+#[test]
+fn the_progress_bar_moves_during_a_round_and_shows_its_completion() {
+    one_at_a_time(async {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("pricegrid.toml");
+        // Round 1 is small and quick; the page opens on it, idle.
+        let small = page_config(dir.path())
+            .exchanges(["kraken", "bitstamp"])
+            .symbols(["btc"])
+            .window("2020-03-01", "2020-03-02")
+            .workers(4);
+        small.write(&path);
+        let mut daemon = RunningDaemon::start(&path).await;
+        daemon.first_round().await;
+        let b = Browser::start().await;
+        b.open(&daemon.api_url()).await;
+        b.wait_for(
+            "round 1 complete",
+            "#progress[data-running='false'][data-done='4'][data-tasks='4']",
+        )
+        .await;
+
+        // Round 2: 2 exchanges x 3 symbols x 31 days less the 4 cells settled,
+        // each answer 80 ms late, 4 at a time: about four seconds, so the page
+        // (a status each second) sees it under way.
+        small
+            .clone()
+            .symbols(["btc", "eth", "ltc"])
+            .march()
+            .builtin_latency(Duration::from_millis(80))
+            .write(&path);
+        let reloaded = daemon.reload_and_wait().await;
+        assert!(
+            matches!(reloaded, pricegrid::daemon::ReloadOutcome::Applied { .. }),
+            "{reloaded:?}"
+        );
+        let producer = daemon.pipeline.producer.clone();
+        let round2 =
+            actix_rt::spawn(
+                async move { producer.send(pricegrid::actors::producer::RunRound).await },
+            );
+
+        let mid = b
+            .wait_for_xpath(
+                "round 2 under way",
+                "//*[@id='progress'][@data-running='true' and number(@data-done) > 0 \
+             and number(@data-done) < number(@data-tasks)]",
+            )
+            .await;
+        let first: u64 = mid
+            .attr("data-done")
+            .await
+            .unwrap()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let tasks: u64 = mid
+            .attr("data-tasks")
+            .await
+            .unwrap()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(b.text("#round").await, "2");
+        assert_eq!(b.text("#state").await, "running");
+        b.screenshot("progress-running").await;
+        b.wait_for_xpath(
+            "round 2 further along",
+            &format!("//*[@id='progress'][number(@data-done) > {first}]"),
+        )
+        .await;
+
+        let summary = round2
+            .await
+            .expect("the round task")
+            .expect("the producer")
+            .expect("round 2 runs");
+        assert_eq!(summary.round, 2);
+        assert_eq!(
+            summary.counts.tasks, tasks,
+            "the bar counts the round's tasks"
+        );
+        assert_eq!(
+            tasks,
+            2 * 3 * 31 - 4,
+            "the settled cells are not asked again"
+        );
+        b.wait_for(
+            "round 2 complete",
+            &format!("#progress[data-running='false'][data-done='{tasks}'][data-tasks='{tasks}']"),
+        )
+        .await;
+        assert_eq!(b.text("#state").await, "idle");
+        let c = summary.counts;
+        let text = b.text("#progress-text").await;
+        assert_eq!(
+            text,
+            format!(
+                "{tasks} / {tasks} tasks · {} prices · {} none · {} failed",
+                c.finals + c.provisional,
+                c.none,
+                c.failed
+            )
+        );
+        // The segments fill the whole bar (their widths as set: the bar
+        // eases into them).
+        let filled = b
+            .js(
+                "return Array.from(document.querySelectorAll('#progress .seg'), \
+                 s => parseFloat(s.style.width)).reduce((a, b) => a + b, 0);",
+            )
+            .await
+            .as_f64()
+            .expect("a percentage");
+        assert!(
+            (filled - 100.0).abs() < 0.01,
+            "the bar is {filled:.3}% full"
+        );
+        println!("round 2: {tasks} tasks, first seen at {first} done");
+        b.screenshot("progress-complete").await;
+        b.close().await;
+        daemon.shutdown().await;
+    });
+}
+
+#[test]
+fn a_rejected_reload_shows_its_error_in_the_status_bar() {
+    one_at_a_time(async {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("pricegrid.toml");
+        let config = page_config(dir.path())
+            .exchanges(["kraken"])
+            .symbols(["btc"])
+            .window("2020-03-01", "2020-03-05");
+        config.write(&path);
+        let mut daemon = RunningDaemon::start(&path).await;
+        daemon.first_round().await;
+        let b = Browser::start().await;
+        b.open(&daemon.api_url()).await;
+        assert_eq!(b.text("#reload").await, "no reload yet");
+
+        let text = config
+            .toml(&path)
+            .replace("[fetch]\n", "[fetch]\nworker = 3\n");
+        std::fs::write(&path, text).expect("the broken config is written");
+        let resp = awc::Client::new()
+            .post(format!("{}/v1/reload", daemon.api_url()))
+            .send()
+            .await;
+        let mut resp = resp.expect("POST /v1/reload answers");
+        assert_eq!(resp.status().as_u16(), 422);
+        let body: serde_json::Value = resp.json().await.expect("a JSON error");
+        let error = body["error"].as_str().expect("an error").to_owned();
+        assert!(
+            error.contains("fetch.worker: unknown field `worker`"),
+            "{error}"
+        );
+
+        let shown = b
+            .wait_for("the rejected reload", "#reload[data-result='rejected']")
+            .await
+            .text()
+            .await
+            .expect("its text");
+        assert!(shown.contains("still version 0"), "{shown}");
+        // The whole error, with its file:line:col.
+        let first_line = error.lines().next().unwrap_or_default();
+        assert!(shown.contains(first_line), "{shown:?} shows {first_line:?}");
+        b.screenshot("reload-rejected").await;
+
+        // A good file again: the bar says it was applied.
+        config.clone().workers(3).write(&path);
+        daemon.reloaded_to(1).await;
+        let shown = b
+            .wait_for("the applied reload", "#reload[data-result='applied']")
+            .await
+            .text()
+            .await
+            .expect("its text");
+        assert!(shown.contains("version 1"), "{shown}");
+        b.close().await;
+        daemon.shutdown().await;
+    });
+}
+
+#[test]
+fn the_default_config_page_shows_its_data_and_one_series_per_exchange() {
+    one_at_a_time(async {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        // The shipped defaults (the built-in server, every exchange and
+        // symbol over 2020), only with its files and API where a test keeps them.
+        let path = page_config(dir.path())
+            .window("2020-01-01", "2020-12-31")
+            .write(&dir.path().join("pricegrid.toml"));
+        let mut daemon = RunningDaemon::start(&path).await;
+        let round = daemon.first_round().await;
+        assert_eq!(round.counts.failed, 0);
+        let store = daemon.store().await;
+
+        let b = Browser::start().await;
+        b.open(&daemon.api_url()).await;
+        b.wait_for(
+            "the map after round 1",
+            "#map[data-symbol='btc'][data-round='1']",
+        )
+        .await;
+        let exchanges: Vec<String> = store.exchanges().map(|e| e.to_string()).collect();
+        assert_eq!(
+            b.js("return document.querySelectorAll('#map .c[data-day]').length;")
+                .await,
+            serde_json::json!(exchanges.len() * 366)
+        );
+        // uPlot's legend: one series per exchange, then the band and median.
+        let labels = b
+        .js("return Array.from(document.querySelectorAll('#chart .u-legend .u-series .u-label'), l => l.textContent);")
+        .await;
+        let labels: Vec<String> = labels
+            .as_array()
+            .expect("labels")
+            .iter()
+            .map(|l| l.as_str().unwrap_or_default().to_owned())
+            .collect();
+        let mut want: Vec<String> = exchanges.clone();
+        want.extend(["max", "min", "median"].map(String::from));
+        assert_eq!(
+            &labels[1..],
+            &want[..],
+            "series after the time axis: {labels:?}"
+        );
+        assert_eq!(
+            b.js("return document.querySelectorAll('#spread .u-legend .u-series').length;")
+                .await,
+            serde_json::json!(2),
+            "the spread chart: time and spread %"
+        );
+        let canvases = b
+        .js("return Array.from(document.querySelectorAll('#chart canvas, #spread canvas'), c => c.width > 0 && c.height > 0);")
+        .await;
+        assert_eq!(
+            canvases,
+            serde_json::json!([true, true]),
+            "both charts are drawn"
+        );
+        assert_eq!(
+            b.text("#failures tbody").await,
+            "no failed cells",
+            "nothing failed on the clean server"
+        );
+        let shot = b.screenshot("default-config").await;
+        println!("screenshot: {}", shot.display());
+        b.close().await;
+        daemon.shutdown().await;
+    });
+}
+
+#[test]
+fn the_map_of_ten_exchanges_three_symbols_and_three_years_renders_in_one_pass() {
+    one_at_a_time(async {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let exchanges = [
+            "bitfinex",
+            "bitstamp",
+            "bittrex",
+            "cexio",
+            "coinbase-pro",
+            "hitbtc",
+            "huobi",
+            "kraken",
+            "okex",
+            "poloniex",
+        ];
+        let path = page_config(dir.path())
+            .exchanges(exchanges)
+            .symbols(["btc", "eth", "ltc"])
+            .window("2018-01-01", "2020-12-31")
+            .write(&dir.path().join("pricegrid.toml"));
+        let started = Instant::now();
+        let mut daemon = RunningDaemon::start(&path).await;
+        let round = daemon.first_round().await;
+        assert_eq!(round.counts.tasks, 10 * 3 * 1096);
+        println!(
+            "round 1: {} tasks in {:.1}s",
+            round.counts.tasks,
+            started.elapsed().as_secs_f64()
+        );
+
+        let b = Browser::start().await;
+        b.open(&daemon.api_url()).await;
+        let mut timings = Vec::new();
+        for symbol in ["btc", "eth", "ltc"] {
+            let before = b
+                .js("return Number(document.getElementById('map').dataset.loads || 0);")
+                .await;
+            let before = before.as_u64().unwrap_or(0);
+            if symbol != "btc" {
+                b.client
+                    .find(fantoccini::Locator::Css("#symbol"))
+                    .await
+                    .expect("the symbol select")
+                    .select_by_value(symbol)
+                    .await
+                    .expect("a symbol is chosen");
+            }
+            let map = b
+                .wait_for_xpath(
+                    &format!("{symbol}'s map"),
+                    &format!(
+                        "//*[@id='map'][@data-symbol='{symbol}' and @data-round='1' \
+                     and number(@data-loads) > {}]",
+                        if symbol == "btc" { 0 } else { before }
+                    ),
+                )
+                .await;
+            let cells: usize = map
+                .attr("data-cells")
+                .await
+                .unwrap()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(cells, 10 * 1096, "{symbol}: one cell per (exchange, day)");
+            let counted = b
+                .js("return document.querySelectorAll('#map .c[data-day]').length;")
+                .await;
+            assert_eq!(counted, serde_json::json!(cells));
+            let render: f64 = map
+                .attr("data-render-ms")
+                .await
+                .unwrap()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let fetch: f64 = map
+                .attr("data-fetch-ms")
+                .await
+                .unwrap()
+                .unwrap()
+                .parse()
+                .unwrap();
+            println!("{symbol}: {cells} cells, data fetched in {fetch:.0} ms, map rendered in {render:.0} ms");
+            timings.push(render);
+        }
+        // One pass over 10,960 cells: well under the second a person notices.
+        for t in &timings {
+            assert!(*t < 1500.0, "rendering took {t:.0} ms: {timings:?}");
+        }
+        // The page still answers at once.
+        let responsive = Instant::now();
+        b.js("return 1;").await;
+        assert!(responsive.elapsed() < Duration::from_secs(2));
+        b.screenshot("three-years").await;
+        b.close().await;
+        daemon.shutdown().await;
+    });
+}
+
+/// Reads server-sent events from `body` until `count` have come or the
+/// stream ends, within `LIMIT`; returns each event's data, parsed.
+async fn read_events(
+    body: &mut (impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>
+              + Unpin),
+    count: usize,
+) -> Vec<serde_json::Value> {
+    use futures_util::StreamExt;
+    const LIMIT: Duration = Duration::from_secs(10);
+    let mut text = String::new();
+    let mut events = Vec::new();
+    let deadline = Instant::now() + LIMIT;
+    while events.len() < count {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = actix_rt::time::timeout(left, body.next())
+            .await
+            .unwrap_or_else(|_| panic!("{count} events did not come within {LIMIT:?}: {text}"));
+        let Some(chunk) = chunk else { break };
+        text.push_str(std::str::from_utf8(&chunk.expect("a chunk")).expect("UTF-8 events"));
+        while let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                assert!(event.starts_with("event: status\n"), "{event}");
+                events.push(serde_json::from_str(data).expect("a JSON status"));
+            }
+        }
+    }
+    events
+}
+
+#[actix_rt::test]
+async fn the_event_stream_sends_the_status_and_ends_when_the_daemon_stops() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = page_config(dir.path())
+        .exchanges(["kraken"])
+        .symbols(["btc"])
+        .window("2020-03-01", "2020-03-03")
+        .write(&dir.path().join("pricegrid.toml"));
+    let mut daemon = RunningDaemon::start(&path).await;
+    daemon.first_round().await;
+    let url = format!("{}/v1/events", daemon.api_url());
+    let client = awc::Client::builder().disable_timeout().finish();
+    let mut streams = Vec::new();
+    for _ in 0..pricegrid::api::MAX_EVENT_STREAMS {
+        let resp = client.get(&url).send().await.expect("a stream opens");
+        assert_eq!(resp.status().as_u16(), 200);
+        assert_eq!(
+            resp.headers().get("content-type").map(|v| v.as_bytes()),
+            Some(&b"text/event-stream"[..])
+        );
+        streams.push(resp);
+    }
+    let refused = client.get(&url).send().await.expect("an answer");
+    assert_eq!(refused.status().as_u16(), 503, "streams are bounded");
+
+    let started = Instant::now();
+    let events = read_events(&mut streams[0], 2).await;
+    assert_eq!(events.len(), 2);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "one status at once, the next a second later"
+    );
+    for e in &events {
+        assert_eq!(e["state"], "idle");
+        assert_eq!(e["round"], 1);
+        assert_eq!(e["done"], 3);
+        assert_eq!(
+            e["window"],
+            serde_json::json!({"from": "2020-03-01", "to": "2020-03-03"})
+        );
+        assert_eq!(e["exchanges"], serde_json::json!(["kraken"]));
+        assert_eq!(e["last_reload"], serde_json::Value::Null);
+    }
+
+    // Open streams do not hold the shutdown (a graceful stop would wait
+    // 30 s for them), and each ends.
+    let stopping = Instant::now();
+    daemon.shutdown().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "the shutdown took {:?}",
+        stopping.elapsed()
+    );
+    for s in &mut streams {
+        read_events(s, usize::MAX).await;
+    }
+}

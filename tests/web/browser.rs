@@ -1,0 +1,228 @@
+//! `Browser`: headless Debian Chromium driven by chromedriver through
+//! fantoccini, for the web page's tests.
+//!
+//! Each `Browser` starts its own chromedriver on a free loopback port with a
+//! fresh profile directory, and stops it (and the Chromium processes under
+//! it, by pid) when dropped, so a failing test leaves no browser behind.
+//! Every wait is bounded; the browser is told not to reach the network
+//! (no background updates, sync or QUIC), so it only talks to 127.0.0.1.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// Longest wait for chromedriver to answer, and for any DOM condition.
+pub const BROWSER_WAIT: Duration = Duration::from_secs(60);
+/// How often a DOM condition is looked at while waited for.
+const POLL_EVERY: Duration = Duration::from_millis(50);
+
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Starts chromedriver and a Chromium session (window 1400 x 1300: the
+    /// whole page of a default daemon in one screenshot).
+    pub async fn start() -> Browser {
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("{CHROMEDRIVER} does not start ({e}): apt-get install -y chromium chromium-driver")
+            });
+        let profile = tempfile::tempdir().expect("a profile directory");
+        let mut guard = DriverGuard(Some(driver));
+        let caps = serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1400,1300",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        });
+        let caps = match caps {
+            serde_json::Value::Object(map) => map,
+            _ => unreachable!("an object literal"),
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        // chromedriver takes a moment to listen: ask until it answers,
+        // every 100 ms, for at most BROWSER_WAIT.
+        let started = Instant::now();
+        let mut client = None;
+        let mut last_error = String::new();
+        for _ in 0..(BROWSER_WAIT.as_millis() / 100) {
+            match ClientBuilder::new(HttpConnector::new())
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(c) => {
+                    client = Some(c);
+                    break;
+                }
+                Err(e) => last_error = e.to_string(),
+            }
+            if started.elapsed() > BROWSER_WAIT {
+                break;
+            }
+            actix_rt::time::sleep(Duration::from_millis(100)).await;
+        }
+        let client = client
+            .unwrap_or_else(|| panic!("no Chromium session within {BROWSER_WAIT:?}: {last_error}"));
+        Browser {
+            client,
+            driver: guard.0.take().expect("the driver"),
+            _profile: profile,
+        }
+    }
+
+    /// Opens `url` and waits for the page's status bar to have a status.
+    pub async fn open(&self, url: &str) {
+        self.client.goto(url).await.expect("the page opens");
+        self.wait_for("the first status", "#state:not([data-state='unknown'])")
+            .await;
+    }
+
+    /// Waits until an element matches the CSS `selector`.
+    pub async fn wait_for(&self, what: &str, selector: &str) -> fantoccini::elements::Element {
+        self.wait_on(what, Locator::Css(selector)).await
+    }
+
+    /// Waits until an element matches the XPath `path` (for numeric
+    /// conditions CSS cannot say).
+    pub async fn wait_for_xpath(&self, what: &str, path: &str) -> fantoccini::elements::Element {
+        self.wait_on(what, Locator::XPath(path)).await
+    }
+
+    async fn wait_on(&self, what: &str, locator: Locator<'_>) -> fantoccini::elements::Element {
+        match self
+            .client
+            .wait()
+            .at_most(BROWSER_WAIT)
+            .every(POLL_EVERY)
+            .for_element(locator)
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = self.screenshot("timed-out").await;
+                let bar = self.text("#status").await;
+                panic!(
+                    "the page never showed {what} within {BROWSER_WAIT:?} ({e}); status bar: {bar}"
+                )
+            }
+        }
+    }
+
+    /// The text of the element matching `selector`, or "" if none does.
+    pub async fn text(&self, selector: &str) -> String {
+        match self.client.find(Locator::Css(selector)).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// Runs `script` in the page and returns what it returns.
+    pub async fn js(&self, script: &str) -> serde_json::Value {
+        self.client
+            .execute(script, Vec::new())
+            .await
+            .unwrap_or_else(|e| panic!("the script fails: {e}\n{script}"))
+    }
+
+    /// Saves a screenshot as `target/web-screenshots/<name>.png`; returns
+    /// its path.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/web-screenshots");
+        std::fs::create_dir_all(&dir).expect("the screenshot directory");
+        let png = self.client.screenshot().await.expect("a screenshot");
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).expect("the screenshot is written");
+        path
+    }
+
+    /// Ends the session (Chromium quits), then chromedriver.
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        stop_tree(&mut self.driver);
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        stop_tree(&mut self.driver);
+    }
+}
+
+/// Stops a chromedriver that is not yet part of a `Browser`.
+struct DriverGuard(Option<Child>);
+
+impl Drop for DriverGuard {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            stop_tree(child);
+        }
+    }
+}
+
+/// Kills `child` and every process under it (Chromium and its helpers),
+/// found by parent pid in /proc, by pid.
+fn stop_tree(child: &mut Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    let mut pids = vec![child.id()];
+    let mut i = 0;
+    // Bounded: a process tree of a browser holds a few dozen processes.
+    while i < pids.len() && pids.len() < 512 {
+        pids.extend(children_of(pids[i]));
+        i += 1;
+    }
+    for pid in pids.iter().skip(1).rev() {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // The command name is in parentheses and may hold spaces.
+                    let rest = &stat[stat.rfind(')')? + 2..];
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
