@@ -305,7 +305,7 @@ mod tests {
         assert!(adapter(Api::Classic).is_none());
         let table = [
             (Api::Binance, "https://data-api.binance.vision/", 1000, 10.0),
-            (Api::Kraken, "https://api.kraken.com/", 720, 1.0),
+            (Api::Kraken, "https://api.kraken.com/", 720, 0.8),
             (
                 Api::Coinbase,
                 "https://api.exchange.coinbase.com/",
