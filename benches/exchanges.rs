@@ -106,7 +106,11 @@ async fn timed_round(config: &Config, clock: &Clock) -> (Duration, u64) {
         .expect("the producer answers")
         .expect("the round runs");
     let wall = started.elapsed();
-    assert_eq!(summary.counts.failed, 0, "no cell failed: {}", summary.counts);
+    assert_eq!(
+        summary.counts.failed, 0,
+        "no cell failed: {}",
+        summary.counts
+    );
     pipeline.stop().await;
     source.stop().await;
     (wall, summary.counts.tasks)

@@ -430,7 +430,7 @@ impl Supervisor {
 
     /// Decides, without a request, the tasks that need none: a market that
     /// could not be found fails with its reason; days older than the
-    /// exchange serves are rejected as out of reach. `None`: fetch it.
+    /// exchange serves are rejected as out of reach. `false`: fetch it.
     fn decide_without_request(&mut self, pending: &Pending) -> bool {
         let Some(market) = &pending.task.market else {
             return false;

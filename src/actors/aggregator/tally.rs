@@ -53,13 +53,22 @@ impl Tally {
     }
 
     /// One line per exchange that had failures: how many, and why; and one
-    /// error line per exchange whose names the source does not know.
+    /// error line per exchange whose names (or markets) the source does not
+    /// know.
     pub(super) fn log_failures(&self) {
         for (exchange, reasons) in &self.failures {
             for unknown in [UNKNOWN_EXCHANGE, UNKNOWN_SYMBOL] {
                 if let Some((n, example)) = reasons.get(unknown) {
                     log::error!(
                         "round {}: configuration problem: the source answers \"{unknown}\" for {n} task(s) of {exchange} (e.g. {example}); check universe.exchanges and universe.symbols",
+                        self.round
+                    );
+                }
+            }
+            for (kind, (n, _)) in reasons {
+                if kind.starts_with("unknown market") || kind.starts_with("no market") {
+                    log::error!(
+                        "round {}: configuration problem: {kind} ({n} cell(s)); check exchanges.{exchange}.markets",
                         self.round
                     );
                 }

@@ -129,7 +129,24 @@ impl CandleApi for Kraken {
             c.still_open = Some(c.open_ms) == newest
                 && last.and_then(|l| l.checked_mul(1000)) == Some(c.open_ms);
         }
-        day_answers(days, &candles, ohlc_order)
+        let mut answers = day_answers(days, &candles, ohlc_order)?;
+        // A full-depth answer is cut by Kraken's depth, not by a lack of
+        // trades: a day of the page before its oldest row was not served
+        // (our "today" and Kraken's may differ by a day near midnight), so
+        // it is out of reach, never "no price".
+        let oldest = candles.iter().map(|c| c.open_ms).min();
+        if let (true, Some(oldest)) = (
+            candles.len() as i64 >= DEPTH_DAYS,
+            oldest.and_then(super::day_of_ms),
+        ) {
+            for a in answers.iter_mut().filter(|a| a.day < oldest) {
+                a.answer = crate::source::Answer::Rejected {
+                    reason: super::out_of_reach_reason(Api::Kraken, oldest),
+                    price: None,
+                };
+            }
+        }
+        Ok(answers)
     }
 
     fn instruments_request(&self) -> String {
@@ -379,5 +396,45 @@ mod tests {
         assert!(Kraken.check_market("XBTUSD").is_ok());
         assert!(Kraken.check_market("xbtusd").is_err());
         assert!(Kraken.check_market("XBT/USD").is_err());
+    }
+
+    #[test]
+    fn days_before_a_full_depth_answer_are_out_of_reach_not_none() {
+        // 720 rows from 2018-06-27; the page asks from 2018-06-25, a day
+        // our clock thought still served.
+        let first = NaiveDate::from_ymd_opt(2018, 6, 27).unwrap();
+        let rows: Vec<String> = (0..720)
+            .map(|i| {
+                let t = day_start_ms(first + TimeDelta::days(i)) / 1000;
+                format!(r#"[{t},"1","2","0.5","1.5","1.4","10",3]"#)
+            })
+            .collect();
+        let body = format!(
+            r#"{{"error":[],"result":{{"XXBTZUSD":[{}],"last":0}}}}"#,
+            rows.join(",")
+        );
+        let days = DayRange {
+            from: NaiveDate::from_ymd_opt(2018, 6, 25).unwrap(),
+            to: NaiveDate::from_ymd_opt(2018, 6, 28).unwrap(),
+        };
+        let got = Kraken
+            .parse_candles("XBTUSD", days, 200, None, body.as_bytes(), OhlcOrder::Flag)
+            .unwrap();
+        for a in &got[..2] {
+            assert!(
+                matches!(&a.answer, crate::source::Answer::Rejected { reason, price: None } if reason.starts_with("out of reach")),
+                "{a:?}"
+            );
+        }
+        assert!(matches!(got[2].answer, crate::source::Answer::Price { .. }));
+        // Fewer rows than the depth: the exchange had no trades, "no price".
+        let short = format!(
+            r#"{{"error":[],"result":{{"XXBTZUSD":[{}],"last":0}}}}"#,
+            rows[..10].join(",")
+        );
+        let got = Kraken
+            .parse_candles("XBTUSD", days, 200, None, short.as_bytes(), OhlcOrder::Flag)
+            .unwrap();
+        assert_eq!(got[0].answer, crate::source::Answer::NoPrice);
     }
 }
