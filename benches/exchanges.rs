@@ -86,18 +86,15 @@ fn config(classic: &PriceServer, servers: &BTreeMap<Api, PriceServer>) -> Config
     c
 }
 
-/// One round of `config` on fresh actors (its market listings already
-/// read by an untimed round over one day, as in a running daemon); the
-/// wall time of the timed round and its cell count.
+/// One round of `config` on fresh actors: its wall time (market listings
+/// included) and its cell count.
 async fn timed_round(config: &Config, clock: &Clock) -> (Duration, u64) {
     let source = Source::start_with_clock(config, clock).expect("the source starts");
-    let opts = || PipelineOptions {
-        source_id: Some(source.identity.clone()),
-        endpoints: source.endpoints.clone(),
+    let opts = PipelineOptions {
         clock: clock.clone(),
-        ..PipelineOptions::default()
+        ..PipelineOptions::from_source(&source)
     };
-    let pipeline = Pipeline::start_with(Arc::new(config.clone()), source.url.clone(), opts());
+    let pipeline = Pipeline::start_with(Arc::new(config.clone()), source.url.clone(), opts);
     let started = Instant::now();
     let summary = pipeline
         .producer

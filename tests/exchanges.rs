@@ -103,26 +103,35 @@ fn through(mut config: Config, api: Api, server: &PriceServer, rps: f64) -> Conf
     config
 }
 
-/// Runs one round of `config` (its source started as the daemon starts it)
-/// and returns its counts and the store.
-async fn round(config: Config, clock: &Clock) -> (Counts, Store) {
+/// Starts `config`'s source as the daemon does, and the actors on it.
+fn start(config: Config, clock: &Clock) -> (Source, Pipeline) {
     let source = Source::start_with_clock(&config, clock).expect("the source starts");
     let pipeline = Pipeline::start_with(
         arc(config),
         source.url.clone(),
         PipelineOptions {
-            source_id: Some(source.identity.clone()),
-            endpoints: source.endpoints.clone(),
             clock: clock.clone(),
-            ..PipelineOptions::default()
+            ..PipelineOptions::from_source(&source)
         },
     );
+    (source, pipeline)
+}
+
+async fn run_round(pipeline: &Pipeline) -> Counts {
     let summary =
         actix_rt::time::timeout(Duration::from_secs(60), pipeline.producer.send(RunRound))
             .await
             .expect("the round ends in time")
             .expect("the producer answers")
             .expect("the round runs");
+    summary.counts
+}
+
+/// Runs one round of `config` on fresh actors and returns its counts and
+/// the store.
+async fn round(config: Config, clock: &Clock) -> (Counts, Store) {
+    let (source, pipeline) = start(config, clock);
+    let counts = run_round(&pipeline).await;
     let store = pipeline
         .aggregator
         .send(GetStore)
@@ -130,7 +139,7 @@ async fn round(config: Config, clock: &Clock) -> (Counts, Store) {
         .expect("the aggregator answers");
     pipeline.stop().await;
     source.stop().await;
-    (summary.counts, store)
+    (counts, store)
 }
 
 /// The oldest day Kraken serves on `NOW`: its 720 most recent candles.
@@ -230,29 +239,16 @@ async fn a_second_round_asks_only_for_the_days_not_yet_final() {
     let classic = server(Api::Classic, &data, &clock, |_| {});
     let dialect = server(Api::Coinbase, &data, &clock, |_| {});
     let config = through(config(&classic), Api::Coinbase, &dialect, 200.0);
-    let source = Source::start_with_clock(&config, &clock).expect("the source starts");
-    let pipeline = Pipeline::start_with(
-        arc(config),
-        source.url.clone(),
-        PipelineOptions {
-            source_id: Some(source.identity.clone()),
-            endpoints: source.endpoints.clone(),
-            clock: clock.clone(),
-            ..PipelineOptions::default()
-        },
-    );
-    let first = pipeline.producer.send(RunRound).await.unwrap().unwrap();
+    let (source, pipeline) = start(config, &clock);
+    let first = run_round(&pipeline).await;
     let before = dialect.stats.candle_requests();
-    let second = pipeline.producer.send(RunRound).await.unwrap().unwrap();
+    let second = run_round(&pipeline).await;
     let asked = dialect.stats.candle_requests() - before;
-    println!(
-        "first {}, second {} in {asked} requests",
-        first.counts, second.counts
-    );
+    println!("first {first}, second {second} in {asked} requests");
     // Only today's open candle and tomorrow's "none" are provisional; every
     // day closed 12 h ago or more is final and not asked again.
-    assert_eq!(second.counts.tasks, 6, "{}", second.counts);
-    assert_eq!(second.counts.provisional, 6, "{}", second.counts);
+    assert_eq!(second.tasks, 6, "{second}");
+    assert_eq!(second.provisional, 6, "{second}");
     assert_eq!(asked, 3, "one page per symbol for the open days");
     pipeline.stop().await;
     source.stop().await;

@@ -125,6 +125,17 @@ pub struct PipelineOptions {
     pub record: Option<crate::record::Record>,
 }
 
+impl PipelineOptions {
+    /// Fetching from `source`: its identity and its exchanges' endpoints.
+    pub fn from_source(source: &crate::source::Source) -> Self {
+        Self {
+            source_id: Some(source.identity.clone()),
+            endpoints: source.endpoints.clone(),
+            ..Self::default()
+        }
+    }
+}
+
 impl Pipeline {
     /// Starts the actors on the current actix system, fetching from `base`,
     /// with an empty map and the system clock.

@@ -104,11 +104,7 @@ pub async fn fetch_round(
     let pipeline = Pipeline::start_with(
         config.clone(),
         source.url.clone(),
-        PipelineOptions {
-            source_id: Some(source.identity.clone()),
-            endpoints: source.endpoints.clone(),
-            ..PipelineOptions::default()
-        },
+        PipelineOptions::from_source(source),
     );
     let bar = progress.then(|| spawn_progress_bar(&pipeline));
     let summary = pipeline.producer.send(RunRound).await?;

@@ -156,12 +156,11 @@ impl Daemon {
             config.clone(),
             source.url.clone(),
             PipelineOptions {
-                source_id: Some(source.identity.clone()),
-                endpoints: source.endpoints.clone(),
                 clock: clock.clone(),
                 store,
                 last_round,
                 record: Some(record),
+                ..PipelineOptions::from_source(&source)
             },
         );
         let snapshot_dir = ApiFiles {
