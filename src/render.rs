@@ -211,6 +211,9 @@ impl Serialize for RowView<'_> {
         if let Some(r) = &self.row.reason {
             map.serialize_entry("reason", r)?;
         }
+        if let Some(m) = &self.row.market {
+            map.serialize_entry("market", m)?;
+        }
         map.end()
     }
 }

@@ -44,5 +44,6 @@ pub fn row(exchange: &str, symbol: &str, on: NaiveDate, price: Option<Ohlcv>) ->
         flags: Flags::NONE,
         fetched_at: None,
         reason: None,
+        market: None,
     }
 }

@@ -35,6 +35,9 @@ pub struct Row {
     pub fetched_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Why a cell failed or was rejected (or a refetch's last failure).
     pub reason: Option<String>,
+    /// The exchange's market the cell was asked in (`XBTUSD`), for an
+    /// exchange asked through its own API.
+    pub market: Option<String>,
 }
 
 /// Which rows to keep. An empty set means no filter on that dimension, so
@@ -160,6 +163,11 @@ fn row(e: &Exchange, s: &Symbol, day: NaiveDate, c: crate::store::Cell) -> Row {
         flags: c.flags,
         fetched_at: c.fetched_at,
         reason: c.note.map(|n| n.reason),
+        market: c
+            .source
+            .as_deref()
+            .and_then(crate::model::Market::of_source)
+            .map(str::to_owned),
     }
 }
 

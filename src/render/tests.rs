@@ -392,3 +392,17 @@ fn a_running_round_is_listed_with_an_empty_finish_time() {
     assert_eq!(json[1]["status"], "finished");
     assert!(json[0]["finished"].is_null());
 }
+
+#[test]
+fn a_cell_asked_in_an_exchanges_market_names_it_in_json() {
+    let mut on_kraken = row("kraken", "btc", day(2020, 3, 13), Some(cv(7.0, 1.0)));
+    on_kraken.market = Some("XBTUSD".to_owned());
+    let classic = row("bitstamp", "btc", day(2020, 3, 13), Some(cv(7.0, 1.0)));
+    let text = render_rows(&[on_kraken, classic], None, Format::Json);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v[0]["market"], "XBTUSD");
+    assert!(
+        v[1].get("market").is_none(),
+        "the classic API has no market"
+    );
+}
