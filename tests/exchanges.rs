@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ use pricegrid::actors::aggregator::GetStore;
 use pricegrid::actors::producer::RunRound;
 use pricegrid::actors::{Pipeline, PipelineOptions};
 use pricegrid::clock::Clock;
-use pricegrid::config::{Config, ExchangeConfig, SourceUrl};
+use pricegrid::config::Config;
 use pricegrid::model::{Api, CellState, Counts, Exchange, Symbol};
 use pricegrid::server::{self, Dataset, GeneratedSpec, PriceServer, ServerOptions};
 use pricegrid::source::Source;
@@ -87,18 +86,10 @@ fn config(classic: &PriceServer) -> Config {
 }
 
 /// `config` with kraken asked through `api` at `server`.
-fn through(mut config: Config, api: Api, server: &PriceServer, rps: f64) -> Config {
-    config.exchanges.insert(
-        kraken(),
-        ExchangeConfig {
-            api,
-            url: Some(SourceUrl::Remote(server.url())),
-            markets: BTreeMap::new(),
-            requests_per_second: Some(rps),
-            max_in_flight: None,
-            ca_file: None,
-        },
-    );
+fn through(config: Config, api: Api, server: &PriceServer, rps: f64) -> Config {
+    let config = TestConfig::from(config)
+        .exchange_api("kraken", api, &server.url(), rps)
+        .build();
     config.check_at(day("2020-06-15")).expect("a valid config");
     config
 }

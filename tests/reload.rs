@@ -572,3 +572,44 @@ async fn a_round_cut_short_by_shutdown_is_recorded_as_aborted() {
     })
     .await
 }
+
+#[actix_rt::test]
+async fn an_exchange_moved_to_its_own_api_on_reload_is_asked_there_from_the_next_round() {
+    // The built-in server speaking OKX's API with the same dataset's kraken
+    // prices: the cells must come out the same, now asked in a market.
+    let okx = spawn_price_server(|o| {
+        o.dialect = pricegrid::model::Api::Okx;
+        o.exchange = Some("kraken".parse().unwrap());
+    });
+    scenario(Duration::ZERO, "2020-03-31", 2, async |f| {
+        let first = f.daemon.first_round().await;
+        assert_eq!(first.counts.failed, 0, "{first:?}");
+        let before = f.daemon.store().await;
+        f.with_workers(2)
+            .exchange_api("kraken", pricegrid::model::Api::Okx, &okx.url(), 100.0)
+            .save_by_rename(&f.path);
+        let outcome = f.daemon.reload_and_wait().await;
+        assert!(
+            matches!(&outcome, ReloadOutcome::Applied { version: 1, changed } if changed.iter().any(|c| c.starts_with("exchanges"))),
+            "{outcome:?}"
+        );
+        let classic_asked = f.server.stats.price_requests();
+        let second = f.daemon.run_round().await.expect("round 2 runs");
+        let c = second.counts;
+        // A new source (and market) makes every key due again: 31 days, one page.
+        assert_eq!((c.tasks, c.done(), c.failed), (31, 31, 0), "{second:?}");
+        assert_eq!(okx.stats.candle_requests(), 1, "one page for 31 days");
+        assert_eq!(f.server.stats.price_requests(), classic_asked, "the classic source was not asked");
+        let after = f.daemon.store().await;
+        for (e, s, d, cell) in after.iter() {
+            let old = before.get(e, s, d).expect("the same cells");
+            assert_eq!((cell.state, cell.price), (old.state, old.price), "{e}/{s}/{d}");
+            assert!(
+                cell.source.as_deref().is_some_and(|x| x.ends_with(" market=BTC-USDT")),
+                "{e}/{s}/{d}: {:?}",
+                cell.source
+            );
+        }
+    })
+    .await
+}

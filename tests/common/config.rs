@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use pricegrid::config::{Config, Day, OhlcOrder, Selection, SourceUrl};
+use pricegrid::config::{Config, Day, ExchangeConfig, OhlcOrder, Selection, SourceUrl};
+use pricegrid::model::Api;
 use pricegrid::server::PriceServer;
 use url::Url;
 
@@ -264,6 +265,23 @@ impl TestConfig {
 
     pub fn progress_every(mut self, d: Duration) -> Self {
         self.config.log.progress_every = d;
+        self
+    }
+
+    /// Exchange `name` asked through `api` at `url` (an `[exchanges.NAME]`
+    /// table), its markets discovered, at `rps` requests a second.
+    pub fn exchange_api(mut self, name: &str, api: Api, url: &Url, rps: f64) -> Self {
+        self.config.exchanges.insert(
+            name.parse().expect("a valid exchange name"),
+            ExchangeConfig {
+                api,
+                url: Some(SourceUrl::Remote(url.clone())),
+                markets: Default::default(),
+                requests_per_second: Some(rps),
+                max_in_flight: None,
+                ca_file: None,
+            },
+        );
         self
     }
 
