@@ -17,106 +17,30 @@
 //! fetches) and the decisions. Every dispatch has its own number; a reply
 //! to a dispatch that was given up on (hung) is stale and dropped. It
 //! replaces the pool when a thread has died or the worker count changes. It
-//! never reads a response body: that is the fetchers' job. (A little over
-//! 500 lines: the actor and the messages of its mailbox stay together.)
+//! never reads a response body: that is the fetchers' job. What it runs on,
+//! taken from the config, is `settings.rs`. (About 650 lines: the actor and
+//! the messages of its mailbox stay together.)
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use serde::Serialize;
 use tokio::sync::oneshot;
-use url::Url;
+
+mod settings;
 
 use super::aggregator::{Aggregator, PriceResult};
 use super::fetcher::{Fetch, FetchReply, Fetcher, FetcherFactory, FetcherLost};
-use super::{Reconfigure, SourceRef};
+use super::Reconfigure;
 use crate::clock::{self, Clock};
-use crate::config::{Config, PerExchangeConfig};
-use crate::dispatch::{backoff, Dispatch, ExchangeLimits, Limits, Next, Pending};
+use crate::dispatch::{backoff, Dispatch, Next, Pending};
 use crate::metrics::Metrics;
 use crate::model::{reason_kind, Exchange, Outcome, Task, TaskKey};
 use crate::source::exchanges::{self, out_of_reach_reason, DayAnswer};
-use crate::source::{Answer, ClientLimits, Endpoints, FetchFailure, Throttle};
-
-/// The part of the config the Supervisor runs on.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PoolSettings {
-    pub base: Url,
-    /// The identity of the source the pool fetches from, recorded with
-    /// every cell.
-    pub source_id: Arc<str>,
-    /// Exchanges asked at an endpoint of their own.
-    pub endpoints: Arc<Endpoints>,
-    pub limits: ClientLimits,
-    pub workers: usize,
-    pub window: usize,
-    pub max_attempts: u32,
-    pub retry_for: Duration,
-    pub backoff_base: Duration,
-    pub backoff_max: Duration,
-    pub task_deadline: Duration,
-    pub settle_after: Duration,
-    pub per_exchange: PerExchangeConfig,
-    /// The limits of exchanges with an `[exchanges.NAME]` table: its own,
-    /// else its API's documented rate.
-    pub own_limits: BTreeMap<Exchange, ExchangeLimits>,
-}
-
-impl PoolSettings {
-    pub fn new(source: SourceRef, config: &Config) -> Self {
-        let fetch = &config.fetch;
-        let own_limits = config
-            .exchanges
-            .iter()
-            .map(|(name, x)| {
-                let documented = exchanges::adapter(x.api).map(|a| a.default_requests_per_second());
-                let limits = ExchangeLimits {
-                    max_in_flight: x.max_in_flight.or(config.source.per_exchange.max_in_flight),
-                    requests_per_second: x
-                        .requests_per_second
-                        .or(documented)
-                        .or(config.source.per_exchange.requests_per_second),
-                };
-                (name.clone(), limits)
-            })
-            .collect();
-        Self {
-            base: source.url,
-            source_id: source.identity,
-            endpoints: source.endpoints,
-            limits: ClientLimits::from_config(&config.source, fetch.workers),
-            workers: fetch.workers,
-            window: fetch.window(),
-            max_attempts: fetch.max_attempts,
-            retry_for: fetch.retry_for,
-            backoff_base: fetch.backoff_base,
-            backoff_max: fetch.backoff_max,
-            task_deadline: fetch.task_deadline,
-            settle_after: config.source.settle_after,
-            per_exchange: config.source.per_exchange.clone(),
-            own_limits,
-        }
-    }
-
-    /// The dispatch limits these settings give.
-    fn dispatch_limits(&self) -> Limits {
-        Limits {
-            window: self.window,
-            max_in_flight: self.per_exchange.max_in_flight,
-            requests_per_second: self.per_exchange.requests_per_second,
-            exchanges: self.own_limits.clone(),
-        }
-    }
-
-    /// Settings that only a new pool can take.
-    fn pool_shape(&self) -> (&Url, usize, ClientLimits, &Endpoints) {
-        let mut limits = self.limits;
-        limits.connections = 0;
-        (&self.base, self.workers, limits, &self.endpoints)
-    }
-}
+use crate::source::{Answer, FetchFailure, Throttle};
+pub use settings::PoolSettings;
 
 /// How long an exchange that said "too many requests" without saying for
 /// how long is left alone: doubling from 1 s with each throttle in a row,

@@ -1,0 +1,172 @@
+//! Where a round's cells are asked, and in how many requests: the market
+//! of each (exchange, symbol) of an exchange with its own API (configured,
+//! or chosen from the exchange's market listing, which is read once and
+//! kept until the config changes), and the round's unsettled keys cut into
+//! tasks (a day each for the classic API, pages of consecutive days no
+//! longer than the exchange's page, split at the oldest day it serves, for
+//! the others). The Producer's own part: it asks listings, never prices,
+//! and decides no outcome (a market that cannot be found travels with the
+//! task, for the Supervisor to fail).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+
+use super::Universe;
+use crate::config::Config;
+use crate::model::{Api, Exchange, Market, Symbol, Task, TaskKey};
+use crate::source::exchanges::{self, choose_market, plan_pages, Instrument};
+use crate::source::{ClientLimits, Endpoints, PriceClient};
+
+/// (exchange, symbol) -> where it is asked, for the exchanges that have
+/// their own endpoint.
+pub type Markets = HashMap<(Exchange, Symbol), Arc<Market>>;
+
+/// Each exchange's market listing, as last read (kept until the config
+/// changes, so a listing is asked once, not every round).
+pub(super) type Listings = Rc<RefCell<HashMap<Exchange, Arc<Vec<Instrument>>>>>;
+
+/// Where each (exchange, symbol) of `universe` with an endpoint of its own
+/// is asked: the configured market, else the one the exchange's listing
+/// gives (USD, else USDT, else USDC); a market that cannot be found carries
+/// the reason, and its cells fail with it.
+pub(super) async fn resolve_markets(
+    config: &Config,
+    endpoints: &Endpoints,
+    universe: &Universe,
+    listings: &Listings,
+) -> Markets {
+    let mut out = Markets::new();
+    for exchange in &universe.exchanges {
+        let (Some(endpoint), Some(table)) =
+            (endpoints.get(exchange), config.exchanges.get(exchange))
+        else {
+            continue;
+        };
+        let market = |name: &str, unresolved: Option<String>| {
+            Arc::new(Market {
+                api: endpoint.api,
+                name: Arc::from(name),
+                source: Market::identity(&endpoint.identity, name),
+                unresolved: unresolved.map(Arc::from),
+            })
+        };
+        let Some(api) = exchanges::adapter(endpoint.api) else {
+            for symbol in &universe.symbols {
+                out.insert((exchange.clone(), symbol.clone()), market("", None));
+            }
+            continue;
+        };
+        let listing = if table.markets.is_empty() {
+            Some(listing(exchange, endpoint, api, config, listings).await)
+        } else {
+            None
+        };
+        for symbol in &universe.symbols {
+            let m = match (&listing, table.markets.get(symbol)) {
+                (None, Some(name)) => market(name, None),
+                (None, None) => market(
+                    "",
+                    Some(format!(
+                        "no market for {symbol} in exchanges.{exchange}.markets"
+                    )),
+                ),
+                (Some(Err(e)), _) => market("", Some(e.clone())),
+                (Some(Ok(list)), _) => match choose_market(api, symbol, list) {
+                    Some(i) => {
+                        log::debug!(
+                            "{exchange}: {symbol} is asked as market {} ({}/{})",
+                            i.market,
+                            i.base,
+                            i.quote
+                        );
+                        market(&i.market, None)
+                    }
+                    None => market(
+                        "",
+                        Some(format!(
+                            "{exchange} lists no {base}/USD, {base}/USDT or {base}/USDC market for {symbol}",
+                            base = api.asset_name(symbol)
+                        )),
+                    ),
+                },
+            };
+            out.insert((exchange.clone(), symbol.clone()), m);
+        }
+    }
+    out
+}
+
+/// `exchange`'s market listing, from the cache or asked now (and logged:
+/// which market each symbol maps to is worth knowing).
+async fn listing(
+    exchange: &Exchange,
+    endpoint: &crate::source::Endpoint,
+    api: &dyn exchanges::CandleApi,
+    config: &Config,
+    listings: &Listings,
+) -> Result<Arc<Vec<Instrument>>, String> {
+    if let Some(l) = listings.borrow().get(exchange) {
+        return Ok(l.clone());
+    }
+    let limits = ClientLimits::from_config(&config.source, 1);
+    let client = PriceClient::with_ca_files(&endpoint.url, &limits, &endpoint.ca_files)
+        .map_err(|e| format!("cannot list {exchange}'s markets: {e}"))?;
+    match client.instruments(api).await {
+        Ok(list) => {
+            log::info!("{exchange}: {} markets listed", list.len());
+            let list = Arc::new(list);
+            listings.borrow_mut().insert(exchange.clone(), list.clone());
+            Ok(list)
+        }
+        Err(e) => {
+            log::error!("cannot list {exchange}'s markets: {e}");
+            Err(format!("cannot list {exchange}'s markets: {e}"))
+        }
+    }
+}
+
+/// A round's unsettled keys as tasks: a day each for `[source]` and the
+/// classic API, pages of consecutive days (no longer than the exchange's
+/// page, cut at the oldest day it serves) for a real exchange.
+pub fn plan(todo: Vec<TaskKey>, markets: &Markets, today: NaiveDate) -> Vec<Task> {
+    if markets.is_empty() {
+        return todo.into_iter().map(Task::new).collect();
+    }
+    let mut tasks = Vec::with_capacity(todo.len());
+    let mut series: std::collections::BTreeMap<(Exchange, Symbol), Vec<NaiveDate>> =
+        std::collections::BTreeMap::new();
+    for key in todo {
+        let id = (key.exchange.clone(), key.symbol.clone());
+        match markets.get(&id) {
+            None => tasks.push(Task::new(key)),
+            Some(m) if m.api == Api::Classic => tasks.push(Task {
+                market: Some(m.clone()),
+                ..Task::new(key)
+            }),
+            Some(_) => series.entry(id).or_default().push(key.day),
+        }
+    }
+    for ((exchange, symbol), mut days) in series {
+        let Some(market) = markets.get(&(exchange.clone(), symbol.clone())) else {
+            continue;
+        };
+        let Some(api) = exchanges::adapter(market.api) else {
+            continue;
+        };
+        days.sort_unstable();
+        days.dedup();
+        for page in plan_pages(&days, api.page_days(), api.earliest_day(today)) {
+            tasks.push(Task::page(
+                exchange.clone(),
+                symbol.clone(),
+                page,
+                market.clone(),
+            ));
+        }
+    }
+    tasks
+}
