@@ -22,7 +22,10 @@
 use serde_json::Value;
 
 use super::common::{self, field, integer, shape, text};
-use super::{day_answers, day_start_ms, number, Candle, CandleApi, Instrument, PageResult};
+use super::{
+    day_answers, day_start_ms, number, Candle, CandleApi, Instrument, MarketForm, PageResult,
+    Profile,
+};
 use crate::config::OhlcOrder;
 use crate::model::{Api, DayRange};
 use crate::source::response::parse_retry_after;
@@ -34,31 +37,23 @@ pub struct Binance;
 /// Binance's "Invalid symbol." error code.
 const INVALID_SYMBOL: i64 = -1121;
 
+/// Binance's plain facts (see `Profile`).
+const PROFILE: Profile = Profile {
+    api: Api::Binance,
+    default_url: "https://data-api.binance.vision/",
+    page_days: 1000,
+    // A klines call weighs 2 of 6000 a minute (50/s); well under it.
+    requests_per_second: 10.0,
+    market_form: MarketForm {
+        char_ok: |c| c.is_ascii_uppercase() || c.is_ascii_digit(),
+        dashed: false,
+        described: "BASEQUOTE in upper case, no separator (\"BTCUSDT\")",
+    },
+};
+
 impl CandleApi for Binance {
-    fn api(&self) -> Api {
-        Api::Binance
-    }
-
-    fn default_url(&self) -> &'static str {
-        "https://data-api.binance.vision/"
-    }
-
-    fn page_days(&self) -> u32 {
-        1000
-    }
-
-    fn default_requests_per_second(&self) -> f64 {
-        // A klines call weighs 2 of 6000 a minute (50/s); well under it.
-        10.0
-    }
-
-    fn check_market(&self, market: &str) -> Result<(), String> {
-        common::check_form(
-            market,
-            |c| c.is_ascii_uppercase() || c.is_ascii_digit(),
-            false,
-            "BASEQUOTE in upper case, no separator (\"BTCUSDT\")",
-        )
+    fn profile(&self) -> &'static Profile {
+        &PROFILE
     }
 
     fn candles_request(&self, market: &str, days: DayRange) -> String {

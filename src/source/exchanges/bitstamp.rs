@@ -24,7 +24,10 @@
 use serde_json::Value;
 
 use super::common::{self, integer, seconds_to_ms, shape, text};
-use super::{day_answers, day_start_ms, number, Candle, CandleApi, Instrument, PageResult};
+use super::{
+    day_answers, day_start_ms, number, Candle, CandleApi, Instrument, MarketForm, PageResult,
+    Profile,
+};
 use crate::config::OhlcOrder;
 use crate::model::{Api, DayRange};
 use crate::source::FetchFailure;
@@ -36,31 +39,23 @@ pub struct Bitstamp;
 const RATE_LIMITED: &str = "API0001";
 const INVALID_PAIR: &str = "API0005";
 
+/// Bitstamp's plain facts (see `Profile`).
+const PROFILE: Profile = Profile {
+    api: Api::Bitstamp,
+    default_url: "https://www.bitstamp.net/",
+    page_days: 1000,
+    // 8000 per 10 minutes is 13/s; keep under it.
+    requests_per_second: 10.0,
+    market_form: MarketForm {
+        char_ok: |c| c.is_ascii_lowercase() || c.is_ascii_digit(),
+        dashed: false,
+        described: "basequote in lower case, no separator (\"btcusd\")",
+    },
+};
+
 impl CandleApi for Bitstamp {
-    fn api(&self) -> Api {
-        Api::Bitstamp
-    }
-
-    fn default_url(&self) -> &'static str {
-        "https://www.bitstamp.net/"
-    }
-
-    fn page_days(&self) -> u32 {
-        1000
-    }
-
-    fn default_requests_per_second(&self) -> f64 {
-        // 8000 per 10 minutes is 13/s; keep under it.
-        10.0
-    }
-
-    fn check_market(&self, market: &str) -> Result<(), String> {
-        common::check_form(
-            market,
-            |c| c.is_ascii_lowercase() || c.is_ascii_digit(),
-            false,
-            "basequote in lower case, no separator (\"btcusd\")",
-        )
+    fn profile(&self) -> &'static Profile {
+        &PROFILE
     }
 
     fn candles_request(&self, market: &str, days: DayRange) -> String {

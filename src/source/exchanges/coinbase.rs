@@ -24,7 +24,7 @@
 use serde_json::Value;
 
 use super::common::{self, field, integer, seconds_to_ms, shape, text};
-use super::{day_answers, number, Candle, CandleApi, Instrument, PageResult};
+use super::{day_answers, number, Candle, CandleApi, Instrument, MarketForm, PageResult, Profile};
 use crate::config::OhlcOrder;
 use crate::model::{Api, DayRange};
 use crate::source::FetchFailure;
@@ -32,32 +32,24 @@ use crate::source::FetchFailure;
 /// Coinbase Exchange's public REST API.
 pub struct Coinbase;
 
+/// Coinbase's plain facts (see `Profile`).
+const PROFILE: Profile = Profile {
+    api: Api::Coinbase,
+    default_url: "https://api.exchange.coinbase.com/",
+    page_days: 300,
+    // Half the public limit of 10/s: candles are "not to be polled
+    // frequently".
+    requests_per_second: 5.0,
+    market_form: MarketForm {
+        char_ok: |c| c.is_ascii_uppercase() || c.is_ascii_digit(),
+        dashed: true,
+        described: "BASE-QUOTE in upper case (\"BTC-USD\")",
+    },
+};
+
 impl CandleApi for Coinbase {
-    fn api(&self) -> Api {
-        Api::Coinbase
-    }
-
-    fn default_url(&self) -> &'static str {
-        "https://api.exchange.coinbase.com/"
-    }
-
-    fn page_days(&self) -> u32 {
-        300
-    }
-
-    fn default_requests_per_second(&self) -> f64 {
-        // Half the public limit of 10/s: candles are "not to be polled
-        // frequently".
-        5.0
-    }
-
-    fn check_market(&self, market: &str) -> Result<(), String> {
-        common::check_form(
-            market,
-            |c| c.is_ascii_uppercase() || c.is_ascii_digit(),
-            true,
-            "BASE-QUOTE in upper case (\"BTC-USD\")",
-        )
+    fn profile(&self) -> &'static Profile {
+        &PROFILE
     }
 
     fn candles_request(&self, market: &str, days: DayRange) -> String {

@@ -32,7 +32,10 @@ use chrono::{NaiveDate, TimeDelta};
 use serde_json::Value;
 
 use super::common::{self, field, integer, seconds_to_ms, shape, text};
-use super::{day_answers, day_start_ms, number, Candle, CandleApi, Instrument, PageResult};
+use super::{
+    day_answers, day_start_ms, number, Candle, CandleApi, Instrument, MarketForm, PageResult,
+    Profile,
+};
 use crate::config::OhlcOrder;
 use crate::model::{Api, DayRange, Symbol};
 use crate::source::FetchFailure;
@@ -43,38 +46,30 @@ pub struct Kraken;
 /// Kraken serves this many daily candles, today's included.
 const DEPTH_DAYS: i64 = 720;
 
+/// Kraken's plain facts (see `Profile`).
+const PROFILE: Profile = Profile {
+    api: Api::Kraken,
+    default_url: "https://api.kraken.com/",
+    page_days: 720,
+    // Kraken allows about one public call a second per address; asking
+    // at exactly that rate gets throttled whenever two requests arrive
+    // closer than they were sent (measured: benches/exchanges.rs), so
+    // keep a margin under it.
+    requests_per_second: 0.8,
+    market_form: MarketForm {
+        char_ok: |c| c.is_ascii_uppercase() || c.is_ascii_digit(),
+        dashed: false,
+        described: "BASEQUOTE in upper case, as Kraken spells it (\"XBTUSD\")",
+    },
+};
+
 impl CandleApi for Kraken {
-    fn api(&self) -> Api {
-        Api::Kraken
-    }
-
-    fn default_url(&self) -> &'static str {
-        "https://api.kraken.com/"
-    }
-
-    fn page_days(&self) -> u32 {
-        720
-    }
-
-    fn default_requests_per_second(&self) -> f64 {
-        // Kraken allows about one public call a second per address; asking
-        // at exactly that rate gets throttled whenever two requests arrive
-        // closer than they were sent (measured: benches/exchanges.rs), so
-        // keep a margin under it.
-        0.8
+    fn profile(&self) -> &'static Profile {
+        &PROFILE
     }
 
     fn earliest_day(&self, today: NaiveDate) -> Option<NaiveDate> {
         Some(today - TimeDelta::days(DEPTH_DAYS - 1))
-    }
-
-    fn check_market(&self, market: &str) -> Result<(), String> {
-        common::check_form(
-            market,
-            |c| c.is_ascii_uppercase() || c.is_ascii_digit(),
-            false,
-            "BASEQUOTE in upper case, as Kraken spells it (\"XBTUSD\")",
-        )
     }
 
     fn asset_name(&self, symbol: &Symbol) -> String {

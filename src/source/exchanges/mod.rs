@@ -71,19 +71,54 @@ pub struct Candle {
     pub still_open: bool,
 }
 
+/// The facts of one exchange's API that are plain values.
+#[derive(Debug)]
+pub struct Profile {
+    pub api: Api,
+    /// The exchange's real public endpoint, e.g. `https://api.kraken.com/`.
+    pub default_url: &'static str,
+    /// Most daily candles one request returns.
+    pub page_days: u32,
+    /// A documented, safe request rate to the exchange, per second and per
+    /// process.
+    pub requests_per_second: f64,
+    pub market_form: MarketForm,
+}
+
+/// The form of an exchange's market names, checked offline.
+#[derive(Debug)]
+pub struct MarketForm {
+    /// The characters a base or a quote may have.
+    pub char_ok: fn(char) -> bool,
+    /// Base and quote are separated by one `-` (`BTC-USD`), else joined.
+    pub dashed: bool,
+    /// The form in words, for the error: `"BASE-QUOTE in upper case (\"BTC-USD\")"`.
+    pub described: &'static str,
+}
+
 /// One exchange's daily-candle API.
 pub trait CandleApi: Send + Sync {
-    fn api(&self) -> Api;
+    fn profile(&self) -> &'static Profile;
+
+    fn api(&self) -> Api {
+        self.profile().api
+    }
 
     /// The exchange's real public endpoint, e.g. `https://api.kraken.com/`.
-    fn default_url(&self) -> &'static str;
+    fn default_url(&self) -> &'static str {
+        self.profile().default_url
+    }
 
     /// Most daily candles one request returns.
-    fn page_days(&self) -> u32;
+    fn page_days(&self) -> u32 {
+        self.profile().page_days
+    }
 
     /// A documented, safe request rate to the exchange, per second and
     /// per process.
-    fn default_requests_per_second(&self) -> f64;
+    fn default_requests_per_second(&self) -> f64 {
+        self.profile().requests_per_second
+    }
 
     /// The oldest day the exchange serves when today (UTC) is `today`;
     /// `None`: no limit (Kraken serves only its 720 most recent candles).
@@ -94,7 +129,10 @@ pub trait CandleApi: Send + Sync {
 
     /// Checks the form of a market name, offline (a typo such as
     /// `"btc-usd"` for Coinbase's `"BTC-USD"`): the error says what the form is.
-    fn check_market(&self, market: &str) -> Result<(), String>;
+    fn check_market(&self, market: &str) -> Result<(), String> {
+        let form = &self.profile().market_form;
+        common::check_form(market, form.char_ok, form.dashed, form.described)
+    }
 
     /// The exchange's spelling of a symbol's asset, upper case (Kraken
     /// calls bitcoin `XBT`).

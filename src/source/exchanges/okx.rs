@@ -27,7 +27,10 @@
 use serde_json::Value;
 
 use super::common::{self, field, integer, shape, text};
-use super::{day_answers, day_start_ms, number, Candle, CandleApi, Instrument, PageResult};
+use super::{
+    day_answers, day_start_ms, number, Candle, CandleApi, Instrument, MarketForm, PageResult,
+    Profile,
+};
 use crate::config::OhlcOrder;
 use crate::model::{Api, DayRange};
 use crate::source::FetchFailure;
@@ -39,31 +42,23 @@ const DAY_MS: i64 = 86_400_000;
 const UNKNOWN_INSTRUMENT: &str = "51001";
 const TOO_MANY_REQUESTS: &str = "50011";
 
+/// Okx's plain facts (see `Profile`).
+const PROFILE: Profile = Profile {
+    api: Api::Okx,
+    default_url: "https://www.okx.com/",
+    page_days: 100,
+    // history-candles allows 20 requests per 2 seconds.
+    requests_per_second: 8.0,
+    market_form: MarketForm {
+        char_ok: |c| c.is_ascii_uppercase() || c.is_ascii_digit(),
+        dashed: true,
+        described: "BASE-QUOTE in upper case, a spot instrument (\"BTC-USDT\")",
+    },
+};
+
 impl CandleApi for Okx {
-    fn api(&self) -> Api {
-        Api::Okx
-    }
-
-    fn default_url(&self) -> &'static str {
-        "https://www.okx.com/"
-    }
-
-    fn page_days(&self) -> u32 {
-        100
-    }
-
-    fn default_requests_per_second(&self) -> f64 {
-        // history-candles allows 20 requests per 2 seconds.
-        8.0
-    }
-
-    fn check_market(&self, market: &str) -> Result<(), String> {
-        common::check_form(
-            market,
-            |c| c.is_ascii_uppercase() || c.is_ascii_digit(),
-            true,
-            "BASE-QUOTE in upper case, a spot instrument (\"BTC-USDT\")",
-        )
+    fn profile(&self) -> &'static Profile {
+        &PROFILE
     }
 
     fn candles_request(&self, market: &str, days: DayRange) -> String {
