@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -33,15 +33,16 @@ impl Browser {
     /// whole page of a default daemon in one screenshot).
     pub async fn start() -> Browser {
         let port = free_port();
-        let driver = Command::new(CHROMEDRIVER)
+        let mut driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("{CHROMEDRIVER} does not start ({e}): apt-get install -y chromium chromium-driver")
             });
         let profile = tempfile::tempdir().expect("a profile directory");
+        let stdout = driver.stdout.take().expect("a piped stdout");
         let mut guard = DriverGuard(Some(driver));
         let caps = serde_json::json!({
             "goog:chromeOptions": {
@@ -59,31 +60,36 @@ impl Browser {
             serde_json::Value::Object(map) => map,
             _ => unreachable!("an object literal"),
         };
-        let url = format!("http://127.0.0.1:{port}");
-        // chromedriver takes a moment to listen: ask until it answers,
-        // every 100 ms, for at most BROWSER_WAIT.
-        let started = Instant::now();
-        let mut client = None;
-        let mut last_error = String::new();
-        for _ in 0..(BROWSER_WAIT.as_millis() / 100) {
-            match ClientBuilder::new(HttpConnector::new())
-                .capabilities(caps.clone())
-                .connect(&url)
-                .await
+        // chromedriver says on stdout when it listens: wait for that line
+        // (its later output is drained, so it never blocks on a full pipe).
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut ready = Some(ready_tx);
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
             {
-                Ok(c) => {
-                    client = Some(c);
-                    break;
+                if line.contains("started successfully") {
+                    if let Some(tx) = ready.take() {
+                        let _ = tx.send(());
+                    }
                 }
-                Err(e) => last_error = e.to_string(),
             }
-            if started.elapsed() > BROWSER_WAIT {
-                break;
-            }
-            actix_rt::time::sleep(Duration::from_millis(100)).await;
-        }
-        let client = client
-            .unwrap_or_else(|| panic!("no Chromium session within {BROWSER_WAIT:?}: {last_error}"));
+        });
+        let listening = actix_rt::task::spawn_blocking(move || ready_rx.recv_timeout(BROWSER_WAIT))
+            .await
+            .expect("the wait ends");
+        assert!(
+            listening.is_ok(),
+            "{CHROMEDRIVER} did not say it listens within {BROWSER_WAIT:?}"
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("no Chromium session: {e}"));
         Browser {
             client,
             driver: guard.0.take().expect("the driver"),
