@@ -13,7 +13,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -153,24 +152,14 @@ type RateLimiter = governor::DefaultKeyedRateLimiter<Exchange>;
 /// A token bucket per exchange: `rps` requests a second, bursts of one
 /// second's worth.
 fn rate_limiter(rps: Option<f64>) -> Option<RateLimiter> {
-    let rps = rps.filter(|r| r.is_finite() && *r > 0.0)?;
-    let period = Duration::from_secs_f64(1.0 / rps);
-    let burst = NonZeroU32::new(rps.floor().clamp(1.0, f64::from(u32::MAX)) as u32)
-        .unwrap_or(NonZeroU32::MIN);
-    let quota = governor::Quota::with_period(period)?.allow_burst(burst);
-    Some(governor::RateLimiter::keyed(quota))
+    Some(governor::RateLimiter::keyed(crate::rate::quota(rps?)?))
 }
 
 type OwnLimiter = governor::DefaultDirectRateLimiter;
 
 /// A token bucket of its own for one exchange.
 fn own_limiter(rps: Option<f64>) -> Option<OwnLimiter> {
-    let rps = rps.filter(|r| r.is_finite() && *r > 0.0)?;
-    let period = Duration::from_secs_f64(1.0 / rps);
-    let burst = NonZeroU32::new(rps.floor().clamp(1.0, f64::from(u32::MAX)) as u32)
-        .unwrap_or(NonZeroU32::MIN);
-    let quota = governor::Quota::with_period(period)?.allow_burst(burst);
-    Some(governor::RateLimiter::direct(quota))
+    Some(governor::RateLimiter::direct(crate::rate::quota(rps?)?))
 }
 
 fn own_limiters(limits: &Limits) -> HashMap<Exchange, OwnLimiter> {

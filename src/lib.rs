@@ -36,6 +36,7 @@ pub(crate) mod lanes;
 pub mod metrics;
 pub mod model;
 pub(crate) mod query;
+pub(crate) mod rate;
 pub mod record;
 pub(crate) mod render;
 pub mod server;

@@ -17,7 +17,6 @@ pub mod coinbase;
 pub mod kraken;
 pub mod okx;
 
-use std::num::NonZeroU32;
 use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -309,13 +308,8 @@ impl Throttle {
                 "rate limit {rate}: give a number of requests a second above 0"
             ));
         }
-        let period = Duration::try_from_secs_f64(1.0 / rate)
-            .map_err(|e| format!("rate limit {rate}: {e}"))?;
-        let burst = NonZeroU32::new(rate.floor().clamp(1.0, f64::from(u32::MAX)) as u32)
-            .unwrap_or(NonZeroU32::MIN);
-        let quota = governor::Quota::with_period(period)
-            .ok_or_else(|| format!("rate limit {rate}: too high"))?
-            .allow_burst(burst);
+        let quota = crate::rate::quota(rate)
+            .ok_or_else(|| format!("rate limit {rate}: too high or too low for a token bucket"))?;
         Ok(Self {
             limiter: governor::RateLimiter::direct(quota),
             ban: ban_after.map(|after| Ban {
