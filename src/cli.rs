@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Day, SourceUrl};
 use crate::model::{Api, Exchange, Symbol};
-use crate::query::Field;
+use crate::query::{names, Field};
 use crate::render::Format;
 use crate::server::{self, faults};
 
@@ -80,11 +80,13 @@ pub struct QueryArgs {
     /// Read this JSON snapshot or export file instead of the record.
     #[arg(long, conflicts_with_all = ["db", "round", "at"])]
     pub snapshot: Option<PathBuf>,
-    /// Only these exchanges (repeat, or separate with commas).
-    #[arg(long, value_delimiter = ',')]
+    /// Only these exchanges (repeat, or separate with commas); a name the
+    /// record does not hold is an error that lists the known ones.
+    #[arg(long, value_delimiter = ',', value_parser = names::exchange)]
     pub exchange: Vec<Exchange>,
-    /// Only these symbols (repeat, or separate with commas).
-    #[arg(long, value_delimiter = ',')]
+    /// Only these symbols (repeat, or separate with commas; any case: BTC is
+    /// btc); a name the record does not hold is an error.
+    #[arg(long, value_delimiter = ',', value_parser = names::symbol)]
     pub symbol: Vec<Symbol>,
     /// First day, YYYY-MM-DD, inclusive.
     #[arg(long, value_parser = parse_day)]

@@ -173,6 +173,23 @@ pub async fn round_matching_within(
     got.expect("matched a round")
 }
 
+/// The record a daemon leaves after one round of `universe` (fetching
+/// from `server`, the record beside the export directory `dir/snap`): its
+/// path, and the map it held.
+pub async fn recorded(
+    server: &pricegrid::server::PriceServer,
+    dir: &Path,
+    universe: impl FnOnce(super::TestConfig) -> super::TestConfig,
+) -> (std::path::PathBuf, Store) {
+    let config = super::TestConfig::daemon(&server.url(), &dir.join("snap")).quick_backoff();
+    let path = universe(config).write(&dir.join("pricegrid.toml"));
+    let mut daemon = RunningDaemon::start(&path).await;
+    daemon.first_round().await;
+    let store = daemon.store().await;
+    daemon.shutdown().await;
+    (dir.join("snap.db"), store)
+}
+
 /// The `pricegrid` binary's log lines (stderr).
 pub type LogLines = std::io::Lines<std::io::BufReader<std::process::ChildStderr>>;
 
