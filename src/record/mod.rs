@@ -249,8 +249,10 @@ fn inspect(path: &Path) -> Result<bool, RecordError> {
     if head != SQLITE_HEADER {
         let json = head.first() == Some(&b'{');
         return Err(not_record(if json {
-            "it is not an SQLite database (it looks like JSON: a snapshot? \
-             `record.import` reads a snapshot directory)"
+            "it is not an SQLite database but JSON, a snapshot or export? Read one with \
+             `pricegrid query --snapshot FILE`; to bring snapshots into a record, put them in \
+             the config's snapshot.dir and start the daemon with store.path naming a new file: \
+             it imports them once, on its first start"
         } else {
             "it is not an SQLite database (its first bytes are not SQLite's header)"
         }));
