@@ -195,8 +195,10 @@ pub struct ServeArgs {
     #[arg(long, default_value = "classic", value_parser = parse_api)]
     pub dialect: Api,
     /// With a --dialect: whose prices to serve, a dataset exchange
-    /// [default: the one named like the dialect, e.g. kraken].
-    #[arg(long)]
+    /// [default: the one named like the dialect, else the built-in
+    /// dataset's binance: hitbtc, kraken: kraken, coinbase: coinbase-pro,
+    /// bitstamp: bitstamp, okx: okex].
+    #[arg(long, value_parser = names::exchange)]
     pub exchange: Option<Exchange>,
     /// With a --dialect: answer at most this many candle requests a second
     /// (e.g. 10/s; bursts of as many); over it, the exchange's
