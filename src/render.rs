@@ -104,6 +104,71 @@ pub fn render_rows(rows: &[Row], field: Option<Field>, format: Format) -> String
     }
 }
 
+/// The columns of `render_cells`: every field a cell holds.
+pub const CELL_COLUMNS: [&str; 16] = [
+    "exchange",
+    "symbol",
+    "day",
+    "state",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "flags",
+    "reason",
+    "attempts",
+    "fetched_at",
+    "round",
+    "source",
+    "market",
+];
+
+/// Renders every cell of `store` as CSV, a line per cell in the store's
+/// (exchange, symbol, day) order with every field it holds
+/// (`CELL_COLUMNS`): what `export --format csv` writes. Unlike
+/// `render_rows`, a rejected cell shows the price it was sent (its reason
+/// says why it was refused), and times are RFC 3339 UTC to the millisecond.
+pub fn render_cells(store: &crate::store::Store) -> String {
+    let cells: Vec<Vec<String>> = store
+        .iter()
+        .map(|(exchange, symbol, day, cell)| {
+            let price = |f: Field| optional_number(cell.price.map(|p| f.of(&p)));
+            vec![
+                exchange.to_string(),
+                symbol.to_string(),
+                day.format("%Y-%m-%d").to_string(),
+                cell.state.to_string(),
+                price(Field::Open),
+                price(Field::High),
+                price(Field::Low),
+                price(Field::Close),
+                price(Field::Volume),
+                cell.flags.names().join(" "),
+                cell.note
+                    .as_ref()
+                    .map(|n| n.reason.clone())
+                    .unwrap_or_default(),
+                cell.note
+                    .as_ref()
+                    .map(|n| n.attempts.to_string())
+                    .unwrap_or_default(),
+                cell.fetched_at
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                    .unwrap_or_default(),
+                cell.round.to_string(),
+                cell.source.as_deref().unwrap_or_default().to_owned(),
+                cell.source
+                    .as_deref()
+                    .and_then(crate::model::Market::of_source)
+                    .unwrap_or_default()
+                    .to_owned(),
+            ]
+        })
+        .collect();
+    csv_text(&CELL_COLUMNS, &cells)
+}
+
 /// Renders cross-exchange figures, one line or object per (symbol, day), with
 /// the same number, date and newline conventions as `render_rows`.
 pub fn render_across(rows: &[Across], format: Format) -> String {

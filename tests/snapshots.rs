@@ -671,7 +671,10 @@ async fn export_as_csv_to_stdout_gives_a_line_per_cell_of_the_round() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.starts_with("exchange,symbol,day,state,open,high,low,close,volume,flags,reason\n"),
+        out.starts_with(
+            "exchange,symbol,day,state,open,high,low,close,volume,flags,reason,attempts,\
+             fetched_at,round,source,market\n"
+        ),
         "{out}"
     );
     assert_eq!(out.lines().count(), 1 + two.first.len());
