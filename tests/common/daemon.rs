@@ -217,12 +217,24 @@ pub fn pricegrid_in(
 /// kills it after a minute, so that a test waiting on its log fails
 /// instead of hanging.
 pub fn spawn_daemon(config: &Path) -> (std::process::Child, LogLines) {
+    spawn_pricegrid(None, &[&"run", &"--config", &config])
+}
+
+/// Starts the `pricegrid` binary with `args` (in `dir`, if given) and its
+/// log (stderr, at info) piped, under the same one-minute watchdog as
+/// `spawn_daemon`.
+pub fn spawn_pricegrid(
+    dir: Option<&Path>,
+    args: &[&dyn AsRef<std::ffi::OsStr>],
+) -> (std::process::Child, LogLines) {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
-        .arg("run")
-        .arg("--config")
-        .arg(config)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pricegrid"));
+    command.args(args.iter().map(|a| a.as_ref()));
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let mut child = command
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
