@@ -26,7 +26,7 @@ use crate::clock::Clock;
 use crate::config::{Day, UniverseConfig};
 use crate::metrics::Metrics;
 use crate::model::{Exchange, Symbol};
-use crate::query::{self, Field, Filter};
+use crate::query::{self, names, Field, Filter, Known};
 use crate::record::{Record, RoundRow};
 use crate::render::{self, Format};
 
@@ -236,14 +236,14 @@ pub fn parse_params(query: &str, allowed: &[&str]) -> Result<Params, ParamError>
             "exchange" => {
                 for name in value.split(',').filter(|s| !s.is_empty()) {
                     p.filter.exchanges.insert(
-                        Exchange::new(name).map_err(|e| ParamError::new(key, e.to_string()))?,
+                        names::exchange(name).map_err(|e| ParamError::new(key, e.to_string()))?,
                     );
                 }
             }
             "symbol" => {
                 for name in value.split(',').filter(|s| !s.is_empty()) {
                     p.filter.symbols.insert(
-                        Symbol::new(name).map_err(|e| ParamError::new(key, e.to_string()))?,
+                        names::symbol(name).map_err(|e| ParamError::new(key, e.to_string()))?,
                     );
                 }
             }
@@ -350,7 +350,15 @@ async fn from_store(
         return unavailable("the aggregator");
     };
     let format = params.format.unwrap_or(Format::Json);
+    let universe = state.daemon.borrow().universe.clone();
     let answer = web::block(move || {
+        let mut known = Known::of_store(&store);
+        if let Some(universe) = &universe {
+            known = known.with_universe(universe);
+        }
+        if let Err(e) = known.check(&params.filter) {
+            return Err(ParamError::new(e.kind.parameter(), e.to_string()));
+        }
         let page = render(&store, params, format);
         drop(store);
         page
@@ -761,7 +769,7 @@ mod tests {
         for (query, parameter) in [
             ("from=2020-13-01", "from"),
             ("to=yesterday", "to"),
-            ("exchange=Kraken", "exchange"),
+            ("exchange=Kra%20ken", "exchange"),
             ("symbol=b%2Ftc", "symbol"),
             ("field=price", "field"),
             ("format=xml", "format"),
@@ -772,6 +780,27 @@ mod tests {
             let err = parse_params(query, ALL).unwrap_err();
             assert_eq!(err.parameter, parameter, "{query}: {err}");
         }
+    }
+
+    #[test]
+    fn names_are_lower_cased() {
+        let p = parse_params("exchange=Kraken&symbol=BTC,eth", ALL).unwrap();
+        assert_eq!(
+            p.filter
+                .exchanges
+                .iter()
+                .map(|e| e.as_str())
+                .collect::<Vec<_>>(),
+            ["kraken"]
+        );
+        assert_eq!(
+            p.filter
+                .symbols
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>(),
+            ["btc", "eth"]
+        );
     }
 
     #[test]

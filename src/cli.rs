@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Day, SourceUrl};
 use crate::model::{Api, Exchange, Symbol};
-use crate::query::Field;
+use crate::query::{names, Field};
 use crate::render::Format;
 use crate::server::{self, faults};
 
@@ -28,20 +28,48 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the crypto price server (the API pricegrid fetches from).
+    #[command(after_help = "Examples:
+  pricegrid serve --listen 127.0.0.1:0
+  pricegrid serve --data prices.csv.gz --null-missing --sleep 0.1
+  pricegrid serve --fail-rate 0.2 --reset-rate 0.1 --fault-seed 2020
+  pricegrid serve --dialect okx --rate-limit 8/s      # OKX's API, the dataset's okex prices")]
     Serve(ServeArgs),
     /// Fetch one round over the configured universe, write it, and exit.
+    #[command(after_help = "Examples:
+  pricegrid fetch --output prices.json
+  pricegrid fetch --from 2020-03-01 --to 2020-03-31 --output - | jq .counts
+  pricegrid fetch --config config/examples/exchanges-builtin.toml --output -")]
     Fetch(FetchArgs),
     /// Run the daemon: a round now and every schedule.interval.
+    #[command(after_help = "Examples:
+  pricegrid run                                   # config/pricegrid.toml, else the built-in defaults
+  pricegrid run --config config/examples/exchanges.toml
+  pricegrid run --listen 127.0.0.1:0              # the API on a free port")]
     Run(RunArgs),
     /// Validate a config file and print the effective config.
+    #[command(after_help = "Examples:
+  pricegrid check-config
+  pricegrid check-config config/examples/exchanges.toml")]
     CheckConfig(CheckConfigArgs),
     /// Read prices from the record, now or as they stood at the end of a
     /// round (no daemon needed), or from a JSON snapshot file.
+    #[command(after_help = "Examples:
+  pricegrid query --exchange kraken --symbol btc --from 2020-03-01 --to 2020-03-31
+  pricegrid query --symbol eth --across --format table
+  pricegrid query --round 3 --field close --format csv > closes.csv
+  pricegrid query --snapshot prices.json --final-only")]
     Query(QueryArgs),
     /// List the rounds in the record, with their times and counts.
+    #[command(after_help = "Examples:
+  pricegrid snapshots --format table
+  pricegrid snapshots --db data/pricegrid.db --format json")]
     Snapshots(SnapshotsArgs),
     /// Write the aggregate (now, or at the end of a round) as a JSON
     /// snapshot or as CSV.
+    #[command(after_help = "Examples:
+  pricegrid export --output prices.json
+  pricegrid export --round 3 --format csv --output round3.csv
+  pricegrid export --at 2026-11-24T10:15:00Z --format csv --output - | head")]
     Export(ExportArgs),
 }
 
@@ -80,11 +108,13 @@ pub struct QueryArgs {
     /// Read this JSON snapshot or export file instead of the record.
     #[arg(long, conflicts_with_all = ["db", "round", "at"])]
     pub snapshot: Option<PathBuf>,
-    /// Only these exchanges (repeat, or separate with commas).
-    #[arg(long, value_delimiter = ',')]
+    /// Only these exchanges (repeat, or separate with commas); a name the
+    /// record does not hold is an error that lists the known ones.
+    #[arg(long, value_delimiter = ',', value_parser = names::exchange)]
     pub exchange: Vec<Exchange>,
-    /// Only these symbols (repeat, or separate with commas).
-    #[arg(long, value_delimiter = ',')]
+    /// Only these symbols (repeat, or separate with commas; any case: BTC is
+    /// btc); a name the record does not hold is an error.
+    #[arg(long, value_delimiter = ',', value_parser = names::symbol)]
     pub symbol: Vec<Symbol>,
     /// First day, YYYY-MM-DD, inclusive.
     #[arg(long, value_parser = parse_day)]
@@ -193,8 +223,10 @@ pub struct ServeArgs {
     #[arg(long, default_value = "classic", value_parser = parse_api)]
     pub dialect: Api,
     /// With a --dialect: whose prices to serve, a dataset exchange
-    /// [default: the one named like the dialect, e.g. kraken].
-    #[arg(long)]
+    /// [default: the one named like the dialect, else the built-in
+    /// dataset's binance: hitbtc, kraken: kraken, coinbase: coinbase-pro,
+    /// bitstamp: bitstamp, okx: okex].
+    #[arg(long, value_parser = names::exchange)]
     pub exchange: Option<Exchange>,
     /// With a --dialect: answer at most this many candle requests a second
     /// (e.g. 10/s; bursts of as many); over it, the exchange's
@@ -235,8 +267,15 @@ pub struct FetchArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    #[arg(long, default_value = config::DEFAULT_PATH)]
-    pub config: PathBuf,
+    /// Config file, watched and re-read when it changes [default:
+    /// config/pricegrid.toml if it exists, else the built-in defaults].
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address of the HTTP API and web page, instead of api.listen (also
+    /// after a reload); port 0 picks a free one, logged as "API listening
+    /// on http://…".
+    #[arg(long, value_parser = config::parse_listen)]
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -272,4 +311,46 @@ pub fn parse_rate_limit(raw: &str) -> Result<f64, String> {
 /// A day as `YYYY-MM-DD`, by `Day`'s own parser (the config's and the API's).
 fn parse_day(raw: &str) -> Result<Day, String> {
     raw.parse::<Day>()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn every_subcommand_has_examples_and_every_option_a_description() {
+        let cli = Cli::command();
+        let mut seen = 0;
+        for sub in cli.get_subcommands() {
+            let name = sub.get_name();
+            let after = sub
+                .get_after_help()
+                .or(sub.get_after_long_help())
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            assert!(
+                after.starts_with("Examples:") && after.contains(&format!("pricegrid {name}")),
+                "`pricegrid {name} --help` has no example of itself: {after:?}"
+            );
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                let help = arg
+                    .get_help()
+                    .or(arg.get_long_help())
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                assert!(
+                    !help.trim().is_empty(),
+                    "`pricegrid {name}`: {id} has no description"
+                );
+            }
+            seen += 1;
+        }
+        assert!(seen >= 7, "only {seen} subcommands");
+    }
 }

@@ -13,9 +13,6 @@ fn main() -> ExitCode {
     .init();
     match pricegrid::commands::run(cli) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {}", pricegrid::commands::report(&e));
-            ExitCode::FAILURE
-        }
+        Err(e) => pricegrid::commands::fail(&e),
     }
 }

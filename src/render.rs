@@ -94,7 +94,9 @@ pub fn render_rows(rows: &[Row], field: Option<Field>, format: Format) -> String
             let mut numeric = vec![false; 4];
             numeric.extend(fields.iter().map(|_| true));
             numeric.extend([false, false]);
-            let cells: Vec<Vec<String>> = rows.iter().map(|row| row_cells(row, fields)).collect();
+            let num = numbers_for(format);
+            let cells: Vec<Vec<String>> =
+                rows.iter().map(|row| row_cells(row, fields, num)).collect();
             if format == Format::Csv {
                 csv_text(&header, &cells)
             } else {
@@ -102,6 +104,71 @@ pub fn render_rows(rows: &[Row], field: Option<Field>, format: Format) -> String
             }
         }
     }
+}
+
+/// The columns of `render_cells`: every field a cell holds.
+pub const CELL_COLUMNS: [&str; 16] = [
+    "exchange",
+    "symbol",
+    "day",
+    "state",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "flags",
+    "reason",
+    "attempts",
+    "fetched_at",
+    "round",
+    "source",
+    "market",
+];
+
+/// Renders every cell of `store` as CSV, a line per cell in the store's
+/// (exchange, symbol, day) order with every field it holds
+/// (`CELL_COLUMNS`): what `export --format csv` writes. Unlike
+/// `render_rows`, a rejected cell shows the price it was sent (its reason
+/// says why it was refused), and times are RFC 3339 UTC to the millisecond.
+pub fn render_cells(store: &crate::store::Store) -> String {
+    let cells: Vec<Vec<String>> = store
+        .iter()
+        .map(|(exchange, symbol, day, cell)| {
+            let price = |f: Field| optional_number(cell.price.map(|p| f.of(&p)));
+            vec![
+                exchange.to_string(),
+                symbol.to_string(),
+                day.format("%Y-%m-%d").to_string(),
+                cell.state.to_string(),
+                price(Field::Open),
+                price(Field::High),
+                price(Field::Low),
+                price(Field::Close),
+                price(Field::Volume),
+                cell.flags.names().join(" "),
+                cell.note
+                    .as_ref()
+                    .map(|n| n.reason.clone())
+                    .unwrap_or_default(),
+                cell.note
+                    .as_ref()
+                    .map(|n| n.attempts.to_string())
+                    .unwrap_or_default(),
+                cell.fetched_at
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                    .unwrap_or_default(),
+                cell.round.to_string(),
+                cell.source.as_deref().unwrap_or_default().to_owned(),
+                cell.source
+                    .as_deref()
+                    .and_then(crate::model::Market::of_source)
+                    .unwrap_or_default()
+                    .to_owned(),
+            ]
+        })
+        .collect();
+    csv_text(&CELL_COLUMNS, &cells)
 }
 
 /// Renders cross-exchange figures, one line or object per (symbol, day), with
@@ -125,7 +192,8 @@ pub fn render_across(rows: &[Across], format: Format) -> String {
     match format {
         Format::Json => json_text(rows),
         Format::Csv | Format::Table => {
-            let cells: Vec<Vec<String>> = rows.iter().map(across_cells).collect();
+            let num = numbers_for(format);
+            let cells: Vec<Vec<String>> = rows.iter().map(|a| across_cells(a, num)).collect();
             if format == Format::Csv {
                 csv_text(&HEADER, &cells)
             } else {
@@ -235,7 +303,35 @@ fn optional_number(x: Option<f64>) -> String {
     x.map(number).unwrap_or_default()
 }
 
-fn row_cells(row: &Row, fields: &[Field]) -> Vec<String> {
+/// How numbers are written in `format`: exactly for programs (CSV, JSON),
+/// rounded for a person reading a table.
+fn numbers_for(format: Format) -> fn(f64) -> String {
+    match format {
+        Format::Table => table_number,
+        Format::Csv | Format::Json => number,
+    }
+}
+
+/// A number as a table shows it: a price as an exchange quotes it, not a
+/// computed figure's float noise. From 1 up, at most two decimals
+/// (`4779.9050388583655` is `4779.91`, `7.5` stays `7.5`); below 1, four
+/// significant digits (`0.00001234`); beyond what rounding can help
+/// (under 1e-8, from 1e15 up), the exact form.
+pub fn table_number(x: f64) -> String {
+    let a = x.abs();
+    if !x.is_finite() || a == 0.0 || !(1e-8..1e15).contains(&a) {
+        return number(x);
+    }
+    if a >= 1.0 {
+        return number((x * 100.0).round() / 100.0);
+    }
+    // 4 significant digits: a is in [1e-8, 1), so this is 4..=11 decimals.
+    let decimals = (3 - a.log10().floor() as i32).clamp(0, 12) as usize;
+    let text = format!("{x:.decimals$}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+fn row_cells(row: &Row, fields: &[Field], num: fn(f64) -> String) -> Vec<String> {
     let mut cells = vec![
         row.exchange.to_string(),
         row.symbol.to_string(),
@@ -245,25 +341,25 @@ fn row_cells(row: &Row, fields: &[Field]) -> Vec<String> {
     cells.extend(
         fields
             .iter()
-            .map(|f| optional_number(row.price.map(|p| f.of(&p)))),
+            .map(|f| row.price.map(|p| num(f.of(&p))).unwrap_or_default()),
     );
     cells.push(row.flags.names().join(" "));
     cells.push(row.reason.clone().unwrap_or_default());
     cells
 }
 
-fn across_cells(a: &Across) -> Vec<String> {
+fn across_cells(a: &Across, num: fn(f64) -> String) -> Vec<String> {
     vec![
         a.symbol.to_string(),
         a.day.format("%Y-%m-%d").to_string(),
         a.exchanges.to_string(),
-        number(a.min_close),
+        num(a.min_close),
         a.min_exchange.to_string(),
-        number(a.max_close),
+        num(a.max_close),
         a.max_exchange.to_string(),
-        number(a.median_close),
-        optional_number(a.vwap_close),
-        optional_number(a.spread_pct),
+        num(a.median_close),
+        a.vwap_close.map(num).unwrap_or_default(),
+        a.spread_pct.map(num).unwrap_or_default(),
     ]
 }
 

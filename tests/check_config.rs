@@ -27,9 +27,34 @@ fn the_shipped_config_checks_and_prints_the_effective_config() {
         "retry_for = \"2m\"",
         "max_attempts = 10",
         "max_tasks = 5000000",
+        "keep_for = \"90days\"",
     ] {
         assert!(stdout.contains(line), "{line:?} not in {stdout}");
     }
+}
+
+#[test]
+fn durations_are_echoed_as_written_and_default_days_in_days() {
+    let (code, stdout, stderr) = check(
+        r#"[source]
+url = "builtin"
+timeout = "10000ms"
+
+[store]
+flush_every = "1m 30s"
+"#,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    for line in [
+        "timeout = \"10000ms\"",
+        "flush_every = \"1m 30s\"",
+        // Not written: the default, 90 days, in days.
+        "keep_for = \"90days\"",
+        "retry_for = \"2m\"",
+    ] {
+        assert!(stdout.contains(line), "{line:?} not in {stdout}");
+    }
+    assert!(!stdout.contains("month"), "{stdout}");
 }
 
 /// Asserts that `text` fails `check-config` and that each of `lines` starts

@@ -825,13 +825,30 @@ async fn a_binance_client_that_keeps_going_after_429s_is_banned_with_418() {
 
 #[actix_rt::test]
 async fn a_dialect_without_its_exchange_in_the_dataset_refuses_to_start() {
-    // The classic dataset has kraken and bitstamp, but no binance.
+    // The classic dataset has no binance: Binance's dialect serves its
+    // seed exchange, hitbtc. A dataset without either refuses, naming both
+    // the exchange it looked for and the way out.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let csv = dir.path().join("kraken-only.csv");
+    std::fs::write(
+        &csv,
+        "exchange,symbol,day,open,high,low,close,volume\nkraken,btc,2020-03-01,1,2,0.5,1.5,10\n",
+    )
+    .expect("the CSV is written");
     let mut opts = ServerOptions::new(loopback(), server::DEFAULT_SEED);
     opts.dialect = Api::Binance;
+    let seeded = server::start(&opts).expect("binance's dialect over hitbtc's prices");
+    seeded.stop().await;
+    let classic = opts.dataset.clone();
+    opts.dataset = Arc::new(Dataset::from_csv(&csv).expect("a dataset"));
     let err = server::start(&opts)
         .err()
-        .expect("no binance in the dataset");
-    assert!(err.to_string().contains("binance"), "{err}");
+        .expect("no binance nor hitbtc in the dataset");
+    assert!(
+        err.to_string().contains("hitbtc") && err.to_string().contains("--exchange"),
+        "{err}"
+    );
+    opts.dataset = classic;
     opts.exchange = Some(Exchange::new("nasdaq").expect("a valid name"));
     let err = server::start(&opts)
         .err()

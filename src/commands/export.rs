@@ -13,8 +13,8 @@ use anyhow::Context as _;
 
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::model::Counts;
-use crate::query::{self, Filter};
-use crate::render::{self, Format};
+use crate::query::Filter;
+use crate::render;
 use crate::snapshot::Snapshot;
 
 pub fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
@@ -48,8 +48,7 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
             }
         }
         ExportFormat::Csv => {
-            let text =
-                render::render_rows(&query::rows(&store, &Filter::default()), None, Format::Csv);
+            let text = render::render_cells(&store);
             if to_stdout {
                 std::io::stdout().lock().write_all(text.as_bytes())?;
             } else {

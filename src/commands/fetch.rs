@@ -131,8 +131,16 @@ fn spawn_progress_bar(
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} done, {per_sec}, eta {eta} {msg}",
+                "{bar:40} {pos}/{len} done, {rate}, eta {eta} {msg}",
             )
+            .map(|style| {
+                style.with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&rate(state.per_sec()));
+                    },
+                )
+            })
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         let mut tick = actix_rt::time::interval(Duration::from_millis(100));
@@ -157,4 +165,19 @@ fn spawn_progress_bar(
         bar.finish_and_clear();
     });
     (done_tx, task)
+}
+
+/// Tasks a second as the progress bar shows it: one decimal (`316.6/s`),
+/// not indicatif's four.
+fn rate(per_sec: f64) -> String {
+    format!("{per_sec:.1}/s")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_progress_rate_has_one_decimal() {
+        assert_eq!(super::rate(316.5621), "316.6/s");
+        assert_eq!(super::rate(0.0), "0.0/s");
+    }
 }

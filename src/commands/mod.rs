@@ -20,6 +20,7 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command, PointArgs, RecordArgs};
 use crate::config::{self, Config};
+use crate::query::UnknownName;
 use crate::record::Record;
 use crate::render::Format;
 
@@ -29,11 +30,43 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::serve(&args),
         Command::Fetch(args) => fetch::fetch(args),
         Command::Run(args) => run::run(&args),
-        Command::CheckConfig(args) => Ok(check_config::check_config(&args)),
+        Command::CheckConfig(args) => check_config::check_config(&args),
         Command::Query(args) => query::query(args),
         Command::Snapshots(args) => snapshots::snapshots(&args),
         Command::Export(args) => export::export(&args),
     }
+}
+
+/// What a command that failed with `error` says, and its exit code: a
+/// usage error (an unknown name in a filter) is 2, like clap's own; a
+/// reader that went away (`query | head`) is no error at all, said nothing
+/// and exit 0, as `cat` and `grep` do; anything else is said on one line
+/// and exits 1.
+pub fn fail(error: &anyhow::Error) -> ExitCode {
+    if is_broken_pipe(error) {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("error: {}", report(error));
+    if error.downcast_ref::<UnknownName>().is_some() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Whether `error` comes from writing to a pipe whose reader has closed it.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        let kind = cause
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind)
+            .or_else(|| {
+                cause
+                    .downcast_ref::<serde_json::Error>()
+                    .and_then(serde_json::Error::io_error_kind)
+            });
+        kind == Some(std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// An error and its causes on one line, each cause once: our error types

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::cli::QueryArgs;
-use crate::query::{self, Filter};
+use crate::query::{self, Filter, Known};
 use crate::record::Record;
 use crate::render::{self, Format};
 use crate::snapshot::Snapshot;
@@ -33,9 +33,15 @@ pub fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         exclude_flagged: args.exclude_flagged,
     };
     let store = match &args.snapshot {
-        Some(path) => Snapshot::load(path)?.prices,
+        Some(path) => {
+            let store = Snapshot::load(path)?.prices;
+            Known::of_store(&store).check(&filter)?;
+            store
+        }
         None => {
             let record = args.record.open()?;
+            let (exchanges, symbols) = record.names()?;
+            Known { exchanges, symbols }.check(&filter)?;
             let round = args.point.round(&record)?;
             selected(&record, round, &filter)?
         }

@@ -152,6 +152,29 @@ mod tests {
     }
 
     #[test]
+    fn every_dialect_serves_its_seed_exchange_without_exchange_and_help_says_which() {
+        let help = <Cli as clap::CommandFactory>::command()
+            .find_subcommand_mut("serve")
+            .expect("serve")
+            .render_long_help()
+            .to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for (dialect, seed) in server::dialects::SEED_EXCHANGES {
+            let opts = serve_opts(&["--dialect", dialect.as_str()])
+                .unwrap_or_else(|e| panic!("--dialect {dialect}: {e}"));
+            let served = server::dialects::served_exchange(dialect, None, &opts.dataset).unwrap();
+            assert_eq!(served.as_str(), seed, "--dialect {dialect}");
+            assert!(
+                help.contains(&format!("{dialect}: {seed}")),
+                "serve --help does not say {dialect} serves {seed}: {help}"
+            );
+        }
+        // A dataset that has an exchange named like the dialect serves it.
+        let kraken = serve_opts(&["--dialect", "kraken", "--exchange", "KRAKEN"]).unwrap();
+        assert_eq!(kraken.exchange.as_ref().map(|e| e.as_str()), Some("kraken"));
+    }
+
+    #[test]
     fn bad_dialect_flags_are_errors_naming_the_problem() {
         for (args, needle) in [
             (&["--dialect", "kraken2"][..], "kraken2"),
@@ -175,9 +198,10 @@ mod tests {
                 ],
                 "--ban-after",
             ),
-            // The classic dataset has no exchange called binance.
-            (&["--dialect", "binance"], "--exchange"),
-            (&["--dialect", "kraken", "--exchange", "krakn"], "krakn"),
+            (
+                &["--dialect", "kraken", "--exchange", "krakn"],
+                "did you mean kraken?",
+            ),
             (&["--exchange", "kraken"], "--dialect"),
         ] {
             let err = serve_opts(args).unwrap_err();

@@ -180,6 +180,70 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The effective config as TOML (`to_toml`), with each duration the
+    /// file `written` spells its own way kept as it was written
+    /// (`keep_for = "90days"`, not humantime's `"2months 29days 2h 52m 48s"`),
+    /// and a default of whole days written in days: what `check-config`
+    /// echoes, so a person recognises their own file in it.
+    pub fn to_toml_as_written(&self, written: &str) -> String {
+        let effective = self.to_toml();
+        let Ok(mut doc) = effective.parse::<toml_edit::DocumentMut>() else {
+            return effective;
+        };
+        let source = toml_edit::ImDocument::parse(written.to_owned()).ok();
+        let source = source
+            .as_ref()
+            .map(|d| d.as_table() as &dyn toml_edit::TableLike);
+        respell_durations(doc.as_table_mut(), source);
+        doc.to_string()
+    }
+}
+
+/// Rewrites, in `table` and the tables under it, each duration string that
+/// `source` (the same place in the written file) spells differently but
+/// with the same meaning, as `source` spells it; else a whole number of
+/// days that humantime would write in months or years, in days.
+fn respell_durations(
+    table: &mut dyn toml_edit::TableLike,
+    source: Option<&dyn toml_edit::TableLike>,
+) {
+    for (key, item) in table.iter_mut() {
+        let written = source.and_then(|s| s.get(key.get()));
+        if let Some(inner) = item.as_table_like_mut() {
+            respell_durations(inner, written.and_then(toml_edit::Item::as_table_like));
+            continue;
+        }
+        let Some(value) = item.as_value_mut() else {
+            continue;
+        };
+        let Some(duration) = value
+            .as_str()
+            .and_then(|text| humantime::parse_duration(text).ok())
+        else {
+            continue;
+        };
+        let as_written = written
+            .and_then(toml_edit::Item::as_str)
+            .filter(|w| humantime::parse_duration(w).ok() == Some(duration));
+        let respelt = match as_written {
+            Some(w) => w.to_owned(),
+            None if duration.as_secs() % 86_400 == 0
+                && duration.subsec_nanos() == 0
+                && value
+                    .as_str()
+                    .is_some_and(|t| t.contains("month") || t.contains("year")) =>
+            {
+                format!("{}days", duration.as_secs() / 86_400)
+            }
+            None => continue,
+        };
+        let decor = value.decor().clone();
+        *value = toml_edit::Value::from(respelt);
+        *value.decor_mut() = decor;
+    }
+}
+
 /// Parses an address such as `127.0.0.1:9180` (used by CLI options).
 pub fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
     raw.parse()

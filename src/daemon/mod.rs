@@ -110,8 +110,25 @@ pub struct ShutdownReport {
     pub abandoned: usize,
 }
 
+/// Settings given on the command line (`pricegrid run --listen`): they win
+/// over the config file's, at start and at every reload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// Where the API listens, instead of `api.listen`.
+    pub api_listen: Option<std::net::SocketAddr>,
+}
+
+impl Overrides {
+    fn apply(&self, config: &mut Config) {
+        if let Some(listen) = self.api_listen {
+            config.api.listen = listen;
+        }
+    }
+}
+
 pub struct Daemon {
     path: PathBuf,
+    overrides: Overrides,
     clock: Clock,
     /// The latest accepted config (in force from the next round boundary).
     config: Arc<Config>,
@@ -133,7 +150,9 @@ pub struct Daemon {
     /// handled once, and the last rejected one, so it is logged once.
     last_seen: Option<u64>,
     last_rejected: Option<u64>,
-    _watcher: ConfigWatcher,
+    /// None when the daemon started without a config file (on the
+    /// built-in defaults): a reload then reads `path` if it has appeared.
+    _watcher: Option<ConfigWatcher>,
 }
 
 impl Daemon {
@@ -145,8 +164,23 @@ impl Daemon {
 
     /// As `start`, with "now" from `clock` (tests move it across midnight).
     pub async fn start_with_clock(path: &Path, clock: Clock) -> Result<Daemon, DaemonError> {
+        let config = Config::load(path)?;
+        Self::start_on(path, config, Overrides::default(), clock).await
+    }
+
+    /// Starts on `config`, read from `path` (or the built-in defaults when
+    /// there is no file at `path`: then nothing is watched, and a reload
+    /// reads `path` once it exists), with `overrides` applied to it and to
+    /// every config reloaded. Must run inside an actix system.
+    pub async fn start_on(
+        path: &Path,
+        mut config: Config,
+        overrides: Overrides,
+        clock: Clock,
+    ) -> Result<Daemon, DaemonError> {
         let text = std::fs::read(path).ok();
-        let config = Arc::new(Config::load(path)?);
+        overrides.apply(&mut config);
+        let config = Arc::new(config);
         let (record, store, last_round) = resume(&config)?;
         let source = Source::start_with_clock(&config, &clock)?;
         if let Err(e) = source.check_reachable(&config).await {
@@ -191,10 +225,16 @@ impl Daemon {
         };
         pipeline.producer.do_send(StartSchedule);
         let (file_tx, file_rx) = mpsc::unbounded_channel();
-        let watcher = watcher::watch(path, SETTLE, file_tx)?;
+        let watcher = match text {
+            Some(_) => Some(watcher::watch(path, SETTLE, file_tx)?),
+            None => None,
+        };
+        let from = match text {
+            Some(_) => path.display().to_string(),
+            None => format!("the built-in defaults (no {})", path.display()),
+        };
         log::info!(
-            "daemon started: config {} (version 0), source {}, {} workers, every {}",
-            path.display(),
+            "daemon started: config {from} (version 0), source {}, {} workers, every {}",
             config.source.url,
             config.fetch.workers,
             humantime::format_duration(config.schedule.interval)
@@ -202,6 +242,7 @@ impl Daemon {
         notify_systemd(&[sd_notify::NotifyState::Ready]);
         Ok(Daemon {
             path: path.to_owned(),
+            overrides,
             clock,
             config,
             source,
@@ -479,9 +520,15 @@ async fn next_hangup(_: &mut Option<()>) {
 }
 
 /// `pricegrid run`: the daemon until SIGINT/SIGTERM.
-pub fn run(path: &Path) -> anyhow::Result<std::process::ExitCode> {
+/// `pricegrid run`: the daemon on `config` (read from `path`, or the
+/// built-in defaults when there is no file there) until it is stopped.
+pub fn run(
+    path: &Path,
+    config: Config,
+    overrides: Overrides,
+) -> anyhow::Result<std::process::ExitCode> {
     actix_rt::System::new().block_on(async {
-        let daemon = Daemon::start(path).await?;
+        let daemon = Daemon::start_on(path, config, overrides, Clock::system()).await?;
         daemon.run().await?;
         Ok(std::process::ExitCode::SUCCESS)
     })

@@ -60,7 +60,10 @@ impl Daemon {
             .map_err(|e| format!("{}: not UTF-8 text: {e}", self.path.display()))
             .and_then(|text| Config::parse(&text, &self.path).map_err(|e| e.to_string()));
         let new = match parsed {
-            Ok(c) => c,
+            Ok(mut c) => {
+                self.overrides.apply(&mut c);
+                c
+            }
             Err(error) => return self.reject(error, Some(hash)),
         };
         if new.store.path != self.config.store.path {

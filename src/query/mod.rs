@@ -10,6 +10,7 @@
 pub mod across;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod names;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -20,6 +21,7 @@ use serde::Serialize;
 use crate::model::{CellState, Exchange, Flags, Ohlcv, Symbol};
 
 pub use across::{across, Across};
+pub use names::{Known, UnknownName};
 
 /// One cell and what is known about it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -22,7 +22,7 @@ pub enum RecordError {
     /// Written by a newer pricegrid: this build will not guess at it.
     #[error(
         "{}: the record is at schema version {found}, newer than the {supported} this build knows; \
-         run a newer pricegrid or point record.path at another file (nothing was changed)",
+         run a newer pricegrid or point store.path at another file (nothing was changed)",
         path.display()
     )]
     NewerFormat {
@@ -44,7 +44,7 @@ pub enum RecordError {
     /// The file exists but is not a pricegrid record (not SQLite, damaged,
     /// a directory, or another program's database).
     #[error(
-        "{}: not a pricegrid record: {reason}; point record.path at a record or at a new file \
+        "{}: not a pricegrid record: {reason}; point store.path (or `--db`) at a record or at a new file \
          (nothing was changed)",
         path.display()
     )]

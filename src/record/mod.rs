@@ -33,6 +33,7 @@ mod schema;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -248,8 +249,10 @@ fn inspect(path: &Path) -> Result<bool, RecordError> {
     if head != SQLITE_HEADER {
         let json = head.first() == Some(&b'{');
         return Err(not_record(if json {
-            "it is not an SQLite database (it looks like JSON: a snapshot? \
-             `record.import` reads a snapshot directory)"
+            "it is not an SQLite database but JSON, a snapshot or export? Read one with \
+             `pricegrid query --snapshot FILE`; to bring snapshots into a record, put them in \
+             the config's snapshot.dir and start the daemon with store.path naming a new file: \
+             it imports them once, on its first start"
         } else {
             "it is not an SQLite database (its first bytes are not SQLite's header)"
         }));
@@ -499,6 +502,32 @@ impl Record {
         let last = self.last_round()?;
         tx.finish().map_err(sql(path, "reading cells"))?;
         Ok((store, last))
+    }
+
+    /// Every exchange and every symbol the record holds a cell of: the
+    /// names a question may ask about (`query --exchange`). Reads the
+    /// primary key's index, never a price.
+    pub fn names(&self) -> Result<(BTreeSet<Exchange>, BTreeSet<Symbol>), RecordError> {
+        let path = &self.path;
+        let doing = "reading the names held";
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT exchange, symbol FROM cells")
+            .map_err(sql(path, doing))?;
+        let mut rows = stmt.query([]).map_err(sql(path, doing))?;
+        let (mut exchanges, mut symbols) = (BTreeSet::new(), BTreeSet::new());
+        let corrupt = |column: &str, e: crate::model::NameError| RecordError::Corrupt {
+            path: path.to_owned(),
+            at: format!("table cells, column {column}"),
+            reason: e.to_string(),
+        };
+        while let Some(row) = rows.next().map_err(sql(path, doing))? {
+            let e: String = row.get(0).map_err(sql(path, doing))?;
+            let s: String = row.get(1).map_err(sql(path, doing))?;
+            exchanges.insert(Exchange::new(&e).map_err(|err| corrupt("exchange", err))?);
+            symbols.insert(Symbol::new(&s).map_err(|err| corrupt("symbol", err))?);
+        }
+        Ok((exchanges, symbols))
     }
 
     /// Records that `round` began. Rounds begin in increasing order: a

@@ -500,6 +500,8 @@ fn files_that_are_not_a_record_are_refused_with_a_reason_naming_them() {
             );
             assert!(text.contains(name) && text.contains(why), "{name}: {text}");
             assert!(text.contains("nothing was changed"), "{text}");
+            // Only keys that exist: `record.*` is no section of the config.
+            assert!(!text.contains("record."), "{text}");
         }
         if let Some(bytes) = contents {
             assert_eq!(fs::read(&path).unwrap(), bytes, "{name} is left as it was");
@@ -512,7 +514,7 @@ fn files_that_are_not_a_record_are_refused_with_a_reason_naming_them() {
     refused(
         "snapshot.json",
         Some(br#"{"format": 2, "prices": {}}"#),
-        "looks like JSON",
+        "`pricegrid query --snapshot FILE`",
     );
     refused("cut.sqlite", Some(b"SQLite for"), "too short");
     let mut damaged = SQLITE_HEADER.to_vec();

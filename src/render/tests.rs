@@ -182,10 +182,11 @@ fn a_table_has_a_header_and_one_aligned_line_per_row() {
             // Numbers are right-aligned: the volume ends its column.
             Some(p) => {
                 for f in Field::ALL {
-                    assert!(line.contains(&format!("{}", f.of(&p))), "{line}");
+                    assert!(line.contains(&table_number(f.of(&p))), "{line}");
                 }
                 assert!(
-                    line.trim_end().ends_with(&format!(" {}", p.volume)),
+                    line.trim_end()
+                        .ends_with(&format!(" {}", table_number(p.volume))),
                     "{line}"
                 );
             }
@@ -316,7 +317,10 @@ fn an_across_table_lines_up_every_figure() {
     let width = lines[0].len();
     assert!(lines.iter().all(|l| l.len() == width), "{text}");
     for (line, a) in lines[1..].iter().zip(&figures) {
-        for cell in across_cells(a).iter().filter(|c| !c.is_empty()) {
+        for cell in across_cells(a, table_number)
+            .iter()
+            .filter(|c| !c.is_empty())
+        {
             assert!(line.contains(cell.as_str()), "{line} lacks {cell}");
         }
     }
@@ -405,4 +409,34 @@ fn a_cell_asked_in_an_exchanges_market_names_it_in_json() {
         v[1].get("market").is_none(),
         "the classic API has no market"
     );
+}
+
+#[test]
+fn a_table_rounds_computed_figures_and_csv_and_json_keep_them_exact() {
+    for (x, shown) in [
+        (4779.9050388583655, "4779.91"),
+        (7.5, "7.5"),
+        (6500.25, "6500.25"),
+        (102.0, "102"),
+        (-12.3456, "-12.35"),
+        (0.30000000000000004, "0.3"),
+        (1.0 / 3.0, "0.3333"),
+        (0.000012345678, "0.00001235"),
+        (0.0, "0"),
+    ] {
+        assert_eq!(table_number(x), shown, "{x}");
+    }
+    // Too small to round to anything but 0: shown exactly.
+    assert_eq!(table_number(5e-324), number(5e-324));
+    let mut figures = sample_across();
+    figures[0].median_close = 4779.9050388583655;
+    let table = render_across(&figures, Format::Table);
+    assert!(
+        table.contains("4779.91") && !table.contains("4779.905"),
+        "{table}"
+    );
+    let csv = render_across(&figures, Format::Csv);
+    assert!(csv.contains("4779.9050388583655"), "{csv}");
+    let json = render_across(&figures, Format::Json);
+    assert!(json.contains("4779.9050388583655"), "{json}");
 }

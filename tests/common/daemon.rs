@@ -173,6 +173,23 @@ pub async fn round_matching_within(
     got.expect("matched a round")
 }
 
+/// The record a daemon leaves after one round of `universe` (fetching
+/// from `server`, the record beside the export directory `dir/snap`): its
+/// path, and the map it held.
+pub async fn recorded(
+    server: &pricegrid::server::PriceServer,
+    dir: &Path,
+    universe: impl FnOnce(super::TestConfig) -> super::TestConfig,
+) -> (std::path::PathBuf, Store) {
+    let config = super::TestConfig::daemon(&server.url(), &dir.join("snap")).quick_backoff();
+    let path = universe(config).write(&dir.join("pricegrid.toml"));
+    let mut daemon = RunningDaemon::start(&path).await;
+    daemon.first_round().await;
+    let store = daemon.store().await;
+    daemon.shutdown().await;
+    (dir.join("snap.db"), store)
+}
+
 /// The `pricegrid` binary's log lines (stderr).
 pub type LogLines = std::io::Lines<std::io::BufReader<std::process::ChildStderr>>;
 
@@ -200,12 +217,24 @@ pub fn pricegrid_in(
 /// kills it after a minute, so that a test waiting on its log fails
 /// instead of hanging.
 pub fn spawn_daemon(config: &Path) -> (std::process::Child, LogLines) {
+    spawn_pricegrid(None, &[&"run", &"--config", &config])
+}
+
+/// Starts the `pricegrid` binary with `args` (in `dir`, if given) and its
+/// log (stderr, at info) piped, under the same one-minute watchdog as
+/// `spawn_daemon`.
+pub fn spawn_pricegrid(
+    dir: Option<&Path>,
+    args: &[&dyn AsRef<std::ffi::OsStr>],
+) -> (std::process::Child, LogLines) {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
-        .arg("run")
-        .arg("--config")
-        .arg(config)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pricegrid"));
+    command.args(args.iter().map(|a| a.as_ref()));
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let mut child = command
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()

@@ -364,29 +364,59 @@ fn whole_seconds(wait: Duration) -> u64 {
     secs.max(1)
 }
 
+/// The built-in dataset's exchange each dialect serves when `--exchange`
+/// names none and the dataset has no exchange named like the dialect (the
+/// classic dataset has no binance, coinbase or okx). `serve --help` says
+/// the same.
+pub const SEED_EXCHANGES: [(Api, &str); 5] = [
+    (Api::Binance, "hitbtc"),
+    (Api::Kraken, "kraken"),
+    (Api::Coinbase, "coinbase-pro"),
+    (Api::Bitstamp, "bitstamp"),
+    (Api::Okx, "okex"),
+];
+
 /// The dataset exchange a dialect serves: `chosen`, else the one named
-/// like the dialect; an error if the dataset has no such exchange.
+/// like the dialect, else its seed exchange (`SEED_EXCHANGES`); an error,
+/// listing the dataset's exchanges, if the dataset has none of them.
 pub fn served_exchange(
     dialect: Api,
     chosen: Option<&Exchange>,
     dataset: &Dataset,
 ) -> Result<Exchange, String> {
-    let name = chosen.map_or(dialect.as_str(), Exchange::as_str);
     let known = dataset.exchanges();
-    if let Some(e) = known.iter().find(|e| e.as_str() == name) {
-        return Ok(e.clone());
+    let find = |name: &str| known.iter().find(|e| e.as_str() == name).cloned();
+    if let Some(chosen) = chosen {
+        let names = crate::query::Known {
+            exchanges: known.iter().cloned().collect(),
+            ..Default::default()
+        };
+        let asked = crate::query::Filter {
+            exchanges: [chosen.clone()].into_iter().collect(),
+            ..Default::default()
+        };
+        names
+            .check(&asked)
+            .map_err(|e| format!("the dataset has no such exchange: {e}"))?;
+        return find(chosen.as_str())
+            .ok_or_else(|| format!("the dataset has no exchange {chosen:?}"));
+    }
+    let seed = SEED_EXCHANGES
+        .iter()
+        .find(|(api, _)| *api == dialect)
+        .map(|(_, name)| *name);
+    if let Some(e) = find(dialect.as_str()).or_else(|| seed.and_then(find)) {
+        return Ok(e);
     }
     let listed = known
         .iter()
         .map(Exchange::as_str)
         .collect::<Vec<_>>()
         .join(", ");
-    Err(match chosen {
-        Some(_) => format!("the dataset has no exchange {name:?}; it has: {listed}"),
-        None => format!(
-            "the dataset has no exchange {name:?} for the {dialect} dialect: choose one with --exchange (the dataset has: {listed})"
-        ),
-    })
+    Err(format!(
+        "the dataset has no exchange {:?} for the {dialect} dialect: choose one with --exchange (the dataset has: {listed})",
+        seed.unwrap_or(dialect.as_str())
+    ))
 }
 
 /// Registers `dialect`'s routes.
