@@ -344,6 +344,7 @@ fn a_rejected_reload_shows_its_error_in_the_status_bar() {
         std::fs::write(&path, text).expect("the broken config is written");
         let resp = awc::Client::new()
             .post(format!("{}/v1/reload", daemon.api_url()))
+            .insert_header(("Content-Type", "application/json"))
             .send()
             .await;
         let mut resp = resp.expect("POST /v1/reload answers");
