@@ -6,7 +6,9 @@
 //! Read-only: it asks the Aggregator for a frozen copy of the store and
 //! computes answers on its own worker threads, so a large query never
 //! holds the Aggregator's mailbox. Bad query parameters are a 400 with a
-//! JSON error naming the parameter.
+//! JSON error naming the parameter. Every request passes `access` first
+//! (Host, Origin, bearer token, Content-Type, query size), on a port the
+//! daemon bound before it started anything else (`ApiListener`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
