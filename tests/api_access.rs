@@ -137,9 +137,18 @@ async fn with_a_token_file_every_route_but_the_page_needs_the_bearer_token() {
     daemon.first_round().await;
     let api = daemon.api.expect("the API is on");
 
-    for page in ["/", "/web/app.js", "/web/app.css"] {
+    // The page's files as the router sees them, percent-encoded or not.
+    for page in ["/", "/web/app.js", "/web/app.css", "/%77eb/app.js"] {
         let r = RawRequest::get(api, page).send(api).await;
         assert_eq!(r.status, 200, "{page} needs no token: {r:?}");
+    }
+    for sneaky in [
+        "/web/../v1/status",
+        "/web/%2e%2e/v1/status",
+        "/web/../metrics",
+    ] {
+        let r = RawRequest::get(api, sneaky).send(api).await;
+        assert_json_error(&r, 404, "no such route");
     }
     let routes = [
         "/v1/status",

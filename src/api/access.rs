@@ -301,7 +301,10 @@ pub(super) async fn guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let checked = access.check(req.method(), req.path(), req.query_string(), req.headers());
+    // The path as the router matches it (percent-encoding resolved), so
+    // that what is exempt is exactly what the page's routes serve.
+    let path = req.match_info().as_str().to_owned();
+    let checked = access.check(req.method(), &path, req.query_string(), req.headers());
     match checked {
         Ok(()) => Ok(next.call(req).await?.map_into_left_body()),
         Err(refusal) => {
