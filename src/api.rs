@@ -6,7 +6,9 @@
 //! Read-only: it asks the Aggregator for a frozen copy of the store and
 //! computes answers on its own worker threads, so a large query never
 //! holds the Aggregator's mailbox. Bad query parameters are a 400 with a
-//! JSON error naming the parameter.
+//! JSON error naming the parameter. Every request passes `access` first
+//! (Host, Origin, bearer token, Content-Type, query size), on a port the
+//! daemon bound before it started anything else (`ApiListener`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,8 +32,10 @@ use crate::query::{self, names, Field, Filter, Known};
 use crate::record::{Record, RoundRow};
 use crate::render::{self, Format};
 
+mod access;
 mod events;
 
+pub use access::{Access, Refusal, Token, TokenError, MIN_TOKEN_CHARS};
 pub use events::MAX_STREAMS as MAX_EVENT_STREAMS;
 
 /// What a reload ended with, as `POST /v1/reload` answers it.
@@ -182,6 +186,23 @@ pub const MAX_LIMIT: usize = 100_000;
 /// Longest query string answered; a longer one is a 400 naming it.
 pub const MAX_QUERY_BYTES: usize = 16 * 1024;
 
+/// A query string longer than `MAX_QUERY_BYTES` is refused, naming it.
+/// Every route checks this (`access`), well below the HTTP layer's own
+/// ceilings (a request target over 65,534 bytes, a head over 128 KiB),
+/// which actix-http answers before any handler with an empty 400 or 431.
+fn check_query_size(query: &str) -> Result<(), ParamError> {
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(ParamError::new(
+            "query",
+            format!(
+                "the query string is {} bytes, more than {MAX_QUERY_BYTES}: ask for fewer names at a time",
+                query.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The parameters `/v1/prices` and `/v1/aggregate` take.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Params {
@@ -209,15 +230,7 @@ impl Default for Params {
 /// Parses a query string, accepting only `allowed` parameters. Lists are
 /// comma-separated (`exchange=kraken,bitstamp`) or repeated.
 pub fn parse_params(query: &str, allowed: &[&str]) -> Result<Params, ParamError> {
-    if query.len() > MAX_QUERY_BYTES {
-        return Err(ParamError::new(
-            "query",
-            format!(
-                "the query string is {} bytes, more than {MAX_QUERY_BYTES}: ask for fewer names at a time",
-                query.len()
-            ),
-        ));
-    }
+    check_query_size(query)?;
     let mut p = Params::default();
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         let key = key.as_ref();
@@ -684,8 +697,8 @@ async fn no_route() -> HttpResponse {
     }))
 }
 
-/// The API over a pipeline alone (no daemon: no reload, no record), as the
-/// benchmarks and tests use it.
+/// The API over a pipeline alone (no daemon: no reload, no record, no
+/// token), as the benchmarks and tests use it.
 pub fn start_for(
     listen: SocketAddr,
     pipeline: &crate::actors::Pipeline,
@@ -693,8 +706,11 @@ pub fn start_for(
 ) -> std::io::Result<ApiServer> {
     let (_, snapshot_dir) = watch::channel(PathBuf::new());
     let (_, record) = watch::channel(PathBuf::new());
+    let listener = ApiListener::bind(listen)?;
+    let access = Access::new(listener.addr, Vec::new(), None);
     start(
-        listen,
+        listener,
+        access,
         ApiState {
             aggregator: pipeline.aggregator.clone(),
             supervisor: pipeline.supervisor.clone(),
@@ -713,26 +729,63 @@ pub fn start_for(
     )
 }
 
-/// Binds and starts the API on the current actix system.
-pub fn start(listen: SocketAddr, state: ApiState) -> std::io::Result<ApiServer> {
+/// The API's port, bound but not yet served: the daemon binds it before
+/// anything else starts, so a port in use stops it before the record is
+/// opened or an actor runs.
+#[derive(Debug)]
+pub struct ApiListener {
+    listener: std::net::TcpListener,
+    /// The bound address (port 0 replaced by the port given).
+    pub addr: SocketAddr,
+}
+
+impl ApiListener {
+    pub fn bind(listen: SocketAddr) -> std::io::Result<Self> {
+        let listener = std::net::TcpListener::bind(listen)?;
+        let addr = listener.local_addr()?;
+        Ok(Self { listener, addr })
+    }
+}
+
+/// Serves the API on `listener`, every request checked by `access` first,
+/// on the current actix system.
+pub fn start(listener: ApiListener, access: Access, state: ApiState) -> std::io::Result<ApiServer> {
     let data = web::Data::new(state);
     let (closing, closing_rx) = watch::channel(false);
     let closing_rx = web::Data::new(events::Closing(closing_rx));
-    let (addr, handle) = crate::http::start_server(listen, 1, move |app| {
+    let reachable = !listener.addr.ip().is_loopback();
+    let token = access.has_token();
+    let access = Arc::new(access);
+    let (addr, handle) = crate::http::start_server_on(listener.listener, 1, move |app| {
+        let access = access.clone();
         app.app_data(data.clone())
             .app_data(closing_rx.clone())
-            .configure(crate::web::routes)
-            .route("/v1/status", web::get().to(status))
-            .route("/v1/events", web::get().to(events::events))
-            .route("/v1/failures", web::get().to(failures))
-            .route("/v1/prices", web::get().to(prices))
-            .route("/v1/aggregate", web::get().to(aggregate))
-            .route("/v1/snapshots", web::get().to(snapshots))
-            .route("/v1/reload", web::post().to(reload))
-            .route("/metrics", web::get().to(metrics))
-            .default_service(web::to(no_route));
+            .service(
+                web::scope("")
+                    .wrap(actix_web::middleware::from_fn(move |req, next| {
+                        access::guard(access.clone(), req, next)
+                    }))
+                    .configure(crate::web::routes)
+                    .route("/v1/status", web::get().to(status))
+                    .route("/v1/events", web::get().to(events::events))
+                    .route("/v1/failures", web::get().to(failures))
+                    .route("/v1/prices", web::get().to(prices))
+                    .route("/v1/aggregate", web::get().to(aggregate))
+                    .route("/v1/snapshots", web::get().to(snapshots))
+                    .route("/v1/reload", web::post().to(reload))
+                    .route("/metrics", web::get().to(metrics))
+                    .default_service(web::to(no_route)),
+            );
     })?;
     log::info!("API listening on http://{addr} (the web page at http://{addr}/)");
+    if reachable {
+        log::warn!(
+            "the API on {addr} is reachable from other hosts: every route but the page needs the bearer token in api.token_file"
+        );
+    }
+    if token {
+        log::info!("API: every route but the page needs Authorization: Bearer <token>");
+    }
     Ok(ApiServer {
         addr,
         handle,

@@ -36,3 +36,24 @@ where
     actix_rt::spawn(server);
     Ok((addr, handle))
 }
+
+/// As `start_server`, on a listener already bound (the daemon binds its
+/// API's port before it starts anything else).
+pub fn start_server_on<F>(
+    listener: std::net::TcpListener,
+    workers: usize,
+    routes: F,
+) -> std::io::Result<(SocketAddr, ServerHandle)>
+where
+    F: Fn(&mut ServiceConfig) + Send + Clone + 'static,
+{
+    let addr = listener.local_addr()?;
+    let server = HttpServer::new(move || App::new().configure(|cfg| routes(cfg)))
+        .workers(workers.max(1))
+        .disable_signals()
+        .listen(listener)?
+        .run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    Ok((addr, handle))
+}

@@ -420,3 +420,66 @@ fn an_exchange_table_names_its_problems_where_they_are() {
         &["3:1: exchanges.kraken.markets: the classic API has no markets"],
     );
 }
+
+#[test]
+fn an_api_reachable_from_other_hosts_needs_a_token_file() {
+    fails_with(
+        "[api]\nlisten = \"0.0.0.0:9180\"\n",
+        &["2:1: api.listen: 0.0.0.0:9180 is reachable from other hosts: set api.token_file to a file holding a bearer token, or listen on 127.0.0.1"],
+    );
+    fails_with(
+        "[api]\nlisten = \"[::]:9180\"\nallowed_hosts = [\"pricegrid.lan\"]\n",
+        &["2:1: api.listen: [::]:9180 is reachable from other hosts: set api.token_file"],
+    );
+    fails_with(
+        "[api]\nlisten = \"192.168.1.5:9180\"\ntoken_file = \"\"\n",
+        &["3:1: api.token_file: is empty"],
+    );
+    // Off, or on loopback, it needs none.
+    for text in [
+        "[api]\nenabled = false\nlisten = \"0.0.0.0:9180\"\n",
+        "[api]\nlisten = \"127.0.0.2:9180\"\n",
+    ] {
+        let (code, _, stderr) = check(text);
+        assert_eq!(code, 0, "{text}: {stderr}");
+    }
+}
+
+#[test]
+fn the_api_s_token_file_and_allowed_hosts_check_and_show_in_the_effective_config() {
+    let (code, stdout, stderr) = check(
+        r#"[api]
+listen = "0.0.0.0:9180"
+token_file = "/etc/pricegrid/api.token"
+allowed_hosts = ["PriceGrid.lan", "192.168.1.5:9180", "[fd00::5]:9180"]
+"#,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    for line in [
+        "token_file = \"/etc/pricegrid/api.token\"",
+        "allowed_hosts = [\n    \"pricegrid.lan\",\n    \"192.168.1.5:9180\",\n    \"[fd00::5]:9180\",\n]",
+    ] {
+        assert!(stdout.contains(line), "{line:?} not in {stdout}");
+    }
+}
+
+#[test]
+fn a_malformed_allowed_host_is_named_where_it_is() {
+    for (entry, says) in [
+        ("http://pricegrid.lan", "'/' is not allowed"),
+        ("pricegrid.lan/", "'/' is not allowed"),
+        ("user@pricegrid.lan", "'@' is not allowed"),
+        ("pricegrid.lan:99999", "invalid port number"),
+        ("", "it is empty"),
+        ("a b", "' ' is not allowed"),
+    ] {
+        let text = format!("[api]\nallowed_hosts = [\"ok.lan\", {entry:?}]\n");
+        let (code, _, stderr) = check(&text);
+        assert_eq!(code, 1, "{entry:?} passed: {stderr}");
+        let want = format!(
+            "api.allowed_hosts: {entry:?} is not a host name or address with an optional port: {says}"
+        );
+        assert!(stderr.contains(&want), "{want:?} not in {stderr}");
+        assert!(stderr.contains("pricegrid.toml:2:"), "{stderr}");
+    }
+}

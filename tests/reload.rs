@@ -138,7 +138,13 @@ fn pairs(list: &[&str]) -> std::collections::BTreeSet<String> {
 async fn http(method: &'static str, url: String) -> (u16, String) {
     actix_rt::task::spawn_blocking(move || {
         let agent = ureq::AgentBuilder::new().timeout(LIMIT).build();
-        match agent.request(method, &url).call() {
+        // A POST carries JSON, as the API requires of every POST.
+        let request = agent.request(method, &url);
+        let request = match method {
+            "POST" => request.set("Content-Type", "application/json"),
+            _ => request,
+        };
+        match request.call() {
             Ok(r) => (r.status(), r.into_string().unwrap()),
             Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
             Err(e) => panic!("{method} {url}: {e}"),

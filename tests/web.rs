@@ -344,6 +344,7 @@ fn a_rejected_reload_shows_its_error_in_the_status_bar() {
         std::fs::write(&path, text).expect("the broken config is written");
         let resp = awc::Client::new()
             .post(format!("{}/v1/reload", daemon.api_url()))
+            .insert_header(("Content-Type", "application/json"))
             .send()
             .await;
         let mut resp = resp.expect("POST /v1/reload answers");
@@ -377,6 +378,44 @@ fn a_rejected_reload_shows_its_error_in_the_status_bar() {
             .await
             .expect("its text");
         assert!(shown.contains("version 1"), "{shown}");
+        b.close().await;
+        daemon.shutdown().await;
+    });
+}
+
+/// With `api.token_file`, the page asks for the token once, keeps it for
+/// the tab and shows the daemon's data through the bearer header.
+#[test]
+fn with_a_token_the_page_asks_for_it_once_and_shows_the_data() {
+    one_at_a_time(async {
+        const TOKEN: &str = "9d1f0c3b7a2e4f6a8c5b0e1d3f7a9c2b";
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let token = dir.path().join("api.token");
+        std::fs::write(&token, TOKEN).expect("the token file is written");
+        let path = page_config(dir.path())
+            .api_token_file(&token)
+            .exchanges(["kraken"])
+            .symbols(["btc"])
+            .window("2020-03-01", "2020-03-05")
+            .write(&dir.path().join("pricegrid.toml"));
+        let mut daemon = RunningDaemon::start(&path).await;
+        daemon.first_round().await;
+        let b = Browser::start().await;
+        b.client
+            .goto(&daemon.api_url())
+            .await
+            .expect("the page opens without a token");
+        let asked = b.answer_prompt(TOKEN).await;
+        assert!(asked.contains("api.token_file"), "{asked}");
+        b.wait_for("the first status", "#state[data-state='idle']")
+            .await;
+        b.wait_for("the map", "#map .c[data-day]").await;
+        assert_eq!(map_cells(&b).await.len(), 5);
+        let kept = b
+            .js("return sessionStorage.getItem('pricegrid.token');")
+            .await;
+        assert_eq!(kept, TOKEN);
+        b.screenshot("token").await;
         b.close().await;
         daemon.shutdown().await;
     });

@@ -32,9 +32,9 @@ pub use diagnostics::{ConfigError, Problem};
 pub use diff::ConfigDiff;
 pub use schema::universe_size_problem;
 pub use schema::{
-    ApiConfig, BuiltinConfig, ExchangeConfig, FetchConfig, LogConfig, OhlcOrder, PerExchangeConfig,
-    ScheduleConfig, Selection, SnapshotConfig, SourceConfig, SourceUrl, StoreConfig,
-    UniverseConfig,
+    ApiConfig, BuiltinConfig, ExchangeConfig, FetchConfig, HostName, LogConfig, OhlcOrder,
+    PerExchangeConfig, ScheduleConfig, Selection, SnapshotConfig, SourceConfig, SourceUrl,
+    StoreConfig, UniverseConfig,
 };
 pub use validate::{FIRST_PRICE_DAY, MAX_WORKERS};
 

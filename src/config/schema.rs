@@ -497,6 +497,17 @@ pub struct ApiConfig {
     /// `/v1/prices` and `/v1/aggregate` queries that may run at once; the
     /// rest get a `503` with `Retry-After`.
     pub max_concurrent_queries: usize,
+    /// A file holding the bearer token every route but the page itself
+    /// requires (`Authorization: Bearer <token>`). Required when `listen`
+    /// is not a loopback address: the API then answers other hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// Names (or addresses) the API may be reached by besides its listen
+    /// address and `localhost`/`127.0.0.1`/`[::1]` on its port, such as the
+    /// name a reverse proxy or a LAN uses. A request whose `Host` is none
+    /// of them is refused, which defeats DNS rebinding.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<HostName>,
 }
 
 impl Default for ApiConfig {
@@ -505,7 +516,95 @@ impl Default for ApiConfig {
             enabled: true,
             max_concurrent_queries: 4,
             listen: SocketAddr::from(([127, 0, 0, 1], 9180)),
+            token_file: None,
+            allowed_hosts: Vec::new(),
         }
+    }
+}
+
+/// A host as a `Host` header or `api.allowed_hosts` names it: a DNS name or
+/// an IP address (IPv6 in brackets), lowercase, and a port if one was
+/// given (`pricegrid.lan`, `192.168.1.5:9180`, `[fd00::5]:9180`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct HostName {
+    /// As `url` normalises it: lowercase, IDNA, IPv6 in brackets.
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl HostName {
+    /// The host of `addr`, with its port.
+    pub fn of_addr(addr: SocketAddr) -> Self {
+        let host = match addr {
+            SocketAddr::V4(a) => a.ip().to_string(),
+            SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        };
+        Self {
+            host,
+            port: Some(addr.port()),
+        }
+    }
+}
+
+impl fmt::Display for HostName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.host)?;
+        match self.port {
+            Some(port) => write!(f, ":{port}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl From<HostName> for String {
+    fn from(h: HostName) -> String {
+        h.to_string()
+    }
+}
+
+impl TryFrom<String> for HostName {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, String> {
+        raw.parse()
+    }
+}
+
+impl std::str::FromStr for HostName {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let bad = |why: &str| {
+            format!("{raw:?} is not a host name or address with an optional port: {why}")
+        };
+        if raw.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        if let Some(c) = raw
+            .chars()
+            .find(|c| matches!(c, '/' | '@' | '?' | '#' | '\\') || c.is_whitespace())
+        {
+            return Err(bad(&format!("{c:?} is not allowed")));
+        }
+        let url = Url::parse(&format!("http://{raw}/")).map_err(|e| bad(&e.to_string()))?;
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("no host"))?;
+        // `url` drops a port equal to the scheme's default: tell "name:80"
+        // from "name" by the text itself.
+        let has_port = raw.rsplit_once(':').is_some_and(|(before, port)| {
+            !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (!before.contains(':') || before.ends_with(']'))
+        });
+        Ok(Self {
+            host: host.to_owned(),
+            port: if has_port {
+                url.port_or_known_default()
+            } else {
+                None
+            },
+        })
     }
 }
 

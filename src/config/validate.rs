@@ -316,9 +316,25 @@ pub(super) fn fetch_timing(f: &FetchConfig, s: &SourceConfig) -> Vec<Finding> {
     out
 }
 
-/// `[api]`: at least one query at a time.
+/// `[api]`: at least one query at a time, and a token wherever other
+/// hosts can reach the API.
 pub(super) fn api(a: &super::schema::ApiConfig) -> Vec<Finding> {
     let mut out = Vec::new();
+    if a.enabled && !a.listen.ip().is_loopback() && a.token_file.is_none() {
+        out.push(Finding::at_first_set(
+            vec!["api.token_file", "api.listen"],
+            format!(
+                "{} is reachable from other hosts: set api.token_file to a file holding a bearer token, or listen on 127.0.0.1",
+                a.listen
+            ),
+        ));
+    }
+    if a.token_file
+        .as_ref()
+        .is_some_and(|p| p.as_os_str().is_empty())
+    {
+        out.push(Finding::at("api.token_file", "is empty"));
+    }
     if !(1..=1024).contains(&a.max_concurrent_queries) {
         out.push(Finding::at(
             "api.max_concurrent_queries",

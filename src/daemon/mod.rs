@@ -25,7 +25,7 @@ use crate::actors::producer::{StartSchedule, StopRounds};
 use crate::actors::supervisor::Drain;
 use crate::actors::{Pipeline, PipelineOptions};
 pub use crate::api::ReloadOutcome;
-use crate::api::{self, ApiServer, ApiState, DaemonView, LastReload};
+use crate::api::{self, Access, ApiListener, ApiServer, ApiState, DaemonView, LastReload, Token};
 use crate::clock::Clock;
 use crate::config::watcher::{self, ConfigWatcher, WatchError};
 use crate::config::{Config, ConfigError};
@@ -47,14 +47,29 @@ pub enum DaemonError {
     Watch(#[from] WatchError),
     #[error(transparent)]
     Record(#[from] RecordError),
-    #[error("cannot start the API on {listen}: {source}")]
+    #[error(transparent)]
+    Token(#[from] api::TokenError),
+    /// The OS's words end the line: the error is not chained as a source,
+    /// or the report would say them twice.
+    #[error("cannot start the API on {listen}: {}", without_code(error))]
     Api {
         listen: std::net::SocketAddr,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("an actor stopped unexpectedly: {0}")]
     Mailbox(#[from] actix::MailboxError),
+}
+
+/// An OS error as the system words it ("Address already in use"), without
+/// std's " (os error 98)": a person reads the line, and the words say it.
+fn without_code(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match e.raw_os_error() {
+        Some(code) => text
+            .strip_suffix(&format!(" (os error {code})"))
+            .map_or(text.clone(), str::to_owned),
+        None => text,
+    }
 }
 
 /// How long the config file must stay unchanged before it is read.
@@ -156,8 +171,10 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Loads the config, starts the source and the actors, the schedule and
-    /// the file watcher. Must run inside an actix system.
+    /// Loads the config, binds the API's port, opens the record, and only
+    /// then starts the source and the actors, the schedule and the file
+    /// watcher: a port in use or an unreadable token stops it before the
+    /// record is touched or anything runs. Must run inside an actix system.
     pub async fn start(path: &Path) -> Result<Daemon, DaemonError> {
         Self::start_with_clock(path, Clock::system()).await
     }
@@ -181,6 +198,11 @@ impl Daemon {
         let text = std::fs::read(path).ok();
         overrides.apply(&mut config);
         let config = Arc::new(config);
+        let api_port = if config.api.enabled {
+            Some(bind_api(&config)?)
+        } else {
+            None
+        };
         let (record, store, last_round) = resume(&config)?;
         let source = Source::start_with_clock(&config, &clock)?;
         if let Err(e) = source.check_reachable(&config).await {
@@ -208,8 +230,9 @@ impl Daemon {
             universe: Some(config.universe.clone()),
             ..DaemonView::default()
         });
-        let api = if config.api.enabled {
-            Some(start_api(
+        let api = if let Some(port) = api_port {
+            Some(serve_api(
+                port,
                 &config,
                 &pipeline,
                 &ApiLinks {
@@ -444,7 +467,43 @@ impl Daemon {
     }
 }
 
+/// The API's port, bound, and what it will accept (its token read).
+struct BoundApi {
+    listener: ApiListener,
+    access: Access,
+}
+
+/// Reads `api.token_file`, if set, and binds `api.listen`.
+fn bind_api(config: &Config) -> Result<BoundApi, DaemonError> {
+    let token = config
+        .api
+        .token_file
+        .as_deref()
+        .map(Token::read)
+        .transpose()?;
+    let listener = ApiListener::bind(config.api.listen).map_err(|error| DaemonError::Api {
+        listen: config.api.listen,
+        error,
+    })?;
+    let access = Access::new(listener.addr, config.api.allowed_hosts.clone(), token);
+    Ok(BoundApi { listener, access })
+}
+
+/// Binds and serves the API of `config` (a reload that changes `[api]`).
 fn start_api(
+    config: &Config,
+    pipeline: &Pipeline,
+    links: &ApiLinks<'_>,
+    started: std::time::Instant,
+    control: &mpsc::UnboundedSender<Control>,
+) -> Result<ApiServer, DaemonError> {
+    let port = bind_api(config)?;
+    serve_api(port, config, pipeline, links, started, control)
+}
+
+/// Serves the API on a port bound by `bind_api`.
+fn serve_api(
+    port: BoundApi,
     config: &Config,
     pipeline: &Pipeline,
     links: &ApiLinks<'_>,
@@ -477,9 +536,9 @@ fn start_api(
         event_streams: Arc::new(tokio::sync::Semaphore::new(api::MAX_EVENT_STREAMS)),
         recent_status: Arc::default(),
     };
-    api::start(config.api.listen, state).map_err(|source| DaemonError::Api {
+    api::start(port.listener, port.access, state).map_err(|error| DaemonError::Api {
         listen: config.api.listen,
-        source,
+        error,
     })
 }
 

@@ -112,17 +112,52 @@
     }
   }
 
+  // ---- requests -----------------------------------------------------------
+  // With api.token_file set, every route but the page's own files needs
+  // `Authorization: Bearer <token>`. On a 401 the page asks for the token
+  // once, keeps it in sessionStorage (this tab only, gone when it closes;
+  // never in a URL, where logs and history would keep it) and sends it as
+  // that header. EventSource cannot send a header, so with a token the
+  // status bar polls /v1/status each second instead of /v1/events.
+  const TOKEN_KEY = "pricegrid.token";
+  let declined = false;       // the token prompt was cancelled: not asked again
+
+  const token = () => sessionStorage.getItem(TOKEN_KEY);
+
+  function withToken() {
+    const t = token();
+    return t ? { headers: { Authorization: `Bearer ${t}` } } : {};
+  }
+
+  async function request(url) {
+    let r = await fetch(url, withToken());
+    if (r.status === 401 && !declined) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      const t = window.prompt("This pricegrid API needs its token (the text of api.token_file):");
+      if (t && t.trim()) {
+        sessionStorage.setItem(TOKEN_KEY, t.trim());
+        r = await fetch(url, withToken());
+      } else {
+        declined = true;
+      }
+    }
+    return r;
+  }
+
   function poll() {
-    fetch("/v1/status")
-      .then((r) => r.json())
+    request("/v1/status")
+      .then((r) => (r.ok ? r.json() : Promise.reject(r.status)))
       .then(onStatus)
       .catch(() => {})
       .finally(() => setTimeout(poll, 1000));
   }
 
-  function connect() {
-    if (!window.EventSource) {
-      poll();
+  async function connect() {
+    // One status first: it says whether a token is needed (and asks it).
+    const first = await request("/v1/status").catch(() => null);
+    if (first && first.ok) onStatus(await first.json());
+    if (!window.EventSource || token() || (first && first.status === 401)) {
+      setTimeout(poll, 1000);
       return;
     }
     // EventSource reconnects by itself (the daemon sends `retry:`).
@@ -149,7 +184,7 @@
 
   async function fetchJson(url) {
     for (let attempt = 0; attempt < 5; attempt++) {
-      const r = await fetch(url);
+      const r = await request(url);
       if (r.ok) return r.json();
       if (r.status !== 503) throw new Error(`${url}: HTTP ${r.status} ${await r.text()}`);
       await new Promise((done) => setTimeout(done, 500 * (attempt + 1)));

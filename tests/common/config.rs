@@ -263,6 +263,28 @@ impl TestConfig {
         self
     }
 
+    /// The API on `listen` (on, whatever it was).
+    pub fn api_listen(mut self, listen: std::net::SocketAddr) -> Self {
+        self.config.api.enabled = true;
+        self.config.api.listen = listen;
+        self
+    }
+
+    /// Every API route but the page needs the token in `file`.
+    pub fn api_token_file(mut self, file: &Path) -> Self {
+        self.config.api.token_file = Some(file.to_owned());
+        self
+    }
+
+    /// Names the API may be reached by besides its own address.
+    pub fn api_allowed_hosts<'a>(mut self, hosts: impl IntoIterator<Item = &'a str>) -> Self {
+        self.config.api.allowed_hosts = hosts
+            .into_iter()
+            .map(|h| h.parse().expect("a valid host name"))
+            .collect();
+        self
+    }
+
     pub fn progress_every(mut self, d: Duration) -> Self {
         self.config.log.progress_every = d;
         self

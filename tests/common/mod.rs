@@ -5,12 +5,15 @@
 
 mod config;
 mod daemon;
+mod http;
 
 // Each test file uses some of these, none uses all.
 #[allow(unused_imports)]
 pub use config::*;
 #[allow(unused_imports)]
 pub use daemon::*;
+#[allow(unused_imports)]
+pub use http::*;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

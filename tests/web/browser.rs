@@ -104,6 +104,26 @@ impl Browser {
             .await;
     }
 
+    /// Waits for the page to open a prompt (`window.prompt`), types
+    /// `answer` into it and accepts it; returns the prompt's text. Nothing
+    /// else may be asked of the browser meanwhile: chromedriver dismisses an
+    /// open prompt at any other command.
+    pub async fn answer_prompt(&self, answer: &str) -> String {
+        let tries = BROWSER_WAIT.as_millis() / POLL_EVERY.as_millis();
+        for _ in 0..tries {
+            if let Ok(text) = self.client.get_alert_text().await {
+                self.client
+                    .send_alert_text(answer)
+                    .await
+                    .expect("the prompt takes the text");
+                self.client.accept_alert().await.expect("the prompt closes");
+                return text;
+            }
+            actix_rt::time::sleep(POLL_EVERY).await;
+        }
+        panic!("the page opened no prompt within {BROWSER_WAIT:?}");
+    }
+
     /// Waits until an element matches the CSS `selector`.
     pub async fn wait_for(&self, what: &str, selector: &str) -> fantoccini::elements::Element {
         self.wait_on(what, Locator::Css(selector)).await
