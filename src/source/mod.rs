@@ -119,6 +119,9 @@ async fn read_body(
                 }
                 body.extend_from_slice(&chunk);
             }
+            // `transport`'s own words ("body cut off: ..."), not awc's
+            // wrapping of them.
+            Some(Err(awc::error::PayloadError::Incomplete(Some(e)))) => return Err(e.to_string()),
             Some(Err(e)) => return Err(e.to_string()),
             None => break,
         }
