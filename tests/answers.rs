@@ -331,6 +331,47 @@ async fn a_chunked_body_cut_after_some_data_is_a_retryable_failure_never_no_pric
     .await;
 }
 
+#[actix_rt::test]
+async fn an_exchange_adapter_reads_a_body_to_the_close_and_fails_a_cut_chunked_one() {
+    use pricegrid::model::{Api, DayRange};
+    bounded(async {
+        let api = pricegrid::source::exchanges::adapter(Api::Coinbase).expect("an adapter");
+        let days = DayRange {
+            from: day("2020-03-12"),
+            to: day("2020-03-12"),
+        };
+        // Coinbase's candle: [time, low, high, open, close, volume].
+        let candles = "[[1583971200,90,110,100.5,105.25,1000]]";
+        let url = raw_server(move |path| {
+            let bytes = if path.contains("/cut/") {
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n[[1583971200,90"
+                    .to_owned()
+            } else {
+                format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{candles}")
+            };
+            Script::send(bytes.into_bytes(), Then::Close)
+        })
+        .await;
+        let client = PriceClient::new(&url, &limits(Duration::from_secs(2)));
+        let page = client
+            .candles(api, "ETH-USD", days)
+            .await
+            .expect("a page read to the close");
+        match page.as_slice() {
+            [one] => match &one.answer {
+                Answer::Price { price, .. } => assert_eq!(price.close, 105.25),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("one day's answer, got {other:?}"),
+        }
+        let cut = client.candles(api, "cut/ETH-USD", days).await;
+        let failure = cut.expect_err("a cut page is not an answer");
+        assert!(failure.retryable, "{failure:?}");
+        assert!(failure.reason.contains("cut off"), "{failure:?}");
+    })
+    .await;
+}
+
 /// Asserts that `got` is a retryable failure saying the body was cut off.
 fn assert_cut_off(what: &str, got: pricegrid::source::FetchResult) {
     match got {
