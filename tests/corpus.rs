@@ -130,6 +130,7 @@ const CASES: &[Case] = &[
     case("closed without a byte", "", "", Transient("connection")),
     case("closed in the head", "HTTP/1.1 200 OK\r\nContent-Le", "", Transient("head")),
     case("not HTTP at all", "hello there\r\n\r\n", "", Transient("malformed answer")),
+    case("an Upgrade to websocket nobody asked for", "HTTP/1.1 200 OK\r\nUpgrade: websocket\r\nContent-Length: {len}\r\n\r\n", "{price}", Transient("Upgrade")),
     // Statuses.
     case("204 No Content", "HTTP/1.1 204 No Content\r\n\r\n", "", Permanent("204")),
     case("204 with a Content-Length and stray bytes", "HTTP/1.1 204 No Content\r\nContent-Length: {len}\r\n\r\n", "{price}", Permanent("204")),

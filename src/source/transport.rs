@@ -308,6 +308,11 @@ fn body_of(status: u16, http11: bool, headers: &[httparse::Header<'_>]) -> io::R
                 )));
             }
             length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("upgrade")
+            && value.is_ok_and(|v| v.eq_ignore_ascii_case("websocket"))
+        {
+            // awc would read such an answer as having no body at all.
+            return Err(malformed("an Upgrade to websocket nobody asked for"));
         } else if http11 && h.name.eq_ignore_ascii_case("transfer-encoding") {
             if transfer_seen {
                 return Err(malformed("two Transfer-Encoding headers"));
