@@ -14,7 +14,6 @@ mod common;
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,8 +35,6 @@ use pricegrid::source::Source;
 use pricegrid::source::{Answer, ClientLimits, PriceClient};
 use pricegrid::store::Store;
 use pricegrid::wire::{ErrorBody, PriceBody, NO_PRICE, UNKNOWN_EXCHANGE, UNKNOWN_SYMBOL};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use url::Url;
 
 /// Every test ends within this, whatever a server does.
@@ -50,126 +47,7 @@ async fn bounded<T>(test: impl Future<Output = T>) -> T {
 }
 
 // ---------------------------------------------------------------------------
-// A raw HTTP server that writes exactly the bytes a script says.
-
-/// One thing a raw server does after reading a request.
-#[derive(Debug, Clone)]
-enum Step {
-    /// Write these bytes as they are.
-    Send(Vec<u8>),
-    /// Do nothing for this long (a behaviour under test, such as closing a
-    /// connection some time after answering).
-    Wait(Duration),
-}
-
-/// What happens to the connection once a script's steps are done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Then {
-    /// Close it.
-    Close,
-    /// Read the next request on it (keep-alive).
-    ReadNext,
-    /// Keep it open, sending nothing more, until the client goes away.
-    Hold,
-}
-
-/// A server's answer to one request, byte for byte.
-#[derive(Debug, Clone)]
-struct Script {
-    steps: Vec<Step>,
-    then: Then,
-}
-
-impl Script {
-    fn send(bytes: impl Into<Vec<u8>>, then: Then) -> Script {
-        Script {
-            steps: vec![Step::Send(bytes.into())],
-            then,
-        }
-    }
-}
-
-/// Most connections one raw server accepts (bounds its accept loop).
-const MAX_CONNECTIONS: usize = 10_000;
-/// Largest request head a raw server reads.
-const MAX_HEAD: usize = 64 * 1024;
-
-/// Starts a raw server on 127.0.0.1:0 that answers every request with
-/// `respond(path)`; runs on the test's runtime until the test ends.
-async fn raw_server(respond: impl Fn(&str) -> Script + 'static) -> Url {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let respond = Rc::new(respond);
-    actix_rt::spawn(async move {
-        for _ in 0..MAX_CONNECTIONS {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let respond = respond.clone();
-            actix_rt::spawn(async move {
-                let _ = actix_rt::time::timeout(
-                    TEST_DEADLINE,
-                    serve_connection(stream, respond.as_ref()),
-                )
-                .await;
-            });
-        }
-    });
-    format!("http://{addr}/").parse().unwrap()
-}
-
-async fn serve_connection(mut stream: TcpStream, respond: &dyn Fn(&str) -> Script) {
-    let mut buf = Vec::new();
-    // Each pass reads a request; MAX_CONNECTIONS also bounds requests per
-    // connection (the timeout in `raw_server` bounds the time).
-    for _ in 0..MAX_CONNECTIONS {
-        let Some(path) = read_request(&mut stream, &mut buf).await else {
-            return;
-        };
-        let script = respond(&path);
-        for step in &script.steps {
-            match step {
-                Step::Send(bytes) => {
-                    if stream.write_all(bytes).await.is_err() {
-                        return;
-                    }
-                }
-                Step::Wait(d) => actix_rt::time::sleep(*d).await,
-            }
-        }
-        match script.then {
-            Then::Close => return,
-            Then::ReadNext => {}
-            Then::Hold => {
-                // Until the client closes (it reads nothing more from us).
-                let mut sink = [0u8; 1024];
-                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
-                return;
-            }
-        }
-    }
-}
-
-/// Reads one request head (GETs have no body); returns its path, or None
-/// when the client closed or sent something too large.
-async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            buf.drain(..end + 4);
-            return head.split_whitespace().nth(1).map(str::to_owned);
-        }
-        if buf.len() > MAX_HEAD {
-            return None;
-        }
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
+// Answers written byte for byte by a raw server (`common::raw_server`).
 
 /// How a raw server frames a complete answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -392,6 +270,144 @@ async fn a_cut_off_answer_is_a_retryable_failure_never_no_price() {
                 Ok(other) => panic!("{what}: taken as an answer: {other:?}"),
             }
         }
+    })
+    .await;
+}
+
+/// The price the classic API serves for kraken/eth/2020-03-13, as bytes.
+const ETH_PRICE: &[u8] = br#"{"exchange":"kraken","symbol":"eth","open":195.24,"high":195.24,"low":102,"close":107.97,"volume":7901.27262233,"day":"2020-03-13"}"#;
+
+#[actix_rt::test]
+async fn a_body_that_runs_to_the_close_is_read_whole() {
+    bounded(async {
+        // RFC 9112 §6.3 rule 8: neither Content-Length nor chunked.
+        let cases = [
+            (
+                "HTTP/1.1 with Connection: close",
+                "HTTP/1.1",
+                "Connection: close\r\n",
+            ),
+            ("HTTP/1.1 without Connection: close", "HTTP/1.1", ""),
+            ("HTTP/1.0", "HTTP/1.0", ""),
+        ];
+        for (what, version, connection) in cases {
+            let mut bytes =
+                format!("{version} 200 OK\r\nContent-Type: application/json\r\n{connection}\r\n")
+                    .into_bytes();
+            bytes.extend_from_slice(ETH_PRICE);
+            let url = raw_server(move |_| Script::send(bytes.clone(), Then::Close)).await;
+            let client = PriceClient::new(&url, &limits(Duration::from_secs(2)));
+            // Twice: a connection read to its close is never reused.
+            for attempt in 1..=2 {
+                match client.price(&eth_on_kraken()).await {
+                    Ok(Answer::Price { price, .. }) => {
+                        assert_eq!(price.close, 107.97, "{what}, request {attempt}")
+                    }
+                    other => panic!("{what}, request {attempt}: {other:?}"),
+                }
+            }
+        }
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn a_chunked_body_cut_after_some_data_is_a_retryable_failure_never_no_price() {
+    bounded(async {
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let cases: [(&str, &str); 4] = [
+            ("a chunk of 10 bytes that sends 4", "a\r\nnull"),
+            ("no final 0 chunk", "4\r\nnull\r\n"),
+            ("a final 0 chunk without the CRLF that ends the body", "4\r\nnull\r\n0\r\n"),
+            ("a trailer section that never ends", "4\r\nnull\r\n0\r\nX-Checksum: 1\r\n"),
+        ];
+        for (what, body) in cases {
+            let bytes = format!("{head}{body}").into_bytes();
+            let url = raw_server(move |_| Script::send(bytes.clone(), Then::Close)).await;
+            let client = PriceClient::new(&url, &limits(Duration::from_secs(2)));
+            assert_cut_off(what, client.price(&eth_on_kraken()).await);
+        }
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn an_exchange_adapter_reads_a_body_to_the_close_and_fails_a_cut_chunked_one() {
+    use pricegrid::model::{Api, DayRange};
+    bounded(async {
+        let api = pricegrid::source::exchanges::adapter(Api::Coinbase).expect("an adapter");
+        let days = DayRange {
+            from: day("2020-03-12"),
+            to: day("2020-03-12"),
+        };
+        // Coinbase's candle: [time, low, high, open, close, volume].
+        let candles = "[[1583971200,90,110,100.5,105.25,1000]]";
+        let url = raw_server(move |path| {
+            let bytes = if path.contains("/cut/") {
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n[[1583971200,90"
+                    .to_owned()
+            } else {
+                format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{candles}")
+            };
+            Script::send(bytes.into_bytes(), Then::Close)
+        })
+        .await;
+        let client = PriceClient::new(&url, &limits(Duration::from_secs(2)));
+        let page = client
+            .candles(api, "ETH-USD", days)
+            .await
+            .expect("a page read to the close");
+        match page.as_slice() {
+            [one] => match &one.answer {
+                Answer::Price { price, .. } => assert_eq!(price.close, 105.25),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("one day's answer, got {other:?}"),
+        }
+        let cut = client.candles(api, "cut/ETH-USD", days).await;
+        let failure = cut.expect_err("a cut page is not an answer");
+        assert!(failure.retryable, "{failure:?}");
+        assert!(failure.reason.contains("cut off"), "{failure:?}");
+    })
+    .await;
+}
+
+/// Asserts that `got` is a retryable failure saying the body was cut off.
+fn assert_cut_off(what: &str, got: pricegrid::source::FetchResult) {
+    match got {
+        Err(failure) => {
+            assert!(failure.retryable, "{what}: {failure:?} is not retryable");
+            assert!(
+                failure.reason.contains("cut off"),
+                "{what}: the reason {:?} does not say the body was cut off",
+                failure.reason
+            );
+        }
+        Ok(Answer::NoPrice) => panic!("{what}: recorded as \"no price\""),
+        Ok(other) => panic!("{what}: taken as an answer: {other:?}"),
+    }
+}
+
+#[actix_rt::test]
+async fn whole_chunked_bodies_with_extensions_and_trailers_are_read_on_a_kept_connection() {
+    bounded(async {
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let (first, rest) = ETH_PRICE.split_at(10);
+        let mut bytes = format!("{head}{:x};part=1\r\n", first.len()).into_bytes();
+        bytes.extend_from_slice(first);
+        bytes.extend_from_slice(format!("\r\n{:x}\r\n", rest.len()).as_bytes());
+        bytes.extend_from_slice(rest);
+        bytes.extend_from_slice(b"\r\n0\r\nX-Checksum: 1\r\n\r\n");
+        let (url, connections) =
+            raw_server_counted(move |_| Script::send(bytes.clone(), Then::ReadNext)).await;
+        let client = PriceClient::new(&url, &limits(Duration::from_secs(2)));
+        for _ in 0..3 {
+            match client.price(&eth_on_kraken()).await {
+                Ok(Answer::Price { price, .. }) => assert_eq!(price.close, 107.97),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(connections.get(), 1, "the connection is kept for the next request");
     })
     .await;
 }

@@ -5,6 +5,8 @@
 //! recorded as "no price"), and a CA file that cannot be read stops the
 //! source from starting, naming the file.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,10 +44,10 @@ fn pki() -> Pki {
     }
 }
 
-/// A classic price server over TLS on 127.0.0.1 with `pki`'s certificate.
-fn https_server(pki: &Pki) -> (Url, actix_web::dev::ServerHandle) {
+/// A TLS server config with `pki`'s certificate.
+fn server_tls(pki: &Pki) -> rustls::ServerConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ServerConfig::builder_with_provider(provider)
+    rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
@@ -53,7 +55,12 @@ fn https_server(pki: &Pki) -> (Url, actix_web::dev::ServerHandle) {
             vec![pki.cert.clone()],
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key.clone())),
         )
-        .unwrap();
+        .unwrap()
+}
+
+/// A classic price server over TLS on 127.0.0.1 with `pki`'s certificate.
+fn https_server(pki: &Pki) -> (Url, actix_web::dev::ServerHandle) {
+    let tls = server_tls(pki);
     let server = HttpServer::new(|| {
         App::new().route(
             "/price/kraken/eth/2020-03-13",
@@ -126,6 +133,44 @@ async fn an_untrusted_certificate_is_a_clear_failure_never_no_price() {
         failure.reason
     );
     server.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn over_https_a_body_to_the_close_is_read_whole_and_a_cut_chunked_body_fails() {
+    let pki = pki();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &pki.ca_pem).unwrap();
+    let price = r#"{"exchange":"kraken","symbol":"eth","open":195.24,"high":195.24,"low":102,"close":107.97,"volume":7901.27262233,"day":"2020-03-13"}"#;
+    let to_the_close = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{price}");
+    let cut = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nnull\r\n";
+    let url = common::raw_tls_server(Arc::new(server_tls(&pki)), move |path| {
+        let bytes = if path.ends_with("2020-03-13") {
+            &to_the_close
+        } else {
+            cut
+        };
+        common::Script::send(bytes.as_bytes().to_vec(), common::Then::Close)
+    })
+    .await;
+    let client = PriceClient::with_ca_files(&url, &limits(), &[ca_file]).unwrap();
+    let got = actix_rt::time::timeout(TEST_DEADLINE, client.price(&key()))
+        .await
+        .expect("answered in time");
+    match got {
+        Ok(Answer::Price { price, .. }) => assert_eq!(price.close, 107.97),
+        other => panic!("expected the price read to the close, got {other:?}"),
+    }
+    let next_day = TaskKey {
+        day: NaiveDate::from_ymd_opt(2020, 3, 14).unwrap(),
+        ..key()
+    };
+    let got = actix_rt::time::timeout(TEST_DEADLINE, client.price(&next_day))
+        .await
+        .expect("answered in time");
+    let failure = got.expect_err("a chunked body without its last chunk is not an answer");
+    assert!(failure.retryable, "{failure:?}");
+    assert!(failure.reason.contains("cut off"), "{failure:?}");
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //!
 //! Owns URL building (only from checked names) and the request limits
 //! (`source.timeout` bounds a whole request, body included; a body cap; a
-//! body shorter than its framing says is an error, not a short answer). It
+//! body shorter than its framing says is an error, not a short answer; the
+//! framing itself is followed under awc by `transport`). It
 //! holds no state between requests beyond awc's connection pool, and it
 //! never decides about retries: it only says whether a failure is worth
 //! retrying (see `response`). Which server to ask, and starting the
@@ -13,6 +14,7 @@ pub mod exchanges;
 pub mod origin;
 pub mod response;
 pub mod tls;
+pub mod transport;
 
 use std::time::Duration;
 
@@ -63,10 +65,9 @@ fn describe(e: &awc::error::SendRequestError) -> String {
 enum Framing {
     Length(u64),
     Chunked,
-    /// HTTP/1.0 with no length: the body ends when the connection closes.
+    /// No length: the body ends when the connection closes (`transport`
+    /// shows awc an HTTP/1.1 answer without one as HTTP/1.0 for this).
     UntilClose,
-    /// HTTP/1.1 with neither: no body.
-    Empty,
     /// A Content-Length header that is not a number.
     BadLength,
 }
@@ -80,14 +81,13 @@ fn framing(version: awc::http::Version, transfer: Option<&str>, length: Option<&
     match length.map(|l| l.trim().parse::<u64>()) {
         Some(Ok(n)) => Framing::Length(n),
         Some(Err(_)) => Framing::BadLength,
-        None if version < awc::http::Version::HTTP_11 => Framing::UntilClose,
-        None => Framing::Empty,
+        None => Framing::UntilClose,
     }
 }
 
 /// Reads a body whole, checking it against its framing: a body shorter than
-/// its Content-Length, or a chunked body that ended before its first chunk
-/// (awc reports both as a normal end), is an error, not a short answer.
+/// its Content-Length is an error, not a short answer (so is a chunked body
+/// without its last chunk, which `transport` reports as a read error).
 async fn read_body(
     resp: &mut awc::ClientResponse<
         impl futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
@@ -119,6 +119,9 @@ async fn read_body(
                 }
                 body.extend_from_slice(&chunk);
             }
+            // `transport`'s own words ("body cut off: ..."), not awc's
+            // wrapping of them.
+            Some(Err(awc::error::PayloadError::Incomplete(Some(e)))) => return Err(e.to_string()),
             Some(Err(e)) => return Err(e.to_string()),
             None => break,
         }
@@ -128,11 +131,6 @@ async fn read_body(
             "body cut off: {} of the {n} bytes its Content-Length declares",
             body.len()
         )),
-        // awc cannot tell a chunked body's terminator from a closed
-        // connection; an empty one is the one case no parser catches.
-        Framing::Chunked if body.is_empty() => Err(
-            "a chunked body that ended before any chunk (cut off, or empty: cannot tell)".into(),
-        ),
         _ => Ok(body.freeze()),
     }
 }
@@ -165,6 +163,8 @@ impl ClientLimits {
 pub struct PriceClient {
     client: awc::Client,
     base: Url,
+    /// Requests go to awc as http:// URLs, TLS being `transport`'s.
+    https: bool,
     timeout: Duration,
     max_body: usize,
     ohlc_order: OhlcOrder,
@@ -221,12 +221,20 @@ impl PriceClient {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        let mut connector = awc::Connector::new()
+        // awc is asked for http:// URLs even for an https source: the
+        // dialer does TLS beneath awc so that `transport` sees plain HTTP.
+        let https = base.scheme() == "https";
+        let dialer = match (https, tls) {
+            (false, _) => transport::Dialer::plain(),
+            (true, Some(tls)) => {
+                transport::Dialer::tls(tls, base.port_or_known_default().unwrap_or(443))
+            }
+            (true, None) => transport::Dialer::refusing("no TLS configuration (see the log)"),
+        };
+        let connector = awc::Connector::new()
+            .connector(dialer)
             .limit(connections.max(1))
             .timeout(timeout);
-        if let Some(tls) = tls {
-            connector = connector.rustls_0_23(tls);
-        }
         let client = awc::Client::builder()
             .connector(connector)
             .timeout(timeout)
@@ -235,6 +243,7 @@ impl PriceClient {
         Self {
             client,
             base,
+            https,
             timeout,
             max_body,
             ohlc_order,
@@ -332,6 +341,11 @@ impl PriceClient {
         use awc::http::{header, Version};
         // A pooled connection the server closed in the meantime fails before
         // any answer byte arrives; a GET is safe to send once more.
+        let url = match url.strip_prefix("https://") {
+            Some(rest) if self.https => format!("http://{rest}"),
+            _ => url.to_owned(),
+        };
+        let url = url.as_str();
         let mut resp = match self.client.get(url).send().await {
             Err(SendRequestError::Connect(ConnectError::Disconnected)) => {
                 self.client.get(url).send().await

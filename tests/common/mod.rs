@@ -1,11 +1,14 @@
 //! Helpers shared by the integration tests: a real price server on a
 //! loopback ephemeral port, configs pointed at it (`config`), the daemon
-//! under test (`daemon`), and assertions on what a round stored.
+//! under test (`daemon`), raw requests (`http`) and raw servers that
+//! write exact bytes (`raw`),
+//! and assertions on what a round stored.
 #![allow(dead_code)]
 
 mod config;
 mod daemon;
 mod http;
+mod raw;
 
 // Each test file uses some of these, none uses all.
 #[allow(unused_imports)]
@@ -14,6 +17,8 @@ pub use config::*;
 pub use daemon::*;
 #[allow(unused_imports)]
 pub use http::*;
+#[allow(unused_imports)]
+pub use raw::*;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
