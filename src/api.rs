@@ -47,6 +47,9 @@ pub enum ReloadOutcome {
     Applied { version: u64, changed: Vec<String> },
     /// Refused; the daemon keeps running on the config it has.
     Rejected { error: String },
+    /// Not read: the file kept changing for as long as the reload waited
+    /// for it to settle. Nothing changed; ask again once it is saved.
+    StillBeingWritten { error: String },
 }
 
 /// Whether the latest reload was applied or rejected.
@@ -84,6 +87,14 @@ impl LastReload {
                 error: None,
             },
             ReloadOutcome::Rejected { error } => Self {
+                at,
+                result: ReloadResult::Rejected,
+                version: in_force,
+                changed: Vec::new(),
+                error: Some(error.clone()),
+            },
+            // Not a reload the daemon made: kept as a refusal with its reason.
+            ReloadOutcome::StillBeingWritten { error } => Self {
                 at,
                 result: ReloadResult::Rejected,
                 version: in_force,
@@ -669,8 +680,9 @@ async fn metrics(state: web::Data<ApiState>) -> HttpResponse {
         .body(state.metrics.encode())
 }
 
-/// `POST /v1/reload`: re-reads the config file; `200 {"version", "changed"}`
-/// or `422 {"error"}` (the daemon keeps the config it has).
+/// `POST /v1/reload`: re-reads the config file once it has settled; `200
+/// {"version", "changed"}`, `422 {"error"}` (refused: the daemon keeps the
+/// config it has) or `409 {"error"}` (still being written: nothing read).
 async fn reload(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
     if let Err(e) = parse_params(req.query_string(), &[]) {
         return e.response();
@@ -686,6 +698,9 @@ async fn reload(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
         Ok(outcome @ ReloadOutcome::Applied { .. }) => HttpResponse::Ok().json(outcome),
         Ok(outcome @ ReloadOutcome::Rejected { .. }) => {
             HttpResponse::UnprocessableEntity().json(outcome)
+        }
+        Ok(outcome @ ReloadOutcome::StillBeingWritten { .. }) => {
+            HttpResponse::Conflict().json(outcome)
         }
         Err(_) => unavailable("the daemon"),
     }

@@ -483,3 +483,30 @@ fn a_malformed_allowed_host_is_named_where_it_is() {
         assert!(stderr.contains("pricegrid.toml:2:"), "{stderr}");
     }
 }
+
+/// The universe of issue #17 (100 exchanges x 9,999 symbols x 18 years
+/// under `max_tasks = 9000000000000000000`), which used to pass: refused at
+/// `universe.max_tasks`'s line, naming the ceiling and the universe's size.
+#[test]
+fn an_absurd_universe_is_refused_at_max_tasks_naming_its_size() {
+    let text = common::TestConfig::new().absurd_universe().unchecked_toml();
+    let line = text
+        .lines()
+        .position(|l| l == "max_tasks = 9000000000000000000")
+        .expect("max_tasks is in the file")
+        + 1;
+    let (code, _, stderr) = check(&text);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "pricegrid.toml:{line}:1: universe.max_tasks: 9000000000000000000 is more than \
+             this process can hold: at most 67108864"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("universe.max_tasks: 100 exchanges x 9999 symbols x ")
+            && stderr.contains("tasks, more than the 67108864 this process can hold"),
+        "{stderr}"
+    );
+}

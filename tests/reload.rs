@@ -511,7 +511,7 @@ async fn a_reload_that_keeps_the_api_section_keeps_the_api_server() {
 }
 
 /// The binary: a SIGHUP whose reload starts a new built-in source while a
-/// slow round runs, then SIGTERM at once: the shutdown begins within a
+/// slow round runs, then SIGTERM as soon as it is accepted: the shutdown begins within a
 /// second (the reload does not wait for the round using the old source)
 /// and the process exits 0.
 #[test]
@@ -527,9 +527,10 @@ fn sigterm_during_a_reload_is_acted_on_within_a_second() {
 
     config.builtin_seed(DEFAULT_SEED + 1).save_by_rename(&path);
     signal(&child, "-HUP");
-    // Once the daemon has taken the SIGHUP (a SIGTERM pending at the same
-    // moment would win and no reload would run), SIGTERM right away.
-    log.push_str(&read_until(&mut lines, "SIGHUP received", 1));
+    // Once the reload is accepted (a SIGTERM while it waits for the file to
+    // settle would stop it, and no reload would be applied), SIGTERM right
+    // away: the old source is still in use by round 1.
+    log.push_str(&read_until(&mut lines, "config version 1 accepted", 1));
     signal(&child, "-TERM");
     let sent = Instant::now();
     log.push_str(&read_until(&mut lines, "shutting down", 1));
@@ -616,6 +617,165 @@ async fn an_exchange_moved_to_its_own_api_on_reload_is_asked_there_from_the_next
                 cell.source
             );
         }
+    })
+    .await
+}
+
+/// Writes `text` in place in `pieces` pieces (whole lines), `pause` apart,
+/// as a slow script would (fewer if the lines do not divide evenly);
+/// after each, `written` says how many are in. Returns how many it wrote.
+async fn write_in_pieces(
+    path: &Path,
+    text: &str,
+    pieces: usize,
+    pause: Duration,
+    written: &tokio::sync::watch::Sender<usize>,
+) -> usize {
+    use std::io::Write;
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let per_piece = lines.len().div_ceil(pieces);
+    let mut file = std::fs::File::create(path).unwrap();
+    for (i, piece) in lines.chunks(per_piece).enumerate() {
+        file.write_all(piece.concat().as_bytes()).unwrap();
+        file.flush().unwrap();
+        written.send_replace(i + 1);
+        // The pause between pieces is the behaviour under test.
+        actix_rt::time::sleep(pause).await;
+    }
+    *written.borrow()
+}
+
+#[actix_rt::test]
+async fn reloads_asked_while_the_file_is_written_apply_only_the_whole_file_once() {
+    scenario(Duration::ZERO, "2020-03-02", 2, async |f| {
+        f.daemon.first_round().await;
+        // Every whole-line prefix of this file parses: read half-way, it is
+        // a valid config with other settings (the defaults for the rest).
+        let whole = f.with_workers(3).symbols(["btc", "eth"]).toml(&f.path);
+        let (written, in_file) = tokio::sync::watch::channel(0);
+        let post_url = format!("{}/v1/reload", f.daemon.api_url());
+        let mut post_after = in_file.clone();
+        let mut hup_after = in_file;
+        let daemon = &f.daemon;
+        // 10 pieces 100 ms apart (about 1 s); POST /v1/reload after the
+        // second, the SIGHUP reload after the fifth.
+        let (pieces, (status, body), outcome) = tokio::join!(
+            write_in_pieces(&f.path, &whole, 10, Duration::from_millis(100), &written),
+            async move {
+                post_after.wait_for(|n| *n >= 2).await.unwrap();
+                http("POST", post_url).await
+            },
+            async move {
+                hup_after.wait_for(|n| *n >= 5).await.unwrap();
+                daemon.reload_and_wait().await
+            },
+        );
+        assert!(pieces >= 8, "the file was written in {pieces} pieces");
+        // Each waited for the file to settle (or said it was still being
+        // written): a reload that read a prefix would be version 1 here,
+        // and the whole file version 2.
+        assert!(
+            status == 200 || status == 409,
+            "POST /v1/reload: {status} {body}"
+        );
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if status == 200 {
+            assert_eq!(body["version"], 1, "{body}");
+        } else {
+            assert!(body["error"]
+                .as_str()
+                .unwrap()
+                .contains("still being written"));
+        }
+        match &outcome {
+            ReloadOutcome::Applied { version: 1, .. } => {}
+            ReloadOutcome::StillBeingWritten { error } if error.contains("still being written") => {
+            }
+            other => panic!("the SIGHUP reload: {other:?}"),
+        }
+
+        // The whole file is in force, applied once: version 1, whatever
+        // the watcher hands over too.
+        let status = f.daemon.reloaded_to(1).await;
+        assert_eq!(status.last_error, None, "{status:?}");
+        let again = f.daemon.reload_and_wait().await;
+        assert_eq!(
+            again,
+            ReloadOutcome::Applied {
+                version: 1,
+                changed: Vec::new()
+            }
+        );
+        let round = f.daemon.run_round().await.expect("a round runs");
+        assert_eq!(round.config_version, 1);
+        assert_eq!(
+            round.counts.tasks, 2,
+            "kraken's eth, now also asked: 2 days"
+        );
+        assert_eq!(f.daemon.workers().await, 3);
+        assert_eq!(f.daemon.reloads().borrow().version, 1);
+    })
+    .await
+}
+
+#[actix_rt::test]
+async fn a_reload_whose_discovered_universe_exceeds_max_tasks_is_refused_and_rounds_go_on() {
+    scenario(Duration::ZERO, "2020-03-05", 2, async |f| {
+        f.daemon.first_round().await;
+        // Lists are "all": only the source's /exchanges and /symbols say
+        // how large the universe is (the classic server's: 33 pairs x 5 days).
+        f.with_workers(2)
+            .every_exchange()
+            .every_symbol()
+            .max_tasks(100)
+            .save_by_rename(&f.path);
+        let (status, body) = http("POST", format!("{}/v1/reload", f.daemon.api_url())).await;
+        assert_eq!(status, 422, "{body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let error = body["error"].as_str().expect("an error message");
+        assert!(
+            error.contains("pricegrid.toml: the universe is too large: ")
+                && error.contains("x 5 days = 165 tasks, more than universe.max_tasks (100)"),
+            "{error}"
+        );
+        let status = f.daemon.reloads().borrow().clone();
+        assert_eq!(status.version, 0, "{status:?}");
+
+        // Rounds keep fetching under the config in force.
+        let fetched_before = f.server.stats.price_requests();
+        let round = f.daemon.run_round().await.expect("a round runs");
+        assert_eq!(round.config_version, 0);
+        assert!(!round.aborted, "{round:?}");
+        assert_eq!(
+            f.server.stats.price_requests(),
+            fetched_before,
+            "the settled kraken/btc days are not asked again"
+        );
+        let store = f.daemon.store().await;
+        assert_eq!(written_in(&store, 1), (pairs(&["kraken/btc"]), 5));
+    })
+    .await
+}
+
+#[actix_rt::test]
+async fn a_hot_reload_to_an_absurd_universe_is_refused_and_the_daemon_lives() {
+    scenario(Duration::ZERO, "2020-03-02", 2, async |f| {
+        f.daemon.first_round().await;
+        let absurd = f.with_workers(2).absurd_universe().unchecked_toml();
+        save_by_rename(&f.path, &absurd);
+        let (status, body) = http("POST", format!("{}/v1/reload", f.daemon.api_url())).await;
+        assert_eq!(status, 422, "{body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let error = body["error"].as_str().expect("an error message");
+        for said in [
+            "universe.max_tasks: 9000000000000000000 is more than this process can hold",
+            "100 exchanges x 9999 symbols x ",
+        ] {
+            assert!(error.contains(said), "{said:?} not in {error}");
+        }
+        let round = f.daemon.run_round().await.expect("the daemon is alive");
+        assert_eq!(round.config_version, 0);
+        assert_eq!(f.daemon.reloads().borrow().version, 0);
     })
     .await
 }

@@ -137,6 +137,36 @@ fn the_fetch_command_exits_non_zero_when_the_source_is_down() {
     );
 }
 
+/// The universe of issue #17 (100 exchanges x 9,999 symbols x 18 years
+/// under `max_tasks = 9000000000000000000`): `fetch` refuses it, exit 1
+/// naming the sizes, where it used to abort allocating every key up front.
+#[test]
+fn the_fetch_command_refuses_an_absurd_universe_naming_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("absurd.toml");
+    std::fs::write(
+        &config,
+        TestConfig::new().absurd_universe().unchecked_toml(),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
+        .args(["fetch", "--no-progress", "--config"])
+        .arg(&config)
+        .arg("--output")
+        .arg(dir.path().join("out.json"))
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for said in [
+        "universe.max_tasks: 9000000000000000000 is more than this process can hold",
+        "100 exchanges x 9999 symbols x ",
+    ] {
+        assert!(stderr.contains(said), "{said:?} not in {stderr}");
+    }
+    assert!(!dir.path().join("out.json").exists(), "no output");
+}
+
 /// The binary end to end, against a server in this process: the file it
 /// writes equals the server's data, and it prints one summary line.
 #[test]

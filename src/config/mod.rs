@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 mod diagnostics;
 mod diff;
 mod schema;
+pub mod size;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -36,6 +37,7 @@ pub use schema::{
     PerExchangeConfig, ScheduleConfig, Selection, SnapshotConfig, SourceConfig, SourceUrl,
     StoreConfig, UniverseConfig,
 };
+pub use size::{TooLarge, UniverseSize, MAX_TASKS};
 pub use validate::{FIRST_PRICE_DAY, MAX_WORKERS};
 
 /// Default location of the config file, relative to the working directory.

@@ -16,6 +16,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
+use super::size::{TooLarge, UniverseSize};
 use crate::model::{Api, Day, DayRange, Exchange, Symbol};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -227,7 +228,10 @@ pub struct UniverseConfig {
     pub last_days: Option<u32>,
     /// Most tasks (exchanges x symbols x days) one round may hold: a guard
     /// against a window or list far larger than meant. Checked with the
-    /// config for explicit lists, and by the producer once "all" is known.
+    /// config for explicit lists, and once "all" is discovered by a reload
+    /// (before it is answered) and by the producer (before a round). At
+    /// most [`MAX_TASKS`](super::size::MAX_TASKS) (67,108,864: 16 GiB at 256 bytes a task), the
+    /// most this process agrees to hold.
     #[serde(default = "UniverseConfig::default_max_tasks")]
     pub max_tasks: u64,
 }
@@ -267,43 +271,33 @@ impl UniverseConfig {
     }
 
     /// What is wrong with a universe of this many exchanges, symbols and
-    /// days under `max_tasks`, if anything: for the producer to call once
-    /// "all" has been asked of the source.
+    /// days under `max_tasks` (capped at [`MAX_TASKS`](super::size::MAX_TASKS)), if anything: for the
+    /// producer and a reload to call once "all" has been asked of the source.
     pub fn size_problem(&self, exchanges: usize, symbols: usize, days: usize) -> Option<String> {
         universe_size_problem(exchanges, symbols, days, self.max_tasks)
+    }
+
+    /// The universe's size against `max_tasks`: its task count, or why it is
+    /// too large.
+    pub fn check_size(&self, size: UniverseSize) -> Result<u64, TooLarge> {
+        size.within(self.max_tasks)
     }
 }
 
 /// `Some(message)` naming the product when `exchanges x symbols x days`
-/// is more than `max_tasks`, e.g. `11 exchanges x 3 symbols x 2922 days =
-/// 96426 tasks, more than universe.max_tasks (5000)`. Never overflows.
+/// is more than `max_tasks` (or than [`MAX_TASKS`](super::size::MAX_TASKS)), e.g. `11 exchanges x 3
+/// symbols x 2922 days = 96426 tasks, more than universe.max_tasks (5000)`.
+/// Never overflows.
 pub fn universe_size_problem(
     exchanges: usize,
     symbols: usize,
     days: usize,
     max_tasks: u64,
 ) -> Option<String> {
-    let wide = |n: usize| u128::try_from(n).unwrap_or(u128::MAX);
-    let tasks = wide(exchanges)
-        .saturating_mul(wide(symbols))
-        .saturating_mul(wide(days));
-    (tasks > u128::from(max_tasks)).then(|| {
-        format!(
-            "{} x {} x {} = {} tasks, more than universe.max_tasks ({max_tasks})",
-            counted(exchanges, "exchange"),
-            counted(symbols, "symbol"),
-            counted(days, "day"),
-            tasks
-        )
-    })
-}
-
-fn counted(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
+    UniverseSize::new(exchanges, symbols, days)
+        .within(max_tasks)
+        .err()
+        .map(|e| e.to_string())
 }
 
 /// `"all"` (ask the source) or an explicit list of names.

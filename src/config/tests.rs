@@ -309,6 +309,41 @@ fn an_oversized_universe_points_at_the_window_under_the_default_limit() {
 }
 
 #[test]
+fn a_max_tasks_above_what_the_process_can_hold_is_refused_where_it_is_set() {
+    assert_eq!(
+        only_problem("[universe]\nfrom = \"2020-01-01\"\nmax_tasks = 9000000000000000000\n"),
+        "3:1: universe.max_tasks: 9000000000000000000 is more than this process can hold: \
+         at most 67108864 (16 GiB at about 256 bytes a task)"
+    );
+    let at_ceiling = format!("[universe]\nfrom = \"2020-01-01\"\nmax_tasks = {MAX_TASKS}\n");
+    assert!(parse_on(&at_ceiling, june_2024()).is_ok());
+
+    // Explicit lists too large for the ceiling: both problems, with sizes.
+    let names = |prefix: &str, n: usize| {
+        let names: Vec<String> = (0..n).map(|i| format!("\"{prefix}{i}\"")).collect();
+        names.join(", ")
+    };
+    let text = format!(
+        "[universe]\nexchanges = [{}]\nsymbols = [{}]\nfrom = \"2009-01-03\"\nmax_tasks = 9000000000000000000\n",
+        names("x", 100),
+        names("s", 9_999)
+    );
+    let err = parse_on(&text, june_2024()).expect_err("far too large");
+    let problems: Vec<String> = err.problems().iter().map(|p| p.message.clone()).collect();
+    assert_eq!(problems.len(), 2, "{err}");
+    assert!(
+        problems[0].contains("is more than this process can hold"),
+        "{err}"
+    );
+    assert_eq!(
+        problems[1],
+        "100 exchanges x 9999 symbols x 5643 days = 5642435700 tasks, more than the 67108864 \
+         this process can hold (universe.max_tasks = 9000000000000000000 is above that \
+         ceiling): narrow the window or the lists"
+    );
+}
+
+#[test]
 fn max_tasks_must_be_at_least_one() {
     assert_eq!(
         only_problem("[universe]\nfrom = \"2020-01-01\"\nmax_tasks = 0\n"),

@@ -15,6 +15,7 @@ use super::diagnostics::Finding;
 use std::collections::BTreeMap;
 
 use super::schema::{ExchangeConfig, FetchConfig, SnapshotConfig, SourceConfig, UniverseConfig};
+use super::size::{BYTES_PER_TASK, MAX_TASKS, TASK_MEMORY};
 use super::Config;
 use crate::model::{Day, Exchange};
 
@@ -170,6 +171,17 @@ pub(super) fn universe(u: &UniverseConfig, today: NaiveDate) -> Vec<Finding> {
         ));
         return out;
     }
+    if u.max_tasks > MAX_TASKS {
+        out.push(Finding::at(
+            "universe.max_tasks",
+            format!(
+                "{} is more than this process can hold: at most {MAX_TASKS} \
+                 ({} GiB at about {BYTES_PER_TASK} bytes a task)",
+                u.max_tasks,
+                TASK_MEMORY >> 30
+            ),
+        ));
+    }
     let (Some(exchanges), Some(symbols)) = (&exchanges, &symbols) else {
         return out;
     };
@@ -187,7 +199,11 @@ pub(super) fn universe(u: &UniverseConfig, today: NaiveDate) -> Vec<Finding> {
         };
         out.push(Finding::at_first_set(
             vec!["universe.max_tasks", window],
-            format!("{size}: narrow the window or the lists, or raise universe.max_tasks"),
+            if u.max_tasks < MAX_TASKS {
+                format!("{size}: narrow the window or the lists, or raise universe.max_tasks")
+            } else {
+                format!("{size}: narrow the window or the lists")
+            },
         ));
     }
     out

@@ -8,11 +8,15 @@
 //! between. Only events that change the file count (create, write, rename,
 //! remove); reads of it, the daemon's own included, are not changes. The
 //! directory is watched rather than the file, so a save by rename is seen.
-//! This module reads the file and never parses or applies it: the daemon
-//! does, and it skips a content it has already seen.
+//! The rule is written once (`settle_with`) and followed by every reader:
+//! the watch here, and `read_settled`, which a reload asked by SIGHUP or
+//! `POST /v1/reload` reads through (bounded: a file still being written
+//! after a while is said to be). This module reads the file and never
+//! parses or applies it: the daemon does, and it skips a content it has
+//! already seen.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
@@ -38,14 +42,107 @@ struct Look {
     bytes: Vec<u8>,
 }
 
-fn look(path: &Path) -> Option<Look> {
-    let meta = std::fs::metadata(path).ok()?;
-    let bytes = std::fs::read(path).ok()?;
-    Some(Look {
+fn look(path: &Path) -> std::io::Result<Look> {
+    let meta = std::fs::metadata(path)?;
+    let bytes = std::fs::read(path)?;
+    Ok(Look {
         len: meta.len(),
         modified: meta.modified().ok(),
         bytes,
     })
+}
+
+/// What a wait between two looks at the file saw.
+enum Pause {
+    /// Nothing said the file changed.
+    Quiet,
+    /// A change event came: the looks before it do not count.
+    Changed,
+    /// The watch ended.
+    Ended,
+}
+
+/// Why a settled content could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SettleError {
+    /// It kept changing for the whole wait.
+    #[error("{path}: the file is still being written (it kept changing for {waited:?}); try again once it is saved")]
+    StillBeingWritten { path: PathBuf, waited: Duration },
+    #[error("{path}: cannot read the config: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The watch ended (the daemon is stopping).
+    #[error("the config watch ended")]
+    Ended,
+}
+
+/// The rule every reader of the config file follows, written once: a
+/// content counts only once two looks `settle` apart agree (same size,
+/// modification time and bytes) with no change seen in between. `pause`
+/// waits `settle` and says what it saw. With `give_up`, the looks stop
+/// then, with `StillBeingWritten` (or the read error); without, at the
+/// first read error.
+async fn settle_with(
+    path: &Path,
+    settle: Duration,
+    give_up: Option<Instant>,
+    mut pause: impl AsyncFnMut(Duration) -> Pause,
+) -> Result<Vec<u8>, SettleError> {
+    let started = Instant::now();
+    let mut before: Option<Look> = None;
+    loop {
+        let now = look(path);
+        match (&before, now) {
+            (Some(first), Ok(second)) if *first == second => return Ok(second.bytes),
+            (_, now) => {
+                // A watch gives up on a file that is gone (an event will
+                // come when it is back); a reader at its time limit.
+                let give_up = match give_up {
+                    Some(at) => Instant::now() >= at,
+                    None => now.is_err(),
+                };
+                if give_up {
+                    return Err(match now {
+                        Ok(_) => SettleError::StillBeingWritten {
+                            path: path.to_owned(),
+                            waited: started.elapsed(),
+                        },
+                        Err(source) => SettleError::Read {
+                            path: path.to_owned(),
+                            source,
+                        },
+                    });
+                }
+                before = now.ok();
+            }
+        }
+        match pause(settle).await {
+            Pause::Quiet => {}
+            Pause::Changed => before = None,
+            Pause::Ended => return Err(SettleError::Ended),
+        }
+    }
+}
+
+/// Reads the file once it has settled (see `settle_with`), as a reload
+/// asked by SIGHUP or `POST /v1/reload` does: waits at most `wait` for a
+/// file being written to settle, then says it is still being written; a
+/// file that cannot be read is retried as long (a save may delete it
+/// before it writes it).
+pub async fn read_settled(
+    path: &Path,
+    settle: Duration,
+    wait: Duration,
+) -> Result<Vec<u8>, SettleError> {
+    let give_up = Instant::now() + wait;
+    settle_with(path, settle, Some(give_up), async |settle| {
+        actix_rt::time::sleep(settle).await;
+        Pause::Quiet
+    })
+    .await
 }
 
 /// Watches `path`; each finished content is sent on `contents`. Must be
@@ -92,50 +189,37 @@ pub fn watch(
         .map_err(|e| err(e.to_string()))?;
     actix_rt::spawn(async move {
         while events.recv().await.is_some() {
-            if let Some(done) = settled(&absolute, settle, &mut events).await {
-                if contents.send(done).is_err() {
-                    return;
+            // No time limit: a later event restarts the wait anyway.
+            let settled = settle_with(&absolute, settle, None, async |settle| {
+                quiet_for(settle, &mut events).await
+            })
+            .await;
+            match settled {
+                Ok(done) => {
+                    if contents.send(done).is_err() {
+                        return;
+                    }
                 }
+                Err(SettleError::Ended) => return,
+                // Gone (a later event will come when it is back).
+                Err(e) => log::debug!("config watcher: {e}"),
             }
         }
     });
     Ok(ConfigWatcher { _watcher: watcher })
 }
 
-/// Waits until the file has stopped changing and returns its content;
-/// `None` if the watch ended or the file is gone (a later event will come
-/// when it is back).
-async fn settled(
-    path: &Path,
-    settle: Duration,
-    events: &mut mpsc::UnboundedReceiver<()>,
-) -> Option<Vec<u8>> {
-    loop {
-        // Quiet for `settle`: no event arrived while waiting.
-        if !quiet_for(settle, events).await? {
-            continue;
-        }
-        let first = look(path)?;
-        if !quiet_for(settle, events).await? {
-            continue;
-        }
-        let second = look(path)?;
-        if first == second {
-            return Some(second.bytes);
-        }
-    }
-}
-
-/// Waits `settle`; `Some(true)` if no change event came meanwhile,
-/// `Some(false)` if one did (events are drained), `None` if the watch ended.
-async fn quiet_for(settle: Duration, events: &mut mpsc::UnboundedReceiver<()>) -> Option<bool> {
+/// Waits `settle`; `Quiet` if no change event came meanwhile, `Changed` if
+/// one did (events are drained), `Ended` if the watch ended.
+async fn quiet_for(settle: Duration, events: &mut mpsc::UnboundedReceiver<()>) -> Pause {
     actix_rt::time::sleep(settle).await;
     let mut quiet = true;
     loop {
         match events.try_recv() {
             Ok(()) => quiet = false,
-            Err(mpsc::error::TryRecvError::Empty) => return Some(quiet),
-            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            Err(mpsc::error::TryRecvError::Empty) if quiet => return Pause::Quiet,
+            Err(mpsc::error::TryRecvError::Empty) => return Pause::Changed,
+            Err(mpsc::error::TryRecvError::Disconnected) => return Pause::Ended,
         }
     }
 }

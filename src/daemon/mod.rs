@@ -4,8 +4,10 @@
 //! signal forces the exit).
 //!
 //! Owns the process lifecycle and the config's versions. A reload (file
-//! change, SIGHUP, `POST /v1/reload`) reads a finished file, validates it,
-//! starts what the new config needs (a source, an API) before anything is
+//! change, SIGHUP, `POST /v1/reload`) reads a finished file (all three
+//! through the watcher's settling rule), validates it, refuses a universe
+//! larger than `universe.max_tasks` once discovered, starts what the new
+//! config needs (a source, an API) before anything is
 //! swapped, and hands the config whole to the Producer as one `Reconfigure`,
 //! which puts it in force at the next round boundary; the old source is
 //! stopped in the background once the round using it is over, so signals are
@@ -13,6 +15,8 @@
 //! map.
 
 mod reload;
+
+use reload::Asked;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -74,6 +78,10 @@ fn without_code(e: &std::io::Error) -> String {
 
 /// How long the config file must stay unchanged before it is read.
 const SETTLE: Duration = Duration::from_millis(200);
+
+/// How long a reload asked by SIGHUP or `POST /v1/reload` waits for a file
+/// being written to settle before it answers that it is still being written.
+const SETTLE_WAIT: Duration = Duration::from_secs(5);
 
 /// The outcome of the latest reload attempt.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -302,31 +310,38 @@ impl Daemon {
     }
 
     /// Runs until a shutdown is asked for (signal or `Controller`), then
-    /// shuts down gracefully. A reload never waits on a round or on a server
-    /// stopping, so a signal is acted on at once.
+    /// shuts down gracefully. Reloads run one at a time; a reload never
+    /// waits on a round or on a server stopping, and a signal interrupts one
+    /// still waiting for the file or the source, so a signal is acted on at
+    /// once (a `Controller::shutdown` waits for the reload, at most
+    /// `SETTLE_WAIT` plus a discovery).
     pub async fn run(mut self) -> Result<ShutdownReport, DaemonError> {
         let mut hangup = hangup_stream();
         let mut terminate = crate::shutdown::Terminate::new();
         loop {
-            tokio::select! {
+            let (asked, reply) = tokio::select! {
                 biased;
                 _ = terminate.recv() => break,
                 control = self.control_rx.recv() => match control {
-                    Some(Control::Reload(reply)) => {
-                        let outcome = self.reload(None).await;
-                        if let Some(reply) = reply {
-                            let _ = reply.send(outcome);
-                        }
-                    }
+                    Some(Control::Reload(reply)) => (Asked::Request, reply),
                     Some(Control::Shutdown) | None => break,
                 },
                 _ = next_hangup(&mut hangup) => {
                     log::info!("SIGHUP received: reloading {}", self.path.display());
-                    self.reload(None).await;
+                    (Asked::Request, None)
                 }
-                Some(content) = self.file_rx.recv() => {
-                    self.reload(Some(content)).await;
-                }
+                Some(content) = self.file_rx.recv() => (Asked::Watcher(content), None),
+            };
+            // One reload at a time; a signal stops it where it is (nothing is
+            // swapped until its end), so waiting for the file to settle or for
+            // the source to list its names never delays a shutdown.
+            let outcome = tokio::select! {
+                biased;
+                _ = terminate.recv() => break,
+                outcome = self.reload(asked) => outcome,
+            };
+            if let Some(reply) = reply {
+                let _ = reply.send(outcome);
             }
         }
         self.shutdown().await

@@ -1,5 +1,9 @@
-//! One reload of the daemon's config: read, validate, start what the new
-//! config needs, and hand it whole to the actors.
+//! One reload of the daemon's config: read the file once it has settled,
+//! validate it, check the universe it discovers against
+//! `universe.max_tasks`, start what the new config needs, and hand it whole
+//! to the actors. The watcher, SIGHUP and `POST /v1/reload` all come
+//! through here (`Daemon::reload`): a file still being written is never
+//! read half-way, and a universe too large is refused before it is answered.
 //!
 //! Owns the order of a reload, so that it is never half-applied: nothing is
 //! swapped until everything the new config needs is up (a new built-in
@@ -13,11 +17,13 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use super::{start_api, ApiLinks, Daemon, ReloadStatus};
+use super::{start_api, ApiLinks, Daemon, ReloadStatus, SETTLE, SETTLE_WAIT};
+use crate::actors::producer::{RoundError, Universe};
 use crate::actors::{Reconfigure, SourceRef};
 use crate::api::ReloadOutcome;
+use crate::config::watcher::{self, SettleError};
 use crate::config::{Config, ConfigDiff};
-use crate::source::Source;
+use crate::source::{ClientLimits, PriceClient, Source};
 
 /// A hash of a file's bytes, to know a content seen before.
 pub(super) fn content_hash(bytes: &[u8]) -> u64 {
@@ -26,20 +32,35 @@ pub(super) fn content_hash(bytes: &[u8]) -> u64 {
     h.finish()
 }
 
+/// Where a reload comes from.
+pub(super) enum Asked {
+    /// The watcher, with the content it saw settle.
+    Watcher(Vec<u8>),
+    /// SIGHUP, `POST /v1/reload` or the `Controller`: the file is read
+    /// here, through the same settling as the watcher's.
+    Request,
+}
+
 impl Daemon {
-    /// Re-reads the config (or takes `content`, a finished content the
-    /// watcher read); applies it whole if valid, keeps the old one (and says
-    /// why) if not.
-    pub(super) async fn reload(&mut self, content: Option<Vec<u8>>) -> ReloadOutcome {
-        let from_watcher = content.is_some();
-        let bytes = match content {
-            Some(b) => b,
-            None => match std::fs::read(&self.path) {
+    /// Reads the config once it has settled (or takes the content the
+    /// watcher saw settle), checks it and the universe it discovers, and
+    /// applies it whole if all is well; keeps the old one (and says why) if
+    /// not. One gate for the watcher, SIGHUP and `POST /v1/reload`.
+    pub(super) async fn reload(&mut self, asked: Asked) -> ReloadOutcome {
+        let from_watcher = matches!(asked, Asked::Watcher(_));
+        let bytes = match asked {
+            Asked::Watcher(b) => b,
+            Asked::Request => match watcher::read_settled(&self.path, SETTLE, SETTLE_WAIT).await {
                 Ok(b) => b,
-                Err(e) => {
-                    let error = format!("{}: cannot read the config: {e}", self.path.display());
-                    return self.reject(error, None);
+                Err(e @ SettleError::StillBeingWritten { .. }) => {
+                    let error = e.to_string();
+                    log::warn!(
+                        "config reload not done, still running version {}: {error}",
+                        self.status.borrow().version
+                    );
+                    return ReloadOutcome::StillBeingWritten { error };
                 }
+                Err(e) => return self.reject(e.to_string(), None),
             },
         };
         if from_watcher && std::fs::read(&self.path).is_ok_and(|now| now != bytes) {
@@ -97,6 +118,23 @@ impl Daemon {
         } else {
             None
         };
+        // The universe as the first round under this config will see it
+        // ("all" asked of the source it will ask), judged before answering.
+        let asked = new_source.as_ref().unwrap_or(&self.source);
+        let client = PriceClient::new(&asked.url, &ClientLimits::from_config(&new.source, 1));
+        match Universe::resolve_within(&new, &client, self.clock.today()).await {
+            Ok(_) => {}
+            Err(RoundError::Discovery(e)) => log::warn!(
+                "cannot check the new universe's size now ({e}); each round checks it before it starts"
+            ),
+            Err(e) => {
+                if let Some(source) = new_source {
+                    actix_rt::spawn(async move { source.stop().await });
+                }
+                let error = format!("{}: {e}", self.path.display());
+                return self.reject(error, Some(hash));
+            }
+        }
         let api_changed = diff.changed("api");
         let new_api = if api_changed && new.api.enabled {
             match start_api(

@@ -173,6 +173,23 @@ impl TestConfig {
         self
     }
 
+    /// Most tasks one round may hold (`universe.max_tasks`).
+    pub fn max_tasks(mut self, n: u64) -> Self {
+        self.config.universe.max_tasks = n;
+        self
+    }
+
+    /// The universe of issue #17: 100 exchanges x 9,999 symbols from
+    /// 2009-01-03 to today (18 years), under `max_tasks =
+    /// 9000000000000000000`: far more than any process can hold. Write it
+    /// with `unchecked_toml`.
+    pub fn absurd_universe(self) -> Self {
+        self.exchanges((0..100).map(|i| format!("x{i}")))
+            .symbols((0..9_999).map(|i| format!("s{i}")))
+            .window("2009-01-03", chrono::Utc::now().date_naive())
+            .max_tasks(9_000_000_000_000_000_000)
+    }
+
     pub fn workers(mut self, n: usize) -> Self {
         self.config.fetch.workers = n;
         self
@@ -348,6 +365,14 @@ impl TestConfig {
             "the config reads back as written:\n{text}"
         );
         text
+    }
+}
+
+impl TestConfig {
+    /// The TOML of a config the test expects pricegrid to refuse: not
+    /// validated, not read back.
+    pub fn unchecked_toml(&self) -> String {
+        self.config.to_toml()
     }
 }
 

@@ -510,13 +510,25 @@ impl Handler<RoundFinished> for Aggregator {
 /// Of these keys, the ones still to fetch: all but the settled cells (final
 /// prices, final "none", rejections) that their source gave: `sources`'
 /// for an (exchange, symbol) listed there, else `source`.
-#[derive(Message, Debug)]
+#[derive(Message)]
 #[rtype(result = "Vec<TaskKey>")]
 pub struct Unsettled {
-    pub keys: Vec<TaskKey>,
+    /// The round's keys, made as they are judged (a universe's keys are
+    /// never all in memory at once, only the unsettled ones).
+    pub keys: Box<dyn Iterator<Item = TaskKey> + Send>,
     pub source: Arc<str>,
     pub sources:
         std::collections::HashMap<(crate::model::Exchange, crate::model::Symbol), Arc<str>>,
+}
+
+impl std::fmt::Debug for Unsettled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unsettled")
+            .field("keys", &self.keys.size_hint())
+            .field("source", &self.source)
+            .field("sources", &self.sources.len())
+            .finish()
+    }
 }
 
 impl Handler<Unsettled> for Aggregator {
@@ -527,7 +539,6 @@ impl Handler<Unsettled> for Aggregator {
         let sources = msg.sources;
         MessageResult(
             msg.keys
-                .into_iter()
                 .filter(|k| {
                     let source = if sources.is_empty() {
                         &source

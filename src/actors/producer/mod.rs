@@ -24,7 +24,7 @@ use super::aggregator::{
 use super::supervisor::{Submit, Supervisor, WaitIdle};
 use super::{Reconfigure, SourceRef};
 use crate::clock::Clock;
-use crate::config::{Config, DayRange, Selection};
+use crate::config::{Config, DayRange, Selection, TooLarge, UniverseSize};
 use crate::model::{Exchange, Symbol, Task, TaskKey};
 use crate::source::{ClientLimits, PriceClient, SourceError};
 pub use markets::{plan, Markets};
@@ -46,7 +46,7 @@ pub enum RoundError {
     #[error("the aggregator has no record of round {0}")]
     Untracked(u64),
     #[error("the universe is too large: {0}")]
-    TooLarge(String),
+    TooLarge(#[from] TooLarge),
 }
 
 /// The exchanges, symbols and days one round covers.
@@ -88,30 +88,65 @@ impl Universe {
         })
     }
 
-    pub fn len(&self) -> usize {
-        self.exchanges.len() * self.symbols.len() * self.days.len()
+    /// Resolves the universe as `resolve` does and judges its size against
+    /// `universe.max_tasks`: what a round and a reload both ask before
+    /// anything the universe's size is allocated.
+    pub async fn resolve_within(
+        config: &Config,
+        client: &PriceClient,
+        today: NaiveDate,
+    ) -> Result<Universe, RoundError> {
+        let universe = Universe::resolve(config, client, today).await?;
+        config.universe.check_size(universe.size())?;
+        Ok(universe)
+    }
+
+    /// Its counts, whose product is its number of keys.
+    pub fn size(&self) -> UniverseSize {
+        UniverseSize::new(self.exchanges.len(), self.symbols.len(), self.days.len())
+    }
+
+    /// Its number of keys, counted without overflow.
+    pub fn tasks(&self) -> u128 {
+        self.size().tasks().unwrap_or(u128::MAX)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.exchanges.is_empty() || self.symbols.is_empty() || self.days.is_empty()
     }
 
     /// Every key, day-major then exchange then symbol, so that every
-    /// exchange progresses from the start of a round.
-    pub fn keys(&self) -> Vec<TaskKey> {
-        let mut out = Vec::with_capacity(self.len());
-        for day in self.days.days() {
-            for exchange in &self.exchanges {
-                for symbol in &self.symbols {
-                    out.push(TaskKey {
-                        exchange: exchange.clone(),
-                        symbol: symbol.clone(),
-                        day,
-                    });
-                }
-            }
-        }
-        out
+    /// exchange progresses from the start of a round; made one at a time
+    /// as they are asked for, never all at once.
+    pub fn keys(&self) -> impl Iterator<Item = TaskKey> + '_ {
+        self.days.days().flat_map(move |day| {
+            self.exchanges.iter().flat_map(move |exchange| {
+                self.symbols.iter().map(move |symbol| TaskKey {
+                    exchange: exchange.clone(),
+                    symbol: symbol.clone(),
+                    day,
+                })
+            })
+        })
+    }
+
+    /// As `keys`, owning the universe, for a message to carry.
+    pub fn into_keys(self) -> impl Iterator<Item = TaskKey> + Send + 'static {
+        let exchanges: Arc<[Exchange]> = self.exchanges.into();
+        let symbols: Arc<[Symbol]> = self.symbols.into();
+        self.days.days().flat_map(move |day| {
+            let symbols = symbols.clone();
+            let exchanges = exchanges.clone();
+            (0..exchanges.len()).flat_map(move |e| {
+                let exchange = exchanges[e].clone();
+                let symbols = symbols.clone();
+                (0..symbols.len()).map(move |s| TaskKey {
+                    exchange: exchange.clone(),
+                    symbol: symbols[s].clone(),
+                    day,
+                })
+            })
+        })
     }
 }
 
@@ -199,30 +234,23 @@ impl Producer {
         let listings = self.listings.clone();
         let today = self.clock.today();
         let work = async move {
-            let universe = Universe::resolve(&config, &client, today).await?;
-            if let Some(problem) = config.universe.size_problem(
-                universe.exchanges.len(),
-                universe.symbols.len(),
-                universe.days.len(),
-            ) {
-                return Err(RoundError::TooLarge(problem));
-            }
+            let universe = Universe::resolve_within(&config, &client, today).await?;
             let markets = resolve_markets(&config, &endpoints, &universe, &listings).await;
             let sources = markets
                 .iter()
                 .map(|(k, m)| (k.clone(), m.source.clone()))
                 .collect();
+            let tasks = universe.tasks();
             let todo = aggregator
                 .send(Unsettled {
-                    keys: universe.keys(),
+                    keys: Box::new(universe.into_keys()),
                     source,
                     sources,
                 })
                 .await?;
             log::debug!(
-                "round {round}: {} of {} keys unsettled (config version {version})",
+                "round {round}: {} of {tasks} keys unsettled (config version {version})",
                 todo.len(),
-                universe.len()
             );
             aggregator
                 .send(RoundStarted {
