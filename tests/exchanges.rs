@@ -204,6 +204,15 @@ async fn a_round_through_each_dialect_gives_the_classic_servers_cells() {
         );
         assert_eq!(counts.failed, 0, "{api}: {counts:?}");
         assert_same_cells(api, &reference, &store);
+        let open = store
+            .get(&kraken(), &symbols()[0], day("2020-06-15"))
+            .expect("today's cell");
+        assert_eq!(
+            (open.state, open.price),
+            (CellState::Provisional, today.price),
+            "{api}: today's candle is provisional and partial"
+        );
+        assert!(open.price.is_some(), "{api}: today has a partial candle");
         // A request per page: the days reachable, cut into the exchange's pages.
         let reachable = if api == Api::Kraken {
             (day(TO) - kraken_reach()).num_days() as u64 + 1
@@ -251,10 +260,16 @@ async fn throttling_pauses_the_exchange_and_no_cell_fails() {
     let data = dataset();
     let classic = server(Api::Classic, &data, &clock, |_| {});
     let (_, reference) = round(config(&classic), &clock).await;
-    // OKX answers 429 with Retry-After; Kraken its own 200 "EGeneral:Too
-    // many requests", without one.
-    for api in [Api::Okx, Api::Kraken] {
-        let dialect = server(api, &data, &clock, |o| o.rate_limit = Some(4.0));
+    // OKX, Poloniex and HitBTC answer 429 with Retry-After; Kraken its own
+    // 200 "EGeneral:Too many requests", without one. Poloniex and HitBTC
+    // need only 6 and 3 requests: a bucket of one token throttles them.
+    for (api, rate) in [
+        (Api::Okx, 4.0),
+        (Api::Kraken, 4.0),
+        (Api::Poloniex, 1.0),
+        (Api::Hitbtc, 1.0),
+    ] {
+        let dialect = server(api, &data, &clock, |o| o.rate_limit = Some(rate));
         let (counts, store) = round(through(config(&classic), api, &dialect, 100.0), &clock).await;
         let throttled = dialect.stats.throttled();
         println!("{api}: {counts}; throttled {throttled} times");
