@@ -9,7 +9,9 @@
 //! Bitfinex sends it.
 //!
 //! Pairs are `SYMUSD` (`tBTCUSD` in the key); nothing marks today's candle
-//! as open.
+//! as open. Every row comes from `Venue` (the
+//! dataset exchange, publication, the token bucket); this file only shapes
+//! requests and bodies and keeps no state.
 
 use actix_web::http::StatusCode;
 use actix_web::web::{self, ServiceConfig};

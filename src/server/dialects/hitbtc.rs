@@ -8,7 +8,9 @@
 //! 400 10001 "Validation error" naming a bad parameter, and over the rate
 //! limit 429 code 429 with `Retry-After`.
 //!
-//! Symbols are `SYMUSDT`; nothing marks today's candle as open.
+//! Symbols are `SYMUSDT`; nothing marks today's candle as open. Every row comes from `Venue` (the
+//! dataset exchange, publication, the token bucket); this file only shapes
+//! requests and bodies and keeps no state.
 
 use actix_web::http::StatusCode;
 use actix_web::web::{self, ServiceConfig};

@@ -9,7 +9,9 @@
 //! over the rate limit 429 code 429 with `Retry-After` (Poloniex's own
 //! throttling body is unconfirmed).
 //!
-//! Markets are `SYM_USDT`.
+//! Markets are `SYM_USDT`. Every row comes from `Venue` (the
+//! dataset exchange, publication, the token bucket); this file only shapes
+//! requests and bodies and keeps no state.
 
 use actix_web::http::StatusCode;
 use actix_web::web::{self, ServiceConfig};
