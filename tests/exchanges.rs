@@ -307,31 +307,39 @@ async fn a_market_the_exchange_does_not_know_fails_its_cells_saying_so() {
     let clock = Clock::manual(now());
     let data = dataset();
     let classic = server(Api::Classic, &data, &clock, |_| {});
-    let dialect = server(Api::Kraken, &data, &clock, |_| {});
-    let mut config = through(config(&classic), Api::Kraken, &dialect, 200.0);
-    let table = config.exchanges.get_mut(&kraken()).unwrap();
-    table.markets = [("btc", "XBTUSDX"), ("eth", "ETHUSD"), ("ltc", "LTCUSD")]
-        .into_iter()
-        .map(|(s, m)| (Symbol::new(s).unwrap(), m.to_owned()))
-        .collect();
-    let (counts, store) = round(config, &clock).await;
-    println!("{counts}");
-    let btc = store
-        .get(&kraken(), &symbols()[0], day("2020-01-10"))
-        .unwrap();
-    assert_eq!(btc.state, CellState::Failed);
-    let reason = btc.note.map(|n| n.reason).unwrap_or_default();
-    assert!(reason.starts_with("unknown market"), "{reason}");
-    assert!(reason.contains("XBTUSDX"), "{reason}");
-    let eth = store
-        .get(&kraken(), &symbols()[1], day("2020-01-10"))
-        .unwrap();
-    assert_eq!(eth.state, CellState::Final);
-    assert!(
-        eth.source
-            .as_deref()
-            .is_some_and(|s| s.ends_with("market=ETHUSD")),
-        "{:?}",
-        eth.source
-    );
+    // Each exchange's own form, btc's market a typo.
+    for (api, markets) in [
+        (Api::Kraken, ["XBTUSDX", "ETHUSD", "LTCUSD"]),
+        (Api::Bitfinex, ["XBTUSD", "ETHUSD", "LTCUSD"]),
+        (Api::Poloniex, ["XBT_USDT", "ETH_USDT", "LTC_USDT"]),
+        (Api::Hitbtc, ["XBTUSDT", "ETHUSDT", "LTCUSDT"]),
+    ] {
+        let dialect = server(api, &data, &clock, |_| {});
+        let mut config = through(config(&classic), api, &dialect, 200.0);
+        let table = config.exchanges.get_mut(&kraken()).unwrap();
+        table.markets = symbols()
+            .into_iter()
+            .zip(markets.map(str::to_owned))
+            .collect();
+        let (counts, store) = round(config, &clock).await;
+        println!("{api}: {counts}");
+        let btc = store
+            .get(&kraken(), &symbols()[0], day("2020-01-10"))
+            .unwrap();
+        assert_eq!(btc.state, CellState::Failed, "{api}");
+        let reason = btc.note.map(|n| n.reason).unwrap_or_default();
+        assert!(reason.starts_with("unknown market"), "{api}: {reason}");
+        assert!(reason.contains(markets[0]), "{api}: {reason}");
+        let eth = store
+            .get(&kraken(), &symbols()[1], day("2020-01-10"))
+            .unwrap();
+        assert_eq!(eth.state, CellState::Final, "{api}");
+        let want = format!("market={}", markets[1]);
+        assert!(
+            eth.source.as_deref().is_some_and(|s| s.ends_with(&want)),
+            "{api}: {:?}",
+            eth.source
+        );
+        dialect.stop().await;
+    }
 }
