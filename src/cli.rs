@@ -219,7 +219,8 @@ pub struct ServeArgs {
     #[arg(long, value_parser = humantime::parse_duration)]
     pub publish_delay: Option<Duration>,
     /// The API to speak: classic (GET /price/...), or a real exchange's
-    /// candle API: binance, kraken, coinbase, bitstamp, okx.
+    /// candle API: binance, kraken, coinbase, bitstamp, okx, bitfinex,
+    /// poloniex, hitbtc.
     #[arg(long, default_value = "classic", value_parser = parse_api)]
     pub dialect: Api,
     /// With a --dialect: whose prices to serve, a dataset exchange

@@ -379,6 +379,35 @@ fn the_example_exchange_configs_check() {
     }
 }
 
+#[test]
+fn bitfinex_poloniex_and_hitbtc_markets_are_checked_in_their_own_forms() {
+    for (api, bad, form) in [
+        (
+            "bitfinex",
+            "tBTCUSD",
+            "the pair as listed, in upper case without the 't'",
+        ),
+        ("poloniex", "BTCUSDT", "BASE_QUOTE in upper case"),
+        (
+            "hitbtc",
+            "BTC_USDT",
+            "BASEQUOTE in upper case, no separator",
+        ),
+    ] {
+        let universe = format!(
+            "\n[universe]\nexchanges = [\"{api}\"]\nsymbols = [\"btc\"]\nfrom = \"2020-01-01\"\nto = \"2020-01-31\"\n"
+        );
+        fails_with(
+            &format!(
+                "[exchanges.{api}]\napi = \"{api}\"\nmarkets = {{ btc = \"{bad}\" }}\n{universe}"
+            ),
+            &[&format!(
+                "3:13: exchanges.{api}.markets.btc: market \"{bad}\" is not of the form {form}"
+            )],
+        );
+    }
+}
+
 /// The universe an `[exchanges.NAME]` table needs, after the table.
 const UNIVERSE: &str = "\n[universe]\nexchanges = [\"kraken\"]\nsymbols = [\"btc\", \"eth\"]\nfrom = \"2020-01-01\"\nto = \"2020-01-31\"\n";
 

@@ -204,6 +204,15 @@ async fn a_round_through_each_dialect_gives_the_classic_servers_cells() {
         );
         assert_eq!(counts.failed, 0, "{api}: {counts:?}");
         assert_same_cells(api, &reference, &store);
+        let open = store
+            .get(&kraken(), &symbols()[0], day("2020-06-15"))
+            .expect("today's cell");
+        assert_eq!(
+            (open.state, open.price),
+            (CellState::Provisional, today.price),
+            "{api}: today's candle is provisional and partial"
+        );
+        assert!(open.price.is_some(), "{api}: today has a partial candle");
         // A request per page: the days reachable, cut into the exchange's pages.
         let reachable = if api == Api::Kraken {
             (day(TO) - kraken_reach()).num_days() as u64 + 1
@@ -251,10 +260,16 @@ async fn throttling_pauses_the_exchange_and_no_cell_fails() {
     let data = dataset();
     let classic = server(Api::Classic, &data, &clock, |_| {});
     let (_, reference) = round(config(&classic), &clock).await;
-    // OKX answers 429 with Retry-After; Kraken its own 200 "EGeneral:Too
-    // many requests", without one.
-    for api in [Api::Okx, Api::Kraken] {
-        let dialect = server(api, &data, &clock, |o| o.rate_limit = Some(4.0));
+    // OKX, Poloniex and HitBTC answer 429 with Retry-After; Kraken its own
+    // 200 "EGeneral:Too many requests", without one. Poloniex and HitBTC
+    // need only 6 and 3 requests: a bucket of one token throttles them.
+    for (api, rate) in [
+        (Api::Okx, 4.0),
+        (Api::Kraken, 4.0),
+        (Api::Poloniex, 1.0),
+        (Api::Hitbtc, 1.0),
+    ] {
+        let dialect = server(api, &data, &clock, |o| o.rate_limit = Some(rate));
         let (counts, store) = round(through(config(&classic), api, &dialect, 100.0), &clock).await;
         let throttled = dialect.stats.throttled();
         println!("{api}: {counts}; throttled {throttled} times");
@@ -292,31 +307,39 @@ async fn a_market_the_exchange_does_not_know_fails_its_cells_saying_so() {
     let clock = Clock::manual(now());
     let data = dataset();
     let classic = server(Api::Classic, &data, &clock, |_| {});
-    let dialect = server(Api::Kraken, &data, &clock, |_| {});
-    let mut config = through(config(&classic), Api::Kraken, &dialect, 200.0);
-    let table = config.exchanges.get_mut(&kraken()).unwrap();
-    table.markets = [("btc", "XBTUSDX"), ("eth", "ETHUSD"), ("ltc", "LTCUSD")]
-        .into_iter()
-        .map(|(s, m)| (Symbol::new(s).unwrap(), m.to_owned()))
-        .collect();
-    let (counts, store) = round(config, &clock).await;
-    println!("{counts}");
-    let btc = store
-        .get(&kraken(), &symbols()[0], day("2020-01-10"))
-        .unwrap();
-    assert_eq!(btc.state, CellState::Failed);
-    let reason = btc.note.map(|n| n.reason).unwrap_or_default();
-    assert!(reason.starts_with("unknown market"), "{reason}");
-    assert!(reason.contains("XBTUSDX"), "{reason}");
-    let eth = store
-        .get(&kraken(), &symbols()[1], day("2020-01-10"))
-        .unwrap();
-    assert_eq!(eth.state, CellState::Final);
-    assert!(
-        eth.source
-            .as_deref()
-            .is_some_and(|s| s.ends_with("market=ETHUSD")),
-        "{:?}",
-        eth.source
-    );
+    // Each exchange's own form, btc's market a typo.
+    for (api, markets) in [
+        (Api::Kraken, ["XBTUSDX", "ETHUSD", "LTCUSD"]),
+        (Api::Bitfinex, ["XBTUSD", "ETHUSD", "LTCUSD"]),
+        (Api::Poloniex, ["XBT_USDT", "ETH_USDT", "LTC_USDT"]),
+        (Api::Hitbtc, ["XBTUSDT", "ETHUSDT", "LTCUSDT"]),
+    ] {
+        let dialect = server(api, &data, &clock, |_| {});
+        let mut config = through(config(&classic), api, &dialect, 200.0);
+        let table = config.exchanges.get_mut(&kraken()).unwrap();
+        table.markets = symbols()
+            .into_iter()
+            .zip(markets.map(str::to_owned))
+            .collect();
+        let (counts, store) = round(config, &clock).await;
+        println!("{api}: {counts}");
+        let btc = store
+            .get(&kraken(), &symbols()[0], day("2020-01-10"))
+            .unwrap();
+        assert_eq!(btc.state, CellState::Failed, "{api}");
+        let reason = btc.note.map(|n| n.reason).unwrap_or_default();
+        assert!(reason.starts_with("unknown market"), "{api}: {reason}");
+        assert!(reason.contains(markets[0]), "{api}: {reason}");
+        let eth = store
+            .get(&kraken(), &symbols()[1], day("2020-01-10"))
+            .unwrap();
+        assert_eq!(eth.state, CellState::Final, "{api}");
+        let want = format!("market={}", markets[1]);
+        assert!(
+            eth.source.as_deref().is_some_and(|s| s.ends_with(&want)),
+            "{api}: {:?}",
+            eth.source
+        );
+        dialect.stop().await;
+    }
 }

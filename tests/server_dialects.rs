@@ -713,6 +713,308 @@ async fn okx_candles_are_newest_first_strictly_between_before_and_after_at_most_
     })));
 }
 
+// --------------------------------------------------------------- bitfinex
+
+fn bitfinex_rows(a: &Answer) -> Vec<(NaiveDate, Ohlcv)> {
+    assert_eq!(a.status, 200, "{a:?}");
+    rows(&a.body)
+        .iter()
+        .map(|r| {
+            assert_eq!(r.as_array().map(Vec::len), Some(6), "{r}");
+            let p = Ohlcv {
+                open: json_num(&r[1]),
+                close: json_num(&r[2]),
+                high: json_num(&r[3]),
+                low: json_num(&r[4]),
+                volume: json_num(&r[5]),
+            };
+            let mts = r[0].as_i64().expect("MTS");
+            assert_eq!(mts.rem_euclid(DAY_MS), 0, "anchored: {mts}");
+            (day_of_secs(mts / 1000), p)
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn bitfinex_candles_are_within_inclusive_start_and_end_sorted_as_asked_at_most_limit() {
+    let server = spawn_dialect(Api::Bitfinex, |_| {});
+    let hist = |key: &str, query: String| format!("v2/candles/{key}/hist?{query}");
+    let window =
+        |from: &str, to: &str, extra: &str| format!("start={}&end={}{extra}", ms(from), ms(to));
+    let answers = get_all(
+        &server,
+        &[
+            hist(
+                "trade:1D:tBTCUSD",
+                window("2020-03-01", "2020-03-31", "&sort=1"),
+            ),
+            hist("trade:1D:tBTCUSD", window("2020-03-01", "2020-03-31", "")),
+            hist(
+                "trade:1D:tBTCUSD",
+                window("2020-03-01", "2020-03-31", "&sort=1&limit=5"),
+            ),
+            hist(
+                "trade:1D:tBTCUSD",
+                window("2016-01-01", "2020-12-31", "&sort=1"),
+            ),
+            hist(
+                "trade:1D:tBTCUSD",
+                window("2016-01-01", "2020-12-31", "&sort=1&limit=20000"),
+            ),
+            hist(
+                "trade:1D:tBTCUSD",
+                window("2020-06-01", "2020-06-30", "&sort=1"),
+            ),
+            hist(
+                "trade:1D:tDOGEUSD",
+                window("2020-03-01", "2020-03-31", "&sort=1"),
+            ),
+            hist(
+                "trade:1h:tBTCUSD",
+                window("2020-03-01", "2020-03-31", "&sort=1"),
+            ),
+            hist("trade:1D:tBTCUSD", "start=yesterday".to_owned()),
+            "v2/conf/pub:list:pair:exchange".to_owned(),
+        ],
+    )
+    .await;
+    let march = expected(Api::Bitfinex, "2020-03-01", "2020-03-31");
+    assert_eq!(bitfinex_rows(&answers[0]), march);
+    // Without sort=1, newest first.
+    assert_eq!(bitfinex_rows(&answers[1]), newest_first(march.clone()));
+    assert_eq!(bitfinex_rows(&answers[2]), march[..5]);
+    // 100 by default, at most 10000.
+    let all = expected(Api::Bitfinex, "2016-01-01", TODAY);
+    assert_eq!(bitfinex_rows(&answers[3]), all[..100]);
+    assert_eq!(bitfinex_rows(&answers[4]), all);
+    let june = bitfinex_rows(&answers[5]);
+    assert_eq!(june, expected(Api::Bitfinex, "2020-06-01", "2020-06-30"));
+    assert_eq!(
+        june.last().map(|r| r.0),
+        Some(day(TODAY)),
+        "today last, partial"
+    );
+    for (a, name) in answers[6..9].iter().zip(["symbol", "time_frame", "start"]) {
+        assert_eq!(a.status, 500, "{a:?}");
+        assert_eq!(
+            a.body,
+            serde_json::json!(["error", 10020, format!("{name}: invalid")])
+        );
+    }
+    assert_eq!(
+        answers[9].body,
+        serde_json::json!([["BTCUSD", "ETHUSD", "LTCUSD"]])
+    );
+}
+
+// --------------------------------------------------------------- poloniex
+
+/// Poloniex rows as (day, price, ts, closeTime).
+fn poloniex_rows(a: &Answer) -> Vec<(NaiveDate, Ohlcv, i64, i64)> {
+    assert_eq!(a.status, 200, "{a:?}");
+    rows(&a.body)
+        .iter()
+        .map(|r| {
+            assert_eq!(r.as_array().map(Vec::len), Some(14), "{r}");
+            assert_eq!(r[11], "DAY_1", "{r}");
+            let p = Ohlcv {
+                low: string_num(&r[0]),
+                high: string_num(&r[1]),
+                open: string_num(&r[2]),
+                close: string_num(&r[3]),
+                volume: string_num(&r[5]),
+            };
+            let start = r[12].as_i64().expect("startTime");
+            let close_time = r[13].as_i64().expect("closeTime");
+            assert_eq!(close_time, start + DAY_MS - 1, "{r}");
+            (
+                day_of_secs(start / 1000),
+                p,
+                r[9].as_i64().expect("ts"),
+                close_time,
+            )
+        })
+        .collect()
+}
+
+fn days_and_prices<T, U>(rows: &[(NaiveDate, Ohlcv, T, U)]) -> Vec<(NaiveDate, Ohlcv)> {
+    rows.iter().map(|r| (r.0, r.1)).collect()
+}
+
+#[actix_rt::test]
+async fn poloniex_candles_are_oldest_first_within_start_and_end_time_at_most_500() {
+    let server = spawn_dialect(Api::Poloniex, |_| {});
+    let candles = |market: &str, from: &str, to: &str, limit: u32| {
+        format!(
+            "markets/{market}/candles?interval=DAY_1&startTime={}&endTime={}&limit={limit}",
+            ms(from),
+            ms(to) + DAY_MS - 1
+        )
+    };
+    let answers = get_all(
+        &server,
+        &[
+            candles("BTC_USDT", "2020-03-01", "2020-03-31", 500),
+            candles("BTC_USDT", "2020-03-01", "2020-03-31", 5),
+            candles("BTC_USDT", "2016-01-01", "2020-12-31", 1000),
+            candles("BTC_USDT", "2020-06-01", "2020-06-30", 500),
+            candles("DOGE_USDT", "2020-03-01", "2020-03-31", 500),
+            "markets/BTC_USDT/candles?interval=HOUR_1".to_owned(),
+            "markets/BTC_USDT/candles?interval=DAY_1&limit=0".to_owned(),
+            "markets".to_owned(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        days_and_prices(&poloniex_rows(&answers[0])),
+        expected(Api::Poloniex, "2020-03-01", "2020-03-31")
+    );
+    assert_eq!(
+        days_and_prices(&poloniex_rows(&answers[1])),
+        expected(Api::Poloniex, "2020-03-01", "2020-03-31")[..5]
+    );
+    assert_eq!(
+        days_and_prices(&poloniex_rows(&answers[2])),
+        expected(Api::Poloniex, "2016-01-01", "2020-12-31")[..500]
+    );
+    // Today's candle closes in the future; its ts is the time of the answer.
+    let june = poloniex_rows(&answers[3]);
+    assert_eq!(
+        days_and_prices(&june),
+        expected(Api::Poloniex, "2020-06-01", "2020-06-30")
+    );
+    let open = june.last().expect("today's candle");
+    assert_eq!(open.0, day(TODAY));
+    assert_eq!(open.2, now().timestamp_millis());
+    assert!(open.3 > now().timestamp_millis());
+    assert!(june[..june.len() - 1]
+        .iter()
+        .all(|r| r.3 < now().timestamp_millis()));
+    assert_eq!(
+        (answers[4].status, &answers[4].body),
+        (
+            400,
+            &serde_json::json!({"code": 24101, "message": "Invalid symbol!"})
+        )
+    );
+    for (a, (name, code)) in answers[5..7]
+        .iter()
+        .zip([("interval", 24102), ("limit", 24104)])
+    {
+        assert_eq!(
+            (a.status, &a.body["code"]),
+            (400, &Value::from(code)),
+            "{a:?}"
+        );
+        assert!(
+            a.body["message"].as_str().is_some_and(|m| m.contains(name)),
+            "{name}: {a:?}"
+        );
+    }
+    assert!(rows(&answers[7].body).contains(&serde_json::json!({
+        "symbol": "BTC_USDT", "baseCurrencyName": "BTC", "quoteCurrencyName": "USDT",
+        "displayName": "BTC/USDT", "state": "NORMAL"
+    })));
+}
+
+// ----------------------------------------------------------------- hitbtc
+
+fn hitbtc_rows(a: &Answer) -> Vec<(NaiveDate, Ohlcv)> {
+    assert_eq!(a.status, 200, "{a:?}");
+    rows(&a.body)
+        .iter()
+        .map(|r| {
+            let p = Ohlcv {
+                open: string_num(&r["open"]),
+                high: string_num(&r["max"]),
+                low: string_num(&r["min"]),
+                close: string_num(&r["close"]),
+                volume: string_num(&r["volume"]),
+            };
+            let at: DateTime<Utc> = r["timestamp"]
+                .as_str()
+                .expect("an ISO timestamp")
+                .parse()
+                .expect("an ISO timestamp");
+            assert_eq!(at.timestamp_millis().rem_euclid(DAY_MS), 0, "{r}");
+            (at.date_naive(), p)
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn hitbtc_candles_are_within_from_and_till_sorted_as_asked_at_most_1000() {
+    let server = spawn_dialect(Api::Hitbtc, |_| {});
+    let candles = |symbol: &str, from: &str, till: &str, extra: &str| {
+        format!(
+            "api/3/public/candles/{symbol}?period=D1&from={from}T00:00:00.000Z&till={till}T23:59:59.999Z{extra}"
+        )
+    };
+    let answers = get_all(
+        &server,
+        &[
+            candles(
+                "BTCUSDT",
+                "2020-03-01",
+                "2020-03-31",
+                "&sort=ASC&limit=1000",
+            ),
+            candles("BTCUSDT", "2020-03-01", "2020-03-31", ""),
+            candles("BTCUSDT", "2020-03-01", "2020-03-31", "&sort=ASC&limit=5"),
+            candles(
+                "BTCUSDT",
+                "2016-01-01",
+                "2020-12-31",
+                "&sort=ASC&limit=5000",
+            ),
+            candles("BTCUSDT", "2020-06-01", "2020-06-30", "&sort=ASC"),
+            candles("DOGEUSDT", "2020-03-01", "2020-03-31", "&sort=ASC"),
+            "api/3/public/candles/BTCUSDT?period=M30".to_owned(),
+            "api/3/public/candles/BTCUSDT?period=D1&from=March".to_owned(),
+            format!(
+                "api/3/public/candles/BTCUSDT?period=D1&from={}&till={}&sort=ASC",
+                ms("2020-03-01"),
+                ms("2020-03-31")
+            ),
+            "api/3/public/symbol".to_owned(),
+        ],
+    )
+    .await;
+    let march = expected(Api::Hitbtc, "2020-03-01", "2020-03-31");
+    assert_eq!(hitbtc_rows(&answers[0]), march);
+    // Without sort=ASC, newest first (as HitBTC answers).
+    assert_eq!(hitbtc_rows(&answers[1]), newest_first(march.clone()));
+    assert_eq!(hitbtc_rows(&answers[2]), march[..5]);
+    assert_eq!(
+        hitbtc_rows(&answers[3]),
+        expected(Api::Hitbtc, "2016-01-01", "2020-12-31")[..1000]
+    );
+    let june = hitbtc_rows(&answers[4]);
+    assert_eq!(june, expected(Api::Hitbtc, "2020-06-01", "2020-06-30"));
+    assert_eq!(june.last().map(|r| r.0), Some(day(TODAY)));
+    assert_eq!(answers[5].status, 400);
+    assert_eq!(answers[5].body["error"]["code"], 2001, "{:?}", answers[5]);
+    assert_eq!(answers[5].body["error"]["message"], "Symbol not found");
+    for (a, name) in answers[6..8].iter().zip(["period", "from"]) {
+        assert_eq!(
+            (a.status, &a.body["error"]["code"]),
+            (400, &Value::from(10001)),
+            "{a:?}"
+        );
+        assert!(
+            a.body["error"]["description"]
+                .as_str()
+                .is_some_and(|m| m.contains(name)),
+            "{name}: {a:?}"
+        );
+    }
+    assert_eq!(hitbtc_rows(&answers[8]), march, "milliseconds too");
+    assert_eq!(
+        answers[9].body["BTCUSDT"],
+        serde_json::json!({"type": "spot", "base_currency": "BTC", "quote_currency": "USDT", "status": "working"})
+    );
+}
+
 // ------------------------------------------------------------- throttling
 
 /// A candle request of each dialect for March 2020, as its client sends it.
@@ -741,6 +1043,19 @@ fn march_request(api: Api) -> String {
             ms(to) + DAY_MS,
             ms(from) - 1
         ),
+        Api::Bitfinex => format!(
+            "v2/candles/trade:1D:tBTCUSD/hist?sort=1&start={}&end={}&limit=10000",
+            ms(from),
+            ms(to) + DAY_MS - 1
+        ),
+        Api::Poloniex => format!(
+            "markets/BTC_USDT/candles?interval=DAY_1&startTime={}&endTime={}&limit=500",
+            ms(from),
+            ms(to) + DAY_MS - 1
+        ),
+        Api::Hitbtc => format!(
+            "api/3/public/candles/BTCUSDT?period=D1&from={from}T00:00:00.000Z&till={to}T23:59:59.999Z&sort=ASC&limit=1000"
+        ),
         Api::Classic => unreachable!("the classic server has no candles"),
     }
 }
@@ -763,6 +1078,10 @@ async fn over_the_rate_limit_each_dialect_answers_as_its_exchange_does() {
                         serde_json::json!({"error": ["EGeneral:Too many requests"]})
                     );
                 }
+                // Bitfinex blocks for about a minute and says nothing of it.
+                Api::Bitfinex => {
+                    assert_eq!((a.status, a.retry_after), (429, None), "{a:?}");
+                }
                 _ => {
                     assert_eq!(a.status, 429, "{api}: {a:?}");
                     let wait = a
@@ -780,6 +1099,11 @@ async fn over_the_rate_limit_each_dialect_answers_as_its_exchange_does() {
                 Api::Okx => {
                     serde_json::json!({"code": "50011", "msg": "Too Many Requests", "data": []})
                 }
+                Api::Bitfinex => serde_json::json!(["error", 11010, "ratelimit: error"]),
+                Api::Poloniex => serde_json::json!({"code": 429, "message": "Too many requests"}),
+                Api::Hitbtc => serde_json::json!({"error": {
+                    "code": 429, "message": "Too many requests", "description": "Too many requests"
+                }}),
                 _ => a.body.clone(),
             };
             match api {
@@ -795,6 +1119,9 @@ async fn over_the_rate_limit_each_dialect_answers_as_its_exchange_does() {
             Api::Kraken => "0/public/AssetPairs",
             Api::Coinbase => "products",
             Api::Bitstamp => "api/v2/trading-pairs-info/",
+            Api::Bitfinex => "v2/conf/pub:list:pair:exchange",
+            Api::Poloniex => "markets",
+            Api::Hitbtc => "api/3/public/symbol",
             _ => "api/v5/public/instruments?instType=SPOT",
         };
         assert_eq!(get_one(&server, listing).await.status, 200, "{api}");
@@ -857,6 +1184,30 @@ async fn a_dialect_without_its_exchange_in_the_dataset_refuses_to_start() {
     opts.exchange = Some(Exchange::new("kraken").expect("a valid name"));
     let server = server::start(&opts).expect("binance's dialect over kraken's prices");
     server.stop().await;
+}
+
+#[actix_rt::test]
+async fn bitfinex_poloniex_and_hitbtc_serve_the_seed_exchange_of_their_name_by_default() {
+    let seed = Dataset::generated(GeneratedSpec::classic(server::DEFAULT_SEED));
+    for api in [Api::Bitfinex, Api::Poloniex, Api::Hitbtc] {
+        let mut opts = ServerOptions::new(loopback(), server::DEFAULT_SEED);
+        opts.dialect = api;
+        let server = server::start(&opts).expect("the seed dataset has the exchange");
+        let a = get_one(&server, &march_request(api)).await;
+        let served = match api {
+            Api::Bitfinex => bitfinex_rows(&a),
+            Api::Poloniex => days_and_prices(&poloniex_rows(&a)),
+            _ => hitbtc_rows(&a),
+        };
+        let want: Vec<(NaiveDate, Ohlcv)> = day("2020-03-01")
+            .iter_days()
+            .take(31)
+            .filter_map(|d| seed.price_of(&exchange(api), &btc(), d).map(|p| (d, p)))
+            .collect();
+        assert!(want.len() > 25, "{api}: {want:?}");
+        assert_eq!(served, want, "{api}");
+        server.stop().await;
+    }
 }
 
 #[actix_rt::test]

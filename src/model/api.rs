@@ -20,25 +20,34 @@ pub enum Api {
     Coinbase,
     Bitstamp,
     Okx,
+    Bitfinex,
+    Poloniex,
+    Hitbtc,
 }
 
 impl Api {
-    pub const ALL: [Api; 6] = [
+    pub const ALL: [Api; 9] = [
         Api::Classic,
         Api::Binance,
         Api::Kraken,
         Api::Coinbase,
         Api::Bitstamp,
         Api::Okx,
+        Api::Bitfinex,
+        Api::Poloniex,
+        Api::Hitbtc,
     ];
 
     /// The real exchanges' APIs (every one but the classic).
-    pub const EXCHANGES: [Api; 5] = [
+    pub const EXCHANGES: [Api; 8] = [
         Api::Binance,
         Api::Kraken,
         Api::Coinbase,
         Api::Bitstamp,
         Api::Okx,
+        Api::Bitfinex,
+        Api::Poloniex,
+        Api::Hitbtc,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +58,9 @@ impl Api {
             Api::Coinbase => "coinbase",
             Api::Bitstamp => "bitstamp",
             Api::Okx => "okx",
+            Api::Bitfinex => "bitfinex",
+            Api::Poloniex => "poloniex",
+            Api::Hitbtc => "hitbtc",
         }
     }
 }
@@ -67,7 +79,7 @@ impl std::str::FromStr for Api {
             .find(|a| a.as_str() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown api {s:?}: expected one of classic, binance, kraken, coinbase, bitstamp, okx"
+                    "unknown api {s:?}: expected one of classic, binance, kraken, coinbase, bitstamp, okx, bitfinex, poloniex, hitbtc"
                 )
             })
     }

@@ -12,10 +12,13 @@
 //! serves the classic routes; `server::start` picks one or the other.
 
 pub mod binance;
+pub mod bitfinex;
 pub mod bitstamp;
 pub mod coinbase;
+pub mod hitbtc;
 pub mod kraken;
 pub mod okx;
+pub mod poloniex;
 
 use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex};
@@ -174,6 +177,16 @@ pub(crate) fn day_secs(day: NaiveDate) -> i64 {
 /// Unix milliseconds of `day` 00:00 UTC.
 pub(crate) fn day_ms(day: NaiveDate) -> i64 {
     epoch_day(day) * DAY_MS
+}
+
+/// The days (numbered as `epoch_day`) whose 00:00 UTC lies in
+/// `from ..= to` (milliseconds, both inclusive; an absent bound is open).
+pub(crate) fn days_opening_within_ms(from: Option<i64>, to: Option<i64>) -> RangeInclusive<i64> {
+    let first = from.map_or(i64::MIN, |f| {
+        f.div_euclid(DAY_MS) + i64::from(f.rem_euclid(DAY_MS) > 0)
+    });
+    let last = to.map_or(i64::MAX, |t| t.div_euclid(DAY_MS));
+    first..=last
 }
 
 /// A number the exchange sends as a string: `f64` Display, the shortest
@@ -427,6 +440,9 @@ fn routes(dialect: Api, cfg: &mut ServiceConfig) {
         Api::Coinbase => coinbase::routes(cfg),
         Api::Bitstamp => bitstamp::routes(cfg),
         Api::Okx => okx::routes(cfg),
+        Api::Bitfinex => bitfinex::routes(cfg),
+        Api::Poloniex => poloniex::routes(cfg),
+        Api::Hitbtc => hitbtc::routes(cfg),
         Api::Classic => {}
     }
 }
@@ -509,6 +525,15 @@ mod tests {
         assert_eq!(day_ms(d), 1_583_020_800_000);
         assert_eq!(day_at(epoch_day(d)), Some(d));
         assert_eq!(day_at(i64::MAX), None);
+        let ms = day_ms(d);
+        assert_eq!(
+            days_opening_within_ms(Some(ms), Some(ms + DAY_MS - 1)),
+            epoch_day(d)..=epoch_day(d)
+        );
+        assert_eq!(
+            days_opening_within_ms(Some(ms + 1), Some(ms + DAY_MS)),
+            epoch_day(d) + 1..=epoch_day(d) + 1
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! What the five adapters' parsers share beyond `day_answers`: the HTTP
+//! What the adapters' parsers share beyond `day_answers`: the HTTP
 //! statuses every exchange means the same way (429, 408, 5xx), reading a
 //! body as JSON, picking a row's fields, and the wording of the failures, so
 //! that "unknown market", "rate limited" and "server error (NNN)" read the

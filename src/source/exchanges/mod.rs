@@ -14,17 +14,23 @@
 //! is the Supervisor's.
 
 mod binance;
+mod bitfinex;
 mod bitstamp;
 mod coinbase;
 mod common;
+mod hitbtc;
 mod kraken;
 mod okx;
+mod poloniex;
 
 pub use binance::Binance;
+pub use bitfinex::Bitfinex;
 pub use bitstamp::Bitstamp;
 pub use coinbase::Coinbase;
+pub use hitbtc::Hitbtc;
 pub use kraken::Kraken;
 pub use okx::Okx;
+pub use poloniex::Poloniex;
 
 use chrono::{DateTime, NaiveDate, TimeDelta};
 
@@ -175,6 +181,9 @@ pub fn adapter(api: Api) -> Option<&'static dyn CandleApi> {
         Api::Coinbase => Some(&Coinbase),
         Api::Bitstamp => Some(&Bitstamp),
         Api::Okx => Some(&Okx),
+        Api::Bitfinex => Some(&Bitfinex),
+        Api::Poloniex => Some(&Poloniex),
+        Api::Hitbtc => Some(&Hitbtc),
     }
 }
 
@@ -352,6 +361,9 @@ mod tests {
             ),
             (Api::Bitstamp, "https://www.bitstamp.net/", 1000, 10.0),
             (Api::Okx, "https://www.okx.com/", 100, 8.0),
+            (Api::Bitfinex, "https://api-pub.bitfinex.com/", 10_000, 0.5),
+            (Api::Poloniex, "https://api.poloniex.com/", 500, 20.0),
+            (Api::Hitbtc, "https://api.hitbtc.com/", 1000, 10.0),
         ];
         assert_eq!(table.map(|t| t.0), Api::EXCHANGES);
         for (api, url, page, rate) in table {

@@ -1,0 +1,339 @@
+//! HitBTC's candles (`GET /api/3/public/candles/{symbol}`), as its API v3,
+//! ccxt's code and ccxt's recorded answer show them. This file owns
+//! HitBTC's request, its answers and its market list; the shared rules
+//! (anchoring, "no price" days, numbers) are `exchanges/mod.rs`'s, and
+//! nothing here does I/O.
+//!
+//! HitBTC's quirks:
+//! - A candle is an object `{"timestamp": "2024-03-13T11:00:00.000Z",
+//!   "open", "close", "min", "max", "volume", "volume_quote"}`: high and
+//!   low are called `max` and `min`, every value is a string, the time an
+//!   ISO 8601 one; `volume` is in the base currency.
+//! - Without `sort=ASC` candles come NEWEST first: it is always sent.
+//! - `period=D1`; `from` and `till` are ISO times. Whether they are
+//!   inclusive is UNCONFIRMED, so `till` is the last millisecond of the
+//!   page's last day (ccxt sends `until`, which looks like its own slip).
+//!   At most `limit` = 1000 candles.
+//! - Whether a day without trades has a candle is UNCONFIRMED: a missing
+//!   one is "no price" as for every exchange. Nothing marks a candle as
+//!   still open: today's is provisional by the clock.
+//! - Errors are `{"error": {"code", "message", "description"}}`: code 2001
+//!   "Symbol not found" (HTTP 400; the text is API v2's, v3's is
+//!   UNCONFIRMED) is an unknown market; 429 is throttling.
+//! - About 30 requests a second for market data (ccxt): 10/s by default.
+//! - Symbols are BASEQUOTE in upper case (`BTCUSDT`); `GET
+//!   /api/3/public/symbol` is an object keyed by symbol, each with `type`,
+//!   `base_currency` and `quote_currency`; only `spot` ones are listed.
+
+use chrono::DateTime;
+use serde_json::Value;
+
+use super::common::{self, shape, text};
+use super::{day_answers, number, Candle, CandleApi, Instrument, MarketForm, PageResult, Profile};
+use crate::config::OhlcOrder;
+use crate::model::{Api, DayRange};
+use crate::source::FetchFailure;
+
+/// HitBTC's API v3.
+pub struct Hitbtc;
+
+const SYMBOL_NOT_FOUND: i64 = 2001;
+const TOO_MANY_REQUESTS: i64 = 429;
+
+/// HitBTC's plain facts (see `Profile`).
+const PROFILE: Profile = Profile {
+    api: Api::Hitbtc,
+    default_url: "https://api.hitbtc.com/",
+    page_days: 1000,
+    // A third of the 30/s ccxt allows for market data.
+    requests_per_second: 10.0,
+    market_form: MarketForm {
+        char_ok: |c| c.is_ascii_uppercase() || c.is_ascii_digit(),
+        dashed: false,
+        described: "BASEQUOTE in upper case, no separator (\"BTCUSDT\")",
+    },
+};
+
+impl CandleApi for Hitbtc {
+    fn profile(&self) -> &'static Profile {
+        &PROFILE
+    }
+
+    fn candles_request(&self, market: &str, days: DayRange) -> String {
+        format!(
+            "api/3/public/candles/{market}?period=D1&from={}T00:00:00.000Z&till={}T23:59:59.999Z&sort=ASC&limit={}",
+            days.from, days.to, PROFILE.page_days
+        )
+    }
+
+    fn parse_candles(
+        &self,
+        market: &str,
+        days: DayRange,
+        status: u16,
+        retry_after: Option<&str>,
+        body: &[u8],
+        ohlc_order: OhlcOrder,
+    ) -> PageResult {
+        let v = common::json(body);
+        if let Ok(v) = &v {
+            if let Some((code, message)) = error_of(v) {
+                let detail = format!("{code} {message}");
+                return Err(match code {
+                    SYMBOL_NOT_FOUND => common::unknown_market(Api::Hitbtc, market, &detail),
+                    TOO_MANY_REQUESTS => common::rate_limited(&detail, retry_after),
+                    _ => match common::common_status(status, retry_after) {
+                        Some(f) => FetchFailure {
+                            reason: format!("{} {detail}", f.reason),
+                            ..f
+                        },
+                        None => {
+                            FetchFailure::permanent(format!("hitbtc refused the request: {detail}"))
+                        }
+                    },
+                });
+            }
+        }
+        if let Some(failure) = common::common_status(status, retry_after) {
+            return Err(failure);
+        }
+        if status != 200 {
+            return Err(common::unexpected_status(status, body));
+        }
+        let v = v?;
+        let rows = v
+            .as_array()
+            .ok_or_else(|| shape("the answer is not a list of candles"))?;
+        let candles = rows
+            .iter()
+            .map(candle)
+            .collect::<Result<Vec<Candle>, String>>()
+            .map_err(shape)?;
+        day_answers(days, &candles, ohlc_order)
+    }
+
+    fn instruments_request(&self) -> String {
+        "api/3/public/symbol".to_owned()
+    }
+
+    fn parse_instruments(&self, status: u16, body: &[u8]) -> Result<Vec<Instrument>, String> {
+        let v = common::listing_json(Api::Hitbtc, status, body)?;
+        let symbols = v
+            .as_object()
+            .ok_or("hitbtc symbols are not an object keyed by symbol")?;
+        let mut out = Vec::new();
+        for (id, s) in symbols {
+            if text(s, "type")? != "spot" {
+                continue;
+            }
+            out.push(Instrument {
+                market: id.clone(),
+                base: text(s, "base_currency")?.to_ascii_uppercase(),
+                quote: text(s, "quote_currency")?.to_ascii_uppercase(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// `{"error": {"code": N, "message": ...}}`, if the body is one.
+fn error_of(v: &Value) -> Option<(i64, &str)> {
+    let e = v.get("error")?;
+    let code = e.get("code").and_then(Value::as_i64)?;
+    Some((code, e.get("message").and_then(Value::as_str).unwrap_or("")))
+}
+
+/// One candle object.
+fn candle(c: &Value) -> Result<Candle, String> {
+    let get = |name: &str| {
+        c.get(name)
+            .ok_or_else(|| format!("a candle has no '{name}': {c}"))
+    };
+    let t = get("timestamp")?;
+    let open_ms = t
+        .as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.timestamp_millis())
+        .ok_or_else(|| format!("field 'timestamp' is not an ISO 8601 time: {t}"))?;
+    Ok(Candle {
+        open_ms,
+        open: number(get("open")?, "open")?,
+        high: number(get("max")?, "max")?,
+        low: number(get("min")?, "min")?,
+        close: number(get("close")?, "close")?,
+        volume: number(get("volume")?, "volume")?,
+        still_open: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::choose_market;
+    use super::super::common::testing::{d, ohlcv, price, range};
+    use super::*;
+    use crate::model::Symbol;
+    use crate::source::{Answer, Throttle};
+
+    fn answer(status: u16, body: &str) -> PageResult {
+        Hitbtc.parse_candles(
+            "BTCUSDT",
+            range("2020-03-01", "2020-03-03"),
+            status,
+            None,
+            body.as_bytes(),
+            OhlcOrder::Flag,
+        )
+    }
+
+    #[test]
+    fn the_request_asks_d1_oldest_first_up_to_the_last_days_end() {
+        assert_eq!(
+            Hitbtc.candles_request("BTCUSDT", range("2020-03-01", "2020-03-03")),
+            "api/3/public/candles/BTCUSDT?period=D1&from=2020-03-01T00:00:00.000Z&till=2020-03-03T23:59:59.999Z&sort=ASC&limit=1000"
+        );
+    }
+
+    #[test]
+    fn a_recorded_hourly_candle_reads_min_and_max_and_is_not_anchored() {
+        let body = include_str!("../../../tests/fixtures/hitbtc/ccxt_candles_H1_BTCUSDT.json");
+        let got = Hitbtc
+            .parse_candles(
+                "BTCUSDT",
+                range("2024-03-13", "2024-03-13"),
+                200,
+                None,
+                body.as_bytes(),
+                OhlcOrder::Flag,
+            )
+            .unwrap();
+        match &got[0].answer {
+            Answer::Rejected { reason, price } => {
+                assert!(
+                    reason.contains("not anchored") && reason.contains("11:00"),
+                    "{reason}"
+                );
+                assert_eq!(
+                    *price,
+                    Some(ohlcv(73264.77, 73436.75, 73245.05, 73435.86, 2.9851))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_daily_page_is_read_exactly_and_a_missing_day_is_no_price() {
+        let body = include_str!("../../../tests/fixtures/hitbtc/full_page.json");
+        let got = answer(200, body).unwrap();
+        assert_eq!(
+            got.iter().map(|a| a.day).collect::<Vec<_>>(),
+            [d("2020-03-01"), d("2020-03-02"), d("2020-03-03")]
+        );
+        assert_eq!(
+            price(&got[0]),
+            ohlcv(8523.2, 8590.8, 8401.1, 8530.9, 2411.52386113)
+        );
+        assert_eq!(got[1].answer, Answer::NoPrice);
+        assert_eq!(price(&got[2]).close, 8760.0);
+        assert!(answer(200, "[]")
+            .unwrap()
+            .iter()
+            .all(|a| a.answer == Answer::NoPrice));
+    }
+
+    #[test]
+    fn todays_candle_is_a_price_left_to_the_clock() {
+        let body = include_str!("../../../tests/fixtures/hitbtc/open_day.json");
+        let got = Hitbtc
+            .parse_candles(
+                "BTCUSDT",
+                range("2026-11-30", "2026-12-01"),
+                200,
+                None,
+                body.as_bytes(),
+                OhlcOrder::Flag,
+            )
+            .unwrap();
+        assert_eq!(price(&got[1]).close, 92100.0);
+        assert!(got.iter().all(|a| !a.open));
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        let unknown = include_str!("../../../tests/fixtures/hitbtc/unknown_market.json");
+        let e = answer(400, unknown).unwrap_err();
+        assert!(!e.retryable);
+        assert_eq!(
+            e.reason,
+            "unknown market \"BTCUSDT\" on hitbtc: 2001 Symbol not found"
+        );
+        let throttled = include_str!("../../../tests/fixtures/hitbtc/throttled.json");
+        let e = answer(429, throttled).unwrap_err();
+        assert_eq!(e.throttle, Some(Throttle::RateLimited));
+        assert!(e.reason.contains("429"), "{}", e.reason);
+        assert_eq!(
+            answer(429, "").unwrap_err().throttle,
+            Some(Throttle::RateLimited)
+        );
+        let e = answer(
+            400,
+            r#"{"error":{"code":10001,"message":"Validation error"}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            !e.retryable && e.reason.contains("Validation error"),
+            "{e:?}"
+        );
+        let e = answer(
+            503,
+            r#"{"error":{"code":503,"message":"Service Unavailable"}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.retryable && e.reason.contains("server error (503)"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn bodies_not_in_the_documented_shape_are_retryable_and_say_why() {
+        for (body, needle) in [
+            ("<html>", "malformed JSON"),
+            (r#"{"data":[]}"#, "not a list"),
+            (
+                r#"[{"timestamp":"2020-03-01T00:00:00.000Z","open":"1","close":"1.5","min":"0.5","volume":"3"}]"#,
+                "'max'",
+            ),
+            (
+                r#"[{"timestamp":"1583020800000","open":"1","close":"1.5","min":"0.5","max":"2","volume":"3"}]"#,
+                "'timestamp'",
+            ),
+        ] {
+            let e = answer(200, body).unwrap_err();
+            assert!(e.retryable && e.reason.contains(needle), "{body}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn the_listing_keeps_spot_symbols_and_prefers_usd_then_usdt_then_usdc() {
+        let body = include_str!("../../../tests/fixtures/hitbtc/symbols.json");
+        let list = Hitbtc.parse_instruments(200, body.as_bytes()).unwrap();
+        let pick = |s: &str| {
+            choose_market(&Hitbtc, &Symbol::new(s).unwrap(), &list).map(|i| i.market.clone())
+        };
+        assert_eq!(pick("btc").as_deref(), Some("BTCUSDT"));
+        assert_eq!(
+            pick("eth").as_deref(),
+            Some("ETHUSDC"),
+            "ETHUSD is a future"
+        );
+        assert_eq!(pick("ltc"), None);
+    }
+
+    #[test]
+    fn the_market_form_is_upper_case_without_separator() {
+        assert!(Hitbtc.check_market("BTCUSDT").is_ok());
+        assert!(Hitbtc.check_market("btcusdt").is_err());
+        assert!(Hitbtc.check_market("BTC-USDT").is_err());
+    }
+}
