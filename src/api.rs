@@ -156,6 +156,11 @@ pub struct ApiState {
 pub struct ApiServer {
     pub addr: SocketAddr,
     handle: ServerHandle,
+    /// Its listening socket, kept so that a reload which keeps
+    /// `api.listen` but changes the rest of `[api]` (a token, the allowed
+    /// hosts) serves the new rules on the same port: binding it again
+    /// would fail while this server holds it.
+    socket: ApiListener,
     /// Ends the event streams first: a graceful stop waits for open
     /// responses, and a stream would otherwise hold it for its whole
     /// shutdown timeout.
@@ -163,6 +168,18 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
+    /// Its listening socket, for a server that takes over from this one,
+    /// when `listen` is the address this one was asked for.
+    pub fn socket_for(&self, listen: SocketAddr) -> Option<std::io::Result<ApiListener>> {
+        (self.socket.listen == listen).then(|| self.socket.try_clone())
+    }
+
+    /// Stops taking new connections (a new server took over its port);
+    /// those open are served until `stop`.
+    pub async fn stop_accepting(&self) {
+        self.handle.pause().await;
+    }
+
     pub async fn stop(&self) {
         self.closing.send_replace(true);
         self.handle.stop(true).await;
@@ -750,6 +767,8 @@ pub fn start_for(
 #[derive(Debug)]
 pub struct ApiListener {
     listener: std::net::TcpListener,
+    /// The address asked for (`api.listen`, maybe port 0).
+    pub listen: SocketAddr,
     /// The bound address (port 0 replaced by the port given).
     pub addr: SocketAddr,
 }
@@ -758,7 +777,21 @@ impl ApiListener {
     pub fn bind(listen: SocketAddr) -> std::io::Result<Self> {
         let listener = std::net::TcpListener::bind(listen)?;
         let addr = listener.local_addr()?;
-        Ok(Self { listener, addr })
+        Ok(Self {
+            listener,
+            listen,
+            addr,
+        })
+    }
+
+    /// The same listening socket again (a duplicate of its descriptor), so
+    /// that a new server can take over a port the old one still holds.
+    fn try_clone(&self) -> std::io::Result<Self> {
+        Ok(Self {
+            listener: self.listener.try_clone()?,
+            listen: self.listen,
+            addr: self.addr,
+        })
     }
 }
 
@@ -771,6 +804,7 @@ pub fn start(listener: ApiListener, access: Access, state: ApiState) -> std::io:
     let reachable = !listener.addr.ip().is_loopback();
     let token = access.has_token();
     let access = Arc::new(access);
+    let socket = listener.try_clone()?;
     let (addr, handle) = crate::http::start_server_on(listener.listener, 1, move |app| {
         let access = access.clone();
         app.app_data(data.clone())
@@ -804,6 +838,7 @@ pub fn start(listener: ApiListener, access: Access, state: ApiState) -> std::io:
     Ok(ApiServer {
         addr,
         handle,
+        socket,
         closing,
     })
 }

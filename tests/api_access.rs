@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use common::*;
+use pricegrid::daemon::ReloadOutcome;
 
 const TOKEN: &str = "3f9c2a7e5b1d4c8a9e6f0b2d7c4a1e5f";
 
@@ -191,6 +192,40 @@ async fn with_a_token_file_every_route_but_the_page_needs_the_bearer_token() {
 /// query; past the HTTP layer's own ceilings (a request target over 65,534
 /// bytes, a head over 128 KiB) actix-http answers before any route, with
 /// an empty 400 or 431, as the README says.
+/// A token set by a reload that keeps `api.listen` is in force on the same
+/// port: the new rules take over the running server's socket rather than
+/// binding the port again (which the running server still holds).
+#[actix_rt::test]
+async fn a_token_set_by_a_reload_that_keeps_the_address_guards_the_same_port() {
+    let server = spawn_price_server(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_daemon(&server.url(), dir.path());
+    let path = config.write(&dir.path().join("pricegrid.toml"));
+    let mut daemon = RunningDaemon::start(&path).await;
+    daemon.first_round().await;
+    let api = daemon.api.expect("the API is on");
+    let r = RawRequest::get(api, "/v1/status").send(api).await;
+    assert_eq!(r.status, 200, "no token yet: {r:?}");
+
+    config
+        .api_token_file(&token_file(dir.path()))
+        .write(&dir.path().join("pricegrid.toml"));
+    match daemon.reload_and_wait().await {
+        ReloadOutcome::Applied { changed, .. } => {
+            assert!(changed.iter().any(|c| c.contains("api")), "{changed:?}")
+        }
+        other => panic!("the reload is refused: {other:?}"),
+    }
+    let r = RawRequest::get(api, "/v1/status").send(api).await;
+    assert_json_error(&r, 401, "needs Authorization: Bearer");
+    let r = RawRequest::get(api, "/v1/status")
+        .header("Authorization", &format!("Bearer {TOKEN}"))
+        .send(api)
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    daemon.shutdown().await;
+}
+
 #[actix_rt::test]
 async fn an_oversized_query_is_a_json_error_naming_it_below_the_http_layer_s_ceiling() {
     let server = spawn_price_server(|_| {});

@@ -490,29 +490,38 @@ struct BoundApi {
 
 /// Reads `api.token_file`, if set, and binds `api.listen`.
 fn bind_api(config: &Config) -> Result<BoundApi, DaemonError> {
+    bind_api_beside(config, None)
+}
+
+/// As `bind_api`, taking over `running`'s socket when it was asked for the
+/// same address (a reload that changes `[api]` but not `api.listen`).
+fn bind_api_beside(config: &Config, running: Option<&ApiServer>) -> Result<BoundApi, DaemonError> {
     let token = config
         .api
         .token_file
         .as_deref()
         .map(Token::read)
         .transpose()?;
-    let listener = ApiListener::bind(config.api.listen).map_err(|error| DaemonError::Api {
-        listen: config.api.listen,
-        error,
-    })?;
+    let listen = config.api.listen;
+    let listener = running
+        .and_then(|api| api.socket_for(listen))
+        .unwrap_or_else(|| ApiListener::bind(listen))
+        .map_err(|error| DaemonError::Api { listen, error })?;
     let access = Access::new(listener.addr, config.api.allowed_hosts.clone(), token);
     Ok(BoundApi { listener, access })
 }
 
-/// Binds and serves the API of `config` (a reload that changes `[api]`).
+/// Binds and serves the API of `config` (a reload that changes `[api]`),
+/// on `running`'s socket when `api.listen` is unchanged.
 fn start_api(
     config: &Config,
+    running: Option<&ApiServer>,
     pipeline: &Pipeline,
     links: &ApiLinks<'_>,
     started: std::time::Instant,
     control: &mpsc::UnboundedSender<Control>,
 ) -> Result<ApiServer, DaemonError> {
-    let port = bind_api(config)?;
+    let port = bind_api_beside(config, running)?;
     serve_api(port, config, pipeline, links, started, control)
 }
 

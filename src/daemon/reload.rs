@@ -139,6 +139,7 @@ impl Daemon {
         let new_api = if api_changed && new.api.enabled {
             match start_api(
                 &new,
+                self.api.as_ref(),
                 &self.pipeline,
                 &ApiLinks {
                     files: &self.snapshot_dir,
@@ -162,6 +163,9 @@ impl Daemon {
         let old_source = new_source.map(|s| std::mem::replace(&mut self.source, s));
         if api_changed {
             if let Some(old) = std::mem::replace(&mut self.api, new_api) {
+                // Before the answer: a connection made after it reaches the
+                // new rules, also when both servers share the port.
+                old.stop_accepting().await;
                 actix_rt::spawn(async move { old.stop().await });
             }
         }
