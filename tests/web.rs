@@ -295,10 +295,8 @@ fn the_progress_bar_moves_during_a_round_and_shows_its_completion() {
         assert_eq!(
             text,
             format!(
-                "{tasks} / {tasks} tasks · {} prices · {} none · {} failed",
-                c.finals + c.provisional,
-                c.none,
-                c.failed
+                "{tasks} / {tasks} tasks · {} final · {} provisional · {} none · {} failed",
+                c.finals, c.provisional, c.none, c.failed
             )
         );
         // The segments fill the whole bar (their widths as set: the bar
@@ -577,6 +575,9 @@ fn the_map_of_ten_exchanges_three_symbols_and_three_years_renders_in_one_pass() 
                 .unwrap();
             println!("{symbol}: {cells} cells, data fetched in {fetch:.0} ms, map rendered in {render:.0} ms");
             timings.push(render);
+            // Three years fit the 1400 px window too, a day a pixel or so.
+            let cell = assert_fits(&b.js(WIDTHS).await);
+            assert!(cell > 0.5, "{symbol}: {cell:.2} px a day");
         }
         // One pass over 10,960 cells: well under the second a person notices.
         for t in &timings {
@@ -678,4 +679,370 @@ async fn the_event_stream_sends_the_status_and_ends_when_the_daemon_stops() {
     for s in &mut streams {
         read_events(s, usize::MAX).await;
     }
+}
+
+/// A config whose first round is slow (one worker, answers `LATE` behind:
+/// minutes for its 62 cells, and its shutdown waits one answer at most)
+/// in a window the source has no price for (the built-in dataset is
+/// 2020's), so the page sees the round under way, its cells not fetched
+/// yet, and no price whatever the round has done.
+fn slow_first_round(dir: &Path) -> TestConfig {
+    const LATE: Duration = Duration::from_secs(5);
+    page_config(dir)
+        .exchanges(["kraken", "bitstamp"])
+        .symbols(["btc"])
+        .window("2019-03-01", "2019-03-31")
+        .workers(1)
+        .builtin_latency(LATE)
+}
+
+/// The page's facts about its width, as JSON: the document's and the map's
+/// scroll and client widths, and where the map's last cell ends.
+const WIDTHS: &str = "const d = document.documentElement, m = document.getElementById('map'); \
+     const cells = m.querySelectorAll('.c[data-day]'); \
+     const box = m.getBoundingClientRect(), last = cells[cells.length - 1].getBoundingClientRect(); \
+     return { page: [d.scrollWidth, d.clientWidth], map: [m.scrollWidth, m.clientWidth], \
+              cell: cells[0].getBoundingClientRect().width, gap: box.right - last.right };";
+
+/// Asserts the page and its map have no horizontal scrollbar and that the
+/// days fill the map's width; returns one cell's width in px.
+fn assert_fits(widths: &serde_json::Value) -> f64 {
+    let pair = |k: &str| {
+        (
+            widths[k][0].as_f64().unwrap(),
+            widths[k][1].as_f64().unwrap(),
+        )
+    };
+    let (scroll, client) = pair("page");
+    assert!(scroll <= client, "the page scrolls sideways: {widths}");
+    let (scroll, client) = pair("map");
+    assert!(scroll <= client, "the map scrolls sideways: {widths}");
+    let gap = widths["gap"].as_f64().expect("a gap");
+    assert!(
+        gap < 30.0,
+        "the days leave the map's right side empty: {widths}"
+    );
+    widths["cell"].as_f64().expect("a cell width")
+}
+
+#[test]
+fn a_ninety_two_day_map_fits_a_1400_px_window_without_a_scrollbar() {
+    one_at_a_time(async {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = page_config(dir.path())
+            .every_exchange()
+            .symbols(["btc"])
+            .window("2020-03-01", "2020-05-31")
+            .write(&dir.path().join("pricegrid.toml"));
+        let mut daemon = RunningDaemon::start(&path).await;
+        daemon.first_round().await;
+        let b = Browser::start().await;
+        b.client
+            .set_window_size(1400, 1300)
+            .await
+            .expect("the window is 1400 px wide");
+        b.open(&daemon.api_url()).await;
+        b.wait_for(
+            "the map after round 1",
+            "#map[data-symbol='btc'][data-round='1']",
+        )
+        .await;
+        assert_eq!(
+            b.js("return document.querySelectorAll('#map .c[data-day]').length;")
+                .await,
+            serde_json::json!(11 * 92),
+            "a cell per exchange and day"
+        );
+        let widths = b.js(WIDTHS).await;
+        let cell = assert_fits(&widths);
+        assert!(cell >= 8.0, "92 days in 1400 px: {cell:.1} px a day");
+        println!("92 days at 1400 px: {cell:.1} px a day, {widths}");
+        b.screenshot("ninety-two-days").await;
+        b.close().await;
+        daemon.shutdown().await;
+    });
+}
+
+/// The empty chart's message, once the page has drawn its first load.
+async fn empty_chart_message(b: &Browser) -> String {
+    b.wait_for("the first load", "#map[data-loads]").await;
+    let shown = b
+        .wait_for("the empty chart's message", "#chart-empty:not([hidden])")
+        .await;
+    assert_eq!(
+        b.js("return document.querySelectorAll('#chart canvas').length;")
+            .await,
+        serde_json::json!(0),
+        "no empty grid is drawn"
+    );
+    shown.text().await.expect("its text")
+}
+
+#[test]
+fn an_empty_chart_says_why_it_is_empty() {
+    one_at_a_time(async {
+        // While the first round runs, nothing is stored yet.
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = slow_first_round(dir.path()).write(&dir.path().join("pricegrid.toml"));
+        let daemon = RunningDaemon::start(&path).await;
+        let b = Browser::start().await;
+        b.open(&daemon.api_url()).await;
+        assert_eq!(
+            empty_chart_message(&b).await,
+            "No prices yet for btc: the first round has not finished."
+        );
+        b.screenshot("empty-chart-first-round").await;
+        b.close().await;
+        daemon.shutdown().await;
+
+        // A finished round in a window where the source has no price (the
+        // built-in dataset is 2020's): every cell "none".
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = page_config(dir.path())
+            .exchanges(["kraken"])
+            .symbols(["btc"])
+            .window("2019-03-01", "2019-03-05")
+            .write(&dir.path().join("pricegrid.toml"));
+        let mut daemon = RunningDaemon::start(&path).await;
+        let round = daemon.first_round().await;
+        assert_eq!(round.counts.none, 5, "{round:?}");
+        let b = Browser::start().await;
+        b.open(&daemon.api_url()).await;
+        b.wait_for("the map after round 1", "#map[data-round='1']")
+            .await;
+        assert_eq!(
+            empty_chart_message(&b).await,
+            "No prices for btc: no final or provisional price in 2019-03-01 … 2019-03-05."
+        );
+        b.screenshot("empty-chart-no-price").await;
+        b.close().await;
+        daemon.shutdown().await;
+    });
+}
+
+/// Each `[data-state]` element under `selector`: state -> its word (its
+/// text without a leading count).
+async fn words(b: &Browser, selector: &str) -> BTreeMap<String, String> {
+    let pairs = b
+        .js(&format!(
+            "return Array.from(document.querySelectorAll(\"{selector} [data-state]\"), \
+             e => [e.dataset.state, e.textContent.replace(/^[0-9]+ /, '')]);"
+        ))
+        .await;
+    pairs
+        .as_array()
+        .expect("pairs")
+        .iter()
+        .map(|p| {
+            let s = |i: usize| p[i].as_str().unwrap_or_default().to_owned();
+            (s(0), s(1))
+        })
+        .collect()
+}
+
+/// `rgb(r, g, b)` or `rgba(r, g, b, a)` as its relative luminance (WCAG).
+fn luminance(css: &str) -> f64 {
+    let inner = css
+        .trim_start_matches("rgba(")
+        .trim_start_matches("rgb(")
+        .trim_end_matches(')');
+    let c: Vec<f64> = inner
+        .split(',')
+        .take(3)
+        .map(|v| {
+            v.trim()
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("a colour: {css}"))
+        })
+        .map(|v| {
+            let v = v / 255.0;
+            if v <= 0.03928 {
+                v / 12.92
+            } else {
+                ((v + 0.055) / 1.055).powf(2.4)
+            }
+        })
+        .collect();
+    0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+}
+
+#[test]
+fn the_legend_status_bar_map_header_and_hover_name_each_state_alike_in_distinct_colours() {
+    one_at_a_time(async {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = slow_first_round(dir.path()).write(&dir.path().join("pricegrid.toml"));
+        let daemon = RunningDaemon::start(&path).await;
+        let b = Browser::start().await;
+        b.open(&daemon.api_url()).await;
+        b.wait_for("the first load", "#map[data-loads]").await;
+        b.wait_for(
+            "cells not fetched yet in the status bar",
+            "#progress-text [data-state='missing']",
+        )
+        .await;
+
+        let legend = words(&b, "#legend").await;
+        let status = words(&b, "#progress-text").await;
+        let header = words(&b, "#map-summary").await;
+        let states = [
+            "final",
+            "provisional",
+            "none",
+            "failed",
+            "rejected",
+            "missing",
+        ];
+        for s in states {
+            assert!(legend.contains_key(s), "the legend names {s}: {legend:?}");
+        }
+        for (place, found) in [("status bar", &status), ("map header", &header)] {
+            for (state, word) in found {
+                assert_eq!(
+                    Some(word),
+                    legend.get(state),
+                    "the {place} and the legend name {state} alike"
+                );
+            }
+        }
+        let not_fetched = &legend["missing"];
+        assert_eq!(status.get("missing"), Some(not_fetched), "{status:?}");
+        assert_eq!(header.get("missing"), Some(not_fetched), "{header:?}");
+        let title = b
+            .wait_for("a cell not fetched yet", "#map .c[data-state='missing']")
+            .await
+            .attr("title")
+            .await
+            .expect("a title")
+            .unwrap_or_default();
+        assert!(
+            title.ends_with(&format!(": {not_fetched}")),
+            "the hover says {title:?}"
+        );
+
+        // Each legend swatch (the states, then a flagged price): its colour
+        // and pattern, as the browser draws it.
+        let swatches = b
+            .js("return Array.from(document.querySelectorAll('#legend li'), li => { \
+                 const s = getComputedStyle(li.querySelector('.c')); \
+                 return [li.dataset.state || li.dataset.flag, s.backgroundColor, s.backgroundImage]; });")
+            .await;
+        let swatches: Vec<(String, String, String)> = swatches
+            .as_array()
+            .expect("swatches")
+            .iter()
+            .map(|s| {
+                let f = |i: usize| s[i].as_str().unwrap_or_default().to_owned();
+                (f(0), f(1), f(2))
+            })
+            .collect();
+        assert_eq!(swatches.len(), states.len() + 1, "{swatches:?}");
+        for (i, (a, colour_a, pattern_a)) in swatches.iter().enumerate() {
+            for (b, colour_b, pattern_b) in &swatches[i + 1..] {
+                assert_ne!(
+                    (colour_a, pattern_a),
+                    (colour_b, pattern_b),
+                    "{a} and {b} look alike"
+                );
+                // Told apart without colour: a pattern, or a lightness
+                // contrast of at least 1.5:1.
+                let (la, lb) = (luminance(colour_a), luminance(colour_b));
+                let contrast = (la.max(lb) + 0.05) / (la.min(lb) + 0.05);
+                assert!(
+                    pattern_a != pattern_b || contrast >= 1.5,
+                    "{a} ({colour_a}) and {b} ({colour_b}) differ only in hue: {contrast:.2}:1"
+                );
+            }
+        }
+        // A cell is drawn as its legend swatch.
+        let cell = b
+            .js("const s = getComputedStyle(document.querySelector(\"#map .c[data-state='missing']\")); \
+                 return [s.backgroundColor, s.backgroundImage];")
+            .await;
+        let swatch = swatches
+            .iter()
+            .find(|s| s.0 == "missing")
+            .expect("the legend's missing");
+        assert_eq!(
+            cell,
+            serde_json::json!([swatch.1, swatch.2]),
+            "a cell not fetched yet"
+        );
+        b.screenshot("legend").await;
+        b.close().await;
+        daemon.shutdown().await;
+    });
+}
+
+#[test]
+fn times_are_shown_in_utc_whatever_the_browser_zone() {
+    one_at_a_time(async {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("pricegrid.toml");
+        let config = page_config(dir.path())
+            .exchanges(["kraken"])
+            .symbols(["btc"])
+            .window("2020-03-01", "2020-03-05");
+        config.write(&path);
+        let mut daemon = RunningDaemon::start(&path).await;
+        daemon.first_round().await;
+        let b = Browser::start().await;
+        b.open(&daemon.api_url()).await;
+        let offset = b.js("return new Date(0).getTimezoneOffset();").await;
+        assert_ne!(
+            offset,
+            serde_json::json!(0),
+            "the browser runs away from UTC ({})",
+            browser::TIME_ZONE
+        );
+
+        config.clone().workers(3).write(&path);
+        daemon.reloaded_to(1).await;
+        let shown = b
+            .wait_for("the applied reload", "#reload[data-result='applied']")
+            .await
+            .text()
+            .await
+            .expect("its text");
+        let mut resp = awc::Client::new()
+            .get(format!("{}/v1/status", daemon.api_url()))
+            .send()
+            .await
+            .expect("GET /v1/status answers");
+        let status: serde_json::Value = resp.json().await.expect("a JSON status");
+        let at: chrono::DateTime<chrono::Utc> = status["last_reload"]["at"]
+            .as_str()
+            .expect("the reload's time")
+            .parse()
+            .expect("an RFC 3339 time");
+        let want = format!("reload applied at {} UTC", at.format("%Y-%m-%d %H:%M:%S"));
+        assert!(shown.starts_with(&want), "{shown:?} starts with {want:?}");
+
+        // A cell's fetch time, in its hover text.
+        b.wait_for("the map after round 1", "#map[data-round='1']")
+            .await;
+        let store = daemon.store().await;
+        let cell = store
+            .get(
+                &"kraken".parse().unwrap(),
+                &"btc".parse().unwrap(),
+                common::day("2020-03-02"),
+            )
+            .expect("a stored cell");
+        let fetched = cell.fetched_at.expect("a fetch time");
+        let title = b
+            .wait_for(
+                "kraken's 2020-03-02",
+                "#map .c[data-exchange='kraken'][data-day='2020-03-02']",
+            )
+            .await
+            .attr("title")
+            .await
+            .expect("a title")
+            .unwrap_or_default();
+        let want = format!("fetched {} UTC", fetched.format("%Y-%m-%d %H:%M:%S"));
+        assert!(title.contains(&want), "{title:?} has {want:?}");
+        b.screenshot("utc").await;
+        b.close().await;
+        daemon.shutdown().await;
+    });
 }

@@ -17,6 +17,19 @@
   const OFFLINE_AFTER_MS = 3500;
   // While a round runs, the map is read again this often (and at its end).
   const RELOAD_RUNNING_MS = 30000;
+  // A cell's states in the order the page lists them, each with the one
+  // word the legend, the status bar, the map's header and the hover text
+  // all use, and what it means (the legend's tooltip). `missing` is a cell
+  // the daemon does not hold yet.
+  const STATES = [
+    ["final", "final", "a price asked for after the day closed (and the grace period): settled"],
+    ["provisional", "provisional", "a price, or none, asked for while the day was open: it may still change"],
+    ["none", "none", "the source says it has no price for this day"],
+    ["failed", "failed", "no answer (the hover says why): asked again next round"],
+    ["rejected", "rejected", "refused by a rule (the hover says which)"],
+    ["missing", "not fetched yet", "not asked yet, or asked and not answered yet"],
+  ];
+  const WORD = Object.fromEntries(STATES.map(([state, word]) => [state, word]));
   const PALETTE = ["#2563eb", "#d9480f", "#2b8a3e", "#ae3ec9", "#e8590c", "#0c8599",
     "#c2255c", "#5f3dc4", "#66a80f", "#495057", "#1098ad", "#f08c00"];
 
@@ -33,6 +46,22 @@
     ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
   const num = (v) => (v === null || v === undefined ? "–" : String(v));
   const pct = (part, whole) => (whole > 0 ? (100 * part) / whole : 0);
+  // "12 final" for the count of a state, marked with the state for scripts.
+  const counted = (state, n) => `<span data-state="${state}">${n} ${esc(WORD[state])}</span>`;
+
+  const ISO_UTC = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.\d+)?Z$/;
+  // A time from the API (RFC 3339) as `2026-12-06 09:52:03 UTC`: UTC like
+  // the days, whatever the browser's zone; the text as sent if it is none.
+  function utc(text) {
+    // The daemon's own form ("…T09:52:03.123Z") is cut, not parsed: the
+    // map asks this of every cell, and 10,000 Dates cost ~40 ms there.
+    const z = ISO_UTC.exec(text);
+    if (z) return `${z[1]} ${z[2]} UTC`;
+    // Date parses at most milliseconds; a time may have nanoseconds.
+    const t = new Date(String(text).replace(/(\.\d{3})\d+/, "$1"));
+    if (Number.isNaN(t.getTime())) return String(text);
+    return t.toISOString().slice(0, 19).replace("T", " ") + " UTC";
+  }
 
   // ---- status bar ---------------------------------------------------------
 
@@ -41,7 +70,6 @@
     lastSeen = Date.now();
     const c = s.counts || { tasks: 0, final: 0, provisional: 0, none: 0, failed: 0, rejected: 0 };
     const done = s.done || 0;
-    const prices = c.final + c.provisional;
     $("round").textContent = String(s.round);
     const state = $("state");
     state.dataset.state = s.state;
@@ -52,13 +80,16 @@
     bar.dataset.running = String(s.round_running);
     bar.setAttribute("aria-valuenow", String(done));
     bar.setAttribute("aria-valuemax", String(c.tasks));
-    $("seg-price").style.width = pct(prices, c.tasks) + "%";
-    $("seg-none").style.width = pct(c.none, c.tasks) + "%";
-    $("seg-failed").style.width = pct(c.failed, c.tasks) + "%";
-    $("seg-rejected").style.width = pct(c.rejected, c.tasks) + "%";
-    let text = `${done} / ${c.tasks} tasks · ${prices} prices · ${c.none} none · ${c.failed} failed`;
-    if (c.rejected) text += ` · ${c.rejected} rejected`;
-    $("progress-text").textContent = text;
+    // The round's tasks by state; those not done yet are its cells not
+    // fetched yet (the bar's empty part), and rejected ones are rare: both
+    // are counted only when there are some.
+    const parts = [`${done} / ${c.tasks} tasks`];
+    for (const [state] of STATES) {
+      const n = state === "missing" ? Math.max(0, c.tasks - done) : c[state] || 0;
+      if (state !== "missing") $("seg-" + state).style.width = pct(n, c.tasks) + "%";
+      if (n || (state !== "missing" && state !== "rejected")) parts.push(counted(state, n));
+    }
+    $("progress-text").innerHTML = parts.join(" · ");
     $("workers").textContent = num(s.workers);
     $("in-flight").textContent = num(s.in_flight);
     $("config-version").textContent = num(s.config_version);
@@ -80,7 +111,7 @@
       el.title = "";
       return;
     }
-    const at = new Date(r.at).toLocaleTimeString();
+    const at = utc(r.at);
     el.dataset.result = r.result;
     if (r.result === "applied") {
       const changed = r.changed.length ? ": " + r.changed.join(", ") : " (no change)";
@@ -258,12 +289,12 @@
   // ---- coverage map -------------------------------------------------------
 
   function cellTitle(exchange, day, r) {
-    if (!r) return `${exchange} ${day}: not fetched yet`;
-    let t = `${exchange} ${day}: ${r.state}`;
+    if (!r) return `${exchange} ${day}: ${WORD.missing}`;
+    let t = `${exchange} ${day}: ${WORD[r.state] || r.state}`;
     if (r.close !== null && r.close !== undefined) t += `, close ${r.close}`;
     const flags = flagText(r.flags);
     if (flags) t += ` (flagged: ${flags})`;
-    if (r.fetched_at) t += `, fetched ${r.fetched_at}`;
+    if (r.fetched_at) t += `, fetched ${utc(r.fetched_at)}`;
     if (r.reason) t += `, reason: ${r.reason}`;
     return t;
   }
@@ -293,23 +324,33 @@
           ` title="${esc(cellTitle(ex, day, r))}"></i>`);
       }
     }
-    parts.push(`<div class="label"></div><div class="axis">${axisLabels(days)}</div>`);
+    parts.push(`<div class="label"></div><div class="axis"></div>`);
+    // The days share the width left of the exchanges' names equally, so the
+    // window shown fits the page (down to a pixel a day, ~1,300 days at
+    // 1400 px; a longer window scrolls).
     map.style.gridTemplateColumns = `max-content repeat(${days.length}, minmax(1px, 1fr))`;
+    // A line between days where they are wide enough to spare it.
+    map.style.columnGap = days.length <= 200 ? "1px" : "0";
     map.innerHTML = parts.join("");
     map.dataset.cells = String(exchanges.length * days.length);
-    // Reading a size forces the layout, so the figure includes it.
-    void map.offsetHeight;
+    // Reading the axis's width forces the layout, so the figure includes it.
+    const axis = map.querySelector(".axis");
+    axis.innerHTML = axisLabels(days, axis.clientWidth);
     const ms = performance.now() - t0;
-    $("map-summary").textContent = Object.keys(counts).sort()
-      .map((k) => `${counts[k]} ${k}`).join(" · ");
+    const known = STATES.filter(([state]) => counts[state]).map(([state]) => counted(state, counts[state]));
+    const other = Object.keys(counts).filter((k) => !(k in WORD)).sort()
+      .map((k) => `<span>${counts[k]} ${esc(k)}</span>`);
+    $("map-summary").innerHTML = known.concat(other).join(" · ");
     return ms;
   }
 
   const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
   // Ticks under the map: weeks for a short window, months (years at each
-  // January) for a long one, placed by the day's share of the width.
-  function axisLabels(days) {
+  // January) for a long one, placed by the day's share of the axis's
+  // `width` px; a tick too near the right end for its text is left out
+  // rather than widening the map.
+  function axisLabels(days, width) {
     const out = [];
     days.forEach((day, i) => {
       let text = null;
@@ -320,11 +361,21 @@
         if (month === 0) text = day.slice(0, 4);
         else if (days.length <= 800) text = MONTHS[month];
       }
-      if (text !== null) {
+      // About 7 px a character at the axis's 11 px, and its 2 px padding.
+      const room = width - (width * i) / days.length;
+      if (text !== null && room >= text.length * 7 + 4) {
         out.push(`<span style="left:${((100 * i) / days.length).toFixed(3)}%">${text}</span>`);
       }
     });
     return out.join("");
+  }
+
+  // The legend: a swatch and the word of each state, then a flagged price.
+  function renderLegend() {
+    $("legend").innerHTML = STATES.map(([state, word, meaning]) =>
+      `<li data-state="${state}" title="${esc(meaning)}"><i class="c s-${state}"></i>${esc(word)}</li>`).join("") +
+      `<li data-flag="flagged" title="a price kept as sent, with a flag (the hover says which)">` +
+      `<i class="c flagged"></i>flagged price</li>`;
   }
 
   function onHover(e) {
@@ -339,12 +390,16 @@
     charts = [];
     const host = $("chart");
     host.dataset.series = exchanges.join(",");
-    if (!window.uPlot || !days.length) return;
-    const xs = days.map((d) => Date.parse(d + "T00:00:00Z") / 1000);
     const closes = exchanges.map((ex) => days.map((d) => {
       const r = byKey.get(ex + "|" + d);
       return r && (r.state === "final" || r.state === "provisional") && r.close !== undefined ? r.close : null;
     }));
+    const empty = $("chart-empty");
+    const why = emptyChart(closes, days);
+    empty.hidden = why === null;
+    empty.textContent = why || "";
+    if (!window.uPlot || why !== null) return;
+    const xs = days.map((d) => Date.parse(d + "T00:00:00Z") / 1000);
     const byDay = new Map(across.map((a) => [a.day, a]));
     const pick = (f) => days.map((d) => { const a = byDay.get(d); return a && a[f] !== undefined ? a[f] : null; });
     const max = pick("max_close");
@@ -374,6 +429,18 @@
     }, [xs, spread], $("spread")));
   }
 
+  // Why the chart has nothing to draw, or null when it has a close: before
+  // the first round ends nothing may be stored yet; after it, the window
+  // may hold no final or provisional price of the symbol.
+  function emptyChart(closes, days) {
+    if (closes.some((series) => series.some((v) => v !== null))) return null;
+    const s = latest;
+    if (!s || !s.last_round) return `No prices yet for ${symbol}: the first round has not finished.`;
+    const where = days.length ? `${days[0]} … ${days[days.length - 1]}` : "this window";
+    const running = s.round_running ? ` (round ${s.round} is running)` : "";
+    return `No prices for ${symbol}: no final or provisional price in ${where}${running}.`;
+  }
+
   // ---- failures -----------------------------------------------------------
 
   function renderFailures(body) {
@@ -388,6 +455,7 @@
 
   // ---- start ----------------------------------------------------------------
 
+  renderLegend();
   $("symbol").addEventListener("change", (e) => {
     symbol = e.target.value;
     load();

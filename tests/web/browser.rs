@@ -6,6 +6,8 @@
 //! it, by pid) when dropped, so a failing test leaves no browser behind.
 //! Every wait is bounded; the browser is told not to reach the network
 //! (no background updates, sync or QUIC), so it only talks to 127.0.0.1.
+//! It runs in `TIME_ZONE`, far from UTC, so a page that shows a local time
+//! where it should show UTC fails its tests.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -16,6 +18,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// The browser's time zone: UTC+05:30, so a local time differs from UTC
+/// in its hours and its minutes.
+pub const TIME_ZONE: &str = "Asia/Kolkata";
 
 /// Longest wait for chromedriver to answer, and for any DOM condition.
 pub const BROWSER_WAIT: Duration = Duration::from_secs(60);
@@ -35,6 +41,8 @@ impl Browser {
         let port = free_port();
         let mut driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            // Chromium inherits chromedriver's environment.
+            .env("TZ", TIME_ZONE)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
