@@ -49,6 +49,9 @@ fn published_limit(api: Api) -> f64 {
         // ccxt's numbers (not the exchanges' own).
         Api::Poloniex => 200.0,
         Api::Hitbtc => 30.0,
+        Api::Htx => 10.0,
+        // ccxt's 300 ms between requests.
+        Api::Cexio => 3.3,
         Api::Classic => f64::INFINITY,
     }
 }
