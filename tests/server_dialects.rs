@@ -1333,6 +1333,55 @@ async fn cexio_refuses_what_its_api_refuses() {
     server.stop().await;
 }
 
+#[actix_rt::test]
+async fn htx_and_cexio_serve_huobi_and_cexio_by_default() {
+    let seed = Dataset::generated(GeneratedSpec::classic(server::DEFAULT_SEED));
+    let want = |name: &str, from: &str, n: usize| -> Vec<(NaiveDate, Ohlcv)> {
+        let e = Exchange::new(name).expect("a valid name");
+        day(from)
+            .iter_days()
+            .take(n)
+            .filter_map(|d| seed.price_of(&e, &btc(), d).map(|p| (d, p)))
+            .collect()
+    };
+    let start = |api: Api| {
+        let mut opts = ServerOptions::new(loopback(), server::DEFAULT_SEED);
+        opts.dialect = api;
+        opts.clock = Clock::manual(now());
+        server::start(&opts).expect("the seed dataset has the exchange")
+    };
+    let htx = start(Api::Htx);
+    let a = get_one(
+        &htx,
+        &htx_request(secs("2020-06-01"), secs("2020-06-10") + 23 * 3600, 240),
+    )
+    .await;
+    let days: Vec<(NaiveDate, Ohlcv)> = htx_days(&htx_hours(&a))
+        .into_iter()
+        .map(|(d, p, _)| (d, p))
+        .collect();
+    assert_eq!(days, want("huobi", "2020-06-01", 10));
+    assert!(days.len() > 5, "{days:?}");
+    htx.stop().await;
+    let cexio = start(Api::Cexio);
+    let a = cexio_post(
+        &cexio,
+        CEXIO_CANDLES,
+        serde_json::json!({"pair": "BTC-USD", "resolution": "1d", "dataType": "bestBid",
+            "fromISO": "2020-06-01T00:00:00.000Z", "limit": 10}),
+    )
+    .await;
+    let days: Vec<(NaiveDate, Ohlcv)> =
+        cexio_rows(&a).into_iter().map(|(d, p, _)| (d, p)).collect();
+    let quotes: Vec<(NaiveDate, Ohlcv)> = want("cexio", "2020-06-01", 10)
+        .into_iter()
+        .map(|(d, p)| (d, Ohlcv { volume: 0.0, ..p }))
+        .collect();
+    assert_eq!(days, quotes);
+    assert!(days.len() > 5, "{days:?}");
+    cexio.stop().await;
+}
+
 // ------------------------------------------------------------- throttling
 
 /// A candle request of each dialect for March 2020, as its client sends it.
