@@ -1,4 +1,4 @@
-//! Real-exchange benchmark: a backfill of 8 exchanges x 3 symbols x 5 years
+//! Real-exchange benchmark: a backfill of 10 exchanges x 3 symbols x 5 years
 //! of daily candles, each exchange served by the built-in server in its own
 //! dialect on loopback with the exchange's published rate limit, and asked
 //! by pricegrid at its default (documented, safe) rate. Prints, per
@@ -49,6 +49,9 @@ fn published_limit(api: Api) -> f64 {
         // ccxt's numbers (not the exchanges' own).
         Api::Poloniex => 200.0,
         Api::Hitbtc => 30.0,
+        Api::Htx => 10.0,
+        // ccxt's 300 ms between requests.
+        Api::Cexio => 3.3,
         Api::Classic => f64::INFINITY,
     }
 }

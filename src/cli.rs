@@ -220,13 +220,13 @@ pub struct ServeArgs {
     pub publish_delay: Option<Duration>,
     /// The API to speak: classic (GET /price/...), or a real exchange's
     /// candle API: binance, kraken, coinbase, bitstamp, okx, bitfinex,
-    /// poloniex, hitbtc.
+    /// poloniex, hitbtc, htx, cexio.
     #[arg(long, default_value = "classic", value_parser = parse_api)]
     pub dialect: Api,
     /// With a --dialect: whose prices to serve, a dataset exchange
     /// [default: the one named like the dialect, else the built-in
     /// dataset's binance: hitbtc, kraken: kraken, coinbase: coinbase-pro,
-    /// bitstamp: bitstamp, okx: okex].
+    /// bitstamp: bitstamp, okx: okex, htx: huobi, cexio: cexio].
     #[arg(long, value_parser = names::exchange)]
     pub exchange: Option<Exchange>,
     /// With a --dialect: answer at most this many candle requests a second

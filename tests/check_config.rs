@@ -380,7 +380,7 @@ fn the_example_exchange_configs_check() {
 }
 
 #[test]
-fn bitfinex_poloniex_and_hitbtc_markets_are_checked_in_their_own_forms() {
+fn bitfinex_poloniex_hitbtc_htx_and_cexio_markets_are_checked_in_their_own_forms() {
     for (api, bad, form) in [
         (
             "bitfinex",
@@ -393,6 +393,8 @@ fn bitfinex_poloniex_and_hitbtc_markets_are_checked_in_their_own_forms() {
             "BTC_USDT",
             "BASEQUOTE in upper case, no separator",
         ),
+        ("htx", "BTCUSDT", "basequote in lower case, no separator"),
+        ("cexio", "BTCUSD", "BASE-QUOTE in upper case"),
     ] {
         let universe = format!(
             "\n[universe]\nexchanges = [\"{api}\"]\nsymbols = [\"btc\"]\nfrom = \"2020-01-01\"\nto = \"2020-01-31\"\n"

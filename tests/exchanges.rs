@@ -18,7 +18,7 @@ use pricegrid::actors::producer::RunRound;
 use pricegrid::actors::{Pipeline, PipelineOptions};
 use pricegrid::clock::Clock;
 use pricegrid::config::Config;
-use pricegrid::model::{Api, CellState, Counts, Exchange, Symbol};
+use pricegrid::model::{Api, CellState, Counts, Exchange, Flags, Ohlcv, Symbol};
 use pricegrid::server::{self, Dataset, GeneratedSpec, PriceServer, ServerOptions};
 use pricegrid::source::Source;
 use pricegrid::store::Store;
@@ -138,8 +138,30 @@ fn kraken_reach() -> NaiveDate {
     day("2020-06-15") - TimeDelta::days(719)
 }
 
+/// The oldest day an exchange serves on `NOW`, if it has a limit: Kraken's
+/// 720 days, HTX's 2000 hours (less a day).
+fn reach(api: Api) -> Option<NaiveDate> {
+    match api {
+        Api::Kraken => Some(kraken_reach()),
+        Api::Htx => Some(day("2020-06-15") - TimeDelta::days(82)),
+        _ => None,
+    }
+}
+
+/// What every price of an exchange is flagged with beyond the classic
+/// server's flags: HTX's days are built from hours, CEX.IO's from quotes.
+fn provenance(api: Api) -> Flags {
+    match api {
+        Api::Htx => Flags::DERIVED_1H,
+        Api::Cexio => Flags::QUOTES,
+        _ => Flags::NONE,
+    }
+}
+
 /// Compares every cell of the window: the dialect's equal the classic's,
-/// but for Kraken's days out of reach.
+/// but for the days out of reach (Kraken's, HTX's), the provenance flags
+/// of a price (HTX's `derived:1h`, CEX.IO's `quotes`) and CEX.IO's volume
+/// (quotes have none: 0).
 fn assert_same_cells(api: Api, classic: &Store, dialect: &Store) {
     let mut compared = 0;
     for symbol in symbols() {
@@ -149,7 +171,7 @@ fn assert_same_cells(api: Api, classic: &Store, dialect: &Store) {
             let x = dialect
                 .get(&kraken(), &symbol, d)
                 .unwrap_or_else(|| panic!("{api}: no cell for kraken/{symbol}/{d}"));
-            if api == Api::Kraken && d < kraken_reach() {
+            if reach(api).is_some_and(|r| d < r) {
                 assert_eq!(
                     x.state,
                     CellState::Rejected,
@@ -159,9 +181,17 @@ fn assert_same_cells(api: Api, classic: &Store, dialect: &Store) {
                 assert!(reason.starts_with("out of reach"), "{reason}");
                 assert_eq!(x.price, None);
             } else {
+                let flags = match c.price {
+                    Some(_) => c.flags | provenance(api),
+                    None => c.flags,
+                };
+                let price = match api {
+                    Api::Cexio => c.price.map(|p| Ohlcv { volume: 0.0, ..p }),
+                    _ => c.price,
+                };
                 assert_eq!(
                     (x.state, x.price, x.flags),
-                    (c.state, c.price, c.flags),
+                    (c.state, price, flags),
                     "{api}: kraken/{symbol}/{d}"
                 );
                 compared += 1;
@@ -169,7 +199,13 @@ fn assert_same_cells(api: Api, classic: &Store, dialect: &Store) {
             d = d.succ_opt().expect("a next day");
         }
     }
-    assert!(compared > 1000, "{api}: only {compared} cells compared");
+    let reachable = (day(TO) - reach(api).unwrap_or(day(FROM))).num_days() + 1;
+    assert_eq!(
+        compared,
+        3 * reachable,
+        "{api}: every reachable cell compared"
+    );
+    assert!(compared > 200, "{api}: only {compared} cells compared");
 }
 
 #[actix_rt::test]
@@ -207,18 +243,18 @@ async fn a_round_through_each_dialect_gives_the_classic_servers_cells() {
         let open = store
             .get(&kraken(), &symbols()[0], day("2020-06-15"))
             .expect("today's cell");
+        let partial = match api {
+            Api::Cexio => today.price.map(|p| Ohlcv { volume: 0.0, ..p }),
+            _ => today.price,
+        };
         assert_eq!(
             (open.state, open.price),
-            (CellState::Provisional, today.price),
+            (CellState::Provisional, partial),
             "{api}: today's candle is provisional and partial"
         );
         assert!(open.price.is_some(), "{api}: today has a partial candle");
         // A request per page: the days reachable, cut into the exchange's pages.
-        let reachable = if api == Api::Kraken {
-            (day(TO) - kraken_reach()).num_days() as u64 + 1
-        } else {
-            (day(TO) - day(FROM)).num_days() as u64 + 1
-        };
+        let reachable = (day(TO) - reach(api).unwrap_or(day(FROM))).num_days() as u64 + 1;
         let page = pricegrid::source::exchanges::adapter(api)
             .expect("an adapter")
             .page_days() as u64;
@@ -268,6 +304,8 @@ async fn throttling_pauses_the_exchange_and_no_cell_fails() {
         (Api::Kraken, 4.0),
         (Api::Poloniex, 1.0),
         (Api::Hitbtc, 1.0),
+        (Api::Htx, 1.0),
+        (Api::Cexio, 1.0),
     ] {
         let dialect = server(api, &data, &clock, |o| o.rate_limit = Some(rate));
         let (counts, store) = round(through(config(&classic), api, &dialect, 100.0), &clock).await;
@@ -313,6 +351,8 @@ async fn a_market_the_exchange_does_not_know_fails_its_cells_saying_so() {
         (Api::Bitfinex, ["XBTUSD", "ETHUSD", "LTCUSD"]),
         (Api::Poloniex, ["XBT_USDT", "ETH_USDT", "LTC_USDT"]),
         (Api::Hitbtc, ["XBTUSDT", "ETHUSDT", "LTCUSDT"]),
+        (Api::Htx, ["xbtusdt", "ethusdt", "ltcusdt"]),
+        (Api::Cexio, ["XBT-USD", "ETH-USD", "LTC-USD"]),
     ] {
         let dialect = server(api, &data, &clock, |_| {});
         let mut config = through(config(&classic), api, &dialect, 200.0);
@@ -324,14 +364,14 @@ async fn a_market_the_exchange_does_not_know_fails_its_cells_saying_so() {
         let (counts, store) = round(config, &clock).await;
         println!("{api}: {counts}");
         let btc = store
-            .get(&kraken(), &symbols()[0], day("2020-01-10"))
+            .get(&kraken(), &symbols()[0], day("2020-06-10"))
             .unwrap();
         assert_eq!(btc.state, CellState::Failed, "{api}");
         let reason = btc.note.map(|n| n.reason).unwrap_or_default();
         assert!(reason.starts_with("unknown market"), "{api}: {reason}");
         assert!(reason.contains(markets[0]), "{api}: {reason}");
         let eth = store
-            .get(&kraken(), &symbols()[1], day("2020-01-10"))
+            .get(&kraken(), &symbols()[1], day("2020-06-10"))
             .unwrap();
         assert_eq!(eth.state, CellState::Final, "{api}");
         let want = format!("market={}", markets[1]);

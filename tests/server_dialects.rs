@@ -1015,6 +1015,373 @@ async fn hitbtc_candles_are_within_from_and_till_sorted_as_asked_at_most_1000() 
     );
 }
 
+// -------------------------------------------------------------------- htx
+
+/// The hourly candles of an HTX answer, oldest first, as (open time in
+/// seconds, price).
+fn htx_hours(a: &Answer) -> Vec<(i64, Ohlcv)> {
+    assert_eq!(
+        (a.status, &a.body["status"]),
+        (200, &Value::from("ok")),
+        "{a:?}"
+    );
+    let mut hours: Vec<(i64, Ohlcv)> = a.body["data"]
+        .as_array()
+        .expect("a data list")
+        .iter()
+        .map(|r| {
+            let id = r["id"].as_i64().expect("an id in seconds");
+            assert_eq!(id.rem_euclid(3600), 0, "on the hour: {r}");
+            let p = Ohlcv {
+                open: json_num(&r["open"]),
+                high: json_num(&r["high"]),
+                low: json_num(&r["low"]),
+                close: json_num(&r["close"]),
+                volume: json_num(&r["amount"]),
+            };
+            (id, p)
+        })
+        .collect();
+    assert!(
+        hours.windows(2).all(|w| w[0].0 > w[1].0),
+        "newest first, each hour once"
+    );
+    hours.reverse();
+    hours
+}
+
+/// The UTC days the hours add up to, as HTX's adapter builds them.
+fn htx_days(hours: &[(i64, Ohlcv)]) -> Vec<(NaiveDate, Ohlcv, usize)> {
+    let mut days: Vec<(NaiveDate, Ohlcv, usize)> = Vec::new();
+    for &(id, h) in hours {
+        let d = day_of_secs(id);
+        match days.last_mut() {
+            Some((last, p, n)) if *last == d => {
+                p.high = p.high.max(h.high);
+                p.low = p.low.min(h.low);
+                p.close = h.close;
+                p.volume += h.volume;
+                *n += 1;
+            }
+            _ => days.push((d, h, 1)),
+        }
+    }
+    days
+}
+
+fn htx_request(from: i64, to: i64, size: usize) -> String {
+    format!("market/history/candles?symbol=btcusdt&period=60min&from={from}&to={to}&size={size}")
+}
+
+#[actix_rt::test]
+async fn htx_serves_hourly_candles_that_add_up_to_each_utc_day() {
+    let server = spawn_dialect(Api::Htx, |_| {});
+    let june = htx_request(secs("2020-06-01"), secs("2020-06-16"), 1000);
+    let answers = get_all(
+        &server,
+        &[
+            june,
+            // Before the 2000 most recent hours: nothing.
+            htx_request(secs("2020-03-01"), secs("2020-03-20"), 1000),
+            htx_request(secs("2020-06-01"), secs("2020-06-16"), 30),
+            htx_request(secs("2020-06-01"), secs("2020-06-02"), 1001),
+            "market/history/candles?symbol=btcusdt&period=1day&size=10".to_owned(),
+            "market/history/candles?symbol=xbtusdt&period=60min&size=10".to_owned(),
+            "v1/common/symbols".to_owned(),
+        ],
+    )
+    .await;
+    let hours = htx_hours(&answers[0]);
+    let days = htx_days(&hours);
+    let want = expected(Api::Htx, "2020-06-01", "2020-06-16");
+    assert_eq!(
+        days.iter().map(|(d, p, _)| (*d, *p)).collect::<Vec<_>>(),
+        want,
+        "the hours add up to each published day exactly, today's so far"
+    );
+    let counts: Vec<usize> = days.iter().map(|(_, _, n)| *n).collect();
+    assert!(
+        counts[..counts.len() - 1].iter().all(|n| *n == 24),
+        "{counts:?}"
+    );
+    assert_eq!(
+        days.last().map(|d| (d.0, d.2)),
+        Some((day(TODAY), 13)),
+        "hours 0..=12 of today"
+    );
+    assert_eq!(answers[0].body["ts"], Value::from(now().timestamp_millis()));
+    assert_eq!(htx_hours(&answers[1]), [], "out of reach");
+    let newest = htx_hours(&answers[2]);
+    assert_eq!(
+        newest[..],
+        hours[hours.len() - 30..],
+        "size keeps the newest"
+    );
+    for (a, msg) in answers[3..6]
+        .iter()
+        .zip(["invalid size", "invalid period", "invalid symbol"])
+    {
+        assert_eq!(
+            (a.status, &a.body["status"]),
+            (200, &Value::from("error")),
+            "{a:?}"
+        );
+        assert!(
+            a.body["err-msg"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(msg)),
+            "{a:?}"
+        );
+    }
+    assert!(answers[6].body["data"]
+        .as_array()
+        .expect("a data list")
+        .contains(&serde_json::json!({
+            "symbol": "btcusdt", "base-currency": "btc", "quote-currency": "usdt", "state": "online"
+        })));
+    server.stop().await;
+}
+
+/// The status line of a GET sent with no User-Agent header at all.
+async fn status_without_user_agent(server: &PriceServer, path: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = server.addr;
+    let request = format!("GET /{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    actix_rt::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).expect("a connection");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("a timeout");
+        s.write_all(request.as_bytes())
+            .expect("the request is sent");
+        let mut answer = String::new();
+        let _ = s.take(1 << 16).read_to_string(&mut answer);
+        answer.lines().next().unwrap_or_default().to_owned()
+    })
+    .await
+    .expect("the client thread")
+}
+
+#[actix_rt::test]
+async fn htx_refuses_a_request_without_a_user_agent_with_403() {
+    let server = spawn_dialect(Api::Htx, |_| {});
+    let path = htx_request(secs("2020-06-01"), secs("2020-06-02"), 48);
+    assert_eq!(
+        status_without_user_agent(&server, &path).await,
+        "HTTP/1.1 403 Forbidden"
+    );
+    assert_eq!(
+        get_one(&server, &path).await.status,
+        200,
+        "ureq names itself"
+    );
+    server.stop().await;
+}
+
+// ------------------------------------------------------------------ cexio
+
+/// POSTs `body` to CEX.IO's candles route.
+async fn cexio_post(server: &PriceServer, path: &str, body: Value) -> Answer {
+    let url = server.url().join(path).expect("a path").to_string();
+    actix_rt::task::spawn_blocking(move || {
+        let resp = match ureq::post(&url).send_json(body) {
+            Ok(resp) => resp,
+            Err(ureq::Error::Status(_, resp)) => resp,
+            Err(e) => panic!("{url}: {e}"),
+        };
+        Answer {
+            status: resp.status(),
+            retry_after: resp.header("Retry-After").and_then(|v| v.parse().ok()),
+            body: resp.into_json().expect("JSON"),
+        }
+    })
+    .await
+    .expect("the client thread")
+}
+
+const CEXIO_CANDLES: &str = "api/spot/rest-public/get_candles";
+
+fn cexio_rows(a: &Answer) -> Vec<(NaiveDate, Ohlcv, bool)> {
+    assert_eq!(
+        (a.status, &a.body["ok"]),
+        (200, &Value::from("ok")),
+        "{a:?}"
+    );
+    rows(&a.body["data"])
+        .iter()
+        .map(|r| {
+            let t: i64 = string_num(&r["timestamp"]) as i64;
+            assert_eq!(r["volume"], "0", "quotes have no volume");
+            assert_eq!(r["resolution"], "1d");
+            let p = Ohlcv {
+                open: string_num(&r["open"]),
+                high: string_num(&r["high"]),
+                low: string_num(&r["low"]),
+                close: string_num(&r["close"]),
+                volume: 0.0,
+            };
+            let closed = r["isClosed"].as_bool().expect("isClosed");
+            (day_of_secs(t / 1000), p, closed)
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn cexio_serves_best_bid_daily_candles_to_a_post() {
+    let server = spawn_dialect(Api::Cexio, |o| o.rate_limit = Some(0.01));
+    let june = cexio_post(
+        &server,
+        CEXIO_CANDLES,
+        serde_json::json!({"pair": "BTC-USD", "resolution": "1d", "dataType": "bestBid",
+            "fromISO": "2020-06-01T00:00:00.000Z", "limit": 30}),
+    )
+    .await;
+    let got = cexio_rows(&june);
+    let want: Vec<(NaiveDate, Ohlcv, bool)> = expected(Api::Cexio, "2020-06-01", "2020-06-30")
+        .into_iter()
+        .map(|(d, p)| (d, Ohlcv { volume: 0.0, ..p }, d != day(TODAY)))
+        .collect();
+    assert_eq!(
+        got, want,
+        "bids are the dataset's prices; today is not closed"
+    );
+    // Over the rate limit: 429, CEX.IO's text, Retry-After.
+    let again = cexio_post(
+        &server,
+        CEXIO_CANDLES,
+        serde_json::json!({"pair": "BTC-USD", "resolution": "1d", "dataType": "bestBid",
+            "fromISO": "2020-06-01T00:00:00.000Z", "limit": 30}),
+    )
+    .await;
+    assert_eq!(again.status, 429, "{again:?}");
+    assert!(
+        again.retry_after.is_some_and(|w| (1..=100).contains(&w)),
+        "{again:?}"
+    );
+    assert_eq!(
+        again.body,
+        serde_json::json!({"ok": "error", "error": "API rate limit reached"})
+    );
+    let pairs = cexio_post(
+        &server,
+        "api/spot/rest-public/get_pairs_info",
+        serde_json::json!({}),
+    )
+    .await;
+    assert!(rows(&pairs.body["data"])
+        .iter()
+        .any(|p| p["base"] == "BTC" && p["quote"] == "USD"));
+    server.stop().await;
+}
+
+#[actix_rt::test]
+async fn cexio_refuses_what_its_api_refuses() {
+    let server = spawn_dialect(Api::Cexio, |_| {});
+    let from = "2020-06-01T00:00:00.000Z";
+    let cases = [
+        (
+            serde_json::json!({"pair": "XBT-USD", "resolution": "1d", "dataType": "bestBid", "fromISO": from, "limit": 3}),
+            "Unsupported pair",
+        ),
+        (
+            serde_json::json!({"pair": "BTC-USD", "resolution": "1d", "fromISO": from, "limit": 3}),
+            "dataType",
+        ),
+        (
+            serde_json::json!({"pair": "BTC-USD", "resolution": "1h", "dataType": "bestBid", "fromISO": from, "limit": 3}),
+            "resolution",
+        ),
+        (
+            serde_json::json!({"pair": "BTC-USD", "resolution": "1d", "dataType": "bestBid", "fromISO": from}),
+            "limit is required",
+        ),
+        (
+            serde_json::json!({"pair": "BTC-USD", "resolution": "1d", "dataType": "bestBid", "fromISO": from,
+                "toISO": "2020-06-05T00:00:00.000Z", "limit": 3}),
+            "both",
+        ),
+        (
+            serde_json::json!({"pair": "BTC-USD", "resolution": "1d", "dataType": "bestBid", "fromISO": from, "limit": 1001}),
+            "limit",
+        ),
+    ];
+    for (body, needle) in cases {
+        let a = cexio_post(&server, CEXIO_CANDLES, body.clone()).await;
+        assert_eq!(
+            (a.status, &a.body["ok"]),
+            (400, &Value::from("error")),
+            "{body}: {a:?}"
+        );
+        assert!(
+            a.body["error"].as_str().is_some_and(|m| m.contains(needle)),
+            "{body}: {a:?}"
+        );
+    }
+    let ask = cexio_post(
+        &server,
+        CEXIO_CANDLES,
+        serde_json::json!({"pair": "BTC-USD", "resolution": "1d", "dataType": "bestAsk", "fromISO": from, "limit": 3}),
+    )
+    .await;
+    let bid = expected(Api::Cexio, "2020-06-01", "2020-06-03");
+    for ((d, ask, _), (e, bid)) in cexio_rows(&ask).iter().zip(&bid) {
+        assert_eq!(d, e);
+        assert!(
+            ask.low > bid.low && ask.close > bid.close,
+            "{d}: the ask is above the bid"
+        );
+    }
+    server.stop().await;
+}
+
+#[actix_rt::test]
+async fn htx_and_cexio_serve_huobi_and_cexio_by_default() {
+    let seed = Dataset::generated(GeneratedSpec::classic(server::DEFAULT_SEED));
+    let want = |name: &str, from: &str, n: usize| -> Vec<(NaiveDate, Ohlcv)> {
+        let e = Exchange::new(name).expect("a valid name");
+        day(from)
+            .iter_days()
+            .take(n)
+            .filter_map(|d| seed.price_of(&e, &btc(), d).map(|p| (d, p)))
+            .collect()
+    };
+    let start = |api: Api| {
+        let mut opts = ServerOptions::new(loopback(), server::DEFAULT_SEED);
+        opts.dialect = api;
+        opts.clock = Clock::manual(now());
+        server::start(&opts).expect("the seed dataset has the exchange")
+    };
+    let htx = start(Api::Htx);
+    let a = get_one(
+        &htx,
+        &htx_request(secs("2020-06-01"), secs("2020-06-10") + 23 * 3600, 240),
+    )
+    .await;
+    let days: Vec<(NaiveDate, Ohlcv)> = htx_days(&htx_hours(&a))
+        .into_iter()
+        .map(|(d, p, _)| (d, p))
+        .collect();
+    assert_eq!(days, want("huobi", "2020-06-01", 10));
+    assert!(days.len() > 5, "{days:?}");
+    htx.stop().await;
+    let cexio = start(Api::Cexio);
+    let a = cexio_post(
+        &cexio,
+        CEXIO_CANDLES,
+        serde_json::json!({"pair": "BTC-USD", "resolution": "1d", "dataType": "bestBid",
+            "fromISO": "2020-06-01T00:00:00.000Z", "limit": 10}),
+    )
+    .await;
+    let days: Vec<(NaiveDate, Ohlcv)> =
+        cexio_rows(&a).into_iter().map(|(d, p, _)| (d, p)).collect();
+    let quotes: Vec<(NaiveDate, Ohlcv)> = want("cexio", "2020-06-01", 10)
+        .into_iter()
+        .map(|(d, p)| (d, Ohlcv { volume: 0.0, ..p }))
+        .collect();
+    assert_eq!(days, quotes);
+    assert!(days.len() > 5, "{days:?}");
+    cexio.stop().await;
+}
+
 // ------------------------------------------------------------- throttling
 
 /// A candle request of each dialect for March 2020, as its client sends it.
@@ -1056,13 +1423,16 @@ fn march_request(api: Api) -> String {
         Api::Hitbtc => format!(
             "api/3/public/candles/BTCUSDT?period=D1&from={from}T00:00:00.000Z&till={to}T23:59:59.999Z&sort=ASC&limit=1000"
         ),
+        Api::Htx => htx_request(secs(from), secs(to) + 23 * 3600, 744),
+        Api::Cexio => unreachable!("CEX.IO is asked with POSTs (its own tests)"),
         Api::Classic => unreachable!("the classic server has no candles"),
     }
 }
 
 #[actix_rt::test]
 async fn over_the_rate_limit_each_dialect_answers_as_its_exchange_does() {
-    for api in Api::EXCHANGES {
+    // CEX.IO is asked with POSTs: its throttling is tested with them.
+    for api in Api::EXCHANGES.into_iter().filter(|a| *a != Api::Cexio) {
         // One token a hundred seconds: the first request of a burst gets
         // it, the rest cannot, however slow the machine.
         let server = spawn_dialect(api, |o| o.rate_limit = Some(0.01));
@@ -1104,6 +1474,8 @@ async fn over_the_rate_limit_each_dialect_answers_as_its_exchange_does() {
                 Api::Hitbtc => serde_json::json!({"error": {
                     "code": 429, "message": "Too many requests", "description": "Too many requests"
                 }}),
+                Api::Htx => serde_json::json!({"status": "error", "err-code": "too-many-request",
+                    "err-msg": "request limit exceeded", "data": null}),
                 _ => a.body.clone(),
             };
             match api {
@@ -1122,6 +1494,7 @@ async fn over_the_rate_limit_each_dialect_answers_as_its_exchange_does() {
             Api::Bitfinex => "v2/conf/pub:list:pair:exchange",
             Api::Poloniex => "markets",
             Api::Hitbtc => "api/3/public/symbol",
+            Api::Htx => "v1/common/symbols",
             _ => "api/v5/public/instruments?instType=SPOT",
         };
         assert_eq!(get_one(&server, listing).await.status, 200, "{api}");

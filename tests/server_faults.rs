@@ -161,7 +161,9 @@ async fn with_every_rate_zero_nothing_is_injected() {
                 } => match check(&key, status, retry_after.as_deref(), &body) {
                     Ok(Answer::Price { .. }) => prices += 1,
                     Ok(Answer::NoPrice) => missing += 1,
-                    Ok(Answer::Rejected { reason, .. }) => panic!("{key}: {reason}"),
+                    Ok(Answer::Rejected { reason, .. } | Answer::Failed { reason }) => {
+                        panic!("{key}: {reason}")
+                    }
                     Err(e) => panic!("{key}: {}", e.reason),
                 },
                 other => panic!("{key}: {other:?}"),

@@ -57,7 +57,7 @@ impl ServeArgs {
                 ("--rate-limit", self.rate_limit.is_some()),
             ] {
                 if given {
-                    anyhow::bail!("{flag} needs --dialect (binance, kraken, coinbase, bitstamp, okx, bitfinex, poloniex or hitbtc): the classic server serves every exchange, unlimited");
+                    anyhow::bail!("{flag} needs --dialect (binance, kraken, coinbase, bitstamp, okx, bitfinex, poloniex, hitbtc, htx or cexio): the classic server serves every exchange, unlimited");
                 }
             }
             return Ok(());

@@ -23,10 +23,14 @@ pub enum Api {
     Bitfinex,
     Poloniex,
     Hitbtc,
+    /// HTX (formerly Huobi): UTC days built from hourly candles.
+    Htx,
+    /// CEX.IO: candles built from best bid/ask quotes.
+    Cexio,
 }
 
 impl Api {
-    pub const ALL: [Api; 9] = [
+    pub const ALL: [Api; 11] = [
         Api::Classic,
         Api::Binance,
         Api::Kraken,
@@ -36,10 +40,12 @@ impl Api {
         Api::Bitfinex,
         Api::Poloniex,
         Api::Hitbtc,
+        Api::Htx,
+        Api::Cexio,
     ];
 
     /// The real exchanges' APIs (every one but the classic).
-    pub const EXCHANGES: [Api; 8] = [
+    pub const EXCHANGES: [Api; 10] = [
         Api::Binance,
         Api::Kraken,
         Api::Coinbase,
@@ -48,6 +54,8 @@ impl Api {
         Api::Bitfinex,
         Api::Poloniex,
         Api::Hitbtc,
+        Api::Htx,
+        Api::Cexio,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +69,8 @@ impl Api {
             Api::Bitfinex => "bitfinex",
             Api::Poloniex => "poloniex",
             Api::Hitbtc => "hitbtc",
+            Api::Htx => "htx",
+            Api::Cexio => "cexio",
         }
     }
 }
@@ -79,7 +89,7 @@ impl std::str::FromStr for Api {
             .find(|a| a.as_str() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown api {s:?}: expected one of classic, binance, kraken, coinbase, bitstamp, okx, bitfinex, poloniex, hitbtc"
+                    "unknown api {s:?}: expected one of classic, binance, kraken, coinbase, bitstamp, okx, bitfinex, poloniex, hitbtc, htx, cexio"
                 )
             })
     }

@@ -21,9 +21,22 @@ impl Flags {
     pub const OHLC_ORDER: Flags = Flags(1);
     /// A price of zero (open, high, low or close is 0 or -0.0).
     pub const ZERO: Flags = Flags(2);
+    /// The UTC day was built from the exchange's hourly candles (its daily
+    /// candle is anchored elsewhere, HTX's at 00:00 UTC+8): open of the
+    /// first hour, close of the last, max high, min low, summed volume.
+    pub const DERIVED_1H: Flags = Flags(4);
+    /// The candle was built from best bid/ask quotes, not trades (CEX.IO):
+    /// its volume says nothing (the exchange sends 0).
+    pub const QUOTES: Flags = Flags(8);
 
-    const NAMES: [(Flags, &'static str); 2] =
-        [(Flags::OHLC_ORDER, "ohlc_order"), (Flags::ZERO, "zero")];
+    const ALL_BITS: u8 = 1 | 2 | 4 | 8;
+
+    const NAMES: [(Flags, &'static str); 4] = [
+        (Flags::OHLC_ORDER, "ohlc_order"),
+        (Flags::ZERO, "zero"),
+        (Flags::DERIVED_1H, "derived:1h"),
+        (Flags::QUOTES, "quotes"),
+    ];
 
     /// The flags a price earns on its own (ohlc order only when `check_order`).
     pub fn of(price: &Ohlcv, check_order: bool) -> Flags {
@@ -51,7 +64,7 @@ impl Flags {
 
     /// Keeps only the bits that name a known flag.
     pub fn from_bits(bits: u8) -> Flags {
-        Flags(bits & (Flags::OHLC_ORDER.0 | Flags::ZERO.0))
+        Flags(bits & Flags::ALL_BITS)
     }
 
     /// The names of the set flags, e.g. `["ohlc_order"]`.
@@ -296,4 +309,21 @@ fn seconds<S: Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Err
 /// next).
 pub fn reason_kind(reason: &str) -> &str {
     reason.split(": ").next().unwrap_or(reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_provenance_flags_keep_their_names_through_bits_and_json() {
+        let f = Flags::DERIVED_1H | Flags::QUOTES | Flags::ZERO;
+        assert_eq!(f.names(), ["zero", "derived:1h", "quotes"]);
+        assert_eq!(Flags::from_bits(f.bits()), f);
+        assert_eq!(Flags::from_bits(0x80 | f.bits()), f, "unknown bits dropped");
+        let json = serde_json::to_string(&f).unwrap();
+        assert_eq!(json, r#"["zero","derived:1h","quotes"]"#);
+        assert_eq!(serde_json::from_str::<Flags>(&json).unwrap(), f);
+        assert_eq!(Flags::named("derived:1h"), Some(Flags::DERIVED_1H));
+    }
 }

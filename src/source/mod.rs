@@ -23,7 +23,7 @@ use url::Url;
 
 use crate::config::OhlcOrder;
 use crate::model::{DayRange, Exchange, NameError, Symbol, TaskKey};
-use exchanges::{CandleApi, DayAnswer, Instrument, PageResult};
+use exchanges::{CandleApi, CandleRequest, DayAnswer, Instrument, Method, PageResult};
 pub use origin::{Endpoint, Endpoints, OriginError, Source};
 pub use response::{Answer, FetchFailure, FetchResult, Throttle};
 
@@ -235,7 +235,12 @@ impl PriceClient {
             .connector(dialer)
             .limit(connections.max(1))
             .timeout(timeout);
+        // Some exchanges refuse a request without a User-Agent (HTX's 403).
         let client = awc::Client::builder()
+            .add_default_header((
+                awc::http::header::USER_AGENT,
+                concat!("pricegrid/", env!("CARGO_PKG_VERSION")),
+            ))
             .connector(connector)
             .timeout(timeout)
             .disable_redirects()
@@ -323,7 +328,21 @@ impl PriceClient {
         url: &str,
         limit: usize,
     ) -> Result<(u16, Option<String>, Result<Bytes, String>), String> {
-        match actix_rt::time::timeout(self.timeout, self.get_unbounded(url, limit)).await {
+        self.send(Method::Get, url, None, limit).await
+    }
+
+    /// One request as `get` does it, with a method and a JSON body.
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&serde_json::Value>,
+        limit: usize,
+    ) -> Result<(u16, Option<String>, Result<Bytes, String>), String> {
+        let body = body.map(|b| Bytes::from(b.to_string()));
+        match actix_rt::time::timeout(self.timeout, self.get_unbounded(method, url, body, limit))
+            .await
+        {
             Ok(r) => r,
             Err(_) => Err(format!(
                 "timed out after {} (source.timeout)",
@@ -334,22 +353,31 @@ impl PriceClient {
 
     async fn get_unbounded(
         &self,
+        method: Method,
         url: &str,
+        body: Option<Bytes>,
         limit: usize,
     ) -> Result<(u16, Option<String>, Result<Bytes, String>), String> {
         use awc::error::{ConnectError, SendRequestError};
         use awc::http::{header, Version};
         // A pooled connection the server closed in the meantime fails before
-        // any answer byte arrives; a GET is safe to send once more.
+        // any answer byte arrives; a GET (or a POST that only reads, as
+        // CEX.IO's candles) is safe to send once more.
         let url = match url.strip_prefix("https://") {
             Some(rest) if self.https => format!("http://{rest}"),
             _ => url.to_owned(),
         };
         let url = url.as_str();
-        let mut resp = match self.client.get(url).send().await {
-            Err(SendRequestError::Connect(ConnectError::Disconnected)) => {
-                self.client.get(url).send().await
-            }
+        let send = || match (method, &body) {
+            (Method::Post, body) => self
+                .client
+                .post(url)
+                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .send_body(body.clone().unwrap_or_default()),
+            (Method::Get, _) => self.client.get(url).send(),
+        };
+        let mut resp = match send().await {
+            Err(SendRequestError::Connect(ConnectError::Disconnected)) => send().await,
             other => other,
         }
         .map_err(|e| describe(&e))?;
@@ -384,14 +412,15 @@ impl PriceClient {
     /// One page of a real exchange's daily candles for `market` over
     /// `days`: one answer per day, or why there are none.
     pub async fn candles(&self, api: &dyn CandleApi, market: &str, days: DayRange) -> PageResult {
-        let url = self.url(&api.candles_request(market, days));
+        let call = api.candles_call(market, days);
+        let url = self.url(&call.path);
         // A page holds up to page_days candles of a few hundred bytes each.
         let limit = self
             .max_body
             .saturating_mul(api.page_days() as usize)
             .clamp(self.max_body, 16 << 20);
         let (status, retry_after, body) = self
-            .get(&url, limit)
+            .send(call.method, &url, call.body.as_ref(), limit)
             .await
             .map_err(FetchFailure::retryable)?;
         let body =
@@ -408,14 +437,15 @@ impl PriceClient {
 
     /// The exchange's market listing.
     pub async fn instruments(&self, api: &dyn CandleApi) -> Result<Vec<Instrument>, SourceError> {
-        let url = self.url(&api.instruments_request());
-        let (status, _, body) =
-            self.get(&url, MAX_LISTING_BYTES)
-                .await
-                .map_err(|reason| SourceError::Unreachable {
-                    url: url.clone(),
-                    reason,
-                })?;
+        let call: CandleRequest = api.instruments_call();
+        let url = self.url(&call.path);
+        let (status, _, body) = self
+            .send(call.method, &url, call.body.as_ref(), MAX_LISTING_BYTES)
+            .await
+            .map_err(|reason| SourceError::Unreachable {
+                url: url.clone(),
+                reason,
+            })?;
         let body = body.map_err(|reason| SourceError::Listing {
             url: url.clone(),
             reason,

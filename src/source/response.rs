@@ -29,6 +29,10 @@ pub enum Answer {
         reason: String,
         price: Option<Ohlcv>,
     },
+    /// The page was answered, but not well enough for this one day (a UTC
+    /// day built from hourly candles with an hour missing): the cell fails
+    /// with the reason and the next round asks again.
+    Failed { reason: String },
 }
 
 /// A request that did not produce an answer.

@@ -270,6 +270,10 @@ impl Supervisor {
                 Answer::Price { price, flags } => Outcome::Price { price, flags },
                 Answer::NoPrice => Outcome::NoPrice,
                 Answer::Rejected { reason, price } => Outcome::Rejected { reason, price },
+                Answer::Failed { reason } => Outcome::Failed {
+                    reason,
+                    attempts: pending.task.attempt + 1,
+                },
             };
             let key = TaskKey {
                 day: d.day,

@@ -14,8 +14,10 @@
 pub mod binance;
 pub mod bitfinex;
 pub mod bitstamp;
+pub mod cexio;
 pub mod coinbase;
 pub mod hitbtc;
+pub mod htx;
 pub mod kraken;
 pub mod okx;
 pub mod poloniex;
@@ -381,12 +383,14 @@ fn whole_seconds(wait: Duration) -> u64 {
 /// names none and the dataset has no exchange named like the dialect (the
 /// classic dataset has no binance, coinbase or okx). `serve --help` says
 /// the same.
-pub const SEED_EXCHANGES: [(Api, &str); 5] = [
+pub const SEED_EXCHANGES: [(Api, &str); 7] = [
     (Api::Binance, "hitbtc"),
     (Api::Kraken, "kraken"),
     (Api::Coinbase, "coinbase-pro"),
     (Api::Bitstamp, "bitstamp"),
     (Api::Okx, "okex"),
+    (Api::Htx, "huobi"),
+    (Api::Cexio, "cexio"),
 ];
 
 /// The dataset exchange a dialect serves: `chosen`, else the one named
@@ -443,6 +447,8 @@ fn routes(dialect: Api, cfg: &mut ServiceConfig) {
         Api::Bitfinex => bitfinex::routes(cfg),
         Api::Poloniex => poloniex::routes(cfg),
         Api::Hitbtc => hitbtc::routes(cfg),
+        Api::Htx => htx::routes(cfg),
+        Api::Cexio => cexio::routes(cfg),
         Api::Classic => {}
     }
 }

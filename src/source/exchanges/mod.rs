@@ -16,9 +16,11 @@
 mod binance;
 mod bitfinex;
 mod bitstamp;
+mod cexio;
 mod coinbase;
 mod common;
 mod hitbtc;
+mod htx;
 mod kraken;
 mod okx;
 mod poloniex;
@@ -26,8 +28,10 @@ mod poloniex;
 pub use binance::Binance;
 pub use bitfinex::Bitfinex;
 pub use bitstamp::Bitstamp;
+pub use cexio::Cexio;
 pub use coinbase::Coinbase;
 pub use hitbtc::Hitbtc;
+pub use htx::Htx;
 pub use kraken::Kraken;
 pub use okx::Okx;
 pub use poloniex::Poloniex;
@@ -75,6 +79,41 @@ pub struct Candle {
     pub volume: f64,
     /// The exchange says the candle is still open.
     pub still_open: bool,
+}
+
+/// How a request is sent: most exchanges are asked with a GET and a query
+/// string, CEX.IO with a POST and a JSON body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+/// One request to an exchange: its method, its path and query relative to
+/// the base URL, and the JSON body of a POST.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandleRequest {
+    pub method: Method,
+    pub path: String,
+    pub body: Option<serde_json::Value>,
+}
+
+impl CandleRequest {
+    pub fn get(path: String) -> Self {
+        Self {
+            method: Method::Get,
+            path,
+            body: None,
+        }
+    }
+
+    pub fn post(path: &str, body: serde_json::Value) -> Self {
+        Self {
+            method: Method::Post,
+            path: path.to_owned(),
+            body: Some(body),
+        }
+    }
 }
 
 /// The facts of one exchange's API that are plain values.
@@ -150,6 +189,12 @@ pub trait CandleApi: Send + Sync {
     /// daily candles of `market` over `days` (at most `page_days` days).
     fn candles_request(&self, market: &str, days: DayRange) -> String;
 
+    /// The whole request for `candles_request`: a GET of it, unless the
+    /// exchange is asked otherwise (CEX.IO's POST with a JSON body).
+    fn candles_call(&self, market: &str, days: DayRange) -> CandleRequest {
+        CandleRequest::get(self.candles_request(market, days))
+    }
+
     /// Turns an answer to `candles_request(market, days)` into one
     /// `DayAnswer` per day of `days` (see `day_answers`), or a failure with
     /// its reason: throttling (`FetchFailure::throttled`), an unknown market
@@ -168,6 +213,11 @@ pub trait CandleApi: Send + Sync {
     /// The path and query of the exchange's market listing.
     fn instruments_request(&self) -> String;
 
+    /// The whole request for the market listing (see `candles_call`).
+    fn instruments_call(&self) -> CandleRequest {
+        CandleRequest::get(self.instruments_request())
+    }
+
     /// The markets in an answer to `instruments_request`.
     fn parse_instruments(&self, status: u16, body: &[u8]) -> Result<Vec<Instrument>, String>;
 }
@@ -184,6 +234,8 @@ pub fn adapter(api: Api) -> Option<&'static dyn CandleApi> {
         Api::Bitfinex => Some(&Bitfinex),
         Api::Poloniex => Some(&Poloniex),
         Api::Hitbtc => Some(&Hitbtc),
+        Api::Htx => Some(&Htx),
+        Api::Cexio => Some(&Cexio),
     }
 }
 
@@ -364,6 +416,8 @@ mod tests {
             (Api::Bitfinex, "https://api-pub.bitfinex.com/", 10_000, 0.5),
             (Api::Poloniex, "https://api.poloniex.com/", 500, 20.0),
             (Api::Hitbtc, "https://api.hitbtc.com/", 1000, 10.0),
+            (Api::Htx, "https://api.huobi.pro/", 41, 5.0),
+            (Api::Cexio, "https://trade.cex.io/", 1000, 2.0),
         ];
         assert_eq!(table.map(|t| t.0), Api::EXCHANGES);
         for (api, url, page, rate) in table {
@@ -372,7 +426,11 @@ mod tests {
             assert_eq!((a.default_url(), a.page_days()), (url, page), "{api}");
             assert_eq!(a.default_requests_per_second(), rate, "{api}");
             let today = d("2026-12-01");
-            let depth = (api == Api::Kraken).then(|| d("2024-12-12"));
+            let depth = match api {
+                Api::Kraken => Some(d("2024-12-12")),
+                Api::Htx => Some(d("2026-09-10")),
+                _ => None,
+            };
             assert_eq!(a.earliest_day(today), depth, "{api}");
         }
     }

@@ -1,0 +1,532 @@
+//! HTX's (formerly Huobi) candles, asked hourly: `GET
+//! /market/history/candles?symbol&period=60min&from&to&size`, and each UTC
+//! day built from its 24 hourly candles. This file owns HTX's request, its
+//! answers, the building of a day from hours and HTX's market list; the
+//! shared rules (anchoring, numbers, ohlc order) are `exchanges/mod.rs`'s,
+//! and nothing here does I/O or reads a clock.
+//!
+//! HTX's quirks:
+//! - Its `1day` candle opens at 00:00 UTC+8 (16:00 UTC, the docs' example
+//!   id 1499184000): it is not a UTC day. Its `60min` candles open on UTC
+//!   hours, so a UTC day is built from 24 of them: open of the first, close
+//!   of the last, max high, min low, summed base volume, flagged
+//!   `derived:1h`.
+//! - HTX emits an hourly candle for an hour without trades (`count` 0,
+//!   flat prices; seen on 1min candles, medium confidence), so a past day
+//!   with 1 to 23 hourly candles fails with its reason ("23 of 24 hourly
+//!   candles") and is asked again next round; a day with none is "no
+//!   price" (the market did not trade yet, or the day is not published).
+//! - The endpoint: `/market/history/candles` takes a window (`from`, `to`
+//!   in seconds, `to` inclusive as reported by ccxt's users) and at most
+//!   `size` = 1000 candles, so a page is 41 days (984 hours) of one
+//!   market. It is ccxt's default for spot; `/market/history/kline` (the
+//!   one the docs show) answers only the newest `size` <= 2000 candles,
+//!   without a window, so every page would cost 2000 rows whatever it
+//!   needs. Rows come newest first; the order is not relied on.
+//! - How far back `/market/history/candles` reaches is UNCONFIRMED. Until
+//!   it is, only the reach documented for hourly candles is asked: the
+//!   2000 most recent (`/market/history/kline`'s `size` limit), i.e. the
+//!   days from today - 82 on; older days are "out of reach" without a
+//!   request.
+//! - An answer is `{"status": "ok", "ch", "ts", "data": [{"id", "open",
+//!   "close", "low", "high", "amount", "vol", "count"}]}`: `id` is the open
+//!   time in seconds, `amount` the base volume, `vol` the quote turnover
+//!   (the Chinese docs; the old English docs say the opposite and are
+//!   wrong). `ts` is the server's time in milliseconds: the UTC day it
+//!   falls in is the open day, built from the hours so far and marked
+//!   still open.
+//! - Errors come with HTTP 200: `{"status": "error", "err-code":
+//!   "invalid-parameter", "err-msg": "invalid symbol"}` is an unknown
+//!   market; other codes are permanent. A throttling answer is
+//!   UNCONFIRMED: 429, or an `err-msg` saying "request limit" (ccxt's
+//!   mapping), is read as throttling. About 10 requests a second per IP
+//!   (ccxt, the KR docs): 5/s by default.
+//! - Symbols are lower case, base and quote joined (`btcusdt`); `GET
+//!   /v1/common/symbols` lists them with `base-currency`, `quote-currency`
+//!   and `state` (only `online` ones are kept).
+//! - HTX answers 403 through Cloudflare to a request without a
+//!   (browser-like) User-Agent (the issue; UNCONFIRMED in the facts):
+//!   `PriceClient` always sends one.
+
+use std::collections::BTreeMap;
+
+use chrono::{NaiveDate, TimeDelta};
+use serde_json::Value;
+
+use super::common::{self, integer, seconds_to_ms, shape, text};
+use super::{
+    day_answers, day_of_ms, day_start_ms, number, Candle, CandleApi, DayAnswer, Instrument,
+    MarketForm, PageResult, Profile,
+};
+use crate::config::OhlcOrder;
+use crate::model::{Api, DayRange, Flags};
+use crate::source::{Answer, FetchFailure};
+
+/// HTX's spot REST API.
+pub struct Htx;
+
+/// Hours in a UTC day.
+const HOURS: usize = 24;
+const HOUR_MS: i64 = 3_600_000;
+/// Most candles one request returns.
+const MAX_SIZE: u32 = 1000;
+/// The most recent hourly candles HTX is known to serve (the documented
+/// `size` limit of `/market/history/kline`).
+const REACH_HOURS: i64 = 2000;
+/// Whole UTC days before today within `REACH_HOURS`, whatever the hour
+/// (the oldest hourly candle opens no later than 00:00 of today - 83),
+/// less a day for the exchange's clock and ours to disagree: 82.
+const REACH_DAYS: i64 = (REACH_HOURS - 1) / 24 - 1;
+
+/// HTX's plain facts (see `Profile`).
+const PROFILE: Profile = Profile {
+    api: Api::Htx,
+    default_url: "https://api.huobi.pro/",
+    page_days: MAX_SIZE / HOURS as u32,
+    // Half of the 10/s ccxt and the KR docs allow.
+    requests_per_second: 5.0,
+    market_form: MarketForm {
+        char_ok: |c| c.is_ascii_lowercase() || c.is_ascii_digit(),
+        dashed: false,
+        described: "basequote in lower case, no separator (\"btcusdt\")",
+    },
+};
+
+impl CandleApi for Htx {
+    fn profile(&self) -> &'static Profile {
+        &PROFILE
+    }
+
+    fn earliest_day(&self, today: NaiveDate) -> Option<NaiveDate> {
+        Some(today - TimeDelta::days(REACH_DAYS))
+    }
+
+    fn candles_request(&self, market: &str, days: DayRange) -> String {
+        let from = day_start_ms(days.from) / 1000;
+        // `to` is inclusive: the open time of the last day's last hour.
+        let to = day_start_ms(days.to) / 1000 + 23 * 3600;
+        let size = (days.len() * HOURS).min(MAX_SIZE as usize);
+        format!(
+            "market/history/candles?symbol={market}&period=60min&from={from}&to={to}&size={size}"
+        )
+    }
+
+    fn parse_candles(
+        &self,
+        market: &str,
+        days: DayRange,
+        status: u16,
+        retry_after: Option<&str>,
+        body: &[u8],
+        ohlc_order: OhlcOrder,
+    ) -> PageResult {
+        let v = common::json(body);
+        if let Ok(v) = &v {
+            if v.get("status").and_then(Value::as_str) == Some("error") {
+                return Err(error(market, status, v, retry_after));
+            }
+        }
+        if let Some(failure) = common::common_status(status, retry_after) {
+            return Err(failure);
+        }
+        if status != 200 {
+            return Err(common::unexpected_status(status, body));
+        }
+        let v = v?;
+        if v.get("status").and_then(Value::as_str) != Some("ok") {
+            return Err(shape("no \"status\": \"ok\""));
+        }
+        let rows = v
+            .get("data")
+            .and_then(Value::as_array)
+            .ok_or_else(|| shape("no 'data' list"))?;
+        let hours = rows
+            .iter()
+            .map(hourly)
+            .collect::<Result<Vec<Candle>, String>>()
+            .map_err(shape)?;
+        let open_day = v
+            .get("ts")
+            .and_then(|t| integer(t, "ts").ok())
+            .and_then(day_of_ms);
+        utc_days(days, &hours, open_day, ohlc_order)
+    }
+
+    fn instruments_request(&self) -> String {
+        "v1/common/symbols".to_owned()
+    }
+
+    fn parse_instruments(&self, status: u16, body: &[u8]) -> Result<Vec<Instrument>, String> {
+        let v = common::listing_json(Api::Htx, status, body)?;
+        if v.get("status").and_then(Value::as_str) == Some("error") {
+            return Err(format!("htx market listing: {}", message(&v)));
+        }
+        let list = v
+            .get("data")
+            .and_then(Value::as_array)
+            .ok_or("htx market listing without a 'data' list")?;
+        let mut out = Vec::new();
+        for s in list {
+            if s.get("state").and_then(Value::as_str) != Some("online") {
+                continue;
+            }
+            out.push(Instrument {
+                market: text(s, "symbol")?.to_owned(),
+                base: text(s, "base-currency")?.to_ascii_uppercase(),
+                quote: text(s, "quote-currency")?.to_ascii_uppercase(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// `err-code err-msg` of an error body.
+fn message(v: &Value) -> String {
+    let field = |name| v.get(name).and_then(Value::as_str).unwrap_or("");
+    format!("{} {}", field("err-code"), field("err-msg"))
+        .trim()
+        .to_owned()
+}
+
+/// What an `{"status": "error"}` body means.
+fn error(market: &str, status: u16, v: &Value, retry_after: Option<&str>) -> FetchFailure {
+    let detail = message(v);
+    let msg = v.get("err-msg").and_then(Value::as_str).unwrap_or("");
+    if msg.contains("invalid symbol") {
+        return common::unknown_market(Api::Htx, market, &detail);
+    }
+    if status == 429 || msg.contains("request limit") {
+        return common::rate_limited(&detail, retry_after);
+    }
+    match common::common_status(status, retry_after) {
+        Some(f) => FetchFailure {
+            reason: format!("{} {detail}", f.reason),
+            ..f
+        },
+        None => FetchFailure::permanent(format!("htx refused the request: {detail}")),
+    }
+}
+
+/// One hourly candle: `{"id", "open", "close", "low", "high", "amount"}`;
+/// its open time must be on the hour.
+fn hourly(c: &Value) -> Result<Candle, String> {
+    let get = |name: &str| {
+        c.get(name)
+            .ok_or_else(|| format!("a candle has no '{name}': {c}"))
+    };
+    let open_ms = seconds_to_ms(integer(get("id")?, "id")?, "id")?;
+    if open_ms.rem_euclid(HOUR_MS) != 0 {
+        return Err(format!(
+            "an hourly candle opens at {open_ms} ms, not on the hour"
+        ));
+    }
+    Ok(Candle {
+        open_ms,
+        open: number(get("open")?, "open")?,
+        high: number(get("high")?, "high")?,
+        low: number(get("low")?, "low")?,
+        close: number(get("close")?, "close")?,
+        volume: number(get("amount")?, "amount")?,
+        still_open: false,
+    })
+}
+
+/// The UTC days of `days` built from hourly candles: a day with all 24 is a
+/// price flagged `derived:1h`; the open day (the day of the server's time)
+/// is built from the hours so far and marked open; a past day with some
+/// hours missing fails saying how many it has; a day with none is "no
+/// price". Two candles for one hour fail the page.
+pub(crate) fn utc_days(
+    days: DayRange,
+    hours: &[Candle],
+    open_day: Option<NaiveDate>,
+    ohlc_order: OhlcOrder,
+) -> PageResult {
+    let mut by_day: BTreeMap<NaiveDate, BTreeMap<i64, &Candle>> = BTreeMap::new();
+    for c in hours {
+        let Some(day) = day_of_ms(c.open_ms) else {
+            return Err(FetchFailure::retryable(format!(
+                "a candle's open time {} is not a valid time",
+                c.open_ms
+            )));
+        };
+        if day < days.from || day > days.to {
+            continue;
+        }
+        if by_day
+            .entry(day)
+            .or_default()
+            .insert(c.open_ms, c)
+            .is_some()
+        {
+            return Err(FetchFailure::retryable(format!(
+                "two hourly candles for {} in one answer",
+                c.open_ms
+            )));
+        }
+    }
+    let mut incomplete: Vec<(NaiveDate, usize)> = Vec::new();
+    let mut built: Vec<Candle> = Vec::new();
+    for (day, hours) in &by_day {
+        let open = Some(*day) == open_day;
+        if hours.len() < HOURS && !open {
+            incomplete.push((*day, hours.len()));
+            continue;
+        }
+        let mut it = hours.values();
+        let Some(first) = it.next() else { continue };
+        let mut day_candle = Candle {
+            open_ms: day_start_ms(*day),
+            still_open: open,
+            ..**first
+        };
+        for h in it {
+            day_candle.high = day_candle.high.max(h.high);
+            day_candle.low = day_candle.low.min(h.low);
+            day_candle.close = h.close;
+            day_candle.volume += h.volume;
+        }
+        built.push(day_candle);
+    }
+    let mut answers = day_answers(days, &built, ohlc_order)?;
+    for a in &mut answers {
+        if let Answer::Price { flags, .. } = &mut a.answer {
+            *flags |= Flags::DERIVED_1H;
+        }
+        if open_day.is_some_and(|o| a.day > o) {
+            a.open = true;
+        }
+        if let Some((_, n)) = incomplete.iter().find(|(d, _)| *d == a.day) {
+            *a = DayAnswer {
+                day: a.day,
+                answer: Answer::Failed {
+                    reason: format!("{n} of {HOURS} hourly candles: the UTC day cannot be built"),
+                },
+                open: false,
+            };
+        }
+    }
+    Ok(answers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::choose_market;
+    use super::super::common::testing::{d, ohlcv, price, range};
+    use super::*;
+    use crate::model::Symbol;
+    use crate::source::Throttle;
+
+    /// An answer of hourly candles `(day, hour, open, high, low, close,
+    /// amount)` at server time `ts`.
+    fn body(ts: &str, rows: &[(&str, i64, f64, f64, f64, f64, f64)]) -> String {
+        let ts = ts
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+            .timestamp_millis();
+        let data: Vec<Value> = rows
+            .iter()
+            .rev()
+            .map(|&(day, hour, o, h, l, c, a)| {
+                serde_json::json!({
+                    "id": day_start_ms(d(day)) / 1000 + hour * 3600,
+                    "open": o, "close": c, "low": l, "high": h,
+                    "amount": a, "vol": a * c, "count": 3,
+                })
+            })
+            .collect();
+        serde_json::json!({"ch": "market.btcusdt.kline.60min", "status": "ok", "ts": ts, "data": data})
+            .to_string()
+    }
+
+    /// 24 hours of a day: open 100 at hour 0, high 120 at 5, low 90 at 17,
+    /// close 110 at 23, 1.5 traded in each hour.
+    fn full_day(day: &'static str) -> Vec<(&'static str, i64, f64, f64, f64, f64, f64)> {
+        (0..24)
+            .map(|h| {
+                let (o, c): (f64, f64) = match h {
+                    ..17 => (100.0, 100.0),
+                    17 => (100.0, 110.0),
+                    _ => (110.0, 110.0),
+                };
+                let high = if h == 5 { 120.0 } else { c.max(o) };
+                let low = if h == 17 { 90.0 } else { c.min(o) };
+                (day, h, o, high, low, c, 1.5)
+            })
+            .collect()
+    }
+
+    fn parse(days: DayRange, body: &str) -> PageResult {
+        Htx.parse_candles("btcusdt", days, 200, None, body.as_bytes(), OhlcOrder::Flag)
+    }
+
+    #[test]
+    fn the_request_asks_the_pages_hours_within_a_thousand() {
+        assert_eq!(
+            Htx.candles_request("btcusdt", range("2020-03-01", "2020-03-02")),
+            "market/history/candles?symbol=btcusdt&period=60min&from=1583020800&to=1583190000&size=48"
+        );
+        assert_eq!(Htx.page_days(), 41);
+        let page = range("2020-03-01", "2020-04-10");
+        assert!(Htx.candles_request("btcusdt", page).ends_with("size=984"));
+    }
+
+    #[test]
+    fn a_utc_day_is_built_from_its_24_hourly_candles_and_flagged_derived() {
+        let got = parse(
+            range("2020-03-01", "2020-03-01"),
+            &body("2020-03-05T10:00:00Z", &full_day("2020-03-01")),
+        )
+        .unwrap();
+        match &got[0].answer {
+            Answer::Price { price, flags } => {
+                assert_eq!(*price, ohlcv(100.0, 120.0, 90.0, 110.0, 36.0));
+                assert_eq!(flags.names(), ["derived:1h"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!got[0].open);
+    }
+
+    #[test]
+    fn a_past_day_with_an_hour_missing_fails_saying_how_many_it_has() {
+        let mut rows = full_day("2020-03-01");
+        rows.remove(12);
+        let got = parse(
+            range("2020-03-01", "2020-03-02"),
+            &body("2020-03-05T10:00:00Z", &rows),
+        )
+        .unwrap();
+        match &got[0].answer {
+            Answer::Failed { reason } => {
+                assert!(reason.starts_with("23 of 24 hourly candles"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(got[1].answer, Answer::NoPrice, "a day with no hours");
+    }
+
+    #[test]
+    fn the_open_day_is_built_from_the_hours_so_far_and_marked_open() {
+        let mut rows = full_day("2020-03-01");
+        rows.extend(full_day("2020-03-02").into_iter().take(11));
+        let got = parse(
+            range("2020-03-01", "2020-03-03"),
+            &body("2020-03-02T10:30:00Z", &rows),
+        )
+        .unwrap();
+        assert!(!got[0].open);
+        assert_eq!(
+            price(&got[1]),
+            ohlcv(100.0, 120.0, 100.0, 100.0, 16.5),
+            "hours 0..=10"
+        );
+        assert!(got[1].open);
+        assert_eq!(got[2].answer, Answer::NoPrice);
+        assert!(got[2].open, "tomorrow is not over either");
+    }
+
+    #[test]
+    fn hours_out_of_order_or_twice_or_off_the_hour() {
+        let mut rows = full_day("2020-03-01");
+        rows.reverse();
+        let got = parse(
+            range("2020-03-01", "2020-03-01"),
+            &body("2020-03-05T00:00:00Z", &rows),
+        )
+        .unwrap();
+        assert_eq!(price(&got[0]).open, 100.0);
+        assert_eq!(price(&got[0]).close, 110.0);
+        let mut twice = full_day("2020-03-01");
+        twice.push(twice[3]);
+        let e = parse(
+            range("2020-03-01", "2020-03-01"),
+            &body("2020-03-05T00:00:00Z", &twice),
+        )
+        .unwrap_err();
+        assert!(
+            e.retryable && e.reason.contains("two hourly candles"),
+            "{e:?}"
+        );
+        let off = r#"{"status":"ok","ts":1583020800000,"data":[{"id":1583020860,"open":1,"close":1,"low":1,"high":1,"amount":1}]}"#;
+        let e = parse(range("2020-03-01", "2020-03-01"), off).unwrap_err();
+        assert!(e.reason.contains("not on the hour"), "{e:?}");
+    }
+
+    #[test]
+    fn the_documented_errors_are_classified() {
+        let days = range("2020-03-01", "2020-03-01");
+        let e = parse(
+            days,
+            include_str!("../../../tests/fixtures/htx/docs_error_invalid_symbol.json"),
+        )
+        .unwrap_err();
+        assert!(!e.retryable);
+        assert_eq!(
+            e.reason,
+            "unknown market \"btcusdt\" on htx: invalid-parameter invalid symbol"
+        );
+        for fixture in [
+            include_str!("../../../tests/fixtures/htx/docs_error_invalid_period.json"),
+            include_str!("../../../tests/fixtures/htx/docs_error_invalid_size.json"),
+        ] {
+            let e = parse(days, fixture).unwrap_err();
+            assert!(
+                !e.retryable && e.reason.starts_with("htx refused the request"),
+                "{e:?}"
+            );
+        }
+        let throttled = include_str!("../../../tests/fixtures/htx/throttled.json");
+        let e = Htx
+            .parse_candles(
+                "btcusdt",
+                days,
+                429,
+                Some("1"),
+                throttled.as_bytes(),
+                OhlcOrder::Flag,
+            )
+            .unwrap_err();
+        assert_eq!(e.throttle, Some(Throttle::RateLimited));
+        let e = Htx
+            .parse_candles("btcusdt", days, 403, None, b"<html>", OhlcOrder::Flag)
+            .unwrap_err();
+        assert!(e.reason.contains("403"), "{e:?}");
+    }
+
+    #[test]
+    fn bodies_not_in_the_documented_shape_are_retryable_and_say_why() {
+        let days = range("2020-03-01", "2020-03-01");
+        for (body, needle) in [
+            ("<html>", "malformed JSON"),
+            (r#"{"data":[]}"#, "status"),
+            (r#"{"status":"ok"}"#, "'data'"),
+            (
+                r#"{"status":"ok","data":[{"id":1583020800,"open":1,"close":1,"low":1,"high":1}]}"#,
+                "'amount'",
+            ),
+        ] {
+            let e = parse(days, body).unwrap_err();
+            assert!(e.retryable && e.reason.contains(needle), "{body}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn the_listing_keeps_online_symbols_and_the_reach_is_the_hourly_one() {
+        let body = include_str!("../../../tests/fixtures/htx/symbols.json");
+        let list = Htx.parse_instruments(200, body.as_bytes()).unwrap();
+        let pick = |s: &str| {
+            choose_market(&Htx, &Symbol::new(s).unwrap(), &list).map(|i| i.market.clone())
+        };
+        assert_eq!(pick("btc").as_deref(), Some("btcusdt"));
+        assert_eq!(
+            pick("eth").as_deref(),
+            Some("ethusdc"),
+            "ethusdt is offline"
+        );
+        assert_eq!(pick("ltc"), None);
+        assert!(Htx.check_market("btcusdt").is_ok());
+        assert!(Htx.check_market("BTCUSDT").is_err());
+        assert_eq!(Htx.earliest_day(d("2020-06-15")), Some(d("2020-03-25")));
+    }
+}
