@@ -173,8 +173,9 @@ pub struct BuiltinConfig {
     pub latency: Duration,
     /// Publish prices as a real exchange does: none for future days, a
     /// partial candle for today, and each closed day only this long after
-    /// its close at UTC midnight (e.g. "1h"). Unset: the whole dataset is
-    /// served at once.
+    /// its close at UTC midnight (e.g. "1h"). Unset: the generated dataset,
+    /// which runs to today, is published with no delay (no future day,
+    /// today's candle open).
     #[serde(
         default,
         with = "humantime_serde",
