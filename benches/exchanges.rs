@@ -81,6 +81,7 @@ fn config(classic: &PriceServer, servers: &BTreeMap<Api, PriceServer>) -> Config
                 api: *api,
                 url: Some(SourceUrl::Remote(server.url())),
                 markets: BTreeMap::new(),
+                quotes: ExchangeConfig::default_quotes(),
                 requests_per_second: None,
                 max_in_flight: None,
                 ca_file: None,

@@ -128,6 +128,15 @@ pub struct ExchangeConfig {
     /// `<SYMBOL>/USD`, else `/USDT`, else `/USDC`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub markets: BTreeMap<Symbol, String>,
+    /// The quotes a market is chosen in when `markets` is left out, in
+    /// order of preference (`["USD", "USDT", "USDC"]`); with
+    /// `universe.symbols = "all"`, every base asset listed with a market in
+    /// one of them.
+    #[serde(
+        default = "ExchangeConfig::default_quotes",
+        skip_serializing_if = "ExchangeConfig::has_default_quotes"
+    )]
+    pub quotes: Vec<String>,
     /// Most requests a second to this exchange, from this process (default:
     /// the API's documented safe rate; classic: `source.per_exchange`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,6 +148,19 @@ pub struct ExchangeConfig {
     /// https URL, beside the built-in roots and `source.ca_file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+}
+
+impl ExchangeConfig {
+    pub fn default_quotes() -> Vec<String> {
+        crate::model::DEFAULT_QUOTES.map(String::from).to_vec()
+    }
+
+    fn has_default_quotes(quotes: &[String]) -> bool {
+        quotes
+            .iter()
+            .map(String::as_str)
+            .eq(crate::model::DEFAULT_QUOTES)
+    }
 }
 
 impl<'de> Deserialize<'de> for SourceUrl {
