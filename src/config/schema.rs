@@ -231,7 +231,8 @@ pub struct PerExchangeConfig {
 }
 
 /// What to fetch. Without a `[universe]` section the default is every
-/// exchange and symbol over 2020 (the built-in dataset's year); with one,
+/// exchange and symbol over 2020 (the built-in dataset's first year; it
+/// runs to today); with one,
 /// a window must be given (`from`, optionally `to`, or `last_days`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -58,8 +58,9 @@ pub(super) async fn listed_universe(
             );
             Some(symbols)
         }
-        Err(e) => {
-            log::error!("{e}: {exchange} has no symbols this round");
+        Err(_) => {
+            // `listing` has logged why, as an error.
+            log::warn!("{exchange}: symbols = \"all\" covers nothing this round");
             Some(Vec::new())
         }
     }
