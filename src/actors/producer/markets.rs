@@ -2,10 +2,10 @@
 //! of each (exchange, symbol) of an exchange with its own API (configured,
 //! or chosen from the exchange's market listing in its `quotes`, which is
 //! read once and kept until the config changes), that exchange's symbols
-//! under `symbols = "all"` (the listing's base assets in its `quotes`), and the round's unsettled keys cut into
-//! tasks (a day each for the classic API, pages of consecutive days no
-//! longer than the exchange's page, split at the oldest day it serves, for
-//! the others). The Producer's own part: it asks listings, never prices,
+//! under `symbols = "all"` (the listing's base assets in its `quotes`),
+//! and the round's unsettled keys cut into tasks (a day each for the
+//! classic API, pages of consecutive days no longer than the exchange's
+//! page, split at the oldest day it serves, for the others). The Producer's own part: it asks listings, never prices,
 //! and decides no outcome (a market that cannot be found travels with the
 //! task, for the Supervisor to fail).
 

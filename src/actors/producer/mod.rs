@@ -1,10 +1,11 @@
 //! The `Producer`: decides what to fetch and when.
 //!
 //! It runs rounds on request (`fetch`) or on `schedule.interval` (the
-//! daemon), never two at once. For each round it turns the configured universe (discovering exchanges and symbols from
-//! the source, and an exchange's symbols from its own market listing, where
-//! the config says "all") into a round's tasks, leaves out
-//! the keys the Aggregator holds as settled, turns the rest into tasks (a
+//! daemon), never two at once. For each round it turns the configured
+//! universe (discovering exchanges and symbols from the source, and an
+//! exchange's symbols from its own market listing, where the config says
+//! "all") into a round's keys, leaves out the keys the Aggregator holds as
+//! settled, turns the rest into tasks (a
 //! day each, or pages of days for an exchange with its own API: where each
 //! is asked and how it is cut is `markets.rs`), and feeds them to the
 //! Supervisor in window-sized chunks, waiting for room before each (the
