@@ -1,4 +1,4 @@
-//! Real-exchange benchmark: a backfill of 10 exchanges x 3 symbols x 5 years
+//! Real-exchange benchmark: a backfill of every exchange api (`Api::EXCHANGES`) x 3 symbols x 5 years
 //! of daily candles, each exchange served by the built-in server in its own
 //! dialect on loopback with the exchange's published rate limit, and asked
 //! by pricegrid at its default (documented, safe) rate. Prints, per
@@ -84,6 +84,7 @@ fn config(classic: &PriceServer, servers: &BTreeMap<Api, PriceServer>) -> Config
                 api: *api,
                 url: Some(SourceUrl::Remote(server.url())),
                 markets: BTreeMap::new(),
+                quotes: ExchangeConfig::default_quotes(),
                 requests_per_second: None,
                 max_in_flight: None,
                 ca_file: None,
@@ -164,7 +165,8 @@ fn main() {
         let days = (day(TO) - day(FROM)).num_days() as u64 + 1;
         let today = day("2021-01-01");
         println!(
-            "backfill: 5 exchanges x 3 symbols x {days} days ({FROM}..{TO}) = {cells} cells, today {today}"
+            "backfill: {} exchanges x 3 symbols x {days} days ({FROM}..{TO}) = {cells} cells, today {today}",
+            Api::EXCHANGES.len()
         );
         println!(
             "{:<9} {:>9} {:>8} {:>10} {:>12} {:>9} {:>10} {:>9}",

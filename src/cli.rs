@@ -186,7 +186,10 @@ pub struct ServeArgs {
     /// Delay before each price answer, in seconds (the classic server's option).
     #[arg(long, conflicts_with = "latency_ms")]
     pub sleep: Option<f64>,
-    /// Serve the prices of this CSV file (exchange,symbol,day,open,high,low,close,volume).
+    /// Serve the prices of this CSV file (exchange,symbol,day,open,high,low,close,volume)
+    /// instead of the generated dataset (which runs from 2020-01-01 to
+    /// today); days the file does not have, such as those after its last,
+    /// have no price.
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Answer "no price" with 200 and `null`, as the classic server does, instead of 404.
@@ -215,7 +218,9 @@ pub struct ServeArgs {
     pub fault_seed: u64,
     /// Publish prices as a real exchange does: none for future days, a
     /// partial candle for today, and each closed day only this long after
-    /// its UTC midnight (e.g. 1h). Default: serve the whole dataset at once.
+    /// its UTC midnight (e.g. 1h). Default: 0 for the generated dataset
+    /// (published as a live exchange does: no future day, today's candle
+    /// open), the whole file at once for --data.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub publish_delay: Option<Duration>,
     /// The API to speak: classic (GET /price/...), or a real exchange's

@@ -18,7 +18,7 @@ use pricegrid::actors::producer::RunRound;
 use pricegrid::actors::{Pipeline, PipelineOptions};
 use pricegrid::clock::Clock;
 use pricegrid::config::Config;
-use pricegrid::model::{Api, CellState, Counts, Exchange, Flags, Ohlcv, Symbol};
+use pricegrid::model::{Api, CellState, Counts, Exchange, Flags, Ohlcv, Symbol, DEFAULT_QUOTES};
 use pricegrid::server::{self, Dataset, GeneratedSpec, PriceServer, ServerOptions};
 use pricegrid::source::Source;
 use pricegrid::store::Store;
@@ -381,5 +381,152 @@ async fn a_market_the_exchange_does_not_know_fails_its_cells_saying_so() {
             eth.source
         );
         dialect.stop().await;
+    }
+}
+
+// ------------------------------------------- symbols = "all": the listings
+
+/// Binance and Kraken over June 2020 with btc, eth, ltc and 200 more
+/// symbols (`c001`…`c200`): each dialect lists all 203 (Binance in USDT,
+/// Kraken in USD).
+fn wide_dataset() -> Arc<Dataset> {
+    let mut spec = GeneratedSpec::classic(server::DEFAULT_SEED);
+    spec.exchanges = ["binance", "kraken"]
+        .iter()
+        .map(|e| Exchange::new(e).expect("a valid name"))
+        .collect();
+    spec.symbols = symbols();
+    spec.symbols
+        .extend((1..=200).map(|i| Symbol::new(&format!("c{i:03}")).expect("a valid name")));
+    spec.from = day("2020-06-01");
+    spec.to = day("2020-06-30");
+    Arc::new(Dataset::generated(spec))
+}
+
+/// Binance's and Kraken's dialects over `wide_dataset`, each serving the
+/// exchange of its name, and a classic server for `[source]`.
+fn wide_servers(clock: &Clock) -> [PriceServer; 3] {
+    let data = wide_dataset();
+    let own = |name: &str| {
+        let name = Exchange::new(name).expect("a valid name");
+        move |o: &mut ServerOptions| o.exchange = Some(name)
+    };
+    [
+        server(Api::Classic, &data, clock, |_| {}),
+        server(Api::Binance, &data, clock, own("binance")),
+        server(Api::Kraken, &data, clock, own("kraken")),
+    ]
+}
+
+/// Every symbol of binance and kraken (asked through their dialects) in
+/// `quotes` each, over 2020-06-10..=12.
+fn every_symbol_of(
+    servers: &[PriceServer; 3],
+    binance_quotes: &[&str],
+    kraken_quotes: &[&str],
+) -> TestConfig {
+    let [classic, binance, kraken] = servers;
+    TestConfig::fetching_from(&classic.url())
+        .exchanges(["binance", "kraken"])
+        .every_symbol()
+        .window("2020-06-10", "2020-06-12")
+        .settle_after(2 * HOUR)
+        .quick_backoff()
+        .exchange_api("binance", Api::Binance, &binance.url(), 1000.0)
+        .exchange_api("kraken", Api::Kraken, &kraken.url(), 1000.0)
+        .quotes("binance", binance_quotes)
+        .quotes("kraken", kraken_quotes)
+}
+
+#[actix_rt::test]
+async fn symbols_all_asks_exactly_the_markets_listed_in_the_exchanges_quotes() {
+    let clock = Clock::manual(now());
+    let servers = wide_servers(&clock);
+    // Binance lists every symbol in USDT, Kraken none: Kraken has nothing
+    // to ask, and is not asked for prices.
+    let config = every_symbol_of(&servers, &["USDT"], &["USDT"]).build();
+    config.check_at(day("2020-06-15")).expect("a valid config");
+    let (counts, store) = round(config, &clock).await;
+    assert_eq!(counts.failed, 0, "{counts}");
+    let binance = Exchange::new("binance").expect("a valid name");
+    let mut cells = 0;
+    for (exchange, symbol, d, cell) in store.iter() {
+        assert_eq!(exchange, &binance, "{exchange}/{symbol}/{d}");
+        let want = format!("market={}USDT", symbol.as_str().to_ascii_uppercase());
+        assert!(
+            cell.source.as_deref().is_some_and(|s| s.ends_with(&want)),
+            "{symbol}/{d}: asked in {:?}",
+            cell.source
+        );
+        cells += 1;
+    }
+    assert_eq!(cells, 203 * 3, "every listed USDT market, every day");
+    assert_eq!(
+        store.symbols().len(),
+        203,
+        "the page's picker lists them all"
+    );
+    assert_eq!(
+        servers[2].stats.price_requests(),
+        0,
+        "kraken: no candle asked"
+    );
+    assert_eq!(
+        servers[0].stats.price_requests(),
+        0,
+        "[source]: no price asked"
+    );
+
+    // In Kraken's own quote, its 203 symbols are asked too, btc as XBTUSD.
+    let config = every_symbol_of(&servers, &["USDT"], &["USDT", "USD"]).build();
+    let (counts, store) = round(config, &clock).await;
+    assert_eq!(counts.failed, 0, "{counts}");
+    assert_eq!(store.len(), 2 * 203 * 3);
+    let btc = store
+        .get(&kraken(), &symbols()[0], day("2020-06-11"))
+        .expect("a kraken btc cell");
+    assert!(
+        btc.source
+            .as_deref()
+            .is_some_and(|s| s.ends_with("market=XBTUSD")),
+        "{:?}",
+        btc.source
+    );
+    for s in servers {
+        s.stop().await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_listing_too_large_for_max_tasks_is_refused_naming_its_sizes() {
+    let clock = Clock::manual(now());
+    let servers = wide_servers(&clock);
+    let config = every_symbol_of(&servers, &DEFAULT_QUOTES, &DEFAULT_QUOTES)
+        .max_tasks(1000)
+        .build();
+    let (source, pipeline) = start(config, &clock);
+    let refused =
+        actix_rt::time::timeout(Duration::from_secs(60), pipeline.producer.send(RunRound))
+            .await
+            .expect("the round ends in time")
+            .expect("the producer answers")
+            .expect_err("406 markets x 3 days is over 1000 tasks");
+    assert_eq!(
+        refused.to_string(),
+        "the universe is too large: 406 markets (2 exchanges, 203 symbols) x 3 days = 1218 tasks, \
+         more than universe.max_tasks (1000)"
+    );
+    let store = pipeline
+        .aggregator
+        .send(GetStore)
+        .await
+        .expect("the aggregator answers");
+    assert!(store.is_empty(), "nothing asked");
+    let asked: u64 = servers.iter().map(|s| s.stats.price_requests()).sum();
+    assert_eq!(asked, 0, "no price asked");
+    pipeline.stop().await;
+    source.stop().await;
+    for s in servers {
+        s.stop().await;
     }
 }

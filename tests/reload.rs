@@ -779,3 +779,42 @@ async fn a_hot_reload_to_an_absurd_universe_is_refused_and_the_daemon_lives() {
     })
     .await
 }
+
+#[actix_rt::test]
+async fn a_reload_to_every_listed_symbol_is_judged_by_the_exchanges_own_listing() {
+    // OKX's API with kraken's prices over 203 symbols, each listed in USDT
+    // (one of the default quotes): its listing, not the classic source's
+    // three symbols, is kraken's universe under "all".
+    let mut spec = pricegrid::server::GeneratedSpec::classic(DEFAULT_SEED);
+    spec.symbols = (1..=203)
+        .map(|i| format!("c{i:03}").parse().expect("a valid name"))
+        .collect();
+    let wide = Arc::new(pricegrid::server::Dataset::generated(spec));
+    let okx = spawn_price_server(|o| {
+        o.dialect = pricegrid::model::Api::Okx;
+        o.exchange = Some("kraken".parse().unwrap());
+        o.dataset = wide;
+    });
+    scenario(Duration::ZERO, "2020-03-05", 2, async |f| {
+        f.daemon.first_round().await;
+        f.with_workers(2)
+            .every_symbol()
+            .exchange_api("kraken", pricegrid::model::Api::Okx, &okx.url(), 100.0)
+            .max_tasks(100)
+            .save_by_rename(&f.path);
+        let (status, body) = http("POST", format!("{}/v1/reload", f.daemon.api_url())).await;
+        assert_eq!(status, 422, "{body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let error = body["error"].as_str().expect("an error message");
+        assert!(
+            error.ends_with(
+                "the universe is too large: 203 markets (1 exchange, 203 symbols) x 5 days \
+                 = 1015 tasks, more than universe.max_tasks (100)"
+            ),
+            "{error}"
+        );
+        assert_eq!(f.daemon.reloads().borrow().version, 0);
+        assert_eq!(okx.stats.candle_requests(), 0, "no candle asked");
+    })
+    .await
+}

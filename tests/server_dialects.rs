@@ -366,6 +366,70 @@ async fn kraken_serves_rows_after_since_among_its_720_most_recent_days_today_las
     assert_eq!(kraken_rows(&answers[4]), deep, "no since: the whole depth");
 }
 
+/// Kraken's rows in `a`'s `pair` as (day, price), read as a client would.
+fn kraken_pair_rows(a: &Answer, pair: &str) -> Vec<(NaiveDate, Ohlcv)> {
+    assert_eq!(a.status, 200, "{a:?}");
+    rows(&a.body["result"][pair])
+        .iter()
+        .map(|r| {
+            let p = Ohlcv {
+                open: string_num(&r[1]),
+                high: string_num(&r[2]),
+                low: string_num(&r[3]),
+                close: string_num(&r[4]),
+                volume: string_num(&r[6]),
+            };
+            (day_of_secs(r[0].as_i64().expect("t in seconds")), p)
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn serve_dialect_kraken_on_its_defaults_serves_its_last_720_days_and_an_open_today() {
+    // `serve --dialect kraken` with no other option: the seed dataset, no
+    // publish delay given. Only the clock is the test's.
+    let clock = Clock::manual("2026-11-24T06:00:00Z".parse().expect("a time"));
+    let mut opts = ServerOptions::new(loopback(), server::DEFAULT_SEED);
+    opts.dialect = Api::Kraken;
+    opts.clock = clock.clone();
+    let server = server::start(&opts).expect("the dialect server starts");
+    let seed = Dataset::generated(GeneratedSpec::classic(server::DEFAULT_SEED));
+    let ohlc = "0/public/OHLC?pair=XBTUSD&interval=1440".to_owned();
+
+    let morning = kraken_pair_rows(&get_one(&server, &ohlc).await, "XXBTZUSD");
+    let today = day("2026-11-24");
+    let oldest = today - chrono::Days::new(719);
+    assert!(
+        morning.len() > 690 && morning.len() <= 720,
+        "{} rows",
+        morning.len()
+    );
+    assert!(morning.first().expect("rows").0 >= oldest);
+    let (last, open) = *morning.last().expect("rows");
+    assert_eq!(last, today, "today's candle is the last row");
+    let full = seed
+        .price_of(&exchange(Api::Kraken), &btc(), today)
+        .expect("the seed dataset prices kraken btc on this day");
+    assert_ne!(open, full, "today's candle is open: partial at 06:00");
+    for (d, p) in &morning[..morning.len() - 1] {
+        assert_eq!(
+            Some(*p),
+            seed.price_of(&exchange(Api::Kraken), &btc(), *d),
+            "a closed day is the seed's price: {d}"
+        );
+    }
+
+    clock.set("2026-11-24T18:00:00Z".parse().expect("a time"));
+    let evening = kraken_pair_rows(&get_one(&server, &ohlc).await, "XXBTZUSD");
+    let (_, later) = *evening.last().expect("rows");
+    assert_ne!(later, open, "the open candle changes through the day");
+    assert!(
+        evening.iter().all(|(d, _)| *d <= today),
+        "no day after today"
+    );
+    server.stop().await;
+}
+
 #[actix_rt::test]
 async fn kraken_answers_unknown_pairs_bad_parameters_and_lists_its_pairs() {
     let server = spawn_dialect(Api::Kraken, |_| {});

@@ -1048,3 +1048,59 @@ fn times_are_shown_in_utc_whatever_the_browser_zone() {
         daemon.shutdown().await;
     });
 }
+
+#[test]
+fn the_symbol_picker_lists_hundreds_of_symbols_in_order_and_each_loads_its_map() {
+    one_at_a_time(async {
+        // A source with 300 symbols, as symbols = "all" gives for a real
+        // exchange's listing.
+        let names: Vec<String> = (1..=300).map(|i| format!("c{i:03}")).collect();
+        let mut spec = pricegrid::server::GeneratedSpec::classic(pricegrid::server::DEFAULT_SEED);
+        spec.exchanges = vec!["kraken".parse().expect("a valid name")];
+        spec.symbols = names
+            .iter()
+            .map(|s| s.parse().expect("a valid name"))
+            .collect();
+        let dataset = std::sync::Arc::new(pricegrid::server::Dataset::generated(spec));
+        let server = spawn_price_server(|o| o.dataset = dataset);
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = page_config(dir.path())
+            .source(&server.url())
+            .exchanges(["kraken"])
+            .every_symbol()
+            .window("2020-03-01", "2020-03-02")
+            .write(&dir.path().join("pricegrid.toml"));
+        let mut daemon = RunningDaemon::start(&path).await;
+        let round = daemon.first_round().await;
+        assert_eq!(round.counts.tasks, 300 * 2);
+
+        let b = Browser::start().await;
+        b.open(&daemon.api_url()).await;
+        b.wait_for_xpath(
+            "300 symbols to pick from",
+            "//select[@id='symbol'][count(option) = 300]",
+        )
+        .await;
+        let offered = b
+            .js("return Array.from(document.getElementById('symbol').options, o => o.value);")
+            .await;
+        assert_eq!(offered, serde_json::json!(names), "every symbol, in order");
+        b.client
+            .find(fantoccini::Locator::Css("#symbol"))
+            .await
+            .expect("the symbol select")
+            .select_by_value("c300")
+            .await
+            .expect("the last symbol is chosen");
+        let map = b
+            .wait_for_xpath(
+                "c300's map",
+                "//*[@id='map'][@data-symbol='c300' and @data-round='1']",
+            )
+            .await;
+        let cells = map.attr("data-cells").await.unwrap();
+        assert_eq!(cells.as_deref(), Some("2"), "one cell per day of kraken");
+        b.close().await;
+        daemon.shutdown().await;
+    });
+}

@@ -286,6 +286,7 @@ mod tests {
                         api: crate::model::Api::Kraken,
                         url: Some(SourceUrl::Remote(url.parse().unwrap())),
                         markets: Default::default(),
+                        quotes: crate::config::ExchangeConfig::default_quotes(),
                         requests_per_second: rps,
                         max_in_flight: None,
                         ca_file: None,

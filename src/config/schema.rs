@@ -128,6 +128,15 @@ pub struct ExchangeConfig {
     /// `<SYMBOL>/USD`, else `/USDT`, else `/USDC`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub markets: BTreeMap<Symbol, String>,
+    /// The quotes a market is chosen in when `markets` is left out, in
+    /// order of preference (`["USD", "USDT", "USDC"]`); with
+    /// `universe.symbols = "all"`, every base asset listed with a market in
+    /// one of them.
+    #[serde(
+        default = "ExchangeConfig::default_quotes",
+        skip_serializing_if = "ExchangeConfig::has_default_quotes"
+    )]
+    pub quotes: Vec<String>,
     /// Most requests a second to this exchange, from this process (default:
     /// the API's documented safe rate; classic: `source.per_exchange`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,6 +148,19 @@ pub struct ExchangeConfig {
     /// https URL, beside the built-in roots and `source.ca_file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+}
+
+impl ExchangeConfig {
+    pub fn default_quotes() -> Vec<String> {
+        crate::model::DEFAULT_QUOTES.map(String::from).to_vec()
+    }
+
+    fn has_default_quotes(quotes: &[String]) -> bool {
+        quotes
+            .iter()
+            .map(String::as_str)
+            .eq(crate::model::DEFAULT_QUOTES)
+    }
 }
 
 impl<'de> Deserialize<'de> for SourceUrl {
@@ -173,8 +195,9 @@ pub struct BuiltinConfig {
     pub latency: Duration,
     /// Publish prices as a real exchange does: none for future days, a
     /// partial candle for today, and each closed day only this long after
-    /// its close at UTC midnight (e.g. "1h"). Unset: the whole dataset is
-    /// served at once.
+    /// its close at UTC midnight (e.g. "1h"). Unset: the generated dataset,
+    /// which runs to today, is published with no delay (no future day,
+    /// today's candle open).
     #[serde(
         default,
         with = "humantime_serde",
@@ -208,7 +231,8 @@ pub struct PerExchangeConfig {
 }
 
 /// What to fetch. Without a `[universe]` section the default is every
-/// exchange and symbol over 2020 (the built-in dataset's year); with one,
+/// exchange and symbol over 2020 (the built-in dataset's first year; it
+/// runs to today); with one,
 /// a window must be given (`from`, optionally `to`, or `last_days`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

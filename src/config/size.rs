@@ -34,6 +34,10 @@ pub struct UniverseSize {
     pub exchanges: usize,
     pub symbols: usize,
     pub days: usize,
+    /// The (exchange, symbol) pairs when each exchange has symbols of its
+    /// own (`symbols = "all"` read from listings); `None`: every exchange
+    /// has every symbol.
+    pub markets: Option<usize>,
 }
 
 impl UniverseSize {
@@ -42,15 +46,29 @@ impl UniverseSize {
             exchanges,
             symbols,
             days,
+            markets: None,
         }
     }
 
-    /// exchanges x symbols x days; `None` if that is more than `u128` holds.
+    /// The same universe, its exchanges having `markets` (exchange, symbol)
+    /// pairs in all rather than every one of its symbols.
+    pub fn with_markets(self, markets: usize) -> Self {
+        Self {
+            markets: Some(markets),
+            ..self
+        }
+    }
+
+    /// exchanges x symbols x days (or markets x days); `None` if that is
+    /// more than `u128` holds.
     pub fn tasks(&self) -> Option<u128> {
         let wide = |n: usize| u128::try_from(n).unwrap_or(u128::MAX);
-        wide(self.exchanges)
-            .checked_mul(wide(self.symbols))?
-            .checked_mul(wide(self.days))
+        match self.markets {
+            Some(markets) => wide(markets).checked_mul(wide(self.days)),
+            None => wide(self.exchanges)
+                .checked_mul(wide(self.symbols))?
+                .checked_mul(wide(self.days)),
+        }
     }
 
     /// The number of tasks if it is at most `max_tasks` (and at most
@@ -71,8 +89,19 @@ impl UniverseSize {
 }
 
 impl fmt::Display for UniverseSize {
-    /// `11 exchanges x 3 symbols x 2922 days`.
+    /// `11 exchanges x 3 symbols x 2922 days`, or with symbols of each
+    /// exchange's own `612 markets (2 exchanges, 500 symbols) x 731 days`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(markets) = self.markets {
+            return write!(
+                f,
+                "{} ({}, {}) x {}",
+                counted(markets, "market"),
+                counted(self.exchanges, "exchange"),
+                counted(self.symbols, "symbol"),
+                counted(self.days, "day")
+            );
+        }
         write!(
             f,
             "{} x {} x {}",
@@ -153,6 +182,16 @@ mod tests {
             err.to_string()
                 .contains(&format!("= more than {} tasks", u128::MAX)),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn symbols_of_each_exchanges_own_count_its_markets() {
+        let size = UniverseSize::new(2, 500, 731).with_markets(612);
+        assert_eq!(size.tasks(), Some(612 * 731));
+        assert_eq!(
+            size.within(10_000).unwrap_err().to_string(),
+            "612 markets (2 exchanges, 500 symbols) x 731 days = 447372 tasks, more than universe.max_tasks (10000)"
         );
     }
 

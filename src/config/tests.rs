@@ -478,3 +478,52 @@ fn every_rule_is_reported_at_once_in_schema_order() {
         "{err}"
     );
 }
+
+#[test]
+fn an_exchanges_quotes_are_known_upper_case_codes_each_once() {
+    let with = |quotes: &str| {
+        format!(
+            "[exchanges.binance]\napi = \"binance\"\nquotes = {quotes}\n\n\
+             [universe]\nexchanges = [\"binance\"]\nsymbols = \"all\"\nfrom = \"2024-01-01\"\n"
+        )
+    };
+    let c = parse_on(&with("[\"USDT\", \"USDC\"]"), june_2024()).expect("valid quotes");
+    let binance = Exchange::new("binance").unwrap();
+    assert_eq!(c.exchanges[&binance].quotes, ["USDT", "USDC"]);
+    let printed = c.to_toml();
+    assert!(
+        printed.contains("quotes") && printed.contains("\"USDC\""),
+        "{printed}"
+    );
+    let unset = parse_on(
+        "[exchanges.binance]\napi = \"binance\"\n[universe]\nexchanges = [\"binance\"]\nfrom = \"2024-01-01\"\n",
+        june_2024(),
+    )
+    .expect("quotes may be left out");
+    assert_eq!(unset.exchanges[&binance].quotes, ["USD", "USDT", "USDC"]);
+    assert!(
+        !unset.to_toml().contains("quotes"),
+        "the default is not printed"
+    );
+
+    assert_eq!(
+        only_problem(&with("[]")),
+        "3:1: exchanges.binance.quotes: is empty: name at least one quote, \
+         e.g. [\"USD\", \"USDT\", \"USDC\"] (the default)"
+    );
+    assert_eq!(
+        only_problem(&with("[\"USD\", \"usdt\"]")),
+        "3:18: exchanges.binance.quotes: quote \"usdt\" must be upper case: \"USDT\""
+    );
+    let unknown = only_problem(&with("[\"UDST\"]"));
+    assert!(
+        unknown.starts_with(
+            "3:11: exchanges.binance.quotes: unknown quote \"UDST\": expected one of USD, USDT, USDC"
+        ),
+        "{unknown}"
+    );
+    assert_eq!(
+        only_problem(&with("[\"USDT\", \"USD\", \"USDT\"]")),
+        "3:26: exchanges.binance.quotes: \"USDT\" is listed twice"
+    );
+}

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use super::schema::{ExchangeConfig, FetchConfig, SnapshotConfig, SourceConfig, UniverseConfig};
 use super::size::{BYTES_PER_TASK, MAX_TASKS, TASK_MEMORY};
 use super::Config;
-use crate::model::{Day, Exchange};
+use crate::model::{quote_problem, Day, Exchange};
 
 /// Most fetcher threads one pool may have.
 pub const MAX_WORKERS: usize = 1024;
@@ -109,6 +109,7 @@ pub(super) fn exchanges(
                 }
             }
         }
+        out.extend(quotes(name, &x.quotes));
         if let Some(rps) = x.requests_per_second {
             if !(rps.is_finite() && rps > 0.0 && rps <= 1e6) {
                 out.push(Finding::at(
@@ -126,6 +127,28 @@ pub(super) fn exchanges(
         if x.ca_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
             out.push(Finding::at(key("ca_file"), "is empty"));
         }
+    }
+    out
+}
+
+/// `exchanges.NAME.quotes`: at least one, each a known upper-case code,
+/// each once (a second mention would be a preference that never applies).
+fn quotes(name: &Exchange, quotes: &[String]) -> Vec<Finding> {
+    let key = format!("exchanges.{name}.quotes");
+    if quotes.is_empty() {
+        return vec![Finding::at(
+            key,
+            "is empty: name at least one quote, e.g. [\"USD\", \"USDT\", \"USDC\"] (the default)",
+        )];
+    }
+    let mut out: Vec<Finding> = quotes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, q)| Some(Finding::at_element(key.clone(), i, quote_problem(q)?)))
+        .collect();
+    let codes: Vec<&str> = quotes.iter().map(String::as_str).collect();
+    for (index, message) in repeats(&codes) {
+        out.push(Finding::at_element(key.clone(), index, message));
     }
     out
 }

@@ -18,7 +18,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use super::{start_api, ApiLinks, Daemon, ReloadStatus, SETTLE, SETTLE_WAIT};
-use crate::actors::producer::{RoundError, Universe};
+use crate::actors::producer::{Listings, RoundError, Universe};
 use crate::actors::{Reconfigure, SourceRef};
 use crate::api::ReloadOutcome;
 use crate::config::watcher::{self, SettleError};
@@ -119,10 +119,15 @@ impl Daemon {
             None
         };
         // The universe as the first round under this config will see it
-        // ("all" asked of the source it will ask), judged before answering.
+        // ("all" asked of the source it will ask, and of each exchange's
+        // listing), judged before answering.
         let asked = new_source.as_ref().unwrap_or(&self.source);
         let client = PriceClient::new(&asked.url, &ClientLimits::from_config(&new.source, 1));
-        match Universe::resolve_within(&new, &client, self.clock.today()).await {
+        // A listing read here is not kept: the Producer reads its own once
+        // the config is in force.
+        let listings = Listings::default();
+        let today = self.clock.today();
+        match Universe::resolve_within(&new, &client, &asked.endpoints, &listings, today).await {
             Ok(_) => {}
             Err(RoundError::Discovery(e)) => log::warn!(
                 "cannot check the new universe's size now ({e}); each round checks it before it starts"

@@ -1,7 +1,7 @@
 //! The vocabulary every other module speaks: exchange and symbol names, the
 //! OHLCV record, and a fetch task with its key, here; days and ranges of
 //! days in `day`; a task's outcome, the states a cell can be in and a
-//! round's counts in `cell`. Every type is re-exported here, so the rest of
+//! round's counts in `cell`; quote currencies in `quote`. Every type is re-exported here, so the rest of
 //! the crate names them `crate::model::X` whichever file holds them.
 //!
 //! Values from config files or from the network become these types once, at
@@ -12,6 +12,7 @@
 mod api;
 mod cell;
 mod day;
+mod quote;
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use api::Api;
 pub use cell::{reason_kind, CellState, Counts, Flags, Outcome, RoundSummary};
 pub use day::{Day, DayRange};
+pub use quote::{quote_problem, DEFAULT_QUOTES, KNOWN_QUOTES};
 
 /// Longest name accepted for an exchange or a symbol.
 pub const MAX_NAME_LEN: usize = 64;

@@ -4,12 +4,16 @@
 //!
 //! A generated price is a pure function of (seed, exchange, symbol, day):
 //! nothing is stored, so a dataset of a million prices costs no memory and
-//! the same seed always serves the same prices. This module does no network
-//! I/O and knows nothing of HTTP.
+//! the same seed always serves the same prices. The default generated
+//! dataset has no last day: it runs to whatever day it is, and the server
+//! publishes it as a live exchange would (no future day, today's candle
+//! open). A CSV file serves the days it has, no others. This module does
+//! no network I/O, reads no clock and knows nothing of HTTP.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::time::Duration;
 
 use chrono::{Datelike, NaiveDate};
 use rand::{Rng, SeedableRng};
@@ -51,20 +55,28 @@ pub struct GeneratedSpec {
     pub exchanges: Vec<Exchange>,
     pub symbols: Vec<Symbol>,
     pub from: NaiveDate,
+    /// The last day with a price, or [`GeneratedSpec::THROUGH_TODAY`].
     pub to: NaiveDate,
     /// Share of (exchange, symbol, day) left without a price, 0..1.
     pub missing_rate: f64,
 }
 
 impl GeneratedSpec {
-    /// The classic universe over 2020 with ~2% of prices missing.
+    /// A `to` that means "whatever day it is": the dataset has a price for
+    /// every day from `from` on, and the server serves none after today
+    /// (see [`Dataset::runs_to_today`]).
+    pub const THROUGH_TODAY: NaiveDate = NaiveDate::MAX;
+
+    /// The classic universe from 2020-01-01 through today, ~2% of prices
+    /// missing. A day's price does not depend on where the range ends, so
+    /// 2020 is the same whatever day it is.
     pub fn classic(seed: u64) -> Self {
         Self {
             seed,
             exchanges: names(&CLASSIC_EXCHANGES).expect("classic exchange names are valid"),
             symbols: names(&CLASSIC_SYMBOLS).expect("classic symbol names are valid"),
             from: NaiveDate::from_ymd_opt(2020, 1, 1).expect("valid date"),
-            to: NaiveDate::from_ymd_opt(2020, 12, 31).expect("valid date"),
+            to: Self::THROUGH_TODAY,
             missing_rate: 0.02,
         }
     }
@@ -267,9 +279,25 @@ impl Dataset {
 
     /// The first and last day any price can be on (`None`: no price at
     /// all), so that a request for a range of days looks only where prices
-    /// can be, however wide the range it asks for.
+    /// can be, however wide the range it asks for. The last day of a
+    /// dataset that runs to today is [`GeneratedSpec::THROUGH_TODAY`]: a
+    /// server cuts it at its own today.
     pub fn span(&self) -> Option<(NaiveDate, NaiveDate)> {
         self.span
+    }
+
+    /// The dataset has no last day: it has a price for every day up to
+    /// whatever day it is (the default generated dataset).
+    pub fn runs_to_today(&self) -> bool {
+        matches!(&self.prices, Prices::Generated(spec) if spec.to == GeneratedSpec::THROUGH_TODAY)
+    }
+
+    /// How a server publishes this dataset given the `configured` delay:
+    /// as configured; unset, a dataset that runs to today is published as
+    /// a live exchange does (delay zero: no future day, today's candle open
+    /// and growing, a closed day at once), any other as it is.
+    pub fn publish_delay(&self, configured: Option<Duration>) -> Option<Duration> {
+        configured.or_else(|| self.runs_to_today().then_some(Duration::ZERO))
     }
 
     /// The price for one request, by the names as they came in the URL.
@@ -400,6 +428,41 @@ mod tests {
         }
         let share = f64::from(missing) / f64::from(prices + missing);
         assert!((0.01..0.03).contains(&share), "missing share {share}");
+    }
+
+    #[test]
+    fn the_classic_dataset_runs_to_any_day_and_is_published_live_by_default() {
+        let ds = Dataset::generated(GeneratedSpec::classic(42));
+        assert!(ds.runs_to_today());
+        let recent = (0..30)
+            .filter(|n| {
+                let d = day("2026-11-24") - chrono::Days::new(*n);
+                matches!(ds.lookup("kraken", "btc", d), Lookup::Price(_))
+            })
+            .count();
+        assert!(recent > 25, "prices in 2026 too ({recent} of 30 days)");
+        assert_eq!(ds.publish_delay(None), Some(Duration::ZERO));
+        let hour = Duration::from_secs(3600);
+        assert_eq!(ds.publish_delay(Some(hour)), Some(hour));
+
+        let mut spec = GeneratedSpec::classic(42);
+        spec.to = day("2020-12-31");
+        let bounded = Dataset::generated(spec);
+        assert!(!bounded.runs_to_today());
+        assert_eq!(bounded.publish_delay(None), None, "served as it is");
+        assert_eq!(
+            bounded.lookup("kraken", "btc", day("2021-01-01")),
+            Lookup::NoPrice
+        );
+        for d in day("2020-12-01").iter_days().take(31) {
+            for s in CLASSIC_SYMBOLS {
+                assert_eq!(
+                    ds.lookup("bitstamp", s, d),
+                    bounded.lookup("bitstamp", s, d),
+                    "where the range ends changes no price: {s} {d}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -63,7 +63,9 @@ pub struct ServerOptions {
     /// With `Some(delay)`, prices appear as they would at a real exchange
     /// (see `publication`): none for a future day, a partial candle for
     /// today, none for a closed day until `delay` after its close, then
-    /// the full price. `None` (the default) serves the dataset as it is.
+    /// the full price. `None` (the default): a dataset that runs to today
+    /// (the generated one) is published with no delay, as a live exchange
+    /// does; any other (a `--data` file) is served as it is.
     pub publish_delay: Option<Duration>,
     /// Which API the server speaks: `Api::Classic` (the default) is the
     /// classic server; a real exchange's API serves that exchange's
@@ -394,7 +396,7 @@ pub fn start(opts: &ServerOptions) -> std::io::Result<PriceServer> {
         missing: opts.missing,
         faults: opts.faults.clone(),
         clock: opts.clock.clone(),
-        publish_delay: opts.publish_delay,
+        publish_delay: opts.dataset.publish_delay(opts.publish_delay),
         stats: stats.clone(),
     });
     let (addr, handle) = crate::http::start_server(opts.listen, opts.workers, move |app| {

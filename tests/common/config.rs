@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use pricegrid::config::{Config, Day, ExchangeConfig, OhlcOrder, Selection, SourceUrl};
-use pricegrid::model::Api;
+use pricegrid::model::{Api, Exchange};
 use pricegrid::server::PriceServer;
 use url::Url;
 
@@ -316,11 +316,25 @@ impl TestConfig {
                 api,
                 url: Some(SourceUrl::Remote(url.clone())),
                 markets: Default::default(),
+                quotes: ExchangeConfig::default_quotes(),
                 requests_per_second: Some(rps),
                 max_in_flight: None,
                 ca_file: None,
             },
         );
+        self
+    }
+
+    /// Exchange `name` (already given a table by `exchange_api`) chooses
+    /// its markets, and under `symbols = "all"` its universe, in `quotes`.
+    pub fn quotes(mut self, name: &str, quotes: &[&str]) -> Self {
+        let name: Exchange = name.parse().expect("a valid exchange name");
+        let table = self
+            .config
+            .exchanges
+            .get_mut(&name)
+            .expect("exchange_api gave the exchange a table first");
+        table.quotes = quotes.iter().map(|q| q.to_string()).collect();
         self
     }
 

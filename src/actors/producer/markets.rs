@@ -1,10 +1,11 @@
 //! Where a round's cells are asked, and in how many requests: the market
 //! of each (exchange, symbol) of an exchange with its own API (configured,
-//! or chosen from the exchange's market listing, which is read once and
-//! kept until the config changes), and the round's unsettled keys cut into
-//! tasks (a day each for the classic API, pages of consecutive days no
-//! longer than the exchange's page, split at the oldest day it serves, for
-//! the others). The Producer's own part: it asks listings, never prices,
+//! or chosen from the exchange's market listing in its `quotes`, which is
+//! read once and kept until the config changes), that exchange's symbols
+//! under `symbols = "all"` (the listing's base assets in its `quotes`),
+//! and the round's unsettled keys cut into tasks (a day each for the
+//! classic API, pages of consecutive days no longer than the exchange's
+//! page, split at the oldest day it serves, for the others). The Producer's own part: it asks listings, never prices,
 //! and decides no outcome (a market that cannot be found travels with the
 //! task, for the Supervisor to fail).
 
@@ -18,7 +19,7 @@ use chrono::NaiveDate;
 use super::Universe;
 use crate::config::Config;
 use crate::model::{Api, Exchange, Market, Symbol, Task, TaskKey};
-use crate::source::exchanges::{self, choose_market, plan_pages, Instrument};
+use crate::source::exchanges::{self, choose_market_in, plan_pages, Instrument};
 use crate::source::{ClientLimits, Endpoints, PriceClient};
 
 /// (exchange, symbol) -> where it is asked, for the exchanges that have
@@ -27,12 +28,48 @@ pub type Markets = HashMap<(Exchange, Symbol), Arc<Market>>;
 
 /// Each exchange's market listing, as last read (kept until the config
 /// changes, so a listing is asked once, not every round).
-pub(super) type Listings = Rc<RefCell<HashMap<Exchange, Arc<Vec<Instrument>>>>>;
+pub type Listings = Rc<RefCell<HashMap<Exchange, Arc<Vec<Instrument>>>>>;
+
+/// `exchange`'s symbols under `universe.symbols = "all"` when it has an API
+/// of its own (`None`: it is asked through `[source]`, whose `/symbols`
+/// says): its `markets`' symbols when it names them, else every base asset
+/// its listing has a market for in one of its `quotes`. A listing that
+/// cannot be read gives no symbols this round (logged; the next round asks
+/// again).
+pub(super) async fn listed_universe(
+    config: &Config,
+    endpoints: &Endpoints,
+    exchange: &Exchange,
+    listings: &Listings,
+) -> Option<Vec<Symbol>> {
+    let endpoint = endpoints.get(exchange)?;
+    let table = config.exchanges.get(exchange)?;
+    let api = exchanges::adapter(endpoint.api)?;
+    if !table.markets.is_empty() {
+        return Some(table.markets.keys().cloned().collect());
+    }
+    match listing(exchange, endpoint, api, config, listings).await {
+        Ok(list) => {
+            let symbols = exchanges::listed_symbols(api, &list, &table.quotes);
+            log::info!(
+                "{exchange}: symbols = \"all\" is {} base assets quoted in {}",
+                symbols.len(),
+                table.quotes.join(", ")
+            );
+            Some(symbols)
+        }
+        Err(_) => {
+            // `listing` has logged why, as an error.
+            log::warn!("{exchange}: symbols = \"all\" covers nothing this round");
+            Some(Vec::new())
+        }
+    }
+}
 
 /// Where each (exchange, symbol) of `universe` with an endpoint of its own
 /// is asked: the configured market, else the one the exchange's listing
-/// gives (USD, else USDT, else USDC); a market that cannot be found carries
-/// the reason, and its cells fail with it.
+/// gives (in the first of its `quotes` it is listed in); a market that
+/// cannot be found carries the reason, and its cells fail with it.
 pub(super) async fn resolve_markets(
     config: &Config,
     endpoints: &Endpoints,
@@ -55,7 +92,7 @@ pub(super) async fn resolve_markets(
             })
         };
         let Some(api) = exchanges::adapter(endpoint.api) else {
-            for symbol in &universe.symbols {
+            for symbol in universe.symbols_of(exchange) {
                 out.insert((exchange.clone(), symbol.clone()), market("", None));
             }
             continue;
@@ -65,7 +102,7 @@ pub(super) async fn resolve_markets(
         } else {
             None
         };
-        for symbol in &universe.symbols {
+        for symbol in universe.symbols_of(exchange) {
             let m = match (&listing, table.markets.get(symbol)) {
                 (None, Some(name)) => market(name, None),
                 (None, None) => market(
@@ -75,7 +112,7 @@ pub(super) async fn resolve_markets(
                     )),
                 ),
                 (Some(Err(e)), _) => market("", Some(e.clone())),
-                (Some(Ok(list)), _) => match choose_market(api, symbol, list) {
+                (Some(Ok(list)), _) => match choose_market_in(api, symbol, list, &table.quotes) {
                     Some(i) => {
                         log::debug!(
                             "{exchange}: {symbol} is asked as market {} ({}/{})",
@@ -88,8 +125,13 @@ pub(super) async fn resolve_markets(
                     None => market(
                         "",
                         Some(format!(
-                            "{exchange} lists no {base}/USD, {base}/USDT or {base}/USDC market for {symbol}",
-                            base = api.asset_name(symbol)
+                            "{exchange} lists no market for {symbol} in {}",
+                            table
+                                .quotes
+                                .iter()
+                                .map(|q| format!("{}/{q}", api.asset_name(symbol)))
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         )),
                     ),
                 },

@@ -1,15 +1,18 @@
 //! The `Producer`: decides what to fetch and when.
 //!
 //! It runs rounds on request (`fetch`) or on `schedule.interval` (the
-//! daemon), never two at once. For each round it turns the configured universe (discovering exchanges and symbols from
-//! the source where the config says "all") into a round's tasks, leaves out
-//! the keys the Aggregator holds as settled, turns the rest into tasks (a
+//! daemon), never two at once. For each round it turns the configured
+//! universe (discovering exchanges and symbols from the source, and an
+//! exchange's symbols from its own market listing, where the config says
+//! "all") into a round's keys, leaves out the keys the Aggregator holds as
+//! settled, turns the rest into tasks (a
 //! day each, or pages of days for an exchange with its own API: where each
 //! is asked and how it is cut is `markets.rs`), and feeds them to the
 //! Supervisor in window-sized chunks, waiting for room before each (the
 //! backpressure). It never fetches a price and never touches the map.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,9 +29,10 @@ use super::{Reconfigure, SourceRef};
 use crate::clock::Clock;
 use crate::config::{Config, DayRange, Selection, TooLarge, UniverseSize};
 use crate::model::{Exchange, Symbol, Task, TaskKey};
-use crate::source::{ClientLimits, PriceClient, SourceError};
+use crate::source::{ClientLimits, Endpoints, PriceClient, SourceError};
+pub use markets::Listings;
+use markets::{listed_universe, resolve_markets};
 pub use markets::{plan, Markets};
-use markets::{resolve_markets, Listings};
 
 mod markets;
 
@@ -53,16 +57,25 @@ pub enum RoundError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Universe {
     pub exchanges: Vec<Exchange>,
+    /// The symbols of every exchange not in `listed`.
     pub symbols: Vec<Symbol>,
+    /// Under `universe.symbols = "all"`, the symbols of each exchange with
+    /// an API of its own: every base asset its market listing has in one of
+    /// its `quotes` (or the symbols of its `markets`, when it names them).
+    pub listed: BTreeMap<Exchange, Vec<Symbol>>,
     pub days: DayRange,
 }
 
 impl Universe {
-    /// Resolves "all" against the source: the `[source]` server's
-    /// exchanges, and every exchange with an `[exchanges.NAME]` table.
+    /// Resolves "all" against the sources: the `[source]` server's
+    /// exchanges and every exchange with an `[exchanges.NAME]` table; the
+    /// `[source]` server's symbols for the exchanges asked there, and each
+    /// other exchange's own listing (`listings` keeps what was read).
     pub async fn resolve(
         config: &Config,
         client: &PriceClient,
+        endpoints: &Endpoints,
+        listings: &Listings,
         today: NaiveDate,
     ) -> Result<Universe, SourceError> {
         let exchanges = match &config.universe.exchanges {
@@ -77,13 +90,30 @@ impl Universe {
             }
             Selection::List(list) => list.clone(),
         };
+        let mut listed = BTreeMap::new();
         let symbols = match &config.universe.symbols {
-            Selection::All => client.symbols().await?,
             Selection::List(list) => list.clone(),
+            Selection::All => {
+                let mut via_source = false;
+                for exchange in &exchanges {
+                    match listed_universe(config, endpoints, exchange, listings).await {
+                        Some(symbols) => {
+                            listed.insert(exchange.clone(), symbols);
+                        }
+                        None => via_source = true,
+                    }
+                }
+                if via_source {
+                    client.symbols().await?
+                } else {
+                    Vec::new()
+                }
+            }
         };
         Ok(Universe {
             exchanges,
             symbols,
+            listed,
             days: config.universe.days(today),
         })
     }
@@ -94,16 +124,37 @@ impl Universe {
     pub async fn resolve_within(
         config: &Config,
         client: &PriceClient,
+        endpoints: &Endpoints,
+        listings: &Listings,
         today: NaiveDate,
     ) -> Result<Universe, RoundError> {
-        let universe = Universe::resolve(config, client, today).await?;
+        let universe = Universe::resolve(config, client, endpoints, listings, today).await?;
         config.universe.check_size(universe.size())?;
         Ok(universe)
     }
 
-    /// Its counts, whose product is its number of keys.
+    /// The symbols of `exchange`.
+    pub fn symbols_of(&self, exchange: &Exchange) -> &[Symbol] {
+        self.listed.get(exchange).unwrap_or(&self.symbols)
+    }
+
+    /// Its counts, whose product is its number of keys (with per-exchange
+    /// symbols, the number of (exchange, symbol) pairs instead).
     pub fn size(&self) -> UniverseSize {
-        UniverseSize::new(self.exchanges.len(), self.symbols.len(), self.days.len())
+        if self.listed.is_empty() {
+            return UniverseSize::new(self.exchanges.len(), self.symbols.len(), self.days.len());
+        }
+        let mut symbols: Vec<&Symbol> = Vec::new();
+        let mut markets = 0usize;
+        for e in &self.exchanges {
+            let own = self.symbols_of(e);
+            markets = markets.saturating_add(own.len());
+            symbols.extend(own);
+        }
+        symbols.sort_unstable();
+        symbols.dedup();
+        UniverseSize::new(self.exchanges.len(), symbols.len(), self.days.len())
+            .with_markets(markets)
     }
 
     /// Its number of keys, counted without overflow.
@@ -112,7 +163,7 @@ impl Universe {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.exchanges.is_empty() || self.symbols.is_empty() || self.days.is_empty()
+        self.days.is_empty() || self.exchanges.iter().all(|e| self.symbols_of(e).is_empty())
     }
 
     /// Every key, day-major then exchange then symbol, so that every
@@ -121,7 +172,7 @@ impl Universe {
     pub fn keys(&self) -> impl Iterator<Item = TaskKey> + '_ {
         self.days.days().flat_map(move |day| {
             self.exchanges.iter().flat_map(move |exchange| {
-                self.symbols.iter().map(move |symbol| TaskKey {
+                self.symbols_of(exchange).iter().map(move |symbol| TaskKey {
                     exchange: exchange.clone(),
                     symbol: symbol.clone(),
                     day,
@@ -132,14 +183,15 @@ impl Universe {
 
     /// As `keys`, owning the universe, for a message to carry.
     pub fn into_keys(self) -> impl Iterator<Item = TaskKey> + Send + 'static {
-        let exchanges: Arc<[Exchange]> = self.exchanges.into();
-        let symbols: Arc<[Symbol]> = self.symbols.into();
+        let pairs: Arc<[(Exchange, Arc<[Symbol]>)]> = self
+            .exchanges
+            .iter()
+            .map(|e| (e.clone(), Arc::from(self.symbols_of(e))))
+            .collect();
         self.days.days().flat_map(move |day| {
-            let symbols = symbols.clone();
-            let exchanges = exchanges.clone();
-            (0..exchanges.len()).flat_map(move |e| {
-                let exchange = exchanges[e].clone();
-                let symbols = symbols.clone();
+            let pairs = pairs.clone();
+            (0..pairs.len()).flat_map(move |e| {
+                let (exchange, symbols) = pairs[e].clone();
                 (0..symbols.len()).map(move |s| TaskKey {
                     exchange: exchange.clone(),
                     symbol: symbols[s].clone(),
@@ -234,7 +286,8 @@ impl Producer {
         let listings = self.listings.clone();
         let today = self.clock.today();
         let work = async move {
-            let universe = Universe::resolve_within(&config, &client, today).await?;
+            let universe =
+                Universe::resolve_within(&config, &client, &endpoints, &listings, today).await?;
             let markets = resolve_markets(&config, &endpoints, &universe, &listings).await;
             let sources = markets
                 .iter()

@@ -268,13 +268,19 @@ impl Venue {
         };
         // Only where prices can be: a range from 1970 to 9999 costs no
         // more than the dataset's own span.
+        let now = self.clock.now();
+        let today = now.date_naive();
+        // A published dataset has no day after today (and one that runs to
+        // today has no last day of its own).
+        let last = match self.publish_delay {
+            Some(_) => last.min(today),
+            None => last,
+        };
         let lo = (*days.start()).max(epoch_day(first));
         let hi = (*days.end()).min(epoch_day(last));
         if lo > hi || limit == 0 {
             return Vec::new();
         }
-        let now = self.clock.now();
-        let today = now.date_naive();
         let row = |n: i64| {
             let day = day_at(n)?;
             let full = self
@@ -496,7 +502,7 @@ pub(crate) fn start(opts: &ServerOptions) -> std::io::Result<PriceServer> {
         dataset: opts.dataset.clone(),
         exchange: exchange.clone(),
         clock: opts.clock.clone(),
-        publish_delay: opts.publish_delay,
+        publish_delay: opts.dataset.publish_delay(opts.publish_delay),
         latency: opts.latency,
         stats: stats.clone(),
         throttle,

@@ -79,6 +79,13 @@ impl CandleApi for Kraken {
         }
     }
 
+    fn symbol_of(&self, base: &str) -> Option<Symbol> {
+        match base {
+            "XBT" => Symbol::new("btc").ok(),
+            other => Symbol::new(&other.to_ascii_lowercase()).ok(),
+        }
+    }
+
     fn candles_request(&self, market: &str, days: DayRange) -> String {
         let since = day_start_ms(days.from) / 1000 - 1;
         format!("0/public/OHLC?pair={market}&interval=1440&since={since}")

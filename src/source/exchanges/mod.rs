@@ -6,8 +6,10 @@
 //! rate). The rules every exchange shares live here, once: what a candle
 //! must be to count (anchored at 00:00 UTC, finite numbers), that a day the
 //! exchange does not return is "no price", how a symbol is mapped to a
-//! market when the config names none (`<SYMBOL>/USD`, else `/USDT`, else
-//! `/USDC`), and how a run of unsettled days is cut into pages.
+//! market when the config names none (in the first of the exchange's
+//! `quotes` it is listed in: `<SYMBOL>/USD`, else `/USDT`, else `/USDC` by
+//! default), which listed markets make the universe under
+//! `symbols = "all"`, and how a run of unsettled days is cut into pages.
 //!
 //! Pure: no I/O, no clock (today is passed in). Sending the request is
 //! `source::PriceClient`'s job; deciding what a failure means for the task
@@ -39,7 +41,7 @@ pub use poloniex::Poloniex;
 use chrono::{DateTime, NaiveDate, TimeDelta};
 
 use crate::config::OhlcOrder;
-use crate::model::{Api, DayRange, Flags, Ohlcv, Symbol};
+use crate::model::{Api, DayRange, Flags, Ohlcv, Symbol, DEFAULT_QUOTES};
 use crate::source::{Answer, FetchFailure};
 
 /// What an exchange said about one day of a page.
@@ -183,6 +185,13 @@ pub trait CandleApi: Send + Sync {
     /// calls bitcoin `XBT`).
     fn asset_name(&self, symbol: &Symbol) -> String {
         symbol.as_str().to_ascii_uppercase()
+    }
+
+    /// The symbol of a listed base asset, the inverse of `asset_name`
+    /// (`XBT` is `btc` on Kraken); `None` for a base that is no valid
+    /// symbol name.
+    fn symbol_of(&self, base: &str) -> Option<Symbol> {
+        Symbol::new(&base.to_ascii_lowercase()).ok()
     }
 
     /// The path and query, relative to the base URL, that asks for the
@@ -345,12 +354,56 @@ pub fn choose_market<'a>(
     symbol: &Symbol,
     instruments: &'a [Instrument],
 ) -> Option<&'a Instrument> {
+    choose_market_in(api, symbol, instruments, &DEFAULT_QUOTES)
+}
+
+/// The market for `symbol` among an exchange's listed markets, quoted in
+/// the first of `quotes` (in order of preference) it has a market in.
+pub fn choose_market_in<'a, Q: AsRef<str>>(
+    api: &dyn CandleApi,
+    symbol: &Symbol,
+    instruments: &'a [Instrument],
+    quotes: &[Q],
+) -> Option<&'a Instrument> {
     let base = api.asset_name(symbol);
-    ["USD", "USDT", "USDC"].into_iter().find_map(|quote| {
-        instruments
-            .iter()
-            .find(|i| i.base.eq_ignore_ascii_case(&base) && i.quote.eq_ignore_ascii_case(quote))
+    quotes.iter().find_map(|quote| {
+        instruments.iter().find(|i| {
+            i.base.eq_ignore_ascii_case(&base) && i.quote.eq_ignore_ascii_case(quote.as_ref())
+        })
     })
+}
+
+/// An exchange's universe under `symbols = "all"`: the symbol of every
+/// base asset it lists with a market quoted in one of `quotes`, sorted,
+/// each once (the market each is asked in is `choose_market_in`'s). A base
+/// that is no valid symbol name is left out, and logged.
+pub fn listed_symbols<Q: AsRef<str>>(
+    api: &dyn CandleApi,
+    instruments: &[Instrument],
+    quotes: &[Q],
+) -> Vec<Symbol> {
+    let mut out: Vec<Symbol> = instruments
+        .iter()
+        .filter(|i| {
+            quotes
+                .iter()
+                .any(|q| i.quote.eq_ignore_ascii_case(q.as_ref()))
+        })
+        .filter_map(|i| {
+            let symbol = api.symbol_of(&i.base);
+            if symbol.is_none() {
+                log::debug!(
+                    "market {} left out: its base {:?} is no symbol name",
+                    i.market,
+                    i.base
+                );
+            }
+            symbol.filter(|s| api.asset_name(s).eq_ignore_ascii_case(&i.base))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Cuts sorted, distinct unsettled `days` into pages: runs of consecutive
@@ -385,6 +438,67 @@ mod tests {
 
     fn d(s: &str) -> NaiveDate {
         s.parse().unwrap()
+    }
+
+    fn listing(markets: &[(&str, &str, &str)]) -> Vec<Instrument> {
+        markets
+            .iter()
+            .map(|(market, base, quote)| Instrument {
+                market: (*market).into(),
+                base: (*base).into(),
+                quote: (*quote).into(),
+            })
+            .collect()
+    }
+
+    fn sym(s: &str) -> Symbol {
+        Symbol::new(s).unwrap()
+    }
+
+    #[test]
+    fn a_market_is_chosen_in_the_first_of_the_quotes_the_exchange_lists() {
+        let list = listing(&[
+            ("BTCUSDT", "BTC", "USDT"),
+            ("BTCUSD", "BTC", "USD"),
+            ("ETHUSDT", "ETH", "USDT"),
+            ("ETHEUR", "ETH", "EUR"),
+            ("SOLEUR", "SOL", "EUR"),
+        ]);
+        let chosen = |s: &str, quotes: &[&str]| {
+            choose_market_in(&Binance, &sym(s), &list, quotes).map(|i| i.market.as_str())
+        };
+        assert_eq!(chosen("btc", &DEFAULT_QUOTES), Some("BTCUSD"), "USD first");
+        assert_eq!(chosen("btc", &["USDT", "USD"]), Some("BTCUSDT"));
+        assert_eq!(chosen("eth", &DEFAULT_QUOTES), Some("ETHUSDT"));
+        assert_eq!(chosen("sol", &DEFAULT_QUOTES), None);
+        assert_eq!(chosen("sol", &["USD", "EUR"]), Some("SOLEUR"));
+
+        let all = |quotes: &[&str]| -> Vec<String> {
+            listed_symbols(&Binance, &list, quotes)
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        };
+        assert_eq!(all(&DEFAULT_QUOTES), ["btc", "eth"], "each base once");
+        assert_eq!(all(&["USD"]), ["btc"]);
+        assert_eq!(all(&["EUR"]), ["eth", "sol"]);
+        assert!(all(&["USDC"]).is_empty());
+    }
+
+    #[test]
+    fn symbols_all_maps_an_exchanges_own_asset_names_back_to_symbols() {
+        let list = listing(&[
+            ("XBTUSD", "XBT", "USD"),
+            ("ETHUSD", "ETH", "USD"),
+            ("1INCHUSD", "1INCH", "USD"),
+            ("A.BUSD", "A.B", "USD"),
+        ]);
+        let all = listed_symbols(&Kraken, &list, &["USD"]);
+        assert_eq!(all, [sym("1inch"), sym("btc"), sym("eth")]);
+        for s in &all {
+            let market = choose_market_in(&Kraken, s, &list, &["USD"]).map(|i| &i.market);
+            assert!(market.is_some(), "{s} is asked where it was listed");
+        }
     }
 
     fn candle(day: &str, close: f64) -> Candle {
