@@ -95,6 +95,7 @@ fn limits() -> ClientLimits {
         max_body: 64 * 1024,
         connections: 1,
         ohlc_order: OhlcOrder::Flag,
+        user_agent: None,
     }
 }
 

@@ -1,10 +1,13 @@
 //! The client side of the crypto price API: discovery (`/exchanges`,
 //! `/symbols`) and one price request, with awc.
 //!
-//! Owns URL building (only from checked names) and the request limits
-//! (`source.timeout` bounds a whole request, body included; a body cap; a
-//! body shorter than its framing says is an error, not a short answer; the
-//! framing itself is followed under awc by `transport`). It
+//! Owns URL building (only from checked names), how a request introduces
+//! itself (`User-Agent: pricegrid/<version>`, or the operator's
+//! `user_agent`; `Accept-Encoding: gzip`) and the request limits
+//! (`source.timeout` bounds a whole request, body included; a body cap,
+//! which bounds a gzipped body once decoded too; a body shorter than its
+//! framing says is an error, not a short answer; the framing itself is
+//! followed under awc by `transport`, below the content coding). It
 //! holds no state between requests beyond awc's connection pool, and it
 //! never decides about retries: it only says whether a failure is worth
 //! retrying (see `response`). Which server to ask, and starting the
@@ -16,6 +19,7 @@ pub mod response;
 pub mod tls;
 pub mod transport;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web::{Bytes, BytesMut};
@@ -135,8 +139,38 @@ async fn read_body(
     }
 }
 
-/// How a `PriceClient` bounds its requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The `User-Agent` pricegrid sends unless told otherwise:
+/// `pricegrid/<version> (+<repository>)`, or `pricegrid/<version>` while
+/// Cargo.toml names no repository (exchanges ask for a contact: operators
+/// set `user_agent` with theirs).
+pub fn default_user_agent() -> String {
+    let version = env!("CARGO_PKG_VERSION");
+    match env!("CARGO_PKG_REPOSITORY") {
+        "" => format!("pricegrid/{version}"),
+        repository => format!("pricegrid/{version} (+{repository})"),
+    }
+}
+
+/// Decodes a gzip body, refusing (never allocating) more than `limit`
+/// decoded bytes: a small body that inflates to gigabytes (a "gzip bomb")
+/// fails naming the limit.
+fn gunzip(body: &[u8], limit: usize) -> Result<Bytes, String> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
+    flate2::read::MultiGzDecoder::new(body)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("the gzip body cannot be decoded: {e}"))?;
+    if out.len() > limit {
+        return Err(format!(
+            "the body is larger than {limit} bytes once decoded (gzip)"
+        ));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// How a `PriceClient` bounds its requests, and how it introduces itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientLimits {
     /// Bounds each request, connecting included.
     pub timeout: Duration,
@@ -146,6 +180,8 @@ pub struct ClientLimits {
     pub connections: usize,
     /// What to do with prices whose open or close lie outside low..=high.
     pub ohlc_order: OhlcOrder,
+    /// The `User-Agent` sent; `None`: `default_user_agent()`.
+    pub user_agent: Option<Arc<str>>,
 }
 
 impl ClientLimits {
@@ -155,7 +191,17 @@ impl ClientLimits {
             max_body: source.max_body_bytes,
             connections,
             ohlc_order: source.ohlc_order,
+            user_agent: source.user_agent.as_deref().map(Arc::from),
         }
+    }
+
+    /// These limits with `user_agent` instead, when there is one (an
+    /// exchange's own `user_agent` over `source.user_agent`).
+    pub fn with_user_agent(mut self, user_agent: Option<&Arc<str>>) -> Self {
+        if let Some(ua) = user_agent {
+            self.user_agent = Some(ua.clone());
+        }
+        self
     }
 }
 
@@ -215,7 +261,23 @@ impl PriceClient {
             max_body,
             connections,
             ohlc_order,
+            ref user_agent,
         } = *limits;
+        // Validated by check-config; a value no header can carry (awc's
+        // builder would panic on it) falls back to the default.
+        let user_agent = user_agent
+            .as_deref()
+            .and_then(|ua| match awc::http::header::HeaderValue::from_str(ua) {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    log::error!("user_agent {ua:?} cannot be sent; sending the default");
+                    None
+                }
+            })
+            .unwrap_or_else(|| {
+                awc::http::header::HeaderValue::from_str(&default_user_agent())
+                    .unwrap_or(awc::http::header::HeaderValue::from_static("pricegrid"))
+            });
         let mut base = base.clone();
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
@@ -239,6 +301,8 @@ impl PriceClient {
             .connector(connector)
             .timeout(timeout)
             .disable_redirects()
+            .add_default_header((awc::http::header::USER_AGENT, user_agent))
+            .add_default_header((awc::http::header::ACCEPT_ENCODING, "gzip"))
             .finish();
         Self {
             client,
@@ -377,7 +441,19 @@ impl PriceClient {
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case("keep-alive"));
         let stop_at_length = resp.version() < Version::HTTP_11 && !keep_alive;
-        let body = read_body(&mut resp, framing, limit, stop_at_length).await;
+        let coding = text(header::CONTENT_ENCODING);
+        let body = read_body(&mut resp, framing, limit, stop_at_length)
+            .await
+            .and_then(|body| match coding.as_deref().map(str::trim) {
+                None | Some("") => Ok(body),
+                Some(c) if c.eq_ignore_ascii_case("identity") => Ok(body),
+                Some(c) if c.eq_ignore_ascii_case("gzip") || c.eq_ignore_ascii_case("x-gzip") => {
+                    gunzip(&body, limit)
+                }
+                Some(other) => Err(format!(
+                    "the body is in a content coding pricegrid did not ask for: {other:?}"
+                )),
+            });
         Ok((status, retry_after, body))
     }
 

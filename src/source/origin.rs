@@ -27,6 +27,8 @@ pub struct Endpoint {
     pub identity: Arc<str>,
     /// Extra CA certificates its https connections trust.
     pub ca_files: Vec<PathBuf>,
+    /// Its own `user_agent`, over `source.user_agent`.
+    pub user_agent: Option<Arc<str>>,
 }
 
 /// The exchanges that have their own endpoint, by name.
@@ -137,6 +139,7 @@ impl Source {
                     url,
                     identity: Arc::from(identity),
                     ca_files,
+                    user_agent: x.user_agent.as_deref().map(Arc::from),
                 },
             );
         }

@@ -319,6 +319,7 @@ impl TestConfig {
                 requests_per_second: Some(rps),
                 max_in_flight: None,
                 ca_file: None,
+                user_agent: None,
             },
         );
         self

@@ -124,7 +124,7 @@ impl Supervisor {
         self.generation += 1;
         let factory = FetcherFactory {
             base: self.settings.base.clone(),
-            limits: self.settings.limits,
+            limits: self.settings.limits.clone(),
             endpoints: self.settings.endpoints.clone(),
             clock: self.clock.clone(),
             lost: ctx.address().recipient(),
