@@ -71,7 +71,8 @@ impl ConfigDiff {
         let source_location = o.url != n.url
             || o.builtin != n.builtin
             || o.ca_file != n.ca_file
-            || endpoints(old) != endpoints(new);
+            || endpoints(old) != endpoints(new)
+            || old.uses_classic_source() != new.uses_classic_source();
         let pool = source_location
             || old.fetch.workers != new.fetch.workers
             || o.timeout != n.timeout

@@ -29,7 +29,7 @@ use crate::config::OhlcOrder;
 use crate::model::{DayRange, Exchange, NameError, Symbol, TaskKey};
 use exchanges::{CandleApi, DayAnswer, Instrument, PageResult};
 pub use origin::{Endpoint, Endpoints, OriginError, Source};
-pub use response::{Answer, FetchFailure, FetchResult, Throttle};
+pub use response::{Answer, FetchFailure, FetchResult, Throttle, Unreachable};
 
 /// Why a discovery request failed.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +61,54 @@ fn describe(e: &awc::error::SendRequestError) -> String {
         SendRequestError::Connect(ConnectError::Timeout) => "timed out connecting".into(),
         SendRequestError::Connect(c) => format!("cannot connect: {c}"),
         other => format!("request failed: {other}"),
+    }
+}
+
+/// Whether a request failed because no connection could be made at all,
+/// and how: the name did not resolve, the port refused, there is no
+/// route, or the TLS handshake failed (`transport` tells these apart).
+pub fn unreachable_kind(e: &awc::error::SendRequestError) -> Option<Unreachable> {
+    use awc::error::{ConnectError, SendRequestError};
+    let SendRequestError::Connect(c) = e else {
+        return None;
+    };
+    match c {
+        ConnectError::Resolver(_) | ConnectError::NoRecords | ConnectError::Unresolved => {
+            Some(Unreachable::Dns)
+        }
+        ConnectError::Io(io) => {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<transport::TlsFailure>())
+            {
+                return Some(Unreachable::Tls);
+            }
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => Some(Unreachable::Refused),
+                std::io::ErrorKind::NetworkUnreachable | std::io::ErrorKind::HostUnreachable => {
+                    Some(Unreachable::NoRoute)
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A request that got no answer at all, and whether no connection could
+/// be made.
+#[derive(Debug, Clone)]
+struct NoAnswer {
+    reason: String,
+    unreachable: Option<Unreachable>,
+}
+
+impl NoAnswer {
+    fn failure(self) -> FetchFailure {
+        match self.unreachable {
+            Some(kind) => FetchFailure::unreachable(kind, self.reason),
+            None => FetchFailure::retryable(self.reason),
+        }
     }
 }
 
@@ -347,13 +395,13 @@ impl PriceClient {
         make: impl Fn(&str) -> Result<T, NameError>,
     ) -> Result<Vec<T>, SourceError> {
         let url = self.url(path);
-        let (status, _, body) =
-            self.get(&url, self.max_body.max(1 << 20))
-                .await
-                .map_err(|reason| SourceError::Unreachable {
-                    url: url.clone(),
-                    reason,
-                })?;
+        let (status, _, body) = self
+            .get(&url, self.max_body.max(1 << 20))
+            .await
+            .map_err(|e| SourceError::Unreachable {
+                url: url.clone(),
+                reason: e.reason,
+            })?;
         if status != 200 {
             return Err(SourceError::Status { url, status });
         }
@@ -386,13 +434,25 @@ impl PriceClient {
         &self,
         url: &str,
         limit: usize,
-    ) -> Result<(u16, Option<String>, Result<Bytes, String>), String> {
+    ) -> Result<(u16, Option<String>, Result<Bytes, String>), NoAnswer> {
         match actix_rt::time::timeout(self.timeout, self.get_unbounded(url, limit)).await {
             Ok(r) => r,
-            Err(_) => Err(format!(
-                "timed out after {} (source.timeout)",
-                humantime::format_duration(self.timeout)
-            )),
+            Err(_) => Err(NoAnswer {
+                reason: format!(
+                    "timed out after {} (source.timeout)",
+                    humantime::format_duration(self.timeout)
+                ),
+                unreachable: None,
+            }),
+        }
+    }
+
+    /// `host:port` of the server this client asks, for a failure reason.
+    fn host(&self) -> String {
+        let host = self.base.host_str().unwrap_or("?");
+        match self.base.port_or_known_default() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
         }
     }
 
@@ -400,7 +460,7 @@ impl PriceClient {
         &self,
         url: &str,
         limit: usize,
-    ) -> Result<(u16, Option<String>, Result<Bytes, String>), String> {
+    ) -> Result<(u16, Option<String>, Result<Bytes, String>), NoAnswer> {
         use awc::error::{ConnectError, SendRequestError};
         use awc::http::{header, Version};
         // A pooled connection the server closed in the meantime fails before
@@ -416,7 +476,16 @@ impl PriceClient {
             }
             other => other,
         }
-        .map_err(|e| describe(&e))?;
+        .map_err(|e| match unreachable_kind(&e) {
+            Some(kind) => NoAnswer {
+                reason: format!("cannot reach {}: {kind} ({})", self.host(), describe(&e)),
+                unreachable: Some(kind),
+            },
+            None => NoAnswer {
+                reason: describe(&e),
+                unreachable: None,
+            },
+        })?;
         let status = resp.status().as_u16();
         let headers = resp.headers();
         let text = |name| {
@@ -469,7 +538,7 @@ impl PriceClient {
         let (status, retry_after, body) = self
             .get(&url, limit)
             .await
-            .map_err(FetchFailure::retryable)?;
+            .map_err(NoAnswer::failure)?;
         let body =
             body.map_err(|e| FetchFailure::retryable(format!("cannot read the body: {e}")))?;
         api.parse_candles(
@@ -485,13 +554,13 @@ impl PriceClient {
     /// The exchange's market listing.
     pub async fn instruments(&self, api: &dyn CandleApi) -> Result<Vec<Instrument>, SourceError> {
         let url = self.url(&api.instruments_request());
-        let (status, _, body) =
-            self.get(&url, MAX_LISTING_BYTES)
-                .await
-                .map_err(|reason| SourceError::Unreachable {
-                    url: url.clone(),
-                    reason,
-                })?;
+        let (status, _, body) = self
+            .get(&url, MAX_LISTING_BYTES)
+            .await
+            .map_err(|e| SourceError::Unreachable {
+                url: url.clone(),
+                reason: e.reason,
+            })?;
         let body = body.map_err(|reason| SourceError::Listing {
             url: url.clone(),
             reason,
@@ -520,7 +589,7 @@ impl PriceClient {
         let (status, retry_after, body) = self
             .get(&url, self.max_body)
             .await
-            .map_err(FetchFailure::retryable)?;
+            .map_err(NoAnswer::failure)?;
         response::classify(
             key,
             status,
@@ -528,5 +597,43 @@ impl PriceClient {
             body.as_deref().map_err(Clone::clone),
             self.ohlc_order,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use awc::error::{ConnectError, SendRequestError};
+
+    use super::*;
+
+    fn connect(e: ConnectError) -> Option<Unreachable> {
+        unreachable_kind(&SendRequestError::Connect(e))
+    }
+
+    /// No test resolves a real name (no traffic off loopback): the error a
+    /// failed lookup gives the dialer is classified here instead.
+    #[test]
+    fn a_failed_lookup_is_a_dns_failure() {
+        let lookup = std::io::Error::other("failed to lookup address information: Name or service not known");
+        assert_eq!(connect(ConnectError::Resolver(Box::new(lookup))), Some(Unreachable::Dns));
+        assert_eq!(connect(ConnectError::NoRecords), Some(Unreachable::Dns));
+    }
+
+    #[test]
+    fn refused_unrouted_and_tls_failures_are_told_apart_from_the_rest() {
+        use std::io::{Error, ErrorKind};
+        assert_eq!(
+            connect(ConnectError::Io(Error::from(ErrorKind::ConnectionRefused))),
+            Some(Unreachable::Refused)
+        );
+        assert_eq!(
+            connect(ConnectError::Io(Error::from(ErrorKind::NetworkUnreachable))),
+            Some(Unreachable::NoRoute)
+        );
+        let tls = Error::other(transport::TlsFailure(Error::other("invalid peer certificate: UnknownIssuer")));
+        assert_eq!(connect(ConnectError::Io(tls)), Some(Unreachable::Tls));
+        assert_eq!(connect(ConnectError::Timeout), None);
+        assert_eq!(connect(ConnectError::Io(Error::from(ErrorKind::ConnectionReset))), None);
+        assert_eq!(unreachable_kind(&SendRequestError::Timeout), None);
     }
 }
