@@ -30,9 +30,9 @@ where
             .wrap(Compress::default())
             .configure(|cfg| routes(cfg))
     })
-        .workers(workers.max(1))
-        .disable_signals()
-        .bind(listen)?;
+    .workers(workers.max(1))
+    .disable_signals()
+    .bind(listen)?;
     let addr = server
         .addrs()
         .first()
@@ -60,10 +60,10 @@ where
             .wrap(Compress::default())
             .configure(|cfg| routes(cfg))
     })
-        .workers(workers.max(1))
-        .disable_signals()
-        .listen(listener)?
-        .run();
+    .workers(workers.max(1))
+    .disable_signals()
+    .listen(listener)?
+    .run();
     let handle = server.handle();
     actix_rt::spawn(server);
     Ok((addr, handle))

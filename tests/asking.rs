@@ -201,12 +201,18 @@ async fn a_gzip_bomb_fails_naming_the_limit_without_inflating() {
         bomb.extend(std::iter::repeat_n(b' ', 64 << 20));
         bomb.push(b'}');
         let answer = gzipped_answer(&bomb);
-        assert!(answer.len() < 64 * 1024, "{} bytes on the wire", answer.len());
+        assert!(
+            answer.len() < 64 * 1024,
+            "{} bytes on the wire",
+            answer.len()
+        );
         let url = raw_server(move |_| Script::send(answer.clone(), Then::Close)).await;
         let client = PriceClient::new(&url, &limits(None));
         let failure = client.price(&btc_on_kraken()).await.unwrap_err();
         assert!(
-            failure.reason.contains("larger than 65536 bytes once decoded"),
+            failure
+                .reason
+                .contains("larger than 65536 bytes once decoded"),
             "{failure:?}"
         );
     })

@@ -463,8 +463,14 @@ fn a_user_agent_must_be_visible_ascii_and_not_empty() {
         "[source]\nuser_agent = \"acme/1 (+mailto:ops@acme.test)\"\n\n[exchanges.kraken]\napi = \"kraken\"\nuser_agent = \"acme-kraken/1\"\n{UNIVERSE}"
     ));
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("user_agent = \"acme/1 (+mailto:ops@acme.test)\""), "{stdout}");
-    assert!(stdout.contains("user_agent = \"acme-kraken/1\""), "{stdout}");
+    assert!(
+        stdout.contains("user_agent = \"acme/1 (+mailto:ops@acme.test)\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("user_agent = \"acme-kraken/1\""),
+        "{stdout}"
+    );
 }
 
 #[test]

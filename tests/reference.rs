@@ -342,7 +342,8 @@ fn dead_source_config(url: &url::Url, to: &str) -> Config {
 async fn tasks_waiting_to_retry_count_against_the_window() {
     let url = raw_server(|_| {
         Script::send(
-            &b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"[..],
+            &b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                [..],
             Then::Close,
         )
     })
@@ -423,7 +424,10 @@ async fn a_round_against_a_dead_source_ends_with_every_task_failed_and_why() {
     let stats = within("GetStats", pipeline.supervisor.send(GetStats))
         .await
         .unwrap();
-    assert_eq!(stats.retries, 0, "no retry against a refusing port: {stats:?}");
+    assert_eq!(
+        stats.retries, 0,
+        "no retry against a refusing port: {stats:?}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "no retries: the round ends at once: {:?}",

@@ -545,7 +545,10 @@ async fn coinbase_refuses_a_request_without_user_agent_and_counts_inclusive_poin
     for a in &answers[1..3] {
         assert_eq!(
             (a.status, &a.body),
-            (400, &serde_json::json!({"message": "start must be before end"}))
+            (
+                400,
+                &serde_json::json!({"message": "start must be before end"})
+            )
         );
     }
     // 300 points, both bounds inclusive, is one page.

@@ -27,8 +27,13 @@ const FAIL_FAST: Duration = Duration::from_secs(10);
 /// made here and given to nobody).
 async fn untrusted_https() -> Url {
     let tls = Arc::new(server_tls(&pki()));
-    raw_tls_server(tls, |_| Script::send(&b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]"[..], Then::Close))
-        .await
+    raw_tls_server(tls, |_| {
+        Script::send(
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]"[..],
+            Then::Close,
+        )
+    })
+    .await
 }
 
 /// `config` over three years of btc (several pages for each exchange).
@@ -50,7 +55,14 @@ async fn fetch(dir: &Path, config: &TestConfig) -> (i32, String, Duration) {
     let (code, _, stderr) = actix_rt::task::spawn_blocking(move || {
         pricegrid_in(
             Some(&dir),
-            &[&"fetch", &"--config", &path, &"--output", &out, &"--no-progress"],
+            &[
+                &"fetch",
+                &"--config",
+                &path,
+                &"--output",
+                &out,
+                &"--no-progress",
+            ],
         )
     })
     .await
@@ -81,7 +93,11 @@ async fn nothing_reachable_ends_at_once_with_exit_1_and_one_line_per_exchange() 
     assert!(took < FAIL_FAST, "took {took:?}: {stderr}");
     let binance = error_lines(&stderr, "binance");
     assert_eq!(binance.len(), 1, "{stderr}");
-    let host = format!("{}:{}", refused.host_str().unwrap(), refused.port().unwrap());
+    let host = format!(
+        "{}:{}",
+        refused.host_str().unwrap(),
+        refused.port().unwrap()
+    );
     assert!(
         binance[0].contains(&host) && binance[0].contains("connection refused"),
         "{}",
@@ -89,7 +105,11 @@ async fn nothing_reachable_ends_at_once_with_exit_1_and_one_line_per_exchange() 
     );
     let coinbase = error_lines(&stderr, "coinbase-pro");
     assert_eq!(coinbase.len(), 1, "{stderr}");
-    let host = format!("{}:{}", untrusted.host_str().unwrap(), untrusted.port().unwrap());
+    let host = format!(
+        "{}:{}",
+        untrusted.host_str().unwrap(),
+        untrusted.port().unwrap()
+    );
     assert!(
         coinbase[0].contains(&host) && coinbase[0].contains("TLS failure"),
         "{}",

@@ -59,14 +59,17 @@ impl Verdict {
     /// The verdict on the cells of a round.
     pub fn of(store: &Store) -> Verdict {
         // Per exchange: (cells, failed cells, failed as unreachable).
-        let mut by_exchange: std::collections::BTreeMap<&str, (u64, u64, u64)> =
-            Default::default();
+        let mut by_exchange: std::collections::BTreeMap<&str, (u64, u64, u64)> = Default::default();
         for (exchange, _, _, cell) in store.iter() {
             let e = by_exchange.entry(exchange.as_str()).or_default();
             e.0 += 1;
             if cell.state == CellState::Failed {
                 e.1 += 1;
-                if cell.note.as_ref().is_some_and(|n| is_unreachable(&n.reason)) {
+                if cell
+                    .note
+                    .as_ref()
+                    .is_some_and(|n| is_unreachable(&n.reason))
+                {
                     e.2 += 1;
                 }
             }

@@ -189,10 +189,9 @@ impl Config {
     /// a URL of its own. When nothing does, its built-in server is not
     /// started and it is not checked.
     pub fn uses_classic_source(&self) -> bool {
-        let (Some(exchanges), Some(_)) = (
-            self.universe.exchanges.list(),
-            self.universe.symbols.list(),
-        ) else {
+        let (Some(exchanges), Some(_)) =
+            (self.universe.exchanges.list(), self.universe.symbols.list())
+        else {
             return true;
         };
         exchanges.iter().any(|e| match self.exchanges.get(e) {

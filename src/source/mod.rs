@@ -535,10 +535,7 @@ impl PriceClient {
             .max_body
             .saturating_mul(api.page_days() as usize)
             .clamp(self.max_body, 16 << 20);
-        let (status, retry_after, body) = self
-            .get(&url, limit)
-            .await
-            .map_err(NoAnswer::failure)?;
+        let (status, retry_after, body) = self.get(&url, limit).await.map_err(NoAnswer::failure)?;
         let body =
             body.map_err(|e| FetchFailure::retryable(format!("cannot read the body: {e}")))?;
         api.parse_candles(
@@ -554,13 +551,13 @@ impl PriceClient {
     /// The exchange's market listing.
     pub async fn instruments(&self, api: &dyn CandleApi) -> Result<Vec<Instrument>, SourceError> {
         let url = self.url(&api.instruments_request());
-        let (status, _, body) = self
-            .get(&url, MAX_LISTING_BYTES)
-            .await
-            .map_err(|e| SourceError::Unreachable {
-                url: url.clone(),
-                reason: e.reason,
-            })?;
+        let (status, _, body) =
+            self.get(&url, MAX_LISTING_BYTES)
+                .await
+                .map_err(|e| SourceError::Unreachable {
+                    url: url.clone(),
+                    reason: e.reason,
+                })?;
         let body = body.map_err(|reason| SourceError::Listing {
             url: url.clone(),
             reason,
@@ -614,8 +611,13 @@ mod tests {
     /// failed lookup gives the dialer is classified here instead.
     #[test]
     fn a_failed_lookup_is_a_dns_failure() {
-        let lookup = std::io::Error::other("failed to lookup address information: Name or service not known");
-        assert_eq!(connect(ConnectError::Resolver(Box::new(lookup))), Some(Unreachable::Dns));
+        let lookup = std::io::Error::other(
+            "failed to lookup address information: Name or service not known",
+        );
+        assert_eq!(
+            connect(ConnectError::Resolver(Box::new(lookup))),
+            Some(Unreachable::Dns)
+        );
         assert_eq!(connect(ConnectError::NoRecords), Some(Unreachable::Dns));
     }
 
@@ -630,10 +632,15 @@ mod tests {
             connect(ConnectError::Io(Error::from(ErrorKind::NetworkUnreachable))),
             Some(Unreachable::NoRoute)
         );
-        let tls = Error::other(transport::TlsFailure(Error::other("invalid peer certificate: UnknownIssuer")));
+        let tls = Error::other(transport::TlsFailure(Error::other(
+            "invalid peer certificate: UnknownIssuer",
+        )));
         assert_eq!(connect(ConnectError::Io(tls)), Some(Unreachable::Tls));
         assert_eq!(connect(ConnectError::Timeout), None);
-        assert_eq!(connect(ConnectError::Io(Error::from(ErrorKind::ConnectionReset))), None);
+        assert_eq!(
+            connect(ConnectError::Io(Error::from(ErrorKind::ConnectionReset))),
+            None
+        );
         assert_eq!(unreachable_kind(&SendRequestError::Timeout), None);
     }
 }

@@ -42,4 +42,3 @@ pub fn server_tls(pki: &Pki) -> rustls::ServerConfig {
         )
         .unwrap()
 }
-

@@ -317,7 +317,12 @@ impl Supervisor {
             reason: reason.to_owned(),
             attempts,
         };
-        self.deliver_all(dispatch, pending, failed(pending.task.attempt + 1), asked_at);
+        self.deliver_all(
+            dispatch,
+            pending,
+            failed(pending.task.attempt + 1),
+            asked_at,
+        );
         for other in self.dispatch.take_exchange(exchange, round) {
             let id = self.dispatch.new_id();
             self.deliver_all(id, &other, failed(other.task.attempt), asked_at);

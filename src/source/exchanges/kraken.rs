@@ -320,7 +320,9 @@ mod tests {
     #[test]
     fn recorded_answers_mark_only_the_newest_row_open() {
         for body in [
-            include_str!("../../../tests/fixtures/kraken/ccxt_pr22607_ohlc_60_XBTUSDT_since_unaligned.json"),
+            include_str!(
+                "../../../tests/fixtures/kraken/ccxt_pr22607_ohlc_60_XBTUSDT_since_unaligned.json"
+            ),
             include_str!("../../../tests/fixtures/kraken/ccxt_ohlc_1h_XBTUSDT.json"),
         ] {
             let v: Value = serde_json::from_str(body).unwrap();

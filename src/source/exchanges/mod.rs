@@ -279,7 +279,12 @@ pub fn spans_one_day(open_ms: i64, close_ms: i64) -> bool {
 /// Rejects, in `answers` (from `day_answers` over `days`), the day of each
 /// candle whose answer says it does not span one day (a weekly candle is
 /// not the price of its first day): "not a daily candle", with `why`.
-pub fn reject_not_daily(answers: &mut [DayAnswer], days: DayRange, not_daily: &[Candle], why: &str) {
+pub fn reject_not_daily(
+    answers: &mut [DayAnswer],
+    days: DayRange,
+    not_daily: &[Candle],
+    why: &str,
+) {
     for c in not_daily {
         let Some(a) = day_of_ms(c.open_ms)
             .filter(|d| *d >= days.from && *d <= days.to)
