@@ -141,3 +141,40 @@ async fn a_round_with_some_cells_failed_exits_3_and_a_whole_one_0() {
     assert!(took < FAIL_FAST, "took {took:?}: {stderr}");
     assert!(stderr.contains("cells failed"), "{stderr}");
 }
+
+/// The round that found the source refusing fails its cells at once; the
+/// next round asks again, and once the server is up it answers them all.
+#[actix_rt::test]
+async fn the_round_after_an_unreachable_one_tries_again() {
+    use pricegrid::actors::producer::RunRound;
+    use pricegrid::actors::Pipeline;
+
+    let url = nothing_listens();
+    let config = TestConfig::fetching_from(&url)
+        .exchanges(["kraken", "bitstamp"])
+        .symbols(["btc", "eth"])
+        .window("2020-03-01", "2020-03-10")
+        .retry_for(RETRY_FOR)
+        .quick_backoff()
+        .build();
+    let pipeline = Pipeline::start(arc(config), url.clone());
+    let round = |p: &Pipeline| {
+        let send = p.producer.send(RunRound);
+        async move {
+            actix_rt::time::timeout(FAIL_FAST, send)
+                .await
+                .expect("the round ends within 10 s")
+                .expect("the producer answers")
+                .expect("the round runs")
+        }
+    };
+    let first = round(&pipeline).await.counts;
+    assert_eq!((first.tasks, first.failed), (40, 40), "{first:?}");
+    let port = url.port().expect("a port");
+    let server = spawn_price_server(|o| o.listen.set_port(port));
+    let second = round(&pipeline).await.counts;
+    assert_eq!(second.failed, 0, "{second:?}");
+    assert_eq!(second.done(), second.tasks, "{second:?}");
+    pipeline.stop().await;
+    server.stop().await;
+}
