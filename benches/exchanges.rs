@@ -88,6 +88,7 @@ fn config(classic: &PriceServer, servers: &BTreeMap<Api, PriceServer>) -> Config
                 requests_per_second: None,
                 max_in_flight: None,
                 ca_file: None,
+                user_agent: None,
             },
         );
     }

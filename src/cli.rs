@@ -38,7 +38,12 @@ pub enum Command {
     #[command(after_help = "Examples:
   pricegrid fetch --output prices.json
   pricegrid fetch --from 2020-03-01 --to 2020-03-31 --output - | jq .counts
-  pricegrid fetch --config config/examples/exchanges-builtin.toml --output -")]
+  pricegrid fetch --config config/examples/exchanges-builtin.toml --output -
+
+Exit codes:
+  0  every task got an answer (a price, no price, or a rule's rejection)
+  1  an error, or the source (or every exchange) cannot be reached
+  3  some cells failed; the snapshot is written and says which and why")]
     Fetch(FetchArgs),
     /// Run the daemon: a round now and every schedule.interval.
     #[command(after_help = "Examples:

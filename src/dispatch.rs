@@ -383,6 +383,20 @@ impl Dispatch {
     }
 
     /// Drops every queued and retrying task; how many.
+    /// Takes out every queued or retrying task of `exchange` in `round`
+    /// (its host cannot be reached: they fail without a request).
+    pub fn take_exchange(&mut self, exchange: &Exchange, round: u64) -> Vec<Pending> {
+        let mut taken = self.lanes.take_where(exchange, |p| p.round == round);
+        let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retries)
+            .into_iter()
+            .partition(|Reverse(d)| {
+                d.pending.round == round && d.pending.task.key.exchange == *exchange
+            });
+        self.retries = others.into_iter().collect();
+        taken.extend(mine.into_iter().map(|Reverse(d)| d.pending));
+        taken
+    }
+
     pub fn clear(&mut self) -> usize {
         let n = self.lanes.clear() + self.retries.len();
         self.retries.clear();

@@ -3,11 +3,14 @@
 //! actix's own signal handling (the process decides how it stops), and
 //! running in the background on the current actix system.
 //!
+//! Every answer is gzipped when the client asks for it (`Accept-Encoding:
+//! gzip`), so pricegrid's own client reads compressed answers end to end.
 //! Knows nothing of routes or state; `api` and `server` bring their own.
 
 use std::net::SocketAddr;
 
 use actix_web::dev::ServerHandle;
+use actix_web::middleware::Compress;
 use actix_web::{web::ServiceConfig, App, HttpServer};
 
 /// Binds `listen`, starts `workers` threads (at least one) serving an app
@@ -22,10 +25,14 @@ pub fn start_server<F>(
 where
     F: Fn(&mut ServiceConfig) + Send + Clone + 'static,
 {
-    let server = HttpServer::new(move || App::new().configure(|cfg| routes(cfg)))
-        .workers(workers.max(1))
-        .disable_signals()
-        .bind(listen)?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(Compress::default())
+            .configure(|cfg| routes(cfg))
+    })
+    .workers(workers.max(1))
+    .disable_signals()
+    .bind(listen)?;
     let addr = server
         .addrs()
         .first()
@@ -48,11 +55,15 @@ where
     F: Fn(&mut ServiceConfig) + Send + Clone + 'static,
 {
     let addr = listener.local_addr()?;
-    let server = HttpServer::new(move || App::new().configure(|cfg| routes(cfg)))
-        .workers(workers.max(1))
-        .disable_signals()
-        .listen(listener)?
-        .run();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(Compress::default())
+            .configure(|cfg| routes(cfg))
+    })
+    .workers(workers.max(1))
+    .disable_signals()
+    .listen(listener)?
+    .run();
     let handle = server.handle();
     actix_rt::spawn(server);
     Ok((addr, handle))

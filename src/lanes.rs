@@ -75,6 +75,19 @@ impl<T> Lanes<T> {
         self.lanes.get_mut(exchange).expect("inserted above")
     }
 
+    /// Takes out of `exchange`'s lane the items `pick` chooses, in order.
+    pub fn take_where(&mut self, exchange: &Exchange, pick: impl Fn(&T) -> bool) -> Vec<T> {
+        let Some(lane) = self.lanes.get_mut(exchange) else {
+            return Vec::new();
+        };
+        let (taken, kept) = std::mem::take(&mut lane.queue)
+            .into_iter()
+            .partition::<Vec<T>, _>(|item| pick(item));
+        lane.queue = kept.into();
+        self.queued -= taken.len();
+        taken
+    }
+
     /// Empties every queue; returns how many items it dropped.
     pub fn clear(&mut self) -> usize {
         for lane in self.lanes.values_mut() {

@@ -216,6 +216,7 @@ fn limits(timeout: Duration) -> ClientLimits {
         max_body: 64 * 1024,
         connections: 1,
         ohlc_order: OhlcOrder::Flag,
+        user_agent: None,
     }
 }
 

@@ -453,6 +453,29 @@ fn an_exchange_table_names_its_problems_where_they_are() {
 }
 
 #[test]
+fn a_user_agent_must_be_visible_ascii_and_not_empty() {
+    fails_with(
+        &format!("[source]\nuser_agent = \"\"\n\n[exchanges.kraken]\napi = \"kraken\"\nuser_agent = \"prix/1\\tacme\"\n{UNIVERSE}"),
+        &[
+            "2:1: source.user_agent: is empty",
+            "6:1: exchanges.kraken.user_agent: \"prix/1\\tacme\" has '\\t'",
+        ],
+    );
+    let (code, stdout, stderr) = check(&format!(
+        "[source]\nuser_agent = \"acme/1 (+mailto:ops@acme.test)\"\n\n[exchanges.kraken]\napi = \"kraken\"\nuser_agent = \"acme-kraken/1\"\n{UNIVERSE}"
+    ));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("user_agent = \"acme/1 (+mailto:ops@acme.test)\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("user_agent = \"acme-kraken/1\""),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn an_api_reachable_from_other_hosts_needs_a_token_file() {
     fails_with(
         "[api]\nlisten = \"0.0.0.0:9180\"\n",

@@ -170,7 +170,9 @@ const CASES: &[Case] = &[
     case("a list, not an object", OK_CL, "[{price}]", Transient(JSON)),
     case("truncated JSON", OK_CL, "{price-truncated}", Transient(JSON)),
     case("a byte-order mark", OK_CL, "\u{feff}{price}", Transient(JSON)),
-    case("gzip nobody asked for", "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {len}\r\n\r\n", "{gzip}", Transient(JSON)),
+    case("gzip, as pricegrid asks", "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {len}\r\n\r\n", "{gzip}", Price),
+    case("gzip that is not gzip", "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {len}\r\n\r\n", "{price}", Transient("cannot be decoded")),
+    case("a content coding nobody asked for", "HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: {len}\r\n\r\n", "{gzip}", Transient("content coding")),
     case("the string \"null\"", OK_CL, "\"null\"", Transient(JSON)),
     case("an empty object", OK_CL, "{}", Transient(JSON)),
 ];

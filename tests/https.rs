@@ -13,50 +13,13 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use chrono::NaiveDate;
+use common::{pki, server_tls, Pki};
 use pricegrid::config::{Config, OhlcOrder};
 use pricegrid::model::{Exchange, Symbol, TaskKey};
 use pricegrid::source::{Answer, ClientLimits, OriginError, PriceClient, Source};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use url::Url;
 
 const TEST_DEADLINE: Duration = Duration::from_secs(30);
-
-/// A CA and a server certificate for 127.0.0.1 that it signed, as PEM and DER.
-struct Pki {
-    ca_pem: String,
-    cert: CertificateDer<'static>,
-    key: Vec<u8>,
-}
-
-fn pki() -> Pki {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
-    Pki {
-        ca_pem: ca_cert.pem(),
-        cert: cert.der().clone(),
-        key: key.serialize_der(),
-    }
-}
-
-/// A TLS server config with `pki`'s certificate.
-fn server_tls(pki: &Pki) -> rustls::ServerConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![pki.cert.clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key.clone())),
-        )
-        .unwrap()
-}
 
 /// A classic price server over TLS on 127.0.0.1 with `pki`'s certificate.
 fn https_server(pki: &Pki) -> (Url, actix_web::dev::ServerHandle) {
@@ -95,6 +58,7 @@ fn limits() -> ClientLimits {
         max_body: 64 * 1024,
         connections: 1,
         ohlc_order: OhlcOrder::Flag,
+        user_agent: None,
     }
 }
 

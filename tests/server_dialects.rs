@@ -289,10 +289,18 @@ fn kraken_rows(a: &Answer) -> Vec<(NaiveDate, Ohlcv)> {
     assert_eq!(a.status, 200, "{a:?}");
     assert_eq!(a.body["error"], serde_json::json!([]), "{a:?}");
     let rows = rows(&a.body["result"]["XXBTZUSD"]);
-    if let Some(last) = rows.last() {
+    // `last` is the newest committed candle, as the real Kraken's is: the
+    // row before the newest when the newest is today's open candle.
+    if let Some(newest) = rows.last() {
+        let newest = newest[0].as_i64().expect("t in seconds");
+        let committed = if day_of_secs(newest) == day(TODAY) {
+            newest - 86_400
+        } else {
+            newest
+        };
         assert_eq!(
-            a.body["result"]["last"], last[0],
-            "last is the last row's time"
+            a.body["result"]["last"], committed,
+            "last is the newest committed row's time"
         );
     }
     rows.iter()
@@ -552,6 +560,66 @@ async fn coinbase_candles_are_newest_first_within_start_and_end_at_most_300() {
     assert!(rows(&answers[7].body).contains(&serde_json::json!({
         "id": "BTC-USD", "base_currency": "BTC", "quote_currency": "USD", "status": "online"
     })));
+}
+
+#[actix_rt::test]
+async fn coinbase_refuses_a_request_without_user_agent_and_counts_inclusive_points() {
+    let server = spawn_dialect(Api::Coinbase, |_| {});
+    let url = server.url();
+    let addr = std::net::SocketAddr::new(
+        url.host_str().expect("a host").parse().expect("an IP"),
+        url.port().expect("a port"),
+    );
+    let path = "/products/BTC-USD/candles?granularity=86400&start=2020-03-13T00:00:00Z&end=2020-03-13T00:00:01Z";
+    for target in [path, "/products"] {
+        let refused = RawRequest::get(addr, target)
+            .header("Connection", "close")
+            .send(addr)
+            .await;
+        assert_eq!(refused.status, 400, "{refused:?}");
+        assert_eq!(
+            refused.json(),
+            serde_json::json!({"message": "User-Agent header is required."})
+        );
+    }
+    let asked = RawRequest::get(addr, path)
+        .header("Connection", "close")
+        .header("User-Agent", "pricegrid-test")
+        .send(addr)
+        .await;
+    assert_eq!(asked.status, 200, "{asked:?}");
+    let candles = |start: &str, end: &str| {
+        format!("products/BTC-USD/candles?granularity=86400&start={start}&end={end}")
+    };
+    let answers = get_all(
+        &server,
+        &[
+            candles("2020-03-13T00:00:00Z", "2020-03-13T00:00:01Z"),
+            candles("2020-03-13T00:00:00Z", "2020-03-13T00:00:00Z"),
+            candles("2020-03-14T00:00:00Z", "2020-03-13T00:00:00Z"),
+            candles("2019-08-21T00:00:00Z", "2020-06-15T00:00:00Z"),
+        ],
+    )
+    .await;
+    // A one-day page, end = start + 1 s: one candle.
+    assert_eq!(
+        coinbase_rows(&answers[0]),
+        expected(Api::Coinbase, "2020-03-13", "2020-03-13")
+    );
+    for a in &answers[1..3] {
+        assert_eq!(
+            (a.status, &a.body),
+            (
+                400,
+                &serde_json::json!({"message": "start must be before end"})
+            )
+        );
+    }
+    // 300 points, both bounds inclusive, is one page.
+    assert_eq!(
+        coinbase_rows(&answers[3]),
+        newest_first(expected(Api::Coinbase, "2019-08-21", "2020-06-15"))
+    );
 }
 
 // --------------------------------------------------------------- bitstamp

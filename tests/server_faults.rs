@@ -231,6 +231,7 @@ async fn a_reset_rate_of_one_drops_every_connection_unanswered() {
             max_body: 64 * 1024,
             connections: 4,
             ohlc_order: OhlcOrder::Flag,
+            user_agent: None,
         };
         let daemon_client = PriceClient::new(&server.url(), &limits);
         for i in 20..25 {

@@ -58,13 +58,14 @@ impl FetcherFactory {
             .endpoints
             .iter()
             .map(|(exchange, e)| {
-                let client = PriceClient::with_ca_files(&e.url, &self.limits, &e.ca_files)
+                let limits = self.limits.clone().with_user_agent(e.user_agent.as_ref());
+                let client = PriceClient::with_ca_files(&e.url, &limits, &e.ca_files)
                     .unwrap_or_else(|err| {
                         // Checked when the source started; a CA file changed since.
                         log::error!(
                             "exchanges.{exchange}: {err}; trusting the built-in roots only"
                         );
-                        PriceClient::new(&e.url, &self.limits)
+                        PriceClient::new(&e.url, &limits)
                     });
                 (exchange.clone(), client)
             })

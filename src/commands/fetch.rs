@@ -4,7 +4,9 @@
 //! bar shown on a terminal is drawn here.
 //!
 //! Owns the one-shot process around a round (config overrides, which price
-//! source, the output file); the actors own everything about fetching.
+//! source, the output file, the exit code: 0 when every task got an
+//! answer, 1 when the source or every exchange cannot be reached, 3 when
+//! some cells failed); the actors own everything about fetching.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -18,8 +20,10 @@ use crate::actors::producer::{RoundError, RunRound};
 use crate::actors::{Pipeline, PipelineOptions};
 use crate::cli::FetchArgs;
 use crate::config::Config;
+use crate::model::CellState;
 use crate::snapshot::Snapshot;
 use crate::source::{OriginError, Source};
+use crate::store::Store;
 
 /// Why a round did not produce a snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +35,64 @@ pub enum FetchError {
     Round(#[from] RoundError),
     #[error("an actor stopped unexpectedly: {0}")]
     Mailbox(#[from] actix::MailboxError),
+}
+
+/// What a finished round means to a script: `fetch`'s exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every task got an answer (exit 0).
+    Answered,
+    /// Every exchange of the round failed because its host cannot be
+    /// reached (exit 1).
+    Unreachable,
+    /// Some cells failed (exit 3).
+    SomeFailed,
+}
+
+/// A failure reason that says no connection could be made (the client's
+/// "cannot reach HOST: ...", within a market listing's reason too).
+fn is_unreachable(reason: &str) -> bool {
+    reason.contains("cannot reach ")
+}
+
+impl Verdict {
+    /// The verdict on the cells of a round.
+    pub fn of(store: &Store) -> Verdict {
+        // Per exchange: (cells, failed cells, failed as unreachable).
+        let mut by_exchange: std::collections::BTreeMap<&str, (u64, u64, u64)> = Default::default();
+        for (exchange, _, _, cell) in store.iter() {
+            let e = by_exchange.entry(exchange.as_str()).or_default();
+            e.0 += 1;
+            if cell.state == CellState::Failed {
+                e.1 += 1;
+                if cell
+                    .note
+                    .as_ref()
+                    .is_some_and(|n| is_unreachable(&n.reason))
+                {
+                    e.2 += 1;
+                }
+            }
+        }
+        if by_exchange.values().all(|(_, failed, _)| *failed == 0) {
+            Verdict::Answered
+        } else if by_exchange
+            .values()
+            .all(|(cells, _, unreachable)| unreachable == cells)
+        {
+            Verdict::Unreachable
+        } else {
+            Verdict::SomeFailed
+        }
+    }
+
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Verdict::Answered => ExitCode::SUCCESS,
+            Verdict::Unreachable => ExitCode::from(1),
+            Verdict::SomeFailed => ExitCode::from(3),
+        }
+    }
 }
 
 /// What one `fetch` round produced.
@@ -90,7 +152,18 @@ pub fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
     } else {
         println!("{line}");
     }
-    Ok(ExitCode::SUCCESS)
+    let verdict = Verdict::of(&report.snapshot.prices);
+    match verdict {
+        Verdict::Answered => {}
+        Verdict::Unreachable => {
+            eprintln!("error: no exchange could be reached (see the log for each one's cause)")
+        }
+        Verdict::SomeFailed => eprintln!(
+            "{} cells failed; the snapshot holds each one's reason",
+            c.failed
+        ),
+    }
+    Ok(verdict.exit_code())
 }
 
 /// One round over the configured universe against `source`, then the map.

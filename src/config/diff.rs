@@ -57,18 +57,28 @@ impl ConfigDiff {
         let endpoints = |c: &Config| {
             c.exchanges
                 .iter()
-                .map(|(name, x)| (name.clone(), x.api, x.url.clone(), x.ca_file.clone()))
+                .map(|(name, x)| {
+                    (
+                        name.clone(),
+                        x.api,
+                        x.url.clone(),
+                        x.ca_file.clone(),
+                        x.user_agent.clone(),
+                    )
+                })
                 .collect::<Vec<_>>()
         };
         let source_location = o.url != n.url
             || o.builtin != n.builtin
             || o.ca_file != n.ca_file
-            || endpoints(old) != endpoints(new);
+            || endpoints(old) != endpoints(new)
+            || old.uses_classic_source() != new.uses_classic_source();
         let pool = source_location
             || old.fetch.workers != new.fetch.workers
             || o.timeout != n.timeout
             || o.max_body_bytes != n.max_body_bytes
-            || o.ohlc_order != n.ohlc_order;
+            || o.ohlc_order != n.ohlc_order
+            || o.user_agent != n.user_agent;
         let (exchanges_added, exchanges_removed) =
             list_changes(&old.universe.exchanges, &new.universe.exchanges);
         let (symbols_added, symbols_removed) =
@@ -290,6 +300,7 @@ mod tests {
                         requests_per_second: rps,
                         max_in_flight: None,
                         ca_file: None,
+                        user_agent: None,
                     },
                 );
             })

@@ -183,6 +183,23 @@ impl Config {
 }
 
 impl Config {
+    /// Whether anything asks `[source]`: the universe's exchanges or
+    /// symbols are discovered from it ("all"), or an exchange of the
+    /// universe has no `[exchanges.NAME]` table, or a classic table without
+    /// a URL of its own. When nothing does, its built-in server is not
+    /// started and it is not checked.
+    pub fn uses_classic_source(&self) -> bool {
+        let (Some(exchanges), Some(_)) =
+            (self.universe.exchanges.list(), self.universe.symbols.list())
+        else {
+            return true;
+        };
+        exchanges.iter().any(|e| match self.exchanges.get(e) {
+            None => true,
+            Some(x) => x.api == crate::model::Api::Classic && x.url.is_none(),
+        })
+    }
+
     /// The effective config as TOML (`to_toml`), with each duration the
     /// file `written` spells its own way kept as it was written
     /// (`keep_for = "90days"`, not humantime's `"2months 29days 2h 52m 48s"`),

@@ -44,6 +44,10 @@ pub struct SourceConfig {
     /// beside the built-in (webpki) roots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// The `User-Agent` of every request (default `pricegrid/<version>`):
+    /// exchanges ask for one that names a contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
 }
 
 impl Default for SourceConfig {
@@ -57,6 +61,7 @@ impl Default for SourceConfig {
             builtin: BuiltinConfig::default(),
             per_exchange: PerExchangeConfig::default(),
             ca_file: None,
+            user_agent: None,
         }
     }
 }
@@ -148,6 +153,10 @@ pub struct ExchangeConfig {
     /// https URL, beside the built-in roots and `source.ca_file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// The `User-Agent` of requests to this exchange (default:
+    /// `source.user_agent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
 }
 
 impl ExchangeConfig {

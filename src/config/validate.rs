@@ -55,7 +55,27 @@ pub(super) fn source(s: &SourceConfig) -> Vec<Finding> {
             ));
         }
     }
+    if let Some(Err(e)) = s.user_agent.as_deref().map(user_agent) {
+        out.push(Finding::at("source.user_agent", e));
+    }
     out
+}
+
+/// Why a `user_agent` cannot be sent: empty, or not visible ASCII (spaces
+/// allowed between words).
+fn user_agent(ua: &str) -> Result<(), String> {
+    if ua.trim().is_empty() {
+        return Err("is empty: name pricegrid and a contact, e.g. \"pricegrid/0.1 (+mailto:ops@example.org)\"".into());
+    }
+    if ua.trim() != ua {
+        return Err(format!("{ua:?} starts or ends with white space"));
+    }
+    if let Some(c) = ua.chars().find(|c| !(c.is_ascii_graphic() || *c == ' ')) {
+        return Err(format!(
+            "{ua:?} has {c:?}: a User-Agent is visible ASCII (and spaces)"
+        ));
+    }
+    Ok(())
 }
 
 /// `[exchanges.NAME]`: each table's markets in the form its API names them,
@@ -126,6 +146,9 @@ pub(super) fn exchanges(
         }
         if x.ca_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
             out.push(Finding::at(key("ca_file"), "is empty"));
+        }
+        if let Some(Err(e)) = x.user_agent.as_deref().map(user_agent) {
+            out.push(Finding::at(key("user_agent"), e));
         }
     }
     out

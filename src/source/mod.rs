@@ -1,10 +1,13 @@
 //! The client side of the crypto price API: discovery (`/exchanges`,
 //! `/symbols`) and one price request, with awc.
 //!
-//! Owns URL building (only from checked names) and the request limits
-//! (`source.timeout` bounds a whole request, body included; a body cap; a
-//! body shorter than its framing says is an error, not a short answer; the
-//! framing itself is followed under awc by `transport`). It
+//! Owns URL building (only from checked names), how a request introduces
+//! itself (`User-Agent: pricegrid/<version>`, or the operator's
+//! `user_agent`; `Accept-Encoding: gzip`) and the request limits
+//! (`source.timeout` bounds a whole request, body included; a body cap,
+//! which bounds a gzipped body once decoded too; a body shorter than its
+//! framing says is an error, not a short answer; the framing itself is
+//! followed under awc by `transport`, below the content coding). It
 //! holds no state between requests beyond awc's connection pool, and it
 //! never decides about retries: it only says whether a failure is worth
 //! retrying (see `response`). Which server to ask, and starting the
@@ -16,6 +19,7 @@ pub mod response;
 pub mod tls;
 pub mod transport;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web::{Bytes, BytesMut};
@@ -25,7 +29,7 @@ use crate::config::OhlcOrder;
 use crate::model::{DayRange, Exchange, NameError, Symbol, TaskKey};
 use exchanges::{CandleApi, CandleRequest, DayAnswer, Instrument, Method, PageResult};
 pub use origin::{Endpoint, Endpoints, OriginError, Source};
-pub use response::{Answer, FetchFailure, FetchResult, Throttle};
+pub use response::{Answer, FetchFailure, FetchResult, Throttle, Unreachable};
 
 /// Why a discovery request failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +61,54 @@ fn describe(e: &awc::error::SendRequestError) -> String {
         SendRequestError::Connect(ConnectError::Timeout) => "timed out connecting".into(),
         SendRequestError::Connect(c) => format!("cannot connect: {c}"),
         other => format!("request failed: {other}"),
+    }
+}
+
+/// Whether a request failed because no connection could be made at all,
+/// and how: the name did not resolve, the port refused, there is no
+/// route, or the TLS handshake failed (`transport` tells these apart).
+pub fn unreachable_kind(e: &awc::error::SendRequestError) -> Option<Unreachable> {
+    use awc::error::{ConnectError, SendRequestError};
+    let SendRequestError::Connect(c) = e else {
+        return None;
+    };
+    match c {
+        ConnectError::Resolver(_) | ConnectError::NoRecords | ConnectError::Unresolved => {
+            Some(Unreachable::Dns)
+        }
+        ConnectError::Io(io) => {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<transport::TlsFailure>())
+            {
+                return Some(Unreachable::Tls);
+            }
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => Some(Unreachable::Refused),
+                std::io::ErrorKind::NetworkUnreachable | std::io::ErrorKind::HostUnreachable => {
+                    Some(Unreachable::NoRoute)
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A request that got no answer at all, and whether no connection could
+/// be made.
+#[derive(Debug, Clone)]
+struct NoAnswer {
+    reason: String,
+    unreachable: Option<Unreachable>,
+}
+
+impl NoAnswer {
+    fn failure(self) -> FetchFailure {
+        match self.unreachable {
+            Some(kind) => FetchFailure::unreachable(kind, self.reason),
+            None => FetchFailure::retryable(self.reason),
+        }
     }
 }
 
@@ -135,8 +187,38 @@ async fn read_body(
     }
 }
 
-/// How a `PriceClient` bounds its requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The `User-Agent` pricegrid sends unless told otherwise:
+/// `pricegrid/<version> (+<repository>)`, or `pricegrid/<version>` while
+/// Cargo.toml names no repository (exchanges ask for a contact: operators
+/// set `user_agent` with theirs).
+pub fn default_user_agent() -> String {
+    let version = env!("CARGO_PKG_VERSION");
+    match env!("CARGO_PKG_REPOSITORY") {
+        "" => format!("pricegrid/{version}"),
+        repository => format!("pricegrid/{version} (+{repository})"),
+    }
+}
+
+/// Decodes a gzip body, refusing (never allocating) more than `limit`
+/// decoded bytes: a small body that inflates to gigabytes (a "gzip bomb")
+/// fails naming the limit.
+fn gunzip(body: &[u8], limit: usize) -> Result<Bytes, String> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
+    flate2::read::MultiGzDecoder::new(body)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("the gzip body cannot be decoded: {e}"))?;
+    if out.len() > limit {
+        return Err(format!(
+            "the body is larger than {limit} bytes once decoded (gzip)"
+        ));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// How a `PriceClient` bounds its requests, and how it introduces itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientLimits {
     /// Bounds each request, connecting included.
     pub timeout: Duration,
@@ -146,6 +228,8 @@ pub struct ClientLimits {
     pub connections: usize,
     /// What to do with prices whose open or close lie outside low..=high.
     pub ohlc_order: OhlcOrder,
+    /// The `User-Agent` sent; `None`: `default_user_agent()`.
+    pub user_agent: Option<Arc<str>>,
 }
 
 impl ClientLimits {
@@ -155,7 +239,17 @@ impl ClientLimits {
             max_body: source.max_body_bytes,
             connections,
             ohlc_order: source.ohlc_order,
+            user_agent: source.user_agent.as_deref().map(Arc::from),
         }
+    }
+
+    /// These limits with `user_agent` instead, when there is one (an
+    /// exchange's own `user_agent` over `source.user_agent`).
+    pub fn with_user_agent(mut self, user_agent: Option<&Arc<str>>) -> Self {
+        if let Some(ua) = user_agent {
+            self.user_agent = Some(ua.clone());
+        }
+        self
     }
 }
 
@@ -215,7 +309,23 @@ impl PriceClient {
             max_body,
             connections,
             ohlc_order,
+            ref user_agent,
         } = *limits;
+        // Validated by check-config; a value no header can carry (awc's
+        // builder would panic on it) falls back to the default.
+        let user_agent = user_agent
+            .as_deref()
+            .and_then(|ua| match awc::http::header::HeaderValue::from_str(ua) {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    log::error!("user_agent {ua:?} cannot be sent; sending the default");
+                    None
+                }
+            })
+            .unwrap_or_else(|| {
+                awc::http::header::HeaderValue::from_str(&default_user_agent())
+                    .unwrap_or(awc::http::header::HeaderValue::from_static("pricegrid"))
+            });
         let mut base = base.clone();
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
@@ -235,15 +345,14 @@ impl PriceClient {
             .connector(dialer)
             .limit(connections.max(1))
             .timeout(timeout);
-        // Some exchanges refuse a request without a User-Agent (HTX's 403).
+        // Some exchanges refuse a request without a User-Agent (Coinbase's
+        // 400, HTX's 403).
         let client = awc::Client::builder()
-            .add_default_header((
-                awc::http::header::USER_AGENT,
-                concat!("pricegrid/", env!("CARGO_PKG_VERSION")),
-            ))
             .connector(connector)
             .timeout(timeout)
             .disable_redirects()
+            .add_default_header((awc::http::header::USER_AGENT, user_agent))
+            .add_default_header((awc::http::header::ACCEPT_ENCODING, "gzip"))
             .finish();
         Self {
             client,
@@ -288,13 +397,13 @@ impl PriceClient {
         make: impl Fn(&str) -> Result<T, NameError>,
     ) -> Result<Vec<T>, SourceError> {
         let url = self.url(path);
-        let (status, _, body) =
-            self.get(&url, self.max_body.max(1 << 20))
-                .await
-                .map_err(|reason| SourceError::Unreachable {
-                    url: url.clone(),
-                    reason,
-                })?;
+        let (status, _, body) = self
+            .get(&url, self.max_body.max(1 << 20))
+            .await
+            .map_err(|e| SourceError::Unreachable {
+                url: url.clone(),
+                reason: e.reason,
+            })?;
         if status != 200 {
             return Err(SourceError::Status { url, status });
         }
@@ -327,7 +436,7 @@ impl PriceClient {
         &self,
         url: &str,
         limit: usize,
-    ) -> Result<(u16, Option<String>, Result<Bytes, String>), String> {
+    ) -> Result<(u16, Option<String>, Result<Bytes, String>), NoAnswer> {
         self.send(Method::Get, url, None, limit).await
     }
 
@@ -338,16 +447,28 @@ impl PriceClient {
         url: &str,
         body: Option<&serde_json::Value>,
         limit: usize,
-    ) -> Result<(u16, Option<String>, Result<Bytes, String>), String> {
+    ) -> Result<(u16, Option<String>, Result<Bytes, String>), NoAnswer> {
         let body = body.map(|b| Bytes::from(b.to_string()));
         match actix_rt::time::timeout(self.timeout, self.get_unbounded(method, url, body, limit))
             .await
         {
             Ok(r) => r,
-            Err(_) => Err(format!(
-                "timed out after {} (source.timeout)",
-                humantime::format_duration(self.timeout)
-            )),
+            Err(_) => Err(NoAnswer {
+                reason: format!(
+                    "timed out after {} (source.timeout)",
+                    humantime::format_duration(self.timeout)
+                ),
+                unreachable: None,
+            }),
+        }
+    }
+
+    /// `host:port` of the server this client asks, for a failure reason.
+    fn host(&self) -> String {
+        let host = self.base.host_str().unwrap_or("?");
+        match self.base.port_or_known_default() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
         }
     }
 
@@ -357,7 +478,7 @@ impl PriceClient {
         url: &str,
         body: Option<Bytes>,
         limit: usize,
-    ) -> Result<(u16, Option<String>, Result<Bytes, String>), String> {
+    ) -> Result<(u16, Option<String>, Result<Bytes, String>), NoAnswer> {
         use awc::error::{ConnectError, SendRequestError};
         use awc::http::{header, Version};
         // A pooled connection the server closed in the meantime fails before
@@ -380,7 +501,16 @@ impl PriceClient {
             Err(SendRequestError::Connect(ConnectError::Disconnected)) => send().await,
             other => other,
         }
-        .map_err(|e| describe(&e))?;
+        .map_err(|e| match unreachable_kind(&e) {
+            Some(kind) => NoAnswer {
+                reason: format!("cannot reach {}: {kind} ({})", self.host(), describe(&e)),
+                unreachable: Some(kind),
+            },
+            None => NoAnswer {
+                reason: describe(&e),
+                unreachable: None,
+            },
+        })?;
         let status = resp.status().as_u16();
         let headers = resp.headers();
         let text = |name| {
@@ -405,7 +535,19 @@ impl PriceClient {
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case("keep-alive"));
         let stop_at_length = resp.version() < Version::HTTP_11 && !keep_alive;
-        let body = read_body(&mut resp, framing, limit, stop_at_length).await;
+        let coding = text(header::CONTENT_ENCODING);
+        let body = read_body(&mut resp, framing, limit, stop_at_length)
+            .await
+            .and_then(|body| match coding.as_deref().map(str::trim) {
+                None | Some("") => Ok(body),
+                Some(c) if c.eq_ignore_ascii_case("identity") => Ok(body),
+                Some(c) if c.eq_ignore_ascii_case("gzip") || c.eq_ignore_ascii_case("x-gzip") => {
+                    gunzip(&body, limit)
+                }
+                Some(other) => Err(format!(
+                    "the body is in a content coding pricegrid did not ask for: {other:?}"
+                )),
+            });
         Ok((status, retry_after, body))
     }
 
@@ -422,7 +564,7 @@ impl PriceClient {
         let (status, retry_after, body) = self
             .send(call.method, &url, call.body.as_ref(), limit)
             .await
-            .map_err(FetchFailure::retryable)?;
+            .map_err(NoAnswer::failure)?;
         let body =
             body.map_err(|e| FetchFailure::retryable(format!("cannot read the body: {e}")))?;
         api.parse_candles(
@@ -442,9 +584,9 @@ impl PriceClient {
         let (status, _, body) = self
             .send(call.method, &url, call.body.as_ref(), MAX_LISTING_BYTES)
             .await
-            .map_err(|reason| SourceError::Unreachable {
+            .map_err(|e| SourceError::Unreachable {
                 url: url.clone(),
-                reason,
+                reason: e.reason,
             })?;
         let body = body.map_err(|reason| SourceError::Listing {
             url: url.clone(),
@@ -474,7 +616,7 @@ impl PriceClient {
         let (status, retry_after, body) = self
             .get(&url, self.max_body)
             .await
-            .map_err(FetchFailure::retryable)?;
+            .map_err(NoAnswer::failure)?;
         response::classify(
             key,
             status,
@@ -482,5 +624,53 @@ impl PriceClient {
             body.as_deref().map_err(Clone::clone),
             self.ohlc_order,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use awc::error::{ConnectError, SendRequestError};
+
+    use super::*;
+
+    fn connect(e: ConnectError) -> Option<Unreachable> {
+        unreachable_kind(&SendRequestError::Connect(e))
+    }
+
+    /// No test resolves a real name (no traffic off loopback): the error a
+    /// failed lookup gives the dialer is classified here instead.
+    #[test]
+    fn a_failed_lookup_is_a_dns_failure() {
+        let lookup = std::io::Error::other(
+            "failed to lookup address information: Name or service not known",
+        );
+        assert_eq!(
+            connect(ConnectError::Resolver(Box::new(lookup))),
+            Some(Unreachable::Dns)
+        );
+        assert_eq!(connect(ConnectError::NoRecords), Some(Unreachable::Dns));
+    }
+
+    #[test]
+    fn refused_unrouted_and_tls_failures_are_told_apart_from_the_rest() {
+        use std::io::{Error, ErrorKind};
+        assert_eq!(
+            connect(ConnectError::Io(Error::from(ErrorKind::ConnectionRefused))),
+            Some(Unreachable::Refused)
+        );
+        assert_eq!(
+            connect(ConnectError::Io(Error::from(ErrorKind::NetworkUnreachable))),
+            Some(Unreachable::NoRoute)
+        );
+        let tls = Error::other(transport::TlsFailure(Error::other(
+            "invalid peer certificate: UnknownIssuer",
+        )));
+        assert_eq!(connect(ConnectError::Io(tls)), Some(Unreachable::Tls));
+        assert_eq!(connect(ConnectError::Timeout), None);
+        assert_eq!(
+            connect(ConnectError::Io(Error::from(ErrorKind::ConnectionReset))),
+            None
+        );
+        assert_eq!(unreachable_kind(&SendRequestError::Timeout), None);
     }
 }

@@ -27,6 +27,8 @@ pub struct Endpoint {
     pub identity: Arc<str>,
     /// Extra CA certificates its https connections trust.
     pub ca_files: Vec<PathBuf>,
+    /// Its own `user_agent`, over `source.user_agent`.
+    pub user_agent: Option<Arc<str>>,
 }
 
 /// The exchanges that have their own endpoint, by name.
@@ -137,16 +139,24 @@ impl Source {
                     url,
                     identity: Arc::from(identity),
                     ca_files,
+                    user_agent: x.user_agent.as_deref().map(Arc::from),
                 },
             );
         }
         Ok(source)
     }
 
-    /// The `[source]` server: remote, or the built-in one started here.
+    /// The `[source]` server: remote, or the built-in one started here
+    /// when something uses it (`Config::uses_classic_source`).
     fn start_classic(config: &Config, clock: &Clock) -> Result<Source, OriginError> {
         match &config.source.url {
             SourceUrl::Remote(url) => Ok(Source::remote(url.clone())),
+            SourceUrl::Builtin if !config.uses_classic_source() => {
+                // Nothing asks it: a URL that refuses, should anything try.
+                let mut source = Source::remote(unused_url());
+                source.identity = Arc::from("builtin:unused");
+                Ok(source)
+            }
             SourceUrl::Builtin => {
                 let mut opts = ServerOptions::new(
                     std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -168,8 +178,12 @@ impl Source {
         }
     }
 
-    /// Fails with a clear error when the source does not answer `/exchanges`.
+    /// Fails with a clear error when the source does not answer
+    /// `/exchanges`; nothing to check when nothing uses it.
     pub async fn check_reachable(&self, config: &Config) -> Result<(), OriginError> {
+        if !config.uses_classic_source() {
+            return Ok(());
+        }
         let client = PriceClient::new(&self.url, &ClientLimits::from_config(&config.source, 1));
         client.exchanges().await.map_err(OriginError::Unreachable)?;
         Ok(())
@@ -184,6 +198,12 @@ impl Source {
             server.stop().await;
         }
     }
+}
+
+/// Where an unused built-in `[source]` points: the discard port on
+/// loopback, which refuses.
+fn unused_url() -> Url {
+    Url::parse("http://127.0.0.1:9/").unwrap_or_else(|_| unreachable!("a constant URL"))
 }
 
 /// Starts the built-in server speaking `api` for `exchange`'s prices of

@@ -47,6 +47,34 @@ pub struct FetchFailure {
     /// The exchange said it is being asked too often: the whole exchange
     /// pauses (until `retry_after`, or a backoff), not just this task.
     pub throttle: Option<Throttle>,
+    /// No connection could be made at all (the host has no address, the
+    /// port refuses, TLS fails): the Supervisor decides whether that stops
+    /// the exchange for this round.
+    pub unreachable: Option<Unreachable>,
+}
+
+/// Why a host could not be reached, before any HTTP was spoken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreachable {
+    /// Its name does not resolve (no network, a typo, no DNS).
+    Dns,
+    /// Nothing listens on the port (connection refused).
+    Refused,
+    /// No route to it (network or host unreachable).
+    NoRoute,
+    /// The TLS handshake failed (an untrusted certificate, say).
+    Tls,
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unreachable::Dns => "DNS failure",
+            Unreachable::Refused => "connection refused",
+            Unreachable::NoRoute => "no route to host",
+            Unreachable::Tls => "TLS failure",
+        })
+    }
 }
 
 /// How an exchange told a client to slow down.
@@ -65,6 +93,16 @@ impl FetchFailure {
             retryable: true,
             retry_after: None,
             throttle: None,
+            unreachable: None,
+        }
+    }
+
+    /// No connection could be made: retryable as far as the request goes,
+    /// and marked so the Supervisor can stop asking the host this round.
+    pub fn unreachable(kind: Unreachable, reason: impl Into<String>) -> Self {
+        Self {
+            unreachable: Some(kind),
+            ..Self::retryable(reason)
         }
     }
 
@@ -74,6 +112,7 @@ impl FetchFailure {
             retryable: false,
             retry_after: None,
             throttle: None,
+            unreachable: None,
         }
     }
 
@@ -89,6 +128,7 @@ impl FetchFailure {
             retryable: true,
             retry_after,
             throttle: Some(throttle),
+            unreachable: None,
         }
     }
 }
@@ -124,6 +164,7 @@ pub fn classify(
         retryable: true,
         retry_after: retry_after.and_then(parse_retry_after),
         throttle: None,
+        unreachable: None,
     };
     match status {
         408 => return Err(transient("request timed out (408)".into())),

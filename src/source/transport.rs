@@ -106,7 +106,17 @@ impl Service<ConnectInfo<Uri>> for Dialer {
             }
             let uri = req.request().clone();
             let host = req.hostname().trim_start_matches('[').trim_end_matches(']');
-            let tcp = TcpStream::connect((host, port))
+            // Resolving, connecting and the TLS handshake fail each in their
+            // own way, so that `source` can say which (a DNS failure, a
+            // refused connection, an untrusted certificate).
+            let addrs: Vec<_> = tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| ConnectError::Resolver(Box::new(e)))?
+                .collect();
+            if addrs.is_empty() {
+                return Err(ConnectError::NoRecords);
+            }
+            let tcp = TcpStream::connect(&addrs[..])
                 .await
                 .map_err(ConnectError::Io)?;
             // Requests are small and written whole: no reason to wait for
@@ -118,7 +128,7 @@ impl Service<ConnectInfo<Uri>> for Dialer {
                     let tls = TlsConnector::service(config)
                         .call(Connection::new(uri.clone(), tcp))
                         .await
-                        .map_err(ConnectError::Io)?;
+                        .map_err(|e| ConnectError::Io(io::Error::other(TlsFailure(e))))?;
                     Wire::Tls(Box::new(tls.into_parts().0))
                 }
             };
@@ -126,6 +136,19 @@ impl Service<ConnectInfo<Uri>> for Dialer {
         })
     }
 }
+
+/// The TLS handshake failed (an untrusted or expired certificate, a
+/// protocol mismatch): the error under a connect error's `io::Error`.
+#[derive(Debug)]
+pub struct TlsFailure(pub io::Error);
+
+impl fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TLS handshake failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for TlsFailure {}
 
 /// A connection as dialled: TCP, or TLS over TCP.
 pub enum Wire {

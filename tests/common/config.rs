@@ -320,6 +320,7 @@ impl TestConfig {
                 requests_per_second: Some(rps),
                 max_in_flight: None,
                 ca_file: None,
+                user_agent: None,
             },
         );
         self
@@ -335,6 +336,37 @@ impl TestConfig {
             .get_mut(&name)
             .expect("exchange_api gave the exchange a table first");
         table.quotes = quotes.iter().map(|q| q.to_string()).collect();
+        self
+    }
+
+    /// Exchange `name` asked through `api` on the built-in server speaking
+    /// it (`url = "builtin"`), its markets discovered.
+    pub fn exchange_api_builtin(mut self, name: &str, api: Api) -> Self {
+        self.config.exchanges.insert(
+            name.parse().expect("a valid exchange name"),
+            ExchangeConfig {
+                api,
+                url: Some(SourceUrl::Builtin),
+                markets: Default::default(),
+                quotes: ExchangeConfig::default_quotes(),
+                requests_per_second: None,
+                max_in_flight: None,
+                ca_file: None,
+                user_agent: None,
+            },
+        );
+        self
+    }
+
+    /// `exchanges.NAME.markets.SYMBOL = market` (the table must exist):
+    /// asked without a market listing.
+    pub fn market(mut self, name: &str, symbol: &str, market: &str) -> Self {
+        self.config
+            .exchanges
+            .get_mut(&name.parse().expect("a valid exchange name"))
+            .expect("an [exchanges.NAME] table (exchange_api first)")
+            .markets
+            .insert(symbol.parse().expect("a valid symbol"), market.to_owned());
         self
     }
 

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests: a real price server on a
 //! loopback ephemeral port, configs pointed at it (`config`), the daemon
 //! under test (`daemon`), raw requests (`http`) and raw servers that
-//! write exact bytes (`raw`),
+//! write exact bytes (`raw`), certificates made in the test (`tls`),
 //! and assertions on what a round stored.
 #![allow(dead_code)]
 
@@ -9,6 +9,7 @@ mod config;
 mod daemon;
 mod http;
 mod raw;
+mod tls;
 
 // Each test file uses some of these, none uses all.
 #[allow(unused_imports)]
@@ -19,6 +20,8 @@ pub use daemon::*;
 pub use http::*;
 #[allow(unused_imports)]
 pub use raw::*;
+#[allow(unused_imports)]
+pub use tls::*;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

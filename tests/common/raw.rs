@@ -2,7 +2,7 @@
 //! says, one script per request, over plain TCP or TLS: for answers no real
 //! server library would send (cut bodies, bad framing, stray bytes).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -63,6 +63,17 @@ pub async fn raw_server(respond: impl Fn(&str) -> Script + 'static) -> Url {
     start(None, respond).await.0
 }
 
+/// Every request head a raw server read, in order (request line and
+/// headers as text), for tests whose subject is what the client sends.
+pub type Heads = Rc<RefCell<Vec<String>>>;
+
+/// `raw_server`, and the heads of the requests it has read.
+pub async fn raw_server_recording(respond: impl Fn(&str) -> Script + 'static) -> (Url, Heads) {
+    let heads = Heads::default();
+    let url = start_recording(None, respond, heads.clone()).await.0;
+    (url, heads)
+}
+
 /// `raw_server`, and the count of connections it has accepted.
 pub async fn raw_server_counted(
     respond: impl Fn(&str) -> Script + 'static,
@@ -84,6 +95,14 @@ async fn start(
     tls: Option<tokio_rustls::TlsAcceptor>,
     respond: impl Fn(&str) -> Script + 'static,
 ) -> (Url, Rc<Cell<usize>>) {
+    start_recording(tls, respond, Heads::default()).await
+}
+
+async fn start_recording(
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    respond: impl Fn(&str) -> Script + 'static,
+    heads: Heads,
+) -> (Url, Rc<Cell<usize>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let respond = Rc::new(respond);
@@ -98,13 +117,14 @@ async fn start(
             count.set(count.get() + 1);
             let respond = respond.clone();
             let tls = tls.clone();
+            let heads = heads.clone();
             actix_rt::spawn(async move {
                 let _ = actix_rt::time::timeout(CONNECTION_DEADLINE, async move {
                     match tls {
-                        None => serve_connection(stream, respond.as_ref()).await,
+                        None => serve_connection(stream, respond.as_ref(), &heads).await,
                         Some(acceptor) => {
                             if let Ok(stream) = acceptor.accept(stream).await {
-                                serve_connection(stream, respond.as_ref()).await;
+                                serve_connection(stream, respond.as_ref(), &heads).await;
                             }
                         }
                     }
@@ -119,12 +139,17 @@ async fn start(
 async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     respond: &dyn Fn(&str) -> Script,
+    heads: &Heads,
 ) {
     let mut buf = Vec::new();
     for _ in 0..MAX_CONNECTIONS {
-        let Some(path) = read_request(&mut stream, &mut buf).await else {
+        let Some(head) = read_request(&mut stream, &mut buf).await else {
             return;
         };
+        let Some(path) = head.split_whitespace().nth(1).map(str::to_owned) else {
+            return;
+        };
+        heads.borrow_mut().push(head);
         let script = respond(&path);
         for step in &script.steps {
             match step {
@@ -152,14 +177,14 @@ async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Reads one request head (GETs have no body); returns its path, or None
-/// when the client closed or sent something too large.
+/// Reads one request head (GETs have no body); returns it, or None when
+/// the client closed or sent something too large.
 async fn read_request<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> Option<String> {
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).into_owned();
             buf.drain(..end + 4);
-            return head.split_whitespace().nth(1).map(str::to_owned);
+            return Some(head);
         }
         if buf.len() > MAX_HEAD {
             return None;

@@ -154,7 +154,8 @@ async fn listing(
     if let Some(l) = listings.borrow().get(exchange) {
         return Ok(l.clone());
     }
-    let limits = ClientLimits::from_config(&config.source, 1);
+    let limits =
+        ClientLimits::from_config(&config.source, 1).with_user_agent(endpoint.user_agent.as_ref());
     let client = PriceClient::with_ca_files(&endpoint.url, &limits, &endpoint.ca_files)
         .map_err(|e| format!("cannot list {exchange}'s markets: {e}"))?;
     match client.instruments(api).await {

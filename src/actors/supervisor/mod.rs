@@ -11,7 +11,11 @@
 //! panic, a hung fetch (past `fetch.task_deadline` from when a fetcher
 //! started it) or a dead worker thread all send the task round again after
 //! a backoff, until `fetch.retry_for` has passed since its first attempt or
-//! `fetch.max_attempts` is reached. The bookkeeping (lanes, limits, ledger,
+//! `fetch.max_attempts` is reached. An exchange whose host cannot be
+//! reached at all (DNS, a refused port, TLS) before it has answered once
+//! in a round is given up for that round at once: one error line, and all
+//! its cells of the round fail with that reason without a retry (the next
+//! round tries again). The bookkeeping (lanes, limits, ledger,
 //! retry heap, room) is `crate::dispatch`, a plain struct; this actor owns
 //! the pool, the timers (one for due retries, one periodic sweep for hung
 //! fetches) and the decisions. Every dispatch has its own number; a reply
@@ -21,7 +25,7 @@
 //! taken from the config, is `settings.rs`. (About 650 lines: the actor and
 //! the messages of its mailbox stay together.)
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -90,6 +94,11 @@ pub struct Supervisor {
     draining: bool,
     /// Throttling answers in a row, per exchange (reset by an answer).
     throttled: HashMap<Exchange, u32>,
+    /// Exchanges whose server has answered (spoken HTTP), with the round.
+    answered: HashSet<(Exchange, u64)>,
+    /// Exchanges given up for a round because their host cannot be
+    /// reached: the round and the reason their cells fail with.
+    unreachable: HashMap<Exchange, (u64, String)>,
     stats: SupervisorStats,
 }
 
@@ -114,6 +123,8 @@ impl Supervisor {
             idle_waiters: Vec::new(),
             draining: false,
             throttled: HashMap::new(),
+            answered: HashSet::new(),
+            unreachable: HashMap::new(),
             stats: SupervisorStats::default(),
         }
     }
@@ -124,7 +135,7 @@ impl Supervisor {
         self.generation += 1;
         let factory = FetcherFactory {
             base: self.settings.base.clone(),
-            limits: self.settings.limits,
+            limits: self.settings.limits.clone(),
             endpoints: self.settings.endpoints.clone(),
             clock: self.clock.clone(),
             lost: ctx.address().recipient(),
@@ -211,12 +222,26 @@ impl Supervisor {
                 asked_at,
             }) => {
                 self.throttled.remove(&pending.task.key.exchange);
+                self.note_answered(&pending);
                 self.deliver_days(id, &pending, days, asked_at);
             }
             Ok(FetchReply::Answered {
                 result: Err(failure),
                 asked_at,
+            }) if failure.unreachable.is_some()
+                && !self
+                    .answered
+                    .contains(&(pending.task.key.exchange.clone(), pending.round)) =>
+            {
+                self.give_up_unreachable(id, &pending, &failure.reason, asked_at);
+            }
+            Ok(FetchReply::Answered {
+                result: Err(failure),
+                asked_at,
             }) => {
+                if failure.unreachable.is_none() {
+                    self.note_answered(&pending);
+                }
                 if let Some(kind) = failure.throttle {
                     self.pause_exchange(&pending.task.key.exchange, kind, &failure, ctx);
                 }
@@ -255,6 +280,53 @@ impl Supervisor {
             }
         }
         self.pump(ctx);
+    }
+
+    /// `pending`'s exchange has answered in its round: from now on a
+    /// failure to connect there is worth retrying.
+    fn note_answered(&mut self, pending: &Pending) {
+        let key = (pending.task.key.exchange.clone(), pending.round);
+        if !self.answered.contains(&key) {
+            // Only the newest round matters: older entries go.
+            self.answered.retain(|(_, round)| *round >= pending.round);
+            self.answered.insert(key);
+        }
+    }
+
+    /// `pending`'s exchange cannot be reached and has not answered in this
+    /// round: said once (one error line naming the exchange, the host and
+    /// the cause), and its cells of the round fail with that reason, those
+    /// waiting in its lane or for a retry too, without a request.
+    fn give_up_unreachable(
+        &mut self,
+        dispatch: u64,
+        pending: &Pending,
+        reason: &str,
+        asked_at: chrono::DateTime<chrono::Utc>,
+    ) {
+        let exchange = &pending.task.key.exchange;
+        let round = pending.round;
+        if self.unreachable.get(exchange).map(|(r, _)| *r) != Some(round) {
+            log::error!(
+                "{exchange}: {reason}; its cells fail this round without retrying (the next round tries again)"
+            );
+            self.unreachable
+                .insert(exchange.clone(), (round, reason.to_owned()));
+        }
+        let failed = |attempts: u32| Outcome::Failed {
+            reason: reason.to_owned(),
+            attempts,
+        };
+        self.deliver_all(
+            dispatch,
+            pending,
+            failed(pending.task.attempt + 1),
+            asked_at,
+        );
+        for other in self.dispatch.take_exchange(exchange, round) {
+            let id = self.dispatch.new_id();
+            self.deliver_all(id, &other, failed(other.task.attempt), asked_at);
+        }
     }
 
     /// One `PriceResult` per day of a page the source answered.
@@ -360,10 +432,21 @@ impl Supervisor {
     /// could not be found fails with its reason; days older than the
     /// exchange serves are rejected as out of reach. `false`: fetch it.
     fn decide_without_request(&mut self, pending: &Pending) -> bool {
+        let now = self.clock.now();
+        if let Some((round, reason)) = self.unreachable.get(&pending.task.key.exchange) {
+            if *round == pending.round {
+                let id = self.dispatch.new_id();
+                let outcome = Outcome::Failed {
+                    reason: reason.clone(),
+                    attempts: 0,
+                };
+                self.deliver_all(id, pending, outcome, now);
+                return true;
+            }
+        }
         let Some(market) = &pending.task.market else {
             return false;
         };
-        let now = self.clock.now();
         if let Some(reason) = &market.unresolved {
             let id = self.dispatch.new_id();
             let outcome = Outcome::Failed {

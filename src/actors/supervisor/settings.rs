@@ -88,7 +88,7 @@ impl PoolSettings {
 
     /// Settings that only a new pool can take.
     pub(super) fn pool_shape(&self) -> (&Url, usize, ClientLimits, &Endpoints) {
-        let mut limits = self.limits;
+        let mut limits = self.limits.clone();
         limits.connections = 0;
         (&self.base, self.workers, limits, &self.endpoints)
     }

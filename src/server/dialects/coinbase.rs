@@ -1,8 +1,11 @@
 //! Coinbase Exchange's dialect: `GET /products/{id}/candles` (daily
-//! candles `start <= t <= end`, newest first, JSON numbers, at most 300
-//! slots a request: more is a 400) and `GET /products`, with Coinbase's
-//! `{"message": ...}` errors: 404 `NotFound` for an unknown product, 429
-//! `Slow down` with `Retry-After` over the rate limit.
+//! candles `start <= t <= end`, both inclusive, newest first, JSON numbers,
+//! at most 300 points a request: more is a 400 "granularity too small ...
+//! exceeds 300", and `start >= end` a 400 "start must be before end") and
+//! `GET /products`, with Coinbase's `{"message": ...}` errors: 400
+//! `User-Agent header is required.` for a request without one, 404
+//! `NotFound` for an unknown product, 429 `Slow down` with `Retry-After`
+//! over the rate limit.
 //!
 //! Products are `SYM-USD` (`BTC-USD`).
 
@@ -12,7 +15,9 @@ use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::{answer, day_secs, epoch_day, Admission, BadParam, Order, Params, Venue};
+use super::{
+    answer, day_secs, epoch_day, require_user_agent, Admission, BadParam, Order, Params, Venue,
+};
 use crate::model::Symbol;
 
 /// Most candles (day slots) one request may span.
@@ -30,6 +35,15 @@ pub fn product(symbol: &Symbol) -> String {
 
 fn message(status: StatusCode, retry_after: Option<u64>, message: &str) -> HttpResponse {
     answer(status, retry_after, &json!({"message": message}))
+}
+
+/// Coinbase's answer to a request without a User-Agent.
+fn user_agent_required() -> HttpResponse {
+    message(
+        StatusCode::BAD_REQUEST,
+        None,
+        "User-Agent header is required.",
+    )
 }
 
 fn bad_param(bad: &BadParam) -> HttpResponse {
@@ -62,6 +76,9 @@ async fn candles(
     product_id: web::Path<String>,
     req: HttpRequest,
 ) -> HttpResponse {
+    if let Some(refused) = require_user_agent(&req, user_agent_required) {
+        return refused;
+    }
     if let Admission::Throttled { retry_after } | Admission::Banned { retry_after } =
         venue.admit().await
     {
@@ -98,8 +115,8 @@ async fn candles(
         (None, Some(_)) => return bad_param(&BadParam::new("start", "a time, given with end")),
     };
     if let (Some(s), Some(e)) = (start, end) {
-        if s > e {
-            return bad_param(&BadParam::new("start", "a time no later than end"));
+        if s >= e {
+            return message(StatusCode::BAD_REQUEST, None, "start must be before end");
         }
     }
     if last - first + 1 > MAX_CANDLES {
@@ -123,7 +140,10 @@ async fn candles(
     HttpResponse::Ok().json(candles)
 }
 
-async fn products(venue: web::Data<Venue>) -> HttpResponse {
+async fn products(venue: web::Data<Venue>, req: HttpRequest) -> HttpResponse {
+    if let Some(refused) = require_user_agent(&req, user_agent_required) {
+        return refused;
+    }
     let list: Vec<Value> = venue
         .dataset()
         .symbols()

@@ -18,13 +18,13 @@
 //! comes from `Venue` (the dataset exchange, publication, the token
 //! bucket); this file only shapes requests and bodies and keeps no state.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::Timelike;
 use serde_json::{json, Value};
 
-use super::{answer, day_secs, Admission, Order, Params, Venue};
+use super::{answer, day_secs, require_user_agent, Admission, Order, Params, Venue};
 use crate::model::{Ohlcv, Symbol};
 
 /// HTX's page limit on `/market/history/candles`, and its default.
@@ -56,16 +56,10 @@ fn error(status: StatusCode, venue: &Venue, code: &str, message: &str) -> HttpRe
 }
 
 /// HTX's Cloudflare front refuses a request that names no client.
-fn forbidden_without_user_agent(req: &HttpRequest) -> Option<HttpResponse> {
-    let named = req
-        .headers()
-        .get(header::USER_AGENT)
-        .is_some_and(|v| !v.as_bytes().is_empty());
-    (!named).then(|| {
-        HttpResponse::Forbidden()
-            .content_type("text/html")
-            .body("<html><body><h1>403 Forbidden</h1></body></html>")
-    })
+fn forbidden() -> HttpResponse {
+    HttpResponse::Forbidden()
+        .content_type("text/html")
+        .body("<html><body><h1>403 Forbidden</h1></body></html>")
 }
 
 /// One hourly candle of a day's OHLCV: see the module's opening.
@@ -102,7 +96,7 @@ pub fn hour_of(day: &Ohlcv, hour: u32, last_hour: u32) -> Ohlcv {
 }
 
 async fn candles(venue: web::Data<Venue>, req: HttpRequest) -> HttpResponse {
-    if let Some(refusal) = forbidden_without_user_agent(&req) {
+    if let Some(refusal) = require_user_agent(&req, forbidden) {
         return refusal;
     }
     if let Admission::Throttled { retry_after } | Admission::Banned { retry_after } =

@@ -1,6 +1,6 @@
 //! Kraken's dialect: `GET /0/public/OHLC` (daily candles after `since`,
 //! oldest first, only among the 720 most recent days, today's open candle
-//! last) and `GET /0/public/AssetPairs`. Kraken answers errors with 200 and
+//! last, `last` the newest committed candle: the row before today's) and `GET /0/public/AssetPairs`. Kraken answers errors with 200 and
 //! an `error` list (`EQuery:Unknown asset pair`, `EGeneral:Too many
 //! requests`); a malformed parameter is a 400 naming it.
 //!
@@ -128,7 +128,13 @@ async fn ohlc(venue: web::Data<Venue>, req: HttpRequest) -> HttpResponse {
             ])
         })
         .collect();
-    let last = rows.last().map_or(since.unwrap_or(0), |r| day_secs(r.day));
+    // `last` is the newest committed candle, as the real Kraken sends it:
+    // the row before the newest when the newest is today's open candle.
+    let last = match rows.last() {
+        Some(r) if epoch_day(r.day) == today => day_secs(r.day) - 86_400,
+        Some(r) => day_secs(r.day),
+        None => since.unwrap_or(0),
+    };
     let mut result = Map::new();
     result.insert(pair(&symbol).key, Value::Array(candles));
     result.insert("last".to_owned(), json!(last));

@@ -210,6 +210,22 @@ pub(crate) fn answer(
     b.json(body)
 }
 
+/// The refusal of an exchange that requires a `User-Agent` (Coinbase
+/// answers 400 `{"message":"User-Agent header is required."}`, HTX 403):
+/// `None` when `req` carries a non-empty one, else `refuse()`'s answer.
+/// Called first by each such dialect's handlers, so tests prove that
+/// pricegrid sends one.
+pub(crate) fn require_user_agent(
+    req: &HttpRequest,
+    refuse: impl FnOnce() -> HttpResponse,
+) -> Option<HttpResponse> {
+    let present = req
+        .headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .is_some_and(|v| !v.as_bytes().iter().all(u8::is_ascii_whitespace));
+    (!present).then(refuse)
+}
+
 impl Venue {
     pub fn dataset(&self) -> &Dataset {
         &self.dataset

@@ -9,6 +9,10 @@
 //!   time; at most `limit` (1000) klines.
 //! - Nothing marks a kline as still open (its closeTime is just in the
 //!   future): today's candle is provisional by the clock, not by the answer.
+//! - `closeTime` is the open time + the interval − 1 ms: a kline whose
+//!   closeTime is not its open + 1 day − 1 ms (the docs' own example is a
+//!   week, 2017-07-03 to 07-09 23:59:59.999) is rejected for its day
+//!   ("not a daily candle"), never stored as that day's price.
 //! - Errors are `{"code": <negative>, "msg": ...}`: unknown symbol is 400
 //!   with code -1121 "Invalid symbol.".
 //! - Throttling: 429 with `Retry-After` (seconds); a client that keeps
@@ -23,8 +27,8 @@ use serde_json::Value;
 
 use super::common::{self, field, integer, shape, text};
 use super::{
-    day_answers, day_start_ms, number, Candle, CandleApi, Instrument, MarketForm, PageResult,
-    Profile,
+    day_answers, day_start_ms, number, reject_not_daily, spans_one_day, Candle, CandleApi,
+    Instrument, MarketForm, PageResult, Profile,
 };
 use crate::config::OhlcOrder;
 use crate::model::{Api, DayRange};
@@ -109,12 +113,24 @@ impl CandleApi for Binance {
         }
         let v = common::json(body)?;
         let rows = v.as_array().ok_or_else(|| shape("klines are not a list"))?;
-        let candles = rows
-            .iter()
-            .map(candle)
-            .collect::<Result<Vec<Candle>, String>>()
-            .map_err(shape)?;
-        day_answers(days, &candles, ohlc_order)
+        let mut daily = Vec::new();
+        let mut not_daily = Vec::new();
+        for row in rows {
+            let (c, is_daily) = candle(row).map_err(shape)?;
+            if is_daily {
+                daily.push(c);
+            } else {
+                not_daily.push(c);
+            }
+        }
+        let mut answers = day_answers(days, &daily, ohlc_order)?;
+        reject_not_daily(
+            &mut answers,
+            days,
+            &not_daily,
+            "its closeTime is not one day after its openTime",
+        );
+        Ok(answers)
     }
 
     fn instruments_request(&self) -> String {
@@ -151,23 +167,27 @@ fn error_text(body: &[u8]) -> String {
     }
 }
 
-/// One kline; only the first six fields matter.
-fn candle(row: &Value) -> Result<Candle, String> {
+/// One kline and whether it is a daily one (closeTime = openTime + one
+/// day − 1 ms); the fields after closeTime do not matter.
+fn candle(row: &Value) -> Result<(Candle, bool), String> {
     let row = row
         .as_array()
         .ok_or_else(|| format!("a kline is not a list: {row}"))?;
-    if row.len() < 6 {
+    if row.len() < 7 {
         return Err(format!("a kline has {} fields, not 12", row.len()));
     }
-    Ok(Candle {
-        open_ms: integer(field(row, 0, "openTime")?, "openTime")?,
+    let open_ms = integer(field(row, 0, "openTime")?, "openTime")?;
+    let close_ms = integer(field(row, 6, "closeTime")?, "closeTime")?;
+    let c = Candle {
+        open_ms,
         open: number(field(row, 1, "open")?, "open")?,
         high: number(field(row, 2, "high")?, "high")?,
         low: number(field(row, 3, "low")?, "low")?,
         close: number(field(row, 4, "close")?, "close")?,
         volume: number(field(row, 5, "volume")?, "volume")?,
         still_open: false,
-    })
+    };
+    Ok((c, spans_one_day(open_ms, close_ms)))
 }
 
 #[cfg(test)]
@@ -242,12 +262,32 @@ mod tests {
 
     #[test]
     fn a_kline_not_at_utc_midnight_is_rejected() {
-        let body = r#"[[1583046000000,"1","2","0.5","1.5","10",0,"0",1,"0","0","0"]]"#;
+        let body = r#"[[1583046000000,"1","2","0.5","1.5","10",1583132399999,"0",1,"0","0","0"]]"#;
         let got = answer(200, None, body).unwrap();
         assert!(
             matches!(&got[0].answer, Answer::Rejected { reason, .. } if reason.contains("07:00")),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn the_docs_weekly_kline_is_not_a_daily_candle() {
+        let body = include_str!("../../../tests/fixtures/binance/docs_weekly_kline.json");
+        let got = Binance
+            .parse_candles(
+                "BNBBTC",
+                range("2017-07-03", "2017-07-04"),
+                200,
+                None,
+                body.as_bytes(),
+                OhlcOrder::Flag,
+            )
+            .unwrap();
+        assert!(
+            matches!(&got[0].answer, Answer::Rejected { reason, .. } if reason.starts_with("not a daily candle")),
+            "{got:?}"
+        );
+        assert_eq!(got[1].answer, Answer::NoPrice);
     }
 
     #[test]
@@ -283,10 +323,17 @@ mod tests {
             (r#"{"symbol":"BTCUSDT"}"#, "not a list"),
             (r#"[[1583020800000,"1","2"]]"#, "3 fields"),
             (
-                r#"[["1583020800000x","1","2","0.5","1.5","10"]]"#,
+                r#"[["1583020800000x","1","2","0.5","1.5","10",0]]"#,
                 "'openTime'",
             ),
-            (r#"[[1583020800000,"1","2","0.5",null,"10"]]"#, "'close'"),
+            (
+                r#"[[1583020800000,"1","2","0.5",null,"10",1583107199999]]"#,
+                "'close'",
+            ),
+            (
+                r#"[[1583020800000,"1","2","0.5","1.5","10","x"]]"#,
+                "'closeTime'",
+            ),
         ] {
             let e = answer(200, None, body).unwrap_err();
             assert!(e.retryable && e.reason.contains(needle), "{body}: {e:?}");

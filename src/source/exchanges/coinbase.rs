@@ -9,11 +9,16 @@
 //! - Candles come NEWEST first.
 //! - A day without trades has no candle at all ("no data is published for
 //!   intervals where there are no ticks"): it is "no price".
-//! - `start` and `end` are ISO 8601 times; the contract's server answers
-//!   `start ..= end` (Coinbase's docs warn that a real answer may hold
-//!   candles before `start`: they are ignored like any day off the page).
-//!   More than 300 candles in the range is refused with a 400
-//!   ("granularity too small ..."), so a page is at most 300 days.
+//! - `start` and `end` are ISO 8601 times, both inclusive (a real answer
+//!   to `start=00:00&end=00:01&granularity=60` holds both minutes; Coinbase's
+//!   docs warn that an answer may also hold candles before `start`: they
+//!   are ignored like any day off the page). More than 300 points in the
+//!   range is refused with a 400 ("granularity too small ... exceeds
+//!   300"), so a page of N ≤ 300 days asks `end = start + (N − 1) days`;
+//!   `start` must be before `end` ("start must be before end"), so a
+//!   one-day page asks `end = start + 1 s`, which still holds one candle.
+//! - A request without a `User-Agent` is refused: 400 "User-Agent header
+//!   is required." (`PriceClient` always sends one).
 //! - Nothing marks a candle as still open: today's is provisional by the
 //!   clock.
 //! - Errors are `{"message": ...}`: an unknown product is 404 "NotFound";
@@ -53,9 +58,15 @@ impl CandleApi for Coinbase {
     }
 
     fn candles_request(&self, market: &str, days: DayRange) -> String {
+        // Both bounds are inclusive, and start must be before end.
+        let end = if days.to > days.from {
+            format!("{}T00:00:00Z", days.to)
+        } else {
+            format!("{}T00:00:01Z", days.from)
+        };
         format!(
-            "products/{market}/candles?granularity=86400&start={}T00:00:00Z&end={}T00:00:00Z",
-            days.from, days.to
+            "products/{market}/candles?granularity=86400&start={}T00:00:00Z&end={end}",
+            days.from
         )
     }
 
@@ -175,6 +186,45 @@ mod tests {
             Coinbase.candles_request("BTC-USD", range("2020-03-01", "2020-03-03")),
             "products/BTC-USD/candles?granularity=86400&start=2020-03-01T00:00:00Z&end=2020-03-03T00:00:00Z"
         );
+    }
+
+    #[test]
+    fn a_one_day_page_is_a_valid_range_of_one_candle() {
+        assert_eq!(
+            Coinbase.candles_request("BTC-USD", range("2024-03-13", "2024-03-13")),
+            "products/BTC-USD/candles?granularity=86400&start=2024-03-13T00:00:00Z&end=2024-03-13T00:00:01Z"
+        );
+    }
+
+    /// Coinbase counts the points of an inclusive range: a recorded real
+    /// answer to `start=00:00:00&end=00:01:00&granularity=60` holds both
+    /// minutes, so a page of N days (start + (N − 1) days) asks N points.
+    #[test]
+    fn bounds_are_inclusive_as_a_recorded_answer_shows() {
+        let body = include_str!(
+            "../../../tests/fixtures/coinbase/ccxt_pr5891_candles_60_BTC-USD_start_end_inclusive.json"
+        );
+        let rows: Vec<Vec<f64>> = serde_json::from_str(body).unwrap();
+        let (start, end) = (1_546_300_800_i64, 1_546_300_860_i64);
+        let points = (end - start) / 60 + 1;
+        assert_eq!(rows.len() as i64, points);
+        let times: Vec<i64> = rows.iter().map(|r| r[0] as i64).collect();
+        assert_eq!(times, [end, start], "newest first, both bounds in");
+        let page = range("2019-08-21", "2020-06-15");
+        assert_eq!(page.days().count(), 300);
+        assert!(Coinbase
+            .candles_request("BTC-USD", page)
+            .ends_with("start=2019-08-21T00:00:00Z&end=2020-06-15T00:00:00Z"));
+        let refused = include_str!(
+            "../../../tests/fixtures/coinbase/error_400_granularity_too_small_reconstructed.json"
+        );
+        let e = answer(400, refused).unwrap_err();
+        assert!(!e.retryable && e.reason.contains("exceeds 300"), "{e:?}");
+        let no_agent = include_str!(
+            "../../../tests/fixtures/coinbase/ccxt_issue848_error_400_user_agent_required.json"
+        );
+        let e = answer(400, no_agent).unwrap_err();
+        assert!(e.reason.contains("User-Agent header is required."), "{e:?}");
     }
 
     #[test]

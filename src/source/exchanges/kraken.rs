@@ -18,11 +18,13 @@
 //!   come too and are ignored.
 //! - Only the 720 most recent candles exist (today - 719 ..= today); an
 //!   older day is answered "out of reach" without asking.
-//! - The last row is the current, not yet closed frame. Kraken's docs say
-//!   it "will always be present, regardless of the value of since"; the
-//!   wire contract's server sends it only when it is inside the answer.
-//!   Kept simple: a row is flagged still open only if it is the newest row
-//!   of the answer AND `result.last` equals its time.
+//! - The last row is the current, not yet closed frame ("will always be
+//!   present, regardless of the value of since", Kraken's docs), and
+//!   `result.last` is the open time of the newest *committed* row: in real
+//!   answers it is the row before the newest (`"last":1716544800` beside a
+//!   newest row 1716548400). So every row after `last` is still open
+//!   (provisional whatever our clock says). `last` comes as a number or as
+//!   a string of digits; without it, the clock alone decides.
 //! - Kraken calls bitcoin `XBT`, and its asset listing prefixes old assets
 //!   with `X` (crypto) or `Z` (fiat): `XXBT`, `ZUSD`. Per the contract, a
 //!   4-character name starting with X or Z loses that letter. Dark-pool
@@ -120,17 +122,7 @@ impl CandleApi for Kraken {
             (None, _) => return Err(shape("'result' holds no pair")),
             (Some(_), Some(_)) => return Err(shape("'result' holds more than one pair")),
         };
-        let last = result.get("last").and_then(|l| integer(l, "last").ok());
-        let mut candles = rows
-            .iter()
-            .map(candle)
-            .collect::<Result<Vec<Candle>, String>>()
-            .map_err(shape)?;
-        let newest = candles.iter().map(|c| c.open_ms).max();
-        if let Some(c) = candles.last_mut() {
-            c.still_open = Some(c.open_ms) == newest
-                && last.and_then(|l| l.checked_mul(1000)) == Some(c.open_ms);
-        }
+        let candles = committed_or_open(rows, result.get("last"))?;
         let mut answers = day_answers(days, &candles, ohlc_order)?;
         // A full-depth answer is cut by Kraken's depth, not by a lack of
         // trades: a day of the page before its oldest row was not served
@@ -178,6 +170,28 @@ impl CandleApi for Kraken {
         }
         Ok(out)
     }
+}
+
+/// The rows of an answer, each row after `last` (the newest committed
+/// candle, seconds, a number or a string) marked still open.
+fn committed_or_open(rows: &[Value], last: Option<&Value>) -> Result<Vec<Candle>, FetchFailure> {
+    let last_ms = match last {
+        None => None,
+        Some(l) => Some(
+            integer(l, "last")
+                .and_then(|s| seconds_to_ms(s, "last"))
+                .map_err(shape)?,
+        ),
+    };
+    let mut candles = rows
+        .iter()
+        .map(candle)
+        .collect::<Result<Vec<Candle>, String>>()
+        .map_err(shape)?;
+    for c in &mut candles {
+        c.still_open = last_ms.is_some_and(|l| c.open_ms > l);
+    }
+    Ok(candles)
 }
 
 /// The strings of an answer's `error` list, if it has one.
@@ -288,7 +302,7 @@ mod tests {
     }
 
     #[test]
-    fn the_last_row_is_the_open_day_when_last_says_so() {
+    fn rows_after_last_the_newest_committed_candle_are_open() {
         let body = include_str!("../../../tests/fixtures/kraken/open_day.json");
         let got = parse(range("2026-11-29", "2026-12-01"), body).unwrap();
         assert_eq!(
@@ -296,9 +310,35 @@ mod tests {
             [false, false, true]
         );
         assert_eq!(price(&got[2]).close, 92100.0);
-        let other_last = body.replace("\"last\":1796083200", "\"last\":1795996800");
-        let got = parse(range("2026-11-29", "2026-12-01"), &other_last).unwrap();
-        assert!(got.iter().all(|a| !a.open), "last names another row");
+        let all_committed = body.replace("\"last\":1795996800", "\"last\":1796083200");
+        let got = parse(range("2026-11-29", "2026-12-01"), &all_committed).unwrap();
+        assert!(got.iter().all(|a| !a.open), "last is the newest row");
+        let as_string = body.replace("\"last\":1795996800", "\"last\":\"1795996800\"");
+        let got = parse(range("2026-11-29", "2026-12-01"), &as_string).unwrap();
+        assert!(got[2].open && !got[1].open, "last as a string");
+        let bad = body.replace("\"last\":1795996800", "\"last\":\"soon\"");
+        let e = parse(range("2026-11-29", "2026-12-01"), &bad).unwrap_err();
+        assert!(e.retryable && e.reason.contains("'last'"), "{e:?}");
+    }
+
+    /// Two answers recorded from the real Kraken (hourly, so read row by
+    /// row, not as days): `last` is the row before the newest, once a
+    /// number, once a string; only the newest row is open.
+    #[test]
+    fn recorded_answers_mark_only_the_newest_row_open() {
+        for body in [
+            include_str!(
+                "../../../tests/fixtures/kraken/ccxt_pr22607_ohlc_60_XBTUSDT_since_unaligned.json"
+            ),
+            include_str!("../../../tests/fixtures/kraken/ccxt_ohlc_1h_XBTUSDT.json"),
+        ] {
+            let v: Value = serde_json::from_str(body).unwrap();
+            let rows = v["result"]["XBTUSDT"].as_array().unwrap();
+            let candles = committed_or_open(rows, v["result"].get("last")).unwrap();
+            let open: Vec<bool> = candles.iter().map(|c| c.still_open).collect();
+            assert_eq!(open.iter().filter(|o| **o).count(), 1, "{open:?}");
+            assert_eq!(open.last(), Some(&true));
+        }
     }
 
     #[test]

@@ -330,6 +330,36 @@ pub fn day_answers(days: DayRange, candles: &[Candle], ohlc_order: OhlcOrder) ->
     Ok(out)
 }
 
+/// Whether a candle whose answer states its span (open and close times,
+/// in ms) is a daily one: it closes one day less one millisecond after it
+/// opens, as Binance's and Poloniex's daily candles do.
+pub fn spans_one_day(open_ms: i64, close_ms: i64) -> bool {
+    open_ms.checked_add(DAY_MS - 1) == Some(close_ms)
+}
+
+/// Rejects, in `answers` (from `day_answers` over `days`), the day of each
+/// candle whose answer says it does not span one day (a weekly candle is
+/// not the price of its first day): "not a daily candle", with `why`.
+pub fn reject_not_daily(
+    answers: &mut [DayAnswer],
+    days: DayRange,
+    not_daily: &[Candle],
+    why: &str,
+) {
+    for c in not_daily {
+        let Some(a) = day_of_ms(c.open_ms)
+            .filter(|d| *d >= days.from && *d <= days.to)
+            .and_then(|d| answers.iter_mut().find(|a| a.day == d))
+        else {
+            continue;
+        };
+        a.answer = Answer::Rejected {
+            reason: format!("not a daily candle: {why}"),
+            price: Ohlcv::new(c.open, c.high, c.low, c.close, c.volume).ok(),
+        };
+    }
+}
+
 /// Parses a number an exchange sent as a JSON string (`"7901.27"`) or a
 /// JSON number, exactly (the nearest `f64`, as serde_json's float_roundtrip
 /// does for numbers).

@@ -38,12 +38,12 @@ use serde_json::Value;
 
 use super::common::{self, field, integer, shape, text};
 use super::{
-    day_answers, day_of_ms, day_start_ms, number, Candle, CandleApi, Instrument, MarketForm,
-    PageResult, Profile,
+    day_answers, day_start_ms, number, reject_not_daily, spans_one_day, Candle, CandleApi,
+    Instrument, MarketForm, PageResult, Profile,
 };
 use crate::config::OhlcOrder;
 use crate::model::{Api, DayRange};
-use crate::source::{Answer, FetchFailure};
+use crate::source::FetchFailure;
 
 /// Poloniex's v3 public REST API.
 pub struct Poloniex;
@@ -147,19 +147,12 @@ impl CandleApi for Poloniex {
             }
         }
         let mut answers = day_answers(days, &daily, ohlc_order)?;
-        for c in not_daily {
-            let Some(a) = day_of_ms(c.open_ms)
-                .filter(|d| *d >= days.from && *d <= days.to)
-                .and_then(|d| answers.iter_mut().find(|a| a.day == d))
-            else {
-                continue;
-            };
-            a.answer = Answer::Rejected {
-                reason: "not a daily candle: its closeTime is not one day after its startTime"
-                    .to_owned(),
-                price: crate::model::Ohlcv::new(c.open, c.high, c.low, c.close, c.volume).ok(),
-            };
-        }
+        reject_not_daily(
+            &mut answers,
+            days,
+            &not_daily,
+            "its closeTime is not one day after its startTime",
+        );
         Ok(answers)
     }
 
@@ -235,7 +228,7 @@ fn candle(row: &Value) -> Result<(Candle, bool), String> {
         volume: number(field(row, 5, "quantity")?, "quantity")?,
         still_open: false,
     };
-    let daily = start.checked_add(DAY_MS - 1) == Some(close_time) && interval == Some("DAY_1");
+    let daily = spans_one_day(start, close_time) && interval == Some("DAY_1");
     Ok((c, daily))
 }
 
@@ -245,7 +238,7 @@ mod tests {
     use super::super::common::testing::{d, ohlcv, price, range};
     use super::*;
     use crate::model::Symbol;
-    use crate::source::Throttle;
+    use crate::source::{Answer, Throttle};
 
     fn answer(status: u16, body: &str) -> PageResult {
         Poloniex.parse_candles(
