@@ -82,12 +82,17 @@ async fn nothing_reachable_ends_at_once_with_exit_1_and_one_line_per_exchange() 
     let dir = tempfile::tempdir().unwrap();
     let refused = nothing_listens();
     let untrusted = untrusted_https().await;
+    // Kraken's days are all beyond its reach: rejected without a request,
+    // they tell nothing of whether it can be reached (as with the live
+    // example config, where Kraken's and HTX's older days are so).
     let config = base()
-        .exchanges(["binance", "coinbase-pro"])
+        .exchanges(["binance", "coinbase-pro", "kraken"])
         .exchange_api("binance", Api::Binance, &refused, 100.0)
         .market("binance", "btc", "BTCUSDT")
         .exchange_api("coinbase-pro", Api::Coinbase, &untrusted, 100.0)
-        .market("coinbase-pro", "btc", "BTC-USD");
+        .market("coinbase-pro", "btc", "BTC-USD")
+        .exchange_api("kraken", Api::Kraken, &refused, 100.0)
+        .market("kraken", "btc", "XBTUSD");
     let (code, stderr, took) = fetch(dir.path(), &config).await;
     assert_eq!(code, 1, "{stderr}");
     assert!(took < FAIL_FAST, "took {took:?}: {stderr}");

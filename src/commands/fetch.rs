@@ -56,29 +56,39 @@ fn is_unreachable(reason: &str) -> bool {
 }
 
 impl Verdict {
-    /// The verdict on the cells of a round.
+    /// The verdict on the cells of a round. An exchange counts as
+    /// unreachable when it answered nothing and each of its failed cells
+    /// failed for want of a connection; cells rejected without a request
+    /// (days out of its reach) say nothing either way.
     pub fn of(store: &Store) -> Verdict {
-        // Per exchange: (cells, failed cells, failed as unreachable).
+        // Per exchange: (cells answered, failed cells, failed as unreachable).
         let mut by_exchange: std::collections::BTreeMap<&str, (u64, u64, u64)> = Default::default();
         for (exchange, _, _, cell) in store.iter() {
             let e = by_exchange.entry(exchange.as_str()).or_default();
-            e.0 += 1;
-            if cell.state == CellState::Failed {
-                e.1 += 1;
-                if cell
-                    .note
-                    .as_ref()
-                    .is_some_and(|n| is_unreachable(&n.reason))
-                {
-                    e.2 += 1;
+            match cell.state {
+                CellState::Failed => {
+                    e.1 += 1;
+                    if cell
+                        .note
+                        .as_ref()
+                        .is_some_and(|n| is_unreachable(&n.reason))
+                    {
+                        e.2 += 1;
+                    }
                 }
+                CellState::Rejected
+                    if cell
+                        .note
+                        .as_ref()
+                        .is_some_and(|n| crate::source::exchanges::is_out_of_reach(&n.reason)) => {}
+                _ => e.0 += 1,
             }
         }
         if by_exchange.values().all(|(_, failed, _)| *failed == 0) {
             Verdict::Answered
         } else if by_exchange
             .values()
-            .all(|(cells, _, unreachable)| unreachable == cells)
+            .all(|(answered, failed, unreachable)| *answered == 0 && unreachable == failed)
         {
             Verdict::Unreachable
         } else {

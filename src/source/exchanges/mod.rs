@@ -250,7 +250,15 @@ pub fn adapter(api: Api) -> Option<&'static dyn CandleApi> {
 
 /// The reason a day older than the exchange serves is rejected with.
 pub fn out_of_reach_reason(api: Api, earliest: NaiveDate) -> String {
-    format!("out of reach: {api} serves daily candles from {earliest} only")
+    format!("{OUT_OF_REACH}: {api} serves daily candles from {earliest} only")
+}
+
+const OUT_OF_REACH: &str = "out of reach";
+
+/// Whether a rejection's reason is `out_of_reach_reason`'s: a day decided
+/// without asking the exchange.
+pub fn is_out_of_reach(reason: &str) -> bool {
+    reason.starts_with(OUT_OF_REACH)
 }
 
 const DAY_MS: i64 = 86_400_000;
