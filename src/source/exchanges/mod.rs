@@ -565,7 +565,7 @@ mod tests {
             ),
             (Api::Bitstamp, "https://www.bitstamp.net/", 1000, 10.0),
             (Api::Okx, "https://www.okx.com/", 100, 8.0),
-            (Api::Bitfinex, "https://api-pub.bitfinex.com/", 10_000, 0.5),
+            (Api::Bitfinex, "https://api-pub.bitfinex.com/", 10_000, 0.4),
             (Api::Poloniex, "https://api.poloniex.com/", 500, 20.0),
             (Api::Hitbtc, "https://api.hitbtc.com/", 1000, 10.0),
             (Api::Htx, "https://api.huobi.pro/", 41, 5.0),
