@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 use super::schema::{ExchangeConfig, FetchConfig, SnapshotConfig, SourceConfig, UniverseConfig};
 use super::size::{BYTES_PER_TASK, MAX_TASKS, TASK_MEMORY};
 use super::Config;
-use crate::model::{quote_problem, Day, Exchange};
+use crate::model::{quote_problem, Api, Day, Exchange};
+use crate::source::exchanges::check_market;
 
 /// Most fetcher threads one pool may have.
 pub const MAX_WORKERS: usize = 1024;
@@ -99,15 +100,15 @@ pub(super) fn exchanges(
                 ));
             }
         }
-        match crate::source::exchanges::adapter(x.api) {
-            None if !x.markets.is_empty() => out.push(Finding::at(
+        match x.api {
+            Api::Classic if !x.markets.is_empty() => out.push(Finding::at(
                 key("markets"),
                 "the classic API has no markets: leave markets out",
             )),
-            None => {}
-            Some(adapter) => {
+            Api::Classic => {}
+            api => {
                 for (symbol, market) in &x.markets {
-                    if let Err(e) = adapter.check_market(market) {
+                    if let Some(Err(e)) = check_market(api, market) {
                         out.push(Finding::at(format!("exchanges.{name}.markets.{symbol}"), e));
                     }
                 }

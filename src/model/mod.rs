@@ -12,6 +12,7 @@
 mod api;
 mod cell;
 mod day;
+mod market;
 mod quote;
 
 use std::fmt;
@@ -23,7 +24,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use api::Api;
 pub use cell::{reason_kind, CellState, Counts, Flags, Outcome, RoundSummary};
 pub use day::{Day, DayRange};
+pub use market::{check_form, MarketForm, OhlcOrder};
 pub use quote::{quote_problem, DEFAULT_QUOTES, KNOWN_QUOTES};
+
+/// The seed of the default generated dataset: the built-in server's
+/// default, and so the config's and the CLI's.
+pub const DEFAULT_SEED: u64 = 20_200_101;
 
 /// Longest name accepted for an exchange or a symbol.
 pub const MAX_NAME_LEN: usize = 64;

@@ -58,7 +58,7 @@ use super::{
     day_answers, day_of_ms, day_start_ms, number, Candle, CandleApi, DayAnswer, Instrument,
     MarketForm, PageResult, Profile,
 };
-use crate::config::OhlcOrder;
+use crate::model::OhlcOrder;
 use crate::model::{Api, DayRange, Flags};
 use crate::source::{Answer, FetchFailure};
 
