@@ -6,8 +6,12 @@
 //! alone are checked there, so the TOML parser gives their position), and
 //! run every cross-field rule of `validate`, placing each problem with
 //! `diagnostics` (`config/pricegrid.toml:12:9: fetch.worker: unknown field
-//! ...`). The sections' shapes are in `schema`; `diff` says what a reload
-//! changes. It reads files but owns no other state, and starts nothing.
+//! ...`). The sections' shapes are in `schema`, the self-checking values
+//! (`SourceUrl`, `Selection`, `HostName`) in `values`; `diff` says what a
+//! reload changes. It reads files but owns no other state, and starts
+//! nothing. It asks the adapters about a market name through
+//! `source::exchanges::check_market`; nothing below it imports `config`
+//! back.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -1,8 +1,10 @@
 //! The vocabulary every other module speaks: exchange and symbol names, the
 //! OHLCV record, and a fetch task with its key, here; days and ranges of
 //! days in `day`; a task's outcome, the states a cell can be in and a
-//! round's counts in `cell`; quote currencies in `quote`. Every type is re-exported here, so the rest of
-//! the crate names them `crate::model::X` whichever file holds them.
+//! round's counts in `cell`; quote currencies in `quote`; what to do with a
+//! broken OHLC order and the form of market names in `market`; the default
+//! dataset seed here. Every type is re-exported here, so the rest of the
+//! crate names them `crate::model::X` whichever file holds them.
 //!
 //! Values from config files or from the network become these types once, at
 //! the edge (see `NameError`, `Day`'s `FromStr`), so code past the edge never
