@@ -23,9 +23,9 @@ use pricegrid::actors::{Pipeline, PipelineOptions};
 use pricegrid::clock::Clock;
 use pricegrid::config::{Config, Day, ExchangeConfig, Selection, SourceUrl};
 use pricegrid::model::{Api, Exchange, Symbol};
+use pricegrid::origin::Source;
 use pricegrid::server::{self, Dataset, GeneratedSpec, PriceServer, ServerOptions};
 use pricegrid::source::exchanges::adapter;
-use pricegrid::source::Source;
 
 const REPEATS: usize = 3;
 const FROM: &str = "2016-01-01";

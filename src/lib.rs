@@ -35,6 +35,7 @@ pub(crate) mod http;
 pub(crate) mod lanes;
 pub mod metrics;
 pub mod model;
+pub mod origin;
 pub(crate) mod query;
 pub(crate) mod rate;
 pub mod record;

@@ -14,7 +14,8 @@ use common::*;
 use pricegrid::commands::fetch::fetch_round;
 use pricegrid::config::OhlcOrder;
 use pricegrid::model::{Api, Exchange, Ohlcv, Symbol, TaskKey};
-use pricegrid::source::{default_user_agent, Answer, ClientLimits, PriceClient, Source};
+use pricegrid::origin::Source;
+use pricegrid::source::{default_user_agent, Answer, ClientLimits, PriceClient};
 use pricegrid::wire::PriceBody;
 
 /// Every test ends within this, whatever a server does.

@@ -20,7 +20,7 @@ use chrono::NaiveDate;
 use common::*;
 use pricegrid::commands::fetch::fetch_round;
 use pricegrid::model::{CellState, Exchange, Ohlcv, Symbol};
-use pricegrid::source::Source;
+use pricegrid::origin::Source;
 
 /// The first day of the corpus; case `i` is the cell of day `FIRST + i`.
 const FIRST: &str = "2020-01-01";

@@ -19,8 +19,8 @@ use pricegrid::actors::{Pipeline, PipelineOptions};
 use pricegrid::clock::Clock;
 use pricegrid::config::Config;
 use pricegrid::model::{Api, CellState, Counts, Exchange, Flags, Ohlcv, Symbol, DEFAULT_QUOTES};
+use pricegrid::origin::Source;
 use pricegrid::server::{self, Dataset, GeneratedSpec, PriceServer, ServerOptions};
-use pricegrid::source::Source;
 use pricegrid::store::Store;
 
 /// Mid-day: today's candle is half made, tomorrow has none yet.

@@ -16,7 +16,8 @@ use chrono::NaiveDate;
 use common::{pki, server_tls, Pki};
 use pricegrid::config::{Config, OhlcOrder};
 use pricegrid::model::{Exchange, Symbol, TaskKey};
-use pricegrid::source::{Answer, ClientLimits, OriginError, PriceClient, Source};
+use pricegrid::origin::{OriginError, Source};
+use pricegrid::source::{Answer, ClientLimits, PriceClient};
 use url::Url;
 
 const TEST_DEADLINE: Duration = Duration::from_secs(30);

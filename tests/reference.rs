@@ -23,8 +23,8 @@ use pricegrid::actors::Pipeline;
 use pricegrid::commands::fetch::fetch_round;
 use pricegrid::config::{Config, OhlcOrder};
 use pricegrid::model::{CellState, Flags, RoundSummary};
+use pricegrid::origin::Source;
 use pricegrid::server::{Dataset, FaultKind, Faults, PriceServer};
-use pricegrid::source::Source;
 use pricegrid::store::Store;
 
 /// Every async test gives up after this, instead of hanging.

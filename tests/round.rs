@@ -9,8 +9,8 @@ use std::process::Command;
 use common::*;
 use pricegrid::commands::fetch::{fetch_round, FetchError};
 use pricegrid::model::Exchange;
+use pricegrid::origin::{OriginError, Source};
 use pricegrid::server::{Dataset, MissingStyle};
-use pricegrid::source::{OriginError, Source};
 
 fn source_of(server: &pricegrid::server::PriceServer) -> Source {
     Source::remote(server.url())

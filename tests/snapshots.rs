@@ -265,7 +265,7 @@ fn pricegrid(args: &[&str]) -> (i32, String, String) {
 async fn fetched_snapshot_in(config: TestConfig, server: &PriceServer, dir: &Path) -> Snapshot {
     let report = pricegrid::commands::fetch::fetch_round(
         arc(config.build()),
-        &pricegrid::source::Source::remote(server.url()),
+        &pricegrid::origin::Source::remote(server.url()),
         false,
     )
     .await

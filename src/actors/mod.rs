@@ -71,7 +71,7 @@ impl SourceRef {
     }
 
     /// Where `source` sends the fetchers.
-    pub fn of(source: &crate::source::Source) -> Self {
+    pub fn of(source: &crate::origin::Source) -> Self {
         Self {
             url: source.url.clone(),
             identity: source.identity.clone(),
@@ -127,7 +127,7 @@ pub struct PipelineOptions {
 
 impl PipelineOptions {
     /// Fetching from `source`: its identity and its exchanges' endpoints.
-    pub fn from_source(source: &crate::source::Source) -> Self {
+    pub fn from_source(source: &crate::origin::Source) -> Self {
         Self {
             source_id: Some(source.identity.clone()),
             endpoints: source.endpoints.clone(),

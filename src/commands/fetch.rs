@@ -21,8 +21,8 @@ use crate::actors::{Pipeline, PipelineOptions};
 use crate::cli::FetchArgs;
 use crate::config::Config;
 use crate::model::CellState;
+use crate::origin::{OriginError, Source};
 use crate::snapshot::Snapshot;
-use crate::source::{OriginError, Source};
 use crate::store::Store;
 
 /// Why a round did not produce a snapshot.

@@ -6,8 +6,12 @@
 //! alone are checked there, so the TOML parser gives their position), and
 //! run every cross-field rule of `validate`, placing each problem with
 //! `diagnostics` (`config/pricegrid.toml:12:9: fetch.worker: unknown field
-//! ...`). The sections' shapes are in `schema`; `diff` says what a reload
-//! changes. It reads files but owns no other state, and starts nothing.
+//! ...`). The sections' shapes are in `schema`, the self-checking values
+//! (`SourceUrl`, `Selection`, `HostName`) in `values`; `diff` says what a
+//! reload changes. It reads files but owns no other state, and starts
+//! nothing. It asks the adapters about a market name through
+//! `source::exchanges::check_market`; nothing below it imports `config`
+//! back.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -23,22 +27,23 @@ pub mod size;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod values;
 pub mod watcher;
 
 use diagnostics::{find, key_at, line_col, Finding};
 
 use crate::model::Exchange;
-pub use crate::model::{Day, DayRange};
+pub use crate::model::{Day, DayRange, OhlcOrder};
 pub use diagnostics::{ConfigError, Problem};
 pub use diff::ConfigDiff;
 pub use schema::universe_size_problem;
 pub use schema::{
-    ApiConfig, BuiltinConfig, ExchangeConfig, FetchConfig, HostName, LogConfig, OhlcOrder,
-    PerExchangeConfig, ScheduleConfig, Selection, SnapshotConfig, SourceConfig, SourceUrl,
-    StoreConfig, UniverseConfig,
+    ApiConfig, BuiltinConfig, ExchangeConfig, FetchConfig, LogConfig, PerExchangeConfig,
+    ScheduleConfig, SnapshotConfig, SourceConfig, StoreConfig, UniverseConfig,
 };
 pub use size::{TooLarge, UniverseSize, MAX_TASKS};
 pub use validate::{FIRST_PRICE_DAY, MAX_WORKERS};
+pub use values::{HostName, Selection, SourceUrl};
 
 /// Default location of the config file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/pricegrid.toml";

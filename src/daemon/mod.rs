@@ -34,8 +34,8 @@ use crate::clock::Clock;
 use crate::config::watcher::{self, ConfigWatcher, WatchError};
 use crate::config::{Config, ConfigError};
 use crate::model::CellState;
+use crate::origin::{OriginError as AppError, Source};
 use crate::record::{Record, RecordError};
-use crate::source::{OriginError as AppError, Source};
 use crate::store::Store;
 
 /// A signal sooner than this after the first is taken as the same request.

@@ -23,7 +23,8 @@ use crate::actors::{Reconfigure, SourceRef};
 use crate::api::ReloadOutcome;
 use crate::config::watcher::{self, SettleError};
 use crate::config::{Config, ConfigDiff};
-use crate::source::{ClientLimits, PriceClient, Source};
+use crate::origin::Source;
+use crate::source::{ClientLimits, PriceClient};
 
 /// A hash of a file's bytes, to know a content seen before.
 pub(super) fn content_hash(bytes: &[u8]) -> u64 {

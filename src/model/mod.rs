@@ -1,8 +1,10 @@
 //! The vocabulary every other module speaks: exchange and symbol names, the
 //! OHLCV record, and a fetch task with its key, here; days and ranges of
 //! days in `day`; a task's outcome, the states a cell can be in and a
-//! round's counts in `cell`; quote currencies in `quote`. Every type is re-exported here, so the rest of
-//! the crate names them `crate::model::X` whichever file holds them.
+//! round's counts in `cell`; quote currencies in `quote`; what to do with a
+//! broken OHLC order and the form of market names in `market`; the default
+//! dataset seed here. Every type is re-exported here, so the rest of the
+//! crate names them `crate::model::X` whichever file holds them.
 //!
 //! Values from config files or from the network become these types once, at
 //! the edge (see `NameError`, `Day`'s `FromStr`), so code past the edge never
@@ -12,6 +14,7 @@
 mod api;
 mod cell;
 mod day;
+mod market;
 mod quote;
 
 use std::fmt;
@@ -23,7 +26,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use api::Api;
 pub use cell::{reason_kind, CellState, Counts, Flags, Outcome, RoundSummary};
 pub use day::{Day, DayRange};
+pub use market::{check_form, MarketForm, OhlcOrder};
 pub use quote::{quote_problem, DEFAULT_QUOTES, KNOWN_QUOTES};
+
+/// The seed of the default generated dataset: the built-in server's
+/// default, and so the config's and the CLI's.
+pub const DEFAULT_SEED: u64 = 20_200_101;
 
 /// Longest name accepted for an exchange or a symbol.
 pub const MAX_NAME_LEN: usize = 64;

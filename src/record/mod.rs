@@ -4,9 +4,12 @@
 //! time questions), and what each round did (`rounds`). It replaces
 //! rewriting a whole JSON snapshot every round: a round writes only the
 //! cells it changed, so the bytes written follow the changes, not the size
-//! of the store. The schema and its migrations are `record::schema`; how a
-//! cell maps to a row, `record::rows`; the one-time import of a JSON
-//! snapshot directory, `record::import`.
+//! of the store. This file opens the database (checking what the file is,
+//! migrating its schema) and loads what a restart resumes from; the round
+//! writes are `record::rounds`, the point-in-time reads `record::history`,
+//! compaction `record::compact`. The schema and its migrations are
+//! `record::schema`; how a cell maps to a row, `record::rows`; the one-time
+//! import of a JSON snapshot directory, `record::import`.
 //!
 //! This module owns the database file and nothing else: it never decides
 //! what a cell holds (that is `Store::apply`'s job, in the Aggregator), it
@@ -26,8 +29,11 @@
 //! seconds for `load` and `import_snapshots` at a million cells): run it
 //! where blocking is allowed.
 
+mod compact;
 mod error;
+mod history;
 mod import;
+mod rounds;
 mod rows;
 mod schema;
 #[cfg(test)]
@@ -37,17 +43,18 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
-use serde::Serialize;
 
-use crate::model::{Counts, Exchange, RoundSummary, Symbol, TaskKey};
-use crate::store::{Cell, Store};
+use crate::model::{Exchange, Symbol};
+use crate::store::Store;
+pub use compact::Compacted;
 pub use error::RecordError;
 pub use import::Imported;
-use rows::{columns, int, round_time, Decoder, Encoded};
+use rounds::put_round;
+pub use rounds::{RoundRow, RoundStatus, WriteStats};
+use rows::{columns, Decoder};
 pub use schema::{SCHEMA_V1, SCHEMA_VERSION};
 
 /// The first 16 bytes of every SQLite database file.
@@ -94,116 +101,8 @@ impl std::fmt::Debug for Record {
     }
 }
 
-/// What one `write` put in the file.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct WriteStats {
-    /// Rows of `cells` inserted or replaced.
-    pub cells: usize,
-    /// Rows of `history` inserted or replaced.
-    pub history: usize,
-    /// How long the transaction took, fsync included.
-    #[serde(rename = "elapsed_s", serialize_with = "seconds")]
-    pub elapsed: Duration,
-}
-
-fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
-}
-
-/// Where a round is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RoundStatus {
-    /// Begun and not finished (or the process stopped during it).
-    Running,
-    /// Every task done.
-    Finished,
-    /// Cut short by a shutdown.
-    Aborted,
-}
-
-impl RoundStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RoundStatus::Running => "running",
-            RoundStatus::Finished => "finished",
-            RoundStatus::Aborted => "aborted",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        [
-            RoundStatus::Running,
-            RoundStatus::Finished,
-            RoundStatus::Aborted,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
-    }
-}
-
-/// One row of `rounds`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RoundRow {
-    pub round: u64,
-    pub started: DateTime<Utc>,
-    pub finished: Option<DateTime<Utc>>,
-    pub config_version: u64,
-    pub status: RoundStatus,
-    pub counts: Counts,
-}
-
-/// What `compact` removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Compacted {
-    /// The newest round finished at or before the cutoff time: history is
-    /// kept whole from it on, and `store_at` still answers for it. `None`
-    /// when no round is that old (nothing was removed).
-    pub cutoff_round: Option<u64>,
-    /// `history` rows removed (values superseded at or before the cutoff).
-    pub history_rows: u64,
-    /// `rounds` rows removed (rounds older than the cutoff round).
-    pub rounds: u64,
-}
-
 /// A closure mapping a SQLite error to a `RecordError` naming `path` and
 /// what was being done.
-/// Writes a round's row as it ended: inserted, or its end filled in if
-/// `begin_round` wrote it (its start is kept).
-fn put_round(
-    conn: &Connection,
-    round: u64,
-    started: DateTime<Utc>,
-    finished: DateTime<Utc>,
-    config_version: u64,
-    status: RoundStatus,
-    c: &Counts,
-) -> rusqlite::Result<usize> {
-    conn.execute(
-        "INSERT INTO rounds (round, started, finished, config_version, status, tasks, \
-         \"final\", provisional, \"none\", failed, rejected) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
-         ON CONFLICT (round) DO UPDATE SET finished = excluded.finished, \
-         config_version = excluded.config_version, status = excluded.status, \
-         tasks = excluded.tasks, \"final\" = excluded.\"final\", \
-         provisional = excluded.provisional, \"none\" = excluded.\"none\", \
-         failed = excluded.failed, rejected = excluded.rejected",
-        rusqlite::params![
-            int(round),
-            round_time(started),
-            round_time(finished),
-            int(config_version),
-            status.as_str(),
-            int(c.tasks),
-            int(c.finals),
-            int(c.provisional),
-            int(c.none),
-            int(c.failed),
-            int(c.rejected),
-        ],
-    )
-}
-
 fn sql<'a>(path: &'a Path, doing: &'static str) -> impl Fn(rusqlite::Error) -> RecordError + 'a {
     move |source| RecordError::Sql {
         path: path.to_owned(),
@@ -530,403 +429,6 @@ impl Record {
         Ok((exchanges, symbols))
     }
 
-    /// Records that `round` began. Rounds begin in increasing order: a
-    /// round older than (or equal to, once finished) the newest recorded
-    /// is refused. A round left `running` by a process that stopped is
-    /// marked `aborted`, since a newer one begins.
-    pub fn begin_round(
-        &mut self,
-        round: u64,
-        started: DateTime<Utc>,
-        config_version: u64,
-    ) -> Result<(), RecordError> {
-        let path = &self.path;
-        let doing = "recording the start of a round";
-        let tx = self.conn.transaction().map_err(sql(path, doing))?;
-        let newest: Option<(i64, String)> = tx
-            .query_row(
-                "SELECT round, status FROM rounds ORDER BY round DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(sql(path, doing))?;
-        if let Some((newest, status)) = newest {
-            let newest = u64::try_from(newest).unwrap_or(0);
-            if newest > round || (newest == round && status != RoundStatus::Running.as_str()) {
-                return Err(RecordError::RoundOrder {
-                    path: path.clone(),
-                    round,
-                    newest,
-                });
-            }
-        }
-        tx.execute(
-            "UPDATE rounds SET status = 'aborted' WHERE status = 'running' AND round <> ?1",
-            [int(round)],
-        )
-        .map_err(sql(path, doing))?;
-        tx.execute(
-            "INSERT INTO rounds (round, started, config_version, status) \
-             VALUES (?1, ?2, ?3, 'running') \
-             ON CONFLICT (round) DO UPDATE SET started = excluded.started, \
-             config_version = excluded.config_version",
-            rusqlite::params![int(round), round_time(started), int(config_version)],
-        )
-        .map_err(sql(path, doing))?;
-        tx.commit().map_err(sql(path, doing))
-    }
-
-    /// Writes the cells `round` changed, in one transaction: each cell's
-    /// current value in `cells` (with the cell's own round) and its row of
-    /// `round` in `history` (replacing an earlier write of the same round).
-    /// The bytes written follow `cells.len()`, not the size of the record.
-    /// The round must have been begun.
-    pub fn write(
-        &mut self,
-        round: u64,
-        cells: &[(TaskKey, Cell)],
-    ) -> Result<WriteStats, RecordError> {
-        let started = Instant::now();
-        let path = &self.path;
-        let doing = "writing a round's cells";
-        let tx = self.conn.transaction().map_err(sql(path, doing))?;
-        let begun = tx
-            .query_row(
-                "SELECT 1 FROM rounds WHERE round = ?1",
-                [int(round)],
-                |_| Ok(()),
-            )
-            .optional()
-            .map_err(sql(path, doing))?;
-        if begun.is_none() {
-            return Err(RecordError::RoundNotBegun {
-                path: path.clone(),
-                round,
-            });
-        }
-        {
-            let mut current = tx.prepare_cached(INSERT_CELL).map_err(sql(path, doing))?;
-            let mut history = tx
-                .prepare_cached(INSERT_HISTORY)
-                .map_err(sql(path, doing))?;
-            for (key, cell) in cells {
-                let row = Encoded::new(&key.exchange, &key.symbol, key.day, cell);
-                row.insert(&mut current, cell.round)
-                    .map_err(sql(path, doing))?;
-                row.insert(&mut history, round).map_err(sql(path, doing))?;
-            }
-        }
-        tx.commit().map_err(sql(path, doing))?;
-        Ok(WriteStats {
-            cells: cells.len(),
-            history: cells.len(),
-            elapsed: started.elapsed(),
-        })
-    }
-
-    /// Records how a round ended: `finished`, or `aborted` when the summary
-    /// says so, with its counts. A round that was never begun is recorded
-    /// with `started` = `finished` - elapsed.
-    pub fn finish_round(
-        &mut self,
-        summary: &RoundSummary,
-        finished: DateTime<Utc>,
-    ) -> Result<(), RecordError> {
-        let status = if summary.aborted {
-            RoundStatus::Aborted
-        } else {
-            RoundStatus::Finished
-        };
-        let started = chrono::Duration::from_std(summary.elapsed)
-            .ok()
-            .and_then(|d| finished.checked_sub_signed(d))
-            .unwrap_or(finished);
-        put_round(
-            &self.conn,
-            summary.round,
-            started,
-            finished,
-            summary.config_version,
-            status,
-            &summary.counts,
-        )
-        .map_err(sql(&self.path, "recording the end of a round"))?;
-        Ok(())
-    }
-
-    /// Every round recorded (since the last compaction), newest first.
-    pub fn rounds(&self) -> Result<Vec<RoundRow>, RecordError> {
-        let path = &self.path;
-        let doing = "reading rounds";
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT round, started, finished, config_version, status, tasks, \"final\", \
-                 provisional, \"none\", failed, rejected FROM rounds ORDER BY round DESC",
-            )
-            .map_err(sql(path, doing))?;
-        let mut rows = stmt.query([]).map_err(sql(path, doing))?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next().map_err(sql(path, doing))? {
-            let ints: [i64; 8] = {
-                let mut v = [0i64; 8];
-                for (slot, col) in v.iter_mut().zip([0, 3, 5, 6, 7, 8, 9, 10]) {
-                    *slot = r.get(col).map_err(sql(path, doing))?;
-                }
-                v
-            };
-            let round = ints[0];
-            let bad = |reason: String| RecordError::Corrupt {
-                path: path.clone(),
-                at: format!("table rounds, round {round}"),
-                reason,
-            };
-            let nat = |v: i64| u64::try_from(v).map_err(|_| bad(format!("{v} is negative")));
-            let time = |raw: String| {
-                DateTime::parse_from_rfc3339(&raw)
-                    .map(|t| t.with_timezone(&Utc))
-                    .map_err(|e| bad(format!("time {raw:?}: {e}")))
-            };
-            let started: String = r.get(1).map_err(sql(path, doing))?;
-            let finished: Option<String> = r.get(2).map_err(sql(path, doing))?;
-            let status: String = r.get(4).map_err(sql(path, doing))?;
-            out.push(RoundRow {
-                round: nat(round)?,
-                started: time(started)?,
-                finished: finished.map(time).transpose()?,
-                config_version: nat(ints[1])?,
-                status: RoundStatus::parse(&status)
-                    .ok_or_else(|| bad(format!("unknown status {status:?}")))?,
-                counts: Counts {
-                    tasks: nat(ints[2])?,
-                    finals: nat(ints[3])?,
-                    provisional: nat(ints[4])?,
-                    none: nat(ints[5])?,
-                    failed: nat(ints[6])?,
-                    rejected: nat(ints[7])?,
-                },
-            });
-        }
-        Ok(out)
-    }
-
-    /// Checks that `round` can be answered for: it is recorded and its
-    /// history was not folded by compaction.
-    fn check_round(&self, round: u64) -> Result<(), RecordError> {
-        let known = self
-            .conn
-            .query_row(
-                "SELECT 1 FROM rounds WHERE round = ?1",
-                [int(round)],
-                |_| Ok(()),
-            )
-            .optional()
-            .map_err(sql(&self.path, "looking up a round"))?;
-        if known.is_some() {
-            return Ok(());
-        }
-        if let Some(retained_from) = self.retained_from()?.filter(|r| round < *r) {
-            return Err(RecordError::Compacted {
-                path: self.path.clone(),
-                round,
-                retained_from,
-            });
-        }
-        let newest = self
-            .conn
-            .query_row("SELECT MAX(round) FROM rounds", [], |r| {
-                r.get::<_, Option<i64>>(0)
-            })
-            .map_err(sql(&self.path, "looking up a round"))?;
-        Err(RecordError::NoSuchRound {
-            path: self.path.clone(),
-            round,
-            newest: newest.and_then(|n| u64::try_from(n).ok()),
-        })
-    }
-
-    /// The store as it was at the end of `round` (or as far as it got, for
-    /// a round still running): each cell's latest history row of a round
-    /// at or before it. A cell read from history carries the round that
-    /// recorded that value. An error names the round if it is not recorded
-    /// or older than what compaction kept.
-    pub fn store_at(&self, round: u64) -> Result<Store, RecordError> {
-        let mut store = Store::new();
-        for (key, cell) in self.history_at(round, &Filter::default())? {
-            store.put(&key, &cell);
-        }
-        Ok(store)
-    }
-
-    /// The newest round that finished (or was aborted) at or before `t`.
-    pub fn round_at(&self, t: DateTime<Utc>) -> Result<Option<u64>, RecordError> {
-        let round: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT round FROM rounds WHERE finished IS NOT NULL AND finished <= ?1 \
-                 ORDER BY finished DESC, round DESC LIMIT 1",
-                [round_time(t)],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(sql(&self.path, "finding the round at a time"))?;
-        Ok(round.and_then(|r| u64::try_from(r).ok()))
-    }
-
-    /// Like `store_at(round)`, filtered in SQL and returned in key order:
-    /// only `exchanges` and `symbols` (an empty slice means every one), and
-    /// days in `from..=to`. One symbol-day across every exchange
-    /// (`&[]`, `&[symbol]`, `Some(day)`, `Some(day)`) reads only that
-    /// symbol-day's rows, through `history_by_symbol_day`.
-    pub fn cells_at(
-        &self,
-        round: u64,
-        exchanges: &[Exchange],
-        symbols: &[Symbol],
-        from: Option<NaiveDate>,
-        to: Option<NaiveDate>,
-    ) -> Result<Vec<(TaskKey, Cell)>, RecordError> {
-        let mut cells = self.history_at(
-            round,
-            &Filter {
-                exchanges,
-                symbols,
-                from,
-                to,
-            },
-        )?;
-        cells.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(cells)
-    }
-
-    fn history_at(
-        &self,
-        round: u64,
-        filter: &Filter<'_>,
-    ) -> Result<Vec<(TaskKey, Cell)>, RecordError> {
-        use rusqlite::types::Value;
-        let path = &self.path;
-        let doing = "reading history";
-        let tx = self
-            .conn
-            .unchecked_transaction()
-            .map_err(sql(path, doing))?;
-        self.check_round(round)?;
-        let mut params = vec![Value::Integer(int(round))];
-        // SQLite takes the other columns from the row holding the MAX.
-        let mut query = format!(
-            "SELECT {} FROM history WHERE round <= ?1",
-            columns("MAX(round)")
-        );
-        let lists: [(&str, Vec<&str>); 2] = [
-            (
-                "exchange",
-                filter.exchanges.iter().map(Exchange::as_str).collect(),
-            ),
-            (
-                "symbol",
-                filter.symbols.iter().map(Symbol::as_str).collect(),
-            ),
-        ];
-        for (column, names) in lists.iter().filter(|(_, names)| !names.is_empty()) {
-            let marks: Vec<String> = names
-                .iter()
-                .map(|name| {
-                    params.push(Value::Text((*name).to_owned()));
-                    format!("?{}", params.len())
-                })
-                .collect();
-            query.push_str(&format!(" AND {column} IN ({})", marks.join(", ")));
-        }
-        for (bound, op) in [(filter.from, ">="), (filter.to, "<=")] {
-            if let Some(day) = bound {
-                params.push(Value::Text(rows::day_text(day)));
-                query.push_str(&format!(" AND day {op} ?{}", params.len()));
-            }
-        }
-        // Grouped in the order of the index the filter can use, so SQLite
-        // walks it instead of sorting.
-        query.push_str(if filter.symbols.is_empty() {
-            " GROUP BY exchange, symbol, day"
-        } else {
-            " GROUP BY symbol, day, exchange"
-        });
-        let mut out = Vec::new();
-        {
-            let mut stmt = tx.prepare(&query).map_err(sql(path, doing))?;
-            let mut rows = stmt
-                .query(rusqlite::params_from_iter(params))
-                .map_err(sql(path, doing))?;
-            let mut decoder = Decoder::new(path, "history");
-            while let Some(row) = rows.next().map_err(sql(path, doing))? {
-                out.push(decoder.decode(row)?);
-            }
-        }
-        tx.finish().map_err(sql(path, doing))?;
-        Ok(out)
-    }
-
-    /// Folds history older than `keep_for` (by when rounds finished, from
-    /// `now`): the cutoff round is the newest round finished at or before
-    /// `now - keep_for`; for each cell, of its history rows at or before the
-    /// cutoff only the latest is kept, so `store_at(cutoff)` and every later
-    /// round still answer exactly; the rounds before the cutoff are removed
-    /// and `store_at` of them becomes an error naming the cutoff. The
-    /// `cells` table is never touched: no current value is ever lost. The
-    /// freed pages are reused by later writes (the file does not shrink).
-    pub fn compact(
-        &mut self,
-        keep_for: Duration,
-        now: DateTime<Utc>,
-    ) -> Result<Compacted, RecordError> {
-        let path = &self.path;
-        let doing = "compacting history";
-        let Some(cutoff) = chrono::Duration::from_std(keep_for)
-            .ok()
-            .and_then(|d| now.checked_sub_signed(d))
-        else {
-            return Ok(Compacted::default());
-        };
-        let tx = self.conn.transaction().map_err(sql(path, doing))?;
-        let round: Option<i64> = tx
-            .query_row(
-                "SELECT round FROM rounds WHERE finished IS NOT NULL AND finished <= ?1 \
-                 ORDER BY round DESC LIMIT 1",
-                [round_time(cutoff)],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(sql(path, doing))?;
-        let Some(round) = round else {
-            return Ok(Compacted::default());
-        };
-        let history_rows = tx
-            .execute(
-                "DELETE FROM history WHERE round < ?1 AND EXISTS (\
-                 SELECT 1 FROM history AS newer WHERE newer.exchange = history.exchange \
-                 AND newer.symbol = history.symbol AND newer.day = history.day \
-                 AND newer.round > history.round AND newer.round <= ?1)",
-                [round],
-            )
-            .map_err(sql(path, doing))?;
-        let rounds = tx
-            .execute("DELETE FROM rounds WHERE round < ?1", [round])
-            .map_err(sql(path, doing))?;
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE \
-             SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
-            rusqlite::params![schema::key::RETAINED_FROM, round.to_string()],
-        )
-        .map_err(sql(path, doing))?;
-        tx.commit().map_err(sql(path, doing))?;
-        Ok(Compacted {
-            cutoff_round: u64::try_from(round).ok(),
-            history_rows: history_rows as u64,
-            rounds: rounds as u64,
-        })
-    }
-
     /// Copies the WAL into the database file and truncates the WAL (what
     /// SQLite also does by itself every ~4 MiB of changes). Waits for
     /// readers no longer than the busy timeout; a checkpoint they block is
@@ -949,13 +451,4 @@ impl Record {
             .map_err(sql(&self.path, "checking whether the record is empty"))?;
         Ok(!any)
     }
-}
-
-/// Which cells `history_at` reads.
-#[derive(Default)]
-struct Filter<'a> {
-    exchanges: &'a [Exchange],
-    symbols: &'a [Symbol],
-    from: Option<NaiveDate>,
-    to: Option<NaiveDate>,
 }

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::*;
-use crate::model::{CellState, Flags, Ohlcv, Outcome};
+use crate::model::{CellState, Counts, Flags, Ohlcv, Outcome, RoundSummary, TaskKey};
 use crate::snapshot::Snapshot;
-use crate::store::{Note, Observation, Stamp};
+use crate::store::{Cell, Note, Observation, Stamp};
 
 fn key(exchange: &str, symbol: &str, day: u32) -> TaskKey {
     TaskKey {

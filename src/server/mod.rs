@@ -33,8 +33,7 @@ use crate::wire::{self, ErrorBody, PriceBody};
 pub use dataset::{Dataset, GeneratedSpec, Lookup};
 pub use faults::{Fault, FaultKind, Faults, FaultsError, Garbage};
 
-/// The seed of the default generated dataset.
-pub const DEFAULT_SEED: u64 = 20_200_101;
+pub use crate::model::DEFAULT_SEED;
 
 /// How "no price" is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

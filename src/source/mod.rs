@@ -10,25 +10,31 @@
 //! followed under awc by `transport`, below the content coding). It
 //! holds no state between requests beyond awc's connection pool, and it
 //! never decides about retries: it only says whether a failure is worth
-//! retrying (see `response`). Which server to ask, and starting the
-//! built-in one, is `origin`'s (`Source`).
+//! retrying (see `response`). Reading a body against its framing, and
+//! classifying a request that got no answer, is `reading`'s. Which server
+//! to ask, and starting the built-in one, is `crate::origin`'s (`Source`);
+//! this module reads no config (`ClientLimits` are built from `[source]`
+//! in `config`) and starts no server.
 
 pub mod exchanges;
-pub mod origin;
+mod reading;
 pub mod response;
 pub mod tls;
 pub mod transport;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web::{Bytes, BytesMut};
+use actix_web::web::Bytes;
 use url::Url;
 
-use crate::config::OhlcOrder;
-use crate::model::{DayRange, Exchange, NameError, Symbol, TaskKey};
+use crate::model::OhlcOrder;
+use crate::model::{Api, DayRange, Exchange, NameError, Symbol, TaskKey};
 use exchanges::{CandleApi, CandleRequest, DayAnswer, Instrument, Method, PageResult};
-pub use origin::{Endpoint, Endpoints, OriginError, Source};
+pub use reading::unreachable_kind;
+use reading::{describe, framing, gunzip, read_body, NoAnswer};
 pub use response::{Answer, FetchFailure, FetchResult, Throttle, Unreachable};
 
 /// Why a discovery request failed.
@@ -50,143 +56,6 @@ pub enum SourceError {
     },
 }
 
-/// A request error in words an operator can act on.
-fn describe(e: &awc::error::SendRequestError) -> String {
-    use awc::error::{ConnectError, SendRequestError};
-    match e {
-        SendRequestError::Timeout => "timed out (source.timeout)".into(),
-        SendRequestError::Connect(ConnectError::Disconnected) => {
-            "connection dropped before any answer".into()
-        }
-        SendRequestError::Connect(ConnectError::Timeout) => "timed out connecting".into(),
-        SendRequestError::Connect(c) => format!("cannot connect: {c}"),
-        other => format!("request failed: {other}"),
-    }
-}
-
-/// Whether a request failed because no connection could be made at all,
-/// and how: the name did not resolve, the port refused, there is no
-/// route, or the TLS handshake failed (`transport` tells these apart).
-pub fn unreachable_kind(e: &awc::error::SendRequestError) -> Option<Unreachable> {
-    use awc::error::{ConnectError, SendRequestError};
-    let SendRequestError::Connect(c) = e else {
-        return None;
-    };
-    match c {
-        ConnectError::Resolver(_) | ConnectError::NoRecords | ConnectError::Unresolved => {
-            Some(Unreachable::Dns)
-        }
-        ConnectError::Io(io) => {
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<transport::TlsFailure>())
-            {
-                return Some(Unreachable::Tls);
-            }
-            match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => Some(Unreachable::Refused),
-                std::io::ErrorKind::NetworkUnreachable | std::io::ErrorKind::HostUnreachable => {
-                    Some(Unreachable::NoRoute)
-                }
-                _ => None,
-            }
-        }
-        _ => None,
-    }
-}
-
-/// A request that got no answer at all, and whether no connection could
-/// be made.
-#[derive(Debug, Clone)]
-struct NoAnswer {
-    reason: String,
-    unreachable: Option<Unreachable>,
-}
-
-impl NoAnswer {
-    fn failure(self) -> FetchFailure {
-        match self.unreachable {
-            Some(kind) => FetchFailure::unreachable(kind, self.reason),
-            None => FetchFailure::retryable(self.reason),
-        }
-    }
-}
-
-/// How an answer's body is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    Length(u64),
-    Chunked,
-    /// No length: the body ends when the connection closes (`transport`
-    /// shows awc an HTTP/1.1 answer without one as HTTP/1.0 for this).
-    UntilClose,
-    /// A Content-Length header that is not a number.
-    BadLength,
-}
-
-fn framing(version: awc::http::Version, transfer: Option<&str>, length: Option<&str>) -> Framing {
-    if version >= awc::http::Version::HTTP_11
-        && transfer.is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"))
-    {
-        return Framing::Chunked;
-    }
-    match length.map(|l| l.trim().parse::<u64>()) {
-        Some(Ok(n)) => Framing::Length(n),
-        Some(Err(_)) => Framing::BadLength,
-        None => Framing::UntilClose,
-    }
-}
-
-/// Reads a body whole, checking it against its framing: a body shorter than
-/// its Content-Length is an error, not a short answer (so is a chunked body
-/// without its last chunk, which `transport` reports as a read error).
-async fn read_body(
-    resp: &mut awc::ClientResponse<
-        impl futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
-    >,
-    framing: Framing,
-    limit: usize,
-    stop_at_length: bool,
-) -> Result<Bytes, String> {
-    use futures_util::StreamExt;
-    if framing == Framing::BadLength {
-        return Err("the Content-Length header is not a number".into());
-    }
-    if let Framing::Length(n) = framing {
-        if n > limit as u64 {
-            return Err(format!("the body ({n} bytes) is larger than {limit} bytes"));
-        }
-    }
-    let mut body = BytesMut::new();
-    loop {
-        if let Framing::Length(n) = framing {
-            if stop_at_length && body.len() as u64 == n {
-                break;
-            }
-        }
-        match resp.next().await {
-            Some(Ok(chunk)) => {
-                if body.len() + chunk.len() > limit {
-                    return Err(format!("the body is larger than {limit} bytes"));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            // `transport`'s own words ("body cut off: ..."), not awc's
-            // wrapping of them.
-            Some(Err(awc::error::PayloadError::Incomplete(Some(e)))) => return Err(e.to_string()),
-            Some(Err(e)) => return Err(e.to_string()),
-            None => break,
-        }
-    }
-    match framing {
-        Framing::Length(n) if (body.len() as u64) < n => Err(format!(
-            "body cut off: {} of the {n} bytes its Content-Length declares",
-            body.len()
-        )),
-        _ => Ok(body.freeze()),
-    }
-}
-
 /// The `User-Agent` pricegrid sends unless told otherwise:
 /// `pricegrid/<version> (+<repository>)`, or `pricegrid/<version>` while
 /// Cargo.toml names no repository (exchanges ask for a contact: operators
@@ -199,23 +68,21 @@ pub fn default_user_agent() -> String {
     }
 }
 
-/// Decodes a gzip body, refusing (never allocating) more than `limit`
-/// decoded bytes: a small body that inflates to gigabytes (a "gzip bomb")
-/// fails naming the limit.
-fn gunzip(body: &[u8], limit: usize) -> Result<Bytes, String> {
-    use std::io::Read;
-    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
-    flate2::read::MultiGzDecoder::new(body)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("the gzip body cannot be decoded: {e}"))?;
-    if out.len() > limit {
-        return Err(format!(
-            "the body is larger than {limit} bytes once decoded (gzip)"
-        ));
-    }
-    Ok(Bytes::from(out))
+/// Where one exchange with an `[exchanges.NAME]` table is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub api: Api,
+    pub url: Url,
+    /// What its cells record as their source (with the market added).
+    pub identity: Arc<str>,
+    /// Extra CA certificates its https connections trust.
+    pub ca_files: Vec<PathBuf>,
+    /// Its own `user_agent`, over `source.user_agent`.
+    pub user_agent: Option<Arc<str>>,
 }
+
+/// The exchanges that have their own endpoint, by name.
+pub type Endpoints = BTreeMap<Exchange, Endpoint>;
 
 /// How a `PriceClient` bounds its requests, and how it introduces itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,16 +100,6 @@ pub struct ClientLimits {
 }
 
 impl ClientLimits {
-    pub fn from_config(source: &crate::config::SourceConfig, connections: usize) -> Self {
-        Self {
-            timeout: source.timeout,
-            max_body: source.max_body_bytes,
-            connections,
-            ohlc_order: source.ohlc_order,
-            user_agent: source.user_agent.as_deref().map(Arc::from),
-        }
-    }
-
     /// These limits with `user_agent` instead, when there is one (an
     /// exchange's own `user_agent` over `source.user_agent`).
     pub fn with_user_agent(mut self, user_agent: Option<&Arc<str>>) -> Self {
@@ -628,49 +485,4 @@ impl PriceClient {
 }
 
 #[cfg(test)]
-mod tests {
-    use awc::error::{ConnectError, SendRequestError};
-
-    use super::*;
-
-    fn connect(e: ConnectError) -> Option<Unreachable> {
-        unreachable_kind(&SendRequestError::Connect(e))
-    }
-
-    /// No test resolves a real name (no traffic off loopback): the error a
-    /// failed lookup gives the dialer is classified here instead.
-    #[test]
-    fn a_failed_lookup_is_a_dns_failure() {
-        let lookup = std::io::Error::other(
-            "failed to lookup address information: Name or service not known",
-        );
-        assert_eq!(
-            connect(ConnectError::Resolver(Box::new(lookup))),
-            Some(Unreachable::Dns)
-        );
-        assert_eq!(connect(ConnectError::NoRecords), Some(Unreachable::Dns));
-    }
-
-    #[test]
-    fn refused_unrouted_and_tls_failures_are_told_apart_from_the_rest() {
-        use std::io::{Error, ErrorKind};
-        assert_eq!(
-            connect(ConnectError::Io(Error::from(ErrorKind::ConnectionRefused))),
-            Some(Unreachable::Refused)
-        );
-        assert_eq!(
-            connect(ConnectError::Io(Error::from(ErrorKind::NetworkUnreachable))),
-            Some(Unreachable::NoRoute)
-        );
-        let tls = Error::other(transport::TlsFailure(Error::other(
-            "invalid peer certificate: UnknownIssuer",
-        )));
-        assert_eq!(connect(ConnectError::Io(tls)), Some(Unreachable::Tls));
-        assert_eq!(connect(ConnectError::Timeout), None);
-        assert_eq!(
-            connect(ConnectError::Io(Error::from(ErrorKind::ConnectionReset))),
-            None
-        );
-        assert_eq!(unreachable_kind(&SendRequestError::Timeout), None);
-    }
-}
+mod tests;

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use crate::config::OhlcOrder;
+use crate::model::OhlcOrder;
 use crate::model::{Flags, Ohlcv, TaskKey};
 use crate::wire::{ErrorBody, PriceBody, NO_PRICE, UNKNOWN_EXCHANGE, UNKNOWN_SYMBOL};
 

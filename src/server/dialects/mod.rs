@@ -8,7 +8,8 @@
 //! served, the rows of a range of days (published as `publication` says,
 //! days without a price left out, in the order and number the dialect
 //! asks), the query-string reader that names a bad parameter, and the
-//! token bucket (plus Binance's ban) in front of candle requests. It never
+//! token bucket (plus Binance's ban, `throttle.rs`) in front of candle
+//! requests. It never
 //! serves the classic routes; `server::start` picks one or the other.
 
 pub mod binance;
@@ -21,21 +22,24 @@ pub mod htx;
 pub mod kraken;
 pub mod okx;
 pub mod poloniex;
+mod throttle;
 
 use std::ops::RangeInclusive;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{NaiveDate, TimeDelta};
-use governor::clock::Clock as _;
 
 use super::{publication, Lookup, PriceServer, ServerOptions, ServerStats};
 use crate::clock::Clock;
 use crate::model::{Api, Exchange, Ohlcv, Symbol};
 use crate::server::Dataset;
+#[cfg(test)]
+use throttle::whole_seconds;
+use throttle::Throttle;
 
 /// How long a Binance IP ban lasts by default: Binance's shortest.
 pub const DEFAULT_BAN: Duration = Duration::from_secs(120);
@@ -318,89 +322,6 @@ impl Venue {
     }
 }
 
-/// The token bucket over candle requests, and Binance's ban.
-struct Throttle {
-    limiter: governor::DefaultDirectRateLimiter,
-    ban: Option<Ban>,
-}
-
-/// After `after` 429s in a row, every candle request is answered 418 until
-/// `length` has passed; an admitted request ends the run of 429s.
-struct Ban {
-    after: u32,
-    length: Duration,
-    state: Mutex<BanState>,
-}
-
-#[derive(Default)]
-struct BanState {
-    in_a_row: u32,
-    until: Option<Instant>,
-}
-
-impl Throttle {
-    fn new(rate: f64, ban_after: Option<u32>, ban_for: Duration) -> Result<Self, String> {
-        if !(rate.is_finite() && rate > 0.0) {
-            return Err(format!(
-                "rate limit {rate}: give a number of requests a second above 0"
-            ));
-        }
-        let quota = crate::rate::quota(rate)
-            .ok_or_else(|| format!("rate limit {rate}: too high or too low for a token bucket"))?;
-        Ok(Self {
-            limiter: governor::RateLimiter::direct(quota),
-            ban: ban_after.map(|after| Ban {
-                after: after.max(1),
-                length: ban_for,
-                state: Mutex::new(BanState::default()),
-            }),
-        })
-    }
-
-    fn admit(&self) -> Admission {
-        let Some(ban) = &self.ban else {
-            return self.take_token();
-        };
-        // One lock over the check and the count, so that concurrent
-        // requests count their 429s in a row exactly.
-        let mut state = ban.state.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        if let Some(until) = state.until {
-            if now < until {
-                return Admission::Banned {
-                    retry_after: whole_seconds(until - now),
-                };
-            }
-            *state = BanState::default();
-        }
-        let admission = self.take_token();
-        if admission == Admission::Admitted {
-            state.in_a_row = 0;
-        } else {
-            state.in_a_row += 1;
-            if state.in_a_row >= ban.after {
-                state.until = Some(now + ban.length);
-            }
-        }
-        admission
-    }
-
-    fn take_token(&self) -> Admission {
-        match self.limiter.check() {
-            Ok(()) => Admission::Admitted,
-            Err(not_until) => Admission::Throttled {
-                retry_after: whole_seconds(not_until.wait_time_from(self.limiter.clock().now())),
-            },
-        }
-    }
-}
-
-/// A wait as `Retry-After` seconds: rounded up, at least 1.
-fn whole_seconds(wait: Duration) -> u64 {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    secs.max(1)
-}
-
 /// The built-in dataset's exchange each dialect serves when `--exchange`
 /// names none and the dataset has no exchange named like the dialect (the
 /// classic dataset has no binance, coinbase or okx). `serve --help` says
@@ -543,41 +464,4 @@ pub(crate) fn start(opts: &ServerOptions) -> std::io::Result<PriceServer> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn days_and_milliseconds_agree() {
-        let d = NaiveDate::from_ymd_opt(2020, 3, 1).unwrap();
-        assert_eq!(day_secs(d), 1_583_020_800);
-        assert_eq!(day_ms(d), 1_583_020_800_000);
-        assert_eq!(day_at(epoch_day(d)), Some(d));
-        assert_eq!(day_at(i64::MAX), None);
-        let ms = day_ms(d);
-        assert_eq!(
-            days_opening_within_ms(Some(ms), Some(ms + DAY_MS - 1)),
-            epoch_day(d)..=epoch_day(d)
-        );
-        assert_eq!(
-            days_opening_within_ms(Some(ms + 1), Some(ms + DAY_MS)),
-            epoch_day(d) + 1..=epoch_day(d) + 1
-        );
-    }
-
-    #[test]
-    fn retry_after_rounds_up_to_at_least_a_second() {
-        assert_eq!(whole_seconds(Duration::ZERO), 1);
-        assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
-        assert_eq!(whole_seconds(Duration::from_millis(1001)), 2);
-        assert_eq!(whole_seconds(Duration::from_secs(3)), 3);
-    }
-
-    #[test]
-    fn a_ban_follows_n_throttled_requests_in_a_row() {
-        let t = Throttle::new(0.001, Some(2), Duration::from_secs(60)).unwrap();
-        assert_eq!(t.admit(), Admission::Admitted);
-        assert!(matches!(t.admit(), Admission::Throttled { retry_after } if retry_after > 900));
-        assert!(matches!(t.admit(), Admission::Throttled { .. }));
-        assert!(matches!(t.admit(), Admission::Banned { retry_after } if retry_after <= 60));
-    }
-}
+mod tests;

@@ -30,7 +30,7 @@ use super::{
     day_answers, day_start_ms, number, reject_not_daily, spans_one_day, Candle, CandleApi,
     Instrument, MarketForm, PageResult, Profile,
 };
-use crate::config::OhlcOrder;
+use crate::model::OhlcOrder;
 use crate::model::{Api, DayRange};
 use crate::source::response::parse_retry_after;
 use crate::source::{FetchFailure, Throttle};

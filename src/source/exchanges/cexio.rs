@@ -42,7 +42,7 @@ use super::{
     day_answers, number, Candle, CandleApi, CandleRequest, Instrument, MarketForm, PageResult,
     Profile,
 };
-use crate::config::OhlcOrder;
+use crate::model::OhlcOrder;
 use crate::model::{Api, DayRange, Flags};
 use crate::source::{Answer, FetchFailure};
 

@@ -30,7 +30,7 @@ use serde_json::Value;
 
 use super::common::{self, field, integer, seconds_to_ms, shape, text};
 use super::{day_answers, number, Candle, CandleApi, Instrument, MarketForm, PageResult, Profile};
-use crate::config::OhlcOrder;
+use crate::model::OhlcOrder;
 use crate::model::{Api, DayRange};
 use crate::source::FetchFailure;
 

@@ -127,33 +127,6 @@ pub(super) fn listing_json(api: Api, status: u16, body: &[u8]) -> Result<Value, 
         .map_err(|e| format!("{api} market listing is not JSON ({e}): {}", excerpt(body)))
 }
 
-/// Checks `market` against a form: its characters and, if `dash`, exactly
-/// one `-` between two non-empty parts.
-pub(super) fn check_form(
-    market: &str,
-    ok_char: fn(char) -> bool,
-    dash: bool,
-    form: &str,
-) -> Result<(), String> {
-    let parts: Vec<&str> = market.split('-').collect();
-    let good_parts = if dash {
-        parts.len() == 2
-    } else {
-        parts.len() == 1
-    };
-    let good = !market.is_empty()
-        && market.len() <= 32
-        && good_parts
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(ok_char));
-    if good {
-        Ok(())
-    } else {
-        Err(format!("market {market:?} is not of the form {form}"))
-    }
-}
-
 #[cfg(test)]
 pub(super) mod testing {
     //! Helpers the adapters' tests share.

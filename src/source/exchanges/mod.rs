@@ -11,6 +11,10 @@
 //! default), which listed markets make the universe under
 //! `symbols = "all"`, and how a run of unsettled days is cut into pages.
 //!
+//! The form of market names is `model::MarketForm`; config validation asks
+//! an adapter about a market through `check_market`, so `config` needs no
+//! adapter of its own.
+//!
 //! Pure: no I/O, no clock (today is passed in). Sending the request is
 //! `source::PriceClient`'s job; deciding what a failure means for the task
 //! is the Supervisor's.
@@ -40,7 +44,8 @@ pub use poloniex::Poloniex;
 
 use chrono::{DateTime, NaiveDate, TimeDelta};
 
-use crate::config::OhlcOrder;
+pub use crate::model::MarketForm;
+use crate::model::OhlcOrder;
 use crate::model::{Api, DayRange, Flags, Ohlcv, Symbol, DEFAULT_QUOTES};
 use crate::source::{Answer, FetchFailure};
 
@@ -132,17 +137,6 @@ pub struct Profile {
     pub market_form: MarketForm,
 }
 
-/// The form of an exchange's market names, checked offline.
-#[derive(Debug)]
-pub struct MarketForm {
-    /// The characters a base or a quote may have.
-    pub char_ok: fn(char) -> bool,
-    /// Base and quote are separated by one `-` (`BTC-USD`), else joined.
-    pub dashed: bool,
-    /// The form in words, for the error: `"BASE-QUOTE in upper case (\"BTC-USD\")"`.
-    pub described: &'static str,
-}
-
 /// One exchange's daily-candle API.
 pub trait CandleApi: Send + Sync {
     fn profile(&self) -> &'static Profile;
@@ -178,7 +172,7 @@ pub trait CandleApi: Send + Sync {
     /// `"btc-usd"` for Coinbase's `"BTC-USD"`): the error says what the form is.
     fn check_market(&self, market: &str) -> Result<(), String> {
         let form = &self.profile().market_form;
-        common::check_form(market, form.char_ok, form.dashed, form.described)
+        form.check(market)
     }
 
     /// The exchange's spelling of a symbol's asset, upper case (Kraken
@@ -229,6 +223,13 @@ pub trait CandleApi: Send + Sync {
 
     /// The markets in an answer to `instruments_request`.
     fn parse_instruments(&self, status: u16, body: &[u8]) -> Result<Vec<Instrument>, String>;
+}
+
+/// Checks the form of `market` as the adapter of `api` names markets,
+/// offline: what config validation asks, so that `config` needs no adapter.
+/// `None`: `api` has no adapter (the classic API), and so no markets.
+pub fn check_market(api: Api, market: &str) -> Option<Result<(), String>> {
+    adapter(api).map(|a| a.check_market(market))
 }
 
 /// The adapter of `api`; `None` for the classic API, which has none.
@@ -471,244 +472,4 @@ pub fn plan_pages(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn d(s: &str) -> NaiveDate {
-        s.parse().unwrap()
-    }
-
-    fn listing(markets: &[(&str, &str, &str)]) -> Vec<Instrument> {
-        markets
-            .iter()
-            .map(|(market, base, quote)| Instrument {
-                market: (*market).into(),
-                base: (*base).into(),
-                quote: (*quote).into(),
-            })
-            .collect()
-    }
-
-    fn sym(s: &str) -> Symbol {
-        Symbol::new(s).unwrap()
-    }
-
-    #[test]
-    fn a_market_is_chosen_in_the_first_of_the_quotes_the_exchange_lists() {
-        let list = listing(&[
-            ("BTCUSDT", "BTC", "USDT"),
-            ("BTCUSD", "BTC", "USD"),
-            ("ETHUSDT", "ETH", "USDT"),
-            ("ETHEUR", "ETH", "EUR"),
-            ("SOLEUR", "SOL", "EUR"),
-        ]);
-        let chosen = |s: &str, quotes: &[&str]| {
-            choose_market_in(&Binance, &sym(s), &list, quotes).map(|i| i.market.as_str())
-        };
-        assert_eq!(chosen("btc", &DEFAULT_QUOTES), Some("BTCUSD"), "USD first");
-        assert_eq!(chosen("btc", &["USDT", "USD"]), Some("BTCUSDT"));
-        assert_eq!(chosen("eth", &DEFAULT_QUOTES), Some("ETHUSDT"));
-        assert_eq!(chosen("sol", &DEFAULT_QUOTES), None);
-        assert_eq!(chosen("sol", &["USD", "EUR"]), Some("SOLEUR"));
-
-        let all = |quotes: &[&str]| -> Vec<String> {
-            listed_symbols(&Binance, &list, quotes)
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        };
-        assert_eq!(all(&DEFAULT_QUOTES), ["btc", "eth"], "each base once");
-        assert_eq!(all(&["USD"]), ["btc"]);
-        assert_eq!(all(&["EUR"]), ["eth", "sol"]);
-        assert!(all(&["USDC"]).is_empty());
-    }
-
-    #[test]
-    fn symbols_all_maps_an_exchanges_own_asset_names_back_to_symbols() {
-        let list = listing(&[
-            ("XBTUSD", "XBT", "USD"),
-            ("ETHUSD", "ETH", "USD"),
-            ("1INCHUSD", "1INCH", "USD"),
-            ("A.BUSD", "A.B", "USD"),
-        ]);
-        let all = listed_symbols(&Kraken, &list, &["USD"]);
-        assert_eq!(all, [sym("1inch"), sym("btc"), sym("eth")]);
-        for s in &all {
-            let market = choose_market_in(&Kraken, s, &list, &["USD"]).map(|i| &i.market);
-            assert!(market.is_some(), "{s} is asked where it was listed");
-        }
-    }
-
-    fn candle(day: &str, close: f64) -> Candle {
-        Candle {
-            open_ms: day_start_ms(d(day)),
-            open: 1.0,
-            high: 2.0,
-            low: 0.5,
-            close,
-            volume: 10.0,
-            still_open: false,
-        }
-    }
-
-    #[test]
-    fn every_exchange_has_its_adapter_with_the_contracts_limits() {
-        assert!(adapter(Api::Classic).is_none());
-        let table = [
-            (Api::Binance, "https://data-api.binance.vision/", 1000, 10.0),
-            (Api::Kraken, "https://api.kraken.com/", 720, 0.8),
-            (
-                Api::Coinbase,
-                "https://api.exchange.coinbase.com/",
-                300,
-                5.0,
-            ),
-            (Api::Bitstamp, "https://www.bitstamp.net/", 1000, 10.0),
-            (Api::Okx, "https://www.okx.com/", 100, 8.0),
-            (Api::Bitfinex, "https://api-pub.bitfinex.com/", 10_000, 0.4),
-            (Api::Poloniex, "https://api.poloniex.com/", 500, 20.0),
-            (Api::Hitbtc, "https://api.hitbtc.com/", 1000, 10.0),
-            (Api::Htx, "https://api.huobi.pro/", 41, 5.0),
-            (Api::Cexio, "https://trade.cex.io/", 1000, 2.0),
-        ];
-        assert_eq!(table.map(|t| t.0), Api::EXCHANGES);
-        for (api, url, page, rate) in table {
-            let a = adapter(api).unwrap();
-            assert_eq!(a.api(), api);
-            assert_eq!((a.default_url(), a.page_days()), (url, page), "{api}");
-            assert_eq!(a.default_requests_per_second(), rate, "{api}");
-            let today = d("2026-12-01");
-            let depth = match api {
-                Api::Kraken => Some(d("2024-12-12")),
-                Api::Htx => Some(d("2026-09-10")),
-                _ => None,
-            };
-            assert_eq!(a.earliest_day(today), depth, "{api}");
-        }
-    }
-
-    proptest::proptest! {
-        /// Whatever an exchange sends, no adapter panics, and any price it
-        /// yields is finite and non-negative.
-        #[test]
-        fn any_answer_is_parsed_without_panic(
-            status in 100u16..600,
-            body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
-            rows in proptest::collection::vec((0i64..4_000_000_000, -1e3f64..1e6), 0..4),
-        ) {
-            let days = DayRange { from: d("2020-03-01"), to: d("2020-03-03") };
-            // Random bytes rarely parse; rows of the right shape exercise the
-            // number and time checks past the JSON layer.
-            let rows: Vec<serde_json::Value> = rows
-                .iter()
-                .map(|(t, x)| serde_json::json!([t, x.to_string(), x, x, x, x, x, x, "1"]))
-                .collect();
-            let shaped = serde_json::to_vec(&rows).unwrap_or_default();
-            for api in Api::EXCHANGES {
-                let a = adapter(api).unwrap();
-                for b in [&body, &shaped] {
-                    if let Ok(page) = a.parse_candles("M", days, status, Some("5"), b, OhlcOrder::Flag) {
-                        proptest::prop_assert_eq!(page.len(), 3);
-                        for day in page {
-                            if let Answer::Price { price: p, .. } = day.answer {
-                                let all = [p.open, p.high, p.low, p.close, p.volume];
-                                proptest::prop_assert!(all.iter().all(|x| x.is_finite() && *x >= 0.0));
-                            }
-                        }
-                    }
-                    let _ = a.parse_instruments(status, b);
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn a_page_has_one_answer_per_day_and_missing_days_are_none() {
-        let days = DayRange {
-            from: d("2020-03-01"),
-            to: d("2020-03-03"),
-        };
-        let got = day_answers(
-            days,
-            &[candle("2020-03-03", 1.5), candle("2020-02-28", 1.0)],
-            OhlcOrder::Flag,
-        )
-        .unwrap();
-        assert_eq!(got.len(), 3);
-        assert_eq!(got[0].answer, Answer::NoPrice);
-        assert_eq!(got[1].answer, Answer::NoPrice);
-        assert!(matches!(got[2].answer, Answer::Price { price, .. } if price.close == 1.5));
-    }
-
-    #[test]
-    fn a_candle_not_at_utc_midnight_is_rejected_for_its_day() {
-        let days = DayRange {
-            from: d("2020-03-01"),
-            to: d("2020-03-01"),
-        };
-        let mut c = candle("2020-03-01", 1.5);
-        c.open_ms += 16 * 3_600_000;
-        let got = day_answers(days, &[c], OhlcOrder::Flag).unwrap();
-        match &got[0].answer {
-            Answer::Rejected { reason, price } => {
-                assert!(reason.starts_with("not anchored at 00:00 UTC"), "{reason}");
-                assert!(reason.contains("16:00"), "{reason}");
-                assert_eq!(price.map(|p| p.close), Some(1.5));
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn two_candles_for_a_day_or_a_bad_number_fail_the_page() {
-        let days = DayRange {
-            from: d("2020-03-01"),
-            to: d("2020-03-01"),
-        };
-        let twice = [candle("2020-03-01", 1.5), candle("2020-03-01", 1.6)];
-        assert!(
-            day_answers(days, &twice, OhlcOrder::Flag)
-                .unwrap_err()
-                .retryable
-        );
-        let mut nan = candle("2020-03-01", 1.5);
-        nan.volume = f64::NAN;
-        assert!(day_answers(days, &[nan], OhlcOrder::Flag).is_err());
-    }
-
-    #[test]
-    fn numbers_come_as_strings_or_numbers_exactly() {
-        let v: serde_json::Value =
-            serde_json::from_str(r#"["7901.27262233", 56.322, "x", null]"#).unwrap();
-        assert_eq!(number(&v[0], "volume"), Ok(7901.27262233));
-        assert_eq!(number(&v[1], "close"), Ok(56.322));
-        assert!(number(&v[2], "close").unwrap_err().contains("'close'"));
-        assert!(number(&v[3], "close").is_err());
-    }
-
-    #[test]
-    fn pages_are_runs_no_longer_than_a_page_split_at_the_reach() {
-        let days: Vec<NaiveDate> = DayRange {
-            from: d("2020-01-01"),
-            to: d("2020-01-10"),
-        }
-        .days()
-        .filter(|x| *x != d("2020-01-05"))
-        .collect();
-        let pages = plan_pages(&days, 3, Some(d("2020-01-08")));
-        let spans: Vec<(String, String)> = pages
-            .iter()
-            .map(|p| (p.from.to_string(), p.to.to_string()))
-            .collect();
-        let want = [
-            ("2020-01-01", "2020-01-03"),
-            ("2020-01-04", "2020-01-04"),
-            ("2020-01-06", "2020-01-07"),
-            ("2020-01-08", "2020-01-10"),
-        ];
-        assert_eq!(
-            spans,
-            want.map(|(a, b)| (a.to_owned(), b.to_owned())).to_vec()
-        );
-    }
-}
+mod tests;

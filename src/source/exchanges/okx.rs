@@ -31,7 +31,7 @@ use super::{
     day_answers, day_start_ms, number, Candle, CandleApi, Instrument, MarketForm, PageResult,
     Profile,
 };
-use crate::config::OhlcOrder;
+use crate::model::OhlcOrder;
 use crate::model::{Api, DayRange};
 use crate::source::FetchFailure;
 

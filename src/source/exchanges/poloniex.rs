@@ -41,7 +41,7 @@ use super::{
     day_answers, day_start_ms, number, reject_not_daily, spans_one_day, Candle, CandleApi,
     Instrument, MarketForm, PageResult, Profile,
 };
-use crate::config::OhlcOrder;
+use crate::model::OhlcOrder;
 use crate::model::{Api, DayRange};
 use crate::source::FetchFailure;
 
@@ -74,7 +74,7 @@ impl CandleApi for Poloniex {
     fn check_market(&self, market: &str) -> Result<(), String> {
         let form = &PROFILE.market_form;
         match market.split_once('_') {
-            Some((base, quote)) => common::check_form(
+            Some((base, quote)) => crate::model::check_form(
                 &format!("{base}-{quote}"),
                 form.char_ok,
                 true,

@@ -5,8 +5,9 @@
 //!
 //! Owns starting and stopping that server and the identity cells record as
 //! their source; it makes no price requests beyond the reachability check.
+//! It stands above `config`, `server` and `source`, joining the three, so
+//! that `source` (the client) never reads a config nor starts a server.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -16,23 +17,7 @@ use crate::clock::Clock;
 use crate::config::{Config, SourceUrl};
 use crate::model::{Api, Exchange};
 use crate::server::{self, PriceServer, ServerOptions};
-use crate::source::{exchanges, tls, ClientLimits, PriceClient, SourceError};
-
-/// Where one exchange with an `[exchanges.NAME]` table is asked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub api: Api,
-    pub url: Url,
-    /// What its cells record as their source (with the market added).
-    pub identity: Arc<str>,
-    /// Extra CA certificates its https connections trust.
-    pub ca_files: Vec<PathBuf>,
-    /// Its own `user_agent`, over `source.user_agent`.
-    pub user_agent: Option<Arc<str>>,
-}
-
-/// The exchanges that have their own endpoint, by name.
-pub type Endpoints = BTreeMap<Exchange, Endpoint>;
+use crate::source::{exchanges, tls, ClientLimits, Endpoint, Endpoints, PriceClient, SourceError};
 
 /// Why a price source is not ready to fetch from.
 #[derive(Debug, thiserror::Error)]

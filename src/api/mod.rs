@@ -9,118 +9,44 @@
 //! JSON error naming the parameter. Every request passes `access` first
 //! (Host, Origin, bearer token, Content-Type, query size), on a port the
 //! daemon bound before it started anything else (`ApiListener`).
+//!
+//! This file holds the routes, their handlers and the server's start; the
+//! query parameters are `params.rs`'s, the reload vocabulary the daemon
+//! shares `reload.rs`'s, the failure groups `failures.rs`'s. A little over
+//! 500 lines: every handler is a few lines over the shared `from_store`,
+//! and they read best side by side with the route table.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix::Addr;
 use actix_web::{dev::ServerHandle, http::StatusCode, web, HttpRequest, HttpResponse};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::actors::aggregator::{Aggregator, GetStatus, GetStore, RoundSummary};
 use crate::actors::supervisor::{GetStats, Supervisor};
 use crate::clock::Clock;
-use crate::config::{Day, UniverseConfig};
 use crate::metrics::Metrics;
-use crate::model::{Exchange, Symbol};
-use crate::query::{self, names, Field, Filter, Known};
+use crate::query::{self, Known};
 use crate::record::{Record, RoundRow};
 use crate::render::{self, Format};
 
 mod access;
 mod events;
+mod failures;
+mod params;
+mod reload;
 
 pub use access::{Access, Refusal, Token, TokenError, MIN_TOKEN_CHARS};
 pub use events::MAX_STREAMS as MAX_EVENT_STREAMS;
-
-/// What a reload ended with, as `POST /v1/reload` answers it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum ReloadOutcome {
-    /// Accepted as `version`; in force from the next round boundary.
-    /// `changed` is empty when the file's settings were those in force.
-    Applied { version: u64, changed: Vec<String> },
-    /// Refused; the daemon keeps running on the config it has.
-    Rejected { error: String },
-    /// Not read: the file kept changing for as long as the reload waited
-    /// for it to settle. Nothing changed; ask again once it is saved.
-    StillBeingWritten { error: String },
-}
-
-/// Whether the latest reload was applied or rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ReloadResult {
-    Applied,
-    Rejected,
-}
-
-/// The latest reload attempt, as `/v1/status` reports it under
-/// `last_reload`, so a person watching the page sees a rejected edit
-/// without reading the log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LastReload {
-    pub at: DateTime<Utc>,
-    pub result: ReloadResult,
-    /// The accepted version (applied), or the version still in force
-    /// (rejected).
-    pub version: u64,
-    pub changed: Vec<String>,
-    pub error: Option<String>,
-}
-
-impl LastReload {
-    /// The report of `outcome`; `in_force` is the version kept when it was
-    /// rejected.
-    pub fn new(at: DateTime<Utc>, outcome: &ReloadOutcome, in_force: u64) -> Self {
-        match outcome {
-            ReloadOutcome::Applied { version, changed } => Self {
-                at,
-                result: ReloadResult::Applied,
-                version: *version,
-                changed: changed.clone(),
-                error: None,
-            },
-            ReloadOutcome::Rejected { error } => Self {
-                at,
-                result: ReloadResult::Rejected,
-                version: in_force,
-                changed: Vec::new(),
-                error: Some(error.clone()),
-            },
-            // Not a reload the daemon made: kept as a refusal with its reason.
-            ReloadOutcome::StillBeingWritten { error } => Self {
-                at,
-                result: ReloadResult::Rejected,
-                version: in_force,
-                changed: Vec::new(),
-                error: Some(error.clone()),
-            },
-        }
-    }
-}
-
-/// What the daemon tells the API about itself, beyond the actors' figures:
-/// whether it is draining, the latest reload, and the universe of the
-/// latest accepted config (for the window the page draws).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DaemonView {
-    /// A shutdown is under way: no new tasks, in-flight ones finishing.
-    pub draining: bool,
-    pub last_reload: Option<LastReload>,
-    /// None when the API runs over a bare pipeline (no daemon).
-    pub universe: Option<UniverseConfig>,
-}
-
-/// Asks the daemon to re-read its config file; each request is answered
-/// with the outcome.
-pub type ReloadRequests =
-    tokio::sync::mpsc::UnboundedSender<tokio::sync::oneshot::Sender<ReloadOutcome>>;
+pub use failures::{failure_groups, FailureGroup};
+use params::{check_query_size, parse_group_cursor};
+pub use params::{parse_params, ParamError, Params, DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY_BYTES};
+pub use reload::{DaemonView, LastReload, ReloadOutcome, ReloadRequests, ReloadResult};
 
 /// What the handlers read from.
 #[derive(Clone)]
@@ -183,173 +109,6 @@ impl ApiServer {
     pub async fn stop(&self) {
         self.closing.send_replace(true);
         self.handle.stop(true).await;
-    }
-}
-
-/// A bad query parameter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("parameter '{parameter}': {error}")]
-pub struct ParamError {
-    pub parameter: String,
-    pub error: String,
-}
-
-impl ParamError {
-    fn new(parameter: &str, error: impl Into<String>) -> Self {
-        Self {
-            parameter: parameter.to_owned(),
-            error: error.into(),
-        }
-    }
-
-    fn response(&self) -> HttpResponse {
-        HttpResponse::BadRequest().json(self)
-    }
-}
-
-/// Rows in a page when `limit` is not given.
-pub const DEFAULT_LIMIT: usize = 10_000;
-/// Most rows in a page.
-pub const MAX_LIMIT: usize = 100_000;
-/// Longest query string answered; a longer one is a 400 naming it.
-pub const MAX_QUERY_BYTES: usize = 16 * 1024;
-
-/// A query string longer than `MAX_QUERY_BYTES` is refused, naming it.
-/// Every route checks this (`access`), well below the HTTP layer's own
-/// ceilings (a request target over 65,534 bytes, a head over 128 KiB),
-/// which actix-http answers before any handler with an empty 400 or 431.
-fn check_query_size(query: &str) -> Result<(), ParamError> {
-    if query.len() > MAX_QUERY_BYTES {
-        return Err(ParamError::new(
-            "query",
-            format!(
-                "the query string is {} bytes, more than {MAX_QUERY_BYTES}: ask for fewer names at a time",
-                query.len()
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// The parameters `/v1/prices` and `/v1/aggregate` take.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Params {
-    pub filter: Filter,
-    pub field: Option<Field>,
-    pub format: Option<Format>,
-    /// Rows in a page (1..=MAX_LIMIT).
-    pub limit: usize,
-    /// Where the page starts: the `next` of the page before.
-    pub after: Option<String>,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Self {
-            filter: Filter::default(),
-            field: None,
-            format: None,
-            limit: DEFAULT_LIMIT,
-            after: None,
-        }
-    }
-}
-
-/// Parses a query string, accepting only `allowed` parameters. Lists are
-/// comma-separated (`exchange=kraken,bitstamp`) or repeated.
-pub fn parse_params(query: &str, allowed: &[&str]) -> Result<Params, ParamError> {
-    check_query_size(query)?;
-    let mut p = Params::default();
-    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-        let key = key.as_ref();
-        if !allowed.contains(&key) {
-            return Err(ParamError::new(
-                key,
-                format!("unknown parameter, expected one of: {}", allowed.join(", ")),
-            ));
-        }
-        let day = |v: &str| {
-            v.parse::<Day>()
-                .map(|d| d.0)
-                .map_err(|e| ParamError::new(key, e))
-        };
-        match key {
-            "exchange" => {
-                for name in value.split(',').filter(|s| !s.is_empty()) {
-                    p.filter.exchanges.insert(
-                        names::exchange(name).map_err(|e| ParamError::new(key, e.to_string()))?,
-                    );
-                }
-            }
-            "symbol" => {
-                for name in value.split(',').filter(|s| !s.is_empty()) {
-                    p.filter.symbols.insert(
-                        names::symbol(name).map_err(|e| ParamError::new(key, e.to_string()))?,
-                    );
-                }
-            }
-            "final_only" | "exclude_flagged" => {
-                let on = match value.as_ref() {
-                    "" | "true" | "1" => true,
-                    "false" | "0" => false,
-                    other => {
-                        return Err(ParamError::new(
-                            key,
-                            format!("{other:?} is not a boolean, expected true or false"),
-                        ))
-                    }
-                };
-                if key == "final_only" {
-                    p.filter.final_only = on;
-                } else {
-                    p.filter.exclude_flagged = on;
-                }
-            }
-            "limit" => {
-                p.limit = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ParamError::new(
-                            key,
-                            format!("{value:?} is not a row count from 1 to {MAX_LIMIT}"),
-                        )
-                    })?
-            }
-            "after" => p.after = Some(value.into_owned()),
-            "from" => p.filter.from = Some(day(&value)?),
-            "to" => p.filter.to = Some(day(&value)?),
-            "field" => {
-                p.field = Some(
-                    value
-                        .parse()
-                        .map_err(|e: query::ParseFieldError| ParamError::new(key, e.to_string()))?,
-                )
-            }
-            "format" => p.format = Some(api_format(&value).map_err(|e| ParamError::new(key, e))?),
-            _ => {}
-        }
-    }
-    if let (Some(from), Some(to)) = (p.filter.from, p.filter.to) {
-        if from > to {
-            return Err(ParamError::new(
-                "to",
-                format!("{to} is before from = {from}"),
-            ));
-        }
-    }
-    Ok(p)
-}
-
-/// The formats the API answers in: `Format`'s own names, less `table`
-/// (aligned text is for terminals, not for programs reading a URL).
-fn api_format(raw: &str) -> Result<Format, String> {
-    match Format::from_str(raw) {
-        Ok(f @ (Format::Json | Format::Csv)) => Ok(f),
-        Ok(Format::Table) | Err(_) => Err(format!(
-            "{raw:?} is not a format the API answers in, expected one of 'json', 'csv'"
-        )),
     }
 }
 
@@ -489,16 +248,6 @@ async fn aggregate(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse
     .await
 }
 
-/// `symbol/YYYY-MM-DD`, the cursor of `/v1/aggregate`.
-fn parse_group_cursor(raw: &str) -> Result<(Symbol, chrono::NaiveDate), String> {
-    let bad = || format!("{raw:?} is not a cursor symbol/YYYY-MM-DD (take the `next` of a page)");
-    let (s, d) = raw.split_once('/').ok_or_else(bad)?;
-    Ok((
-        Symbol::new(s).map_err(|_| bad())?,
-        d.parse::<Day>().map_err(|_| bad())?.0,
-    ))
-}
-
 /// The daemon's state as `/v1/status` and `/v1/events` report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -578,57 +327,6 @@ async fn status(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
         Some(body) => HttpResponse::Ok().json(body),
         None => unavailable("an actor"),
     }
-}
-
-/// One line of `/v1/failures`: how many failed cells of an exchange share
-/// a reason.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FailureGroup {
-    pub exchange: Exchange,
-    pub reason: String,
-    pub cells: usize,
-    /// The symbols among them, and their first and last day.
-    pub symbols: Vec<Symbol>,
-    pub first_day: NaiveDate,
-    pub last_day: NaiveDate,
-}
-
-/// The failed cells that `filter` keeps, grouped by (exchange, reason),
-/// most cells first.
-pub fn failure_groups(store: &crate::store::Store, filter: &Filter) -> Vec<FailureGroup> {
-    let mut groups: std::collections::BTreeMap<(Exchange, String), FailureGroup> =
-        std::collections::BTreeMap::new();
-    for f in store.failed() {
-        if !filter.matches(&f.exchange, &f.symbol, f.day) {
-            continue;
-        }
-        let g = groups
-            .entry((f.exchange.clone(), f.reason.clone()))
-            .or_insert_with(|| FailureGroup {
-                exchange: f.exchange.clone(),
-                reason: f.reason.clone(),
-                cells: 0,
-                symbols: Vec::new(),
-                first_day: f.day,
-                last_day: f.day,
-            });
-        g.cells += 1;
-        if !g.symbols.contains(&f.symbol) {
-            g.symbols.push(f.symbol.clone());
-        }
-        g.first_day = g.first_day.min(f.day);
-        g.last_day = g.last_day.max(f.day);
-    }
-    let mut out: Vec<FailureGroup> = groups.into_values().collect();
-    for g in &mut out {
-        g.symbols.sort();
-    }
-    out.sort_by(|a, b| {
-        b.cells
-            .cmp(&a.cells)
-            .then_with(|| (&a.exchange, &a.reason).cmp(&(&b.exchange, &b.reason)))
-    });
-    out
 }
 
 /// `GET /v1/failures`: failed cells grouped by exchange and reason, with
@@ -844,145 +542,4 @@ pub fn start(listener: ApiListener, access: Access, state: ApiState) -> std::io:
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const ALL: &[&str] = &[
-        "exchange",
-        "symbol",
-        "from",
-        "to",
-        "field",
-        "format",
-        "final_only",
-        "exclude_flagged",
-    ];
-
-    #[test]
-    fn lists_dates_and_fields_parse() {
-        let p = parse_params("exchange=kraken,bitstamp&symbol=btc&symbol=eth&from=2020-03-01&to=2020-03-31&field=close", ALL).unwrap();
-        assert_eq!(p.filter.exchanges.len(), 2);
-        assert_eq!(p.filter.symbols.len(), 2);
-        assert_eq!(p.filter.from, chrono::NaiveDate::from_ymd_opt(2020, 3, 1));
-        assert_eq!(p.field, Some(Field::Close));
-    }
-
-    #[test]
-    fn each_bad_parameter_is_named() {
-        for (query, parameter) in [
-            ("from=2020-13-01", "from"),
-            ("to=yesterday", "to"),
-            ("exchange=Kra%20ken", "exchange"),
-            ("symbol=b%2Ftc", "symbol"),
-            ("field=price", "field"),
-            ("format=xml", "format"),
-            ("format=table", "format"),
-            ("limit=10", "limit"),
-            ("from=2020-03-02&to=2020-03-01", "to"),
-        ] {
-            let err = parse_params(query, ALL).unwrap_err();
-            assert_eq!(err.parameter, parameter, "{query}: {err}");
-        }
-    }
-
-    #[test]
-    fn names_are_lower_cased() {
-        let p = parse_params("exchange=Kraken&symbol=BTC,eth", ALL).unwrap();
-        assert_eq!(
-            p.filter
-                .exchanges
-                .iter()
-                .map(|e| e.as_str())
-                .collect::<Vec<_>>(),
-            ["kraken"]
-        );
-        assert_eq!(
-            p.filter
-                .symbols
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>(),
-            ["btc", "eth"]
-        );
-    }
-
-    #[test]
-    fn the_api_answers_in_json_or_csv_and_says_so() {
-        assert_eq!(
-            parse_params("format=csv", ALL).unwrap().format,
-            Some(Format::Csv)
-        );
-        assert_eq!(
-            parse_params("format=json", ALL).unwrap().format,
-            Some(Format::Json)
-        );
-        for raw in ["table", "xml", "CSV"] {
-            let err = parse_params(&format!("format={raw}"), ALL).unwrap_err();
-            assert_eq!(err.parameter, "format");
-            assert!(err.error.contains(&format!("{raw:?}")), "{err}");
-            assert!(
-                err.error.ends_with("expected one of 'json', 'csv'"),
-                "{err}"
-            );
-        }
-    }
-
-    #[test]
-    fn failures_are_grouped_by_exchange_and_reason_most_first() {
-        use crate::model::{Outcome, TaskKey};
-        use crate::query::fixtures::{cv, day, ex, sym};
-        use crate::store::{Observation, Store};
-        let mut store = Store::new();
-        let mut put = |exchange: &str, symbol: &str, d: u32, outcome: Outcome| {
-            let key = TaskKey {
-                exchange: ex(exchange),
-                symbol: sym(symbol),
-                day: day(2020, 3, d),
-            };
-            store.apply(&key, &Observation::settled(outcome, 1));
-        };
-        let failed = |reason: &str| Outcome::Failed {
-            reason: reason.into(),
-            attempts: 3,
-        };
-        put("kraken", "btc", 1, failed("server error (503)"));
-        put("kraken", "eth", 4, failed("server error (503)"));
-        put("kraken", "btc", 2, failed("timed out"));
-        put("bitstamp", "btc", 3, failed("server error (503)"));
-        put("bitstamp", "btc", 5, Outcome::NoPrice);
-        put(
-            "bitstamp",
-            "btc",
-            6,
-            Outcome::Price {
-                price: cv(1.0, 1.0),
-                flags: crate::model::Flags::NONE,
-            },
-        );
-        let groups = failure_groups(&store, &Filter::default());
-        let view: Vec<(&str, &str, usize)> = groups
-            .iter()
-            .map(|g| (g.exchange.as_str(), g.reason.as_str(), g.cells))
-            .collect();
-        assert_eq!(
-            view,
-            [
-                ("kraken", "server error (503)", 2),
-                ("bitstamp", "server error (503)", 1),
-                ("kraken", "timed out", 1),
-            ]
-        );
-        assert_eq!(groups[0].symbols, [sym("btc"), sym("eth")]);
-        assert_eq!(
-            (groups[0].first_day, groups[0].last_day),
-            (day(2020, 3, 1), day(2020, 3, 4))
-        );
-
-        let only_btc = parse_params("symbol=btc&exchange=kraken", &["symbol", "exchange"]).unwrap();
-        let groups = failure_groups(&store, &only_btc.filter);
-        assert_eq!(groups.len(), 2, "{groups:?}");
-        assert!(groups
-            .iter()
-            .all(|g| g.cells == 1 && g.exchange == ex("kraken")));
-    }
-}
+mod tests;
