@@ -24,10 +24,10 @@ use tokio::sync::{oneshot, watch};
 use super::aggregator::{
     Aggregator, NextRound, RoundFinished, RoundStarted, RoundSummary, Unsettled,
 };
+use super::messages::{Reconfigure, SourceRef, Stop};
 use super::supervisor::{Submit, Supervisor, WaitIdle};
-use super::{Reconfigure, SourceRef};
 use crate::clock::Clock;
-use crate::config::{Config, DayRange, Selection, TooLarge, UniverseSize};
+use crate::config::{Config, ConfigDiff, DayRange, Selection, TooLarge, UniverseSize};
 use crate::model::{Exchange, Symbol, Task, TaskKey};
 use crate::source::{ClientLimits, Endpoints, PriceClient, SourceError};
 pub use markets::Listings;
@@ -228,20 +228,20 @@ pub struct Producer {
 }
 
 impl Producer {
+    /// A producer under the config `initial` brings (start-up is a
+    /// reconfiguration like any other: the same `Reconfigure`, version 0).
     pub fn new(
-        config: Arc<Config>,
-        client: PriceClient,
-        source: SourceRef,
+        initial: Reconfigure,
         clock: Clock,
         supervisor: Addr<Supervisor>,
         aggregator: Addr<Aggregator>,
         finished: watch::Sender<Option<RoundSummary>>,
     ) -> Self {
         Self {
-            config,
-            version: 0,
-            client: Rc::new(client),
-            source,
+            client: Rc::new(discovery_client(&initial)),
+            config: initial.config,
+            version: initial.version,
+            source: initial.source,
             listings: Listings::default(),
             clock,
             supervisor,
@@ -346,19 +346,16 @@ impl Producer {
             return;
         };
         let interval_changed = msg.config.schedule.interval != self.config.schedule.interval;
-        if msg.source.url != *self.client.base() || msg.config.source != self.config.source {
-            self.client = Rc::new(PriceClient::new(
-                &msg.source.url,
-                &ClientLimits::from_config(&msg.config.source, 2),
-            ));
+        if msg.diff.changed("source") || msg.source.url != *self.client.base() {
+            self.client = Rc::new(discovery_client(&msg));
+        }
+        // A listing is kept until the exchanges it was read for change:
+        // their tables, or where they are asked.
+        if msg.diff.changed("exchanges") || msg.source.endpoints != self.source.endpoints {
+            self.listings.borrow_mut().clear();
         }
         self.config = msg.config.clone();
         self.version = msg.version;
-        if msg.source.endpoints != self.source.endpoints
-            || msg.config.exchanges != self.config.exchanges
-        {
-            self.listings.borrow_mut().clear();
-        }
         self.source = msg.source.clone();
         log::info!(
             "config version {} in force from round {}",
@@ -419,6 +416,14 @@ impl Producer {
     }
 }
 
+/// The client that asks the source which exchanges and symbols there are.
+fn discovery_client(msg: &Reconfigure) -> PriceClient {
+    PriceClient::new(
+        &msg.source.url,
+        &ClientLimits::from_config(&msg.config.source, 2),
+    )
+}
+
 impl Actor for Producer {
     type Context = Context<Self>;
 }
@@ -457,8 +462,12 @@ impl Handler<Reconfigure> for Producer {
         let (applied, rx) = oneshot::channel();
         match &mut self.pending {
             Some((newer, waiting)) => {
-                // Not applied yet: the newer config replaces it whole.
-                *newer = msg;
+                // Not applied yet: the newer config replaces it whole, and
+                // what changes is told from the config in force.
+                *newer = Reconfigure {
+                    diff: Arc::new(ConfigDiff::between(&self.config, &msg.config)),
+                    ..msg
+                };
                 waiting.push(applied);
             }
             None => self.pending = Some((msg, vec![applied])),
@@ -488,10 +497,10 @@ impl Handler<StopRounds> for Producer {
     }
 }
 
-impl Handler<super::Stop> for Producer {
+impl Handler<Stop> for Producer {
     type Result = ();
 
-    fn handle(&mut self, _: super::Stop, ctx: &mut Self::Context) {
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
         self.stopping.set(true);
         ctx.stop();
     }
