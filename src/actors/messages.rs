@@ -23,7 +23,8 @@ pub struct SourceRef {
 }
 
 /// A new config, validated, with what changed: the one message by which
-/// config reaches the actors. The daemon sends it to the Producer, which
+/// config reaches the actors, at start-up (`initial`) as on a reload. The
+/// daemon sends a reload to the Producer, which
 /// applies it at the next round boundary (at once if no round runs): it
 /// forwards it to the Supervisor and the Aggregator, waits until both have
 /// applied it, and only then starts another round. A running round
@@ -33,6 +34,9 @@ pub struct SourceRef {
 #[rtype(result = "()")]
 pub struct Reconfigure {
     pub config: Arc<Config>,
+    /// What changes from the config in force: what each actor reads to
+    /// know what concerns it (a new pool, new listings). The Producer
+    /// re-bases it on the config it has in force when it applies it.
     pub diff: Arc<ConfigDiff>,
     /// Counted by the daemon; 0 is the config the process started with.
     pub version: u64,

@@ -345,6 +345,13 @@ impl Producer {
         let Some((msg, waiting)) = self.pending.take() else {
             return;
         };
+        // What changes is told from the config in force here: a config that
+        // replaced a pending one, or a diff taken from another base, still
+        // tells each actor what changes for it.
+        let msg = Reconfigure {
+            diff: Arc::new(ConfigDiff::between(&self.config, &msg.config)),
+            ..msg
+        };
         let interval_changed = msg.config.schedule.interval != self.config.schedule.interval;
         if msg.diff.changed("source") || msg.source.url != *self.client.base() {
             self.client = Rc::new(discovery_client(&msg));
@@ -462,12 +469,8 @@ impl Handler<Reconfigure> for Producer {
         let (applied, rx) = oneshot::channel();
         match &mut self.pending {
             Some((newer, waiting)) => {
-                // Not applied yet: the newer config replaces it whole, and
-                // what changes is told from the config in force.
-                *newer = Reconfigure {
-                    diff: Arc::new(ConfigDiff::between(&self.config, &msg.config)),
-                    ..msg
-                };
+                // Not applied yet: the newer config replaces it whole.
+                *newer = msg;
                 waiting.push(applied);
             }
             None => self.pending = Some((msg, vec![applied])),
