@@ -1,6 +1,8 @@
 //! What a reload changes: `ConfigDiff` compares two whole configs once, so
-//! the daemon decides from one value what to restart (a new source, a new
-//! fetcher pool) and what to log, instead of comparing fields here and there.
+//! the daemon decides from one value what to restart (a new source) and
+//! what to log, and each actor reads what concerns it (the Supervisor a new
+//! fetcher pool, the Producer its listings), instead of comparing fields
+//! here and there. Start-up is `ConfigDiff::initial`: a change from nothing.
 //!
 //! A diff only describes; it starts, stops and sends nothing, and it judges
 //! no config (both are taken as valid).
