@@ -28,11 +28,9 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod daemon;
-pub(crate) mod dispatch;
 #[cfg(feature = "fault-hooks")]
 pub mod fault_hooks;
 pub(crate) mod http;
-pub(crate) mod lanes;
 pub mod metrics;
 pub mod model;
 pub mod origin;

@@ -325,3 +325,49 @@ async fn the_server_lists_the_datasets_exchanges_sorted() {
         "sorted: {exchanges:?}"
     );
 }
+
+/// Config reaches the actors as one `Reconfigure`, whatever base its diff
+/// was taken from: the fetcher pool is replaced when its shape changes
+/// against the config in force, and only then; rounds run on after it.
+#[actix_rt::test]
+async fn a_reconfigure_replaces_the_pool_only_when_the_config_in_force_needs_it() {
+    use pricegrid::actors::producer::RunRound;
+    use pricegrid::actors::supervisor::GetStats;
+    use pricegrid::actors::{Pipeline, Reconfigure, SourceRef};
+    use pricegrid::config::Config;
+
+    let server = spawn_price_server(|_| {});
+    let config = arc(march_config(&server, 2));
+    let pipeline = Pipeline::start(config.clone(), server.url());
+    let source = || SourceRef::remote(server.url());
+    let pools = |s: pricegrid::actors::supervisor::SupervisorStats| (s.workers, s.pools_started);
+    assert_eq!(
+        pools(pipeline.supervisor.send(GetStats).await.unwrap()),
+        (2, 1)
+    );
+
+    // The config in force again, its diff taken from the default config
+    // (which would say "new pool"): nothing to replace.
+    let same = Reconfigure::new(&Config::default(), config.clone(), 1, source());
+    assert!(same.diff.pool);
+    pipeline.producer.send(same).await.unwrap();
+    assert_eq!(
+        pools(pipeline.supervisor.send(GetStats).await.unwrap()),
+        (2, 1)
+    );
+
+    // More workers: a new pool, and a whole round on it.
+    let mut more = (*config).clone();
+    more.fetch.workers = 4;
+    let more = Reconfigure::new(&config, arc(more), 2, source());
+    pipeline.producer.send(more).await.unwrap();
+    assert_eq!(
+        pools(pipeline.supervisor.send(GetStats).await.unwrap()),
+        (4, 2)
+    );
+    let summary = pipeline.producer.send(RunRound).await.unwrap().unwrap();
+    assert_eq!(summary.counts.done(), 1023);
+    assert_eq!(summary.counts.failed, 0);
+    pipeline.stop().await;
+    server.stop().await;
+}

@@ -21,11 +21,26 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::clock::Clock;
-use crate::dispatch::Started;
 use crate::metrics::Metrics;
 use crate::model::{Exchange, Market, TaskKey};
 use crate::source::exchanges::{self, PageResult};
 use crate::source::{ClientLimits, Endpoints, FetchFailure, PriceClient};
+
+/// When a fetcher started on a dispatch; set once by the fetcher, read by
+/// the deadline sweep (a deadline counts from here, not from when the
+/// dispatch was queued for a worker).
+#[derive(Debug, Clone, Default)]
+pub struct Started(std::sync::Arc<std::sync::OnceLock<Instant>>);
+
+impl Started {
+    pub fn mark(&self) {
+        let _ = self.0.set(Instant::now());
+    }
+
+    pub fn at(&self) -> Option<Instant> {
+        self.0.get().copied()
+    }
+}
 
 /// A worker thread of pool `generation` died.
 #[derive(Message, Debug)]

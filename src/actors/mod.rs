@@ -14,9 +14,12 @@
 
 pub mod aggregator;
 pub mod fetcher;
+pub mod messages;
 pub mod producer;
 pub mod recorder;
 pub mod supervisor;
+
+pub use messages::{Reconfigure, SourceRef, Stop};
 
 use std::sync::Arc;
 
@@ -25,78 +28,13 @@ use tokio::sync::watch;
 use url::Url;
 
 use crate::clock::Clock;
-use crate::config::{Config, ConfigDiff};
+use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::source::{ClientLimits, Endpoints, PriceClient};
+use crate::source::Endpoints;
 use crate::store::Store;
 use aggregator::{Aggregator, RoundSummary};
 use producer::Producer;
-use supervisor::{PoolSettings, Supervisor};
-
-/// Where prices come from under a config: the URL the fetchers ask and the
-/// identity cells record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceRef {
-    pub url: Url,
-    pub identity: Arc<str>,
-    /// The exchanges with an endpoint of their own (`[exchanges.NAME]`).
-    pub endpoints: Arc<Endpoints>,
-}
-
-/// A new config, validated, with what changed: the one message by which
-/// config reaches the actors. The daemon sends it to the Producer, which
-/// applies it at the next round boundary (at once if no round runs): it
-/// forwards it to the Supervisor and the Aggregator, waits until both have
-/// applied it, and only then starts another round. A running round
-/// finishes under the config it started with. The reply comes once the
-/// config is in force (or a newer one has replaced it before that).
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct Reconfigure {
-    pub config: Arc<Config>,
-    pub diff: Arc<ConfigDiff>,
-    /// Counted by the daemon; 0 is the config the process started with.
-    pub version: u64,
-    pub source: SourceRef,
-}
-
-impl SourceRef {
-    /// A server at `url`, known by its URL.
-    pub fn remote(url: Url) -> Self {
-        Self {
-            identity: Arc::from(url.as_str()),
-            url,
-            endpoints: Arc::default(),
-        }
-    }
-
-    /// Where `source` sends the fetchers.
-    pub fn of(source: &crate::origin::Source) -> Self {
-        Self {
-            url: source.url.clone(),
-            identity: source.identity.clone(),
-            endpoints: source.endpoints.clone(),
-        }
-    }
-}
-
-impl Reconfigure {
-    /// `new` as config `version`, with what changed since `old`.
-    pub fn new(old: &Config, new: Arc<Config>, version: u64, source: SourceRef) -> Self {
-        Self {
-            diff: Arc::new(ConfigDiff::between(old, &new)),
-            config: new,
-            version,
-            source,
-        }
-    }
-}
-
-/// Stop the actor now (the Supervisor lets its pool go first, so the
-/// worker threads exit once they finish what they hold).
-#[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "()")]
-pub struct Stop;
+use supervisor::Supervisor;
 
 /// The running actors of one pricegrid process.
 #[derive(Clone)]
@@ -146,38 +84,35 @@ impl Pipeline {
     /// Starts the actors with the given options.
     pub fn start_with(config: Arc<Config>, base: Url, opts: PipelineOptions) -> Pipeline {
         let metrics = Metrics::new();
-        let source_id = opts.source_id.unwrap_or_else(|| Arc::from(base.as_str()));
-        let mut aggregator =
-            Aggregator::new(config.log.progress_every, metrics.clone()).with_store(opts.store);
-        if let Some(record) = opts.record {
-            let recorder = recorder::Recorder::start(record, metrics.clone());
-            aggregator = aggregator.recording(recorder, opts.clock.clone(), &config, 0);
-        }
-        let aggregator = aggregator.start();
-        let supervisor = Supervisor::new(
-            PoolSettings::new(
-                SourceRef {
-                    url: base.clone(),
-                    identity: source_id.clone(),
-                    endpoints: opts.endpoints.clone(),
-                },
-                &config,
+        let source = SourceRef {
+            identity: opts.source_id.unwrap_or_else(|| Arc::from(base.as_str())),
+            url: base,
+            endpoints: opts.endpoints,
+        };
+        // Start-up is a reconfiguration from nothing: every actor takes its
+        // settings from this one message, as it takes a reload's.
+        let initial = Reconfigure::initial(config, source);
+        let aggregator = match opts.record {
+            Some(record) => Aggregator::recording(
+                &initial,
+                recorder::Recorder::start(record, metrics.clone()),
+                opts.clock.clone(),
+                metrics.clone(),
             ),
+            None => Aggregator::new(&initial, metrics.clone()),
+        }
+        .with_store(opts.store)
+        .start();
+        let supervisor = Supervisor::new(
+            &initial,
             opts.clock.clone(),
             aggregator.clone(),
             metrics.clone(),
         )
         .start();
-        let discovery = PriceClient::new(&base, &ClientLimits::from_config(&config.source, 2));
         let (finished, rounds) = watch::channel(None);
         let producer = Producer::new(
-            config,
-            discovery,
-            SourceRef {
-                url: base.clone(),
-                identity: source_id,
-                endpoints: opts.endpoints,
-            },
+            initial,
             opts.clock,
             supervisor.clone(),
             aggregator.clone(),

@@ -1,6 +1,8 @@
 //! What a reload changes: `ConfigDiff` compares two whole configs once, so
-//! the daemon decides from one value what to restart (a new source, a new
-//! fetcher pool) and what to log, instead of comparing fields here and there.
+//! the daemon decides from one value what to restart (a new source) and
+//! what to log, and each actor reads what concerns it (the Supervisor a new
+//! fetcher pool, the Producer its listings), instead of comparing fields
+//! here and there. Start-up is `ConfigDiff::initial`: a change from nothing.
 //!
 //! A diff only describes; it starts, stops and sends nothing, and it judges
 //! no config (both are taken as valid).
@@ -10,6 +12,19 @@ use std::hash::Hash;
 
 use super::{Config, Selection};
 use crate::model::{Exchange, Symbol};
+
+/// The top-level sections, in schema order.
+const SECTIONS: [&str; 9] = [
+    "source",
+    "exchanges",
+    "universe",
+    "fetch",
+    "schedule",
+    "store",
+    "snapshot",
+    "api",
+    "log",
+];
 
 /// The difference between the config in force and a new one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,20 +54,22 @@ pub struct ConfigDiff {
 impl ConfigDiff {
     /// What changes when `new` replaces `old`.
     pub fn between(old: &Config, new: &Config) -> ConfigDiff {
-        let sections = [
-            ("source", old.source != new.source),
-            ("exchanges", old.exchanges != new.exchanges),
-            ("universe", old.universe != new.universe),
-            ("fetch", old.fetch != new.fetch),
-            ("schedule", old.schedule != new.schedule),
-            ("store", old.store != new.store),
-            ("snapshot", old.snapshot != new.snapshot),
-            ("api", old.api != new.api),
-            ("log", old.log != new.log),
-        ]
-        .into_iter()
-        .filter_map(|(name, changed)| changed.then_some(name))
-        .collect();
+        let changed = [
+            old.source != new.source,
+            old.exchanges != new.exchanges,
+            old.universe != new.universe,
+            old.fetch != new.fetch,
+            old.schedule != new.schedule,
+            old.store != new.store,
+            old.snapshot != new.snapshot,
+            old.api != new.api,
+            old.log != new.log,
+        ];
+        let sections = SECTIONS
+            .into_iter()
+            .zip(changed)
+            .filter_map(|(name, changed)| changed.then_some(name))
+            .collect();
         let (o, n) = (&old.source, &new.source);
         let endpoints = |c: &Config| {
             c.exchanges
@@ -91,6 +108,23 @@ impl ConfigDiff {
             exchanges_removed,
             symbols_added,
             symbols_removed,
+        }
+    }
+
+    /// What the first config changes from nothing, as Vector's
+    /// `ConfigDiff::initial`: every section, a source to start, a pool to
+    /// build, and every exchange and symbol an explicit list names added.
+    /// The actors start by applying it, so start-up is a reconfiguration
+    /// like any other.
+    pub fn initial(config: &Config) -> ConfigDiff {
+        ConfigDiff {
+            sections: SECTIONS.to_vec(),
+            source_location: true,
+            pool: true,
+            exchanges_added: listed(&config.universe.exchanges),
+            exchanges_removed: Vec::new(),
+            symbols_added: listed(&config.universe.symbols),
+            symbols_removed: Vec::new(),
         }
     }
 
@@ -149,6 +183,14 @@ fn list_changes<T: Clone + Eq + Hash>(old: &Selection<T>, new: &Selection<T>) ->
     }
 }
 
+/// An explicit list's items, each once; nothing for "all".
+fn listed<T: Clone + Eq + Hash>(selection: &Selection<T>) -> Vec<T> {
+    selection
+        .list()
+        .map(|items| missing_from(items, &[]))
+        .unwrap_or_default()
+}
+
 /// The items of `items` that `other` lacks, in order, each once.
 fn missing_from<T: Clone + Eq + Hash>(items: &[T], other: &[T]) -> Vec<T> {
     let mut skip: HashSet<&T> = other.iter().collect();
@@ -194,6 +236,22 @@ mod tests {
         let mut c = Config::default();
         change(&mut c);
         c
+    }
+
+    #[test]
+    fn the_first_config_is_a_change_from_nothing_that_starts_everything() {
+        let config = with(|c| {
+            c.universe.exchanges = names(&["kraken", "okx", "kraken"]);
+            c.universe.symbols = Selection::All;
+        });
+        let diff = ConfigDiff::initial(&config);
+        assert_eq!(diff.sections, SECTIONS.to_vec());
+        assert!(diff.source_location && diff.pool);
+        let added: Vec<String> = diff.exchanges_added.iter().map(|e| e.to_string()).collect();
+        assert_eq!(added, ["kraken", "okx"]);
+        assert!(diff.symbols_added.is_empty(), "\"all\" names no symbol");
+        assert!(diff.exchanges_removed.is_empty() && diff.symbols_removed.is_empty());
+        assert!(!diff.is_empty());
     }
 
     #[test]

@@ -11,11 +11,14 @@
 //! swapped, and hands the config whole to the Producer as one `Reconfigure`,
 //! which puts it in force at the next round boundary; the old source is
 //! stopped in the background once the round using it is over, so signals are
-//! handled meanwhile. The reload itself is `reload.rs`. It never touches the
-//! map.
+//! handled meanwhile. The reload itself is `reload.rs`; serving the API is
+//! `listen.rs`. It never touches the map. (A little over 500 lines: start,
+//! run loop, shutdown and resume are one lifecycle and stay together.)
 
+mod listen;
 mod reload;
 
+use listen::{bind_api, serve_api, ApiFiles, ApiLinks};
 use reload::Asked;
 
 use std::path::{Path, PathBuf};
@@ -29,7 +32,7 @@ use crate::actors::producer::{StartSchedule, StopRounds};
 use crate::actors::supervisor::Drain;
 use crate::actors::{Pipeline, PipelineOptions};
 pub use crate::api::ReloadOutcome;
-use crate::api::{self, Access, ApiListener, ApiServer, ApiState, DaemonView, LastReload, Token};
+use crate::api::{self, ApiServer, DaemonView, LastReload};
 use crate::clock::Clock;
 use crate::config::watcher::{self, ConfigWatcher, WatchError};
 use crate::config::{Config, ConfigError};
@@ -446,30 +449,6 @@ fn resume(config: &Config) -> Result<(Record, Store, u64), DaemonError> {
     Ok((record, store, last_round))
 }
 
-/// The files the API reads, as watch channels, so that an API started
-/// before a reload reads what is in force after it: the export directory
-/// (`snapshot.dir`) and the record. The record stays the file the daemon
-/// opened at start: the Recorder keeps its connection across reloads, so a
-/// reloaded `store.path` takes effect at the next start.
-struct ApiFiles {
-    snapshot_dir: watch::Sender<PathBuf>,
-    record: watch::Sender<PathBuf>,
-}
-
-impl ApiFiles {
-    /// A reload's new export directory.
-    fn send_replace(&self, snapshot_dir: PathBuf) -> PathBuf {
-        self.snapshot_dir.send_replace(snapshot_dir)
-    }
-}
-
-/// What an API started by the daemon reads besides the pipeline.
-struct ApiLinks<'a> {
-    files: &'a ApiFiles,
-    view: &'a watch::Sender<DaemonView>,
-    clock: &'a Clock,
-}
-
 impl Daemon {
     /// Tells the API how a reload ended.
     fn report_reload(&self, outcome: &ReloadOutcome) {
@@ -480,90 +459,6 @@ impl Daemon {
             v.universe = Some(universe);
         });
     }
-}
-
-/// The API's port, bound, and what it will accept (its token read).
-struct BoundApi {
-    listener: ApiListener,
-    access: Access,
-}
-
-/// Reads `api.token_file`, if set, and binds `api.listen`.
-fn bind_api(config: &Config) -> Result<BoundApi, DaemonError> {
-    bind_api_beside(config, None)
-}
-
-/// As `bind_api`, taking over `running`'s socket when it was asked for the
-/// same address (a reload that changes `[api]` but not `api.listen`).
-fn bind_api_beside(config: &Config, running: Option<&ApiServer>) -> Result<BoundApi, DaemonError> {
-    let token = config
-        .api
-        .token_file
-        .as_deref()
-        .map(Token::read)
-        .transpose()?;
-    let listen = config.api.listen;
-    let listener = running
-        .and_then(|api| api.socket_for(listen))
-        .unwrap_or_else(|| ApiListener::bind(listen))
-        .map_err(|error| DaemonError::Api { listen, error })?;
-    let access = Access::new(listener.addr, config.api.allowed_hosts.clone(), token);
-    Ok(BoundApi { listener, access })
-}
-
-/// Binds and serves the API of `config` (a reload that changes `[api]`),
-/// on `running`'s socket when `api.listen` is unchanged.
-fn start_api(
-    config: &Config,
-    running: Option<&ApiServer>,
-    pipeline: &Pipeline,
-    links: &ApiLinks<'_>,
-    started: std::time::Instant,
-    control: &mpsc::UnboundedSender<Control>,
-) -> Result<ApiServer, DaemonError> {
-    let port = bind_api_beside(config, running)?;
-    serve_api(port, config, pipeline, links, started, control)
-}
-
-/// Serves the API on a port bound by `bind_api`.
-fn serve_api(
-    port: BoundApi,
-    config: &Config,
-    pipeline: &Pipeline,
-    links: &ApiLinks<'_>,
-    started: std::time::Instant,
-    control: &mpsc::UnboundedSender<Control>,
-) -> Result<ApiServer, DaemonError> {
-    let (reload, mut requests) = mpsc::unbounded_channel::<oneshot::Sender<ReloadOutcome>>();
-    let control = control.clone();
-    actix_rt::spawn(async move {
-        while let Some(reply) = requests.recv().await {
-            if control.send(Control::Reload(Some(reply))).is_err() {
-                return;
-            }
-        }
-    });
-    let state = ApiState {
-        aggregator: pipeline.aggregator.clone(),
-        supervisor: pipeline.supervisor.clone(),
-        metrics: pipeline.metrics.clone(),
-        snapshot_dir: links.files.snapshot_dir.subscribe(),
-        record: links.files.record.subscribe(),
-        started,
-        reload: Some(reload),
-        queries: Arc::new(tokio::sync::Semaphore::new(
-            config.api.max_concurrent_queries,
-        )),
-        daemon: links.view.subscribe(),
-        clock: links.clock.clone(),
-        rounds: pipeline.rounds.clone(),
-        event_streams: Arc::new(tokio::sync::Semaphore::new(api::MAX_EVENT_STREAMS)),
-        recent_status: Arc::default(),
-    };
-    api::start(port.listener, port.access, state).map_err(|error| DaemonError::Api {
-        listen: config.api.listen,
-        error,
-    })
 }
 
 /// Tells systemd (`Type=notify`) how the daemon is doing; a no-op when not

@@ -17,9 +17,10 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use super::{start_api, ApiLinks, Daemon, ReloadStatus, SETTLE, SETTLE_WAIT};
+use super::listen::{start_api, ApiLinks};
+use super::{Daemon, ReloadStatus, SETTLE, SETTLE_WAIT};
+use crate::actors::messages::{Reconfigure, SourceRef};
 use crate::actors::producer::{Listings, RoundError, Universe};
-use crate::actors::{Reconfigure, SourceRef};
 use crate::api::ReloadOutcome;
 use crate::config::watcher::{self, SettleError};
 use crate::config::{Config, ConfigDiff};

@@ -13,33 +13,31 @@
 //! changed go to the `Recorder` every `store.flush_every` and at each round's
 //! end, and a JSON export of the whole aggregate is written every
 //! `snapshot.every` (off by default) from a frozen copy on a blocking task
-//! (`persist.rs`), so no write holds its mailbox. It performs no network
-//! I/O. (A little over 500 lines: the
-//! actor and the messages of its mailbox stay together; a round's tally is
-//! `tally.rs`.)
+//! (`persist.rs`, which also holds the Aggregator's flush, compaction,
+//! export and `Flush`), so no write holds its mailbox. It performs no
+//! network I/O. (A little over 500 lines: the actor and the messages of its
+//! mailbox stay together; a round's tally is `tally.rs`.)
 
 mod persist;
 mod tally;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::recorder::{Barrier, BeginRound, Compact, FinishRound, Persist, Recorder};
-use super::Reconfigure;
+use super::messages::{Reconfigure, Stop};
+use super::recorder::{BeginRound, FinishRound, Recorder};
 use crate::clock::Clock;
-use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::model::{CellState, Outcome, TaskKey};
 pub use crate::model::{Counts, RoundSummary};
-use crate::record::RecordError;
 use crate::snapshot::Snapshot;
 use crate::store::{Applied, Observation, Stamp, Store};
-pub use persist::{export_name, Written};
+pub use persist::{export_name, Flush, Written};
 use persist::{Dirty, Exports};
 use tally::Tally;
 
@@ -67,44 +65,59 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    pub fn new(progress_every: Duration, metrics: Arc<Metrics>) -> Self {
-        Self {
+    /// An aggregator without a record (`fetch`), under the config
+    /// `initial` brings.
+    pub fn new(initial: &Reconfigure, metrics: Arc<Metrics>) -> Self {
+        Self::build(initial, None, metrics)
+    }
+
+    /// An aggregator that keeps the record through `recorder` (the daemon),
+    /// under the config `initial` brings.
+    pub fn recording(
+        initial: &Reconfigure,
+        recorder: Addr<Recorder>,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self::build(initial, Some((recorder, clock)), metrics)
+    }
+
+    /// Start-up is a reconfiguration like any other: the settings come
+    /// from `initial`, through `configure`, once.
+    fn build(
+        initial: &Reconfigure,
+        record: Option<(Addr<Recorder>, Clock)>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let (recorder, clock) = match record {
+            Some((recorder, clock)) => (Some(recorder), clock),
+            None => (None, Clock::system()),
+        };
+        let mut aggregator = Self {
             store: Store::new(),
             round: None,
             last: None,
             next_round: None,
             config_version: 0,
-            progress_every,
+            progress_every: Duration::ZERO,
             progress_timer: None,
-            recorder: None,
-            clock: Clock::system(),
+            recorder,
+            clock,
             dirty: Dirty::default(),
             flush_timer: None,
             exports: Exports::default(),
             export_lock: Arc::new(tokio::sync::Mutex::new(())),
             metrics,
-        }
+        };
+        aggregator.configure(initial);
+        aggregator
     }
 
-    /// Keeps the record through `recorder` (the daemon), under config
-    /// `version` of `config`.
-    pub fn recording(
-        mut self,
-        recorder: Addr<Recorder>,
-        clock: Clock,
-        config: &Config,
-        version: u64,
-    ) -> Self {
-        self.recorder = Some(recorder);
-        self.clock = clock;
-        self.configure(config, version);
-        self
-    }
-
-    /// Takes the settings of `config` (version `version`); timers are
-    /// re-armed by the caller.
-    fn configure(&mut self, config: &Config, version: u64) {
-        self.config_version = version;
+    /// Takes the settings of a config (at start-up, or in force from the
+    /// next round); timers are re-armed by the caller.
+    fn configure(&mut self, msg: &Reconfigure) {
+        let config = &msg.config;
+        self.config_version = msg.version;
         self.progress_every = config.log.progress_every;
         self.dirty.flush_every = config.store.flush_every;
         self.dirty.keep_for = config.store.keep_for;
@@ -118,139 +131,6 @@ impl Aggregator {
         self.metrics.prices_stored.set(store.price_count() as i64);
         self.store = store;
         self
-    }
-
-    /// Sends the cells changed since the last flush to the record (as
-    /// changed in the running round, or the last one); if the write fails
-    /// they stay marked, for the next flush.
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        let Some(recorder) = self.recorder.clone() else {
-            return;
-        };
-        if self.dirty.keys.is_empty() {
-            return;
-        }
-        let round = self
-            .round
-            .as_ref()
-            .map(|t| t.round)
-            .or(self.last.map(|s| s.round))
-            .unwrap_or(0);
-        let keys: Vec<TaskKey> = self.dirty.keys.drain().collect();
-        let cells: Vec<(TaskKey, crate::store::Cell)> = keys
-            .iter()
-            .filter_map(|k| Some((k.clone(), self.store.get(&k.exchange, &k.symbol, k.day)?)))
-            .collect();
-        let write = recorder.send(Persist { round, cells });
-        ctx.spawn(write.into_actor(self).map(move |reply, act, _| {
-            let error = match reply {
-                Ok(Ok(stats)) => {
-                    log::debug!("record: {} cells of round {round} written", stats.cells);
-                    return;
-                }
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => format!("the recorder is not running: {e}"),
-            };
-            log::error!(
-                "{error}; the {} changed cells stay in memory and are written at the next flush",
-                keys.len()
-            );
-            act.metrics.record_errors.inc();
-            act.dirty.keys.extend(keys);
-        }));
-    }
-
-    /// Tells the record, and logs what went wrong if it did.
-    fn tell<M>(&self, ctx: &mut Context<Self>, msg: M)
-    where
-        M: Message<Result = Result<(), crate::record::RecordError>> + Send + 'static,
-        Recorder: Handler<M>,
-    {
-        let Some(recorder) = &self.recorder else {
-            return;
-        };
-        let metrics = self.metrics.clone();
-        ctx.spawn(
-            recorder
-                .send(msg)
-                .into_actor(self)
-                .map(move |reply, _, _| match reply {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        metrics.record_errors.inc();
-                        log::error!("{e}");
-                    }
-                    Err(e) => log::error!("the recorder is not running: {e}"),
-                }),
-        );
-    }
-
-    /// Compacts the record's history older than `store.keep_for`, at most
-    /// once a day.
-    fn compact_if_due(&mut self, ctx: &mut Context<Self>) {
-        let Some(recorder) = &self.recorder else {
-            return;
-        };
-        if !self.dirty.compaction_due() {
-            return;
-        }
-        self.dirty.compacted = Some(Instant::now());
-        let compact = recorder.send(Compact {
-            keep_for: self.dirty.keep_for,
-            now: self.clock.now(),
-        });
-        ctx.spawn(compact.into_actor(self).map(|reply, _, _| match reply {
-            Ok(Ok(c)) if c.history_rows > 0 => log::info!(
-                "record: history before round {} compacted ({} rows, {} rounds)",
-                c.cutoff_round.unwrap_or(0),
-                c.history_rows,
-                c.rounds
-            ),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => log::error!("{e}"),
-            Err(e) => log::error!("the recorder is not running: {e}"),
-        }));
-    }
-
-    /// Exports the aggregate as JSON if `snapshot.every` says it is time.
-    fn export_if_due(&mut self, ctx: &mut Context<Self>) {
-        if !self.exports.due() {
-            return;
-        }
-        // Taken here, not in the task, so a `Flush` that comes next waits
-        // for this export; a previous export still running skips this one.
-        let Ok(guard) = self.export_lock.clone().try_lock_owned() else {
-            log::debug!("an export is still being written; this round's is skipped");
-            return;
-        };
-        self.exports.last = Some(Instant::now());
-        let snap = self.snapshot();
-        let path = self.exports.path(snap.round);
-        let written = self.exports.written.clone();
-        let keep = self.exports.keep;
-        let work = actix_rt::task::spawn_blocking(move || {
-            let result = persist::export(&snap, &path, &written, keep);
-            drop(guard);
-            result
-        });
-        ctx.spawn(work.into_actor(self).map(|result, act, _| match result {
-            Ok(Ok((w, removed))) => {
-                act.metrics.snapshot_writes.inc();
-                log::info!(
-                    "snapshot {}: {} prices, {} bytes, {} ms",
-                    w.path.display(),
-                    w.prices,
-                    w.bytes,
-                    w.millis
-                );
-                act.exports
-                    .written
-                    .retain(|p| !removed.contains(p) && *p != w.path);
-                act.exports.written.push(w.path);
-            }
-            Ok(Err(e)) => log::error!("{e}"),
-            Err(e) => log::error!("the snapshot export stopped: {e}"),
-        }));
     }
 
     fn arm_timers(&mut self, ctx: &mut Context<Self>) {
@@ -584,38 +464,8 @@ impl Handler<Reconfigure> for Aggregator {
     type Result = ();
 
     fn handle(&mut self, msg: Reconfigure, ctx: &mut Self::Context) {
-        self.configure(&msg.config, msg.version);
+        self.configure(&msg);
         self.arm_timers(ctx);
-    }
-}
-
-/// Writes what is not in the record yet; answered once the Recorder has
-/// written everything sent before (the daemon's last step). `None` when
-/// there is no record (`fetch`).
-#[derive(Message, Debug)]
-#[rtype(result = "Option<Result<(), RecordError>>")]
-pub struct Flush;
-
-impl Handler<Flush> for Aggregator {
-    type Result = ResponseFuture<Option<Result<(), RecordError>>>;
-
-    fn handle(&mut self, _: Flush, ctx: &mut Self::Context) -> Self::Result {
-        self.flush(ctx);
-        let Some(recorder) = self.recorder.clone() else {
-            return Box::pin(async { None });
-        };
-        // The Recorder handles its mailbox in order: when this is answered,
-        // every write sent before it is done; an export under way is waited
-        // for too.
-        let exporting = self.export_lock.clone();
-        Box::pin(async move {
-            let written = match recorder.send(Barrier).await {
-                Ok(r) => r,
-                Err(e) => Err(RecordError::Stopped(e.to_string())),
-            };
-            let _ = exporting.lock().await;
-            Some(written)
-        })
     }
 }
 
@@ -662,10 +512,10 @@ impl Handler<GetStore> for Aggregator {
     }
 }
 
-impl Handler<super::Stop> for Aggregator {
+impl Handler<Stop> for Aggregator {
     type Result = ();
 
-    fn handle(&mut self, _: super::Stop, ctx: &mut Self::Context) {
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
         ctx.stop();
     }
 }

@@ -2,6 +2,11 @@
 //! the last flush (written to the record by the `Recorder`), and JSON
 //! exports of the whole aggregate every `snapshot.every`.
 //!
+//! The Aggregator's side of it is here too: `flush` (the changed cells to
+//! the Recorder, kept for the next flush if the write fails), the daily
+//! history compaction, the export when `snapshot.every` says so, and the
+//! `Flush` message the daemon sends last.
+//!
 //! Exports are named by round (`round-000042.json`), so their order never
 //! depends on the wall clock, and retention removes only files this process
 //! exported, never the newest. The writes themselves happen off the
@@ -12,10 +17,14 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use actix::prelude::*;
 use serde::Serialize;
 
+use super::Aggregator;
+use crate::actors::recorder::{Barrier, Compact, Persist, Recorder};
 use crate::config::Config;
 use crate::model::TaskKey;
+use crate::record::RecordError;
 use crate::snapshot::{Snapshot, SnapshotError};
 
 /// Cells changed since the last flush, and how often to flush.
@@ -151,5 +160,170 @@ mod tests {
         let (_, removed) = export(&snap, &path, &written, 1).unwrap();
         assert_eq!(removed.len(), 2);
         assert!(path.exists() && foreign.exists());
+    }
+}
+
+impl Aggregator {
+    /// Sends the cells changed since the last flush to the record (as
+    /// changed in the running round, or the last one); if the write fails
+    /// they stay marked, for the next flush.
+    pub(super) fn flush(&mut self, ctx: &mut Context<Self>) {
+        let Some(recorder) = self.recorder.clone() else {
+            return;
+        };
+        if self.dirty.keys.is_empty() {
+            return;
+        }
+        let round = self
+            .round
+            .as_ref()
+            .map(|t| t.round)
+            .or(self.last.map(|s| s.round))
+            .unwrap_or(0);
+        let keys: Vec<TaskKey> = self.dirty.keys.drain().collect();
+        let cells: Vec<(TaskKey, crate::store::Cell)> = keys
+            .iter()
+            .filter_map(|k| Some((k.clone(), self.store.get(&k.exchange, &k.symbol, k.day)?)))
+            .collect();
+        let write = recorder.send(Persist { round, cells });
+        ctx.spawn(write.into_actor(self).map(move |reply, act, _| {
+            let error = match reply {
+                Ok(Ok(stats)) => {
+                    log::debug!("record: {} cells of round {round} written", stats.cells);
+                    return;
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => format!("the recorder is not running: {e}"),
+            };
+            log::error!(
+                "{error}; the {} changed cells stay in memory and are written at the next flush",
+                keys.len()
+            );
+            act.metrics.record_errors.inc();
+            act.dirty.keys.extend(keys);
+        }));
+    }
+
+    /// Tells the record, and logs what went wrong if it did.
+    pub(super) fn tell<M>(&self, ctx: &mut Context<Self>, msg: M)
+    where
+        M: Message<Result = Result<(), crate::record::RecordError>> + Send + 'static,
+        Recorder: Handler<M>,
+    {
+        let Some(recorder) = &self.recorder else {
+            return;
+        };
+        let metrics = self.metrics.clone();
+        ctx.spawn(
+            recorder
+                .send(msg)
+                .into_actor(self)
+                .map(move |reply, _, _| match reply {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        metrics.record_errors.inc();
+                        log::error!("{e}");
+                    }
+                    Err(e) => log::error!("the recorder is not running: {e}"),
+                }),
+        );
+    }
+
+    /// Compacts the record's history older than `store.keep_for`, at most
+    /// once a day.
+    pub(super) fn compact_if_due(&mut self, ctx: &mut Context<Self>) {
+        let Some(recorder) = &self.recorder else {
+            return;
+        };
+        if !self.dirty.compaction_due() {
+            return;
+        }
+        self.dirty.compacted = Some(Instant::now());
+        let compact = recorder.send(Compact {
+            keep_for: self.dirty.keep_for,
+            now: self.clock.now(),
+        });
+        ctx.spawn(compact.into_actor(self).map(|reply, _, _| match reply {
+            Ok(Ok(c)) if c.history_rows > 0 => log::info!(
+                "record: history before round {} compacted ({} rows, {} rounds)",
+                c.cutoff_round.unwrap_or(0),
+                c.history_rows,
+                c.rounds
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => log::error!("{e}"),
+            Err(e) => log::error!("the recorder is not running: {e}"),
+        }));
+    }
+
+    /// Exports the aggregate as JSON if `snapshot.every` says it is time.
+    pub(super) fn export_if_due(&mut self, ctx: &mut Context<Self>) {
+        if !self.exports.due() {
+            return;
+        }
+        // Taken here, not in the task, so a `Flush` that comes next waits
+        // for this export; a previous export still running skips this one.
+        let Ok(guard) = self.export_lock.clone().try_lock_owned() else {
+            log::debug!("an export is still being written; this round's is skipped");
+            return;
+        };
+        self.exports.last = Some(Instant::now());
+        let snap = self.snapshot();
+        let path = self.exports.path(snap.round);
+        let written = self.exports.written.clone();
+        let keep = self.exports.keep;
+        let work = actix_rt::task::spawn_blocking(move || {
+            let result = export(&snap, &path, &written, keep);
+            drop(guard);
+            result
+        });
+        ctx.spawn(work.into_actor(self).map(|result, act, _| match result {
+            Ok(Ok((w, removed))) => {
+                act.metrics.snapshot_writes.inc();
+                log::info!(
+                    "snapshot {}: {} prices, {} bytes, {} ms",
+                    w.path.display(),
+                    w.prices,
+                    w.bytes,
+                    w.millis
+                );
+                act.exports
+                    .written
+                    .retain(|p| !removed.contains(p) && *p != w.path);
+                act.exports.written.push(w.path);
+            }
+            Ok(Err(e)) => log::error!("{e}"),
+            Err(e) => log::error!("the snapshot export stopped: {e}"),
+        }));
+    }
+}
+
+/// Writes what is not in the record yet; answered once the Recorder has
+/// written everything sent before (the daemon's last step). `None` when
+/// there is no record (`fetch`).
+#[derive(Message, Debug)]
+#[rtype(result = "Option<Result<(), RecordError>>")]
+pub struct Flush;
+
+impl Handler<Flush> for Aggregator {
+    type Result = ResponseFuture<Option<Result<(), RecordError>>>;
+
+    fn handle(&mut self, _: Flush, ctx: &mut Self::Context) -> Self::Result {
+        self.flush(ctx);
+        let Some(recorder) = self.recorder.clone() else {
+            return Box::pin(async { None });
+        };
+        // The Recorder handles its mailbox in order: when this is answered,
+        // every write sent before it is done; an export under way is waited
+        // for too.
+        let exporting = self.export_lock.clone();
+        Box::pin(async move {
+            let written = match recorder.send(Barrier).await {
+                Ok(r) => r,
+                Err(e) => Err(RecordError::Stopped(e.to_string())),
+            };
+            let _ = exporting.lock().await;
+            Some(written)
+        })
     }
 }

@@ -1,5 +1,6 @@
 //! The Aggregator's rules, without a running actor.
 use super::*;
+use crate::actors::messages::SourceRef;
 use crate::model::reason_kind;
 use crate::model::{Exchange, Ohlcv, Symbol};
 use chrono::NaiveDate;
@@ -44,7 +45,11 @@ fn counts(a: &Aggregator) -> Counts {
 }
 
 fn aggregator() -> Aggregator {
-    Aggregator::new(Duration::from_secs(60), Metrics::new())
+    let mut config = crate::config::Config::default();
+    config.log.progress_every = Duration::from_secs(60);
+    let source = SourceRef::remote(url::Url::parse("http://127.0.0.1:1/").unwrap());
+    let initial = Reconfigure::initial(Arc::new(config), source);
+    Aggregator::new(&initial, Metrics::new())
 }
 
 #[test]

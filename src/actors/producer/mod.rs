@@ -10,6 +10,9 @@
 //! is asked and how it is cut is `markets.rs`), and feeds them to the
 //! Supervisor in window-sized chunks, waiting for room before each (the
 //! backpressure). It never fetches a price and never touches the map.
+//! Config reaches it, and through it the Supervisor and the Aggregator, as
+//! one `Reconfigure` (version 0 at start). (A little over 500 lines: the
+//! actor and the messages of its mailbox stay together.)
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -24,10 +27,10 @@ use tokio::sync::{oneshot, watch};
 use super::aggregator::{
     Aggregator, NextRound, RoundFinished, RoundStarted, RoundSummary, Unsettled,
 };
+use super::messages::{Reconfigure, SourceRef, Stop};
 use super::supervisor::{Submit, Supervisor, WaitIdle};
-use super::{Reconfigure, SourceRef};
 use crate::clock::Clock;
-use crate::config::{Config, DayRange, Selection, TooLarge, UniverseSize};
+use crate::config::{Config, ConfigDiff, DayRange, Selection, TooLarge, UniverseSize};
 use crate::model::{Exchange, Symbol, Task, TaskKey};
 use crate::source::{ClientLimits, Endpoints, PriceClient, SourceError};
 pub use markets::Listings;
@@ -228,20 +231,20 @@ pub struct Producer {
 }
 
 impl Producer {
+    /// A producer under the config `initial` brings (start-up is a
+    /// reconfiguration like any other: the same `Reconfigure`, version 0).
     pub fn new(
-        config: Arc<Config>,
-        client: PriceClient,
-        source: SourceRef,
+        initial: Reconfigure,
         clock: Clock,
         supervisor: Addr<Supervisor>,
         aggregator: Addr<Aggregator>,
         finished: watch::Sender<Option<RoundSummary>>,
     ) -> Self {
         Self {
-            config,
-            version: 0,
-            client: Rc::new(client),
-            source,
+            client: Rc::new(discovery_client(&initial)),
+            config: initial.config,
+            version: initial.version,
+            source: initial.source,
             listings: Listings::default(),
             clock,
             supervisor,
@@ -345,20 +348,24 @@ impl Producer {
         let Some((msg, waiting)) = self.pending.take() else {
             return;
         };
+        // What changes is told from the config in force here: a config that
+        // replaced a pending one, or a diff taken from another base, still
+        // tells each actor what changes for it.
+        let msg = Reconfigure {
+            diff: Arc::new(ConfigDiff::between(&self.config, &msg.config)),
+            ..msg
+        };
         let interval_changed = msg.config.schedule.interval != self.config.schedule.interval;
-        if msg.source.url != *self.client.base() || msg.config.source != self.config.source {
-            self.client = Rc::new(PriceClient::new(
-                &msg.source.url,
-                &ClientLimits::from_config(&msg.config.source, 2),
-            ));
+        if msg.diff.changed("source") || msg.source.url != *self.client.base() {
+            self.client = Rc::new(discovery_client(&msg));
+        }
+        // A listing is kept until the exchanges it was read for change:
+        // their tables, or where they are asked.
+        if msg.diff.changed("exchanges") || msg.source.endpoints != self.source.endpoints {
+            self.listings.borrow_mut().clear();
         }
         self.config = msg.config.clone();
         self.version = msg.version;
-        if msg.source.endpoints != self.source.endpoints
-            || msg.config.exchanges != self.config.exchanges
-        {
-            self.listings.borrow_mut().clear();
-        }
         self.source = msg.source.clone();
         log::info!(
             "config version {} in force from round {}",
@@ -417,6 +424,14 @@ impl Producer {
             ctx.spawn(round.map(|_, _, _| ()));
         }));
     }
+}
+
+/// The client that asks the source which exchanges and symbols there are.
+fn discovery_client(msg: &Reconfigure) -> PriceClient {
+    PriceClient::new(
+        &msg.source.url,
+        &ClientLimits::from_config(&msg.config.source, 2),
+    )
 }
 
 impl Actor for Producer {
@@ -488,10 +503,10 @@ impl Handler<StopRounds> for Producer {
     }
 }
 
-impl Handler<super::Stop> for Producer {
+impl Handler<Stop> for Producer {
     type Result = ();
 
-    fn handle(&mut self, _: super::Stop, ctx: &mut Self::Context) {
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
         self.stopping.set(true);
         ctx.stop();
     }

@@ -1,31 +1,23 @@
-//! The `Supervisor`: the one owner of a task's outcome. It sees every task
-//! through the fetcher pool and decides, from what each fetch produced,
-//! whether to try again or what the task's outcome is, and forwards that
-//! outcome to the Aggregator as one `PriceResult`.
+//! The `Supervisor`: the one owner of a task's outcome. It takes tasks from
+//! the Producer (`Submit`, answered only when there is room: the Producer's
+//! backpressure), keeps at most `fetch.queue` of them handed to the fetcher
+//! pool, loses none (a failure, a panic, a hung fetch or a dead worker
+//! thread sends the task round again, within `fetch.retry_for` and
+//! `fetch.max_attempts`), and forwards each cell's outcome to the
+//! Aggregator as one `PriceResult`.
 //!
-//! It takes tasks from the Producer (`Submit`, answered only when there is
-//! room: that is the Producer's backpressure; tasks waiting for a retry
-//! count against the window too), keeps at most `fetch.queue` of them handed
-//! to the pool (the SyncArbiter's own mailbox is unbounded), and keeps an
-//! in-flight ledger so that no task is lost: a transient failure, a fetcher
-//! panic, a hung fetch (past `fetch.task_deadline` from when a fetcher
-//! started it) or a dead worker thread all send the task round again after
-//! a backoff, until `fetch.retry_for` has passed since its first attempt or
-//! `fetch.max_attempts` is reached. An exchange whose host cannot be
-//! reached at all (DNS, a refused port, TLS) before it has answered once
-//! in a round is given up for that round at once: one error line, and all
-//! its cells of the round fail with that reason without a retry (the next
-//! round tries again). The bookkeeping (lanes, limits, ledger,
-//! retry heap, room) is `crate::dispatch`, a plain struct; this actor owns
-//! the pool, the timers (one for due retries, one periodic sweep for hung
-//! fetches) and the decisions. Every dispatch has its own number; a reply
-//! to a dispatch that was given up on (hung) is stale and dropped. It
-//! replaces the pool when a thread has died or the worker count changes. It
-//! never reads a response body: that is the fetchers' job. What it runs on,
-//! taken from the config, is `settings.rs`. (About 650 lines: the actor and
-//! the messages of its mailbox stay together.)
+//! Its pure parts are rooms of their own: the bookkeeping (lanes, limits,
+//! in-flight ledger, retry heap, room) is `dispatch.rs` over `lanes.rs`;
+//! what a reply means (retry, fail, settle, give an unreachable exchange up
+//! for the round, settle without a request) and the pacing (backoff,
+//! throttle pause) is `outcome.rs`; what it runs on is `settings.rs`. This
+//! file keeps the actor: its mailbox, the pool's lifecycle (replaced when a
+//! thread dies or the config diff says so), the timers (due retries, the
+//! hung-fetch sweep, pauses) and the wiring of the pure parts. A reply to a
+//! dispatch given up on (hung) is stale and dropped. It never reads a
+//! response body. (A little under 600 lines: the actor and the messages of
+//! its mailbox stay together.)
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,25 +25,23 @@ use actix::prelude::*;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+mod dispatch;
+mod lanes;
+mod outcome;
 mod settings;
 
 use super::aggregator::{Aggregator, PriceResult};
 use super::fetcher::{Fetch, FetchReply, Fetcher, FetcherFactory, FetcherLost};
-use super::Reconfigure;
-use crate::clock::{self, Clock};
-use crate::dispatch::{backoff, Dispatch, Next, Pending};
+use super::messages::{Reconfigure, Stop};
+use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::model::{reason_kind, Exchange, Outcome, Task, TaskKey};
-use crate::source::exchanges::{self, out_of_reach_reason, DayAnswer};
-use crate::source::{Answer, FetchFailure, Throttle};
+use crate::model::{reason_kind, Exchange, Outcome, Task};
+use crate::source::Throttle;
+use dispatch::{Dispatch, Next, Pending};
+use outcome::{
+    decide, decide_before, every_day, per_day, Action, CellOutcome, Ledger, Now, Pause, Reply,
+};
 pub use settings::PoolSettings;
-
-/// How long an exchange that said "too many requests" without saying for
-/// how long is left alone: doubling from 1 s with each throttle in a row,
-/// at most a minute.
-fn throttle_pause(in_a_row: u32) -> Duration {
-    Duration::from_secs(1u64 << in_a_row.saturating_sub(1).min(6)).min(Duration::from_secs(60))
-}
 
 /// Counters an operator (and the tests) can read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, MessageResponse)]
@@ -92,23 +82,22 @@ pub struct Supervisor {
     idle_waiters: Vec<oneshot::Sender<()>>,
     /// Shutting down: nothing new is dispatched, retries are dropped.
     draining: bool,
-    /// Throttling answers in a row, per exchange (reset by an answer).
-    throttled: HashMap<Exchange, u32>,
-    /// Exchanges whose server has answered (spoken HTTP), with the round.
-    answered: HashSet<(Exchange, u64)>,
-    /// Exchanges given up for a round because their host cannot be
-    /// reached: the round and the reason their cells fail with.
-    unreachable: HashMap<Exchange, (u64, String)>,
+    /// What each exchange did in the round (throttled, answered,
+    /// unreachable): what `outcome::decide` reads.
+    ledger: Ledger,
     stats: SupervisorStats,
 }
 
 impl Supervisor {
+    /// A supervisor under the config `initial` brings (start-up is a
+    /// reconfiguration like any other); its first pool starts with it.
     pub fn new(
-        settings: PoolSettings,
+        initial: &Reconfigure,
         clock: Clock,
         aggregator: Addr<Aggregator>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let settings = PoolSettings::new(initial.source.clone(), &initial.config);
         Self {
             dispatch: Dispatch::new(settings.dispatch_limits()),
             settings,
@@ -122,9 +111,7 @@ impl Supervisor {
             submit_waiters: Vec::new(),
             idle_waiters: Vec::new(),
             draining: false,
-            throttled: HashMap::new(),
-            answered: HashSet::new(),
-            unreachable: HashMap::new(),
+            ledger: Ledger::default(),
             stats: SupervisorStats::default(),
         }
     }
@@ -216,80 +203,85 @@ impl Supervisor {
             return;
         };
         let pending = job.pending;
-        match reply {
-            Ok(FetchReply::Answered {
-                result: Ok(days),
-                asked_at,
-            }) => {
-                self.throttled.remove(&pending.task.key.exchange);
-                self.note_answered(&pending);
-                self.deliver_days(id, &pending, days, asked_at);
-            }
-            Ok(FetchReply::Answered {
-                result: Err(failure),
-                asked_at,
-            }) if failure.unreachable.is_some()
-                && !self
-                    .answered
-                    .contains(&(pending.task.key.exchange.clone(), pending.round)) =>
-            {
-                self.give_up_unreachable(id, &pending, &failure.reason, asked_at);
-            }
-            Ok(FetchReply::Answered {
-                result: Err(failure),
-                asked_at,
-            }) => {
-                if failure.unreachable.is_none() {
-                    self.note_answered(&pending);
-                }
-                if let Some(kind) = failure.throttle {
-                    self.pause_exchange(&pending.task.key.exchange, kind, &failure, ctx);
-                }
-                if failure.retryable {
-                    log::debug!(
-                        "{}: attempt {} failed: {}",
-                        pending.task.key,
-                        pending.task.attempt + 1,
-                        failure.reason
-                    );
-                    self.again(pending, failure, ctx);
-                } else {
-                    let outcome = Outcome::Failed {
-                        reason: failure.reason,
-                        attempts: pending.task.attempt + 1,
-                    };
-                    self.deliver_all(id, &pending, outcome, asked_at);
-                }
-            }
+        let reply = match reply {
+            Ok(FetchReply::Answered { result, asked_at }) => Reply::Answered { result, asked_at },
             Ok(FetchReply::Panicked(reason)) => {
                 self.stats.restarts += 1;
                 self.metrics.fetcher_restarts.inc();
                 log::warn!("{}: {reason}; fetcher rebuilt", pending.task.key);
-                self.again(pending, FetchFailure::retryable(reason), ctx);
+                Reply::Lost(reason)
             }
-            Err(MailboxError::Timeout) => {
-                // No timeout is set on the send; deadlines are the sweep's.
-                self.again(pending, FetchFailure::retryable("no reply"), ctx);
-            }
+            // No timeout is set on the send; deadlines are the sweep's.
+            Err(MailboxError::Timeout) => Reply::Lost("no reply".into()),
             Err(MailboxError::Closed) => {
                 log::warn!("{}: its fetcher thread died; re-queued", pending.task.key);
                 if self.pool.as_ref().is_some_and(|p| !p.connected()) {
                     self.replace_pool("every worker thread died", ctx);
                 }
-                self.again(pending, FetchFailure::retryable("fetcher thread died"), ctx);
+                Reply::Lost("fetcher thread died".into())
             }
-        }
+        };
+        self.act(Some(id), pending, reply, ctx);
         self.pump(ctx);
     }
 
-    /// `pending`'s exchange has answered in its round: from now on a
-    /// failure to connect there is worth retrying.
-    fn note_answered(&mut self, pending: &Pending) {
-        let key = (pending.task.key.exchange.clone(), pending.round);
-        if !self.answered.contains(&key) {
-            // Only the newest round matters: older entries go.
-            self.answered.retain(|(_, round)| *round >= pending.round);
-            self.answered.insert(key);
+    /// Decides what `reply` means for `pending` (`outcome::decide`) and
+    /// carries it out. `id`: the dispatch that answered, if one did (else
+    /// what it settles is a decision with a number of its own).
+    fn act(&mut self, id: Option<u64>, pending: Pending, reply: Reply, ctx: &mut Context<Self>) {
+        let exchange = &pending.task.key.exchange;
+        let now = Now {
+            instant: Instant::now(),
+            wall: self.clock.now(),
+            paused_until: self.dispatch.paused_until(exchange, Instant::now()),
+            draining: self.draining,
+        };
+        let decision = decide(reply, &pending, &mut self.ledger, &self.settings, now);
+        if let Some(pause) = decision.pause {
+            self.pause_exchange(exchange, pause, ctx);
+        }
+        // What a lost fetch settles has a number of its own.
+        let answered = |dispatch: &mut Dispatch| id.unwrap_or_else(|| dispatch.new_id());
+        match decision.action {
+            Action::Days { days, asked_at } => {
+                let id = answered(&mut self.dispatch);
+                let cells = per_day(&pending, days, asked_at, self.settings.settle_after);
+                self.deliver(id, &pending, cells, asked_at);
+            }
+            Action::Settle { outcome, at } => {
+                let id = answered(&mut self.dispatch);
+                self.deliver_all(id, &pending, outcome, at);
+            }
+            Action::GiveUp { outcome, at } => {
+                let id = self.dispatch.new_id();
+                self.deliver_all(id, &pending, outcome, at);
+            }
+            Action::Unreachable {
+                reason,
+                asked_at,
+                announce,
+            } => {
+                let id = answered(&mut self.dispatch);
+                self.give_up_unreachable(id, &pending, &reason, asked_at, announce);
+            }
+            Action::Retry {
+                attempt,
+                delay,
+                reason,
+            } => {
+                self.stats.retries += 1;
+                self.metrics.count_retry(reason_kind(&reason));
+                let pending = Pending {
+                    task: Task {
+                        attempt,
+                        ..pending.task
+                    },
+                    ..pending
+                };
+                self.dispatch.retry_at(pending, now.instant + delay);
+                self.arm_retry_timer(ctx);
+            }
+            Action::Unsettled => {}
         }
     }
 
@@ -303,81 +295,33 @@ impl Supervisor {
         pending: &Pending,
         reason: &str,
         asked_at: chrono::DateTime<chrono::Utc>,
+        announce: bool,
     ) {
         let exchange = &pending.task.key.exchange;
-        let round = pending.round;
-        if self.unreachable.get(exchange).map(|(r, _)| *r) != Some(round) {
+        if announce {
             log::error!(
                 "{exchange}: {reason}; its cells fail this round without retrying (the next round tries again)"
             );
-            self.unreachable
-                .insert(exchange.clone(), (round, reason.to_owned()));
         }
         let failed = |attempts: u32| Outcome::Failed {
             reason: reason.to_owned(),
             attempts,
         };
-        self.deliver_all(
-            dispatch,
-            pending,
-            failed(pending.task.attempt + 1),
-            asked_at,
-        );
-        for other in self.dispatch.take_exchange(exchange, round) {
+        let outcome = failed(pending.task.attempt + 1);
+        self.deliver_all(dispatch, pending, outcome, asked_at);
+        for other in self.dispatch.take_exchange(exchange, pending.round) {
             let id = self.dispatch.new_id();
             self.deliver_all(id, &other, failed(other.task.attempt), asked_at);
         }
     }
 
-    /// One `PriceResult` per day of a page the source answered.
-    fn deliver_days(
-        &self,
-        dispatch: u64,
-        pending: &Pending,
-        days: Vec<DayAnswer>,
-        asked_at: chrono::DateTime<chrono::Utc>,
-    ) {
-        for d in days {
-            let outcome = match d.answer {
-                Answer::Price { price, flags } => Outcome::Price { price, flags },
-                Answer::NoPrice => Outcome::NoPrice,
-                Answer::Rejected { reason, price } => Outcome::Rejected { reason, price },
-                Answer::Failed { reason } => Outcome::Failed {
-                    reason,
-                    attempts: pending.task.attempt + 1,
-                },
-            };
-            let key = TaskKey {
-                day: d.day,
-                ..pending.task.key.clone()
-            };
-            let is_final = !d.open && clock::is_final(d.day, asked_at, self.settings.settle_after);
-            self.deliver(dispatch, pending, key, outcome, is_final, asked_at);
-        }
-    }
-
-    /// The same outcome for every day a task covers (a failure, a rule).
-    fn deliver_all(
-        &self,
-        dispatch: u64,
-        pending: &Pending,
-        outcome: Outcome,
-        asked_at: chrono::DateTime<chrono::Utc>,
-    ) {
-        for key in pending.task.keys() {
-            let is_final = clock::is_final(key.day, asked_at, self.settings.settle_after);
-            self.deliver(dispatch, pending, key, outcome.clone(), is_final, asked_at);
-        }
-    }
-
-    /// One cell's outcome is decided: one `PriceResult` to the Aggregator.
+    /// Each cell's outcome is decided: one `PriceResult` per cell to the
+    /// Aggregator.
     fn deliver(
         &self,
         dispatch: u64,
         pending: &Pending,
-        key: TaskKey,
-        outcome: Outcome,
-        is_final: bool,
+        cells: Vec<CellOutcome>,
         asked_at: chrono::DateTime<chrono::Utc>,
     ) {
         let source = pending
@@ -385,147 +329,65 @@ impl Supervisor {
             .market
             .as_ref()
             .map_or_else(|| self.settings.source_id.clone(), |m| m.source.clone());
-        self.aggregator.do_send(PriceResult {
-            round: pending.round,
-            dispatch,
-            key,
-            outcome,
-            is_final,
-            asked_at,
-            source,
-        });
+        for cell in cells {
+            self.aggregator.do_send(PriceResult {
+                round: pending.round,
+                dispatch,
+                key: cell.key,
+                outcome: cell.outcome,
+                is_final: cell.is_final,
+                asked_at,
+                source: source.clone(),
+            });
+        }
+    }
+
+    /// The same outcome for every day `pending` covers.
+    fn deliver_all(
+        &self,
+        dispatch: u64,
+        pending: &Pending,
+        outcome: Outcome,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
+        let cells = every_day(pending, outcome, at, self.settings.settle_after);
+        self.deliver(dispatch, pending, cells, at);
     }
 
     /// The exchange asked us to slow down: nothing more goes to it until
     /// its `Retry-After` (or a pause that doubles while it keeps saying so).
-    fn pause_exchange(
-        &mut self,
-        exchange: &Exchange,
-        kind: Throttle,
-        failure: &FetchFailure,
-        ctx: &mut Context<Self>,
-    ) {
-        let in_a_row = self.throttled.entry(exchange.clone()).or_default();
-        *in_a_row += 1;
-        let pause = failure
-            .retry_after
-            .unwrap_or_else(|| throttle_pause(*in_a_row));
+    fn pause_exchange(&mut self, exchange: &Exchange, pause: Pause, ctx: &mut Context<Self>) {
+        let Pause {
+            kind,
+            pause,
+            reason,
+        } = pause;
         self.dispatch.pause(exchange, Instant::now() + pause);
         self.metrics
             .count_throttle(exchange.as_str(), kind == Throttle::Banned);
         let pause_text = humantime::format_duration(pause);
         match kind {
             Throttle::Banned => log::error!(
-                "{exchange} has banned this address for {pause_text} ({}); nothing is sent to it until then",
-                failure.reason
+                "{exchange} has banned this address for {pause_text} ({reason}); nothing is sent to it until then"
             ),
-            Throttle::RateLimited => log::warn!(
-                "{exchange} asks us to slow down ({}); pausing it for {pause_text}",
-                failure.reason
-            ),
+            Throttle::RateLimited => {
+                log::warn!("{exchange} asks us to slow down ({reason}); pausing it for {pause_text}")
+            }
         }
         // A wake-up for when the pause ends, in case nothing else pumps.
         ctx.run_later(pause, |act, ctx| act.pump(ctx));
     }
 
-    /// Decides, without a request, the tasks that need none: a market that
-    /// could not be found fails with its reason; days older than the
-    /// exchange serves are rejected as out of reach. `false`: fetch it.
+    /// Settles, without a request, a task that needs none
+    /// (`outcome::decide_before`). `false`: fetch it.
     fn decide_without_request(&mut self, pending: &Pending) -> bool {
-        let now = self.clock.now();
-        if let Some((round, reason)) = self.unreachable.get(&pending.task.key.exchange) {
-            if *round == pending.round {
-                let id = self.dispatch.new_id();
-                let outcome = Outcome::Failed {
-                    reason: reason.clone(),
-                    attempts: 0,
-                };
-                self.deliver_all(id, pending, outcome, now);
-                return true;
-            }
-        }
-        let Some(market) = &pending.task.market else {
+        let Some(outcome) = decide_before(pending, &self.ledger, self.clock.today()) else {
             return false;
         };
-        if let Some(reason) = &market.unresolved {
-            let id = self.dispatch.new_id();
-            let outcome = Outcome::Failed {
-                reason: reason.to_string(),
-                attempts: 0,
-            };
-            self.deliver_all(id, pending, outcome, now);
-            return true;
-        }
-        let earliest =
-            exchanges::adapter(market.api).and_then(|a| a.earliest_day(self.clock.today()));
-        match earliest {
-            Some(e) if pending.task.days().to < e => {
-                let id = self.dispatch.new_id();
-                let outcome = Outcome::Rejected {
-                    reason: out_of_reach_reason(market.api, e),
-                    price: None,
-                };
-                self.deliver_all(id, pending, outcome, now);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Sends a task round again after a backoff, or records it as failed
-    /// once its time budget (`fetch.retry_for`) or attempts are used up.
-    /// A throttling answer is the exchange's pacing, not the task's
-    /// failure: it does not use up an attempt, only time.
-    fn again(&mut self, pending: Pending, failure: FetchFailure, ctx: &mut Context<Self>) {
-        let attempts = pending.task.attempt + u32::from(failure.throttle.is_none());
-        let spent = pending.first_try.map_or(Duration::ZERO, |t| t.elapsed());
-        let paused_past_budget = self
-            .dispatch
-            .paused_until(&pending.task.key.exchange, Instant::now())
-            .is_some_and(|until| {
-                pending
-                    .first_try
-                    .is_some_and(|t| until.saturating_duration_since(t) > self.settings.retry_for)
-            });
-        if attempts >= self.settings.max_attempts
-            || spent >= self.settings.retry_for
-            || paused_past_budget
-        {
-            let id = self.dispatch.new_id();
-            let outcome = Outcome::Failed {
-                reason: failure.reason,
-                attempts: attempts.max(1),
-            };
-            let now = self.clock.now();
-            self.deliver_all(id, &pending, outcome, now);
-            return;
-        }
-        if self.draining {
-            // Shutting down: the task stays unsettled; a later run fetches it.
-            return;
-        }
-        self.stats.retries += 1;
-        self.metrics.count_retry(reason_kind(&failure.reason));
-        let delay = failure
-            .retry_after
-            .map(|d| d.min(self.settings.backoff_max))
-            .unwrap_or_else(|| {
-                backoff(
-                    self.settings.backoff_base,
-                    self.settings.backoff_max,
-                    attempts,
-                )
-            })
-            .min(self.settings.retry_for.saturating_sub(spent));
-        let pending = Pending {
-            task: Task {
-                attempt: attempts,
-                ..pending.task
-            },
-            ..pending
-        };
-        self.dispatch.retry_at(pending, Instant::now() + delay);
-        self.arm_retry_timer(ctx);
+        let id = self.dispatch.new_id();
+        let now = self.clock.now();
+        self.deliver_all(id, pending, outcome, now);
+        true
     }
 
     /// Arms the one retry timer for the soonest due retry.
@@ -567,7 +429,7 @@ impl Supervisor {
                 humantime::format_duration(deadline)
             );
             log::warn!("{}: {reason}; re-queued", job.pending.task.key);
-            self.again(job.pending, FetchFailure::retryable(reason), ctx);
+            self.act(None, job.pending, Reply::Lost(reason), ctx);
         }
         self.pump(ctx);
     }
@@ -656,17 +518,16 @@ impl Handler<FetcherLost> for Supervisor {
     }
 }
 
-/// New settings, at a round boundary: a new pool is started if the pool's
-/// shape changed (the old one's threads exit once it is dropped).
+/// New settings, at a round boundary: a new pool is started if the diff
+/// says the pool's shape changed (the old one's threads exit once it is
+/// dropped).
 impl Handler<Reconfigure> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: Reconfigure, ctx: &mut Self::Context) {
-        let settings = PoolSettings::new(msg.source, &msg.config);
-        let reshape = settings.pool_shape() != self.settings.pool_shape();
-        self.dispatch.set_limits(settings.dispatch_limits());
-        self.settings = settings;
-        if reshape {
+        self.settings = PoolSettings::new(msg.source, &msg.config);
+        self.dispatch.set_limits(self.settings.dispatch_limits());
+        if msg.diff.pool {
             self.replace_pool("configuration changed", ctx);
         }
         self.pump(ctx);
@@ -722,10 +583,10 @@ impl Handler<GetStats> for Supervisor {
     }
 }
 
-impl Handler<super::Stop> for Supervisor {
+impl Handler<Stop> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, _: super::Stop, ctx: &mut Self::Context) {
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
         self.draining = true;
         self.dispatch.clear();
         self.pool = None;

@@ -1,7 +1,8 @@
 //! `PoolSettings`: the part of the config the Supervisor runs on, taken
 //! whole from a `Config` and a `SourceRef`, with each exchange's limits (its
-//! own table's, else its API's documented rate, else `[source]`'s) and what
-//! only a new fetcher pool can take. Plain values; no actor, no I/O.
+//! own table's, else its API's documented rate, else `[source]`'s). Whether
+//! a new fetcher pool is needed is the config diff's to say
+//! (`ConfigDiff::pool`), not worked out here. Plain values; no actor, no I/O.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,9 +10,9 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::actors::SourceRef;
+use super::dispatch::{ExchangeLimits, Limits};
+use crate::actors::messages::SourceRef;
 use crate::config::{Config, PerExchangeConfig};
-use crate::dispatch::{ExchangeLimits, Limits};
 use crate::model::Exchange;
 use crate::source::exchanges;
 use crate::source::{ClientLimits, Endpoints};
@@ -84,12 +85,5 @@ impl PoolSettings {
             requests_per_second: self.per_exchange.requests_per_second,
             exchanges: self.own_limits.clone(),
         }
-    }
-
-    /// Settings that only a new pool can take.
-    pub(super) fn pool_shape(&self) -> (&Url, usize, ClientLimits, &Endpoints) {
-        let mut limits = self.limits.clone();
-        limits.connections = 0;
-        (&self.base, self.workers, limits, &self.endpoints)
     }
 }
