@@ -1,4 +1,4 @@
-//! Real-exchange benchmark: a backfill of every exchange api (`Api::EXCHANGES`) x 3 symbols x 5 years
+//! Real-exchange benchmark: a backfill of every exchange api (`ExchangeApi::EXCHANGES`) x 3 symbols x 5 years
 //! of daily candles, each exchange served by the built-in server in its own
 //! dialect on loopback with the exchange's published rate limit, and asked
 //! by pricegrid at its default (documented, safe) rate. Prints, per
@@ -22,7 +22,7 @@ use pricegrid::actors::producer::RunRound;
 use pricegrid::actors::{Pipeline, PipelineOptions};
 use pricegrid::clock::Clock;
 use pricegrid::config::{Config, Day, ExchangeConfig, Selection, SourceUrl};
-use pricegrid::model::{Api, Exchange, Symbol};
+use pricegrid::model::{Exchange, ExchangeApi, Symbol};
 use pricegrid::origin::Source;
 use pricegrid::server::{self, Dataset, GeneratedSpec, PriceServer, ServerOptions};
 use pricegrid::source::exchanges::adapter;
@@ -34,25 +34,25 @@ const TO: &str = "2020-12-31";
 const NOW: &str = "2021-01-01T12:00:00Z";
 
 /// The exchange's own published limit, which its dialect server enforces.
-fn published_limit(api: Api) -> f64 {
+fn published_limit(api: ExchangeApi) -> f64 {
     match api {
         // 6,000 request weight a minute, 2 a klines call.
-        Api::Binance => 50.0,
-        Api::Kraken => 1.0,
-        Api::Coinbase => 10.0,
+        ExchangeApi::Binance => 50.0,
+        ExchangeApi::Kraken => 1.0,
+        ExchangeApi::Coinbase => 10.0,
         // 8,000 requests per 10 minutes.
-        Api::Bitstamp => 13.3,
+        ExchangeApi::Bitstamp => 13.3,
         // history-candles: 20 requests per 2 seconds.
-        Api::Okx => 10.0,
+        ExchangeApi::Okx => 10.0,
         // 30 requests a minute on the candles route.
-        Api::Bitfinex => 0.5,
+        ExchangeApi::Bitfinex => 0.5,
         // ccxt's numbers (not the exchanges' own).
-        Api::Poloniex => 200.0,
-        Api::Hitbtc => 30.0,
-        Api::Htx => 10.0,
+        ExchangeApi::Poloniex => 200.0,
+        ExchangeApi::Hitbtc => 30.0,
+        ExchangeApi::Htx => 10.0,
         // ccxt's 300 ms between requests.
-        Api::Cexio => 3.3,
-        Api::Classic => f64::INFINITY,
+        ExchangeApi::Cexio => 3.3,
+        ExchangeApi::Classic => f64::INFINITY,
     }
 }
 
@@ -60,14 +60,15 @@ fn day(s: &str) -> NaiveDate {
     s.parse().expect("a date")
 }
 
-fn name(api: Api) -> Exchange {
+fn name(api: ExchangeApi) -> Exchange {
     Exchange::new(api.as_str()).expect("a valid name")
 }
 
-fn config(classic: &PriceServer, servers: &BTreeMap<Api, PriceServer>) -> Config {
+fn config(classic: &PriceServer, servers: &BTreeMap<ExchangeApi, PriceServer>) -> Config {
     let mut c = Config::default();
     c.source.url = SourceUrl::Remote(classic.url());
-    c.universe.exchanges = Selection::List(Api::EXCHANGES.iter().map(|a| name(*a)).collect());
+    c.universe.exchanges =
+        Selection::List(ExchangeApi::EXCHANGES.iter().map(|a| name(*a)).collect());
     c.universe.symbols = Selection::List(
         ["btc", "eth", "ltc"]
             .iter()
@@ -134,27 +135,27 @@ fn main() {
     let clock = Clock::manual(now);
     actix_rt::System::new().block_on(async move {
         let mut spec = GeneratedSpec::classic(server::DEFAULT_SEED);
-        spec.exchanges = Api::EXCHANGES.iter().map(|a| name(*a)).collect();
+        spec.exchanges = ExchangeApi::EXCHANGES.iter().map(|a| name(*a)).collect();
         spec.from = day(FROM);
         spec.to = day(TO);
         let dataset = Arc::new(Dataset::generated(spec));
-        let start = |api: Api| {
+        let start = |api: ExchangeApi| {
             let mut o = ServerOptions::new(([127, 0, 0, 1], 0).into(), server::DEFAULT_SEED);
             o.dataset = dataset.clone();
             o.clock = clock.clone();
             o.dialect = api;
-            if api != Api::Classic {
+            if api != ExchangeApi::Classic {
                 o.rate_limit = Some(published_limit(api));
             }
             server::start(&o).expect("a server starts")
         };
-        let classic = start(Api::Classic);
+        let classic = start(ExchangeApi::Classic);
         let mut walls = Vec::new();
-        let mut per_exchange: BTreeMap<Api, (u64, u64)> = BTreeMap::new();
+        let mut per_exchange: BTreeMap<ExchangeApi, (u64, u64)> = BTreeMap::new();
         let mut cells = 0;
         for _ in 0..REPEATS {
-            let servers: BTreeMap<Api, PriceServer> =
-                Api::EXCHANGES.iter().map(|a| (*a, start(*a))).collect();
+            let servers: BTreeMap<ExchangeApi, PriceServer> =
+                ExchangeApi::EXCHANGES.iter().map(|a| (*a, start(*a))).collect();
             let (wall, n) = timed_round(&config(&classic, &servers), &clock).await;
             walls.push(wall.as_secs_f64());
             cells = n;
@@ -167,14 +168,14 @@ fn main() {
         let today = day("2021-01-01");
         println!(
             "backfill: {} exchanges x 3 symbols x {days} days ({FROM}..{TO}) = {cells} cells, today {today}",
-            Api::EXCHANGES.len()
+            ExchangeApi::EXCHANGES.len()
         );
         println!(
             "{:<9} {:>9} {:>8} {:>10} {:>12} {:>9} {:>10} {:>9}",
             "exchange", "rate/s", "limit/s", "requests", "req/cell", "fewest", "<=1/300", "throttled"
         );
         let mut ideal: f64 = 0.0;
-        for api in Api::EXCHANGES {
+        for api in ExchangeApi::EXCHANGES {
             let a = adapter(api).expect("an adapter");
             let rate = a.default_requests_per_second();
             let (requests, throttled) = per_exchange[&api];

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Day, SourceUrl};
-use crate::model::{Api, Exchange, Symbol};
+use crate::model::{Exchange, ExchangeApi, Symbol};
 use crate::query::{names, Field};
 use crate::render::Format;
 use crate::server::{self, faults};
@@ -232,7 +232,7 @@ pub struct ServeArgs {
     /// candle API: binance, kraken, coinbase, bitstamp, okx, bitfinex,
     /// poloniex, hitbtc, htx, cexio.
     #[arg(long, default_value = "classic", value_parser = parse_api)]
-    pub dialect: Api,
+    pub dialect: ExchangeApi,
     /// With a --dialect: whose prices to serve, a dataset exchange
     /// [default: the one named like the dialect, else the built-in
     /// dataset's binance: hitbtc, kraken: kraken, coinbase: coinbase-pro,
@@ -303,9 +303,9 @@ fn parse_time(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
         .map_err(|_| format!("{raw:?} is not a time such as 2026-11-24T10:15:00Z"))
 }
 
-/// An API name, by `Api`'s own parser (the config's).
-fn parse_api(raw: &str) -> Result<Api, String> {
-    raw.parse::<Api>()
+/// An API name, by `ExchangeApi`'s own parser (the config's).
+fn parse_api(raw: &str) -> Result<ExchangeApi, String> {
+    raw.parse::<ExchangeApi>()
 }
 
 /// A request rate such as `10/s` (or a bare `10`): a number above 0.

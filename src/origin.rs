@@ -15,7 +15,7 @@ use url::Url;
 
 use crate::clock::Clock;
 use crate::config::{Config, SourceUrl};
-use crate::model::{Api, Exchange};
+use crate::model::{Exchange, ExchangeApi};
 use crate::server::{self, PriceServer, ServerOptions};
 use crate::source::{exchanges, tls, ClientLimits, Endpoint, Endpoints, PriceClient, SourceError};
 
@@ -35,13 +35,13 @@ pub enum OriginError {
     #[error("exchanges.{exchange}: the built-in server cannot speak {api}: {reason}")]
     BuiltinDialect {
         exchange: Exchange,
-        api: Api,
+        api: ExchangeApi,
         reason: String,
     },
     #[error("exchanges.{exchange}: {api}'s default URL {url:?} is not a URL")]
     DefaultUrl {
         exchange: Exchange,
-        api: Api,
+        api: ExchangeApi,
         url: &'static str,
     },
 }
@@ -197,7 +197,7 @@ fn start_dialect(
     config: &Config,
     clock: &Clock,
     exchange: &Exchange,
-    api: Api,
+    api: ExchangeApi,
 ) -> Result<PriceServer, OriginError> {
     let mut opts = ServerOptions::new(
         std::net::SocketAddr::from(([127, 0, 0, 1], 0)),

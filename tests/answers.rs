@@ -334,9 +334,9 @@ async fn a_chunked_body_cut_after_some_data_is_a_retryable_failure_never_no_pric
 
 #[actix_rt::test]
 async fn an_exchange_adapter_reads_a_body_to_the_close_and_fails_a_cut_chunked_one() {
-    use pricegrid::model::{Api, DayRange};
+    use pricegrid::model::{DayRange, ExchangeApi};
     bounded(async {
-        let api = pricegrid::source::exchanges::adapter(Api::Coinbase).expect("an adapter");
+        let api = pricegrid::source::exchanges::adapter(ExchangeApi::Coinbase).expect("an adapter");
         let days = DayRange {
             from: day("2020-03-12"),
             to: day("2020-03-12"),

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::*;
 use pricegrid::commands::fetch::fetch_round;
 use pricegrid::config::OhlcOrder;
-use pricegrid::model::{Api, Exchange, Ohlcv, Symbol, TaskKey};
+use pricegrid::model::{Exchange, ExchangeApi, Ohlcv, Symbol, TaskKey};
 use pricegrid::origin::Source;
 use pricegrid::source::{default_user_agent, Answer, ClientLimits, PriceClient};
 use pricegrid::wire::PriceBody;
@@ -135,7 +135,7 @@ async fn an_exchanges_own_user_agent_goes_to_its_api_and_its_listing() {
             .exchanges(["coinbase-pro"])
             .symbols(["btc"])
             .window("2020-03-01", "2020-03-03")
-            .exchange_api("coinbase-pro", Api::Coinbase, &url, 100.0)
+            .exchange_api("coinbase-pro", ExchangeApi::Coinbase, &url, 100.0)
             .quick_backoff()
             .build();
         config.source.user_agent = Some("source-agent/1".to_owned());

@@ -18,7 +18,9 @@ use pricegrid::actors::producer::RunRound;
 use pricegrid::actors::{Pipeline, PipelineOptions};
 use pricegrid::clock::Clock;
 use pricegrid::config::Config;
-use pricegrid::model::{Api, CellState, Counts, Exchange, Flags, Ohlcv, Symbol, DEFAULT_QUOTES};
+use pricegrid::model::{
+    CellState, Counts, Exchange, ExchangeApi, Flags, Ohlcv, Symbol, DEFAULT_QUOTES,
+};
 use pricegrid::origin::Source;
 use pricegrid::server::{self, Dataset, GeneratedSpec, PriceServer, ServerOptions};
 use pricegrid::store::Store;
@@ -56,7 +58,7 @@ fn dataset() -> Arc<Dataset> {
 /// A server over `dataset` at `clock`'s time, publishing an hour after each
 /// close, speaking `dialect` with kraken's prices.
 fn server(
-    dialect: Api,
+    dialect: ExchangeApi,
     dataset: &Arc<Dataset>,
     clock: &Clock,
     tweak: impl FnOnce(&mut ServerOptions),
@@ -66,7 +68,7 @@ fn server(
     opts.clock = clock.clone();
     opts.publish_delay = Some(HOUR);
     opts.dialect = dialect;
-    if dialect != Api::Classic {
+    if dialect != ExchangeApi::Classic {
         opts.exchange = Some(kraken());
     }
     tweak(&mut opts);
@@ -86,7 +88,7 @@ fn config(classic: &PriceServer) -> Config {
 }
 
 /// `config` with kraken asked through `api` at `server`.
-fn through(config: Config, api: Api, server: &PriceServer, rps: f64) -> Config {
+fn through(config: Config, api: ExchangeApi, server: &PriceServer, rps: f64) -> Config {
     let config = TestConfig::from(config)
         .exchange_api("kraken", api, &server.url(), rps)
         .build();
@@ -140,20 +142,20 @@ fn kraken_reach() -> NaiveDate {
 
 /// The oldest day an exchange serves on `NOW`, if it has a limit: Kraken's
 /// 720 days, HTX's 2000 hours (less a day).
-fn reach(api: Api) -> Option<NaiveDate> {
+fn reach(api: ExchangeApi) -> Option<NaiveDate> {
     match api {
-        Api::Kraken => Some(kraken_reach()),
-        Api::Htx => Some(day("2020-06-15") - TimeDelta::days(82)),
+        ExchangeApi::Kraken => Some(kraken_reach()),
+        ExchangeApi::Htx => Some(day("2020-06-15") - TimeDelta::days(82)),
         _ => None,
     }
 }
 
 /// What every price of an exchange is flagged with beyond the classic
 /// server's flags: HTX's days are built from hours, CEX.IO's from quotes.
-fn provenance(api: Api) -> Flags {
+fn provenance(api: ExchangeApi) -> Flags {
     match api {
-        Api::Htx => Flags::DERIVED_1H,
-        Api::Cexio => Flags::QUOTES,
+        ExchangeApi::Htx => Flags::DERIVED_1H,
+        ExchangeApi::Cexio => Flags::QUOTES,
         _ => Flags::NONE,
     }
 }
@@ -162,7 +164,7 @@ fn provenance(api: Api) -> Flags {
 /// but for the days out of reach (Kraken's, HTX's), the provenance flags
 /// of a price (HTX's `derived:1h`, CEX.IO's `quotes`) and CEX.IO's volume
 /// (quotes have none: 0).
-fn assert_same_cells(api: Api, classic: &Store, dialect: &Store) {
+fn assert_same_cells(api: ExchangeApi, classic: &Store, dialect: &Store) {
     let mut compared = 0;
     for symbol in symbols() {
         let mut d = day(FROM);
@@ -186,7 +188,7 @@ fn assert_same_cells(api: Api, classic: &Store, dialect: &Store) {
                     None => c.flags,
                 };
                 let price = match api {
-                    Api::Cexio => c.price.map(|p| Ohlcv { volume: 0.0, ..p }),
+                    ExchangeApi::Cexio => c.price.map(|p| Ohlcv { volume: 0.0, ..p }),
                     _ => c.price,
                 };
                 assert_eq!(
@@ -212,7 +214,7 @@ fn assert_same_cells(api: Api, classic: &Store, dialect: &Store) {
 async fn a_round_through_each_dialect_gives_the_classic_servers_cells() {
     let clock = Clock::manual(now());
     let data = dataset();
-    let classic = server(Api::Classic, &data, &clock, |_| {});
+    let classic = server(ExchangeApi::Classic, &data, &clock, |_| {});
     let (counts, reference) = round(config(&classic), &clock).await;
     assert_eq!(counts.failed, 0, "{counts:?}");
     let today = reference
@@ -229,7 +231,7 @@ async fn a_round_through_each_dialect_gives_the_classic_servers_cells() {
         (CellState::Provisional, None),
         "no candle yet for tomorrow"
     );
-    for api in Api::EXCHANGES {
+    for api in ExchangeApi::EXCHANGES {
         let dialect = server(api, &data, &clock, |_| {});
         let (counts, store) = round(through(config(&classic), api, &dialect, 200.0), &clock).await;
         let requests = dialect.stats.candle_requests();
@@ -244,7 +246,7 @@ async fn a_round_through_each_dialect_gives_the_classic_servers_cells() {
             .get(&kraken(), &symbols()[0], day("2020-06-15"))
             .expect("today's cell");
         let partial = match api {
-            Api::Cexio => today.price.map(|p| Ohlcv { volume: 0.0, ..p }),
+            ExchangeApi::Cexio => today.price.map(|p| Ohlcv { volume: 0.0, ..p }),
             _ => today.price,
         };
         assert_eq!(
@@ -272,9 +274,9 @@ async fn a_round_through_each_dialect_gives_the_classic_servers_cells() {
 async fn a_second_round_asks_only_for_the_days_not_yet_final() {
     let clock = Clock::manual(now());
     let data = dataset();
-    let classic = server(Api::Classic, &data, &clock, |_| {});
-    let dialect = server(Api::Coinbase, &data, &clock, |_| {});
-    let config = through(config(&classic), Api::Coinbase, &dialect, 200.0);
+    let classic = server(ExchangeApi::Classic, &data, &clock, |_| {});
+    let dialect = server(ExchangeApi::Coinbase, &data, &clock, |_| {});
+    let config = through(config(&classic), ExchangeApi::Coinbase, &dialect, 200.0);
     let (source, pipeline) = start(config, &clock);
     let first = run_round(&pipeline).await;
     let before = dialect.stats.candle_requests();
@@ -294,18 +296,18 @@ async fn a_second_round_asks_only_for_the_days_not_yet_final() {
 async fn throttling_pauses_the_exchange_and_no_cell_fails() {
     let clock = Clock::manual(now());
     let data = dataset();
-    let classic = server(Api::Classic, &data, &clock, |_| {});
+    let classic = server(ExchangeApi::Classic, &data, &clock, |_| {});
     let (_, reference) = round(config(&classic), &clock).await;
     // OKX, Poloniex and HitBTC answer 429 with Retry-After; Kraken its own
     // 200 "EGeneral:Too many requests", without one. Poloniex and HitBTC
     // need only 6 and 3 requests: a bucket of one token throttles them.
     for (api, rate) in [
-        (Api::Okx, 4.0),
-        (Api::Kraken, 4.0),
-        (Api::Poloniex, 1.0),
-        (Api::Hitbtc, 1.0),
-        (Api::Htx, 1.0),
-        (Api::Cexio, 1.0),
+        (ExchangeApi::Okx, 4.0),
+        (ExchangeApi::Kraken, 4.0),
+        (ExchangeApi::Poloniex, 1.0),
+        (ExchangeApi::Hitbtc, 1.0),
+        (ExchangeApi::Htx, 1.0),
+        (ExchangeApi::Cexio, 1.0),
     ] {
         let dialect = server(api, &data, &clock, |o| o.rate_limit = Some(rate));
         let (counts, store) = round(through(config(&classic), api, &dialect, 100.0), &clock).await;
@@ -322,37 +324,37 @@ async fn throttling_pauses_the_exchange_and_no_cell_fails() {
 async fn a_binance_ban_pauses_binance_until_it_ends() {
     let clock = Clock::manual(now());
     let data = dataset();
-    let classic = server(Api::Classic, &data, &clock, |_| {});
+    let classic = server(ExchangeApi::Classic, &data, &clock, |_| {});
     let (_, reference) = round(config(&classic), &clock).await;
-    let dialect = server(Api::Binance, &data, &clock, |o| {
+    let dialect = server(ExchangeApi::Binance, &data, &clock, |o| {
         o.rate_limit = Some(1.0);
         o.ban_after = Some(1);
         o.ban_for = Duration::from_secs(2);
     });
     let (counts, store) = round(
-        through(config(&classic), Api::Binance, &dialect, 100.0),
+        through(config(&classic), ExchangeApi::Binance, &dialect, 100.0),
         &clock,
     )
     .await;
     println!("binance: {counts}; throttled {}", dialect.stats.throttled());
     assert!(dialect.stats.throttled() > 0);
     assert_eq!(counts.failed, 0, "{counts:?}");
-    assert_same_cells(Api::Binance, &reference, &store);
+    assert_same_cells(ExchangeApi::Binance, &reference, &store);
 }
 
 #[actix_rt::test]
 async fn a_market_the_exchange_does_not_know_fails_its_cells_saying_so() {
     let clock = Clock::manual(now());
     let data = dataset();
-    let classic = server(Api::Classic, &data, &clock, |_| {});
+    let classic = server(ExchangeApi::Classic, &data, &clock, |_| {});
     // Each exchange's own form, btc's market a typo.
     for (api, markets) in [
-        (Api::Kraken, ["XBTUSDX", "ETHUSD", "LTCUSD"]),
-        (Api::Bitfinex, ["XBTUSD", "ETHUSD", "LTCUSD"]),
-        (Api::Poloniex, ["XBT_USDT", "ETH_USDT", "LTC_USDT"]),
-        (Api::Hitbtc, ["XBTUSDT", "ETHUSDT", "LTCUSDT"]),
-        (Api::Htx, ["xbtusdt", "ethusdt", "ltcusdt"]),
-        (Api::Cexio, ["XBT-USD", "ETH-USD", "LTC-USD"]),
+        (ExchangeApi::Kraken, ["XBTUSDX", "ETHUSD", "LTCUSD"]),
+        (ExchangeApi::Bitfinex, ["XBTUSD", "ETHUSD", "LTCUSD"]),
+        (ExchangeApi::Poloniex, ["XBT_USDT", "ETH_USDT", "LTC_USDT"]),
+        (ExchangeApi::Hitbtc, ["XBTUSDT", "ETHUSDT", "LTCUSDT"]),
+        (ExchangeApi::Htx, ["xbtusdt", "ethusdt", "ltcusdt"]),
+        (ExchangeApi::Cexio, ["XBT-USD", "ETH-USD", "LTC-USD"]),
     ] {
         let dialect = server(api, &data, &clock, |_| {});
         let mut config = through(config(&classic), api, &dialect, 200.0);
@@ -412,9 +414,9 @@ fn wide_servers(clock: &Clock) -> [PriceServer; 3] {
         move |o: &mut ServerOptions| o.exchange = Some(name)
     };
     [
-        server(Api::Classic, &data, clock, |_| {}),
-        server(Api::Binance, &data, clock, own("binance")),
-        server(Api::Kraken, &data, clock, own("kraken")),
+        server(ExchangeApi::Classic, &data, clock, |_| {}),
+        server(ExchangeApi::Binance, &data, clock, own("binance")),
+        server(ExchangeApi::Kraken, &data, clock, own("kraken")),
     ]
 }
 
@@ -432,8 +434,8 @@ fn every_symbol_of(
         .window("2020-06-10", "2020-06-12")
         .settle_after(2 * HOUR)
         .quick_backoff()
-        .exchange_api("binance", Api::Binance, &binance.url(), 1000.0)
-        .exchange_api("kraken", Api::Kraken, &kraken.url(), 1000.0)
+        .exchange_api("binance", ExchangeApi::Binance, &binance.url(), 1000.0)
+        .exchange_api("kraken", ExchangeApi::Kraken, &kraken.url(), 1000.0)
         .quotes("binance", binance_quotes)
         .quotes("kraken", kraken_quotes)
 }

@@ -585,7 +585,7 @@ async fn an_exchange_moved_to_its_own_api_on_reload_is_asked_there_from_the_next
     // The built-in server speaking OKX's API with the same dataset's kraken
     // prices: the cells must come out the same, now asked in a market.
     let okx = spawn_price_server(|o| {
-        o.dialect = pricegrid::model::Api::Okx;
+        o.dialect = pricegrid::model::ExchangeApi::Okx;
         o.exchange = Some("kraken".parse().unwrap());
     });
     scenario(Duration::ZERO, "2020-03-31", 2, async |f| {
@@ -593,7 +593,7 @@ async fn an_exchange_moved_to_its_own_api_on_reload_is_asked_there_from_the_next
         assert_eq!(first.counts.failed, 0, "{first:?}");
         let before = f.daemon.store().await;
         f.with_workers(2)
-            .exchange_api("kraken", pricegrid::model::Api::Okx, &okx.url(), 100.0)
+            .exchange_api("kraken", pricegrid::model::ExchangeApi::Okx, &okx.url(), 100.0)
             .save_by_rename(&f.path);
         let outcome = f.daemon.reload_and_wait().await;
         assert!(
@@ -791,7 +791,7 @@ async fn a_reload_to_every_listed_symbol_is_judged_by_the_exchanges_own_listing(
         .collect();
     let wide = Arc::new(pricegrid::server::Dataset::generated(spec));
     let okx = spawn_price_server(|o| {
-        o.dialect = pricegrid::model::Api::Okx;
+        o.dialect = pricegrid::model::ExchangeApi::Okx;
         o.exchange = Some("kraken".parse().unwrap());
         o.dataset = wide;
     });
@@ -799,7 +799,12 @@ async fn a_reload_to_every_listed_symbol_is_judged_by_the_exchanges_own_listing(
         f.daemon.first_round().await;
         f.with_workers(2)
             .every_symbol()
-            .exchange_api("kraken", pricegrid::model::Api::Okx, &okx.url(), 100.0)
+            .exchange_api(
+                "kraken",
+                pricegrid::model::ExchangeApi::Okx,
+                &okx.url(),
+                100.0,
+            )
             .max_tasks(100)
             .save_by_rename(&f.path);
         let (status, body) = http("POST", format!("{}/v1/reload", f.daemon.api_url())).await;

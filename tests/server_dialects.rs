@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use common::*;
 use pricegrid::clock::Clock;
-use pricegrid::model::{Api, Exchange, Ohlcv, Symbol};
+use pricegrid::model::{Exchange, ExchangeApi, Ohlcv, Symbol};
 use pricegrid::server::{
     self, publication, Dataset, GeneratedSpec, Lookup, PriceServer, ServerOptions,
 };
@@ -34,7 +34,7 @@ fn now() -> DateTime<Utc> {
 /// in the dataset but must not be served).
 fn dataset() -> Arc<Dataset> {
     let mut spec = GeneratedSpec::classic(server::DEFAULT_SEED);
-    spec.exchanges = Api::EXCHANGES
+    spec.exchanges = ExchangeApi::EXCHANGES
         .iter()
         .map(|a| Exchange::new(a.as_str()).expect("a valid name"))
         .collect();
@@ -47,13 +47,13 @@ fn btc() -> Symbol {
     Symbol::new("btc").expect("a valid name")
 }
 
-fn exchange(api: Api) -> Exchange {
+fn exchange(api: ExchangeApi) -> Exchange {
     Exchange::new(api.as_str()).expect("a valid name")
 }
 
 /// A server of `api` over `dataset()` at `NOW`, publishing an hour after
 /// each close, with `opts` adjusted by `tweak`.
-fn spawn_dialect(api: Api, tweak: impl FnOnce(&mut ServerOptions)) -> PriceServer {
+fn spawn_dialect(api: ExchangeApi, tweak: impl FnOnce(&mut ServerOptions)) -> PriceServer {
     let mut opts = ServerOptions::new(loopback(), server::DEFAULT_SEED);
     opts.dataset = dataset();
     opts.dialect = api;
@@ -131,7 +131,7 @@ fn day_of_secs(t: i64) -> NaiveDate {
 /// `from..=to`, oldest first: the dataset's price for a closed day, the
 /// partial candle for today, nothing for a day without a price or a
 /// future one.
-fn expected(api: Api, from: &str, to: &str) -> Vec<(NaiveDate, Ohlcv)> {
+fn expected(api: ExchangeApi, from: &str, to: &str) -> Vec<(NaiveDate, Ohlcv)> {
     let ds = dataset();
     let (e, s) = (exchange(api), btc());
     day(from)
@@ -196,7 +196,7 @@ fn binance_rows(a: &Answer) -> Vec<(NaiveDate, Ohlcv)> {
 
 #[actix_rt::test]
 async fn binance_klines_are_the_datasets_oldest_first_between_inclusive_bounds() {
-    let server = spawn_dialect(Api::Binance, |_| {});
+    let server = spawn_dialect(ExchangeApi::Binance, |_| {});
     let klines = |start: i64, end: i64, extra: &str| {
         format!("api/v3/klines?symbol=BTCUSDT&interval=1d&startTime={start}&endTime={end}{extra}")
     };
@@ -214,20 +214,20 @@ async fn binance_klines_are_the_datasets_oldest_first_between_inclusive_bounds()
     .await;
     assert_eq!(
         binance_rows(&answers[0]),
-        expected(Api::Binance, "2020-03-01", "2020-03-31")
+        expected(ExchangeApi::Binance, "2020-03-01", "2020-03-31")
     );
     // startTime and endTime are inclusive open times: a millisecond past
     // the 1st leaves it out, one before the 31st's open leaves that out.
     assert_eq!(
         binance_rows(&answers[1]),
-        expected(Api::Binance, "2020-03-02", "2020-03-30")
+        expected(ExchangeApi::Binance, "2020-03-02", "2020-03-30")
     );
     assert_eq!(
         binance_rows(&answers[2]),
-        expected(Api::Binance, "2020-03-01", "2020-03-31")[..5]
+        expected(ExchangeApi::Binance, "2020-03-01", "2020-03-31")[..5]
     );
     // At most 1000 (a larger limit is cut), 500 without a limit.
-    let all = expected(Api::Binance, "2016-01-01", "2020-12-31");
+    let all = expected(ExchangeApi::Binance, "2016-01-01", "2020-12-31");
     assert!(all.len() > 1000, "{}", all.len());
     assert_eq!(binance_rows(&answers[3]), all[..1000]);
     assert_eq!(binance_rows(&answers[4]), all[..500]);
@@ -235,17 +235,17 @@ async fn binance_klines_are_the_datasets_oldest_first_between_inclusive_bounds()
     let around_today = binance_rows(&answers[5]);
     assert_eq!(
         around_today,
-        expected(Api::Binance, "2020-06-10", "2020-06-20")
+        expected(ExchangeApi::Binance, "2020-06-10", "2020-06-20")
     );
     let (last_day, partial) = around_today.last().expect("today's row");
     assert_eq!(*last_day, day(TODAY));
-    let full = dataset().price_of(&exchange(Api::Binance), &btc(), day(TODAY));
+    let full = dataset().price_of(&exchange(ExchangeApi::Binance), &btc(), day(TODAY));
     assert_ne!(Some(*partial), full, "today's candle is partial");
 }
 
 #[actix_rt::test]
 async fn binance_answers_unknown_symbols_bad_parameters_and_lists_its_markets() {
-    let server = spawn_dialect(Api::Binance, |_| {});
+    let server = spawn_dialect(ExchangeApi::Binance, |_| {});
     let answers = get_all(
         &server,
         &[
@@ -320,7 +320,7 @@ fn kraken_rows(a: &Answer) -> Vec<(NaiveDate, Ohlcv)> {
 
 #[actix_rt::test]
 async fn kraken_serves_rows_after_since_among_its_720_most_recent_days_today_last() {
-    let server = spawn_dialect(Api::Kraken, |_| {});
+    let server = spawn_dialect(ExchangeApi::Kraken, |_| {});
     let oldest = day(TODAY) - chrono::Days::new(719);
     let ohlc =
         |pair: &str, since: i64| format!("0/public/OHLC?pair={pair}&interval=1440&since={since}");
@@ -338,19 +338,22 @@ async fn kraken_serves_rows_after_since_among_its_720_most_recent_days_today_las
     // since is exclusive: S(from) - 1 includes from, S(from) leaves it out.
     assert_eq!(
         kraken_rows(&answers[0]),
-        expected(Api::Kraken, "2020-03-01", TODAY)
+        expected(ExchangeApi::Kraken, "2020-03-01", TODAY)
     );
     assert_eq!(
         kraken_rows(&answers[1]),
-        expected(Api::Kraken, "2020-03-02", TODAY)
+        expected(ExchangeApi::Kraken, "2020-03-02", TODAY)
     );
     // The depth: nothing before today - 719, though the dataset has it.
     let deep = kraken_rows(&answers[2]);
-    assert_eq!(deep, expected(Api::Kraken, &oldest.to_string(), TODAY));
+    assert_eq!(
+        deep,
+        expected(ExchangeApi::Kraken, &oldest.to_string(), TODAY)
+    );
     assert!(deep.len() <= 720 && deep.len() > 690, "{}", deep.len());
     let before_depth = (1..=30).filter_map(|n| {
         dataset().price_of(
-            &exchange(Api::Kraken),
+            &exchange(ExchangeApi::Kraken),
             &btc(),
             oldest - chrono::Days::new(n),
         )
@@ -364,12 +367,12 @@ async fn kraken_serves_rows_after_since_among_its_720_most_recent_days_today_las
     assert_eq!(*last_day, day(TODAY));
     assert_ne!(
         Some(*partial),
-        dataset().price_of(&exchange(Api::Kraken), &btc(), day(TODAY))
+        dataset().price_of(&exchange(ExchangeApi::Kraken), &btc(), day(TODAY))
     );
     // Kraken's own pair name works as well as the altname.
     assert_eq!(
         kraken_rows(&answers[3]),
-        expected(Api::Kraken, "2020-06-01", TODAY)
+        expected(ExchangeApi::Kraken, "2020-06-01", TODAY)
     );
     assert_eq!(kraken_rows(&answers[4]), deep, "no since: the whole depth");
 }
@@ -398,7 +401,7 @@ async fn serve_dialect_kraken_on_its_defaults_serves_its_last_720_days_and_an_op
     // publish delay given. Only the clock is the test's.
     let clock = Clock::manual("2026-11-24T06:00:00Z".parse().expect("a time"));
     let mut opts = ServerOptions::new(loopback(), server::DEFAULT_SEED);
-    opts.dialect = Api::Kraken;
+    opts.dialect = ExchangeApi::Kraken;
     opts.clock = clock.clone();
     let server = server::start(&opts).expect("the dialect server starts");
     let seed = Dataset::generated(GeneratedSpec::classic(server::DEFAULT_SEED));
@@ -416,13 +419,13 @@ async fn serve_dialect_kraken_on_its_defaults_serves_its_last_720_days_and_an_op
     let (last, open) = *morning.last().expect("rows");
     assert_eq!(last, today, "today's candle is the last row");
     let full = seed
-        .price_of(&exchange(Api::Kraken), &btc(), today)
+        .price_of(&exchange(ExchangeApi::Kraken), &btc(), today)
         .expect("the seed dataset prices kraken btc on this day");
     assert_ne!(open, full, "today's candle is open: partial at 06:00");
     for (d, p) in &morning[..morning.len() - 1] {
         assert_eq!(
             Some(*p),
-            seed.price_of(&exchange(Api::Kraken), &btc(), *d),
+            seed.price_of(&exchange(ExchangeApi::Kraken), &btc(), *d),
             "a closed day is the seed's price: {d}"
         );
     }
@@ -440,7 +443,7 @@ async fn serve_dialect_kraken_on_its_defaults_serves_its_last_720_days_and_an_op
 
 #[actix_rt::test]
 async fn kraken_answers_unknown_pairs_bad_parameters_and_lists_its_pairs() {
-    let server = spawn_dialect(Api::Kraken, |_| {});
+    let server = spawn_dialect(ExchangeApi::Kraken, |_| {});
     let answers = get_all(
         &server,
         &[
@@ -507,7 +510,7 @@ fn newest_first(mut rows: Vec<(NaiveDate, Ohlcv)>) -> Vec<(NaiveDate, Ohlcv)> {
 
 #[actix_rt::test]
 async fn coinbase_candles_are_newest_first_within_start_and_end_at_most_300() {
-    let server = spawn_dialect(Api::Coinbase, |_| {});
+    let server = spawn_dialect(ExchangeApi::Coinbase, |_| {});
     let candles = |product: &str, start: &str, end: &str| {
         format!("products/{product}/candles?granularity=86400&start={start}T00:00:00Z&end={end}T00:00:00Z")
     };
@@ -528,12 +531,12 @@ async fn coinbase_candles_are_newest_first_within_start_and_end_at_most_300() {
     .await;
     assert_eq!(
         coinbase_rows(&answers[0]),
-        newest_first(expected(Api::Coinbase, "2020-03-01", "2020-03-31"))
+        newest_first(expected(ExchangeApi::Coinbase, "2020-03-01", "2020-03-31"))
     );
     // 300 days inclusive is one page; 301 is refused.
     assert_eq!(
         coinbase_rows(&answers[1]),
-        newest_first(expected(Api::Coinbase, "2019-08-21", "2020-06-15"))
+        newest_first(expected(ExchangeApi::Coinbase, "2019-08-21", "2020-06-15"))
     );
     assert_eq!(answers[2].status, 400, "{:?}", answers[2]);
     assert_eq!(
@@ -547,7 +550,7 @@ async fn coinbase_candles_are_newest_first_within_start_and_end_at_most_300() {
     let june = coinbase_rows(&answers[4]);
     assert_eq!(
         june,
-        newest_first(expected(Api::Coinbase, "2020-06-01", "2020-06-30"))
+        newest_first(expected(ExchangeApi::Coinbase, "2020-06-01", "2020-06-30"))
     );
     assert_eq!(june[0].0, day(TODAY), "today first, the future absent");
     for (a, name) in answers[5..7].iter().zip(["granularity", "start"]) {
@@ -564,7 +567,7 @@ async fn coinbase_candles_are_newest_first_within_start_and_end_at_most_300() {
 
 #[actix_rt::test]
 async fn coinbase_refuses_a_request_without_user_agent_and_counts_inclusive_points() {
-    let server = spawn_dialect(Api::Coinbase, |_| {});
+    let server = spawn_dialect(ExchangeApi::Coinbase, |_| {});
     let url = server.url();
     let addr = std::net::SocketAddr::new(
         url.host_str().expect("a host").parse().expect("an IP"),
@@ -604,7 +607,7 @@ async fn coinbase_refuses_a_request_without_user_agent_and_counts_inclusive_poin
     // A one-day page, end = start + 1 s: one candle.
     assert_eq!(
         coinbase_rows(&answers[0]),
-        expected(Api::Coinbase, "2020-03-13", "2020-03-13")
+        expected(ExchangeApi::Coinbase, "2020-03-13", "2020-03-13")
     );
     for a in &answers[1..3] {
         assert_eq!(
@@ -618,7 +621,7 @@ async fn coinbase_refuses_a_request_without_user_agent_and_counts_inclusive_poin
     // 300 points, both bounds inclusive, is one page.
     assert_eq!(
         coinbase_rows(&answers[3]),
-        newest_first(expected(Api::Coinbase, "2019-08-21", "2020-06-15"))
+        newest_first(expected(ExchangeApi::Coinbase, "2019-08-21", "2020-06-15"))
     );
 }
 
@@ -644,7 +647,7 @@ fn bitstamp_rows(a: &Answer) -> Vec<(NaiveDate, Ohlcv)> {
 
 #[actix_rt::test]
 async fn bitstamp_ohlc_is_oldest_first_start_and_end_inclusive_at_most_limit() {
-    let server = spawn_dialect(Api::Bitstamp, |_| {});
+    let server = spawn_dialect(ExchangeApi::Bitstamp, |_| {});
     let ohlc = |pair: &str, start: i64, end: i64, limit: u32| {
         format!("api/v2/ohlc/{pair}/?step=86400&limit={limit}&start={start}&end={end}")
     };
@@ -670,19 +673,19 @@ async fn bitstamp_ohlc_is_oldest_first_start_and_end_inclusive_at_most_limit() {
     .await;
     assert_eq!(
         bitstamp_rows(&answers[0]),
-        expected(Api::Bitstamp, "2020-03-01", "2020-03-31")
+        expected(ExchangeApi::Bitstamp, "2020-03-01", "2020-03-31")
     );
     assert_eq!(
         bitstamp_rows(&answers[1]),
-        expected(Api::Bitstamp, "2020-03-02", "2020-03-30")
+        expected(ExchangeApi::Bitstamp, "2020-03-02", "2020-03-30")
     );
     assert_eq!(
         bitstamp_rows(&answers[2]),
-        expected(Api::Bitstamp, "2020-03-01", "2020-03-31")[..7]
+        expected(ExchangeApi::Bitstamp, "2020-03-01", "2020-03-31")[..7]
     );
     assert_eq!(
         bitstamp_rows(&answers[3]),
-        expected(Api::Bitstamp, "2016-01-01", "2020-12-31")[..1000]
+        expected(ExchangeApi::Bitstamp, "2016-01-01", "2020-12-31")[..1000]
     );
     assert_eq!(answers[4].status, 404);
     assert_eq!(
@@ -690,7 +693,10 @@ async fn bitstamp_ohlc_is_oldest_first_start_and_end_inclusive_at_most_limit() {
         serde_json::json!({"status": "error", "reason": "Invalid currency pair", "code": "API0005"})
     );
     let june = bitstamp_rows(&answers[5]);
-    assert_eq!(june, expected(Api::Bitstamp, "2020-06-01", "2020-06-30"));
+    assert_eq!(
+        june,
+        expected(ExchangeApi::Bitstamp, "2020-06-01", "2020-06-30")
+    );
     assert_eq!(june.last().map(|r| r.0), Some(day(TODAY)));
     for (a, name) in answers[6..8].iter().zip(["step", "end"]) {
         assert_eq!(a.status, 400, "{a:?}");
@@ -740,7 +746,7 @@ fn utc_days(rows: &[(i64, Ohlcv, String)], offset_ms: i64) -> Vec<(NaiveDate, Oh
 
 #[actix_rt::test]
 async fn okx_candles_are_newest_first_strictly_between_before_and_after_at_most_100() {
-    let server = spawn_dialect(Api::Okx, |_| {});
+    let server = spawn_dialect(ExchangeApi::Okx, |_| {});
     let candles = |inst: &str, bar: &str, after: i64, before: i64, limit: u32| {
         format!("api/v5/market/history-candles?instId={inst}&bar={bar}&after={after}&before={before}&limit={limit}")
     };
@@ -790,19 +796,19 @@ async fn okx_candles_are_newest_first_strictly_between_before_and_after_at_most_
         ],
     )
     .await;
-    let march = newest_first(expected(Api::Okx, "2020-03-01", "2020-03-31"));
+    let march = newest_first(expected(ExchangeApi::Okx, "2020-03-01", "2020-03-31"));
     assert_eq!(utc_days(&okx_rows(&answers[0]), 0), march);
     // Both bounds exclusive: ts = before and ts = after are left out.
     assert_eq!(
         utc_days(&okx_rows(&answers[1]), 0),
-        newest_first(expected(Api::Okx, "2020-03-02", "2020-03-30"))
+        newest_first(expected(ExchangeApi::Okx, "2020-03-02", "2020-03-30"))
     );
     assert_eq!(utc_days(&okx_rows(&answers[2]), 0), march[..5]);
     // At most 100, the newest before `after` (today, as the future is absent).
     let deep = utc_days(&okx_rows(&answers[3]), 0);
     assert_eq!(
         deep,
-        newest_first(expected(Api::Okx, "2016-01-01", TODAY))[..100]
+        newest_first(expected(ExchangeApi::Okx, "2016-01-01", TODAY))[..100]
     );
     // Today is open ("0"), every closed day confirmed ("1").
     let june = okx_rows(&answers[4]);
@@ -811,7 +817,7 @@ async fn okx_candles_are_newest_first_strictly_between_before_and_after_at_most_
     assert!(june[1..].iter().all(|r| r.2 == "1"), "{june:?}");
     assert_eq!(
         utc_days(&june, 0),
-        newest_first(expected(Api::Okx, "2020-06-01", TODAY))
+        newest_first(expected(ExchangeApi::Okx, "2020-06-01", TODAY))
     );
     // bar=1D: the same days' prices, opening at Hong Kong midnight.
     let hk = okx_rows(&answers[5]);
@@ -824,7 +830,7 @@ async fn okx_candles_are_newest_first_strictly_between_before_and_after_at_most_
     // leave out 1 March (its ts is 8 h before `before`).
     assert_eq!(
         hk_days,
-        newest_first(expected(Api::Okx, "2020-03-02", "2020-04-01"))
+        newest_first(expected(ExchangeApi::Okx, "2020-03-02", "2020-04-01"))
     );
     assert_eq!(
         (answers[6].status, &answers[6].body),
@@ -869,7 +875,7 @@ fn bitfinex_rows(a: &Answer) -> Vec<(NaiveDate, Ohlcv)> {
 
 #[actix_rt::test]
 async fn bitfinex_candles_are_within_inclusive_start_and_end_sorted_as_asked_at_most_limit() {
-    let server = spawn_dialect(Api::Bitfinex, |_| {});
+    let server = spawn_dialect(ExchangeApi::Bitfinex, |_| {});
     let hist = |key: &str, query: String| format!("v2/candles/{key}/hist?{query}");
     let window =
         |from: &str, to: &str, extra: &str| format!("start={}&end={}{extra}", ms(from), ms(to));
@@ -910,17 +916,20 @@ async fn bitfinex_candles_are_within_inclusive_start_and_end_sorted_as_asked_at_
         ],
     )
     .await;
-    let march = expected(Api::Bitfinex, "2020-03-01", "2020-03-31");
+    let march = expected(ExchangeApi::Bitfinex, "2020-03-01", "2020-03-31");
     assert_eq!(bitfinex_rows(&answers[0]), march);
     // Without sort=1, newest first.
     assert_eq!(bitfinex_rows(&answers[1]), newest_first(march.clone()));
     assert_eq!(bitfinex_rows(&answers[2]), march[..5]);
     // 100 by default, at most 10000.
-    let all = expected(Api::Bitfinex, "2016-01-01", TODAY);
+    let all = expected(ExchangeApi::Bitfinex, "2016-01-01", TODAY);
     assert_eq!(bitfinex_rows(&answers[3]), all[..100]);
     assert_eq!(bitfinex_rows(&answers[4]), all);
     let june = bitfinex_rows(&answers[5]);
-    assert_eq!(june, expected(Api::Bitfinex, "2020-06-01", "2020-06-30"));
+    assert_eq!(
+        june,
+        expected(ExchangeApi::Bitfinex, "2020-06-01", "2020-06-30")
+    );
     assert_eq!(
         june.last().map(|r| r.0),
         Some(day(TODAY)),
@@ -975,7 +984,7 @@ fn days_and_prices<T, U>(rows: &[(NaiveDate, Ohlcv, T, U)]) -> Vec<(NaiveDate, O
 
 #[actix_rt::test]
 async fn poloniex_candles_are_oldest_first_within_start_and_end_time_at_most_500() {
-    let server = spawn_dialect(Api::Poloniex, |_| {});
+    let server = spawn_dialect(ExchangeApi::Poloniex, |_| {});
     let candles = |market: &str, from: &str, to: &str, limit: u32| {
         format!(
             "markets/{market}/candles?interval=DAY_1&startTime={}&endTime={}&limit={limit}",
@@ -999,21 +1008,21 @@ async fn poloniex_candles_are_oldest_first_within_start_and_end_time_at_most_500
     .await;
     assert_eq!(
         days_and_prices(&poloniex_rows(&answers[0])),
-        expected(Api::Poloniex, "2020-03-01", "2020-03-31")
+        expected(ExchangeApi::Poloniex, "2020-03-01", "2020-03-31")
     );
     assert_eq!(
         days_and_prices(&poloniex_rows(&answers[1])),
-        expected(Api::Poloniex, "2020-03-01", "2020-03-31")[..5]
+        expected(ExchangeApi::Poloniex, "2020-03-01", "2020-03-31")[..5]
     );
     assert_eq!(
         days_and_prices(&poloniex_rows(&answers[2])),
-        expected(Api::Poloniex, "2016-01-01", "2020-12-31")[..500]
+        expected(ExchangeApi::Poloniex, "2016-01-01", "2020-12-31")[..500]
     );
     // Today's candle closes in the future; its ts is the time of the answer.
     let june = poloniex_rows(&answers[3]);
     assert_eq!(
         days_and_prices(&june),
-        expected(Api::Poloniex, "2020-06-01", "2020-06-30")
+        expected(ExchangeApi::Poloniex, "2020-06-01", "2020-06-30")
     );
     let open = june.last().expect("today's candle");
     assert_eq!(open.0, day(TODAY));
@@ -1076,7 +1085,7 @@ fn hitbtc_rows(a: &Answer) -> Vec<(NaiveDate, Ohlcv)> {
 
 #[actix_rt::test]
 async fn hitbtc_candles_are_within_from_and_till_sorted_as_asked_at_most_1000() {
-    let server = spawn_dialect(Api::Hitbtc, |_| {});
+    let server = spawn_dialect(ExchangeApi::Hitbtc, |_| {});
     let candles = |symbol: &str, from: &str, till: &str, extra: &str| {
         format!(
             "api/3/public/candles/{symbol}?period=D1&from={from}T00:00:00.000Z&till={till}T23:59:59.999Z{extra}"
@@ -1112,17 +1121,20 @@ async fn hitbtc_candles_are_within_from_and_till_sorted_as_asked_at_most_1000() 
         ],
     )
     .await;
-    let march = expected(Api::Hitbtc, "2020-03-01", "2020-03-31");
+    let march = expected(ExchangeApi::Hitbtc, "2020-03-01", "2020-03-31");
     assert_eq!(hitbtc_rows(&answers[0]), march);
     // Without sort=ASC, newest first (as HitBTC answers).
     assert_eq!(hitbtc_rows(&answers[1]), newest_first(march.clone()));
     assert_eq!(hitbtc_rows(&answers[2]), march[..5]);
     assert_eq!(
         hitbtc_rows(&answers[3]),
-        expected(Api::Hitbtc, "2016-01-01", "2020-12-31")[..1000]
+        expected(ExchangeApi::Hitbtc, "2016-01-01", "2020-12-31")[..1000]
     );
     let june = hitbtc_rows(&answers[4]);
-    assert_eq!(june, expected(Api::Hitbtc, "2020-06-01", "2020-06-30"));
+    assert_eq!(
+        june,
+        expected(ExchangeApi::Hitbtc, "2020-06-01", "2020-06-30")
+    );
     assert_eq!(june.last().map(|r| r.0), Some(day(TODAY)));
     assert_eq!(answers[5].status, 400);
     assert_eq!(answers[5].body["error"]["code"], 2001, "{:?}", answers[5]);
@@ -1207,7 +1219,7 @@ fn htx_request(from: i64, to: i64, size: usize) -> String {
 
 #[actix_rt::test]
 async fn htx_serves_hourly_candles_that_add_up_to_each_utc_day() {
-    let server = spawn_dialect(Api::Htx, |_| {});
+    let server = spawn_dialect(ExchangeApi::Htx, |_| {});
     let june = htx_request(secs("2020-06-01"), secs("2020-06-16"), 1000);
     let answers = get_all(
         &server,
@@ -1225,7 +1237,7 @@ async fn htx_serves_hourly_candles_that_add_up_to_each_utc_day() {
     .await;
     let hours = htx_hours(&answers[0]);
     let days = htx_days(&hours);
-    let want = expected(Api::Htx, "2020-06-01", "2020-06-16");
+    let want = expected(ExchangeApi::Htx, "2020-06-01", "2020-06-16");
     assert_eq!(
         days.iter().map(|(d, p, _)| (*d, *p)).collect::<Vec<_>>(),
         want,
@@ -1295,7 +1307,7 @@ async fn status_without_user_agent(server: &PriceServer, path: &str) -> String {
 
 #[actix_rt::test]
 async fn htx_refuses_a_request_without_a_user_agent_with_403() {
-    let server = spawn_dialect(Api::Htx, |_| {});
+    let server = spawn_dialect(ExchangeApi::Htx, |_| {});
     let path = htx_request(secs("2020-06-01"), secs("2020-06-02"), 48);
     assert_eq!(
         status_without_user_agent(&server, &path).await,
@@ -1359,7 +1371,7 @@ fn cexio_rows(a: &Answer) -> Vec<(NaiveDate, Ohlcv, bool)> {
 
 #[actix_rt::test]
 async fn cexio_serves_best_bid_daily_candles_to_a_post() {
-    let server = spawn_dialect(Api::Cexio, |o| o.rate_limit = Some(0.01));
+    let server = spawn_dialect(ExchangeApi::Cexio, |o| o.rate_limit = Some(0.01));
     let june = cexio_post(
         &server,
         CEXIO_CANDLES,
@@ -1368,10 +1380,11 @@ async fn cexio_serves_best_bid_daily_candles_to_a_post() {
     )
     .await;
     let got = cexio_rows(&june);
-    let want: Vec<(NaiveDate, Ohlcv, bool)> = expected(Api::Cexio, "2020-06-01", "2020-06-30")
-        .into_iter()
-        .map(|(d, p)| (d, Ohlcv { volume: 0.0, ..p }, d != day(TODAY)))
-        .collect();
+    let want: Vec<(NaiveDate, Ohlcv, bool)> =
+        expected(ExchangeApi::Cexio, "2020-06-01", "2020-06-30")
+            .into_iter()
+            .map(|(d, p)| (d, Ohlcv { volume: 0.0, ..p }, d != day(TODAY)))
+            .collect();
     assert_eq!(
         got, want,
         "bids are the dataset's prices; today is not closed"
@@ -1407,7 +1420,7 @@ async fn cexio_serves_best_bid_daily_candles_to_a_post() {
 
 #[actix_rt::test]
 async fn cexio_refuses_what_its_api_refuses() {
-    let server = spawn_dialect(Api::Cexio, |_| {});
+    let server = spawn_dialect(ExchangeApi::Cexio, |_| {});
     let from = "2020-06-01T00:00:00.000Z";
     let cases = [
         (
@@ -1454,7 +1467,7 @@ async fn cexio_refuses_what_its_api_refuses() {
         serde_json::json!({"pair": "BTC-USD", "resolution": "1d", "dataType": "bestAsk", "fromISO": from, "limit": 3}),
     )
     .await;
-    let bid = expected(Api::Cexio, "2020-06-01", "2020-06-03");
+    let bid = expected(ExchangeApi::Cexio, "2020-06-01", "2020-06-03");
     for ((d, ask, _), (e, bid)) in cexio_rows(&ask).iter().zip(&bid) {
         assert_eq!(d, e);
         assert!(
@@ -1476,13 +1489,13 @@ async fn htx_and_cexio_serve_huobi_and_cexio_by_default() {
             .filter_map(|d| seed.price_of(&e, &btc(), d).map(|p| (d, p)))
             .collect()
     };
-    let start = |api: Api| {
+    let start = |api: ExchangeApi| {
         let mut opts = ServerOptions::new(loopback(), server::DEFAULT_SEED);
         opts.dialect = api;
         opts.clock = Clock::manual(now());
         server::start(&opts).expect("the seed dataset has the exchange")
     };
-    let htx = start(Api::Htx);
+    let htx = start(ExchangeApi::Htx);
     let a = get_one(
         &htx,
         &htx_request(secs("2020-06-01"), secs("2020-06-10") + 23 * 3600, 240),
@@ -1495,7 +1508,7 @@ async fn htx_and_cexio_serve_huobi_and_cexio_by_default() {
     assert_eq!(days, want("huobi", "2020-06-01", 10));
     assert!(days.len() > 5, "{days:?}");
     htx.stop().await;
-    let cexio = start(Api::Cexio);
+    let cexio = start(ExchangeApi::Cexio);
     let a = cexio_post(
         &cexio,
         CEXIO_CANDLES,
@@ -1517,54 +1530,57 @@ async fn htx_and_cexio_serve_huobi_and_cexio_by_default() {
 // ------------------------------------------------------------- throttling
 
 /// A candle request of each dialect for March 2020, as its client sends it.
-fn march_request(api: Api) -> String {
+fn march_request(api: ExchangeApi) -> String {
     let (from, to) = ("2020-03-01", "2020-03-31");
     match api {
-        Api::Binance => format!(
+        ExchangeApi::Binance => format!(
             "api/v3/klines?symbol=BTCUSDT&interval=1d&startTime={}&endTime={}&limit=1000",
             ms(from),
             ms(to)
         ),
-        Api::Kraken => format!(
+        ExchangeApi::Kraken => format!(
             "0/public/OHLC?pair=XBTUSD&interval=1440&since={}",
             secs(from) - 1
         ),
-        Api::Coinbase => format!(
+        ExchangeApi::Coinbase => format!(
             "products/BTC-USD/candles?granularity=86400&start={from}T00:00:00Z&end={to}T00:00:00Z"
         ),
-        Api::Bitstamp => format!(
+        ExchangeApi::Bitstamp => format!(
             "api/v2/ohlc/btcusd/?step=86400&limit=1000&start={}&end={}",
             secs(from),
             secs(to)
         ),
-        Api::Okx => format!(
+        ExchangeApi::Okx => format!(
             "api/v5/market/history-candles?instId=BTC-USDT&bar=1Dutc&after={}&before={}&limit=100",
             ms(to) + DAY_MS,
             ms(from) - 1
         ),
-        Api::Bitfinex => format!(
+        ExchangeApi::Bitfinex => format!(
             "v2/candles/trade:1D:tBTCUSD/hist?sort=1&start={}&end={}&limit=10000",
             ms(from),
             ms(to) + DAY_MS - 1
         ),
-        Api::Poloniex => format!(
+        ExchangeApi::Poloniex => format!(
             "markets/BTC_USDT/candles?interval=DAY_1&startTime={}&endTime={}&limit=500",
             ms(from),
             ms(to) + DAY_MS - 1
         ),
-        Api::Hitbtc => format!(
+        ExchangeApi::Hitbtc => format!(
             "api/3/public/candles/BTCUSDT?period=D1&from={from}T00:00:00.000Z&till={to}T23:59:59.999Z&sort=ASC&limit=1000"
         ),
-        Api::Htx => htx_request(secs(from), secs(to) + 23 * 3600, 744),
-        Api::Cexio => unreachable!("CEX.IO is asked with POSTs (its own tests)"),
-        Api::Classic => unreachable!("the classic server has no candles"),
+        ExchangeApi::Htx => htx_request(secs(from), secs(to) + 23 * 3600, 744),
+        ExchangeApi::Cexio => unreachable!("CEX.IO is asked with POSTs (its own tests)"),
+        ExchangeApi::Classic => unreachable!("the classic server has no candles"),
     }
 }
 
 #[actix_rt::test]
 async fn over_the_rate_limit_each_dialect_answers_as_its_exchange_does() {
     // CEX.IO is asked with POSTs: its throttling is tested with them.
-    for api in Api::EXCHANGES.into_iter().filter(|a| *a != Api::Cexio) {
+    for api in ExchangeApi::EXCHANGES
+        .into_iter()
+        .filter(|a| *a != ExchangeApi::Cexio)
+    {
         // One token a hundred seconds: the first request of a burst gets
         // it, the rest cannot, however slow the machine.
         let server = spawn_dialect(api, |o| o.rate_limit = Some(0.01));
@@ -1573,7 +1589,7 @@ async fn over_the_rate_limit_each_dialect_answers_as_its_exchange_does() {
         assert_eq!(answers[0].status, 200, "{api}: {:?}", answers[0]);
         for a in &answers[1..] {
             match api {
-                Api::Kraken => {
+                ExchangeApi::Kraken => {
                     assert_eq!((a.status, a.retry_after), (200, None), "{a:?}");
                     assert_eq!(
                         a.body,
@@ -1581,7 +1597,7 @@ async fn over_the_rate_limit_each_dialect_answers_as_its_exchange_does() {
                     );
                 }
                 // Bitfinex blocks for about a minute and says nothing of it.
-                Api::Bitfinex => {
+                ExchangeApi::Bitfinex => {
                     assert_eq!((a.status, a.retry_after), (429, None), "{a:?}");
                 }
                 _ => {
@@ -1593,25 +1609,29 @@ async fn over_the_rate_limit_each_dialect_answers_as_its_exchange_does() {
                 }
             }
             let expected_body = match api {
-                Api::Binance => Value::from(-1003),
-                Api::Coinbase => serde_json::json!({"message": "Slow down"}),
-                Api::Bitstamp => {
+                ExchangeApi::Binance => Value::from(-1003),
+                ExchangeApi::Coinbase => serde_json::json!({"message": "Slow down"}),
+                ExchangeApi::Bitstamp => {
                     serde_json::json!({"status": "error", "reason": "Rate limit exceeded", "code": "API0001"})
                 }
-                Api::Okx => {
+                ExchangeApi::Okx => {
                     serde_json::json!({"code": "50011", "msg": "Too Many Requests", "data": []})
                 }
-                Api::Bitfinex => serde_json::json!(["error", 11010, "ratelimit: error"]),
-                Api::Poloniex => serde_json::json!({"code": 429, "message": "Too many requests"}),
-                Api::Hitbtc => serde_json::json!({"error": {
+                ExchangeApi::Bitfinex => serde_json::json!(["error", 11010, "ratelimit: error"]),
+                ExchangeApi::Poloniex => {
+                    serde_json::json!({"code": 429, "message": "Too many requests"})
+                }
+                ExchangeApi::Hitbtc => serde_json::json!({"error": {
                     "code": 429, "message": "Too many requests", "description": "Too many requests"
                 }}),
-                Api::Htx => serde_json::json!({"status": "error", "err-code": "too-many-request",
-                    "err-msg": "request limit exceeded", "data": null}),
+                ExchangeApi::Htx => {
+                    serde_json::json!({"status": "error", "err-code": "too-many-request",
+                    "err-msg": "request limit exceeded", "data": null})
+                }
                 _ => a.body.clone(),
             };
             match api {
-                Api::Binance => assert_eq!(a.body["code"], expected_body, "{a:?}"),
+                ExchangeApi::Binance => assert_eq!(a.body["code"], expected_body, "{a:?}"),
                 _ => assert_eq!(a.body, expected_body, "{api}"),
             }
         }
@@ -1619,14 +1639,14 @@ async fn over_the_rate_limit_each_dialect_answers_as_its_exchange_does() {
         assert_eq!(server.stats.throttled(), 4, "{api}");
         // Listings are not candle requests: never throttled.
         let listing = match api {
-            Api::Binance => "api/v3/exchangeInfo",
-            Api::Kraken => "0/public/AssetPairs",
-            Api::Coinbase => "products",
-            Api::Bitstamp => "api/v2/trading-pairs-info/",
-            Api::Bitfinex => "v2/conf/pub:list:pair:exchange",
-            Api::Poloniex => "markets",
-            Api::Hitbtc => "api/3/public/symbol",
-            Api::Htx => "v1/common/symbols",
+            ExchangeApi::Binance => "api/v3/exchangeInfo",
+            ExchangeApi::Kraken => "0/public/AssetPairs",
+            ExchangeApi::Coinbase => "products",
+            ExchangeApi::Bitstamp => "api/v2/trading-pairs-info/",
+            ExchangeApi::Bitfinex => "v2/conf/pub:list:pair:exchange",
+            ExchangeApi::Poloniex => "markets",
+            ExchangeApi::Hitbtc => "api/3/public/symbol",
+            ExchangeApi::Htx => "v1/common/symbols",
             _ => "api/v5/public/instruments?instType=SPOT",
         };
         assert_eq!(get_one(&server, listing).await.status, 200, "{api}");
@@ -1636,12 +1656,14 @@ async fn over_the_rate_limit_each_dialect_answers_as_its_exchange_does() {
 
 #[actix_rt::test]
 async fn a_binance_client_that_keeps_going_after_429s_is_banned_with_418() {
-    let server = spawn_dialect(Api::Binance, |o| {
+    let server = spawn_dialect(ExchangeApi::Binance, |o| {
         o.rate_limit = Some(0.01);
         o.ban_after = Some(2);
         o.ban_for = Duration::from_secs(600);
     });
-    let burst: Vec<String> = (0..5).map(|_| march_request(Api::Binance)).collect();
+    let burst: Vec<String> = (0..5)
+        .map(|_| march_request(ExchangeApi::Binance))
+        .collect();
     let answers = get_all(&server, &burst).await;
     let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
     assert_eq!(statuses, [200, 429, 429, 418, 418], "{answers:?}");
@@ -1668,7 +1690,7 @@ async fn a_dialect_without_its_exchange_in_the_dataset_refuses_to_start() {
     )
     .expect("the CSV is written");
     let mut opts = ServerOptions::new(loopback(), server::DEFAULT_SEED);
-    opts.dialect = Api::Binance;
+    opts.dialect = ExchangeApi::Binance;
     let seeded = server::start(&opts).expect("binance's dialect over hitbtc's prices");
     seeded.stop().await;
     let classic = opts.dataset.clone();
@@ -1694,14 +1716,18 @@ async fn a_dialect_without_its_exchange_in_the_dataset_refuses_to_start() {
 #[actix_rt::test]
 async fn bitfinex_poloniex_and_hitbtc_serve_the_seed_exchange_of_their_name_by_default() {
     let seed = Dataset::generated(GeneratedSpec::classic(server::DEFAULT_SEED));
-    for api in [Api::Bitfinex, Api::Poloniex, Api::Hitbtc] {
+    for api in [
+        ExchangeApi::Bitfinex,
+        ExchangeApi::Poloniex,
+        ExchangeApi::Hitbtc,
+    ] {
         let mut opts = ServerOptions::new(loopback(), server::DEFAULT_SEED);
         opts.dialect = api;
         let server = server::start(&opts).expect("the seed dataset has the exchange");
         let a = get_one(&server, &march_request(api)).await;
         let served = match api {
-            Api::Bitfinex => bitfinex_rows(&a),
-            Api::Poloniex => days_and_prices(&poloniex_rows(&a)),
+            ExchangeApi::Bitfinex => bitfinex_rows(&a),
+            ExchangeApi::Poloniex => days_and_prices(&poloniex_rows(&a)),
             _ => hitbtc_rows(&a),
         };
         let want: Vec<(NaiveDate, Ohlcv)> = day("2020-03-01")
@@ -1718,7 +1744,7 @@ async fn bitfinex_poloniex_and_hitbtc_serve_the_seed_exchange_of_their_name_by_d
 #[actix_rt::test]
 async fn a_dialect_serves_what_the_classic_server_serves_for_its_exchange() {
     let clock = Clock::manual("2020-03-20T12:00:00Z".parse().expect("a time"));
-    let tweak = |api: Api, clock: &Clock| {
+    let tweak = |api: ExchangeApi, clock: &Clock| {
         let clock = clock.clone();
         move |o: &mut ServerOptions| {
             o.dialect = api;
@@ -1726,8 +1752,8 @@ async fn a_dialect_serves_what_the_classic_server_serves_for_its_exchange() {
             o.publish_delay = Some(DELAY);
         }
     };
-    let classic = spawn_price_server(tweak(Api::Classic, &clock));
-    let kraken = spawn_price_server(tweak(Api::Kraken, &clock));
+    let classic = spawn_price_server(tweak(ExchangeApi::Classic, &clock));
+    let kraken = spawn_price_server(tweak(ExchangeApi::Kraken, &clock));
     let days: Vec<String> = day("2020-03-01")
         .iter_days()
         .take(25)

@@ -684,7 +684,7 @@ async fn export_as_csv_to_stdout_gives_a_line_per_cell_of_the_round() {
 
 /// A running daemon whose first round (over `universe`) is done and
 /// written, the map it stored, and a client for its API.
-struct Api {
+struct ExchangeApi {
     daemon: RunningDaemon,
     base: String,
     store: Store,
@@ -693,10 +693,10 @@ struct Api {
     _dir: tempfile::TempDir,
 }
 
-impl Api {
+impl ExchangeApi {
     /// Starts a daemon on its own server, with the default 32 workers, and
     /// waits for its first round and a snapshot of it.
-    async fn after_one_round(universe: impl FnOnce(TestConfig) -> TestConfig) -> Api {
+    async fn after_one_round(universe: impl FnOnce(TestConfig) -> TestConfig) -> ExchangeApi {
         let server = spawn_price_server(|_| {});
         let dir = tempfile::tempdir().unwrap();
         let config = TestConfig::daemon(&server.url(), &dir.path().join("snap"));
@@ -714,7 +714,7 @@ impl Api {
             .expect("the daemon keeps a record");
         assert!(flushed.is_ok(), "{flushed:?}");
         let store = daemon.pipeline.aggregator.send(GetStore).await.unwrap();
-        Api {
+        ExchangeApi {
             base: daemon.api_url(),
             daemon,
             store,
@@ -725,15 +725,15 @@ impl Api {
     }
 
     /// After a round over every exchange and symbol in March 2020.
-    async fn after_march() -> Api {
-        Api::after_one_round(|c| c.every_exchange().every_symbol().march()).await
+    async fn after_march() -> ExchangeApi {
+        ExchangeApi::after_one_round(|c| c.every_exchange().every_symbol().march()).await
     }
 
     /// After a round over every exchange, btc and eth, 2020-03-01..=14
     /// (308 keys): enough for a route's exchange, symbol and day filters
     /// each to leave keys out.
-    async fn after_btc_and_eth_early_march() -> Api {
-        Api::after_one_round(|c| {
+    async fn after_btc_and_eth_early_march() -> ExchangeApi {
+        ExchangeApi::after_one_round(|c| {
             c.every_exchange()
                 .symbols(["btc", "eth"])
                 .window("2020-03-01", "2020-03-14")
@@ -742,8 +742,8 @@ impl Api {
     }
 
     /// After a round of one task: for answers that do not depend on data.
-    async fn after_one_task() -> Api {
-        Api::after_one_round(|c| {
+    async fn after_one_task() -> ExchangeApi {
+        ExchangeApi::after_one_round(|c| {
             c.exchanges(["kraken"])
                 .symbols(["btc"])
                 .window("2020-03-01", "2020-03-01")
@@ -774,7 +774,7 @@ impl Api {
 
 #[actix_rt::test]
 async fn the_status_route_reports_the_round_the_workers_and_what_is_stored() {
-    let api = Api::after_march().await;
+    let api = ExchangeApi::after_march().await;
     let (code, body) = api.get("/v1/status").await;
     assert_eq!(code, 200, "{body}");
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -787,7 +787,7 @@ async fn the_status_route_reports_the_round_the_workers_and_what_is_stored() {
 
 #[actix_rt::test]
 async fn the_prices_route_gives_the_stored_closes_of_the_asked_keys() {
-    let api = Api::after_btc_and_eth_early_march().await;
+    let api = ExchangeApi::after_btc_and_eth_early_march().await;
     let (code, body) = api
         .get("/v1/prices?exchange=kraken,okex&symbol=btc&from=2020-03-10&to=2020-03-14")
         .await;
@@ -813,7 +813,7 @@ async fn the_prices_route_gives_the_stored_closes_of_the_asked_keys() {
 
 #[actix_rt::test]
 async fn the_prices_route_as_csv_has_a_header_and_a_line_per_exchange() {
-    let api = Api::after_btc_and_eth_early_march().await;
+    let api = ExchangeApi::after_btc_and_eth_early_march().await;
     let (code, body) = api
         .get("/v1/prices?symbol=eth&from=2020-03-01&to=2020-03-01&format=csv")
         .await;
@@ -824,7 +824,7 @@ async fn the_prices_route_as_csv_has_a_header_and_a_line_per_exchange() {
 
 #[actix_rt::test]
 async fn the_aggregate_route_spans_the_stored_closes_across_exchanges() {
-    let api = Api::after_btc_and_eth_early_march().await;
+    let api = ExchangeApi::after_btc_and_eth_early_march().await;
     let (code, body) = api
         .get("/v1/aggregate?symbol=btc&from=2020-03-13&to=2020-03-13")
         .await;
@@ -854,7 +854,7 @@ async fn the_aggregate_route_spans_the_stored_closes_across_exchanges() {
 
 #[actix_rt::test]
 async fn the_snapshots_route_lists_the_rounds_of_the_record() {
-    let api = Api::after_one_task().await;
+    let api = ExchangeApi::after_one_task().await;
     let (code, body) = api.get("/v1/snapshots").await;
     assert_eq!(code, 200, "{body}");
     let list: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
@@ -868,7 +868,7 @@ async fn the_snapshots_route_lists_the_rounds_of_the_record() {
 
 #[actix_rt::test]
 async fn the_metrics_count_the_round_and_every_fetch() {
-    let api = Api::after_march().await;
+    let api = ExchangeApi::after_march().await;
     let (code, body) = api.get("/metrics").await;
     assert_eq!(code, 200);
     assert!(body.contains("pricegrid_rounds_total 1"), "{body}");
@@ -885,7 +885,7 @@ async fn the_metrics_count_the_round_and_every_fetch() {
 
 #[actix_rt::test]
 async fn every_bad_parameter_is_a_400_that_names_it() {
-    let api = Api::after_one_task().await;
+    let api = ExchangeApi::after_one_task().await;
     for (route, parameter) in [
         ("/v1/prices?from=2020-13-01", "from"),
         ("/v1/prices?to=soon", "to"),
@@ -914,7 +914,7 @@ async fn every_bad_parameter_is_a_400_that_names_it() {
 
 #[actix_rt::test]
 async fn an_unknown_name_in_a_filter_is_a_400_that_suggests_the_known_one() {
-    let api = Api::after_one_task().await;
+    let api = ExchangeApi::after_one_task().await;
     for route in [
         "/v1/prices?exchange=krakn",
         "/v1/aggregate?exchange=krakn&symbol=btc",
@@ -948,7 +948,7 @@ async fn an_unknown_name_in_a_filter_is_a_400_that_suggests_the_known_one() {
 
 #[actix_rt::test]
 async fn an_oversized_query_string_is_a_400_in_json() {
-    let api = Api::after_one_task().await;
+    let api = ExchangeApi::after_one_task().await;
     let names = vec!["kraken"; 4000].join(",");
     let (code, body) = api.get(&format!("/v1/prices?exchange={names}")).await;
     assert_eq!(code, 400, "{body}");
@@ -960,7 +960,7 @@ async fn an_oversized_query_string_is_a_400_in_json() {
 
 #[actix_rt::test]
 async fn prices_and_aggregates_page_through_everything_once() {
-    let api = Api::after_btc_and_eth_early_march().await;
+    let api = ExchangeApi::after_btc_and_eth_early_march().await;
     let all = api.store.len();
     let mut seen = Vec::new();
     let mut route = "/v1/prices?limit=7".to_owned();
@@ -1005,7 +1005,7 @@ async fn prices_and_aggregates_page_through_everything_once() {
 
 #[actix_rt::test]
 async fn an_unknown_route_is_a_404_that_points_to_the_routes() {
-    let api = Api::after_one_task().await;
+    let api = ExchangeApi::after_one_task().await;
     let (code, body) = api.get("/v2/nothing").await;
     assert_eq!(code, 404);
     assert!(body.contains("/v1/status"), "{body}");

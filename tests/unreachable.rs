@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use pricegrid::model::Api;
+use pricegrid::model::ExchangeApi;
 use url::Url;
 
 /// Far longer than the round may take, so a retry loop would show.
@@ -87,11 +87,11 @@ async fn nothing_reachable_ends_at_once_with_exit_1_and_one_line_per_exchange() 
     // example config, where Kraken's and HTX's older days are so).
     let config = base()
         .exchanges(["binance", "coinbase-pro", "kraken"])
-        .exchange_api("binance", Api::Binance, &refused, 100.0)
+        .exchange_api("binance", ExchangeApi::Binance, &refused, 100.0)
         .market("binance", "btc", "BTCUSDT")
-        .exchange_api("coinbase-pro", Api::Coinbase, &untrusted, 100.0)
+        .exchange_api("coinbase-pro", ExchangeApi::Coinbase, &untrusted, 100.0)
         .market("coinbase-pro", "btc", "BTC-USD")
-        .exchange_api("kraken", Api::Kraken, &refused, 100.0)
+        .exchange_api("kraken", ExchangeApi::Kraken, &refused, 100.0)
         .market("kraken", "btc", "XBTUSD");
     let (code, stderr, took) = fetch(dir.path(), &config).await;
     assert_eq!(code, 1, "{stderr}");
@@ -132,14 +132,14 @@ async fn a_round_with_some_cells_failed_exits_3_and_a_whole_one_0() {
     let good = base()
         .window("2020-03-01", "2020-03-31")
         .exchanges(["bitstamp"])
-        .exchange_api_builtin("bitstamp", Api::Bitstamp);
+        .exchange_api_builtin("bitstamp", ExchangeApi::Bitstamp);
     let (code, stderr, _) = fetch(dir.path(), &good).await;
     assert_eq!(code, 0, "{stderr}");
     let partly = base()
         .window("2020-03-01", "2020-03-31")
         .exchanges(["bitstamp", "binance"])
-        .exchange_api_builtin("bitstamp", Api::Bitstamp)
-        .exchange_api("binance", Api::Binance, &nothing_listens(), 100.0)
+        .exchange_api_builtin("bitstamp", ExchangeApi::Bitstamp)
+        .exchange_api("binance", ExchangeApi::Binance, &nothing_listens(), 100.0)
         .market("binance", "btc", "BTCUSDT");
     let (code, stderr, took) = fetch(dir.path(), &partly).await;
     assert_eq!(code, 3, "{stderr}");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::ServeArgs;
-use crate::model::Api;
+use crate::model::ExchangeApi;
 use crate::server::{self, Dataset, Faults, MissingStyle, ServerOptions};
 
 impl ServeArgs {
@@ -51,7 +51,7 @@ impl ServeArgs {
     /// serve. (The server checks the same at start; here the error names
     /// the flags.)
     fn check_dialect(&self, opts: &ServerOptions) -> anyhow::Result<()> {
-        if self.dialect == Api::Classic {
+        if self.dialect == ExchangeApi::Classic {
             for (flag, given) in [
                 ("--exchange", self.exchange.is_some()),
                 ("--rate-limit", self.rate_limit.is_some()),
@@ -62,7 +62,7 @@ impl ServeArgs {
             }
             return Ok(());
         }
-        if self.ban_after.is_some() && self.dialect != Api::Binance {
+        if self.ban_after.is_some() && self.dialect != ExchangeApi::Binance {
             anyhow::bail!(
                 "--ban-after is Binance's (418 after 429s); --dialect {} has no ban",
                 self.dialect
@@ -124,11 +124,14 @@ mod tests {
     #[test]
     fn serve_takes_a_dialect_an_exchange_and_a_rate_limit() {
         let classic = serve_opts(&[]).unwrap();
-        assert_eq!((classic.dialect, classic.rate_limit), (Api::Classic, None));
+        assert_eq!(
+            (classic.dialect, classic.rate_limit),
+            (ExchangeApi::Classic, None)
+        );
         let kraken = serve_opts(&["--dialect", "kraken", "--rate-limit", "10/s"]).unwrap();
         assert_eq!(
             (kraken.dialect, kraken.rate_limit),
-            (Api::Kraken, Some(10.0))
+            (ExchangeApi::Kraken, Some(10.0))
         );
         let binance = serve_opts(&[
             "--dialect",

@@ -351,7 +351,7 @@ mod tests {
                 c.exchanges.insert(
                     Exchange::new("kraken").unwrap(),
                     crate::config::ExchangeConfig {
-                        api: crate::model::Api::Kraken,
+                        api: crate::model::ExchangeApi::Kraken,
                         url: Some(SourceUrl::Remote(url.parse().unwrap())),
                         markets: Default::default(),
                         quotes: crate::config::ExchangeConfig::default_quotes(),

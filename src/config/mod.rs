@@ -201,7 +201,7 @@ impl Config {
         };
         exchanges.iter().any(|e| match self.exchanges.get(e) {
             None => true,
-            Some(x) => x.api == crate::model::Api::Classic && x.url.is_none(),
+            Some(x) => x.api == crate::model::ExchangeApi::Classic && x.url.is_none(),
         })
     }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::size::{TooLarge, UniverseSize};
 use super::values::{HostName, Selection, SourceUrl};
-use crate::model::{Api, Day, DayRange, Exchange, OhlcOrder, Symbol};
+use crate::model::{Day, DayRange, Exchange, ExchangeApi, OhlcOrder, Symbol};
 use crate::source::ClientLimits;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,7 +88,7 @@ impl ClientLimits {
 #[serde(deny_unknown_fields)]
 pub struct ExchangeConfig {
     /// The API the exchange speaks.
-    pub api: Api,
+    pub api: ExchangeApi,
     /// Where: each API has its real public endpoint as default (`classic`
     /// falls back to `source.url`); `"builtin"` starts the built-in server
     /// speaking this API in-process, on loopback.

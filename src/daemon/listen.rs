@@ -69,7 +69,7 @@ pub(super) fn bind_api_beside(
     let listener = running
         .and_then(|api| api.socket_for(listen))
         .unwrap_or_else(|| ApiListener::bind(listen))
-        .map_err(|error| DaemonError::Api { listen, error })?;
+        .map_err(|error| DaemonError::ExchangeApi { listen, error })?;
     let access = Access::new(listener.addr, config.api.allowed_hosts.clone(), token);
     Ok(BoundApi { listener, access })
 }
@@ -123,7 +123,7 @@ pub(super) fn serve_api(
         event_streams: Arc::new(tokio::sync::Semaphore::new(api::MAX_EVENT_STREAMS)),
         recent_status: Arc::default(),
     };
-    api::start(port.listener, port.access, state).map_err(|error| DaemonError::Api {
+    api::start(port.listener, port.access, state).map_err(|error| DaemonError::ExchangeApi {
         listen: config.api.listen,
         error,
     })

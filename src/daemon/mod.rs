@@ -59,7 +59,7 @@ pub enum DaemonError {
     /// The OS's words end the line: the error is not chained as a source,
     /// or the report would say them twice.
     #[error("cannot start the API on {listen}: {}", without_code(error))]
-    Api {
+    ExchangeApi {
         listen: std::net::SocketAddr,
         error: std::io::Error,
     },

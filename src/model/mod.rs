@@ -11,9 +11,9 @@
 //! re-checks a name, a date or a number. This module does no I/O and knows
 //! no other module of the crate.
 
-mod api;
 mod cell;
 mod day;
+mod exchange_api;
 mod market;
 mod quote;
 
@@ -23,9 +23,9 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use api::Api;
 pub use cell::{reason_kind, CellState, Counts, Flags, Outcome, RoundSummary};
 pub use day::{Day, DayRange};
+pub use exchange_api::ExchangeApi;
 pub use market::{check_form, MarketForm, OhlcOrder};
 pub use quote::{quote_problem, DEFAULT_QUOTES, KNOWN_QUOTES};
 
@@ -233,7 +233,7 @@ impl fmt::Display for TaskKey {
 /// settled cells due again).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Market {
-    pub api: Api,
+    pub api: ExchangeApi,
     /// The exchange's name for the market, e.g. `XBTUSD`; empty for the
     /// classic API, which has none.
     pub name: Arc<str>,

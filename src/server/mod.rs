@@ -27,7 +27,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::clock::Clock;
-use crate::model::{Api, Exchange, Ohlcv};
+use crate::model::{Exchange, ExchangeApi, Ohlcv};
 use crate::wire::{self, ErrorBody, PriceBody};
 
 pub use dataset::{Dataset, GeneratedSpec, Lookup};
@@ -66,10 +66,10 @@ pub struct ServerOptions {
     /// (the generated one) is published with no delay, as a live exchange
     /// does; any other (a `--data` file) is served as it is.
     pub publish_delay: Option<Duration>,
-    /// Which API the server speaks: `Api::Classic` (the default) is the
+    /// Which API the server speaks: `ExchangeApi::Classic` (the default) is the
     /// classic server; a real exchange's API serves that exchange's
     /// candle and instruments endpoints instead (see `dialects`).
-    pub dialect: Api,
+    pub dialect: ExchangeApi,
     /// Whose prices a dialect serves: the dataset exchange of this name.
     /// `None`: the exchange named like the dialect (`kraken`). Ignored by
     /// the classic server, which serves every exchange.
@@ -97,7 +97,7 @@ impl ServerOptions {
             faults: Faults::default(),
             clock: Clock::system(),
             publish_delay: None,
-            dialect: Api::Classic,
+            dialect: ExchangeApi::Classic,
             exchange: None,
             rate_limit: None,
             ban_after: None,
@@ -373,7 +373,7 @@ async fn no_route() -> HttpResponse {
 /// `dialect` other than the classic, starts that dialect's server
 /// (`dialects::start`, which has its own checks).
 pub fn start(opts: &ServerOptions) -> std::io::Result<PriceServer> {
-    if opts.dialect != Api::Classic {
+    if opts.dialect != ExchangeApi::Classic {
         return dialects::start(opts);
     }
     if opts.rate_limit.is_some() || opts.ban_after.is_some() {

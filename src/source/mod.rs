@@ -31,7 +31,7 @@ use actix_web::web::Bytes;
 use url::Url;
 
 use crate::model::OhlcOrder;
-use crate::model::{Api, DayRange, Exchange, NameError, Symbol, TaskKey};
+use crate::model::{DayRange, Exchange, ExchangeApi, NameError, Symbol, TaskKey};
 use exchanges::{CandleApi, CandleRequest, DayAnswer, Instrument, Method, PageResult};
 pub use reading::unreachable_kind;
 use reading::{describe, framing, gunzip, read_body, NoAnswer};
@@ -71,7 +71,7 @@ pub fn default_user_agent() -> String {
 /// Where one exchange with an `[exchanges.NAME]` table is asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    pub api: Api,
+    pub api: ExchangeApi,
     pub url: Url,
     /// What its cells record as their source (with the market added).
     pub identity: Arc<str>,

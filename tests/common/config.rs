@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use pricegrid::config::{Config, Day, ExchangeConfig, OhlcOrder, Selection, SourceUrl};
-use pricegrid::model::{Api, Exchange};
+use pricegrid::model::{Exchange, ExchangeApi};
 use pricegrid::server::PriceServer;
 use url::Url;
 
@@ -309,7 +309,7 @@ impl TestConfig {
 
     /// Exchange `name` asked through `api` at `url` (an `[exchanges.NAME]`
     /// table), its markets discovered, at `rps` requests a second.
-    pub fn exchange_api(mut self, name: &str, api: Api, url: &Url, rps: f64) -> Self {
+    pub fn exchange_api(mut self, name: &str, api: ExchangeApi, url: &Url, rps: f64) -> Self {
         self.config.exchanges.insert(
             name.parse().expect("a valid exchange name"),
             ExchangeConfig {
@@ -341,7 +341,7 @@ impl TestConfig {
 
     /// Exchange `name` asked through `api` on the built-in server speaking
     /// it (`url = "builtin"`), its markets discovered.
-    pub fn exchange_api_builtin(mut self, name: &str, api: Api) -> Self {
+    pub fn exchange_api_builtin(mut self, name: &str, api: ExchangeApi) -> Self {
         self.config.exchanges.insert(
             name.parse().expect("a valid exchange name"),
             ExchangeConfig {

@@ -18,7 +18,7 @@ use chrono::NaiveDate;
 
 use super::Universe;
 use crate::config::Config;
-use crate::model::{Api, Exchange, Market, Symbol, Task, TaskKey};
+use crate::model::{Exchange, ExchangeApi, Market, Symbol, Task, TaskKey};
 use crate::source::exchanges::{self, choose_market_in, plan_pages, Instrument};
 use crate::source::{ClientLimits, Endpoints, PriceClient};
 
@@ -186,7 +186,7 @@ pub fn plan(todo: Vec<TaskKey>, markets: &Markets, today: NaiveDate) -> Vec<Task
         let id = (key.exchange.clone(), key.symbol.clone());
         match markets.get(&id) {
             None => tasks.push(Task::new(key)),
-            Some(m) if m.api == Api::Classic => tasks.push(Task {
+            Some(m) if m.api == ExchangeApi::Classic => tasks.push(Task {
                 market: Some(m.clone()),
                 ..Task::new(key)
             }),

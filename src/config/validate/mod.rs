@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use super::schema::{ExchangeConfig, FetchConfig, SnapshotConfig, SourceConfig, UniverseConfig};
 use super::size::{BYTES_PER_TASK, MAX_TASKS, TASK_MEMORY};
 use super::Config;
-use crate::model::{quote_problem, Api, Day, Exchange};
+use crate::model::{quote_problem, Day, Exchange, ExchangeApi};
 use crate::source::exchanges::check_market;
 
 /// Most fetcher threads one pool may have.
@@ -101,11 +101,11 @@ pub(super) fn exchanges(
             }
         }
         match x.api {
-            Api::Classic if !x.markets.is_empty() => out.push(Finding::at(
+            ExchangeApi::Classic if !x.markets.is_empty() => out.push(Finding::at(
                 key("markets"),
                 "the classic API has no markets: leave markets out",
             )),
-            Api::Classic => {}
+            ExchangeApi::Classic => {}
             api => {
                 for (symbol, market) in &x.markets {
                     if let Some(Err(e)) = check_market(api, market) {

@@ -35,7 +35,7 @@ use chrono::{NaiveDate, TimeDelta};
 
 use super::{publication, Lookup, PriceServer, ServerOptions, ServerStats};
 use crate::clock::Clock;
-use crate::model::{Api, Exchange, Ohlcv, Symbol};
+use crate::model::{Exchange, ExchangeApi, Ohlcv, Symbol};
 use crate::server::Dataset;
 #[cfg(test)]
 use throttle::whole_seconds;
@@ -326,21 +326,21 @@ impl Venue {
 /// names none and the dataset has no exchange named like the dialect (the
 /// classic dataset has no binance, coinbase or okx). `serve --help` says
 /// the same.
-pub const SEED_EXCHANGES: [(Api, &str); 7] = [
-    (Api::Binance, "hitbtc"),
-    (Api::Kraken, "kraken"),
-    (Api::Coinbase, "coinbase-pro"),
-    (Api::Bitstamp, "bitstamp"),
-    (Api::Okx, "okex"),
-    (Api::Htx, "huobi"),
-    (Api::Cexio, "cexio"),
+pub const SEED_EXCHANGES: [(ExchangeApi, &str); 7] = [
+    (ExchangeApi::Binance, "hitbtc"),
+    (ExchangeApi::Kraken, "kraken"),
+    (ExchangeApi::Coinbase, "coinbase-pro"),
+    (ExchangeApi::Bitstamp, "bitstamp"),
+    (ExchangeApi::Okx, "okex"),
+    (ExchangeApi::Htx, "huobi"),
+    (ExchangeApi::Cexio, "cexio"),
 ];
 
 /// The dataset exchange a dialect serves: `chosen`, else the one named
 /// like the dialect, else its seed exchange (`SEED_EXCHANGES`); an error,
 /// listing the dataset's exchanges, if the dataset has none of them.
 pub fn served_exchange(
-    dialect: Api,
+    dialect: ExchangeApi,
     chosen: Option<&Exchange>,
     dataset: &Dataset,
 ) -> Result<Exchange, String> {
@@ -380,23 +380,23 @@ pub fn served_exchange(
 }
 
 /// Registers `dialect`'s routes.
-fn routes(dialect: Api, cfg: &mut ServiceConfig) {
+fn routes(dialect: ExchangeApi, cfg: &mut ServiceConfig) {
     match dialect {
-        Api::Binance => binance::routes(cfg),
-        Api::Kraken => kraken::routes(cfg),
-        Api::Coinbase => coinbase::routes(cfg),
-        Api::Bitstamp => bitstamp::routes(cfg),
-        Api::Okx => okx::routes(cfg),
-        Api::Bitfinex => bitfinex::routes(cfg),
-        Api::Poloniex => poloniex::routes(cfg),
-        Api::Hitbtc => hitbtc::routes(cfg),
-        Api::Htx => htx::routes(cfg),
-        Api::Cexio => cexio::routes(cfg),
-        Api::Classic => {}
+        ExchangeApi::Binance => binance::routes(cfg),
+        ExchangeApi::Kraken => kraken::routes(cfg),
+        ExchangeApi::Coinbase => coinbase::routes(cfg),
+        ExchangeApi::Bitstamp => bitstamp::routes(cfg),
+        ExchangeApi::Okx => okx::routes(cfg),
+        ExchangeApi::Bitfinex => bitfinex::routes(cfg),
+        ExchangeApi::Poloniex => poloniex::routes(cfg),
+        ExchangeApi::Hitbtc => hitbtc::routes(cfg),
+        ExchangeApi::Htx => htx::routes(cfg),
+        ExchangeApi::Cexio => cexio::routes(cfg),
+        ExchangeApi::Classic => {}
     }
 }
 
-async fn no_route(dialect: web::Data<Api>) -> HttpResponse {
+async fn no_route(dialect: web::Data<ExchangeApi>) -> HttpResponse {
     answer(
         StatusCode::NOT_FOUND,
         None,
@@ -424,7 +424,7 @@ pub(crate) fn start(opts: &ServerOptions) -> std::io::Result<PriceServer> {
             "fault injection is the classic server's; the {dialect} dialect has none"
         )));
     }
-    if opts.ban_after.is_some() && dialect != Api::Binance {
+    if opts.ban_after.is_some() && dialect != ExchangeApi::Binance {
         return Err(invalid(format!(
             "--ban-after is Binance's (418 after 429s); the {dialect} dialect has no ban"
         )));

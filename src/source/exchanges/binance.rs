@@ -31,7 +31,7 @@ use super::{
     Instrument, MarketForm, PageResult, Profile,
 };
 use crate::model::OhlcOrder;
-use crate::model::{Api, DayRange};
+use crate::model::{DayRange, ExchangeApi};
 use crate::source::response::parse_retry_after;
 use crate::source::{FetchFailure, Throttle};
 
@@ -43,7 +43,7 @@ const INVALID_SYMBOL: i64 = -1121;
 
 /// Binance's plain facts (see `Profile`).
 const PROFILE: Profile = Profile {
-    api: Api::Binance,
+    api: ExchangeApi::Binance,
     default_url: "https://data-api.binance.vision/",
     page_days: 1000,
     // A klines call weighs 2 of 6000 a minute (50/s); well under it.
@@ -96,7 +96,7 @@ impl CandleApi for Binance {
                     .ok()
                     .and_then(|v| v.get("code").and_then(Value::as_i64));
                 return Err(if code == Some(INVALID_SYMBOL) {
-                    common::unknown_market(Api::Binance, market, &error_text(body))
+                    common::unknown_market(ExchangeApi::Binance, market, &error_text(body))
                 } else {
                     FetchFailure::permanent(format!(
                         "binance refused the request (400): {}",
@@ -138,7 +138,7 @@ impl CandleApi for Binance {
     }
 
     fn parse_instruments(&self, status: u16, body: &[u8]) -> Result<Vec<Instrument>, String> {
-        let v = common::listing_json(Api::Binance, status, body)?;
+        let v = common::listing_json(ExchangeApi::Binance, status, body)?;
         let symbols = v
             .get("symbols")
             .and_then(Value::as_array)

@@ -49,7 +49,7 @@ use super::{
     Profile,
 };
 use crate::model::OhlcOrder;
-use crate::model::{Api, DayRange};
+use crate::model::{DayRange, ExchangeApi};
 use crate::source::FetchFailure;
 
 /// Bitfinex's v2 public REST API.
@@ -65,7 +65,7 @@ pub const BLOCK: Duration = Duration::from_secs(60);
 
 /// Bitfinex's plain facts (see `Profile`).
 const PROFILE: Profile = Profile {
-    api: Api::Bitfinex,
+    api: ExchangeApi::Bitfinex,
     default_url: "https://api-pub.bitfinex.com/",
     page_days: 10_000,
     // 30 requests a minute on the candles route.
@@ -147,7 +147,7 @@ impl CandleApi for Bitfinex {
     }
 
     fn parse_instruments(&self, status: u16, body: &[u8]) -> Result<Vec<Instrument>, String> {
-        let v = common::listing_json(Api::Bitfinex, status, body)?;
+        let v = common::listing_json(ExchangeApi::Bitfinex, status, body)?;
         let pairs = v.get(0).and_then(Value::as_array).ok_or_else(|| {
             format!(
                 "bitfinex pairs are not a list in a list: {}",
@@ -225,7 +225,7 @@ fn code_failure(
         RATE_LIMITED => with_block(common::rate_limited(&detail, retry_after)),
         _ if status == 429 => with_block(common::rate_limited(&detail, retry_after)),
         INVALID_PARAMETER if message.starts_with("symbol") => {
-            common::unknown_market(Api::Bitfinex, market, &detail)
+            common::unknown_market(ExchangeApi::Bitfinex, market, &detail)
         }
         INVALID_PARAMETER => {
             FetchFailure::permanent(format!("bitfinex refused the request: {detail}"))

@@ -29,7 +29,7 @@ use super::{
     Profile,
 };
 use crate::model::OhlcOrder;
-use crate::model::{Api, DayRange};
+use crate::model::{DayRange, ExchangeApi};
 use crate::source::FetchFailure;
 
 /// Bitstamp's v2 REST API.
@@ -41,7 +41,7 @@ const INVALID_PAIR: &str = "API0005";
 
 /// Bitstamp's plain facts (see `Profile`).
 const PROFILE: Profile = Profile {
-    api: Api::Bitstamp,
+    api: ExchangeApi::Bitstamp,
     default_url: "https://www.bitstamp.net/",
     page_days: 1000,
     // 8000 per 10 minutes is 13/s; keep under it.
@@ -82,7 +82,7 @@ impl CandleApi for Bitstamp {
             200 => {}
             404 => {
                 return Err(common::unknown_market(
-                    Api::Bitstamp,
+                    ExchangeApi::Bitstamp,
                     market,
                     &error_reason(body).unwrap_or_else(|| common::excerpt(body)),
                 ))
@@ -94,7 +94,9 @@ impl CandleApi for Bitstamp {
             let reason = error_reason(body).unwrap_or_default();
             return Err(match v.get("code").and_then(Value::as_str) {
                 Some(RATE_LIMITED) => common::rate_limited(&reason, retry_after),
-                Some(INVALID_PAIR) => common::unknown_market(Api::Bitstamp, market, &reason),
+                Some(INVALID_PAIR) => {
+                    common::unknown_market(ExchangeApi::Bitstamp, market, &reason)
+                }
                 _ => FetchFailure::permanent(format!("bitstamp refused the request: {reason}")),
             });
         }
@@ -116,7 +118,7 @@ impl CandleApi for Bitstamp {
     }
 
     fn parse_instruments(&self, status: u16, body: &[u8]) -> Result<Vec<Instrument>, String> {
-        let v = common::listing_json(Api::Bitstamp, status, body)?;
+        let v = common::listing_json(ExchangeApi::Bitstamp, status, body)?;
         let pairs = v
             .as_array()
             .ok_or("bitstamp trading pairs are not a list")?;

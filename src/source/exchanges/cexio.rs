@@ -43,7 +43,7 @@ use super::{
     Profile,
 };
 use crate::model::OhlcOrder;
-use crate::model::{Api, DayRange, Flags};
+use crate::model::{DayRange, ExchangeApi, Flags};
 use crate::source::{Answer, FetchFailure};
 
 /// CEX.IO's spot REST API (`trade.cex.io`).
@@ -56,7 +56,7 @@ pub const DATA_TYPE: &str = "bestBid";
 
 /// CEX.IO's plain facts (see `Profile`).
 const PROFILE: Profile = Profile {
-    api: Api::Cexio,
+    api: ExchangeApi::Cexio,
     default_url: "https://trade.cex.io/",
     page_days: 1000,
     // Under the ~3.3/s of ccxt's 300 ms.
@@ -142,7 +142,7 @@ impl CandleApi for Cexio {
     }
 
     fn parse_instruments(&self, status: u16, body: &[u8]) -> Result<Vec<Instrument>, String> {
-        let v = common::listing_json(Api::Cexio, status, body)?;
+        let v = common::listing_json(ExchangeApi::Cexio, status, body)?;
         if let Some(message) = error_of(&v) {
             return Err(format!("cexio market listing: {message}"));
         }
@@ -178,7 +178,7 @@ fn error(market: &str, status: u16, message: &str, retry_after: Option<&str>) ->
         return common::rate_limited(message, retry_after);
     }
     if lower.contains("pair") && (lower.contains("unknown") || lower.contains("unsupported")) {
-        return common::unknown_market(Api::Cexio, market, message);
+        return common::unknown_market(ExchangeApi::Cexio, market, message);
     }
     match common::common_status(status, retry_after) {
         Some(f) => FetchFailure {

@@ -31,7 +31,7 @@ use serde_json::Value;
 use super::common::{self, field, integer, seconds_to_ms, shape, text};
 use super::{day_answers, number, Candle, CandleApi, Instrument, MarketForm, PageResult, Profile};
 use crate::model::OhlcOrder;
-use crate::model::{Api, DayRange};
+use crate::model::{DayRange, ExchangeApi};
 use crate::source::FetchFailure;
 
 /// Coinbase Exchange's public REST API.
@@ -39,7 +39,7 @@ pub struct Coinbase;
 
 /// Coinbase's plain facts (see `Profile`).
 const PROFILE: Profile = Profile {
-    api: Api::Coinbase,
+    api: ExchangeApi::Coinbase,
     default_url: "https://api.exchange.coinbase.com/",
     page_days: 300,
     // Half the public limit of 10/s: candles are "not to be polled
@@ -86,7 +86,7 @@ impl CandleApi for Coinbase {
             200 => {}
             404 => {
                 return Err(common::unknown_market(
-                    Api::Coinbase,
+                    ExchangeApi::Coinbase,
                     market,
                     &message(body),
                 ))
@@ -116,7 +116,7 @@ impl CandleApi for Coinbase {
     }
 
     fn parse_instruments(&self, status: u16, body: &[u8]) -> Result<Vec<Instrument>, String> {
-        let v = common::listing_json(Api::Coinbase, status, body)?;
+        let v = common::listing_json(ExchangeApi::Coinbase, status, body)?;
         let products = v.as_array().ok_or("coinbase products are not a list")?;
         let mut out = Vec::new();
         for p in products {

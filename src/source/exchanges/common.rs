@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::model::Api;
+use crate::model::ExchangeApi;
 use crate::source::response::parse_retry_after;
 use crate::source::{FetchFailure, Throttle};
 
@@ -55,7 +55,7 @@ pub(super) fn unexpected_status(status: u16, body: &[u8]) -> FetchFailure {
 
 /// The exchange does not know `market`: permanent, and the reason starts
 /// with "unknown market" (the Supervisor and the operator look for it).
-pub(super) fn unknown_market(api: Api, market: &str, detail: &str) -> FetchFailure {
+pub(super) fn unknown_market(api: ExchangeApi, market: &str, detail: &str) -> FetchFailure {
     FetchFailure::permanent(format!("unknown market {market:?} on {api}: {detail}"))
 }
 
@@ -116,7 +116,7 @@ pub(super) fn text<'a>(entry: &'a Value, name: &str) -> Result<&'a str, String> 
 }
 
 /// The body of a market listing as JSON, or why not.
-pub(super) fn listing_json(api: Api, status: u16, body: &[u8]) -> Result<Value, String> {
+pub(super) fn listing_json(api: ExchangeApi, status: u16, body: &[u8]) -> Result<Value, String> {
     if status != 200 {
         return Err(format!(
             "{api} market listing answered HTTP {status}: {}",

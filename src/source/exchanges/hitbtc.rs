@@ -31,7 +31,7 @@ use serde_json::Value;
 use super::common::{self, shape, text};
 use super::{day_answers, number, Candle, CandleApi, Instrument, MarketForm, PageResult, Profile};
 use crate::model::OhlcOrder;
-use crate::model::{Api, DayRange};
+use crate::model::{DayRange, ExchangeApi};
 use crate::source::FetchFailure;
 
 /// HitBTC's API v3.
@@ -42,7 +42,7 @@ const TOO_MANY_REQUESTS: i64 = 429;
 
 /// HitBTC's plain facts (see `Profile`).
 const PROFILE: Profile = Profile {
-    api: Api::Hitbtc,
+    api: ExchangeApi::Hitbtc,
     default_url: "https://api.hitbtc.com/",
     page_days: 1000,
     // A third of the 30/s ccxt allows for market data.
@@ -80,7 +80,9 @@ impl CandleApi for Hitbtc {
             if let Some((code, message)) = error_of(v) {
                 let detail = format!("{code} {message}");
                 return Err(match code {
-                    SYMBOL_NOT_FOUND => common::unknown_market(Api::Hitbtc, market, &detail),
+                    SYMBOL_NOT_FOUND => {
+                        common::unknown_market(ExchangeApi::Hitbtc, market, &detail)
+                    }
                     TOO_MANY_REQUESTS => common::rate_limited(&detail, retry_after),
                     _ => match common::common_status(status, retry_after) {
                         Some(f) => FetchFailure {
@@ -117,7 +119,7 @@ impl CandleApi for Hitbtc {
     }
 
     fn parse_instruments(&self, status: u16, body: &[u8]) -> Result<Vec<Instrument>, String> {
-        let v = common::listing_json(Api::Hitbtc, status, body)?;
+        let v = common::listing_json(ExchangeApi::Hitbtc, status, body)?;
         let symbols = v
             .as_object()
             .ok_or("hitbtc symbols are not an object keyed by symbol")?;

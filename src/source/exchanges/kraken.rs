@@ -39,7 +39,7 @@ use super::{
     Profile,
 };
 use crate::model::OhlcOrder;
-use crate::model::{Api, DayRange, Symbol};
+use crate::model::{DayRange, ExchangeApi, Symbol};
 use crate::source::FetchFailure;
 
 /// Kraken's REST API.
@@ -50,7 +50,7 @@ const DEPTH_DAYS: i64 = 720;
 
 /// Kraken's plain facts (see `Profile`).
 const PROFILE: Profile = Profile {
-    api: Api::Kraken,
+    api: ExchangeApi::Kraken,
     default_url: "https://api.kraken.com/",
     page_days: 720,
     // Kraken allows about one public call a second per address; asking
@@ -135,7 +135,7 @@ impl CandleApi for Kraken {
         ) {
             for a in answers.iter_mut().filter(|a| a.day < oldest) {
                 a.answer = crate::source::Answer::Rejected {
-                    reason: super::out_of_reach_reason(Api::Kraken, oldest),
+                    reason: super::out_of_reach_reason(ExchangeApi::Kraken, oldest),
                     price: None,
                 };
             }
@@ -148,7 +148,7 @@ impl CandleApi for Kraken {
     }
 
     fn parse_instruments(&self, status: u16, body: &[u8]) -> Result<Vec<Instrument>, String> {
-        let v = common::listing_json(Api::Kraken, status, body)?;
+        let v = common::listing_json(ExchangeApi::Kraken, status, body)?;
         if let Some(e) = errors(&v).filter(|e| !e.is_empty()) {
             return Err(format!("kraken market listing: {}", e.join(", ")));
         }
@@ -220,7 +220,7 @@ fn check_errors(market: &str, v: &Value, retry_after: Option<&str>) -> Result<()
         .iter()
         .any(|e| e.starts_with("EQuery:Unknown asset pair"))
     {
-        return Err(common::unknown_market(Api::Kraken, market, &all));
+        return Err(common::unknown_market(ExchangeApi::Kraken, market, &all));
     }
     if errors.iter().all(|e| e.starts_with("EService:")) {
         return Err(FetchFailure::retryable(format!("kraken: {all}")));

@@ -46,7 +46,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta};
 
 pub use crate::model::MarketForm;
 use crate::model::OhlcOrder;
-use crate::model::{Api, DayRange, Flags, Ohlcv, Symbol, DEFAULT_QUOTES};
+use crate::model::{DayRange, ExchangeApi, Flags, Ohlcv, Symbol, DEFAULT_QUOTES};
 use crate::source::{Answer, FetchFailure};
 
 /// What an exchange said about one day of a page.
@@ -126,7 +126,7 @@ impl CandleRequest {
 /// The facts of one exchange's API that are plain values.
 #[derive(Debug)]
 pub struct Profile {
-    pub api: Api,
+    pub api: ExchangeApi,
     /// The exchange's real public endpoint, e.g. `https://api.kraken.com/`.
     pub default_url: &'static str,
     /// Most daily candles one request returns.
@@ -141,7 +141,7 @@ pub struct Profile {
 pub trait CandleApi: Send + Sync {
     fn profile(&self) -> &'static Profile;
 
-    fn api(&self) -> Api {
+    fn api(&self) -> ExchangeApi {
         self.profile().api
     }
 
@@ -228,29 +228,29 @@ pub trait CandleApi: Send + Sync {
 /// Checks the form of `market` as the adapter of `api` names markets,
 /// offline: what config validation asks, so that `config` needs no adapter.
 /// `None`: `api` has no adapter (the classic API), and so no markets.
-pub fn check_market(api: Api, market: &str) -> Option<Result<(), String>> {
+pub fn check_market(api: ExchangeApi, market: &str) -> Option<Result<(), String>> {
     adapter(api).map(|a| a.check_market(market))
 }
 
 /// The adapter of `api`; `None` for the classic API, which has none.
-pub fn adapter(api: Api) -> Option<&'static dyn CandleApi> {
+pub fn adapter(api: ExchangeApi) -> Option<&'static dyn CandleApi> {
     match api {
-        Api::Classic => None,
-        Api::Binance => Some(&Binance),
-        Api::Kraken => Some(&Kraken),
-        Api::Coinbase => Some(&Coinbase),
-        Api::Bitstamp => Some(&Bitstamp),
-        Api::Okx => Some(&Okx),
-        Api::Bitfinex => Some(&Bitfinex),
-        Api::Poloniex => Some(&Poloniex),
-        Api::Hitbtc => Some(&Hitbtc),
-        Api::Htx => Some(&Htx),
-        Api::Cexio => Some(&Cexio),
+        ExchangeApi::Classic => None,
+        ExchangeApi::Binance => Some(&Binance),
+        ExchangeApi::Kraken => Some(&Kraken),
+        ExchangeApi::Coinbase => Some(&Coinbase),
+        ExchangeApi::Bitstamp => Some(&Bitstamp),
+        ExchangeApi::Okx => Some(&Okx),
+        ExchangeApi::Bitfinex => Some(&Bitfinex),
+        ExchangeApi::Poloniex => Some(&Poloniex),
+        ExchangeApi::Hitbtc => Some(&Hitbtc),
+        ExchangeApi::Htx => Some(&Htx),
+        ExchangeApi::Cexio => Some(&Cexio),
     }
 }
 
 /// The reason a day older than the exchange serves is rejected with.
-pub fn out_of_reach_reason(api: Api, earliest: NaiveDate) -> String {
+pub fn out_of_reach_reason(api: ExchangeApi, earliest: NaiveDate) -> String {
     format!("{OUT_OF_REACH}: {api} serves daily candles from {earliest} only")
 }
 

@@ -32,7 +32,7 @@ use super::{
     Profile,
 };
 use crate::model::OhlcOrder;
-use crate::model::{Api, DayRange};
+use crate::model::{DayRange, ExchangeApi};
 use crate::source::FetchFailure;
 
 /// OKX's v5 REST API.
@@ -44,7 +44,7 @@ const TOO_MANY_REQUESTS: &str = "50011";
 
 /// Okx's plain facts (see `Profile`).
 const PROFILE: Profile = Profile {
-    api: Api::Okx,
+    api: ExchangeApi::Okx,
     default_url: "https://www.okx.com/",
     page_days: 100,
     // history-candles allows 20 requests per 2 seconds.
@@ -115,7 +115,7 @@ impl CandleApi for Okx {
     }
 
     fn parse_instruments(&self, status: u16, body: &[u8]) -> Result<Vec<Instrument>, String> {
-        let v = common::listing_json(Api::Okx, status, body)?;
+        let v = common::listing_json(ExchangeApi::Okx, status, body)?;
         match v.get("code").and_then(Value::as_str) {
             Some("0") => {}
             code => return Err(format!("okx instruments answered code {code:?}: {v}")),
@@ -145,7 +145,7 @@ fn code_failure(market: &str, code: &str, v: &Value, retry_after: Option<&str>) 
     let detail = format!("{code} {msg}");
     match code {
         TOO_MANY_REQUESTS => common::rate_limited(&detail, retry_after),
-        UNKNOWN_INSTRUMENT => common::unknown_market(Api::Okx, market, &detail),
+        UNKNOWN_INSTRUMENT => common::unknown_market(ExchangeApi::Okx, market, &detail),
         c if c.starts_with("50") => FetchFailure::retryable(format!("okx system error: {detail}")),
         _ => FetchFailure::permanent(format!("okx refused the request: {detail}")),
     }

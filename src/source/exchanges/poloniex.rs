@@ -42,7 +42,7 @@ use super::{
     Instrument, MarketForm, PageResult, Profile,
 };
 use crate::model::OhlcOrder;
-use crate::model::{Api, DayRange};
+use crate::model::{DayRange, ExchangeApi};
 use crate::source::FetchFailure;
 
 /// Poloniex's v3 public REST API.
@@ -54,7 +54,7 @@ const TOO_MANY_REQUESTS: i64 = 429;
 
 /// Poloniex's plain facts (see `Profile`).
 const PROFILE: Profile = Profile {
-    api: Api::Poloniex,
+    api: ExchangeApi::Poloniex,
     default_url: "https://api.poloniex.com/",
     page_days: 500,
     // A tenth of the 200/s ccxt allows: the number is not Poloniex's own.
@@ -111,7 +111,11 @@ impl CandleApi for Poloniex {
                 let detail = format!("{code} {message}");
                 match code {
                     INVALID_SYMBOL => {
-                        return Err(common::unknown_market(Api::Poloniex, market, &detail))
+                        return Err(common::unknown_market(
+                            ExchangeApi::Poloniex,
+                            market,
+                            &detail,
+                        ))
                     }
                     TOO_MANY_REQUESTS => return Err(common::rate_limited(&detail, retry_after)),
                     _ => {}
@@ -128,7 +132,7 @@ impl CandleApi for Poloniex {
         if let Some((code, message)) = error_of(body) {
             let detail = format!("{code} {message}");
             return Err(match code {
-                INVALID_SYMBOL => common::unknown_market(Api::Poloniex, market, &detail),
+                INVALID_SYMBOL => common::unknown_market(ExchangeApi::Poloniex, market, &detail),
                 TOO_MANY_REQUESTS => common::rate_limited(&detail, retry_after),
                 _ => FetchFailure::permanent(format!("poloniex refused the request: {detail}")),
             });
@@ -161,7 +165,7 @@ impl CandleApi for Poloniex {
     }
 
     fn parse_instruments(&self, status: u16, body: &[u8]) -> Result<Vec<Instrument>, String> {
-        let v = common::listing_json(Api::Poloniex, status, body)?;
+        let v = common::listing_json(ExchangeApi::Poloniex, status, body)?;
         let list = v.as_array().ok_or("poloniex markets are not a list")?;
         let mut out = Vec::new();
         for m in list {

@@ -81,25 +81,45 @@ fn candle(day: &str, close: f64) -> Candle {
 
 #[test]
 fn every_exchange_has_its_adapter_with_the_contracts_limits() {
-    assert!(adapter(Api::Classic).is_none());
+    assert!(adapter(ExchangeApi::Classic).is_none());
     let table = [
-        (Api::Binance, "https://data-api.binance.vision/", 1000, 10.0),
-        (Api::Kraken, "https://api.kraken.com/", 720, 0.8),
         (
-            Api::Coinbase,
+            ExchangeApi::Binance,
+            "https://data-api.binance.vision/",
+            1000,
+            10.0,
+        ),
+        (ExchangeApi::Kraken, "https://api.kraken.com/", 720, 0.8),
+        (
+            ExchangeApi::Coinbase,
             "https://api.exchange.coinbase.com/",
             300,
             5.0,
         ),
-        (Api::Bitstamp, "https://www.bitstamp.net/", 1000, 10.0),
-        (Api::Okx, "https://www.okx.com/", 100, 8.0),
-        (Api::Bitfinex, "https://api-pub.bitfinex.com/", 10_000, 0.4),
-        (Api::Poloniex, "https://api.poloniex.com/", 500, 20.0),
-        (Api::Hitbtc, "https://api.hitbtc.com/", 1000, 10.0),
-        (Api::Htx, "https://api.huobi.pro/", 41, 5.0),
-        (Api::Cexio, "https://trade.cex.io/", 1000, 2.0),
+        (
+            ExchangeApi::Bitstamp,
+            "https://www.bitstamp.net/",
+            1000,
+            10.0,
+        ),
+        (ExchangeApi::Okx, "https://www.okx.com/", 100, 8.0),
+        (
+            ExchangeApi::Bitfinex,
+            "https://api-pub.bitfinex.com/",
+            10_000,
+            0.4,
+        ),
+        (
+            ExchangeApi::Poloniex,
+            "https://api.poloniex.com/",
+            500,
+            20.0,
+        ),
+        (ExchangeApi::Hitbtc, "https://api.hitbtc.com/", 1000, 10.0),
+        (ExchangeApi::Htx, "https://api.huobi.pro/", 41, 5.0),
+        (ExchangeApi::Cexio, "https://trade.cex.io/", 1000, 2.0),
     ];
-    assert_eq!(table.map(|t| t.0), Api::EXCHANGES);
+    assert_eq!(table.map(|t| t.0), ExchangeApi::EXCHANGES);
     for (api, url, page, rate) in table {
         let a = adapter(api).unwrap();
         assert_eq!(a.api(), api);
@@ -107,8 +127,8 @@ fn every_exchange_has_its_adapter_with_the_contracts_limits() {
         assert_eq!(a.default_requests_per_second(), rate, "{api}");
         let today = d("2026-12-01");
         let depth = match api {
-            Api::Kraken => Some(d("2024-12-12")),
-            Api::Htx => Some(d("2026-09-10")),
+            ExchangeApi::Kraken => Some(d("2024-12-12")),
+            ExchangeApi::Htx => Some(d("2026-09-10")),
             _ => None,
         };
         assert_eq!(a.earliest_day(today), depth, "{api}");
@@ -132,7 +152,7 @@ proptest::proptest! {
             .map(|(t, x)| serde_json::json!([t, x.to_string(), x, x, x, x, x, x, "1"]))
             .collect();
         let shaped = serde_json::to_vec(&rows).unwrap_or_default();
-        for api in Api::EXCHANGES {
+        for api in ExchangeApi::EXCHANGES {
             let a = adapter(api).unwrap();
             for b in [&body, &shaped] {
                 if let Ok(page) = a.parse_candles("M", days, status, Some("5"), b, OhlcOrder::Flag) {

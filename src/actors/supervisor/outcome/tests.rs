@@ -9,7 +9,7 @@ use url::Url;
 use super::*;
 use crate::actors::messages::SourceRef;
 use crate::config::Config;
-use crate::model::{Api, Market, Symbol, Task, TaskKey};
+use crate::model::{ExchangeApi, Market, Symbol, Task, TaskKey};
 use crate::source::Unreachable;
 
 fn exchange() -> Exchange {
@@ -37,7 +37,7 @@ fn pending(round: u64, attempt: u32, first_try: Option<Instant>) -> Pending {
 /// A page task on Kraken's own API with `market`.
 fn on_kraken(days: crate::config::DayRange, unresolved: Option<&str>) -> Pending {
     let market = Market {
-        api: Api::Kraken,
+        api: ExchangeApi::Kraken,
         name: Arc::from("XBTUSD"),
         source: Arc::from("kraken"),
         unresolved: unresolved.map(Arc::from),

@@ -59,7 +59,7 @@ use super::{
     MarketForm, PageResult, Profile,
 };
 use crate::model::OhlcOrder;
-use crate::model::{Api, DayRange, Flags};
+use crate::model::{DayRange, ExchangeApi, Flags};
 use crate::source::{Answer, FetchFailure};
 
 /// HTX's spot REST API.
@@ -80,7 +80,7 @@ const REACH_DAYS: i64 = (REACH_HOURS - 1) / 24 - 1;
 
 /// HTX's plain facts (see `Profile`).
 const PROFILE: Profile = Profile {
-    api: Api::Htx,
+    api: ExchangeApi::Htx,
     default_url: "https://api.huobi.pro/",
     page_days: MAX_SIZE / HOURS as u32,
     // Half of the 10/s ccxt and the KR docs allow.
@@ -157,7 +157,7 @@ impl CandleApi for Htx {
     }
 
     fn parse_instruments(&self, status: u16, body: &[u8]) -> Result<Vec<Instrument>, String> {
-        let v = common::listing_json(Api::Htx, status, body)?;
+        let v = common::listing_json(ExchangeApi::Htx, status, body)?;
         if v.get("status").and_then(Value::as_str) == Some("error") {
             return Err(format!("htx market listing: {}", message(&v)));
         }
@@ -193,7 +193,7 @@ fn error(market: &str, status: u16, v: &Value, retry_after: Option<&str>) -> Fet
     let detail = message(v);
     let msg = v.get("err-msg").and_then(Value::as_str).unwrap_or("");
     if msg.contains("invalid symbol") {
-        return common::unknown_market(Api::Htx, market, &detail);
+        return common::unknown_market(ExchangeApi::Htx, market, &detail);
     }
     if status == 429 || msg.contains("request limit") {
         return common::rate_limited(&detail, retry_after);

@@ -1,4 +1,4 @@
-//! `Api`: which HTTP dialect an exchange's prices are asked in, the classic
+//! `ExchangeApi`: which HTTP dialect an exchange's prices are asked in, the classic
 //! teaching API (one request per exchange x symbol x day) or one of the real
 //! exchanges' public daily-candle APIs (a page of days per request). Shared by
 //! the config (`[exchanges.NAME] api = "kraken"`), the client adapters
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// The API an exchange speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Api {
+pub enum ExchangeApi {
     /// `GET /price/{exchange}/{symbol}/{date}` (`price-api.md`).
     Classic,
     Binance,
@@ -29,62 +29,62 @@ pub enum Api {
     Cexio,
 }
 
-impl Api {
-    pub const ALL: [Api; 11] = [
-        Api::Classic,
-        Api::Binance,
-        Api::Kraken,
-        Api::Coinbase,
-        Api::Bitstamp,
-        Api::Okx,
-        Api::Bitfinex,
-        Api::Poloniex,
-        Api::Hitbtc,
-        Api::Htx,
-        Api::Cexio,
+impl ExchangeApi {
+    pub const ALL: [ExchangeApi; 11] = [
+        ExchangeApi::Classic,
+        ExchangeApi::Binance,
+        ExchangeApi::Kraken,
+        ExchangeApi::Coinbase,
+        ExchangeApi::Bitstamp,
+        ExchangeApi::Okx,
+        ExchangeApi::Bitfinex,
+        ExchangeApi::Poloniex,
+        ExchangeApi::Hitbtc,
+        ExchangeApi::Htx,
+        ExchangeApi::Cexio,
     ];
 
     /// The real exchanges' APIs (every one but the classic).
-    pub const EXCHANGES: [Api; 10] = [
-        Api::Binance,
-        Api::Kraken,
-        Api::Coinbase,
-        Api::Bitstamp,
-        Api::Okx,
-        Api::Bitfinex,
-        Api::Poloniex,
-        Api::Hitbtc,
-        Api::Htx,
-        Api::Cexio,
+    pub const EXCHANGES: [ExchangeApi; 10] = [
+        ExchangeApi::Binance,
+        ExchangeApi::Kraken,
+        ExchangeApi::Coinbase,
+        ExchangeApi::Bitstamp,
+        ExchangeApi::Okx,
+        ExchangeApi::Bitfinex,
+        ExchangeApi::Poloniex,
+        ExchangeApi::Hitbtc,
+        ExchangeApi::Htx,
+        ExchangeApi::Cexio,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Api::Classic => "classic",
-            Api::Binance => "binance",
-            Api::Kraken => "kraken",
-            Api::Coinbase => "coinbase",
-            Api::Bitstamp => "bitstamp",
-            Api::Okx => "okx",
-            Api::Bitfinex => "bitfinex",
-            Api::Poloniex => "poloniex",
-            Api::Hitbtc => "hitbtc",
-            Api::Htx => "htx",
-            Api::Cexio => "cexio",
+            ExchangeApi::Classic => "classic",
+            ExchangeApi::Binance => "binance",
+            ExchangeApi::Kraken => "kraken",
+            ExchangeApi::Coinbase => "coinbase",
+            ExchangeApi::Bitstamp => "bitstamp",
+            ExchangeApi::Okx => "okx",
+            ExchangeApi::Bitfinex => "bitfinex",
+            ExchangeApi::Poloniex => "poloniex",
+            ExchangeApi::Hitbtc => "hitbtc",
+            ExchangeApi::Htx => "htx",
+            ExchangeApi::Cexio => "cexio",
         }
     }
 }
 
-impl fmt::Display for Api {
+impl fmt::Display for ExchangeApi {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl std::str::FromStr for Api {
+impl std::str::FromStr for ExchangeApi {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Api::ALL
+        ExchangeApi::ALL
             .into_iter()
             .find(|a| a.as_str() == s)
             .ok_or_else(|| {
