@@ -13,7 +13,6 @@ mod common;
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
-use std::future::Future;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -39,12 +38,6 @@ use url::Url;
 
 /// Every test ends within this, whatever a server does.
 const TEST_DEADLINE: Duration = Duration::from_secs(60);
-
-async fn bounded<T>(test: impl Future<Output = T>) -> T {
-    actix_rt::time::timeout(TEST_DEADLINE, test)
-        .await
-        .expect("the test finished within its deadline")
-}
 
 // ---------------------------------------------------------------------------
 // Answers written byte for byte by a raw server (`common::raw_server`).
@@ -222,7 +215,7 @@ fn limits(timeout: Duration) -> ClientLimits {
 
 #[actix_rt::test]
 async fn a_cut_off_answer_is_a_retryable_failure_never_no_price() {
-    bounded(async {
+    within(TEST_DEADLINE, async {
         let head = |status: &str, framing: &str| {
             format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{framing}\r\n\r\n")
                 .into_bytes()
@@ -280,7 +273,7 @@ const ETH_PRICE: &[u8] = br#"{"exchange":"kraken","symbol":"eth","open":195.24,"
 
 #[actix_rt::test]
 async fn a_body_that_runs_to_the_close_is_read_whole() {
-    bounded(async {
+    within(TEST_DEADLINE, async {
         // RFC 9112 §6.3 rule 8: neither Content-Length nor chunked.
         let cases = [
             (
@@ -314,7 +307,7 @@ async fn a_body_that_runs_to_the_close_is_read_whole() {
 
 #[actix_rt::test]
 async fn a_chunked_body_cut_after_some_data_is_a_retryable_failure_never_no_price() {
-    bounded(async {
+    within(TEST_DEADLINE, async {
         let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
         let cases: [(&str, &str); 4] = [
             ("a chunk of 10 bytes that sends 4", "a\r\nnull"),
@@ -335,7 +328,7 @@ async fn a_chunked_body_cut_after_some_data_is_a_retryable_failure_never_no_pric
 #[actix_rt::test]
 async fn an_exchange_adapter_reads_a_body_to_the_close_and_fails_a_cut_chunked_one() {
     use pricegrid::model::{DayRange, ExchangeApi};
-    bounded(async {
+    within(TEST_DEADLINE, async {
         let api = pricegrid::source::exchanges::adapter(ExchangeApi::Coinbase).expect("an adapter");
         let days = DayRange {
             from: day("2020-03-12"),
@@ -391,7 +384,7 @@ fn assert_cut_off(what: &str, got: pricegrid::source::FetchResult) {
 
 #[actix_rt::test]
 async fn whole_chunked_bodies_with_extensions_and_trailers_are_read_on_a_kept_connection() {
-    bounded(async {
+    within(TEST_DEADLINE, async {
         let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
         let (first, rest) = ETH_PRICE.split_at(10);
         let mut bytes = format!("{head}{:x};part=1\r\n", first.len()).into_bytes();
@@ -415,7 +408,7 @@ async fn whole_chunked_bodies_with_extensions_and_trailers_are_read_on_a_kept_co
 
 #[actix_rt::test]
 async fn a_body_that_stalls_after_its_headers_times_out_within_source_timeout() {
-    bounded(async {
+    within(TEST_DEADLINE, async {
         let head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 134\r\n\r\n{\"exchange\": ";
         let url = raw_server(|_| Script::send(head.to_vec(), Then::Hold)).await;
         let timeout = Duration::from_millis(300);
@@ -464,17 +457,29 @@ async fn a_round_completes_against(dialect: Dialect) {
 
 #[actix_rt::test]
 async fn an_http_1_0_server_that_closes_after_answering_serves_a_whole_round() {
-    bounded(a_round_completes_against(Dialect::Http10Closing)).await;
+    within(
+        TEST_DEADLINE,
+        a_round_completes_against(Dialect::Http10Closing),
+    )
+    .await;
 }
 
 #[actix_rt::test]
 async fn an_http_1_1_server_that_says_connection_close_serves_a_whole_round() {
-    bounded(a_round_completes_against(Dialect::Http11Closing)).await;
+    within(
+        TEST_DEADLINE,
+        a_round_completes_against(Dialect::Http11Closing),
+    )
+    .await;
 }
 
 #[actix_rt::test]
 async fn a_keep_alive_http_1_1_server_serves_a_whole_round() {
-    bounded(a_round_completes_against(Dialect::Http11KeepAlive)).await;
+    within(
+        TEST_DEADLINE,
+        a_round_completes_against(Dialect::Http11KeepAlive),
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------
@@ -482,7 +487,7 @@ async fn a_keep_alive_http_1_1_server_serves_a_whole_round() {
 
 #[actix_rt::test]
 async fn a_typo_in_an_exchange_name_fails_loudly_and_is_fetched_again_once_fixed() {
-    bounded(async {
+    within(TEST_DEADLINE, async {
         let server = spawn_price_server(|_| {});
         let (from, to) = ("2020-03-01", "2020-03-05");
         let config = config_for(&server.url(), from, to).exchanges(["krakn"]);
@@ -546,7 +551,7 @@ async fn a_typo_in_an_exchange_name_fails_loudly_and_is_fetched_again_once_fixed
 
 #[actix_rt::test]
 async fn a_404_with_an_html_body_fails_naming_the_404_never_none() {
-    bounded(async {
+    within(TEST_DEADLINE, async {
         let ds = dataset(&["kraken"], &["btc", "eth"]);
         let listing = ds.clone();
         let url = raw_server(move |path| {
@@ -593,7 +598,7 @@ async fn a_404_with_an_html_body_fails_naming_the_404_never_none() {
 
 #[actix_rt::test]
 async fn a_listing_with_a_duplicate_and_an_invalid_symbol_fetches_each_valid_symbol_once() {
-    bounded(async {
+    within(TEST_DEADLINE, async {
         let ds = dataset(&["bitstamp", "kraken"], &["btc", "eth"]);
         let asked: Rc<RefCell<HashMap<String, u32>>> = Rc::default();
         let url = {
@@ -675,7 +680,7 @@ async fn price_or_stall(
 
 #[actix_rt::test]
 async fn stalled_bodies_do_not_hold_fetchers_hostage() {
-    bounded(async {
+    within(TEST_DEADLINE, async {
         use actix_web::{web, App, HttpServer};
         let ds = dataset(&["bitstamp", "kraken"], &["btc"]);
         let (from, to) = ("2020-01-01", "2020-04-13"); // 104 days

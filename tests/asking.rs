@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::future::Future;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,12 +19,6 @@ use pricegrid::wire::PriceBody;
 
 /// Every test ends within this, whatever a server does.
 const TEST_DEADLINE: Duration = Duration::from_secs(60);
-
-async fn bounded<T>(test: impl Future<Output = T>) -> T {
-    actix_rt::time::timeout(TEST_DEADLINE, test)
-        .await
-        .expect("the test finished within its deadline")
-}
 
 fn limits(user_agent: Option<&str>) -> ClientLimits {
     ClientLimits {
@@ -84,7 +77,7 @@ fn price_body() -> Vec<u8> {
 
 #[actix_rt::test]
 async fn every_request_names_pricegrid_or_the_operators_agent_and_asks_for_gzip() {
-    bounded(async {
+    within(TEST_DEADLINE, async {
         let body = price_body();
         let (url, heads) =
             raw_server_recording(move |_| Script::send(gzipped_answer(&body), Then::Close)).await;
@@ -115,7 +108,7 @@ async fn every_request_names_pricegrid_or_the_operators_agent_and_asks_for_gzip(
 
 #[actix_rt::test]
 async fn an_exchanges_own_user_agent_goes_to_its_api_and_its_listing() {
-    bounded(async {
+    within(TEST_DEADLINE, async {
         let (url, heads) = raw_server_recording(|path| {
             let body: &[u8] = if path.starts_with("/products/") {
                 b"[]"
@@ -163,7 +156,7 @@ async fn an_exchanges_own_user_agent_goes_to_its_api_and_its_listing() {
 
 #[actix_rt::test]
 async fn a_gzipped_answer_from_the_built_in_server_is_read_end_to_end() {
-    bounded(async {
+    within(TEST_DEADLINE, async {
         let server = spawn_price_server(|_| {});
         let key = btc_on_kraken();
         let expected = server

@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,17 +26,6 @@ use pricegrid::server::{Dataset, PriceServer};
 use pricegrid::store::{Cell, Store};
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-/// Runs a test body under a time limit, so a stuck round fails the test.
-async fn within<T>(limit: Duration, body: impl Future<Output = T>) -> T {
-    actix_rt::time::timeout(limit, body)
-        .await
-        .expect("the test ends in time")
-}
-
-fn at(s: &str) -> DateTime<Utc> {
-    s.parse().expect("test time")
-}
 
 fn at_hour(d: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
     d.and_hms_opt(hour, minute, 0)

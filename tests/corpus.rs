@@ -12,12 +12,14 @@
 
 mod common;
 
-use std::future::Future;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use common::*;
+
+/// The corpus round, bounded.
+const ROUND_DEADLINE: Duration = Duration::from_secs(60);
 use pricegrid::commands::fetch::fetch_round;
 use pricegrid::model::{CellState, Exchange, Ohlcv, Symbol};
 use pricegrid::origin::Source;
@@ -260,15 +262,9 @@ fn day_of(i: usize) -> NaiveDate {
     day(FIRST) + chrono::Days::new(i as u64)
 }
 
-async fn bounded<T>(test: impl Future<Output = T>) -> T {
-    actix_rt::time::timeout(Duration::from_secs(60), test)
-        .await
-        .expect("the corpus round finished within its deadline")
-}
-
 #[actix_rt::test]
 async fn every_malformed_answer_ends_in_the_state_it_deserves() {
-    bounded(async {
+    within(ROUND_DEADLINE, async {
         let url = raw_server(|path| match path {
             "/exchanges" => listing(r#"["kraken"]"#),
             "/symbols" => listing(r#"["eth"]"#),

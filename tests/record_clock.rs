@@ -5,16 +5,12 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use common::*;
 use pricegrid::actors::aggregator::{export_name, Flush};
 use pricegrid::clock::Clock;
 use pricegrid::daemon::Daemon;
 use pricegrid::record::Record;
-
-fn at(s: &str) -> DateTime<Utc> {
-    s.parse().expect("a test time")
-}
 
 #[actix_rt::test]
 async fn a_clock_stepped_back_an_hour_deletes_nothing_and_keeps_the_order() {

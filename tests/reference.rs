@@ -30,12 +30,6 @@ use pricegrid::store::Store;
 /// Every async test gives up after this, instead of hanging.
 const LIMIT: Duration = Duration::from_secs(60);
 
-async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
-    actix_rt::time::timeout(LIMIT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not end within {LIMIT:?}"))
-}
-
 /// The built-in server serving the repo's reference data.
 fn reference_server() -> PriceServer {
     let data = Dataset::from_csv(&reference_csv()).expect("the reference data loads");
@@ -58,7 +52,7 @@ fn whole_universe(server: &PriceServer, from: NaiveDate, to: NaiveDate) -> TestC
 }
 
 async fn run_round(pipeline: &Pipeline) -> RoundSummary {
-    within("a round", pipeline.producer.send(RunRound))
+    within(LIMIT, pipeline.producer.send(RunRound))
         .await
         .expect("the producer answers")
         .expect("the round runs")
@@ -133,7 +127,7 @@ async fn every_price_of_2015_in_the_reference_data_is_kept_flagged_not_dropped()
     assert_eq!(c.done(), c.tasks, "{c:?}");
     assert_eq!((c.failed, c.provisional, c.rejected), (0, 0, 0), "{c:?}");
 
-    let store = within("GetStore", pipeline.aggregator.send(GetStore))
+    let store = within(LIMIT, pipeline.aggregator.send(GetStore))
         .await
         .unwrap();
     let (prices, disordered) = assert_store_tells_the_truth(&store, ds, from, to, false);
@@ -159,7 +153,7 @@ async fn every_price_of_2015_in_the_reference_data_is_kept_flagged_not_dropped()
         asked,
         "the second round asked for prices"
     );
-    within("stopping the pipeline", pipeline.stop()).await;
+    within(LIMIT, pipeline.stop()).await;
 }
 
 #[actix_rt::test]
@@ -188,7 +182,7 @@ async fn ohlc_reject_records_rejected_cells_that_are_never_retried() {
     let c = first.counts;
     assert_eq!(c.done(), c.tasks, "{c:?}");
     assert_eq!((c.failed, c.provisional), (0, 0), "{c:?}");
-    let store = within("GetStore", pipeline.aggregator.send(GetStore))
+    let store = within(LIMIT, pipeline.aggregator.send(GetStore))
         .await
         .unwrap();
     let (prices, disordered) = assert_store_tells_the_truth(&store, &ds, from, to, true);
@@ -212,11 +206,11 @@ async fn ohlc_reject_records_rejected_cells_that_are_never_retried() {
         asked,
         "rejected cells were fetched again"
     );
-    let after = within("GetStore", pipeline.aggregator.send(GetStore))
+    let after = within(LIMIT, pipeline.aggregator.send(GetStore))
         .await
         .unwrap();
     assert_eq!(after.count(CellState::Rejected), disordered);
-    within("stopping the pipeline", pipeline.stop()).await;
+    within(LIMIT, pipeline.stop()).await;
 }
 
 /// 20% of price answers a 500/503, 10% a dropped connection.
@@ -244,7 +238,7 @@ async fn a_faulty_server_still_gives_every_price_of_march_2020() {
 
     let started = Instant::now();
     let report = within(
-        "the round",
+        LIMIT,
         fetch_round(arc(config), &Source::remote(server.url()), false),
     )
     .await
@@ -358,7 +352,7 @@ async fn tasks_waiting_to_retry_count_against_the_window() {
     for _ in 0..20 {
         actix_rt::time::sleep(Duration::from_millis(50)).await;
         polls.push(
-            within("GetStats", pipeline.supervisor.send(GetStats))
+            within(LIMIT, pipeline.supervisor.send(GetStats))
                 .await
                 .unwrap(),
         );
@@ -376,14 +370,14 @@ async fn tasks_waiting_to_retry_count_against_the_window() {
     assert!(retries > 0 && retrying > 0, "tasks were retried: {polls:?}");
 
     // What the round recorded so far: failures that say why.
-    let (_, c) = within("GetProgress", pipeline.aggregator.send(GetProgress))
+    let (_, c) = within(LIMIT, pipeline.aggregator.send(GetProgress))
         .await
         .unwrap()
         .expect("the round runs");
     assert_eq!(c.tasks, 3 * 3 * 366);
     assert!(c.done() < c.tasks, "{c:?}");
     assert_eq!(c.done(), c.failed, "{c:?}");
-    let store = within("GetStore", pipeline.aggregator.send(GetStore))
+    let store = within(LIMIT, pipeline.aggregator.send(GetStore))
         .await
         .unwrap();
     for f in store.failed() {
@@ -391,8 +385,8 @@ async fn tasks_waiting_to_retry_count_against_the_window() {
         assert!((1..=3).contains(&f.attempts), "{f:?}");
     }
 
-    within("stopping the pipeline", pipeline.stop()).await;
-    let ended = within("the stopped round", round).await.unwrap();
+    within(LIMIT, pipeline.stop()).await;
+    let ended = within(LIMIT, round).await.unwrap();
     assert!(
         matches!(ended, Err(_) | Ok(Err(_))),
         "a stopped round reports no summary: {ended:?}"
@@ -407,7 +401,7 @@ async fn a_round_against_a_dead_source_ends_with_every_task_failed_and_why() {
     let c = run_round(&pipeline).await.counts;
     assert_eq!(c.tasks, 3 * 3 * 4);
     assert_eq!((c.done(), c.failed), (c.tasks, c.tasks), "{c:?}");
-    let store = within("GetStore", pipeline.aggregator.send(GetStore))
+    let store = within(LIMIT, pipeline.aggregator.send(GetStore))
         .await
         .unwrap();
     let failed = store.failed();
@@ -421,7 +415,7 @@ async fn a_round_against_a_dead_source_ends_with_every_task_failed_and_why() {
         );
         assert!(f.attempts <= 1, "{f:?}");
     }
-    let stats = within("GetStats", pipeline.supervisor.send(GetStats))
+    let stats = within(LIMIT, pipeline.supervisor.send(GetStats))
         .await
         .unwrap();
     assert_eq!(
@@ -433,5 +427,5 @@ async fn a_round_against_a_dead_source_ends_with_every_task_failed_and_why() {
         "no retries: the round ends at once: {:?}",
         started.elapsed()
     );
-    within("stopping the pipeline", pipeline.stop()).await;
+    within(LIMIT, pipeline.stop()).await;
 }

@@ -5,14 +5,13 @@
 
 mod common;
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{
     read_until, round_matching_within, save_by_rename, signal, spawn_daemon, spawn_price_server,
-    RunningDaemon, TestConfig,
+    within, RunningDaemon, TestConfig,
 };
 use pricegrid::actors::aggregator::GetStatus;
 use pricegrid::daemon::{Daemon, ReloadOutcome};
@@ -22,13 +21,6 @@ use tempfile::TempDir;
 
 /// Bound of any one wait in these tests.
 const LIMIT: Duration = Duration::from_secs(10);
-
-/// Runs a test's body, failing it if it takes longer than `limit`.
-async fn within<T>(limit: Duration, body: impl Future<Output = T>) -> T {
-    actix_rt::time::timeout(limit, body)
-        .await
-        .unwrap_or_else(|_| panic!("the test did not finish within {limit:?}"))
-}
 
 /// A daemon config: kraken's btc over `2020-03-01..=to`, `workers`
 /// fetchers, prices from the built-in server (`source` for another),

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
@@ -20,12 +19,6 @@ use pricegrid::source::{ClientLimits, PriceClient};
 
 /// Every test ends within this, whatever the server does.
 const TEST_DEADLINE: Duration = Duration::from_secs(90);
-
-async fn bounded<T>(test: impl Future<Output = T>) -> T {
-    actix_rt::time::timeout(TEST_DEADLINE, test)
-        .await
-        .expect("the test finished within its deadline")
-}
 
 /// A server injecting `faults` (seeded, so every run draws the same faults).
 fn faulty(tweak: impl FnOnce(&mut Faults)) -> PriceServer {
@@ -147,7 +140,7 @@ fn assert_only(server: &PriceServer, kind: FaultKind, count: u64) {
 
 #[actix_rt::test]
 async fn with_every_rate_zero_nothing_is_injected() {
-    bounded(async {
+    within(TEST_DEADLINE, async {
         let server = faulty(|_| {});
         let client = client(Duration::from_secs(10));
         let (mut prices, mut missing) = (0, 0);
@@ -179,7 +172,7 @@ async fn with_every_rate_zero_nothing_is_injected() {
 
 #[actix_rt::test]
 async fn a_fail_rate_of_one_answers_every_price_with_a_5xx() {
-    bounded(async {
+    within(TEST_DEADLINE, async {
         let server = faulty(only(FaultKind::Fail, 1.0));
         let client = client(Duration::from_secs(10));
         let mut statuses = std::collections::BTreeSet::new();
@@ -212,7 +205,7 @@ async fn a_fail_rate_of_one_answers_every_price_with_a_5xx() {
 
 #[actix_rt::test]
 async fn a_reset_rate_of_one_drops_every_connection_unanswered() {
-    bounded(async {
+    within(TEST_DEADLINE, async {
         let server = faulty(only(FaultKind::Reset, 1.0));
         let client = client(Duration::from_secs(10));
         for i in 0..20 {
@@ -274,7 +267,7 @@ async fn a_reset_rate_of_one_drops_every_connection_unanswered() {
 
 #[actix_rt::test]
 async fn a_garbage_rate_of_one_breaks_every_body_in_all_four_ways() {
-    bounded(async {
+    within(TEST_DEADLINE, async {
         let server = faulty(only(FaultKind::Garbage, 1.0));
         let client = client(Duration::from_secs(10));
         let mut seen = std::collections::BTreeMap::<&str, usize>::new();
@@ -321,7 +314,7 @@ async fn a_garbage_rate_of_one_breaks_every_body_in_all_four_ways() {
 
 #[actix_rt::test]
 async fn a_stall_outlives_a_short_client_timeout() {
-    bounded(async {
+    within(TEST_DEADLINE, async {
         let stall = Duration::from_millis(1500);
         let server = faulty(|f| {
             f.stall_rate = 1.0;
@@ -366,7 +359,7 @@ async fn a_stall_outlives_a_short_client_timeout() {
 /// band, and what the client saw agrees with what the server counted.
 #[actix_rt::test]
 async fn at_rate_0_3_about_that_share_of_requests_gets_the_fault() {
-    bounded(async {
+    within(TEST_DEADLINE, async {
         const N: usize = 300;
         for kind in FaultKind::ALL {
             let server = faulty(|f| {
@@ -416,7 +409,7 @@ async fn at_rate_0_3_about_that_share_of_requests_gets_the_fault() {
 
 #[actix_rt::test]
 async fn the_same_seed_injects_the_same_faults() {
-    bounded(async {
+    within(TEST_DEADLINE, async {
         let client = client(Duration::from_secs(10));
         let mut runs = Vec::new();
         for seed in [1, 1, 2] {

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use common::*;
 use pricegrid::clock::Clock;
 use pricegrid::model::{Exchange, Ohlcv, Symbol};
@@ -64,10 +64,6 @@ fn get(url: &str) -> Answer {
         .into_json()
         .unwrap_or_else(|e| panic!("{url}: not JSON: {e}"));
     Answer { status, body }
-}
-
-fn at(s: &str) -> DateTime<Utc> {
-    s.parse().expect("test time")
 }
 
 /// A generated-dataset key with a price on each of `days`.

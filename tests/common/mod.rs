@@ -174,3 +174,19 @@ pub fn nothing_listens() -> url::Url {
         .port();
     format!("http://127.0.0.1:{port}/").parse().expect("a URL")
 }
+
+/// Awaits `body`, failing the test if it takes longer than `limit`: every
+/// wait in a test is bounded.
+pub async fn within<T>(
+    limit: std::time::Duration,
+    body: impl std::future::Future<Output = T>,
+) -> T {
+    actix_rt::time::timeout(limit, body)
+        .await
+        .unwrap_or_else(|_| panic!("the test did not finish within {limit:?}"))
+}
+
+/// An instant written as RFC 3339 (`2020-03-01T12:00:00Z`).
+pub fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+    s.parse().expect("a test time in RFC 3339")
+}
