@@ -154,6 +154,9 @@ async fn an_exchanges_own_user_agent_goes_to_its_api_and_its_listing() {
     .await;
 }
 
+/// The built-in server gzips what is worth it when asked (its listings, the
+/// dialects' pages) and the client reads it end to end; a classic price
+/// answer, a few hundred bytes, is sent as it is.
 #[actix_rt::test]
 async fn a_gzipped_answer_from_the_built_in_server_is_read_end_to_end() {
     within(TEST_DEADLINE, async {
@@ -168,13 +171,22 @@ async fn a_gzipped_answer_from_the_built_in_server_is_read_end_to_end() {
             url.host_str().unwrap().parse().unwrap(),
             url.port().unwrap(),
         );
-        let raw = RawRequest::get(addr, "/price/kraken/btc/2020-03-13")
+        let raw = RawRequest::get(addr, "/exchanges")
             .header("Accept-Encoding", "gzip")
             .header("Connection", "close")
             .send(addr)
             .await;
         assert_eq!(raw.header("content-encoding"), Some("gzip"), "{raw:?}");
         let client = PriceClient::new(&url, &limits(None));
+        let listed = client.exchanges().await.expect("the listing");
+        assert_eq!(listed, server.dataset.exchanges());
+
+        let raw = RawRequest::get(addr, "/price/kraken/btc/2020-03-13")
+            .header("Accept-Encoding", "gzip")
+            .header("Connection", "close")
+            .send(addr)
+            .await;
+        assert_eq!(raw.header("content-encoding"), Some("identity"), "{raw:?}");
         let got = client.price(&key).await.expect("an answer");
         assert!(
             matches!(got, Answer::Price { price, .. } if price == expected),

@@ -295,7 +295,23 @@ const STAND_IN: Ohlcv = Ohlcv {
     volume: 1.0,
 };
 
+/// A classic price answer is a few hundred bytes: compressing it would cost
+/// more than it saves on both ends (a gzip stream's set-up alone), so it is
+/// sent as it is whatever the request accepts. The dialects' pages of
+/// candles, and the listings, are compressed when asked.
 async fn price(state: web::Data<State>, path: web::Path<(String, String, String)>) -> HttpResponse {
+    let mut answer = price_answer(state, path).await;
+    answer.headers_mut().insert(
+        actix_web::http::header::CONTENT_ENCODING,
+        actix_web::http::header::HeaderValue::from_static("identity"),
+    );
+    answer
+}
+
+async fn price_answer(
+    state: web::Data<State>,
+    path: web::Path<(String, String, String)>,
+) -> HttpResponse {
     let n = state.stats.count_price_request();
     let (exchange, symbol, date) = path.into_inner();
     let _answering = Answering::new(&state.stats, &exchange);
