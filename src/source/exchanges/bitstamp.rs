@@ -105,11 +105,7 @@ impl CandleApi for Bitstamp {
             .and_then(|d| d.get("ohlc"))
             .and_then(Value::as_array)
             .ok_or_else(|| shape("no 'data.ohlc' list"))?;
-        let candles = rows
-            .iter()
-            .map(candle)
-            .collect::<Result<Vec<Candle>, String>>()
-            .map_err(shape)?;
+        let candles = common::candles_of(rows, candle)?;
         day_answers(days, &candles, ohlc_order)
     }
 

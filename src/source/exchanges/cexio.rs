@@ -119,11 +119,7 @@ impl CandleApi for Cexio {
             .get("data")
             .and_then(Value::as_array)
             .ok_or_else(|| shape("no 'data' list"))?;
-        let candles = rows
-            .iter()
-            .map(candle)
-            .collect::<Result<Vec<Candle>, String>>()
-            .map_err(shape)?;
+        let candles = common::candles_of(rows, candle)?;
         let mut answers = day_answers(days, &candles, ohlc_order)?;
         for a in &mut answers {
             if let Answer::Price { flags, .. } = &mut a.answer {

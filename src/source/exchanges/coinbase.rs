@@ -103,11 +103,7 @@ impl CandleApi for Coinbase {
         let rows = v
             .as_array()
             .ok_or_else(|| shape("candles are not a list"))?;
-        let candles = rows
-            .iter()
-            .map(candle)
-            .collect::<Result<Vec<Candle>, String>>()
-            .map_err(shape)?;
+        let candles = common::candles_of(rows, candle)?;
         day_answers(days, &candles, ohlc_order)
     }
 

@@ -77,6 +77,18 @@ pub(super) fn json(body: &[u8]) -> Result<Value, FetchFailure> {
 
 /// A body that is JSON but not the documented shape: retryable, saying what
 /// was expected.
+/// A page's rows read by `candle`: one row that cannot be read fails the
+/// page as an answer not in the documented shape (retryable).
+pub(super) fn candles_of(
+    rows: &[Value],
+    candle: impl Fn(&Value) -> Result<super::Candle, String>,
+) -> Result<Vec<super::Candle>, FetchFailure> {
+    rows.iter()
+        .map(candle)
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(shape)
+}
+
 pub(super) fn shape(what: impl Into<String>) -> FetchFailure {
     FetchFailure::retryable(format!(
         "answer not in the documented shape: {}",

@@ -106,11 +106,7 @@ impl CandleApi for Hitbtc {
         let rows = v
             .as_array()
             .ok_or_else(|| shape("the answer is not a list of candles"))?;
-        let candles = rows
-            .iter()
-            .map(candle)
-            .collect::<Result<Vec<Candle>, String>>()
-            .map_err(shape)?;
+        let candles = common::candles_of(rows, candle)?;
         day_answers(days, &candles, ohlc_order)
     }
 

@@ -102,11 +102,7 @@ impl CandleApi for Okx {
             .get("data")
             .and_then(Value::as_array)
             .ok_or_else(|| shape("no 'data' list"))?;
-        let candles = rows
-            .iter()
-            .map(candle)
-            .collect::<Result<Vec<Candle>, String>>()
-            .map_err(shape)?;
+        let candles = common::candles_of(rows, candle)?;
         day_answers(days, &candles, ohlc_order)
     }
 
