@@ -25,7 +25,7 @@
 
 use serde_json::Value;
 
-use super::common::{self, field, integer, shape, text};
+use super::common::{self, field, integer, shape, ListingFields};
 use super::{
     day_answers, day_start_ms, number, reject_not_daily, spans_one_day, Candle, CandleApi,
     Instrument, MarketForm, PageResult, Profile,
@@ -143,18 +143,13 @@ impl CandleApi for Binance {
             .get("symbols")
             .and_then(Value::as_array)
             .ok_or("binance exchangeInfo without a 'symbols' list")?;
-        let mut out = Vec::new();
-        for s in symbols {
-            if text(s, "status")? != "TRADING" {
-                continue;
-            }
-            out.push(Instrument {
-                market: text(s, "symbol")?.to_owned(),
-                base: text(s, "baseAsset")?.to_ascii_uppercase(),
-                quote: text(s, "quoteAsset")?.to_ascii_uppercase(),
-            });
+        ListingFields {
+            trading: ("status", &["TRADING"]),
+            market: "symbol",
+            base: "baseAsset",
+            quote: "quoteAsset",
         }
-        Ok(out)
+        .read(symbols)
     }
 }
 
@@ -191,13 +186,13 @@ fn candle(row: &Value) -> Result<(Candle, bool), String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
+    use crate::source::exchanges::fixtures::*;
     use std::time::Duration;
 
-    use super::super::choose_market;
-    use super::super::common::testing::{d, ohlcv, price, range};
+    use super::super::common::testing::range;
     use super::*;
-    use crate::model::Symbol;
+
     use crate::source::Answer;
 
     fn answer(status: u16, retry_after: Option<&str>, body: &str) -> PageResult {
@@ -220,47 +215,6 @@ mod tests {
     }
 
     #[test]
-    fn a_full_page_reads_strings_exactly_in_field_order() {
-        let body = include_str!("../../../tests/fixtures/binance/full_page.json");
-        let got = answer(200, None, body).unwrap();
-        assert_eq!(
-            got.iter().map(|a| a.day).collect::<Vec<_>>(),
-            [d("2020-03-01"), d("2020-03-02"), d("2020-03-03")]
-        );
-        assert_eq!(
-            price(&got[0]),
-            ohlcv(8523.61, 8595.0, 8400.0, 8531.88, 40509.414679)
-        );
-        assert_eq!(price(&got[2]).close, 8760.07);
-        assert!(got.iter().all(|a| !a.open));
-    }
-
-    #[test]
-    fn an_empty_page_is_no_price() {
-        let body = include_str!("../../../tests/fixtures/binance/empty_page.json");
-        let got = answer(200, None, body).unwrap();
-        assert_eq!(got.len(), 3);
-        assert!(got.iter().all(|a| a.answer == Answer::NoPrice));
-    }
-
-    #[test]
-    fn todays_kline_is_a_price_left_to_the_clock() {
-        let body = include_str!("../../../tests/fixtures/binance/open_day.json");
-        let got = Binance
-            .parse_candles(
-                "BTCUSDT",
-                range("2026-11-30", "2026-12-01"),
-                200,
-                None,
-                body.as_bytes(),
-                OhlcOrder::Flag,
-            )
-            .unwrap();
-        assert_eq!(price(&got[1]).volume, 1200.5);
-        assert!(!got[1].open, "Binance does not mark an open kline");
-    }
-
-    #[test]
     fn a_kline_not_at_utc_midnight_is_rejected() {
         let body = r#"[[1583046000000,"1","2","0.5","1.5","10",1583132399999,"0",1,"0","0","0"]]"#;
         let got = answer(200, None, body).unwrap();
@@ -271,43 +225,7 @@ mod tests {
     }
 
     #[test]
-    fn the_docs_weekly_kline_is_not_a_daily_candle() {
-        let body = include_str!("../../../tests/fixtures/binance/docs_weekly_kline.json");
-        let got = Binance
-            .parse_candles(
-                "BNBBTC",
-                range("2017-07-03", "2017-07-04"),
-                200,
-                None,
-                body.as_bytes(),
-                OhlcOrder::Flag,
-            )
-            .unwrap();
-        assert!(
-            matches!(&got[0].answer, Answer::Rejected { reason, .. } if reason.starts_with("not a daily candle")),
-            "{got:?}"
-        );
-        assert_eq!(got[1].answer, Answer::NoPrice);
-    }
-
-    #[test]
     fn failures_are_classified() {
-        let unknown = include_str!("../../../tests/fixtures/binance/unknown_market.json");
-        let e = answer(400, None, unknown).unwrap_err();
-        assert!(!e.retryable);
-        assert_eq!(
-            e.reason,
-            "unknown market \"BTCUSDT\" on binance: Invalid symbol. (-1121)"
-        );
-        let throttled = include_str!("../../../tests/fixtures/binance/throttled.json");
-        let e = answer(429, Some("12"), throttled).unwrap_err();
-        assert_eq!(e.throttle, Some(Throttle::RateLimited));
-        assert_eq!(e.retry_after, Some(Duration::from_secs(12)));
-        let banned = include_str!("../../../tests/fixtures/binance/banned.json");
-        let e = answer(418, Some("120"), banned).unwrap_err();
-        assert_eq!(e.throttle, Some(Throttle::Banned));
-        assert_eq!(e.retry_after, Some(Duration::from_secs(120)));
-        assert!(e.reason.contains("IP banned"), "{}", e.reason);
         let e = answer(451, None, "").unwrap_err();
         assert!(!e.retryable && e.reason == "blocked location or WAF (451)");
         let e = answer(403, None, "<html>").unwrap_err();
@@ -345,13 +263,6 @@ mod tests {
         let body = include_str!("../../../tests/fixtures/binance/exchange_info.json");
         let list = Binance.parse_instruments(200, body.as_bytes()).unwrap();
         assert!(list.iter().all(|i| i.market != "ETHUSDT"), "not trading");
-        let pick = |s: &str| {
-            choose_market(&Binance, &Symbol::new(s).unwrap(), &list).map(|i| i.market.clone())
-        };
-        assert_eq!(pick("btc").as_deref(), Some("BTCUSDT"));
-        assert_eq!(pick("eth").as_deref(), Some("ETHUSDC"));
-        assert_eq!(pick("sol").as_deref(), Some("SOLUSD"));
-        assert_eq!(pick("ltc"), None);
         assert!(Binance.parse_instruments(500, b"").is_err());
     }
 
@@ -360,5 +271,20 @@ mod tests {
         assert!(Binance.check_market("BTCUSDT").is_ok());
         assert!(Binance.check_market("btcusdt").is_err());
         assert!(Binance.check_market("BTC-USDT").is_err());
+    }
+
+    /// The recorded answers in `tests/fixtures/binance/` and what each gives
+    /// (read by `exchanges::fixtures`).
+    pub fn fixtures() -> Vec<Fixture> {
+        vec![
+        page(recorded!("binance/full_page.json"), "BTCUSDT", "2020-03-01", "2020-03-03").gives(vec![priced(8523.61, 8595.0, 8400.0, 8531.88, 40509.414679), priced(8531.88, 8965.0, 8498.0, 8915.24, 79154.326184), priced(8911.28, 8919.03, 8651.0, 8760.07, 64102.957122)]),
+        page(recorded!("binance/empty_page.json"), "BTCUSDT", "2020-03-01", "2020-03-03").gives(vec![none(), none(), none()]),
+        page(recorded!("binance/open_day.json"), "BTCUSDT", "2026-11-30", "2026-12-01").gives(vec![priced(91877.01, 92500.0, 91000.0, 92010.1, 11000.123), priced(92010.1, 92300.0, 91900.0, 92100.0, 1200.5)]),
+        page(recorded!("binance/docs_weekly_kline.json"), "BNBBTC", "2017-07-03", "2017-07-04").gives(vec![rejected("not a daily candle: its closeTime is not one day after its openTime", Some([0.0163479, 0.8, 0.015758, 0.015771, 148976.11427815])), none()]),
+        page(recorded!("binance/unknown_market.json"), "BTCUSDT", "2020-03-01", "2020-03-03").status(400, None).fails(permanent("unknown market \"BTCUSDT\" on binance: Invalid symbol. (-1121)")),
+        page(recorded!("binance/throttled.json"), "BTCUSDT", "2020-03-01", "2020-03-03").status(429, Some("12")).fails(retryable("rate limited (429)").throttled(Throttle::RateLimited, Some(Duration::from_secs(12)))),
+        page(recorded!("binance/banned.json"), "BTCUSDT", "2020-03-01", "2020-03-03").status(418, Some("120")).fails(retryable("banned (418): Way too much request weight used; IP banned until 1796086800000. Please use WebSocket Streams for live updates to avoid bans. (-1003)").throttled(Throttle::Banned, Some(Duration::from_secs(120)))),
+        listing(recorded!("binance/exchange_info.json")).picks(&[("btc", Some("BTCUSDT")), ("eth", Some("ETHUSDC")), ("sol", Some("SOLUSD")), ("ltc", None)]),
+        ]
     }
 }

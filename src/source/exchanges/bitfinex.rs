@@ -250,12 +250,13 @@ fn candle(row: &Value) -> Result<Candle, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::choose_market;
-    use super::super::common::testing::{d, ohlcv, price, range};
+pub(super) mod tests {
+
+    use super::super::common::testing::range;
     use super::*;
-    use crate::model::Symbol;
-    use crate::source::{Answer, Throttle};
+
+    use crate::source::exchanges::fixtures::*;
+    use crate::source::Throttle;
 
     fn answer(status: u16, body: &str) -> PageResult {
         Bitfinex.parse_candles(
@@ -280,78 +281,7 @@ mod tests {
     }
 
     #[test]
-    fn a_recorded_row_is_read_as_open_close_high_low_and_an_hourly_one_is_not_anchored() {
-        // ccxt's recorded 1h answer for tBTCUST: close before high and low.
-        let body = include_str!("../../../tests/fixtures/bitfinex/ccxt_candles_1h_tBTCUST.json");
-        let got = Bitfinex
-            .parse_candles(
-                "BTCUST",
-                range("2019-03-11", "2019-03-11"),
-                200,
-                None,
-                body.as_bytes(),
-                OhlcOrder::Flag,
-            )
-            .unwrap();
-        match &got[0].answer {
-            Answer::Rejected { reason, price } => {
-                assert!(
-                    reason.contains("not anchored") && reason.contains("10:00"),
-                    "{reason}"
-                );
-                assert_eq!(*price, Some(ohlcv(3870.1, 3890.0, 3870.1, 3890.0, 0.05)));
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_daily_page_is_read_exactly_and_a_day_without_trades_is_no_price() {
-        let body = include_str!("../../../tests/fixtures/bitfinex/full_page.json");
-        let got = answer(200, body).unwrap();
-        assert_eq!(
-            got.iter().map(|a| a.day).collect::<Vec<_>>(),
-            [d("2020-03-01"), d("2020-03-02"), d("2020-03-03")]
-        );
-        assert_eq!(
-            price(&got[0]),
-            ohlcv(8523.2, 8590.8, 8401.1, 8530.9, 2411.52386113)
-        );
-        assert_eq!(got[1].answer, Answer::NoPrice, "no candle for 2 March");
-        assert_eq!(price(&got[2]).close, 8760.0);
-        let empty = include_str!("../../../tests/fixtures/bitfinex/empty_page.json");
-        assert!(answer(200, empty)
-            .unwrap()
-            .iter()
-            .all(|a| a.answer == Answer::NoPrice));
-    }
-
-    #[test]
-    fn todays_candle_is_a_price_left_to_the_clock() {
-        let body = include_str!("../../../tests/fixtures/bitfinex/open_day.json");
-        let got = Bitfinex
-            .parse_candles(
-                "BTCUSD",
-                range("2026-11-30", "2026-12-01"),
-                200,
-                None,
-                body.as_bytes(),
-                OhlcOrder::Flag,
-            )
-            .unwrap();
-        assert_eq!(price(&got[1]).close, 92100.0);
-        assert!(got.iter().all(|a| !a.open));
-    }
-
-    #[test]
     fn throttling_waits_out_bitfinexs_block_and_an_unknown_symbol_is_permanent() {
-        let throttled = include_str!("../../../tests/fixtures/bitfinex/throttled.json");
-        for status in [429, 500, 200] {
-            let e = answer(status, throttled).unwrap_err();
-            assert_eq!(e.throttle, Some(Throttle::RateLimited), "{status}");
-            assert_eq!(e.retry_after, Some(BLOCK), "{status}");
-            assert!(e.reason.contains("11010"), "{}", e.reason);
-        }
         let e = Bitfinex
             .parse_candles(
                 "BTCUSD",
@@ -368,13 +298,6 @@ mod tests {
             "Retry-After wins"
         );
         assert_eq!(answer(429, "").unwrap_err().retry_after, Some(BLOCK));
-        let unknown = include_str!("../../../tests/fixtures/bitfinex/unknown_market.json");
-        let e = answer(500, unknown).unwrap_err();
-        assert!(!e.retryable);
-        assert_eq!(
-            e.reason,
-            "unknown market \"BTCUSD\" on bitfinex: 10020 symbol: invalid"
-        );
         let e = answer(500, r#"["error",10020,"limit: invalid"]"#).unwrap_err();
         assert!(!e.retryable && e.reason.contains("limit: invalid"), "{e:?}");
         let e = answer(500, r#"["error",10000,"unknown error"]"#).unwrap_err();
@@ -405,12 +328,6 @@ mod tests {
             base: "AAVE".into(),
             quote: "USDT".into()
         }));
-        let pick = |s: &str| {
-            choose_market(&Bitfinex, &Symbol::new(s).unwrap(), &list).map(|i| i.market.clone())
-        };
-        assert_eq!(pick("btc").as_deref(), Some("BTCUSD"));
-        assert_eq!(pick("aave").as_deref(), Some("AAVE:UST"), "no AAVE:USD");
-        assert_eq!(pick("ltc"), None);
         assert!(Bitfinex.parse_instruments(200, b"[]").is_err());
     }
 
@@ -430,5 +347,97 @@ mod tests {
             let e = Bitfinex.check_market(bad).unwrap_err();
             assert!(e.contains("AAVE:USD"), "{bad}: {e}");
         }
+    }
+
+    /// The recorded answers in `tests/fixtures/bitfinex/` and what each gives
+    /// (read by `exchanges::fixtures`).
+    pub fn fixtures() -> Vec<Fixture> {
+        vec![
+            page(
+                recorded!("bitfinex/ccxt_candles_1h_tBTCUST.json"),
+                "BTCUST",
+                "2019-03-11",
+                "2019-03-11",
+            )
+            .gives(vec![rejected(
+                "not anchored at 00:00 UTC: the candle opens at 10:00 UTC",
+                Some([3870.1, 3890.0, 3870.1, 3890.0, 0.05]),
+            )]),
+            page(
+                recorded!("bitfinex/full_page.json"),
+                "BTCUSD",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .gives(vec![
+                priced(8523.2, 8590.8, 8401.1, 8530.9, 2411.52386113),
+                none(),
+                priced(8530.9, 8800.0, 8500.0, 8760.0, 3100.5),
+            ]),
+            page(
+                recorded!("bitfinex/empty_page.json"),
+                "BTCUSD",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .gives(vec![none(), none(), none()]),
+            page(
+                recorded!("bitfinex/open_day.json"),
+                "BTCUSD",
+                "2026-11-30",
+                "2026-12-01",
+            )
+            .gives(vec![
+                priced(91877.0, 92500.0, 91000.0, 92010.1, 1100.0),
+                priced(92010.1, 92300.0, 91900.0, 92100.0, 120.5),
+            ]),
+            page(
+                recorded!("bitfinex/throttled.json"),
+                "BTCUSD",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .status(429, None)
+            .fails(
+                retryable("rate limited: 11010 ratelimit: error")
+                    .throttled(Throttle::RateLimited, Some(Duration::from_secs(60))),
+            ),
+            page(
+                recorded!("bitfinex/throttled.json"),
+                "BTCUSD",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .status(500, None)
+            .fails(
+                retryable("rate limited: 11010 ratelimit: error")
+                    .throttled(Throttle::RateLimited, Some(Duration::from_secs(60))),
+            ),
+            page(
+                recorded!("bitfinex/throttled.json"),
+                "BTCUSD",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .fails(
+                retryable("rate limited: 11010 ratelimit: error")
+                    .throttled(Throttle::RateLimited, Some(Duration::from_secs(60))),
+            ),
+            page(
+                recorded!("bitfinex/unknown_market.json"),
+                "BTCUSD",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .status(500, None)
+            .fails(permanent(
+                "unknown market \"BTCUSD\" on bitfinex: 10020 symbol: invalid",
+            )),
+            listing(recorded!("bitfinex/pairs.json")).picks(&[
+                ("btc", Some("BTCUSD")),
+                ("aave", Some("AAVE:UST")),
+                ("ltc", None),
+            ]),
+        ]
     }
 }

@@ -166,11 +166,12 @@ fn candle(c: &Value) -> Result<Candle, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::choose_market;
-    use super::super::common::testing::{d, ohlcv, price, range};
+pub(super) mod tests {
+
+    use super::super::common::testing::range;
     use super::*;
-    use crate::model::Symbol;
+
+    use crate::source::exchanges::fixtures::*;
     use crate::source::{Answer, Throttle};
 
     fn answer(status: u16, body: &str) -> PageResult {
@@ -193,47 +194,6 @@ mod tests {
     }
 
     #[test]
-    fn a_full_page_reads_every_string_exactly() {
-        let body = include_str!("../../../tests/fixtures/bitstamp/full_page.json");
-        let got = answer(200, body).unwrap();
-        assert_eq!(
-            got.iter().map(|a| a.day).collect::<Vec<_>>(),
-            [d("2020-03-01"), d("2020-03-02"), d("2020-03-03")]
-        );
-        assert_eq!(
-            price(&got[0]),
-            ohlcv(8523.01, 8590.0, 8402.15, 8530.0, 2411.52386113)
-        );
-        assert_eq!(price(&got[1]).volume, 5560.05);
-    }
-
-    #[test]
-    fn an_empty_page_is_no_price() {
-        let body = include_str!("../../../tests/fixtures/bitstamp/empty_page.json");
-        assert!(answer(200, body)
-            .unwrap()
-            .iter()
-            .all(|a| a.answer == Answer::NoPrice));
-    }
-
-    #[test]
-    fn todays_candle_is_a_price_left_to_the_clock() {
-        let body = include_str!("../../../tests/fixtures/bitstamp/open_day.json");
-        let got = Bitstamp
-            .parse_candles(
-                "btcusd",
-                range("2026-11-30", "2026-12-01"),
-                200,
-                None,
-                body.as_bytes(),
-                OhlcOrder::Flag,
-            )
-            .unwrap();
-        assert_eq!(price(&got[1]).close, 92100.0);
-        assert!(!got[1].open);
-    }
-
-    #[test]
     fn a_candle_not_at_utc_midnight_is_rejected() {
         let body = r#"{"data":{"pair":"BTC/USD","ohlc":[{"timestamp":"1583024400","open":"1","high":"2","low":"0.5","close":"1.5","volume":"3"}]}}"#;
         let got = answer(200, body).unwrap();
@@ -245,22 +205,10 @@ mod tests {
 
     #[test]
     fn failures_are_classified() {
-        let unknown = include_str!("../../../tests/fixtures/bitstamp/unknown_market.json");
-        let e = answer(404, unknown).unwrap_err();
-        assert!(!e.retryable);
-        assert_eq!(
-            e.reason,
-            "unknown market \"btcusd\" on bitstamp: Invalid currency pair (API0005)"
-        );
         assert!(answer(404, "<html>")
             .unwrap_err()
             .reason
             .starts_with("unknown market"));
-        let throttled = include_str!("../../../tests/fixtures/bitstamp/throttled.json");
-        let e = answer(429, throttled).unwrap_err();
-        assert_eq!(e.throttle, Some(Throttle::RateLimited));
-        let e = answer(200, throttled).unwrap_err();
-        assert_eq!(e.throttle, Some(Throttle::RateLimited));
         let e = answer(504, "").unwrap_err();
         assert!(e.retryable && e.reason == "server error (504)");
     }
@@ -285,25 +233,77 @@ mod tests {
     }
 
     #[test]
-    fn the_listing_keeps_enabled_pairs_and_prefers_usd_then_usdt_then_usdc() {
-        let body = include_str!("../../../tests/fixtures/bitstamp/trading_pairs.json");
-        let list = Bitstamp.parse_instruments(200, body.as_bytes()).unwrap();
-        let pick = |s: &str| {
-            choose_market(&Bitstamp, &Symbol::new(s).unwrap(), &list).map(|i| i.market.clone())
-        };
-        assert_eq!(pick("btc").as_deref(), Some("btcusd"));
-        assert_eq!(
-            pick("eth").as_deref(),
-            Some("ethusdc"),
-            "ethusd is disabled"
-        );
-        assert_eq!(pick("ltc"), None);
-    }
-
-    #[test]
     fn the_market_form_is_lower_case_without_separator() {
         assert!(Bitstamp.check_market("btcusd").is_ok());
         assert!(Bitstamp.check_market("BTCUSD").is_err());
         assert!(Bitstamp.check_market("btc/usd").is_err());
+    }
+
+    /// The recorded answers in `tests/fixtures/bitstamp/` and what each gives
+    /// (read by `exchanges::fixtures`).
+    pub fn fixtures() -> Vec<Fixture> {
+        vec![
+            page(
+                recorded!("bitstamp/full_page.json"),
+                "btcusd",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .gives(vec![
+                priced(8523.01, 8590.0, 8402.15, 8530.0, 2411.52386113),
+                priced(8530.0, 8960.02, 8499.99, 8912.75, 5560.05),
+                priced(8912.75, 8917.11, 8652.0, 8757.96, 4377.73881904),
+            ]),
+            page(
+                recorded!("bitstamp/empty_page.json"),
+                "btcusd",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .gives(vec![none(), none(), none()]),
+            page(
+                recorded!("bitstamp/open_day.json"),
+                "btcusd",
+                "2026-11-30",
+                "2026-12-01",
+            )
+            .gives(vec![
+                priced(91877.0, 92500.0, 91000.0, 92010.1, 1100.0),
+                priced(92010.1, 92300.0, 91900.0, 92100.0, 120.5),
+            ]),
+            page(
+                recorded!("bitstamp/unknown_market.json"),
+                "btcusd",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .status(404, None)
+            .fails(permanent(
+                "unknown market \"btcusd\" on bitstamp: Invalid currency pair (API0005)",
+            )),
+            page(
+                recorded!("bitstamp/throttled.json"),
+                "btcusd",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .status(429, None)
+            .fails(retryable("rate limited (429)").throttled(Throttle::RateLimited, None)),
+            page(
+                recorded!("bitstamp/throttled.json"),
+                "btcusd",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .fails(
+                retryable("rate limited: Rate limit exceeded (API0001)")
+                    .throttled(Throttle::RateLimited, None),
+            ),
+            listing(recorded!("bitstamp/trading_pairs.json")).picks(&[
+                ("btc", Some("btcusd")),
+                ("eth", Some("ethusdc")),
+                ("ltc", None),
+            ]),
+        ]
     }
 }

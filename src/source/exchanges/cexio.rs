@@ -208,12 +208,13 @@ fn candle(c: &Value) -> Result<Candle, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::choose_market;
-    use super::super::common::testing::{d, ohlcv, price, range};
+pub(super) mod tests {
+
+    use super::super::common::testing::{d, range};
     use super::super::Method;
     use super::*;
-    use crate::model::Symbol;
+
+    use crate::source::exchanges::fixtures::*;
     use crate::source::Throttle;
 
     fn answer(status: u16, body: &str) -> PageResult {
@@ -243,71 +244,7 @@ mod tests {
     }
 
     #[test]
-    fn a_daily_page_is_read_exactly_and_flagged_quotes() {
-        let body = include_str!("../../../tests/fixtures/cexio/full_page.json");
-        let got = answer(200, body).unwrap();
-        assert_eq!(
-            price(&got[0]),
-            ohlcv(8523.2, 8590.8, 8401.1, 8530.9, 0.0),
-            "volume as sent"
-        );
-        match &got[0].answer {
-            Answer::Price { flags, .. } => assert_eq!(flags.names(), ["quotes"]),
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(got[1].answer, Answer::NoPrice);
-        assert_eq!(price(&got[2]).close, 8760.0);
-        assert!(got.iter().all(|a| !a.open));
-    }
-
-    #[test]
-    fn a_candle_not_closed_is_the_open_day() {
-        let body = include_str!("../../../tests/fixtures/cexio/open_day.json");
-        let got = Cexio
-            .parse_candles(
-                "BTC-USD",
-                range("2026-11-30", "2026-12-01"),
-                200,
-                None,
-                body.as_bytes(),
-                OhlcOrder::Flag,
-            )
-            .unwrap();
-        assert_eq!(
-            got.iter().map(|a| a.open).collect::<Vec<_>>(),
-            [false, true]
-        );
-        assert_eq!(price(&got[1]).close, 92100.0);
-    }
-
-    #[test]
-    fn the_legacy_apis_answer_is_not_misread_as_prices() {
-        let body = include_str!(
-            "../../../tests/fixtures/cexio/ccxt_legacy_ohlcv_hd_20240312_BTC_USDT.json"
-        );
-        let e = answer(200, body).unwrap_err();
-        assert!(e.retryable && e.reason.contains("\"ok\""), "{e:?}");
-    }
-
-    #[test]
     fn failures_are_classified() {
-        let e = answer(
-            200,
-            include_str!("../../../tests/fixtures/cexio/unknown_market.json"),
-        )
-        .unwrap_err();
-        assert!(!e.retryable);
-        assert!(
-            e.reason.starts_with("unknown market \"BTC-USD\" on cexio"),
-            "{e:?}"
-        );
-        let e = answer(
-            429,
-            include_str!("../../../tests/fixtures/cexio/throttled.json"),
-        )
-        .unwrap_err();
-        assert_eq!(e.throttle, Some(Throttle::RateLimited));
-        assert!(e.reason.contains("API rate limit reached"), "{e:?}");
         let e = answer(200, r#"{"ok":"error","error":"Invalid resolution"}"#).unwrap_err();
         assert!(
             !e.retryable && e.reason.contains("Invalid resolution"),
@@ -337,17 +274,73 @@ mod tests {
     }
 
     #[test]
-    fn the_listing_names_pairs_base_dash_quote() {
-        let body = include_str!("../../../tests/fixtures/cexio/pairs_info.json");
-        let list = Cexio.parse_instruments(200, body.as_bytes()).unwrap();
-        let pick = |s: &str| {
-            choose_market(&Cexio, &Symbol::new(s).unwrap(), &list).map(|i| i.market.clone())
-        };
-        assert_eq!(pick("btc").as_deref(), Some("BTC-USD"));
-        assert_eq!(pick("eth").as_deref(), Some("ETH-USDT"));
-        assert_eq!(pick("ltc"), None);
+    fn the_market_form_is_base_dash_quote_and_the_reach_unbounded() {
         assert!(Cexio.check_market("BTC-USD").is_ok());
         assert!(Cexio.check_market("BTCUSD").is_err());
         assert_eq!(Cexio.earliest_day(d("2020-01-01")), None);
+    }
+
+    /// The recorded answers in `tests/fixtures/cexio/` and what each gives
+    /// (read by `exchanges::fixtures`).
+    pub fn fixtures() -> Vec<Fixture> {
+        vec![
+            page(
+                recorded!("cexio/full_page.json"),
+                "BTC-USD",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .gives(vec![
+                priced(8523.2, 8590.8, 8401.1, 8530.9, 0.0).flagged(&["quotes"]),
+                none(),
+                priced(8611.4, 8801.2, 8590.1, 8760.0, 0.0).flagged(&["quotes"]),
+            ]),
+            page(
+                recorded!("cexio/open_day.json"),
+                "BTC-USD",
+                "2026-11-30",
+                "2026-12-01",
+            )
+            .gives(vec![
+                priced(91000.0, 92500.0, 90500.0, 91800.0, 0.0).flagged(&["quotes"]),
+                priced(91800.0, 92300.0, 91500.0, 92100.0, 0.0)
+                    .flagged(&["quotes"])
+                    .still_open(),
+            ]),
+            page(
+                recorded!("cexio/ccxt_legacy_ohlcv_hd_20240312_BTC_USDT.json"),
+                "BTC-USD",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .fails(retryable(
+                "answer not in the documented shape: no \"ok\": \"ok\"",
+            )),
+            page(
+                recorded!("cexio/unknown_market.json"),
+                "BTC-USD",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .fails(permanent(
+                "unknown market \"BTC-USD\" on cexio: Unsupported pair: BTC-USD",
+            )),
+            page(
+                recorded!("cexio/throttled.json"),
+                "BTC-USD",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .status(429, None)
+            .fails(
+                retryable("rate limited: API rate limit reached")
+                    .throttled(Throttle::RateLimited, None),
+            ),
+            listing(recorded!("cexio/pairs_info.json")).picks(&[
+                ("btc", Some("BTC-USD")),
+                ("eth", Some("ETH-USDT")),
+                ("ltc", None),
+            ]),
+        ]
     }
 }

@@ -28,7 +28,7 @@
 
 use serde_json::Value;
 
-use super::common::{self, field, integer, seconds_to_ms, shape, text};
+use super::common::{self, field, integer, seconds_to_ms, shape, ListingFields};
 use super::{day_answers, number, Candle, CandleApi, Instrument, MarketForm, PageResult, Profile};
 use crate::model::OhlcOrder;
 use crate::model::{DayRange, ExchangeApi};
@@ -114,18 +114,13 @@ impl CandleApi for Coinbase {
     fn parse_instruments(&self, status: u16, body: &[u8]) -> Result<Vec<Instrument>, String> {
         let v = common::listing_json(ExchangeApi::Coinbase, status, body)?;
         let products = v.as_array().ok_or("coinbase products are not a list")?;
-        let mut out = Vec::new();
-        for p in products {
-            if text(p, "status")? != "online" {
-                continue;
-            }
-            out.push(Instrument {
-                market: text(p, "id")?.to_owned(),
-                base: text(p, "base_currency")?.to_ascii_uppercase(),
-                quote: text(p, "quote_currency")?.to_ascii_uppercase(),
-            });
+        ListingFields {
+            trading: ("status", &["online"]),
+            market: "id",
+            base: "base_currency",
+            quote: "quote_currency",
         }
-        Ok(out)
+        .read(products)
     }
 }
 
@@ -158,11 +153,12 @@ fn candle(row: &Value) -> Result<Candle, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::choose_market;
-    use super::super::common::testing::{d, ohlcv, price, range};
+pub(super) mod tests {
+
+    use super::super::common::testing::range;
     use super::*;
-    use crate::model::Symbol;
+
+    use crate::source::exchanges::fixtures::*;
     use crate::source::{Answer, Throttle};
 
     fn answer(status: u16, body: &str) -> PageResult {
@@ -211,67 +207,6 @@ mod tests {
         assert!(Coinbase
             .candles_request("BTC-USD", page)
             .ends_with("start=2019-08-21T00:00:00Z&end=2020-06-15T00:00:00Z"));
-        let refused = include_str!(
-            "../../../tests/fixtures/coinbase/error_400_granularity_too_small_reconstructed.json"
-        );
-        let e = answer(400, refused).unwrap_err();
-        assert!(!e.retryable && e.reason.contains("exceeds 300"), "{e:?}");
-        let no_agent = include_str!(
-            "../../../tests/fixtures/coinbase/ccxt_issue848_error_400_user_agent_required.json"
-        );
-        let e = answer(400, no_agent).unwrap_err();
-        assert!(e.reason.contains("User-Agent header is required."), "{e:?}");
-    }
-
-    #[test]
-    fn newest_first_low_high_open_close_volume_is_read_in_day_order() {
-        let body = include_str!("../../../tests/fixtures/coinbase/full_page.json");
-        let got = answer(200, body).unwrap();
-        assert_eq!(
-            got.iter().map(|a| a.day).collect::<Vec<_>>(),
-            [d("2020-03-01"), d("2020-03-02"), d("2020-03-03")]
-        );
-        assert_eq!(
-            price(&got[0]),
-            ohlcv(8523.75, 8598.15, 8400.0, 8531.24, 9872.5)
-        );
-        assert_eq!(
-            price(&got[2]),
-            ohlcv(8911.45, 8918.99, 8651.01, 8760.32, 14532.93164785)
-        );
-    }
-
-    #[test]
-    fn a_day_without_a_candle_is_no_price() {
-        let body = include_str!("../../../tests/fixtures/coinbase/missing_day.json");
-        let got = answer(200, body).unwrap();
-        assert_eq!(got[1].answer, Answer::NoPrice);
-        assert_eq!(price(&got[2]).close, 8760.32);
-        let empty = include_str!("../../../tests/fixtures/coinbase/empty_page.json");
-        assert!(answer(200, empty)
-            .unwrap()
-            .iter()
-            .all(|a| a.answer == Answer::NoPrice));
-    }
-
-    #[test]
-    fn todays_candle_is_a_price_left_to_the_clock() {
-        let body = include_str!("../../../tests/fixtures/coinbase/open_day.json");
-        let got = Coinbase
-            .parse_candles(
-                "BTC-USD",
-                range("2026-11-30", "2026-12-01"),
-                200,
-                None,
-                body.as_bytes(),
-                OhlcOrder::Flag,
-            )
-            .unwrap();
-        assert_eq!(
-            price(&got[1]),
-            ohlcv(92010.1, 92300.0, 91900.0, 92100.0, 120.5)
-        );
-        assert!(!got[1].open);
     }
 
     #[test]
@@ -285,13 +220,6 @@ mod tests {
 
     #[test]
     fn failures_are_classified() {
-        let unknown = include_str!("../../../tests/fixtures/coinbase/unknown_market.json");
-        let e = answer(404, unknown).unwrap_err();
-        assert!(!e.retryable);
-        assert_eq!(e.reason, "unknown market \"BTC-USD\" on coinbase: NotFound");
-        let throttled = include_str!("../../../tests/fixtures/coinbase/throttled.json");
-        let e = answer(429, throttled).unwrap_err();
-        assert_eq!(e.throttle, Some(Throttle::RateLimited));
         let e = answer(400, r#"{"message":"granularity too small"}"#).unwrap_err();
         assert!(!e.retryable && e.reason.contains("granularity too small"));
         let e = answer(500, "").unwrap_err();
@@ -313,27 +241,27 @@ mod tests {
     }
 
     #[test]
-    fn the_listing_keeps_online_products_and_prefers_usd_then_usdt_then_usdc() {
-        let body = include_str!("../../../tests/fixtures/coinbase/products.json");
-        let list = Coinbase.parse_instruments(200, body.as_bytes()).unwrap();
-        let pick = |s: &str| {
-            choose_market(&Coinbase, &Symbol::new(s).unwrap(), &list).map(|i| i.market.clone())
-        };
-        assert_eq!(pick("btc").as_deref(), Some("BTC-USD"));
-        assert_eq!(
-            pick("eth").as_deref(),
-            Some("ETH-USDT"),
-            "ETH-USD is delisted"
-        );
-        assert_eq!(pick("sol").as_deref(), Some("SOL-USDC"));
-        assert_eq!(pick("ltc"), None);
-    }
-
-    #[test]
     fn the_market_form_is_base_dash_quote_in_upper_case() {
         assert!(Coinbase.check_market("BTC-USD").is_ok());
         assert!(Coinbase.check_market("btc-usd").is_err());
         assert!(Coinbase.check_market("BTCUSD").is_err());
         assert!(Coinbase.check_market("BTC-USD-X").is_err());
+    }
+
+    /// The recorded answers in `tests/fixtures/coinbase/` and what each gives
+    /// (read by `exchanges::fixtures`).
+    pub fn fixtures() -> Vec<Fixture> {
+        vec![
+        page(recorded!("coinbase/full_page.json"), "BTC-USD", "2020-03-01", "2020-03-03").gives(vec![priced(8523.75, 8598.15, 8400.0, 8531.24, 9872.5), priced(8531.2, 8965.0, 8495.4, 8915.98, 24212.12345678), priced(8911.45, 8918.99, 8651.01, 8760.32, 14532.93164785)]),
+        page(recorded!("coinbase/missing_day.json"), "BTC-USD", "2020-03-01", "2020-03-03").gives(vec![priced(8523.75, 8598.15, 8400.0, 8531.24, 9872.5), none(), priced(8911.45, 8918.99, 8651.01, 8760.32, 14532.93164785)]),
+        page(recorded!("coinbase/empty_page.json"), "BTC-USD", "2020-03-01", "2020-03-03").gives(vec![none(), none(), none()]),
+        page(recorded!("coinbase/open_day.json"), "BTC-USD", "2026-11-30", "2026-12-01").gives(vec![priced(91877.0, 92500.0, 91000.0, 92010.1, 1100.0), priced(92010.1, 92300.0, 91900.0, 92100.0, 120.5)]),
+        page(recorded!("coinbase/unknown_market.json"), "BTC-USD", "2020-03-01", "2020-03-03").status(404, None).fails(permanent("unknown market \"BTC-USD\" on coinbase: NotFound")),
+        page(recorded!("coinbase/throttled.json"), "BTC-USD", "2020-03-01", "2020-03-03").status(429, None).fails(retryable("rate limited (429)").throttled(Throttle::RateLimited, None)),
+        page(recorded!("coinbase/error_400_granularity_too_small_reconstructed.json"), "BTC-USD", "2020-03-01", "2020-03-03").status(400, None).fails(permanent("coinbase refused the request (400): granularity too small for the requested time range. Count of aggregations requested exceeds 300")),
+        page(recorded!("coinbase/ccxt_issue848_error_400_user_agent_required.json"), "BTC-USD", "2020-03-01", "2020-03-03").status(400, None).fails(permanent("coinbase refused the request (400): User-Agent header is required.")),
+        read_by(recorded!("coinbase/ccxt_pr5891_candles_60_BTC-USD_start_end_inclusive.json"), "bounds_are_inclusive_as_a_recorded_answer_shows"),
+        listing(recorded!("coinbase/products.json")).picks(&[("btc", Some("BTC-USD")), ("eth", Some("ETH-USDT")), ("sol", Some("SOL-USDC")), ("ltc", None)]),
+        ]
     }
 }

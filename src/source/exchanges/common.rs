@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+use super::Instrument;
 use crate::model::ExchangeApi;
 use crate::source::response::parse_retry_after;
 use crate::source::{FetchFailure, Throttle};
@@ -125,6 +126,56 @@ pub(super) fn text<'a>(entry: &'a Value, name: &str) -> Result<&'a str, String> 
         .get(name)
         .and_then(Value::as_str)
         .ok_or_else(|| format!("listing entry without a string '{name}': {entry}"))
+}
+
+/// Where an exchange's listing entry keeps what makes an `Instrument`: the
+/// field that says whether the market trades and the values that mean it
+/// does, and the fields of the market's name, base and quote (upper-cased).
+pub(super) struct ListingFields {
+    pub trading: (&'static str, &'static [&'static str]),
+    pub market: &'static str,
+    pub base: &'static str,
+    pub quote: &'static str,
+}
+
+impl ListingFields {
+    /// The trading markets among a listing's entries.
+    pub fn read<'a>(
+        &self,
+        entries: impl IntoIterator<Item = &'a Value>,
+    ) -> Result<Vec<Instrument>, String> {
+        self.collect(entries.into_iter().map(|e| (None, e)))
+    }
+
+    /// The same for a listing keyed by market name (`market` is unused).
+    pub fn read_keyed<'a>(
+        &self,
+        entries: impl IntoIterator<Item = (&'a String, &'a Value)>,
+    ) -> Result<Vec<Instrument>, String> {
+        self.collect(entries.into_iter().map(|(k, e)| (Some(k.as_str()), e)))
+    }
+
+    fn collect<'a>(
+        &self,
+        entries: impl Iterator<Item = (Option<&'a str>, &'a Value)>,
+    ) -> Result<Vec<Instrument>, String> {
+        let (field, live) = self.trading;
+        let mut out = Vec::new();
+        for (key, entry) in entries {
+            if !live.contains(&text(entry, field)?) {
+                continue;
+            }
+            out.push(Instrument {
+                market: match key {
+                    Some(key) => key.to_owned(),
+                    None => text(entry, self.market)?.to_owned(),
+                },
+                base: text(entry, self.base)?.to_ascii_uppercase(),
+                quote: text(entry, self.quote)?.to_ascii_uppercase(),
+            });
+        }
+        Ok(out)
+    }
 }
 
 /// The body of a market listing as JSON, or why not.

@@ -28,7 +28,7 @@
 use chrono::DateTime;
 use serde_json::Value;
 
-use super::common::{self, shape, text};
+use super::common::{self, shape, ListingFields};
 use super::{day_answers, number, Candle, CandleApi, Instrument, MarketForm, PageResult, Profile};
 use crate::model::OhlcOrder;
 use crate::model::{DayRange, ExchangeApi};
@@ -119,18 +119,13 @@ impl CandleApi for Hitbtc {
         let symbols = v
             .as_object()
             .ok_or("hitbtc symbols are not an object keyed by symbol")?;
-        let mut out = Vec::new();
-        for (id, s) in symbols {
-            if text(s, "type")? != "spot" {
-                continue;
-            }
-            out.push(Instrument {
-                market: id.clone(),
-                base: text(s, "base_currency")?.to_ascii_uppercase(),
-                quote: text(s, "quote_currency")?.to_ascii_uppercase(),
-            });
+        ListingFields {
+            trading: ("type", &["spot"]),
+            market: "",
+            base: "base_currency",
+            quote: "quote_currency",
         }
-        Ok(out)
+        .read_keyed(symbols)
     }
 }
 
@@ -165,11 +160,12 @@ fn candle(c: &Value) -> Result<Candle, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::choose_market;
-    use super::super::common::testing::{d, ohlcv, price, range};
+pub(super) mod tests {
+
+    use super::super::common::testing::range;
     use super::*;
-    use crate::model::Symbol;
+
+    use crate::source::exchanges::fixtures::*;
     use crate::source::{Answer, Throttle};
 
     fn answer(status: u16, body: &str) -> PageResult {
@@ -192,47 +188,7 @@ mod tests {
     }
 
     #[test]
-    fn a_recorded_hourly_candle_reads_min_and_max_and_is_not_anchored() {
-        let body = include_str!("../../../tests/fixtures/hitbtc/ccxt_candles_H1_BTCUSDT.json");
-        let got = Hitbtc
-            .parse_candles(
-                "BTCUSDT",
-                range("2024-03-13", "2024-03-13"),
-                200,
-                None,
-                body.as_bytes(),
-                OhlcOrder::Flag,
-            )
-            .unwrap();
-        match &got[0].answer {
-            Answer::Rejected { reason, price } => {
-                assert!(
-                    reason.contains("not anchored") && reason.contains("11:00"),
-                    "{reason}"
-                );
-                assert_eq!(
-                    *price,
-                    Some(ohlcv(73264.77, 73436.75, 73245.05, 73435.86, 2.9851))
-                );
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_daily_page_is_read_exactly_and_a_missing_day_is_no_price() {
-        let body = include_str!("../../../tests/fixtures/hitbtc/full_page.json");
-        let got = answer(200, body).unwrap();
-        assert_eq!(
-            got.iter().map(|a| a.day).collect::<Vec<_>>(),
-            [d("2020-03-01"), d("2020-03-02"), d("2020-03-03")]
-        );
-        assert_eq!(
-            price(&got[0]),
-            ohlcv(8523.2, 8590.8, 8401.1, 8530.9, 2411.52386113)
-        );
-        assert_eq!(got[1].answer, Answer::NoPrice);
-        assert_eq!(price(&got[2]).close, 8760.0);
+    fn an_empty_list_is_no_price() {
         assert!(answer(200, "[]")
             .unwrap()
             .iter()
@@ -240,35 +196,7 @@ mod tests {
     }
 
     #[test]
-    fn todays_candle_is_a_price_left_to_the_clock() {
-        let body = include_str!("../../../tests/fixtures/hitbtc/open_day.json");
-        let got = Hitbtc
-            .parse_candles(
-                "BTCUSDT",
-                range("2026-11-30", "2026-12-01"),
-                200,
-                None,
-                body.as_bytes(),
-                OhlcOrder::Flag,
-            )
-            .unwrap();
-        assert_eq!(price(&got[1]).close, 92100.0);
-        assert!(got.iter().all(|a| !a.open));
-    }
-
-    #[test]
     fn failures_are_classified() {
-        let unknown = include_str!("../../../tests/fixtures/hitbtc/unknown_market.json");
-        let e = answer(400, unknown).unwrap_err();
-        assert!(!e.retryable);
-        assert_eq!(
-            e.reason,
-            "unknown market \"BTCUSDT\" on hitbtc: 2001 Symbol not found"
-        );
-        let throttled = include_str!("../../../tests/fixtures/hitbtc/throttled.json");
-        let e = answer(429, throttled).unwrap_err();
-        assert_eq!(e.throttle, Some(Throttle::RateLimited));
-        assert!(e.reason.contains("429"), "{}", e.reason);
         assert_eq!(
             answer(429, "").unwrap_err().throttle,
             Some(Throttle::RateLimited)
@@ -313,25 +241,73 @@ mod tests {
     }
 
     #[test]
-    fn the_listing_keeps_spot_symbols_and_prefers_usd_then_usdt_then_usdc() {
-        let body = include_str!("../../../tests/fixtures/hitbtc/symbols.json");
-        let list = Hitbtc.parse_instruments(200, body.as_bytes()).unwrap();
-        let pick = |s: &str| {
-            choose_market(&Hitbtc, &Symbol::new(s).unwrap(), &list).map(|i| i.market.clone())
-        };
-        assert_eq!(pick("btc").as_deref(), Some("BTCUSDT"));
-        assert_eq!(
-            pick("eth").as_deref(),
-            Some("ETHUSDC"),
-            "ETHUSD is a future"
-        );
-        assert_eq!(pick("ltc"), None);
-    }
-
-    #[test]
     fn the_market_form_is_upper_case_without_separator() {
         assert!(Hitbtc.check_market("BTCUSDT").is_ok());
         assert!(Hitbtc.check_market("btcusdt").is_err());
         assert!(Hitbtc.check_market("BTC-USDT").is_err());
+    }
+
+    /// The recorded answers in `tests/fixtures/hitbtc/` and what each gives
+    /// (read by `exchanges::fixtures`).
+    pub fn fixtures() -> Vec<Fixture> {
+        vec![
+            page(
+                recorded!("hitbtc/ccxt_candles_H1_BTCUSDT.json"),
+                "BTCUSDT",
+                "2024-03-13",
+                "2024-03-13",
+            )
+            .gives(vec![rejected(
+                "not anchored at 00:00 UTC: the candle opens at 11:00 UTC",
+                Some([73264.77, 73436.75, 73245.05, 73435.86, 2.9851]),
+            )]),
+            page(
+                recorded!("hitbtc/full_page.json"),
+                "BTCUSDT",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .gives(vec![
+                priced(8523.2, 8590.8, 8401.1, 8530.9, 2411.52386113),
+                none(),
+                priced(8530.9, 8800.0, 8500.0, 8760.0, 3100.5),
+            ]),
+            page(
+                recorded!("hitbtc/open_day.json"),
+                "BTCUSDT",
+                "2026-11-30",
+                "2026-12-01",
+            )
+            .gives(vec![
+                priced(91877.0, 92500.0, 91000.0, 92010.1, 1100.0),
+                priced(92010.1, 92300.0, 91900.0, 92100.0, 120.5),
+            ]),
+            page(
+                recorded!("hitbtc/unknown_market.json"),
+                "BTCUSDT",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .status(400, None)
+            .fails(permanent(
+                "unknown market \"BTCUSDT\" on hitbtc: 2001 Symbol not found",
+            )),
+            page(
+                recorded!("hitbtc/throttled.json"),
+                "BTCUSDT",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .status(429, None)
+            .fails(
+                retryable("rate limited: 429 Too many requests")
+                    .throttled(Throttle::RateLimited, None),
+            ),
+            listing(recorded!("hitbtc/symbols.json")).picks(&[
+                ("btc", Some("BTCUSDT")),
+                ("eth", Some("ETHUSDC")),
+                ("ltc", None),
+            ]),
+        ]
     }
 }

@@ -261,10 +261,11 @@ fn plain_asset(name: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::choose_market;
-    use super::super::common::testing::{d, ohlcv, price, range};
+pub(super) mod tests {
+
+    use super::super::common::testing::{d, price, range};
     use super::*;
+    use crate::source::exchanges::fixtures::*;
     use crate::source::{Answer, Throttle};
 
     fn parse(days: DayRange, body: &str) -> PageResult {
@@ -277,28 +278,6 @@ mod tests {
             Kraken.candles_request("XBTUSD", range("2026-11-27", "2026-11-29")),
             "0/public/OHLC?pair=XBTUSD&interval=1440&since=1795737599"
         );
-    }
-
-    #[test]
-    fn a_full_page_maps_rows_to_days_with_volume_not_vwap() {
-        let body = include_str!("../../../tests/fixtures/kraken/full_page.json");
-        let got = parse(range("2026-11-27", "2026-11-29"), body).unwrap();
-        assert_eq!(got.len(), 3, "rows after the page are ignored");
-        assert_eq!(got[0].day, d("2026-11-27"));
-        assert_eq!(
-            price(&got[0]),
-            ohlcv(91250.1, 93011.0, 90102.4, 92874.9, 1523.40011874)
-        );
-        assert_eq!(price(&got[1]).low, 89000.0);
-        assert_eq!(price(&got[2]).volume, 987.12345678);
-        assert!(got.iter().all(|a| !a.open));
-    }
-
-    #[test]
-    fn an_empty_page_is_no_price_for_every_day() {
-        let body = include_str!("../../../tests/fixtures/kraken/empty_page.json");
-        let got = parse(range("2026-11-27", "2026-11-28"), body).unwrap();
-        assert!(got.iter().all(|a| a.answer == Answer::NoPrice && !a.open));
     }
 
     #[test]
@@ -353,27 +332,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_pairs_and_throttling_are_classified() {
-        let body = include_str!("../../../tests/fixtures/kraken/unknown_market.json");
-        let e = Kraken
-            .parse_candles(
-                "XBTUSDD",
-                range("2026-11-27", "2026-11-27"),
-                200,
-                None,
-                body.as_bytes(),
-                OhlcOrder::Flag,
-            )
-            .unwrap_err();
-        assert_eq!(
-            e.reason,
-            "unknown market \"XBTUSDD\" on kraken: EQuery:Unknown asset pair"
-        );
-        assert!(!e.retryable);
-        let body = include_str!("../../../tests/fixtures/kraken/throttled.json");
-        let e = parse(range("2026-11-27", "2026-11-27"), body).unwrap_err();
-        assert_eq!(e.throttle, Some(Throttle::RateLimited));
-        assert!(e.retryable && e.reason.contains("EGeneral:Too many requests"));
+    fn a_server_error_is_retryable() {
         let e = Kraken
             .parse_candles(
                 "XBTUSD",
@@ -421,14 +380,6 @@ mod tests {
         let body = include_str!("../../../tests/fixtures/kraken/asset_pairs.json");
         let list = Kraken.parse_instruments(200, body.as_bytes()).unwrap();
         assert!(list.iter().all(|i| !i.market.contains('.')));
-        let pick = |s: &str| {
-            choose_market(&Kraken, &Symbol::new(s).unwrap(), &list).map(|i| i.market.clone())
-        };
-        assert_eq!(pick("btc").as_deref(), Some("XBTUSD"));
-        assert_eq!(pick("eth").as_deref(), Some("ETHUSD"));
-        assert_eq!(pick("sol").as_deref(), Some("SOLUSDT"));
-        assert_eq!(pick("dot").as_deref(), Some("DOTUSDC"));
-        assert_eq!(pick("ada"), None);
     }
 
     #[test]
@@ -478,5 +429,75 @@ mod tests {
             .parse_candles("XBTUSD", days, 200, None, short.as_bytes(), OhlcOrder::Flag)
             .unwrap();
         assert_eq!(got[0].answer, crate::source::Answer::NoPrice);
+    }
+
+    /// The recorded answers in `tests/fixtures/kraken/` and what each gives
+    /// (read by `exchanges::fixtures`).
+    pub fn fixtures() -> Vec<Fixture> {
+        vec![
+            page(
+                recorded!("kraken/full_page.json"),
+                "XBTUSD",
+                "2026-11-27",
+                "2026-11-29",
+            )
+            .gives(vec![
+                priced(91250.1, 93011.0, 90102.4, 92874.9, 1523.40011874),
+                priced(92874.9, 92874.9, 89000.0, 90412.5, 2011.5),
+                priced(90412.5, 91900.3, 90011.7, 91877.0, 987.12345678),
+            ]),
+            page(
+                recorded!("kraken/empty_page.json"),
+                "XBTUSD",
+                "2026-11-27",
+                "2026-11-28",
+            )
+            .gives(vec![none(), none()]),
+            page(
+                recorded!("kraken/open_day.json"),
+                "XBTUSD",
+                "2026-11-29",
+                "2026-12-01",
+            )
+            .gives(vec![
+                priced(90412.5, 91900.3, 90011.7, 91877.0, 987.12345678),
+                priced(91877.0, 92500.0, 91000.0, 92010.1, 1100.0),
+                priced(92010.1, 92300.0, 91900.0, 92100.0, 120.5).still_open(),
+            ]),
+            page(
+                recorded!("kraken/unknown_market.json"),
+                "XBTUSDD",
+                "2026-11-27",
+                "2026-11-27",
+            )
+            .fails(permanent(
+                "unknown market \"XBTUSDD\" on kraken: EQuery:Unknown asset pair",
+            )),
+            page(
+                recorded!("kraken/throttled.json"),
+                "XBTUSD",
+                "2026-11-27",
+                "2026-11-27",
+            )
+            .fails(
+                retryable("rate limited: EGeneral:Too many requests")
+                    .throttled(Throttle::RateLimited, None),
+            ),
+            read_by(
+                recorded!("kraken/ccxt_pr22607_ohlc_60_XBTUSDT_since_unaligned.json"),
+                "recorded_answers_mark_only_the_newest_row_open",
+            ),
+            read_by(
+                recorded!("kraken/ccxt_ohlc_1h_XBTUSDT.json"),
+                "recorded_answers_mark_only_the_newest_row_open",
+            ),
+            listing(recorded!("kraken/asset_pairs.json")).picks(&[
+                ("btc", Some("XBTUSD")),
+                ("eth", Some("ETHUSD")),
+                ("sol", Some("SOLUSDT")),
+                ("dot", Some("DOTUSDC")),
+                ("ada", None),
+            ]),
+        ]
     }
 }

@@ -472,4 +472,6 @@ pub fn plan_pages(
 }
 
 #[cfg(test)]
+mod fixtures;
+#[cfg(test)]
 mod tests;

@@ -26,7 +26,7 @@
 
 use serde_json::Value;
 
-use super::common::{self, field, integer, shape, text};
+use super::common::{self, field, integer, shape, ListingFields};
 use super::{
     day_answers, day_start_ms, number, Candle, CandleApi, Instrument, MarketForm, PageResult,
     Profile,
@@ -120,18 +120,13 @@ impl CandleApi for Okx {
             .get("data")
             .and_then(Value::as_array)
             .ok_or("okx instruments without a 'data' list")?;
-        let mut out = Vec::new();
-        for i in data {
-            if text(i, "state")? != "live" {
-                continue;
-            }
-            out.push(Instrument {
-                market: text(i, "instId")?.to_owned(),
-                base: text(i, "baseCcy")?.to_ascii_uppercase(),
-                quote: text(i, "quoteCcy")?.to_ascii_uppercase(),
-            });
+        ListingFields {
+            trading: ("state", &["live"]),
+            market: "instId",
+            base: "baseCcy",
+            quote: "quoteCcy",
         }
-        Ok(out)
+        .read(data)
     }
 }
 
@@ -172,12 +167,13 @@ fn candle(row: &Value) -> Result<Candle, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::choose_market;
-    use super::super::common::testing::{d, ohlcv, price, range};
+pub(super) mod tests {
+
+    use super::super::common::testing::range;
     use super::*;
-    use crate::model::Symbol;
-    use crate::source::{Answer, Throttle};
+
+    use crate::source::exchanges::fixtures::*;
+    use crate::source::Throttle;
 
     fn answer(status: u16, body: &str) -> PageResult {
         Okx.parse_candles(
@@ -201,83 +197,7 @@ mod tests {
     }
 
     #[test]
-    fn newest_first_strings_are_read_exactly_in_day_order() {
-        let body = include_str!("../../../tests/fixtures/okx/full_page.json");
-        let got = answer(200, body).unwrap();
-        assert_eq!(
-            got.iter().map(|a| a.day).collect::<Vec<_>>(),
-            [d("2020-03-01"), d("2020-03-02"), d("2020-03-03")]
-        );
-        assert_eq!(
-            price(&got[0]),
-            ohlcv(8522.9, 8594.6, 8401.3, 8531.5, 10432.05341)
-        );
-        assert_eq!(price(&got[2]).volume, 15321.71122);
-        assert!(got.iter().all(|a| !a.open));
-    }
-
-    #[test]
-    fn an_empty_page_is_no_price() {
-        let body = include_str!("../../../tests/fixtures/okx/empty_page.json");
-        assert!(answer(200, body)
-            .unwrap()
-            .iter()
-            .all(|a| a.answer == Answer::NoPrice));
-    }
-
-    #[test]
-    fn confirm_zero_flags_the_open_day() {
-        let body = include_str!("../../../tests/fixtures/okx/open_day.json");
-        let got = Okx
-            .parse_candles(
-                "BTC-USDT",
-                range("2026-11-30", "2026-12-01"),
-                200,
-                None,
-                body.as_bytes(),
-                OhlcOrder::Flag,
-            )
-            .unwrap();
-        assert_eq!(
-            got.iter().map(|a| a.open).collect::<Vec<_>>(),
-            [false, true]
-        );
-        assert_eq!(price(&got[1]).close, 92100.0);
-    }
-
-    #[test]
-    fn hong_kong_days_are_rejected_as_not_anchored() {
-        let body = include_str!("../../../tests/fixtures/okx/hong_kong_1d.json");
-        let got = answer(200, body).unwrap();
-        for a in &got[..2] {
-            assert!(
-                matches!(&a.answer, Answer::Rejected { reason, .. }
-                    if reason.starts_with("not anchored at 00:00 UTC") && reason.contains("16:00")),
-                "{a:?}"
-            );
-        }
-        assert_eq!(
-            got[2].answer,
-            Answer::NoPrice,
-            "its candle opens the day before"
-        );
-    }
-
-    #[test]
     fn failures_are_classified() {
-        let unknown = include_str!("../../../tests/fixtures/okx/unknown_market.json");
-        let e = answer(200, unknown).unwrap_err();
-        assert!(!e.retryable);
-        assert_eq!(
-            e.reason,
-            "unknown market \"BTC-USDT\" on okx: 51001 Instrument ID does not exist"
-        );
-        let throttled = include_str!("../../../tests/fixtures/okx/throttled.json");
-        for status in [429, 200] {
-            let e = answer(status, throttled).unwrap_err();
-            assert_eq!(e.throttle, Some(Throttle::RateLimited), "{status}");
-            assert!(e.reason.contains("50011"));
-        }
         assert_eq!(
             answer(429, "").unwrap_err().throttle,
             Some(Throttle::RateLimited)
@@ -317,26 +237,97 @@ mod tests {
     }
 
     #[test]
-    fn the_listing_keeps_live_instruments_and_prefers_usd_then_usdt_then_usdc() {
-        let body = include_str!("../../../tests/fixtures/okx/instruments.json");
-        let list = Okx.parse_instruments(200, body.as_bytes()).unwrap();
-        let pick = |s: &str| {
-            choose_market(&Okx, &Symbol::new(s).unwrap(), &list).map(|i| i.market.clone())
-        };
-        assert_eq!(
-            pick("btc").as_deref(),
-            Some("BTC-USDT"),
-            "BTC-USD is suspended"
-        );
-        assert_eq!(pick("eth").as_deref(), Some("ETH-USD"));
-        assert_eq!(pick("sol").as_deref(), Some("SOL-USDC"));
-        assert_eq!(pick("ltc"), None);
-    }
-
-    #[test]
     fn the_market_form_is_base_dash_quote_in_upper_case() {
         assert!(Okx.check_market("BTC-USDT").is_ok());
         assert!(Okx.check_market("BTC-USDT-SWAP").is_err());
         assert!(Okx.check_market("btc-usdt").is_err());
+    }
+
+    /// The recorded answers in `tests/fixtures/okx/` and what each gives
+    /// (read by `exchanges::fixtures`).
+    pub fn fixtures() -> Vec<Fixture> {
+        vec![
+            page(
+                recorded!("okx/full_page.json"),
+                "BTC-USDT",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .gives(vec![
+                priced(8522.9, 8594.6, 8401.3, 8531.5, 10432.05341),
+                priced(8531.5, 8964.8, 8497.7, 8914.3, 28115.2),
+                priced(8912.1, 8918.9, 8650.2, 8759.9, 15321.71122),
+            ]),
+            page(
+                recorded!("okx/empty_page.json"),
+                "BTC-USDT",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .gives(vec![none(), none(), none()]),
+            page(
+                recorded!("okx/open_day.json"),
+                "BTC-USDT",
+                "2026-11-30",
+                "2026-12-01",
+            )
+            .gives(vec![
+                priced(91877.0, 92500.0, 91000.0, 92010.1, 1100.0),
+                priced(92010.1, 92300.0, 91900.0, 92100.0, 120.5).still_open(),
+            ]),
+            page(
+                recorded!("okx/hong_kong_1d.json"),
+                "BTC-USDT",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .gives(vec![
+                rejected(
+                    "not anchored at 00:00 UTC: the candle opens at 16:00 UTC",
+                    Some([8520.0, 8960.0, 8490.0, 8905.3, 27001.9]),
+                ),
+                rejected(
+                    "not anchored at 00:00 UTC: the candle opens at 16:00 UTC",
+                    Some([8905.3, 8920.0, 8640.1, 8770.2, 15011.3]),
+                ),
+                none(),
+            ]),
+            page(
+                recorded!("okx/unknown_market.json"),
+                "BTC-USDT",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .fails(permanent(
+                "unknown market \"BTC-USDT\" on okx: 51001 Instrument ID does not exist",
+            )),
+            page(
+                recorded!("okx/throttled.json"),
+                "BTC-USDT",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .status(429, None)
+            .fails(
+                retryable("rate limited: 50011 Too Many Requests")
+                    .throttled(Throttle::RateLimited, None),
+            ),
+            page(
+                recorded!("okx/throttled.json"),
+                "BTC-USDT",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .fails(
+                retryable("rate limited: 50011 Too Many Requests")
+                    .throttled(Throttle::RateLimited, None),
+            ),
+            listing(recorded!("okx/instruments.json")).picks(&[
+                ("btc", Some("BTC-USDT")),
+                ("eth", Some("ETH-USD")),
+                ("sol", Some("SOL-USDC")),
+                ("ltc", None),
+            ]),
+        ]
     }
 }

@@ -36,7 +36,7 @@
 
 use serde_json::Value;
 
-use super::common::{self, field, integer, shape, text};
+use super::common::{self, field, integer, shape, ListingFields};
 use super::{
     day_answers, day_start_ms, number, reject_not_daily, spans_one_day, Candle, CandleApi,
     Instrument, MarketForm, PageResult, Profile,
@@ -167,18 +167,13 @@ impl CandleApi for Poloniex {
     fn parse_instruments(&self, status: u16, body: &[u8]) -> Result<Vec<Instrument>, String> {
         let v = common::listing_json(ExchangeApi::Poloniex, status, body)?;
         let list = v.as_array().ok_or("poloniex markets are not a list")?;
-        let mut out = Vec::new();
-        for m in list {
-            if !matches!(text(m, "state")?, "NORMAL" | "POST_ONLY") {
-                continue;
-            }
-            out.push(Instrument {
-                market: text(m, "symbol")?.to_owned(),
-                base: text(m, "baseCurrencyName")?.to_ascii_uppercase(),
-                quote: text(m, "quoteCurrencyName")?.to_ascii_uppercase(),
-            });
+        ListingFields {
+            trading: ("state", &["NORMAL", "POST_ONLY"]),
+            market: "symbol",
+            base: "baseCurrencyName",
+            quote: "quoteCurrencyName",
         }
-        Ok(out)
+        .read(list)
     }
 }
 
@@ -237,11 +232,12 @@ fn candle(row: &Value) -> Result<(Candle, bool), String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::choose_market;
-    use super::super::common::testing::{d, ohlcv, price, range};
+pub(super) mod tests {
+
+    use super::super::common::testing::{price, range};
     use super::*;
-    use crate::model::Symbol;
+
+    use crate::source::exchanges::fixtures::*;
     use crate::source::{Answer, Throttle};
 
     fn answer(status: u16, body: &str) -> PageResult {
@@ -264,68 +260,11 @@ mod tests {
     }
 
     #[test]
-    fn a_recorded_hourly_candle_is_read_from_its_fields_and_rejected_as_not_daily() {
-        // ccxt's recorded HOUR_1 answer: strings and numbers, ts is not
-        // startTime, and the candle was still open.
-        let body =
-            include_str!("../../../tests/fixtures/poloniex/ccxt_candles_HOUR_1_BTC_USDT.json");
-        let got = Poloniex
-            .parse_candles(
-                "BTC_USDT",
-                range("2024-03-13", "2024-03-13"),
-                200,
-                None,
-                body.as_bytes(),
-                OhlcOrder::Flag,
-            )
-            .unwrap();
-        match &got[0].answer {
-            Answer::Rejected { reason, price } => {
-                assert!(reason.starts_with("not a daily candle"), "{reason}");
-                assert_eq!(
-                    *price,
-                    Some(ohlcv(73229.19, 73444.8, 73189.21, 73429.86, 13.769917))
-                );
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_daily_page_uses_start_time_not_ts_and_a_missing_day_is_no_price() {
-        let body = include_str!("../../../tests/fixtures/poloniex/full_page.json");
-        let got = answer(200, body).unwrap();
-        assert_eq!(
-            got.iter().map(|a| a.day).collect::<Vec<_>>(),
-            [d("2020-03-01"), d("2020-03-02"), d("2020-03-03")]
-        );
-        assert_eq!(
-            price(&got[0]),
-            ohlcv(8523.2, 8590.8, 8401.1, 8530.9, 2411.52386113)
-        );
-        assert_eq!(got[1].answer, Answer::NoPrice);
-        assert_eq!(price(&got[2]).close, 8760.0);
+    fn an_empty_list_is_no_price() {
         assert!(answer(200, "[]")
             .unwrap()
             .iter()
             .all(|a| a.answer == Answer::NoPrice));
-    }
-
-    #[test]
-    fn the_open_candle_closing_in_the_future_is_a_price_left_to_the_clock() {
-        let body = include_str!("../../../tests/fixtures/poloniex/open_day.json");
-        let got = Poloniex
-            .parse_candles(
-                "BTC_USDT",
-                range("2026-11-30", "2026-12-01"),
-                200,
-                None,
-                body.as_bytes(),
-                OhlcOrder::Flag,
-            )
-            .unwrap();
-        assert_eq!(price(&got[1]).close, 92100.0);
-        assert!(got.iter().all(|a| !a.open));
     }
 
     #[test]
@@ -348,18 +287,14 @@ mod tests {
 
     #[test]
     fn an_invalid_symbol_is_permanent_even_as_the_broken_body_recorded() {
-        let recorded = include_str!("../../../tests/fixtures/poloniex/unknown_market.txt");
-        for body in [recorded, r#"{"code":24101,"message":"Invalid symbol!"}"#] {
-            let e = answer(400, body).unwrap_err();
-            assert!(!e.retryable);
-            assert_eq!(
-                e.reason,
-                "unknown market \"BTC_USDT\" on poloniex: 24101 Invalid symbol!"
-            );
-        }
-        let throttled = include_str!("../../../tests/fixtures/poloniex/throttled.json");
-        let e = answer(429, throttled).unwrap_err();
-        assert_eq!(e.throttle, Some(Throttle::RateLimited));
+        // The recorded body (in the fixtures' table) is broken JSON; the
+        // well-formed one must read the same.
+        let e = answer(400, r#"{"code":24101,"message":"Invalid symbol!"}"#).unwrap_err();
+        assert!(!e.retryable);
+        assert_eq!(
+            e.reason,
+            "unknown market \"BTC_USDT\" on poloniex: 24101 Invalid symbol!"
+        );
         assert_eq!(
             answer(429, "").unwrap_err().throttle,
             Some(Throttle::RateLimited)
@@ -386,27 +321,75 @@ mod tests {
     }
 
     #[test]
-    fn the_listing_keeps_trading_markets_and_prefers_usd_then_usdt_then_usdc() {
-        let body = include_str!("../../../tests/fixtures/poloniex/markets.json");
-        let list = Poloniex.parse_instruments(200, body.as_bytes()).unwrap();
-        let pick = |s: &str| {
-            choose_market(&Poloniex, &Symbol::new(s).unwrap(), &list).map(|i| i.market.clone())
-        };
-        assert_eq!(pick("btc").as_deref(), Some("BTC_USDT"));
-        assert_eq!(
-            pick("eth").as_deref(),
-            Some("ETH_USDC"),
-            "ETH_USDT is paused"
-        );
-        assert_eq!(pick("ltc"), None);
-    }
-
-    #[test]
     fn the_market_form_is_base_underscore_quote_in_upper_case() {
         assert!(Poloniex.check_market("BTC_USDT").is_ok());
         for bad in ["btc_usdt", "BTC-USDT", "BTCUSDT", "BTC_USDT_X", "_USDT"] {
             let e = Poloniex.check_market(bad).unwrap_err();
             assert!(e.contains("BASE_QUOTE"), "{bad}: {e}");
         }
+    }
+
+    /// The recorded answers in `tests/fixtures/poloniex/` and what each gives
+    /// (read by `exchanges::fixtures`).
+    pub fn fixtures() -> Vec<Fixture> {
+        vec![
+            page(
+                recorded!("poloniex/ccxt_candles_HOUR_1_BTC_USDT.json"),
+                "BTC_USDT",
+                "2024-03-13",
+                "2024-03-13",
+            )
+            .gives(vec![rejected(
+                "not a daily candle: its closeTime is not one day after its startTime",
+                Some([73229.19, 73444.8, 73189.21, 73429.86, 13.769917]),
+            )]),
+            page(
+                recorded!("poloniex/full_page.json"),
+                "BTC_USDT",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .gives(vec![
+                priced(8523.2, 8590.8, 8401.1, 8530.9, 2411.52386113),
+                none(),
+                priced(8530.9, 8800.0, 8500.0, 8760.0, 3100.5),
+            ]),
+            page(
+                recorded!("poloniex/open_day.json"),
+                "BTC_USDT",
+                "2026-11-30",
+                "2026-12-01",
+            )
+            .gives(vec![
+                priced(91877.0, 92500.0, 91000.0, 92010.1, 1100.0),
+                priced(92010.1, 92300.0, 91900.0, 92100.0, 120.5),
+            ]),
+            page(
+                recorded!("poloniex/unknown_market.txt"),
+                "BTC_USDT",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .status(400, None)
+            .fails(permanent(
+                "unknown market \"BTC_USDT\" on poloniex: 24101 Invalid symbol!",
+            )),
+            page(
+                recorded!("poloniex/throttled.json"),
+                "BTC_USDT",
+                "2020-03-01",
+                "2020-03-03",
+            )
+            .status(429, None)
+            .fails(
+                retryable("rate limited: 429 Too many requests")
+                    .throttled(Throttle::RateLimited, None),
+            ),
+            listing(recorded!("poloniex/markets.json")).picks(&[
+                ("btc", Some("BTC_USDT")),
+                ("eth", Some("ETH_USDC")),
+                ("ltc", None),
+            ]),
+        ]
     }
 }

@@ -53,7 +53,7 @@ use std::collections::BTreeMap;
 use chrono::{NaiveDate, TimeDelta};
 use serde_json::Value;
 
-use super::common::{self, integer, seconds_to_ms, shape, text};
+use super::common::{self, integer, seconds_to_ms, shape, ListingFields};
 use super::{
     day_answers, day_of_ms, day_start_ms, number, Candle, CandleApi, DayAnswer, Instrument,
     MarketForm, PageResult, Profile,
@@ -165,18 +165,13 @@ impl CandleApi for Htx {
             .get("data")
             .and_then(Value::as_array)
             .ok_or("htx market listing without a 'data' list")?;
-        let mut out = Vec::new();
-        for s in list {
-            if s.get("state").and_then(Value::as_str) != Some("online") {
-                continue;
-            }
-            out.push(Instrument {
-                market: text(s, "symbol")?.to_owned(),
-                base: text(s, "base-currency")?.to_ascii_uppercase(),
-                quote: text(s, "quote-currency")?.to_ascii_uppercase(),
-            });
+        ListingFields {
+            trading: ("state", &["online"]),
+            market: "symbol",
+            base: "base-currency",
+            quote: "quote-currency",
         }
-        Ok(out)
+        .read(list)
     }
 }
 
@@ -310,4 +305,4 @@ pub(crate) fn utc_days(
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -1,9 +1,8 @@
 //! Unit tests of the HTX adapter (`htx/mod.rs`) against its fixtures.
 
-use super::super::choose_market;
 use super::super::common::testing::{d, ohlcv, price, range};
 use super::*;
-use crate::model::Symbol;
+use crate::source::exchanges::fixtures::*;
 use crate::source::Throttle;
 
 /// An answer of hourly candles `(day, hour, open, high, low, close,
@@ -143,40 +142,8 @@ fn hours_out_of_order_or_twice_or_off_the_hour() {
 }
 
 #[test]
-fn the_documented_errors_are_classified() {
+fn a_refusal_without_a_body_names_its_status() {
     let days = range("2020-03-01", "2020-03-01");
-    let e = parse(
-        days,
-        include_str!("../../../../tests/fixtures/htx/docs_error_invalid_symbol.json"),
-    )
-    .unwrap_err();
-    assert!(!e.retryable);
-    assert_eq!(
-        e.reason,
-        "unknown market \"btcusdt\" on htx: invalid-parameter invalid symbol"
-    );
-    for fixture in [
-        include_str!("../../../../tests/fixtures/htx/docs_error_invalid_period.json"),
-        include_str!("../../../../tests/fixtures/htx/docs_error_invalid_size.json"),
-    ] {
-        let e = parse(days, fixture).unwrap_err();
-        assert!(
-            !e.retryable && e.reason.starts_with("htx refused the request"),
-            "{e:?}"
-        );
-    }
-    let throttled = include_str!("../../../../tests/fixtures/htx/throttled.json");
-    let e = Htx
-        .parse_candles(
-            "btcusdt",
-            days,
-            429,
-            Some("1"),
-            throttled.as_bytes(),
-            OhlcOrder::Flag,
-        )
-        .unwrap_err();
-    assert_eq!(e.throttle, Some(Throttle::RateLimited));
     let e = Htx
         .parse_candles("btcusdt", days, 403, None, b"<html>", OhlcOrder::Flag)
         .unwrap_err();
@@ -201,19 +168,58 @@ fn bodies_not_in_the_documented_shape_are_retryable_and_say_why() {
 }
 
 #[test]
-fn the_listing_keeps_online_symbols_and_the_reach_is_the_hourly_one() {
-    let body = include_str!("../../../../tests/fixtures/htx/symbols.json");
-    let list = Htx.parse_instruments(200, body.as_bytes()).unwrap();
-    let pick =
-        |s: &str| choose_market(&Htx, &Symbol::new(s).unwrap(), &list).map(|i| i.market.clone());
-    assert_eq!(pick("btc").as_deref(), Some("btcusdt"));
-    assert_eq!(
-        pick("eth").as_deref(),
-        Some("ethusdc"),
-        "ethusdt is offline"
-    );
-    assert_eq!(pick("ltc"), None);
+fn the_market_form_is_lower_case_and_the_reach_is_the_hourly_one() {
     assert!(Htx.check_market("btcusdt").is_ok());
     assert!(Htx.check_market("BTCUSDT").is_err());
     assert_eq!(Htx.earliest_day(d("2020-06-15")), Some(d("2020-03-25")));
+}
+
+/// The recorded answers in `tests/fixtures/htx/` and what each gives
+/// (read by `exchanges::fixtures`).
+pub fn fixtures() -> Vec<Fixture> {
+    vec![
+        page(
+            recorded!("htx/docs_error_invalid_symbol.json"),
+            "btcusdt",
+            "2020-03-01",
+            "2020-03-01",
+        )
+        .fails(permanent(
+            "unknown market \"btcusdt\" on htx: invalid-parameter invalid symbol",
+        )),
+        page(
+            recorded!("htx/docs_error_invalid_period.json"),
+            "btcusdt",
+            "2020-03-01",
+            "2020-03-01",
+        )
+        .fails(permanent(
+            "htx refused the request: invalid-parameter invalid period",
+        )),
+        page(
+            recorded!("htx/docs_error_invalid_size.json"),
+            "btcusdt",
+            "2020-03-01",
+            "2020-03-01",
+        )
+        .fails(permanent(
+            "htx refused the request: bad-request invalid size, valid range: [1,2000]",
+        )),
+        page(
+            recorded!("htx/throttled.json"),
+            "btcusdt",
+            "2020-03-01",
+            "2020-03-01",
+        )
+        .status(429, Some("1"))
+        .fails(
+            retryable("rate limited: too-many-request request limit exceeded")
+                .throttled(Throttle::RateLimited, Some(Duration::from_secs(1))),
+        ),
+        listing(recorded!("htx/symbols.json")).picks(&[
+            ("btc", Some("btcusdt")),
+            ("eth", Some("ethusdc")),
+            ("ltc", None),
+        ]),
+    ]
 }
