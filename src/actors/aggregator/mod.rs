@@ -115,15 +115,27 @@ impl Aggregator {
 
     /// Takes the settings of a config (at start-up, or in force from the
     /// next round); timers are re-armed by the caller.
-    fn configure(&mut self, msg: &Reconfigure) {
+    /// Applies the sections of the diff that concern the Aggregator (`log`
+    /// for its progress lines, `store` for flushing and keeping history,
+    /// `snapshot` for exports) and nothing else; whether its timers must be
+    /// armed again.
+    fn configure(&mut self, msg: &Reconfigure) -> bool {
         let config = &msg.config;
         self.config_version = msg.version;
-        self.progress_every = config.log.progress_every;
-        self.dirty.flush_every = config.store.flush_every;
-        self.dirty.keep_for = config.store.keep_for;
-        if self.recorder.is_some() {
+        let mut timers = false;
+        if msg.diff.changed("log") {
+            self.progress_every = config.log.progress_every;
+            timers = true;
+        }
+        if msg.diff.changed("store") {
+            self.dirty.flush_every = config.store.flush_every;
+            self.dirty.keep_for = config.store.keep_for;
+            timers = true;
+        }
+        if msg.diff.changed("snapshot") && self.recorder.is_some() {
             self.exports.configure(config);
         }
+        timers
     }
 
     /// Starts from a store loaded from a snapshot.
@@ -464,8 +476,9 @@ impl Handler<Reconfigure> for Aggregator {
     type Result = ();
 
     fn handle(&mut self, msg: Reconfigure, ctx: &mut Self::Context) {
-        self.configure(&msg);
-        self.arm_timers(ctx);
+        if self.configure(&msg) {
+            self.arm_timers(ctx);
+        }
     }
 }
 

@@ -154,3 +154,26 @@ fn results_of_another_round_do_not_touch_this_rounds_counts() {
         "the price is kept all the same"
     );
 }
+
+/// A reload reaches the Aggregator whole, but it applies only its part of
+/// the diff: a change to the fetcher pool leaves its timers alone, a change
+/// to `store` or `log` is applied and re-arms them.
+#[test]
+fn a_reload_applies_only_the_sections_that_concern_the_aggregator() {
+    let mut a = aggregator();
+    let source = SourceRef::remote(url::Url::parse("http://127.0.0.1:1/").unwrap());
+    let mut old = crate::config::Config::default();
+    old.log.progress_every = Duration::from_secs(60);
+    let mut pool = old.clone();
+    pool.fetch.workers += 1;
+    let reload = Reconfigure::new(&old, Arc::new(pool.clone()), 1, source.clone());
+    assert!(!a.configure(&reload), "a new pool is not the Aggregator's");
+    assert_eq!(a.config_version, 1, "the version is followed all the same");
+    let mut store = pool.clone();
+    store.store.flush_every = Duration::from_secs(7);
+    store.log.progress_every = Duration::from_secs(9);
+    let reload = Reconfigure::new(&pool, Arc::new(store), 2, source);
+    assert!(a.configure(&reload));
+    assert_eq!(a.dirty.flush_every, Duration::from_secs(7));
+    assert_eq!(a.progress_every, Duration::from_secs(9));
+}
