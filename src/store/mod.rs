@@ -170,7 +170,7 @@ impl Store {
         let series = self.series_mut(key);
         let i = series.index_mut(key.day);
         let slot = &mut series.slots[i];
-        if slot.cell_state().is_some() && obs.stamp <= slot.stamp() {
+        if slot.cell_state().is_some() && !slot.is_older_than(obs.stamp) {
             return Applied::Stale;
         }
         let counted = obs.outcome.state(obs.is_final);
@@ -182,7 +182,7 @@ impl Store {
         let mut note = None;
         let fresh = |slot: &mut Slot, state: CellState| {
             slot.set_state(state, counted);
-            slot.fetched_at = obs.asked_at.timestamp();
+            slot.set_fetched_at(Some(obs.asked_at));
             slot.source = source;
         };
         match &obs.outcome {
@@ -225,8 +225,7 @@ impl Store {
                 });
             }
         }
-        slot.round = u32::try_from(obs.stamp.round).unwrap_or(u32::MAX);
-        slot.dispatch = obs.stamp.dispatch;
+        slot.set_stamp(obs.stamp);
         match note {
             Some(n) => series.notes.insert(i as u32, n),
             None => series.notes.remove(&(i as u32)),
@@ -430,9 +429,11 @@ impl Store {
         let slot = &mut series.slots[i];
         slot.set_price(cell.price, cell.flags);
         slot.set_state(cell.state, cell.state);
-        slot.fetched_at = cell.fetched_at.map_or(i64::MIN, |t| t.timestamp());
-        slot.round = u32::try_from(cell.round).unwrap_or(u32::MAX);
-        slot.dispatch = 0;
+        slot.set_fetched_at(cell.fetched_at);
+        slot.set_stamp(Stamp {
+            round: cell.round,
+            dispatch: 0,
+        });
         slot.source = source;
         match &cell.note {
             Some(n) => series.notes.insert(i as u32, n.clone()),

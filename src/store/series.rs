@@ -1,5 +1,5 @@
 //! The compact layout of the store: one `Series` per (exchange, symbol), a
-//! run of days from its first, one fixed-size `Slot` (64 bytes) a day, with
+//! run of days from its first, one fixed-size `Slot` (56 bytes) a day, with
 //! the rare notes kept beside the slots rather than in them. This file owns
 //! how a cell is packed into a slot and unpacked into a `Cell`; what may
 //! replace what is decided in `store` (`Store::apply`), and the JSON form in
@@ -47,13 +47,15 @@ const NO_PRICE: Ohlcv = Ohlcv {
     volume: 0.0,
 };
 
-/// One day of one series: 64 bytes.
+/// One day of one series: 56 bytes (the price's five numbers are 40).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Slot {
     price: Ohlcv,
-    /// Unix seconds; `i64::MIN` when unknown.
-    pub(super) fetched_at: i64,
-    pub(super) dispatch: u64,
+    /// Unix seconds (good until 2106); 0 when unknown.
+    fetched_at: u32,
+    /// The low 32 bits of the Supervisor's dispatch number: only results of
+    /// one round are ever ordered by it (see `is_older_than`).
+    dispatch: u32,
     pub(super) round: u32,
     /// Low 3 bits: the cell's state; next 3 bits: what `round` counted it as.
     state: u8,
@@ -66,7 +68,7 @@ pub(super) struct Slot {
 impl Slot {
     pub(super) const EMPTY: Slot = Slot {
         price: NO_PRICE,
-        fetched_at: i64::MIN,
+        fetched_at: 0,
         dispatch: 0,
         round: 0,
         state: EMPTY,
@@ -103,11 +105,35 @@ impl Slot {
         }
     }
 
-    pub(super) fn stamp(&self) -> Stamp {
-        Stamp {
-            round: u64::from(self.round),
-            dispatch: self.dispatch,
+    /// Whether what the slot holds is older than a result stamped `stamp`:
+    /// an earlier round, or in the same round an earlier dispatch. Only the
+    /// low 32 bits of dispatch numbers are kept, compared as serial numbers
+    /// (RFC 1982): two results for one cell in one round are never 2^31
+    /// dispatches apart (a round holds at most `max_tasks`, 2^26, tasks).
+    pub(super) fn is_older_than(&self, stamp: Stamp) -> bool {
+        let round = u32::try_from(stamp.round).unwrap_or(u32::MAX);
+        match round.cmp(&self.round) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => {
+                // The low bits, as a wrapping difference read signed.
+                let ahead = (stamp.dispatch as u32).wrapping_sub(self.dispatch) as i32;
+                ahead > 0
+            }
         }
+    }
+
+    /// Records that a result stamped `stamp` was applied.
+    pub(super) fn set_stamp(&mut self, stamp: Stamp) {
+        self.round = u32::try_from(stamp.round).unwrap_or(u32::MAX);
+        self.dispatch = stamp.dispatch as u32;
+    }
+
+    /// When the source was asked, to the second.
+    pub(super) fn set_fetched_at(&mut self, at: Option<DateTime<chrono::Utc>>) {
+        self.fetched_at = at
+            .map(|t| t.timestamp().clamp(1, i64::from(u32::MAX)) as u32)
+            .unwrap_or(0);
     }
 }
 
@@ -174,8 +200,8 @@ impl Series {
             state,
             price: slot.price(),
             flags: Flags::from_bits(slot.flags),
-            fetched_at: (slot.fetched_at != i64::MIN)
-                .then(|| DateTime::from_timestamp(slot.fetched_at, 0))
+            fetched_at: (slot.fetched_at != 0)
+                .then(|| DateTime::from_timestamp(i64::from(slot.fetched_at), 0))
                 .flatten(),
             round: u64::from(slot.round),
             source: (slot.source != 0)
@@ -191,7 +217,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_slot_stays_64_bytes() {
-        assert_eq!(std::mem::size_of::<Slot>(), 64);
+    fn a_slot_stays_56_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 56);
     }
 }

@@ -178,3 +178,33 @@ fn a_clone_is_a_frozen_copy() {
     assert_eq!(frozen.price_count(), 1);
     assert_eq!(get(&frozen, &k).price.unwrap().close, 5.0);
 }
+
+/// The slot keeps the low 32 bits of a dispatch number: results of one
+/// round stay ordered across a wrap of those bits, and an earlier round
+/// never replaces a later one whatever its dispatch number.
+#[test]
+fn dispatch_numbers_stay_ordered_across_32_bits() {
+    let mut s = Store::new();
+    let k = key("kraken", "btc", 1);
+    let before_wrap = u64::from(u32::MAX) - 1;
+    let after_wrap = (1 << 32) + 2;
+    assert_eq!(
+        s.apply(&k, &obs(price(5.0), 7, before_wrap, true)),
+        Applied::New(CellState::Final)
+    );
+    assert!(matches!(
+        s.apply(&k, &obs(price(6.0), 7, after_wrap, true)),
+        Applied::Again { .. }
+    ));
+    assert_eq!(
+        s.apply(&k, &obs(price(4.0), 7, before_wrap + 1, true)),
+        Applied::Stale,
+        "dispatched before the one held"
+    );
+    assert_eq!(
+        s.apply(&k, &obs(price(3.0), 6, after_wrap + 5, true)),
+        Applied::Stale,
+        "an earlier round"
+    );
+    assert_eq!(get(&s, &k).price.map(|p| p.close), Some(6.0));
+}
