@@ -361,3 +361,57 @@ async fn a_reloaded_interval_reschedules_the_next_round() {
     assert_eq!(second.counts.tasks, 1, "only today's key is open");
     daemon.shutdown().await;
 }
+
+/// Two daemons on one record: the second exits 1 naming the first's pid
+/// (before, both ran and the first's rounds vanished from `rounds`), and
+/// a reader (`query`) still works beside the running one.
+#[test]
+fn a_second_daemon_on_the_same_record_is_refused_and_readers_still_read() {
+    let server = ServerThread::start(|o| o.latency = Duration::from_millis(5));
+    let dir = tempfile::tempdir().unwrap();
+    let snapshots = dir.path().join("snap");
+    let first = TestConfig::daemon(&server.url, &snapshots)
+        .exchanges(["kraken"])
+        .symbols(["btc"])
+        .march()
+        .write(&dir.path().join("first.toml"));
+    let (mut child, mut lines) = spawn_daemon(&first);
+    let mut log = read_until(&mut lines, "finished", 1);
+    let record = snapshots.with_extension("db");
+    let second = TestConfig::daemon(&server.url, &snapshots)
+        .exchanges(["okex"])
+        .symbols(["eth"])
+        .march()
+        .write(&dir.path().join("second.toml"));
+    let (mut other, other_lines) = spawn_daemon(&second);
+    let mut other_log = String::new();
+    read_to_end(other_lines, &mut other_log);
+    let exit = other.wait().unwrap();
+    assert_eq!(exit.code(), Some(1), "{other_log}");
+    let expected = format!(
+        "record {} is in use by pid {} (started ",
+        record.display(),
+        child.id()
+    );
+    assert!(other_log.contains(&expected), "{other_log}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pricegrid"))
+        .args(["query", "--db"])
+        .arg(&record)
+        .args(["--exchange", "kraken", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"kraken\""));
+    signal(&child, "-TERM");
+    read_to_end(lines, &mut log);
+    assert!(child.wait().unwrap().success(), "{log}");
+    let rounds = pricegrid::record::Record::open_read_only(&record)
+        .unwrap()
+        .rounds()
+        .unwrap();
+    assert!(!rounds.is_empty(), "the first daemon's rounds are kept");
+}

@@ -16,6 +16,7 @@
 //! run loop, shutdown and resume are one lifecycle and stay together.)
 
 mod listen;
+pub mod lock;
 mod reload;
 
 use listen::{bind_api, serve_api, ApiFiles, ApiLinks};
@@ -54,6 +55,8 @@ pub enum DaemonError {
     Watch(#[from] WatchError),
     #[error(transparent)]
     Record(#[from] RecordError),
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
     #[error(transparent)]
     Token(#[from] api::TokenError),
     /// The OS's words end the line: the error is not chained as a source,
@@ -179,6 +182,8 @@ pub struct Daemon {
     /// None when the daemon started without a config file (on the
     /// built-in defaults): a reload then reads `path` if it has appeared.
     _watcher: Option<ConfigWatcher>,
+    /// This daemon's hold on its record, for as long as it runs.
+    _record_lock: lock::RecordLock,
 }
 
 impl Daemon {
@@ -214,6 +219,7 @@ impl Daemon {
         } else {
             None
         };
+        let record_lock = lock::RecordLock::take(&config.store.path, chrono::Utc::now())?;
         let (record, store, last_round) = resume(&config)?;
         let source = Source::start_with_clock(&config, &clock)?;
         if let Err(e) = source.check_reachable(&config).await {
@@ -292,6 +298,7 @@ impl Daemon {
             last_seen: text.as_deref().map(reload::content_hash),
             last_rejected: None,
             _watcher: watcher,
+            _record_lock: record_lock,
         })
     }
 
