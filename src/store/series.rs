@@ -183,6 +183,13 @@ impl Series {
         }
         let i = usize::try_from((day - first).num_days()).unwrap_or(0);
         if i >= self.slots.len() {
+            // Grown by an eighth at a time, not doubled: a series gains a
+            // day a day, and at 20M cells a doubled Vec's spare half would
+            // be most of the memory. Still amortised O(1) a day.
+            let len = self.slots.len();
+            if i >= self.slots.capacity() {
+                self.slots.reserve_exact((i + 1 - len).max(len / 8).max(16));
+            }
             self.slots.resize(i + 1, Slot::EMPTY);
         }
         i
@@ -219,5 +226,22 @@ mod tests {
     #[test]
     fn a_slot_stays_56_bytes() {
         assert_eq!(std::mem::size_of::<Slot>(), 56);
+    }
+
+    /// A series that grows a day at a time keeps at most an eighth spare
+    /// (a doubling Vec of 1,100 days would hold 2,048 slots).
+    #[test]
+    fn a_growing_series_keeps_little_spare_room() {
+        let mut s = Series::default();
+        let first = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+        for day in first.iter_days().take(1100) {
+            s.index_mut(day);
+        }
+        assert_eq!(s.slots.len(), 1100);
+        assert!(
+            s.slots.capacity() <= 1100 + 1100 / 8 + 16,
+            "{}",
+            s.slots.capacity()
+        );
     }
 }
