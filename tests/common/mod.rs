@@ -1,13 +1,15 @@
 //! Helpers shared by the integration tests: a real price server on a
 //! loopback ephemeral port, configs pointed at it (`config`), the daemon
 //! under test (`daemon`), raw requests (`http`) and raw servers that
-//! write exact bytes (`raw`), certificates made in the test (`tls`),
+//! write exact bytes (`raw`), certificates made in the test (`tls`), a
+//! real PostgreSQL with a database per test (`postgres`),
 //! and assertions on what a round stored.
 #![allow(dead_code)]
 
 mod config;
 mod daemon;
 mod http;
+mod postgres;
 mod raw;
 mod tls;
 
@@ -18,6 +20,8 @@ pub use config::*;
 pub use daemon::*;
 #[allow(unused_imports)]
 pub use http::*;
+#[allow(unused_imports)]
+pub use postgres::*;
 #[allow(unused_imports)]
 pub use raw::*;
 #[allow(unused_imports)]
