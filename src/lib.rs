@@ -34,6 +34,7 @@ pub(crate) mod http;
 pub mod metrics;
 pub mod model;
 pub mod origin;
+pub mod quality;
 pub(crate) mod query;
 pub(crate) mod rate;
 pub mod record;
