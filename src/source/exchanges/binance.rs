@@ -277,13 +277,13 @@ pub(super) mod tests {
     /// (read by `exchanges::fixtures`).
     pub fn fixtures() -> Vec<Fixture> {
         vec![
-        page(recorded!("binance/full_page.json"), "BTCUSDT", "2020-03-01", "2020-03-03").gives(vec![priced(8523.61, 8595.0, 8400.0, 8531.88, 40509.414679), priced(8531.88, 8965.0, 8498.0, 8915.24, 79154.326184), priced(8911.28, 8919.03, 8651.0, 8760.07, 64102.957122)]),
-        page(recorded!("binance/empty_page.json"), "BTCUSDT", "2020-03-01", "2020-03-03").gives(vec![none(), none(), none()]),
-        page(recorded!("binance/open_day.json"), "BTCUSDT", "2026-11-30", "2026-12-01").gives(vec![priced(91877.01, 92500.0, 91000.0, 92010.1, 11000.123), priced(92010.1, 92300.0, 91900.0, 92100.0, 1200.5)]),
-        page(recorded!("binance/docs_weekly_kline.json"), "BNBBTC", "2017-07-03", "2017-07-04").gives(vec![rejected("not a daily candle: its closeTime is not one day after its openTime", Some([0.0163479, 0.8, 0.015758, 0.015771, 148976.11427815])), none()]),
-        page(recorded!("binance/unknown_market.json"), "BTCUSDT", "2020-03-01", "2020-03-03").status(400, None).fails(permanent("unknown market \"BTCUSDT\" on binance: Invalid symbol. (-1121)")),
-        page(recorded!("binance/throttled.json"), "BTCUSDT", "2020-03-01", "2020-03-03").status(429, Some("12")).fails(retryable("rate limited (429)").throttled(Throttle::RateLimited, Some(Duration::from_secs(12)))),
-        page(recorded!("binance/banned.json"), "BTCUSDT", "2020-03-01", "2020-03-03").status(418, Some("120")).fails(retryable("banned (418): Way too much request weight used; IP banned until 1796086800000. Please use WebSocket Streams for live updates to avoid bans. (-1003)").throttled(Throttle::Banned, Some(Duration::from_secs(120)))),
+        page(recorded!("binance/full_page.json"), "BTCUSDT", "2020-03-01..2020-03-03").gives(vec![priced(8523.61, 8595.0, 8400.0, 8531.88, 40509.414679), priced(8531.88, 8965.0, 8498.0, 8915.24, 79154.326184), priced(8911.28, 8919.03, 8651.0, 8760.07, 64102.957122)]),
+        page(recorded!("binance/empty_page.json"), "BTCUSDT", "2020-03-01..2020-03-03").gives(vec![none(), none(), none()]),
+        page(recorded!("binance/open_day.json"), "BTCUSDT", "2026-11-30..2026-12-01").gives(vec![priced(91877.01, 92500.0, 91000.0, 92010.1, 11000.123), priced(92010.1, 92300.0, 91900.0, 92100.0, 1200.5)]),
+        page(recorded!("binance/docs_weekly_kline.json"), "BNBBTC", "2017-07-03..2017-07-04").gives(vec![rejected("not a daily candle: its closeTime is not one day after its openTime", Some([0.0163479, 0.8, 0.015758, 0.015771, 148976.11427815])), none()]),
+        page(recorded!("binance/unknown_market.json"), "BTCUSDT", "2020-03-01..2020-03-03").status(400, None).fails(permanent("unknown market \"BTCUSDT\" on binance: Invalid symbol. (-1121)")),
+        page(recorded!("binance/throttled.json"), "BTCUSDT", "2020-03-01..2020-03-03").status(429, Some("12")).fails(retryable("rate limited (429)").throttled(Throttle::RateLimited, Some(Duration::from_secs(12)))),
+        page(recorded!("binance/banned.json"), "BTCUSDT", "2020-03-01..2020-03-03").status(418, Some("120")).fails(retryable("banned (418): Way too much request weight used; IP banned until 1796086800000. Please use WebSocket Streams for live updates to avoid bans. (-1003)").throttled(Throttle::Banned, Some(Duration::from_secs(120)))),
         listing(recorded!("binance/exchange_info.json")).picks(&[("btc", Some("BTCUSDT")), ("eth", Some("ETHUSDC")), ("sol", Some("SOLUSD")), ("ltc", None)]),
         ]
     }

@@ -356,8 +356,7 @@ pub(super) mod tests {
             page(
                 recorded!("bitfinex/ccxt_candles_1h_tBTCUST.json"),
                 "BTCUST",
-                "2019-03-11",
-                "2019-03-11",
+                "2019-03-11..2019-03-11",
             )
             .gives(vec![rejected(
                 "not anchored at 00:00 UTC: the candle opens at 10:00 UTC",
@@ -366,8 +365,7 @@ pub(super) mod tests {
             page(
                 recorded!("bitfinex/full_page.json"),
                 "BTCUSD",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .gives(vec![
                 priced(8523.2, 8590.8, 8401.1, 8530.9, 2411.52386113),
@@ -377,15 +375,13 @@ pub(super) mod tests {
             page(
                 recorded!("bitfinex/empty_page.json"),
                 "BTCUSD",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .gives(vec![none(), none(), none()]),
             page(
                 recorded!("bitfinex/open_day.json"),
                 "BTCUSD",
-                "2026-11-30",
-                "2026-12-01",
+                "2026-11-30..2026-12-01",
             )
             .gives(vec![
                 priced(91877.0, 92500.0, 91000.0, 92010.1, 1100.0),
@@ -394,8 +390,7 @@ pub(super) mod tests {
             page(
                 recorded!("bitfinex/throttled.json"),
                 "BTCUSD",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .status(429, None)
             .fails(
@@ -405,8 +400,7 @@ pub(super) mod tests {
             page(
                 recorded!("bitfinex/throttled.json"),
                 "BTCUSD",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .status(500, None)
             .fails(
@@ -416,8 +410,7 @@ pub(super) mod tests {
             page(
                 recorded!("bitfinex/throttled.json"),
                 "BTCUSD",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .fails(
                 retryable("rate limited: 11010 ratelimit: error")
@@ -426,8 +419,7 @@ pub(super) mod tests {
             page(
                 recorded!("bitfinex/unknown_market.json"),
                 "BTCUSD",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .status(500, None)
             .fails(permanent(

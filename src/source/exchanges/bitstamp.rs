@@ -246,8 +246,7 @@ pub(super) mod tests {
             page(
                 recorded!("bitstamp/full_page.json"),
                 "btcusd",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .gives(vec![
                 priced(8523.01, 8590.0, 8402.15, 8530.0, 2411.52386113),
@@ -257,15 +256,13 @@ pub(super) mod tests {
             page(
                 recorded!("bitstamp/empty_page.json"),
                 "btcusd",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .gives(vec![none(), none(), none()]),
             page(
                 recorded!("bitstamp/open_day.json"),
                 "btcusd",
-                "2026-11-30",
-                "2026-12-01",
+                "2026-11-30..2026-12-01",
             )
             .gives(vec![
                 priced(91877.0, 92500.0, 91000.0, 92010.1, 1100.0),
@@ -274,8 +271,7 @@ pub(super) mod tests {
             page(
                 recorded!("bitstamp/unknown_market.json"),
                 "btcusd",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .status(404, None)
             .fails(permanent(
@@ -284,16 +280,14 @@ pub(super) mod tests {
             page(
                 recorded!("bitstamp/throttled.json"),
                 "btcusd",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .status(429, None)
             .fails(retryable("rate limited (429)").throttled(Throttle::RateLimited, None)),
             page(
                 recorded!("bitstamp/throttled.json"),
                 "btcusd",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .fails(
                 retryable("rate limited: Rate limit exceeded (API0001)")

@@ -287,8 +287,7 @@ pub(super) mod tests {
             page(
                 recorded!("cexio/full_page.json"),
                 "BTC-USD",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .gives(vec![
                 priced(8523.2, 8590.8, 8401.1, 8530.9, 0.0).flagged(&["quotes"]),
@@ -298,8 +297,7 @@ pub(super) mod tests {
             page(
                 recorded!("cexio/open_day.json"),
                 "BTC-USD",
-                "2026-11-30",
-                "2026-12-01",
+                "2026-11-30..2026-12-01",
             )
             .gives(vec![
                 priced(91000.0, 92500.0, 90500.0, 91800.0, 0.0).flagged(&["quotes"]),
@@ -310,8 +308,7 @@ pub(super) mod tests {
             page(
                 recorded!("cexio/ccxt_legacy_ohlcv_hd_20240312_BTC_USDT.json"),
                 "BTC-USD",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .fails(retryable(
                 "answer not in the documented shape: no \"ok\": \"ok\"",
@@ -319,8 +316,7 @@ pub(super) mod tests {
             page(
                 recorded!("cexio/unknown_market.json"),
                 "BTC-USD",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .fails(permanent(
                 "unknown market \"BTC-USD\" on cexio: Unsupported pair: BTC-USD",
@@ -328,8 +324,7 @@ pub(super) mod tests {
             page(
                 recorded!("cexio/throttled.json"),
                 "BTC-USD",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .status(429, None)
             .fails(

@@ -252,14 +252,14 @@ pub(super) mod tests {
     /// (read by `exchanges::fixtures`).
     pub fn fixtures() -> Vec<Fixture> {
         vec![
-        page(recorded!("coinbase/full_page.json"), "BTC-USD", "2020-03-01", "2020-03-03").gives(vec![priced(8523.75, 8598.15, 8400.0, 8531.24, 9872.5), priced(8531.2, 8965.0, 8495.4, 8915.98, 24212.12345678), priced(8911.45, 8918.99, 8651.01, 8760.32, 14532.93164785)]),
-        page(recorded!("coinbase/missing_day.json"), "BTC-USD", "2020-03-01", "2020-03-03").gives(vec![priced(8523.75, 8598.15, 8400.0, 8531.24, 9872.5), none(), priced(8911.45, 8918.99, 8651.01, 8760.32, 14532.93164785)]),
-        page(recorded!("coinbase/empty_page.json"), "BTC-USD", "2020-03-01", "2020-03-03").gives(vec![none(), none(), none()]),
-        page(recorded!("coinbase/open_day.json"), "BTC-USD", "2026-11-30", "2026-12-01").gives(vec![priced(91877.0, 92500.0, 91000.0, 92010.1, 1100.0), priced(92010.1, 92300.0, 91900.0, 92100.0, 120.5)]),
-        page(recorded!("coinbase/unknown_market.json"), "BTC-USD", "2020-03-01", "2020-03-03").status(404, None).fails(permanent("unknown market \"BTC-USD\" on coinbase: NotFound")),
-        page(recorded!("coinbase/throttled.json"), "BTC-USD", "2020-03-01", "2020-03-03").status(429, None).fails(retryable("rate limited (429)").throttled(Throttle::RateLimited, None)),
-        page(recorded!("coinbase/error_400_granularity_too_small_reconstructed.json"), "BTC-USD", "2020-03-01", "2020-03-03").status(400, None).fails(permanent("coinbase refused the request (400): granularity too small for the requested time range. Count of aggregations requested exceeds 300")),
-        page(recorded!("coinbase/ccxt_issue848_error_400_user_agent_required.json"), "BTC-USD", "2020-03-01", "2020-03-03").status(400, None).fails(permanent("coinbase refused the request (400): User-Agent header is required.")),
+        page(recorded!("coinbase/full_page.json"), "BTC-USD", "2020-03-01..2020-03-03").gives(vec![priced(8523.75, 8598.15, 8400.0, 8531.24, 9872.5), priced(8531.2, 8965.0, 8495.4, 8915.98, 24212.12345678), priced(8911.45, 8918.99, 8651.01, 8760.32, 14532.93164785)]),
+        page(recorded!("coinbase/missing_day.json"), "BTC-USD", "2020-03-01..2020-03-03").gives(vec![priced(8523.75, 8598.15, 8400.0, 8531.24, 9872.5), none(), priced(8911.45, 8918.99, 8651.01, 8760.32, 14532.93164785)]),
+        page(recorded!("coinbase/empty_page.json"), "BTC-USD", "2020-03-01..2020-03-03").gives(vec![none(), none(), none()]),
+        page(recorded!("coinbase/open_day.json"), "BTC-USD", "2026-11-30..2026-12-01").gives(vec![priced(91877.0, 92500.0, 91000.0, 92010.1, 1100.0), priced(92010.1, 92300.0, 91900.0, 92100.0, 120.5)]),
+        page(recorded!("coinbase/unknown_market.json"), "BTC-USD", "2020-03-01..2020-03-03").status(404, None).fails(permanent("unknown market \"BTC-USD\" on coinbase: NotFound")),
+        page(recorded!("coinbase/throttled.json"), "BTC-USD", "2020-03-01..2020-03-03").status(429, None).fails(retryable("rate limited (429)").throttled(Throttle::RateLimited, None)),
+        page(recorded!("coinbase/error_400_granularity_too_small_reconstructed.json"), "BTC-USD", "2020-03-01..2020-03-03").status(400, None).fails(permanent("coinbase refused the request (400): granularity too small for the requested time range. Count of aggregations requested exceeds 300")),
+        page(recorded!("coinbase/ccxt_issue848_error_400_user_agent_required.json"), "BTC-USD", "2020-03-01..2020-03-03").status(400, None).fails(permanent("coinbase refused the request (400): User-Agent header is required.")),
         read_by(recorded!("coinbase/ccxt_pr5891_candles_60_BTC-USD_start_end_inclusive.json"), "bounds_are_inclusive_as_a_recorded_answer_shows"),
         listing(recorded!("coinbase/products.json")).picks(&[("btc", Some("BTC-USD")), ("eth", Some("ETH-USDT")), ("sol", Some("SOL-USDC")), ("ltc", None)]),
         ]

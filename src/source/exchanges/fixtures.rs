@@ -86,13 +86,10 @@ pub struct Fixture {
     gives: Gives,
 }
 
-/// A page of `market` over `from..=to`, answered 200.
-pub fn page(
-    recorded: Recorded,
-    market: &'static str,
-    from: &'static str,
-    to: &'static str,
-) -> Fixture {
+/// A page of `market` over `days` (`"2020-03-01..2020-03-03"`, both
+/// included), answered 200.
+pub fn page(recorded: Recorded, market: &'static str, days: &'static str) -> Fixture {
+    let (from, to) = days.split_once("..").expect("a fixture's days as FROM..TO");
     Fixture {
         recorded,
         ask: Ask::Page {

@@ -254,8 +254,7 @@ pub(super) mod tests {
             page(
                 recorded!("hitbtc/ccxt_candles_H1_BTCUSDT.json"),
                 "BTCUSDT",
-                "2024-03-13",
-                "2024-03-13",
+                "2024-03-13..2024-03-13",
             )
             .gives(vec![rejected(
                 "not anchored at 00:00 UTC: the candle opens at 11:00 UTC",
@@ -264,8 +263,7 @@ pub(super) mod tests {
             page(
                 recorded!("hitbtc/full_page.json"),
                 "BTCUSDT",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .gives(vec![
                 priced(8523.2, 8590.8, 8401.1, 8530.9, 2411.52386113),
@@ -275,8 +273,7 @@ pub(super) mod tests {
             page(
                 recorded!("hitbtc/open_day.json"),
                 "BTCUSDT",
-                "2026-11-30",
-                "2026-12-01",
+                "2026-11-30..2026-12-01",
             )
             .gives(vec![
                 priced(91877.0, 92500.0, 91000.0, 92010.1, 1100.0),
@@ -285,8 +282,7 @@ pub(super) mod tests {
             page(
                 recorded!("hitbtc/unknown_market.json"),
                 "BTCUSDT",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .status(400, None)
             .fails(permanent(
@@ -295,8 +291,7 @@ pub(super) mod tests {
             page(
                 recorded!("hitbtc/throttled.json"),
                 "BTCUSDT",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .status(429, None)
             .fails(

@@ -438,8 +438,7 @@ pub(super) mod tests {
             page(
                 recorded!("kraken/full_page.json"),
                 "XBTUSD",
-                "2026-11-27",
-                "2026-11-29",
+                "2026-11-27..2026-11-29",
             )
             .gives(vec![
                 priced(91250.1, 93011.0, 90102.4, 92874.9, 1523.40011874),
@@ -449,15 +448,13 @@ pub(super) mod tests {
             page(
                 recorded!("kraken/empty_page.json"),
                 "XBTUSD",
-                "2026-11-27",
-                "2026-11-28",
+                "2026-11-27..2026-11-28",
             )
             .gives(vec![none(), none()]),
             page(
                 recorded!("kraken/open_day.json"),
                 "XBTUSD",
-                "2026-11-29",
-                "2026-12-01",
+                "2026-11-29..2026-12-01",
             )
             .gives(vec![
                 priced(90412.5, 91900.3, 90011.7, 91877.0, 987.12345678),
@@ -467,8 +464,7 @@ pub(super) mod tests {
             page(
                 recorded!("kraken/unknown_market.json"),
                 "XBTUSDD",
-                "2026-11-27",
-                "2026-11-27",
+                "2026-11-27..2026-11-27",
             )
             .fails(permanent(
                 "unknown market \"XBTUSDD\" on kraken: EQuery:Unknown asset pair",
@@ -476,8 +472,7 @@ pub(super) mod tests {
             page(
                 recorded!("kraken/throttled.json"),
                 "XBTUSD",
-                "2026-11-27",
-                "2026-11-27",
+                "2026-11-27..2026-11-27",
             )
             .fails(
                 retryable("rate limited: EGeneral:Too many requests")

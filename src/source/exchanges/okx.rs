@@ -250,8 +250,7 @@ pub(super) mod tests {
             page(
                 recorded!("okx/full_page.json"),
                 "BTC-USDT",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .gives(vec![
                 priced(8522.9, 8594.6, 8401.3, 8531.5, 10432.05341),
@@ -261,15 +260,13 @@ pub(super) mod tests {
             page(
                 recorded!("okx/empty_page.json"),
                 "BTC-USDT",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .gives(vec![none(), none(), none()]),
             page(
                 recorded!("okx/open_day.json"),
                 "BTC-USDT",
-                "2026-11-30",
-                "2026-12-01",
+                "2026-11-30..2026-12-01",
             )
             .gives(vec![
                 priced(91877.0, 92500.0, 91000.0, 92010.1, 1100.0),
@@ -278,8 +275,7 @@ pub(super) mod tests {
             page(
                 recorded!("okx/hong_kong_1d.json"),
                 "BTC-USDT",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .gives(vec![
                 rejected(
@@ -295,8 +291,7 @@ pub(super) mod tests {
             page(
                 recorded!("okx/unknown_market.json"),
                 "BTC-USDT",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .fails(permanent(
                 "unknown market \"BTC-USDT\" on okx: 51001 Instrument ID does not exist",
@@ -304,8 +299,7 @@ pub(super) mod tests {
             page(
                 recorded!("okx/throttled.json"),
                 "BTC-USDT",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .status(429, None)
             .fails(
@@ -315,8 +309,7 @@ pub(super) mod tests {
             page(
                 recorded!("okx/throttled.json"),
                 "BTC-USDT",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .fails(
                 retryable("rate limited: 50011 Too Many Requests")

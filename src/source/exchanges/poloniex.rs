@@ -336,8 +336,7 @@ pub(super) mod tests {
             page(
                 recorded!("poloniex/ccxt_candles_HOUR_1_BTC_USDT.json"),
                 "BTC_USDT",
-                "2024-03-13",
-                "2024-03-13",
+                "2024-03-13..2024-03-13",
             )
             .gives(vec![rejected(
                 "not a daily candle: its closeTime is not one day after its startTime",
@@ -346,8 +345,7 @@ pub(super) mod tests {
             page(
                 recorded!("poloniex/full_page.json"),
                 "BTC_USDT",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .gives(vec![
                 priced(8523.2, 8590.8, 8401.1, 8530.9, 2411.52386113),
@@ -357,8 +355,7 @@ pub(super) mod tests {
             page(
                 recorded!("poloniex/open_day.json"),
                 "BTC_USDT",
-                "2026-11-30",
-                "2026-12-01",
+                "2026-11-30..2026-12-01",
             )
             .gives(vec![
                 priced(91877.0, 92500.0, 91000.0, 92010.1, 1100.0),
@@ -367,8 +364,7 @@ pub(super) mod tests {
             page(
                 recorded!("poloniex/unknown_market.txt"),
                 "BTC_USDT",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .status(400, None)
             .fails(permanent(
@@ -377,8 +373,7 @@ pub(super) mod tests {
             page(
                 recorded!("poloniex/throttled.json"),
                 "BTC_USDT",
-                "2020-03-01",
-                "2020-03-03",
+                "2020-03-01..2020-03-03",
             )
             .status(429, None)
             .fails(

@@ -181,8 +181,7 @@ pub fn fixtures() -> Vec<Fixture> {
         page(
             recorded!("htx/docs_error_invalid_symbol.json"),
             "btcusdt",
-            "2020-03-01",
-            "2020-03-01",
+            "2020-03-01..2020-03-01",
         )
         .fails(permanent(
             "unknown market \"btcusdt\" on htx: invalid-parameter invalid symbol",
@@ -190,8 +189,7 @@ pub fn fixtures() -> Vec<Fixture> {
         page(
             recorded!("htx/docs_error_invalid_period.json"),
             "btcusdt",
-            "2020-03-01",
-            "2020-03-01",
+            "2020-03-01..2020-03-01",
         )
         .fails(permanent(
             "htx refused the request: invalid-parameter invalid period",
@@ -199,8 +197,7 @@ pub fn fixtures() -> Vec<Fixture> {
         page(
             recorded!("htx/docs_error_invalid_size.json"),
             "btcusdt",
-            "2020-03-01",
-            "2020-03-01",
+            "2020-03-01..2020-03-01",
         )
         .fails(permanent(
             "htx refused the request: bad-request invalid size, valid range: [1,2000]",
@@ -208,8 +205,7 @@ pub fn fixtures() -> Vec<Fixture> {
         page(
             recorded!("htx/throttled.json"),
             "btcusdt",
-            "2020-03-01",
-            "2020-03-01",
+            "2020-03-01..2020-03-01",
         )
         .status(429, Some("1"))
         .fails(
