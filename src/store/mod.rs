@@ -11,8 +11,10 @@
 //! (exchange, symbol), names stored once per series, so a million cells cost
 //! tens of megabytes); each series sits behind an `Arc`, so cloning the
 //! store for a snapshot is cheap and a later write copies only the series it
-//! touches. The JSON form is `store::json`. Pure data: no I/O, no actors.
+//! touches. The JSON form is `store::json`; filling a store from the
+//! record at start is `store::builder`. Pure data: no I/O, no actors.
 
+mod builder;
 pub mod json;
 mod series;
 #[cfg(test)]
@@ -24,6 +26,7 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::model::{CellState, Exchange, Flags, Ohlcv, Outcome, Symbol, TaskKey};
+pub use builder::StoreBuilder;
 use series::{Series, Slot};
 
 /// The order in which answers were asked for: a round, then the
@@ -424,21 +427,7 @@ impl Store {
     /// Puts a loaded cell in place as it was (snapshot loading); `source`
     /// is its index into the sources named later by `set_loaded_sources`.
     fn restore(&mut self, key: &TaskKey, cell: &Cell, source: u16) {
-        let series = self.series_mut(key);
-        let i = series.index_mut(key.day);
-        let slot = &mut series.slots[i];
-        slot.set_price(cell.price, cell.flags);
-        slot.set_state(cell.state, cell.state);
-        slot.set_fetched_at(cell.fetched_at);
-        slot.set_stamp(Stamp {
-            round: cell.round,
-            dispatch: 0,
-        });
-        slot.source = source;
-        match &cell.note {
-            Some(n) => series.notes.insert(i as u32, n.clone()),
-            None => series.notes.remove(&(i as u32)),
-        };
+        self.series_mut(key).restore(key.day, cell, source);
     }
 }
 

@@ -195,6 +195,25 @@ impl Series {
         i
     }
 
+    /// Puts a loaded cell in place for `day` as it was, bypassing the rules
+    /// of `Store::apply` (it was decided when first applied).
+    pub(super) fn restore(&mut self, day: NaiveDate, cell: &Cell, source: u16) {
+        let i = self.index_mut(day);
+        let slot = &mut self.slots[i];
+        slot.set_price(cell.price, cell.flags);
+        slot.set_state(cell.state, cell.state);
+        slot.set_fetched_at(cell.fetched_at);
+        slot.set_stamp(Stamp {
+            round: cell.round,
+            dispatch: 0,
+        });
+        slot.source = source;
+        match &cell.note {
+            Some(n) => self.notes.insert(i as u32, n.clone()),
+            None => self.notes.remove(&(i as u32)),
+        };
+    }
+
     pub(super) fn day(&self, i: usize) -> NaiveDate {
         self.first
             .map_or(NaiveDate::MIN, |f| f + chrono::Days::new(i as u64))
