@@ -78,6 +78,22 @@ impl RunningDaemon {
         self.round("1", |r| r.round == 1).await
     }
 
+    /// Waits until `n` ticks in all have found nothing due (and so started
+    /// no round).
+    pub async fn idle_ticks(&mut self, n: u64) {
+        let limit = self.limit;
+        let mut ticks = self.pipeline.idle_ticks.clone();
+        actix_rt::time::timeout(limit, ticks.wait_for(|t| *t >= n))
+            .await
+            .unwrap_or_else(|_| panic!("no {n} tick(s) with nothing due within {limit:?}"))
+            .expect("the producer is alive");
+    }
+
+    /// The last round this process finished, if any.
+    pub fn last_round(&self) -> Option<RoundSummary> {
+        *self.rounds.borrow()
+    }
+
     /// Waits for a reload status that satisfies `pred`.
     pub async fn reload(
         &mut self,
