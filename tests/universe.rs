@@ -127,7 +127,7 @@ async fn every_cell_final(config: Config, server: &PriceServer, cells: u64) {
     let asked = server.stats.price_requests();
     let again = run_round(&pipeline).await;
     assert!(
-        matches!(again, Err(RoundError::NothingDue { keys }) if keys == u128::from(cells)),
+        matches!(again, Err(RoundError::NothingDue { keys, .. }) if keys == u128::from(cells)),
         "{again:?}"
     );
     assert_eq!(server.stats.price_requests(), asked, "nothing asked again");
@@ -175,7 +175,7 @@ async fn a_round_over_a_synthetic_binance_listing_ends_with_every_cell_final() {
     assert_answers_match(&store, &binance.dataset);
     assert!(matches!(
         run_round(&pipeline).await,
-        Err(RoundError::NothingDue { keys: 600 })
+        Err(RoundError::NothingDue { keys: 600, .. })
     ));
     within(LIMIT, pipeline.stop()).await;
     source.stop().await;

@@ -317,21 +317,14 @@ impl Store {
         })
     }
 
-    /// Cells held, by state (every state present, 0 where none), in one
-    /// pass.
+    /// Cells held, by state (every state, 0 where none), in one pass.
     pub fn counts_by_state(&self) -> BTreeMap<CellState, usize> {
-        let mut by_code = [0usize; 8];
-        for series in self.series.values().flat_map(BTreeMap::values) {
-            for slot in &series.slots {
-                if let Some(state) = slot.cell_state() {
-                    by_code[state as usize] += 1;
-                }
-            }
+        let mut by: BTreeMap<CellState, usize> = CellState::ALL.map(|s| (s, 0)).into();
+        let slots = self.series.values().flat_map(BTreeMap::values);
+        for state in slots.flat_map(|s| s.slots.iter().filter_map(Slot::cell_state)) {
+            *by.entry(state).or_insert(0) += 1;
         }
-        CellState::ALL
-            .into_iter()
-            .map(|s| (s, by_code[s as usize]))
-            .collect()
+        by
     }
 
     /// Every held cell, by exchange, symbol, then day.

@@ -137,6 +137,17 @@ impl RunningDaemon {
             .expect("the producer is alive")
     }
 
+    /// Runs a round now, as the schedule does, if any cell is due: the
+    /// version of the config it ran (or found nothing due) under, which
+    /// either way shows that ticks go on under that config.
+    pub async fn tick(&self) -> u64 {
+        match self.run_round().await {
+            Ok(summary) => summary.config_version,
+            Err(RoundError::NothingDue { config_version, .. }) => config_version,
+            Err(e) => panic!("the tick failed: {e}"),
+        }
+    }
+
     /// The aggregator's map as it is now.
     pub async fn store(&self) -> Store {
         self.pipeline

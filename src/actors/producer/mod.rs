@@ -57,7 +57,11 @@ pub enum RoundError {
     /// Not a failure: every cell of the universe is settled, so no round
     /// was started (none is recorded, and its number is not used).
     #[error("nothing is due: {}", nothing_due(*keys))]
-    NothingDue { keys: u128 },
+    NothingDue {
+        keys: u128,
+        /// The config the tick judged the universe under.
+        config_version: u64,
+    },
 }
 
 /// Why a universe of `keys` cells has nothing due, for people.
@@ -317,7 +321,10 @@ impl Producer {
                 })
                 .await?;
             if todo.is_empty() {
-                return Err(RoundError::NothingDue { keys: tasks });
+                return Err(RoundError::NothingDue {
+                    keys: tasks,
+                    config_version: version,
+                });
             }
             log::debug!(
                 "round {round}: {} of {tasks} keys unsettled (config version {version})",
