@@ -2,7 +2,8 @@
 //!
 //! The Supervisor sends it one `PriceResult` per task outcome; the Producer
 //! tells it when a round starts and ends and asks it which keys are still
-//! unsettled. What may replace what in a cell is the store's rule
+//! unsettled, answered from an index of settled days kept in step with the
+//! map (`due.rs`), never by walking the cells held. What may replace what in a cell is the store's rule
 //! (`Store::apply`): an older round's or a superseded dispatch's answer never
 //! overwrites a newer one, and a failure never replaces an answer. It counts
 //! each round by cell state (tasks = final + provisional + none + failed +

@@ -4,10 +4,14 @@
 //! daemon), never two at once. For each round it turns the configured
 //! universe (discovering exchanges and symbols from the source, and an
 //! exchange's symbols from its own market listing, where the config says
-//! "all") into a round's keys, leaves out the keys the Aggregator holds as
-//! settled, turns the rest into tasks (a
-//! day each, or pages of days for an exchange with its own API: where each
-//! is asked and how it is cut is `markets.rs`), and feeds them to the
+//! "all") into a round's exchanges, symbols and days, asks the Aggregator
+//! which of those keys are not settled (its index answers at the cost of
+//! the pairs and the keys due, not of the cells held), and when none is
+//! due starts no round: the tick ends there, unrecorded, and the next is
+//! scheduled as usual (`RoundError::NothingDue`). It turns the due keys
+//! into tasks (a day each, or pages of days for an exchange with its own
+//! API: where each is asked and how it is cut is `markets.rs`), and feeds
+//! them to the
 //! Supervisor in window-sized chunks, waiting for room before each (the
 //! backpressure). It never fetches a price and never touches the map.
 //! Config reaches it, and through it the Supervisor and the Aggregator, as
