@@ -32,7 +32,9 @@ pub enum Command {
   pricegrid serve --listen 127.0.0.1:0
   pricegrid serve --data prices.csv.gz --null-missing --sleep 0.1
   pricegrid serve --fail-rate 0.2 --reset-rate 0.1 --fault-seed 2020
-  pricegrid serve --dialect okx --rate-limit 8/s      # OKX's API, the dataset's okex prices")]
+  pricegrid serve --dialect okx --rate-limit 8/s      # OKX's API, the dataset's okex prices
+  pricegrid serve --dialect binance --markets 1000 --days 1000   # 1M synthetic cells
+  pricegrid serve --exchanges 20 --markets 1000 --days 1000      # 20M, the classic API")]
     Serve(ServeArgs),
     /// Fetch one round over the configured universe, write it, and exit.
     #[command(after_help = "Examples:
