@@ -32,7 +32,9 @@ pub enum Command {
   pricegrid serve --listen 127.0.0.1:0
   pricegrid serve --data prices.csv.gz --null-missing --sleep 0.1
   pricegrid serve --fail-rate 0.2 --reset-rate 0.1 --fault-seed 2020
-  pricegrid serve --dialect okx --rate-limit 8/s      # OKX's API, the dataset's okex prices")]
+  pricegrid serve --dialect okx --rate-limit 8/s      # OKX's API, the dataset's okex prices
+  pricegrid serve --dialect binance --markets 1000 --days 1000   # 1M synthetic cells
+  pricegrid serve --exchanges 20 --markets 1000 --days 1000      # 20M, the classic API")]
     Serve(ServeArgs),
     /// Fetch one round over the configured universe, write it, and exit.
     #[command(after_help = "Examples:
@@ -197,6 +199,23 @@ pub struct ServeArgs {
     /// have no price.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Serve a synthetic universe of this many exchanges (ex-0001, ...)
+    /// instead of the built-in dataset; with a --dialect the first is
+    /// served unless --exchange names another. Each candle is computed
+    /// from (--seed, exchange, market, day) when asked: nothing is held
+    /// per cell. [default with --markets or --days: one, named like the
+    /// dialect (ex-0001 for the classic API)]
+    #[arg(long, conflicts_with = "data", value_parser = clap::value_parser!(u32).range(1..))]
+    pub exchanges: Option<u32>,
+    /// A synthetic universe of this many markets (symbols s0001, ...;
+    /// S0001USDT on Binance), every day with a price. [default with
+    /// --exchanges or --days: 100]
+    #[arg(long, visible_alias = "symbols", conflicts_with = "data", value_parser = clap::value_parser!(u32).range(1..))]
+    pub markets: Option<u32>,
+    /// A synthetic universe over this many days from 2020-01-01.
+    /// [default with --exchanges or --markets: 365]
+    #[arg(long, conflicts_with = "data", value_parser = clap::value_parser!(u32).range(1..))]
+    pub days: Option<u32>,
     /// Answer "no price" with 200 and `null`, as the classic server does, instead of 404.
     #[arg(long)]
     pub null_missing: bool,

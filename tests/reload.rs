@@ -283,8 +283,7 @@ async fn post_reload_answers_the_outcome() {
         );
 
         // The daemon keeps version 1: a round runs under it, with 3 workers.
-        let after = f.daemon.run_round().await.expect("a round still runs");
-        assert_eq!(after.config_version, 1);
+        assert_eq!(f.daemon.tick().await, 1, "ticks go on under version 1");
         assert_eq!(f.daemon.workers().await, 3);
 
         let (status, metrics) = http("GET", format!("{api}/metrics")).await;
@@ -336,8 +335,7 @@ async fn an_empty_config_file_is_refused_at_start_and_on_reload() {
         let error = status.last_error.as_deref().unwrap();
         assert!(error.contains("config file is empty"), "{error}");
         assert_eq!((status.version, status.attempts), (0, 1));
-        let after = f.daemon.run_round().await.expect("a round still runs");
-        assert_eq!(after.config_version, 0);
+        assert_eq!(f.daemon.tick().await, 0, "ticks go on under version 0");
     })
     .await
 }
@@ -403,9 +401,9 @@ async fn a_burst_of_writes_ends_with_the_last_valid_content(write: fn(&Path, &st
         loop {
             let status = f.daemon.reloads().borrow_and_update().clone();
             if status.version > 0 {
-                let summary = f.daemon.run_round().await.expect("a round runs");
+                let version = f.daemon.tick().await;
                 let workers = f.daemon.workers().await;
-                seen.push((status.clone(), summary.config_version, workers));
+                seen.push((status.clone(), version, workers));
                 assert!(
                     valid.contains(&workers),
                     "a config no valid write had is in force: {seen:?}"
@@ -490,8 +488,7 @@ async fn a_reload_that_keeps_the_api_section_keeps_the_api_server() {
                 changed: vec!["fetch (new pool)".into()]
             }
         );
-        let round = f.daemon.run_round().await.expect("a round runs");
-        assert_eq!(round.config_version, 1);
+        assert_eq!(f.daemon.tick().await, 1);
 
         let (code, body) = http("GET", status_url).await;
         assert_eq!(code, 200, "{body}");
@@ -735,9 +732,7 @@ async fn a_reload_whose_discovered_universe_exceeds_max_tasks_is_refused_and_rou
 
         // Rounds keep fetching under the config in force.
         let fetched_before = f.server.stats.price_requests();
-        let round = f.daemon.run_round().await.expect("a round runs");
-        assert_eq!(round.config_version, 0);
-        assert!(!round.aborted, "{round:?}");
+        assert_eq!(f.daemon.tick().await, 0);
         assert_eq!(
             f.server.stats.price_requests(),
             fetched_before,
@@ -765,8 +760,7 @@ async fn a_hot_reload_to_an_absurd_universe_is_refused_and_the_daemon_lives() {
         ] {
             assert!(error.contains(said), "{said:?} not in {error}");
         }
-        let round = f.daemon.run_round().await.expect("the daemon is alive");
-        assert_eq!(round.config_version, 0);
+        assert_eq!(f.daemon.tick().await, 0, "the daemon is alive");
         assert_eq!(f.daemon.reloads().borrow().version, 0);
     })
     .await

@@ -381,6 +381,45 @@ fn a_rejected_reload_shows_its_error_in_the_status_bar() {
     });
 }
 
+/// Once everything is settled a tick runs no round, and the status bar
+/// still shows what the record holds, by state, beside round 1's counts.
+#[test]
+fn the_status_bar_shows_the_record_totals_beside_the_last_round() {
+    one_at_a_time(async {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("pricegrid.toml");
+        page_config(dir.path())
+            .exchanges(["kraken", "okex"])
+            .symbols(["btc", "eth"])
+            .window("2020-03-01", "2020-03-05")
+            .write(&path);
+        let mut daemon = RunningDaemon::start(&path).await;
+        daemon.first_round().await;
+        assert_eq!(daemon.tick().await, 0, "nothing is due");
+        let store = daemon.store().await;
+        let count = |state| store.count(state);
+        use pricegrid::model::CellState::*;
+        let b = Browser::start().await;
+        b.open(&daemon.api_url()).await;
+        b.wait_for("the record's totals", "#stored[data-cells='20']")
+            .await;
+        assert_eq!(
+            b.text("#stored").await,
+            format!(
+                "record 20 cells · {} final · {} provisional · {} none · {} failed",
+                count(Final),
+                count(Provisional),
+                count(NoPrice),
+                count(Failed)
+            )
+        );
+        assert_eq!(b.text("#round").await, "1", "no round after the first");
+        b.screenshot("status-record-totals").await;
+        b.close().await;
+        daemon.shutdown().await;
+    });
+}
+
 /// With `api.token_file`, the page asks for the token once, keeps it for
 /// the tab and shows the daemon's data through the bearer header.
 #[test]

@@ -130,3 +130,16 @@ pub fn generated_store(exchanges: usize, symbols: usize, days: u32) -> pricegrid
     }
     store
 }
+
+/// CPU time this process has used so far, all threads (Linux:
+/// `CLOCK_PROCESS_CPUTIME_ID`, nanosecond resolution).
+pub fn process_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}

@@ -44,6 +44,9 @@ pub struct Pipeline {
     pub aggregator: Addr<Aggregator>,
     /// The latest finished round's summary.
     pub rounds: watch::Receiver<Option<RoundSummary>>,
+    /// Scheduled ticks (or requested rounds) that found nothing due and so
+    /// started no round, counted.
+    pub idle_ticks: watch::Receiver<u64>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -118,13 +121,15 @@ impl Pipeline {
             aggregator.clone(),
             finished,
         )
-        .numbered_from(opts.last_round)
-        .start();
+        .numbered_from(opts.last_round);
+        let idle_ticks = producer.idle_ticks();
+        let producer = producer.start();
         Pipeline {
             producer,
             supervisor,
             aggregator,
             rounds,
+            idle_ticks,
             metrics,
         }
     }

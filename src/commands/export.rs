@@ -31,7 +31,8 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         Some(r) => (r.round, r.config_version, r.counts),
         None => (asked.unwrap_or(0), 0, Counts::default()),
     };
-    let cells = store.len();
+    let stored = store.counts_by_state();
+    let cells: usize = stored.values().sum();
     let to_stdout = args.output.as_os_str() == "-";
     match args.format {
         ExportFormat::Json => {
@@ -58,7 +59,15 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if !to_stdout {
-        println!("round {round} ({cells} cells) -> {}", args.output.display());
+        let by_state = stored
+            .iter()
+            .map(|(state, n)| format!("{} {n}", state.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!(
+            "round {round} ({cells} cells: {by_state}) -> {}",
+            args.output.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -134,7 +134,15 @@ pub fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
         let report = fetch_round(config.clone(), &source, progress).await;
         source.stop().await;
         report
-    })?;
+    });
+    let report = match report {
+        Err(FetchError::Round(e @ RoundError::NothingDue { .. })) => {
+            // Said plainly, and not an error: no round ran, no file written.
+            println!("{e}; no round ran and nothing was written");
+            return Ok(ExitCode::SUCCESS);
+        }
+        other => other?,
+    };
     let to_stdout = args.output.as_os_str() == "-";
     if to_stdout {
         let stdout = std::io::stdout().lock();

@@ -9,13 +9,16 @@ use std::time::Duration;
 
 use crate::cli::ServeArgs;
 use crate::model::ExchangeApi;
-use crate::server::{self, Dataset, Faults, MissingStyle, ServerOptions};
+use crate::server::{self, Dataset, Faults, MissingStyle, ServerOptions, Synthetic};
 
 impl ServeArgs {
     /// The server options these arguments ask for, checked (fault rates
     /// within 0..=1) and with the data file loaded.
     pub fn options(&self) -> anyhow::Result<ServerOptions> {
-        let mut opts = ServerOptions::new(self.listen, self.seed);
+        let mut opts = match self.synthetic() {
+            Some(size) => ServerOptions::synthetic(self.listen, self.seed, self.dialect, size),
+            None => ServerOptions::new(self.listen, self.seed),
+        };
         opts.latency = match self.sleep {
             Some(secs) => Duration::try_from_secs_f64(secs)
                 .map_err(|e| anyhow::anyhow!("--sleep {secs}: {e}"))?,
@@ -39,11 +42,23 @@ impl ServeArgs {
         opts.faults.check()?;
         opts.publish_delay = self.publish_delay;
         opts.dialect = self.dialect;
-        opts.exchange = self.exchange.clone();
+        opts.exchange = self.exchange.clone().or(opts.exchange);
         opts.rate_limit = self.rate_limit;
         opts.ban_after = self.ban_after;
         self.check_dialect(&opts)?;
         Ok(opts)
+    }
+
+    /// The synthetic universe asked for, if any of its flags is given.
+    fn synthetic(&self) -> Option<Synthetic> {
+        if self.exchanges.is_none() && self.markets.is_none() && self.days.is_none() {
+            return None;
+        }
+        Some(Synthetic {
+            exchanges: self.exchanges.map(|n| n as usize),
+            markets: self.markets.map_or(100, |n| n as usize),
+            days: self.days.unwrap_or(365),
+        })
     }
 
     /// The dialect options make sense together: the exchange flags need a
@@ -175,6 +190,52 @@ mod tests {
         // A dataset that has an exchange named like the dialect serves it.
         let kraken = serve_opts(&["--dialect", "kraken", "--exchange", "KRAKEN"]).unwrap();
         assert_eq!(kraken.exchange.as_ref().map(|e| e.as_str()), Some("kraken"));
+    }
+
+    #[test]
+    fn serve_sizes_a_synthetic_universe_from_its_flags() {
+        let binance = serve_opts(&[
+            "--dialect",
+            "binance",
+            "--markets",
+            "1000",
+            "--days",
+            "1000",
+        ])
+        .unwrap();
+        let ds = &binance.dataset;
+        assert_eq!(
+            (ds.exchanges().len(), ds.symbols().len()),
+            (1, 1000),
+            "one exchange, named like the dialect"
+        );
+        assert_eq!(
+            binance.exchange.as_ref().map(|e| e.as_str()),
+            Some("binance")
+        );
+        let (from, to) = ds.span().unwrap();
+        assert_eq!((to - from).num_days() + 1, 1000);
+        let classic =
+            serve_opts(&["--exchanges", "20", "--symbols", "1000", "--days", "1000"]).unwrap();
+        assert_eq!(classic.dialect, ExchangeApi::Classic);
+        assert_eq!(
+            (
+                classic.dataset.exchanges().len(),
+                classic.dataset.symbols().len()
+            ),
+            (20, 1000)
+        );
+        assert!(
+            !classic.dataset.runs_to_today(),
+            "a synthetic universe ends"
+        );
+        for (args, needle) in [
+            (&["--markets", "0"][..], "--markets"),
+            (&["--exchanges", "3", "--data", "x.csv"], "--data"),
+        ] {
+            let err = serve_opts(args).unwrap_err();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
     }
 
     #[test]

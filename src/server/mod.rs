@@ -106,6 +106,44 @@ impl ServerOptions {
     }
 }
 
+/// The size of a synthetic universe to serve (`serve --exchanges N
+/// --markets N --days N`; see `GeneratedSpec::universe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Synthetic {
+    /// `None`: one exchange, named like the dialect (`ex-0001` for the
+    /// classic API); `Some(n)`: `ex-0001` ... (a dialect serves the first
+    /// unless told which).
+    pub exchanges: Option<usize>,
+    pub markets: usize,
+    pub days: u32,
+}
+
+impl ServerOptions {
+    /// A synthetic universe of `size`, deterministic from `seed`, in
+    /// `dialect` on `listen`; otherwise as `new`. Nothing is held per
+    /// cell: each candle is computed from (seed, exchange, market, day)
+    /// when asked.
+    pub fn synthetic(listen: SocketAddr, seed: u64, dialect: ExchangeApi, size: Synthetic) -> Self {
+        let exchanges = match size.exchanges {
+            None if dialect != ExchangeApi::Classic => {
+                vec![Exchange::new(dialect.as_str()).expect("a dialect's name is an exchange name")]
+            }
+            None => GeneratedSpec::numbered_exchanges(1),
+            Some(n) => GeneratedSpec::numbered_exchanges(n),
+        };
+        let served = (dialect != ExchangeApi::Classic)
+            .then(|| exchanges.first().cloned())
+            .flatten();
+        let spec = GeneratedSpec::universe(seed, exchanges, size.markets, size.days);
+        Self {
+            dataset: Arc::new(Dataset::generated(spec)),
+            dialect,
+            exchange: served,
+            ..Self::new(listen, seed)
+        }
+    }
+}
+
 /// Requests the server has answered, and the faults it injected into them.
 #[derive(Debug, Default)]
 pub struct ServerStats {

@@ -4,7 +4,9 @@
 //! A snapshot is plain JSON. Version 2 (written): `prices` maps exchange ->
 //! `YYYY-MM-DD` -> symbol -> a cell `{state, open, high, low, close, volume,
 //! flags, fetched_at, round, source, reason, attempts}` (see `store::json`),
-//! and `sources` names the sources that cells' `source` numbers index.
+//! and `sources` names the sources that cells' `source` numbers index;
+//! beside the round's `counts`, `stored` counts the whole aggregate's cells
+//! by state (written for people and scripts; loading reads `prices`).
 //! Version 1 (still read): `prices` values are bare prices or `null`, failed
 //! tasks are listed under `failed`, and answers count as final except those
 //! about days not yet closed when the file was written.
@@ -25,8 +27,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::model::Counts;
-use crate::model::Outcome;
+use crate::model::{CellState, Counts, Outcome};
 use crate::store::json::{PricesJson, PricesSeed};
 pub use crate::store::FailedTask;
 use crate::store::{Observation, Stamp, Store};
@@ -97,6 +98,9 @@ struct SnapshotOut<'a> {
     config_version: u64,
     round: u64,
     counts: Counts,
+    /// The whole aggregate's cells by state, beside the round's `counts`
+    /// (written, never read back: `prices` holds them).
+    stored: std::collections::BTreeMap<CellState, usize>,
     sources: Vec<&'a str>,
     prices: PricesJson<'a>,
 }
@@ -136,6 +140,7 @@ impl Serialize for Snapshot {
             config_version: self.config_version,
             round: self.round,
             counts: self.counts,
+            stored: self.prices.counts_by_state(),
             sources: self.prices.sources_json(),
             prices: self.prices.prices_json(),
         }

@@ -286,6 +286,49 @@ impl Store {
         slot.cell_state().is_some_and(CellState::is_settled) && same_source
     }
 
+    /// Who settled the cell of `key`: its source's identity (empty for an
+    /// unknown source, which settles for any) if the cell is settled,
+    /// `None` if it is not (or not held). The one rule `is_settled` reads,
+    /// for an index of settled days kept beside the store.
+    pub fn settled_by(&self, key: &TaskKey) -> Option<&Arc<str>> {
+        let s = self.series.get(&key.exchange)?.get(&key.symbol)?;
+        let slot = &s.slots[s.index(key.day)?];
+        self.settled_source(slot)
+    }
+
+    fn settled_source(&self, slot: &Slot) -> Option<&Arc<str>> {
+        if !slot.cell_state().is_some_and(CellState::is_settled) {
+            return None;
+        }
+        self.sources.get(usize::from(slot.source))
+    }
+
+    /// Every settled cell with who settled it (as `settled_by`), by
+    /// exchange, symbol, then day; without unpacking the cells.
+    pub fn settled(&self) -> impl Iterator<Item = (&Exchange, &Symbol, NaiveDate, &Arc<str>)> + '_ {
+        self.series.iter().flat_map(move |(e, by_symbol)| {
+            by_symbol.iter().flat_map(move |(s, series)| {
+                series
+                    .slots
+                    .iter()
+                    .enumerate()
+                    .filter_map(move |(i, slot)| {
+                        Some((e, s, series.day(i), self.settled_source(slot)?))
+                    })
+            })
+        })
+    }
+
+    /// Cells held, by state (every state, 0 where none), in one pass.
+    pub fn counts_by_state(&self) -> BTreeMap<CellState, usize> {
+        let mut by: BTreeMap<CellState, usize> = CellState::ALL.map(|s| (s, 0)).into();
+        let slots = self.series.values().flat_map(BTreeMap::values);
+        for state in slots.flat_map(|s| s.slots.iter().filter_map(Slot::cell_state)) {
+            *by.entry(state).or_insert(0) += 1;
+        }
+        by
+    }
+
     /// Every held cell, by exchange, symbol, then day.
     pub fn iter(&self) -> impl Iterator<Item = (&Exchange, &Symbol, NaiveDate, Cell)> + '_ {
         self.series.iter().flat_map(move |(e, by_symbol)| {

@@ -90,6 +90,18 @@
       if (n || (state !== "missing" && state !== "rejected")) parts.push(counted(state, n));
     }
     $("progress-text").innerHTML = parts.join(" · ");
+    // Beside the round's counts, the record's totals: once everything is
+    // settled rounds are rare (a tick with nothing due runs none), and
+    // these are what the daemon holds.
+    const stored = (s.stored && s.stored.cells) || {};
+    const held = Object.values(stored).reduce((a, b) => a + b, 0);
+    const totals = [`${held} cells`];
+    for (const [state] of STATES) {
+      const n = stored[state] || 0;
+      if (state !== "missing" && (n || (state !== "rejected"))) totals.push(counted(state, n));
+    }
+    $("stored-text").innerHTML = totals.join(" · ");
+    $("stored").dataset.cells = String(held);
     $("workers").textContent = num(s.workers);
     $("in-flight").textContent = num(s.in_flight);
     $("config-version").textContent = num(s.config_version);

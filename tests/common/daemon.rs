@@ -78,6 +78,22 @@ impl RunningDaemon {
         self.round("1", |r| r.round == 1).await
     }
 
+    /// Waits until `n` ticks in all have found nothing due (and so started
+    /// no round).
+    pub async fn idle_ticks(&mut self, n: u64) {
+        let limit = self.limit;
+        let mut ticks = self.pipeline.idle_ticks.clone();
+        actix_rt::time::timeout(limit, ticks.wait_for(|t| *t >= n))
+            .await
+            .unwrap_or_else(|_| panic!("no {n} tick(s) with nothing due within {limit:?}"))
+            .expect("the producer is alive");
+    }
+
+    /// The last round this process finished, if any.
+    pub fn last_round(&self) -> Option<RoundSummary> {
+        *self.rounds.borrow()
+    }
+
     /// Waits for a reload status that satisfies `pred`.
     pub async fn reload(
         &mut self,
@@ -119,6 +135,17 @@ impl RunningDaemon {
             .send(RunRound)
             .await
             .expect("the producer is alive")
+    }
+
+    /// Runs a round now, as the schedule does, if any cell is due: the
+    /// version of the config it ran (or found nothing due) under, which
+    /// either way shows that ticks go on under that config.
+    pub async fn tick(&self) -> u64 {
+        match self.run_round().await {
+            Ok(summary) => summary.config_version,
+            Err(RoundError::NothingDue { config_version, .. }) => config_version,
+            Err(e) => panic!("the tick failed: {e}"),
+        }
     }
 
     /// The aggregator's map as it is now.

@@ -2,7 +2,8 @@
 //!
 //! The Supervisor sends it one `PriceResult` per task outcome; the Producer
 //! tells it when a round starts and ends and asks it which keys are still
-//! unsettled. What may replace what in a cell is the store's rule
+//! unsettled, answered from an index of settled days kept in step with the
+//! map (`due.rs`), never by walking the cells held. What may replace what in a cell is the store's rule
 //! (`Store::apply`): an older round's or a superseded dispatch's answer never
 //! overwrites a newer one, and a failure never replaces an answer. It counts
 //! each round by cell state (tasks = final + provisional + none + failed +
@@ -18,10 +19,11 @@
 //! network I/O. (A little over 500 lines: the actor and the messages of its
 //! mailbox stay together; a round's tally is `tally.rs`.)
 
+mod due;
 mod persist;
 mod tally;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,10 +35,11 @@ use super::messages::{Reconfigure, Stop};
 use super::recorder::{BeginRound, FinishRound, Recorder};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::model::{CellState, Outcome, TaskKey};
+use crate::model::{CellState, DayRange, Exchange, Outcome, Symbol, TaskKey};
 pub use crate::model::{Counts, RoundSummary};
 use crate::snapshot::Snapshot;
 use crate::store::{Applied, Observation, Stamp, Store};
+use due::SettledIndex;
 pub use persist::{export_name, Flush, Written};
 use persist::{Dirty, Exports};
 use tally::Tally;
@@ -44,6 +47,9 @@ use tally::Tally;
 /// Owns the map and the running round's counts.
 pub struct Aggregator {
     store: Store,
+    /// The store's settled days, kept in step with it, so a round's due
+    /// keys cost what is due rather than what is held.
+    settled: SettledIndex,
     round: Option<Tally>,
     last: Option<RoundSummary>,
     /// When the Producer will start the next round, if it runs on a schedule.
@@ -95,6 +101,7 @@ impl Aggregator {
         };
         let mut aggregator = Self {
             store: Store::new(),
+            settled: SettledIndex::default(),
             round: None,
             last: None,
             next_round: None,
@@ -141,6 +148,7 @@ impl Aggregator {
     /// Starts from a store loaded from a snapshot.
     pub fn with_store(mut self, store: Store) -> Self {
         self.metrics.prices_stored.set(store.price_count() as i64);
+        self.settled = SettledIndex::of(&store);
         self.store = store;
         self
     }
@@ -193,6 +201,7 @@ impl Aggregator {
             Applied::New(state) => self.metrics.count_task(state),
             Applied::Again { .. } => {}
         }
+        self.settled.set(&key, self.store.settled_by(&key));
         if self.recorder.is_some() {
             self.dirty.keys.insert(key.clone());
         }
@@ -225,7 +234,7 @@ impl Aggregator {
             last: self.last,
             next_round_at: self.next_round,
             prices: self.store.price_count(),
-            cells: CellState::ALL.map(|s| (s, self.store.count(s))).into(),
+            cells: self.store.counts_by_state(),
             exchanges: self.store.exchanges().cloned().collect(),
             symbols: self.store.symbols().into_iter().cloned().collect(),
         }
@@ -399,49 +408,28 @@ impl Handler<RoundFinished> for Aggregator {
     }
 }
 
-/// Of these keys, the ones still to fetch: all but the settled cells (final
-/// prices, final "none", rejections) that their source gave: `sources`'
-/// for an (exchange, symbol) listed there, else `source`.
-#[derive(Message)]
+/// Of a universe's keys (each exchange's symbols over `days`), the ones
+/// still to fetch, in the order a round feeds them (day, exchange, symbol):
+/// all but the settled cells (final prices, final "none", rejections) that
+/// their source gave: `sources`' for an (exchange, symbol) listed there,
+/// else `source`. Answered from the index of settled days: the cost
+/// follows the pairs and the keys due, not the cells held.
+#[derive(Message, Debug)]
 #[rtype(result = "Vec<TaskKey>")]
 pub struct Unsettled {
-    /// The round's keys, made as they are judged (a universe's keys are
-    /// never all in memory at once, only the unsettled ones).
-    pub keys: Box<dyn Iterator<Item = TaskKey> + Send>,
+    pub pairs: Vec<(Exchange, Arc<[Symbol]>)>,
+    pub days: DayRange,
     pub source: Arc<str>,
-    pub sources:
-        std::collections::HashMap<(crate::model::Exchange, crate::model::Symbol), Arc<str>>,
-}
-
-impl std::fmt::Debug for Unsettled {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Unsettled")
-            .field("keys", &self.keys.size_hint())
-            .field("source", &self.source)
-            .field("sources", &self.sources.len())
-            .finish()
-    }
+    pub sources: HashMap<(Exchange, Symbol), Arc<str>>,
 }
 
 impl Handler<Unsettled> for Aggregator {
     type Result = MessageResult<Unsettled>;
 
     fn handle(&mut self, msg: Unsettled, _: &mut Self::Context) -> Self::Result {
-        let source = msg.source;
-        let sources = msg.sources;
         MessageResult(
-            msg.keys
-                .filter(|k| {
-                    let source = if sources.is_empty() {
-                        &source
-                    } else {
-                        sources
-                            .get(&(k.exchange.clone(), k.symbol.clone()))
-                            .unwrap_or(&source)
-                    };
-                    !self.store.is_settled(k, source)
-                })
-                .collect(),
+            self.settled
+                .due(&msg.pairs, msg.days, &msg.source, &msg.sources),
         )
     }
 }

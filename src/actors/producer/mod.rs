@@ -4,10 +4,14 @@
 //! daemon), never two at once. For each round it turns the configured
 //! universe (discovering exchanges and symbols from the source, and an
 //! exchange's symbols from its own market listing, where the config says
-//! "all") into a round's keys, leaves out the keys the Aggregator holds as
-//! settled, turns the rest into tasks (a
-//! day each, or pages of days for an exchange with its own API: where each
-//! is asked and how it is cut is `markets.rs`), and feeds them to the
+//! "all") into a round's exchanges, symbols and days, asks the Aggregator
+//! which of those keys are not settled (its index answers at the cost of
+//! the pairs and the keys due, not of the cells held), and when none is
+//! due starts no round: the tick ends there, unrecorded, and the next is
+//! scheduled as usual (`RoundError::NothingDue`). It turns the due keys
+//! into tasks (a day each, or pages of days for an exchange with its own
+//! API: where each is asked and how it is cut is `markets.rs`), and feeds
+//! them to the
 //! Supervisor in window-sized chunks, waiting for room before each (the
 //! backpressure). It never fetches a price and never touches the map.
 //! Config reaches it, and through it the Supervisor and the Aggregator, as
@@ -54,6 +58,23 @@ pub enum RoundError {
     Untracked(u64),
     #[error("the universe is too large: {0}")]
     TooLarge(#[from] TooLarge),
+    /// Not a failure: every cell of the universe is settled, so no round
+    /// was started (none is recorded, and its number is not used).
+    #[error("nothing is due: {}", nothing_due(*keys))]
+    NothingDue {
+        keys: u128,
+        /// The config the tick judged the universe under.
+        config_version: u64,
+    },
+}
+
+/// Why a universe of `keys` cells has nothing due, for people.
+fn nothing_due(keys: u128) -> String {
+    if keys == 0 {
+        "the universe has no cell (no exchange, symbol or day in it)".to_owned()
+    } else {
+        format!("all {keys} cells of the universe are settled")
+    }
 }
 
 /// The exchanges, symbols and days one round covers.
@@ -184,24 +205,13 @@ impl Universe {
         })
     }
 
-    /// As `keys`, owning the universe, for a message to carry.
-    pub fn into_keys(self) -> impl Iterator<Item = TaskKey> + Send + 'static {
-        let pairs: Arc<[(Exchange, Arc<[Symbol]>)]> = self
-            .exchanges
+    /// Each exchange with its symbols, in order: what the Aggregator
+    /// needs, with `days`, to say which keys are due (`Unsettled`).
+    pub fn pairs(&self) -> Vec<(Exchange, Arc<[Symbol]>)> {
+        self.exchanges
             .iter()
             .map(|e| (e.clone(), Arc::from(self.symbols_of(e))))
-            .collect();
-        self.days.days().flat_map(move |day| {
-            let pairs = pairs.clone();
-            (0..pairs.len()).flat_map(move |e| {
-                let (exchange, symbols) = pairs[e].clone();
-                (0..symbols.len()).map(move |s| TaskKey {
-                    exchange: exchange.clone(),
-                    symbol: symbols[s].clone(),
-                    day,
-                })
-            })
-        })
+            .collect()
     }
 }
 
@@ -226,6 +236,8 @@ pub struct Producer {
     last_start: Option<Instant>,
     next_round: Option<SpawnHandle>,
     finished: watch::Sender<Option<RoundSummary>>,
+    /// Ticks that found nothing due (and so started no round), counted.
+    idle_ticks: watch::Sender<u64>,
     /// A config waiting for the round boundary, and who waits for it.
     pending: Option<(Reconfigure, Vec<oneshot::Sender<()>>)>,
 }
@@ -256,8 +268,15 @@ impl Producer {
             last_start: None,
             next_round: None,
             finished,
+            idle_ticks: watch::Sender::new(0),
             pending: None,
         }
+    }
+
+    /// Ticks that found nothing due, counted as they pass (a round that
+    /// runs is told on `finished` instead).
+    pub fn idle_ticks(&self) -> watch::Receiver<u64> {
+        self.idle_ticks.subscribe()
     }
 
     /// Numbers rounds on from `last` (after a resume).
@@ -299,11 +318,18 @@ impl Producer {
             let tasks = universe.tasks();
             let todo = aggregator
                 .send(Unsettled {
-                    keys: Box::new(universe.into_keys()),
+                    pairs: universe.pairs(),
+                    days: universe.days,
                     source,
                     sources,
                 })
                 .await?;
+            if todo.is_empty() {
+                return Err(RoundError::NothingDue {
+                    keys: tasks,
+                    config_version: version,
+                });
+            }
             log::debug!(
                 "round {round}: {} of {tasks} keys unsettled (config version {version})",
                 todo.len(),
@@ -329,13 +355,19 @@ impl Producer {
         };
         Box::pin(work.into_actor(self).map(|result, act, ctx| {
             act.running = None;
-            act.apply_pending(ctx);
             match &result {
                 Ok(summary) => {
                     act.finished.send_replace(Some(*summary));
                 }
+                Err(e @ RoundError::NothingDue { .. }) => {
+                    // A tick, not a round: the next one takes this number.
+                    act.round -= 1;
+                    log::debug!("no round: {e}");
+                    act.idle_ticks.send_modify(|n| *n += 1);
+                }
                 Err(e) => log::error!("round {}: {e}", act.round),
             }
+            act.apply_pending(ctx);
             act.schedule_next(ctx);
             result
         }))

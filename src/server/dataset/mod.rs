@@ -81,6 +81,36 @@ impl GeneratedSpec {
         }
     }
 
+    /// A universe as large as asked (`serve --exchanges N --markets N
+    /// --days N`): `exchanges` over `markets` symbols (`s0001`, `s0002`,
+    /// ...: plain letters and digits, so every dialect's market names
+    /// take them, e.g. Binance's `S0001USDT`) and `days` days from
+    /// 2020-01-01, every cell with a price (so a settled round is all
+    /// final). Like every generated dataset it holds nothing per cell: 20
+    /// exchanges x 1,000 markets x 1,000 days cost their names only.
+    pub fn universe(seed: u64, exchanges: Vec<Exchange>, markets: usize, days: u32) -> Self {
+        let from = NaiveDate::from_ymd_opt(2020, 1, 1).expect("valid date");
+        let width = markets.to_string().len().max(4);
+        Self {
+            seed,
+            exchanges,
+            symbols: (1..=markets)
+                .map(|i| Symbol::new(&format!("s{i:0width$}")).expect("valid name"))
+                .collect(),
+            from,
+            to: from + chrono::Days::new(u64::from(days.saturating_sub(1))),
+            missing_rate: 0.0,
+        }
+    }
+
+    /// `n` exchanges named `ex-0001`, `ex-0002`, ... (for `universe`).
+    pub fn numbered_exchanges(n: usize) -> Vec<Exchange> {
+        let width = n.to_string().len().max(4);
+        (1..=n)
+            .map(|i| Exchange::new(&format!("ex-{i:0width$}")).expect("valid name"))
+            .collect()
+    }
+
     /// A synthetic universe of `exchanges` x `symbols` (named `ex-0001`,
     /// `sym-001`, ...) over `days` days from 2020-01-01, for benchmarks.
     pub fn synthetic(seed: u64, exchanges: usize, symbols: usize, days: u32) -> Self {

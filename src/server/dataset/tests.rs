@@ -186,3 +186,72 @@ fn a_bad_csv_row_names_its_line() {
         "{err}"
     );
 }
+
+/// `serve --exchanges 20 --markets 1000 --days 1000`'s universe.
+fn big(seed: u64) -> Dataset {
+    Dataset::generated(GeneratedSpec::universe(
+        seed,
+        GeneratedSpec::numbered_exchanges(20),
+        1000,
+        1000,
+    ))
+}
+
+#[test]
+fn a_synthetic_universe_is_the_same_for_a_seed_and_another_for_another_seed() {
+    let (a, b, c) = (big(7), big(7), big(8));
+    assert_eq!(a.exchanges().len(), 20);
+    assert_eq!(a.symbols().len(), 1000);
+    assert_eq!(
+        a.span(),
+        Some((day("2020-01-01"), day("2022-09-26"))),
+        "1000 days from 2020-01-01"
+    );
+    let (mut same, mut differ) = (0, 0);
+    for (e, s, d) in [
+        ("ex-0001", "s0001", "2020-01-01"),
+        ("ex-0020", "s1000", "2022-09-26"),
+        ("ex-0007", "s0500", "2021-05-17"),
+    ] {
+        let price = a.lookup(e, s, day(d));
+        assert!(matches!(price, Lookup::Price(_)), "{e}/{s}/{d}: {price:?}");
+        assert_eq!(price, b.lookup(e, s, day(d)), "{e}/{s}/{d}");
+        if price != c.lookup(e, s, day(d)) {
+            differ += 1;
+        } else {
+            same += 1;
+        }
+    }
+    assert_eq!((same, differ), (0, 3), "another seed, other candles");
+    assert_eq!(
+        a.lookup("ex-0001", "s0001", day("2022-09-27")),
+        Lookup::NoPrice
+    );
+    assert_eq!(
+        a.lookup("ex-0021", "s0001", day("2020-01-01")),
+        Lookup::UnknownExchange
+    );
+    assert_eq!(
+        a.lookup("ex-0001", "s1001", day("2020-01-01")),
+        Lookup::UnknownSymbol
+    );
+}
+
+#[test]
+fn every_cell_of_a_synthetic_universe_is_a_plausible_candle() {
+    let ds = big(crate::model::DEFAULT_SEED);
+    let mut n = 0;
+    for e in ["ex-0001", "ex-0013"] {
+        for s in ["s0001", "s0042", "s0999"] {
+            for d in day("2020-01-01").iter_days().take(1000) {
+                let Lookup::Price(p) = ds.lookup(e, s, d) else {
+                    panic!("{e}/{s}/{d} has no price: every cell has one");
+                };
+                p.check_order().expect("low <= open, close <= high");
+                assert!(p.low > 0.0 && p.volume >= 0.0, "{e}/{s}/{d}: {p:?}");
+                n += 1;
+            }
+        }
+    }
+    assert_eq!(n, 6000);
+}
