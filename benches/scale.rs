@@ -1,0 +1,474 @@
+//! Scale bench: the real universe on one machine (issue 19). The daemon
+//! (`pricegrid run`, the release binary, as a child process) collects 20
+//! exchanges × 1,000 markets × 1,000 days = 20M cells from 20 built-in
+//! Binance-dialect servers (synthetic universes, in this process, on
+//! loopback, unthrottled), then:
+//!
+//! 1. **backfill**: the first round, all 20M cells; wall, the daemon's CPU,
+//!    its RSS per cell and the record's bytes per cell on disk;
+//! 2. **empty ticks**: `schedule.interval` reloaded to 1 s; 10 ticks with
+//!    nothing due: no round recorded, the daemon's CPU per tick;
+//! 3. **steady state**: the universe widened by one day (reload): a round
+//!    of 20,000 due cells; its CPU and the bytes it wrote (`/proc/PID/io`);
+//!    while it runs, and after, the API's point query (one symbol-day
+//!    across every exchange), `/v1/aggregate` (one symbol × 1 year) and the
+//!    page's map (its requests for one symbol × every exchange × 3 years);
+//! 4. **resume**: SIGTERM, one more day, a new daemon on the record: time
+//!    to its first round's start.
+//!
+//! Prints each figure beside its target; asserts only on correctness.
+//!
+//!     cargo bench --bench scale                          # 20 × 1,000 × 1,000
+//!     cargo bench --bench scale -- --markets 100         # 2M cells (~1 min)
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use chrono::{Days, NaiveDate};
+use common::median;
+use pricegrid::model::{Exchange, ExchangeApi};
+use pricegrid::server::{self, ServerOptions, Synthetic};
+
+const SEED: u64 = 19;
+/// Days the servers hold beyond the first window: the steady-state round's
+/// day and the resume's.
+const SPARE_DAYS: u32 = 2;
+
+struct Size {
+    exchanges: usize,
+    markets: usize,
+    days: u32,
+}
+
+impl Size {
+    fn from_args() -> Size {
+        let mut size = Size {
+            exchanges: 20,
+            markets: 1000,
+            days: 1000,
+        };
+        let args: Vec<String> = std::env::args().collect();
+        for pair in args.windows(2) {
+            let n = || pair[1].parse().expect("a number after the option");
+            match pair[0].as_str() {
+                "--exchanges" => size.exchanges = n(),
+                "--markets" => size.markets = n(),
+                "--days" => size.days = n() as u32,
+                _ => {}
+            }
+        }
+        size
+    }
+
+    fn cells(&self) -> u64 {
+        (self.exchanges * self.markets) as u64 * u64::from(self.days)
+    }
+}
+
+fn first_day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2020, 1, 1).expect("a valid date")
+}
+
+/// The 20 servers, each speaking Binance for one exchange of the synthetic
+/// universe, on one actix system thread of this process.
+struct Servers {
+    urls: Vec<(Exchange, url::Url)>,
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Servers {
+    fn start(size: &Size) -> Servers {
+        let (tx, rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let (exchanges, markets, days) = (size.exchanges, size.markets, size.days + SPARE_DAYS);
+        let thread = std::thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let mut running = Vec::new();
+                let mut urls = Vec::new();
+                for i in 0..exchanges {
+                    let listen = "127.0.0.1:0".parse().expect("a loopback address");
+                    let mut opts = ServerOptions::synthetic(
+                        listen,
+                        SEED,
+                        ExchangeApi::Binance,
+                        Synthetic {
+                            exchanges: Some(exchanges),
+                            markets,
+                            days,
+                        },
+                    );
+                    let name = opts.dataset.exchanges()[i].clone();
+                    opts.exchange = Some(name.clone());
+                    opts.workers = 1;
+                    let s = server::start(&opts).expect("a server starts");
+                    let url = format!("http://{}/", s.addr).parse().expect("a URL");
+                    urls.push((name, url));
+                    running.push(s);
+                }
+                tx.send(urls).expect("the bench waits for the servers");
+                let _ = actix_rt::task::spawn_blocking(move || stop_rx.recv()).await;
+                for s in running {
+                    s.stop().await;
+                }
+            })
+        });
+        let urls = rx.recv().expect("the servers start");
+        Servers {
+            urls,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn write_config(path: &Path, record: &Path, servers: &Servers, to: NaiveDate, interval: &str) {
+    let mut toml = String::new();
+    for (name, url) in &servers.urls {
+        toml.push_str(&format!(
+            "[exchanges.{name}]\napi = \"binance\"\nurl = \"{url}\"\nrequests_per_second = 1000000\n\n"
+        ));
+    }
+    let names: Vec<String> = servers
+        .urls
+        .iter()
+        .map(|(n, _)| format!("\"{n}\""))
+        .collect();
+    toml.push_str(&format!(
+        "[source]\nmax_body_bytes = 4194304\n\n\
+         [universe]\nexchanges = [{}]\nsymbols = \"all\"\nfrom = \"{}\"\nto = \"{to}\"\nmax_tasks = 67108864\n\n\
+         [schedule]\ninterval = \"{interval}\"\n\n\
+         [store]\npath = \"{}\"\n\n\
+         [api]\nlisten = \"127.0.0.1:0\"\n\n\
+         [log]\nprogress_every = \"10s\"\n",
+        names.join(", "),
+        first_day(),
+        record.display()
+    ));
+    // Written whole and renamed in, as an editor saves: the daemon's watcher
+    // never reads half a file.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, toml).expect("the config is written");
+    std::fs::rename(&tmp, path).expect("the config is renamed in");
+}
+
+/// The daemon as a child process, its log read line by line.
+struct Daemon {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    api: String,
+}
+
+impl Daemon {
+    fn spawn(config: &Path, log: &mut Vec<String>) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info,pricegrid::actors::producer=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the daemon starts");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut d = Daemon {
+            child,
+            lines,
+            api: String::new(),
+        };
+        let line = d.wait_for("API listening on http://", Duration::from_secs(120), log);
+        let at = line.find("http://").expect("the address");
+        d.api = line[at..]
+            .split_whitespace()
+            .next()
+            .expect("the URL")
+            .to_owned();
+        d
+    }
+
+    /// The next log line containing `needle`, within `limit`.
+    fn wait_for(&self, needle: &str, limit: Duration, log: &mut Vec<String>) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    log.push(line.clone());
+                    if found {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no \"{needle}\" within {limit:?}; the log ends:\n{}",
+                    log[log.len().saturating_sub(20)..].join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The daemon's CPU time so far (user + system), from /proc.
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("/proc/PID/stat");
+        let after = &stat[stat.rfind(')').expect("the command's end") + 2..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks: u64 =
+            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+        // SAFETY: sysconf only reads a system constant.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        Duration::from_secs_f64(ticks as f64 / hz)
+    }
+
+    fn status_bytes(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("/proc/PID/status");
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
+    /// Bytes the daemon caused to be written to storage so far.
+    fn written(&self) -> u64 {
+        let io =
+            std::fs::read_to_string(format!("/proc/{}/io", self.child.id())).expect("/proc/PID/io");
+        io.lines()
+            .find(|l| l.starts_with("write_bytes:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn get(&self, path: &str) -> (Duration, serde_json::Value) {
+        let started = Instant::now();
+        let body: serde_json::Value = ureq::get(&format!("{}{path}", self.api))
+            .timeout(Duration::from_secs(60))
+            .call()
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+            .into_json()
+            .expect("a JSON answer");
+        (started.elapsed(), body)
+    }
+
+    fn stop(mut self, log: &mut Vec<String>) {
+        // SAFETY: kill only sends a signal to our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            log.push(line);
+        }
+        let exit = self.child.wait().expect("the daemon exits");
+        assert!(exit.success(), "the daemon exited {exit:?}");
+    }
+}
+
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+fn record_bytes(record: &Path) -> u64 {
+    let mut wal = record.as_os_str().to_owned();
+    wal.push("-wal");
+    file_size(record) + file_size(&PathBuf::from(wal))
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "MET"
+    } else {
+        "MISS"
+    }
+}
+
+/// The API's three questions of one symbol: a point query, a year's
+/// aggregate, the page's map over three years; their latencies.
+fn queries(d: &Daemon, to: NaiveDate) -> [Duration; 3] {
+    let point_day = first_day() + Days::new(500);
+    let (point, body) = d.get(&format!(
+        "/v1/prices?symbol=s0042&from={point_day}&to={point_day}"
+    ));
+    assert!(body.to_string().contains("close"), "{body}");
+    let year_from = to - Days::new(364);
+    let (aggregate, _) = d.get(&format!(
+        "/v1/aggregate?symbol=s0042&from={year_from}&to={to}&limit=10000"
+    ));
+    let map_from = to - Days::new(3 * 365 - 1);
+    let started = Instant::now();
+    let range = format!("&from={map_from}&to={to}");
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let after = cursor
+            .as_deref()
+            .map_or(String::new(), |c| format!("&after={c}"));
+        let (_, page) = d.get(&format!(
+            "/v1/prices?symbol=s0042&field=close&limit=10000{range}{after}"
+        ));
+        cursor = page["next"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    d.get(&format!("/v1/aggregate?symbol=s0042&limit=10000{range}"));
+    d.get(&format!("/v1/failures?{}", &range[1..]));
+    [point, aggregate, started.elapsed()]
+}
+
+fn main() {
+    let size = Size::from_args();
+    let cells = size.cells();
+    println!(
+        "scale bench: {} exchanges × {} markets × {} days = {} cells, Binance dialect, unthrottled, loopback",
+        size.exchanges, size.markets, size.days, cells
+    );
+    let servers = Servers::start(&size);
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let config = dir.path().join("pricegrid.toml");
+    let record = dir.path().join("pricegrid.db");
+    let mut to = first_day() + Days::new(u64::from(size.days) - 1);
+    let mut log = Vec::new();
+
+    // 1. Backfill.
+    write_config(&config, &record, &servers, to, "1h");
+    let started = Instant::now();
+    let d = Daemon::spawn(&config, &mut log);
+    d.wait_for("round 1 finished", Duration::from_secs(3600), &mut log);
+    let wall = started.elapsed();
+    let cpu = d.cpu();
+    let rss = d.status_bytes("VmRSS:");
+    let hwm = d.status_bytes("VmHWM:");
+    let (_, status) = d.get("/v1/status");
+    let stored = status["stored"]["prices"].as_u64().unwrap_or(0);
+    assert_eq!(stored, cells, "every cell holds a price: {status}");
+    let disk = record_bytes(&record);
+    println!(
+        "backfill   wall={:.1}s  cpu={:.1}s  ({:.0} cells/s)  RSS={:.0} B/cell (peak {:.0})  target ≤ 70 {}  record={:.0} B/cell  target ≤ 100 {}",
+        wall.as_secs_f64(),
+        cpu.as_secs_f64(),
+        cells as f64 / wall.as_secs_f64(),
+        rss as f64 / cells as f64,
+        hwm as f64 / cells as f64,
+        verdict(rss as f64 / cells as f64 <= 70.0),
+        disk as f64 / cells as f64,
+        verdict(disk as f64 / cells as f64 <= 100.0),
+    );
+
+    // 2. Empty ticks.
+    write_config(&config, &record, &servers, to, "1s");
+    d.wait_for(
+        "config version 1 accepted",
+        Duration::from_secs(60),
+        &mut log,
+    );
+    d.wait_for("no round", Duration::from_secs(60), &mut log);
+    let before = d.cpu();
+    const TICKS: u32 = 10;
+    for _ in 0..TICKS {
+        d.wait_for("no round", Duration::from_secs(60), &mut log);
+    }
+    let per_tick = (d.cpu() - before) / TICKS;
+    let (_, status) = d.get("/v1/status");
+    assert_eq!(
+        status["last_round"]["round"].as_u64(),
+        Some(1),
+        "no round recorded for an empty tick: {status}"
+    );
+    println!(
+        "empty tick {TICKS} ticks with nothing due: no round recorded; cpu={:.1} ms a tick  target ≤ 50 {}",
+        per_tick.as_secs_f64() * 1e3,
+        verdict(per_tick <= Duration::from_millis(50)),
+    );
+
+    // 3. Steady state: one more day, queries while it runs.
+    to = to + Days::new(1);
+    let (cpu0, written0) = (d.cpu(), d.written());
+    write_config(&config, &record, &servers, to, "1s");
+    d.wait_for("round 2 started", Duration::from_secs(60), &mut log);
+    let during = queries(&d, to - Days::new(1));
+    d.wait_for("round 2 finished", Duration::from_secs(600), &mut log);
+    let (cpu1, written1) = (d.cpu(), d.written());
+    let due = size.exchanges * size.markets;
+    println!(
+        "steady     a round of {due} due cells: cpu={:.2}s  target ≤ 1 {}  written={:.1} MB  target ≤ 20 {}",
+        (cpu1 - cpu0).as_secs_f64(),
+        verdict(cpu1 - cpu0 <= Duration::from_secs(1)),
+        (written1 - written0) as f64 / 1e6,
+        verdict(written1 - written0 <= 20_000_000),
+    );
+    let mut runs: [Vec<f64>; 3] = Default::default();
+    for _ in 0..10 {
+        for (i, t) in queries(&d, to).iter().enumerate() {
+            runs[i].push(t.as_secs_f64() * 1e3);
+        }
+    }
+    let maxes: Vec<f64> = runs
+        .iter()
+        .map(|r| r.iter().cloned().fold(0.0, f64::max))
+        .collect();
+    let [point, aggregate, map] = runs.map(median);
+    println!(
+        "queries    point (one symbol-day, every exchange) {point:.1} ms (max {:.1}; during the round {:.1})  target ≤ 10 {}",
+        maxes[0],
+        during[0].as_secs_f64() * 1e3,
+        verdict(point <= 10.0)
+    );
+    println!(
+        "           /v1/aggregate one symbol × 1 year {aggregate:.1} ms (max {:.1}; during the round {:.1})  target ≤ 100 {}",
+        maxes[1],
+        during[1].as_secs_f64() * 1e3,
+        verdict(aggregate <= 100.0)
+    );
+    println!(
+        "           the page's map, one symbol × {} exchanges × 3 years {map:.1} ms (max {:.1}; during the round {:.1})  target ≤ 500 {}",
+        size.exchanges,
+        maxes[2],
+        during[2].as_secs_f64() * 1e3,
+        verdict(map <= 500.0)
+    );
+
+    // 4. Resume.
+    d.stop(&mut log);
+    let at_rest = file_size(&record);
+    to = to + Days::new(1);
+    write_config(&config, &record, &servers, to, "1h");
+    let started = Instant::now();
+    let d = Daemon::spawn(&config, &mut log);
+    d.wait_for("round 3 started", Duration::from_secs(600), &mut log);
+    let resume = started.elapsed();
+    println!(
+        "resume     {cells} cells: {:.1}s to the first round  target ≤ 10 {}  (record at rest {:.0} B/cell)",
+        resume.as_secs_f64(),
+        verdict(resume <= Duration::from_secs(10)),
+        at_rest as f64 / (cells + due as u64) as f64,
+    );
+    d.wait_for("round 3 finished", Duration::from_secs(600), &mut log);
+    d.stop(&mut log);
+    drop(servers);
+}
