@@ -139,7 +139,13 @@ pub fn page(
 ) -> (Vec<Row>, Option<Cursor>) {
     let mut out = Vec::with_capacity(limit.min(4096));
     let mut kept = store
-        .iter_after(after.map(|c| &c.0))
+        .iter_where(
+            after.map(|c| &c.0),
+            &filter.exchanges,
+            &filter.symbols,
+            filter.from,
+            filter.to,
+        )
         .filter(|(e, s, d, c)| filter.matches(e, s, *d) && filter.keeps(c.state, c.flags));
     for (e, s, day, c) in kept.by_ref().take(limit) {
         out.push(row(e, s, day, c));

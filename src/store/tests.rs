@@ -208,3 +208,70 @@ fn dispatch_numbers_stay_ordered_across_32_bits() {
     );
     assert_eq!(get(&s, &k).price.map(|p| p.close), Some(6.0));
 }
+
+/// `iter_where` gives exactly what filtering every cell gives, for names
+/// asked or not, day bounds inside, outside and across the series, and
+/// from any cursor.
+#[test]
+fn iter_where_is_a_filter_of_every_cell_that_skips_what_it_cannot_keep() {
+    use std::collections::BTreeSet;
+    let mut s = Store::new();
+    for e in ["kraken", "okex", "bitstamp"] {
+        for sym in ["btc", "eth", "ltc"] {
+            for day in 3..=9 {
+                s.apply(&key(e, sym, day), &obs(price(f64::from(day)), 1, 1, true));
+            }
+        }
+    }
+    let set =
+        |names: &[&str]| -> BTreeSet<String> { names.iter().map(|n| n.to_string()).collect() };
+    let d = |day: u32| NaiveDate::from_ymd_opt(2020, 3, day).unwrap();
+    let cursors = [
+        None,
+        Some(key("kraken", "eth", 5)),
+        Some(key("okex", "ltc", 9)),
+    ];
+    let bounds = [
+        (None, None),
+        (Some(d(5)), Some(d(5))),
+        (Some(d(1)), Some(d(4))),
+        (Some(d(8)), Some(d(20))),
+        (Some(d(7)), Some(d(6))),
+    ];
+    for exchanges in [
+        set(&[]),
+        set(&["okex"]),
+        set(&["bitstamp", "okex", "nowhere"]),
+    ] {
+        for symbols in [set(&[]), set(&["eth"]), set(&["btc", "ltc", "doge"])] {
+            let exchanges: BTreeSet<Exchange> = exchanges
+                .iter()
+                .map(|n| Exchange::new(n).unwrap())
+                .collect();
+            let symbols: BTreeSet<Symbol> =
+                symbols.iter().map(|n| Symbol::new(n).unwrap()).collect();
+            for cursor in &cursors {
+                for (from, to) in bounds {
+                    let want: Vec<_> = s
+                        .iter_after(cursor.as_ref())
+                        .filter(|(e, sym, day, _)| {
+                            (exchanges.is_empty() || exchanges.contains(*e))
+                                && (symbols.is_empty() || symbols.contains(*sym))
+                                && from.is_none_or(|f| *day >= f)
+                                && to.is_none_or(|t| *day <= t)
+                        })
+                        .map(|(e, sym, day, _)| (e.clone(), sym.clone(), day))
+                        .collect();
+                    let got: Vec<_> = s
+                        .iter_where(cursor.as_ref(), &exchanges, &symbols, from, to)
+                        .map(|(e, sym, day, _)| (e.clone(), sym.clone(), day))
+                        .collect();
+                    assert_eq!(
+                        got, want,
+                        "{exchanges:?} {symbols:?} {cursor:?} {from:?}..{to:?}"
+                    );
+                }
+            }
+        }
+    }
+}
