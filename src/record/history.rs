@@ -82,7 +82,7 @@ impl Record {
     /// only `exchanges` and `symbols` (an empty slice means every one), and
     /// days in `from..=to`. One symbol-day across every exchange
     /// (`&[]`, `&[symbol]`, `Some(day)`, `Some(day)`) reads only that
-    /// symbol-day's rows, through `history_by_symbol_day`.
+    /// symbol-day's rows, a range of each table's primary key.
     pub fn cells_at(
         &self,
         round: u64,

@@ -1,7 +1,8 @@
 //! The durable record of the aggregate: an embedded SQLite database that
 //! holds the current value of every cell (`cells`, what a restart resumes
-//! from), every value a cell had, round by round (`history`, for point-in-
-//! time questions), and what each round did (`rounds`). It replaces
+//! from, with the round that first recorded it), every value a cell held
+//! before (`history`, for point-in-time questions; an answer that repeats
+//! writes none), and what each round did (`rounds`). It replaces
 //! rewriting a whole JSON snapshot every round: a round writes only the
 //! cells it changed, so the bytes written follow the changes, not the size
 //! of the store. This file opens the database (checking what the file is,

@@ -56,6 +56,9 @@ impl<T: Clone> Table<T> {
     }
 }
 
+/// Names with their ids.
+pub(super) type Named<T> = Vec<(i64, T)>;
+
 /// The names of one connection's record, both ways.
 #[derive(Debug, Default)]
 pub(super) struct Names {
@@ -132,7 +135,7 @@ impl Names {
     }
 
     /// Every exchange and every symbol named, with its id.
-    pub(super) fn all(&self) -> (Vec<(i64, Exchange)>, Vec<(i64, Symbol)>) {
+    pub(super) fn all(&self) -> (Named<Exchange>, Named<Symbol>) {
         fn listed<T: Clone>(t: &Table<T>) -> Vec<(i64, T)> {
             t.by_id
                 .iter()

@@ -1250,10 +1250,7 @@ fn a_version_1_record_is_migrated_and_every_cell_history_row_and_round_reads_bac
     for round in 1..=3 {
         let mut expected: Vec<(TaskKey, Cell)> = Vec::new();
         for k in [&btc, &eth, &ltc, &xrp] {
-            if let Some((_, r, cell)) = history
-                .iter()
-                .filter(|(h, r, _)| h == k && *r <= round)
-                .last()
+            if let Some((_, r, cell)) = history.iter().rev().find(|(h, r, _)| h == k && *r <= round)
             {
                 expected.push((
                     k.clone(),
@@ -1328,8 +1325,8 @@ fn a_version_1_record_is_migrated_and_every_cell_history_row_and_round_reads_bac
     let (exchanges, symbols) = r.names().unwrap();
     assert_eq!(exchanges.len(), 2);
     assert_eq!(symbols.len(), 4);
-    // Only changes are kept: btc's repeat at round 2 and each current value
-    // are not history rows any more... but round 2 still reads as it was.
+    // Each current value now lives in `cells` alone; the earlier rows stay,
+    // btc's repeat at round 2 included, so every round reads as it did.
     let rows: i64 = r
         .conn
         .query_row("SELECT COUNT(*) FROM history", [], |row| row.get(0))
