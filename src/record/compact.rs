@@ -1,5 +1,6 @@
 //! Compaction of the record's history: rows older than the kept span folded
-//! into the latest value of each cell at the cutoff round, and the older
+//! into the latest value of each cell at the cutoff round (a history row,
+//! or the `cells` row when its value was recorded by then), and the older
 //! rounds removed (`compact`, what it removed in `Compacted`). It never
 //! touches the `cells` table, so no current value is ever lost.
 
@@ -9,7 +10,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
 use serde::Serialize;
 
-use super::rows::round_time;
+use super::rows::millis;
 use super::{schema, sql, Record, RecordError};
 
 /// What `compact` removed.
@@ -52,7 +53,7 @@ impl Record {
             .query_row(
                 "SELECT round FROM rounds WHERE finished IS NOT NULL AND finished <= ?1 \
                  ORDER BY round DESC LIMIT 1",
-                [round_time(cutoff)],
+                [millis(cutoff)],
                 |r| r.get(0),
             )
             .optional()
@@ -62,10 +63,13 @@ impl Record {
         };
         let history_rows = tx
             .execute(
-                "DELETE FROM history WHERE round < ?1 AND EXISTS (\
-                 SELECT 1 FROM history AS newer WHERE newer.exchange = history.exchange \
-                 AND newer.symbol = history.symbol AND newer.day = history.day \
-                 AND newer.round > history.round AND newer.round <= ?1)",
+                "DELETE FROM history WHERE round < ?1 AND (EXISTS (\
+                 SELECT 1 FROM history AS newer WHERE newer.symbol = history.symbol \
+                 AND newer.day = history.day AND newer.exchange = history.exchange \
+                 AND newer.round > history.round AND newer.round <= ?1) \
+                 OR EXISTS (SELECT 1 FROM cells WHERE cells.symbol = history.symbol \
+                 AND cells.day = history.day AND cells.exchange = history.exchange \
+                 AND cells.since <= ?1))",
                 [round],
             )
             .map_err(sql(path, doing))?;

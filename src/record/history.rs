@@ -1,13 +1,15 @@
 //! The point-in-time reads of the record: the store as it was at the end of
 //! a round (`store_at`), filtered in SQL (`cells_at`), and the round that
-//! had finished by a given time (`round_at`), all read from `history`.
+//! had finished by a given time (`round_at`). A cell's past is its
+//! `history` rows (the values it held before its current one) and its
+//! `cells` row from `since` on; both are read in key order and merged.
 //! Read-only: nothing here writes, and a round that compaction folded is an
 //! error naming what was kept.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::OptionalExtension;
 
-use super::rows::{self, columns, int, round_time, Decoder};
+use super::rows::{self, int, millis, Decoder, COLUMNS, ROUND_COLUMN};
 use super::{sql, Record, RecordError};
 use crate::model::{Exchange, Symbol, TaskKey};
 use crate::store::{Cell, Store};
@@ -68,7 +70,7 @@ impl Record {
             .query_row(
                 "SELECT round FROM rounds WHERE finished IS NOT NULL AND finished <= ?1 \
                  ORDER BY finished DESC, round DESC LIMIT 1",
-                [round_time(t)],
+                [millis(t)],
                 |r| r.get(0),
             )
             .optional()
@@ -80,7 +82,7 @@ impl Record {
     /// only `exchanges` and `symbols` (an empty slice means every one), and
     /// days in `from..=to`. One symbol-day across every exchange
     /// (`&[]`, `&[symbol]`, `Some(day)`, `Some(day)`) reads only that
-    /// symbol-day's rows, through `history_by_symbol_day`.
+    /// symbol-day's rows, a range of each table's primary key.
     pub fn cells_at(
         &self,
         round: u64,
@@ -115,56 +117,119 @@ impl Record {
             .unchecked_transaction()
             .map_err(sql(path, doing))?;
         self.check_round(round)?;
+        let names = self.interned()?;
         let mut params = vec![Value::Integer(int(round))];
-        // SQLite takes the other columns from the row holding the MAX.
-        let mut query = format!(
-            "SELECT {} FROM history WHERE round <= ?1",
-            columns("MAX(round)")
-        );
-        let lists: [(&str, Vec<&str>); 2] = [
+        let mut conditions = String::new();
+        let lists: [(&str, Vec<Option<i64>>); 2] = [
             (
                 "exchange",
-                filter.exchanges.iter().map(Exchange::as_str).collect(),
+                filter
+                    .exchanges
+                    .iter()
+                    .map(|e| names.exchange_id(e.as_str()))
+                    .collect(),
             ),
             (
                 "symbol",
-                filter.symbols.iter().map(Symbol::as_str).collect(),
+                filter
+                    .symbols
+                    .iter()
+                    .map(|s| names.symbol_id(s.as_str()))
+                    .collect(),
             ),
         ];
-        for (column, names) in lists.iter().filter(|(_, names)| !names.is_empty()) {
-            let marks: Vec<String> = names
-                .iter()
-                .map(|name| {
-                    params.push(Value::Text((*name).to_owned()));
-                    format!("?{}", params.len())
-                })
-                .collect();
-            query.push_str(&format!(" AND {column} IN ({})", marks.join(", ")));
+        for (column, ids) in lists.iter().filter(|(_, ids)| !ids.is_empty()) {
+            let ids: Vec<i64> = ids.iter().flatten().copied().collect();
+            if ids.is_empty() {
+                // Only names the record has no cell of: nothing to read.
+                return Ok(Vec::new());
+            }
+            let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+            conditions.push_str(&format!(" AND {column} IN ({})", list.join(", ")));
         }
         for (bound, op) in [(filter.from, ">="), (filter.to, "<=")] {
             if let Some(day) = bound {
-                params.push(Value::Text(rows::day_text(day)));
-                query.push_str(&format!(" AND day {op} ?{}", params.len()));
+                params.push(Value::Integer(rows::day_number(day)));
+                conditions.push_str(&format!(" AND day {op} ?{}", params.len()));
             }
         }
-        // Grouped in the order of the index the filter can use, so SQLite
-        // walks it instead of sorting.
-        query.push_str(if filter.symbols.is_empty() {
-            " GROUP BY exchange, symbol, day"
-        } else {
-            " GROUP BY symbol, day, exchange"
-        });
+        // Both in key order (symbol, day, exchange[, round]): merged below
+        // in one pass. A cell's `cells` row answers from `since` on; before
+        // that, its newest history row at or before the round. Read at a
+        // round before the cell's own, its row carries `since` as round:
+        // the round that recorded what it holds.
+        let current = format!(
+            "SELECT {COLUMNS}, since FROM cells WHERE since <= ?1{conditions} \
+             ORDER BY symbol, day, exchange"
+        );
+        let past = format!(
+            "SELECT {COLUMNS} FROM history WHERE round <= ?1{conditions} \
+             ORDER BY symbol, day, exchange, round"
+        );
         let mut out = Vec::new();
         {
-            let mut stmt = tx.prepare(&query).map_err(sql(path, doing))?;
-            let mut rows = stmt
-                .query(rusqlite::params_from_iter(params))
+            let mut current = tx.prepare(&current).map_err(sql(path, doing))?;
+            let mut current = current
+                .query(rusqlite::params_from_iter(&params))
                 .map_err(sql(path, doing))?;
-            let mut decoder = Decoder::new(path, "history");
-            while let Some(row) = rows.next().map_err(sql(path, doing))? {
-                out.push(decoder.decode(row)?);
+            let mut past = tx.prepare(&past).map_err(sql(path, doing))?;
+            let mut past = past
+                .query(rusqlite::params_from_iter(&params))
+                .map_err(sql(path, doing))?;
+            let cells = Decoder::new(path, "cells");
+            let history = Decoder::new(path, "history");
+            let this_round = int(round);
+            let key_of = |row: &rusqlite::Row<'_>| -> rusqlite::Result<[i64; 3]> {
+                Ok([row.get(0)?, row.get(1)?, row.get(2)?])
+            };
+            // A row read ahead: its key, its cell, and for `cells` its own
+            // round and `since`.
+            type Ahead = ([i64; 3], (TaskKey, Cell), i64, i64);
+            let read = |rows: &mut rusqlite::Rows<'_>,
+                        decoder: &Decoder<'_>,
+                        current: bool|
+             -> Result<Option<Ahead>, RecordError> {
+                let Some(row) = rows.next().map_err(sql(path, doing))? else {
+                    return Ok(None);
+                };
+                let key = key_of(row).map_err(sql(path, doing))?;
+                let cell = decoder.decode(row, &names)?;
+                let (own, since) = if current {
+                    (
+                        row.get(ROUND_COLUMN).map_err(sql(path, doing))?,
+                        row.get(15).map_err(sql(path, doing))?,
+                    )
+                } else {
+                    (0, 0)
+                };
+                Ok(Some((key, cell, own, since)))
+            };
+            let mut now = read(&mut current, &cells, true)?;
+            let mut then = read(&mut past, &history, false)?;
+            loop {
+                let key = match (&now, &then) {
+                    (None, None) => break,
+                    (Some(c), Some(h)) => c.0.min(h.0),
+                    (Some((k, ..)), None) | (None, Some((k, ..))) => *k,
+                };
+                let mut latest = None;
+                while let Some(h) = then.take_if(|h| h.0 == key) {
+                    latest = Some(h.1);
+                    then = read(&mut past, &history, false)?;
+                }
+                match now.take_if(|c| c.0 == key) {
+                    Some((_, (key, mut cell), own, since)) => {
+                        if own > this_round {
+                            cell.round = u64::try_from(since).unwrap_or(0);
+                        }
+                        out.push((key, cell));
+                        now = read(&mut current, &cells, true)?;
+                    }
+                    None => out.extend(latest),
+                }
             }
         }
+        drop(names);
         tx.finish().map_err(sql(path, doing))?;
         Ok(out)
     }

@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 
-use super::rows::{round_time, Encoded};
+use super::rows::Encoded;
 use super::schema::key;
 use super::{put_round, sql, Record, RecordError, RoundStatus, INSERT_CELL, INSERT_HISTORY};
+use crate::model::TaskKey;
 use crate::snapshot::{self, Snapshot, SnapshotError};
 use crate::store::Store;
 
@@ -46,6 +47,14 @@ impl Record {
     /// crash leaves the record empty, to import again. If `dir` holds
     /// snapshots and none loads, that is an error rather than a fresh start.
     pub fn import_snapshots(&mut self, dir: &Path) -> Result<Option<Imported>, RecordError> {
+        let imported = self.import(dir);
+        if imported.is_err() {
+            self.forget_names();
+        }
+        imported
+    }
+
+    fn import(&mut self, dir: &Path) -> Result<Option<Imported>, RecordError> {
         if self.meta(key::IMPORTED_FROM)?.is_some() || !self.is_empty()? {
             return Ok(None);
         }
@@ -59,6 +68,8 @@ impl Record {
             return Ok(None);
         }
         let doing = "importing snapshots";
+        let mut names = self.names.borrow_mut();
+        names.refresh(&self.conn, path)?;
         let tx = self.conn.transaction().map_err(sql(path, doing))?;
         let mut previous: Option<(u64, Store)> = None;
         let mut imported = Imported {
@@ -113,8 +124,13 @@ impl Record {
                     } else {
                         snap.round
                     };
-                    Encoded::new(exchange, symbol, day, &cell)
-                        .insert(&mut history, round)
+                    let key = TaskKey {
+                        exchange: exchange.clone(),
+                        symbol: symbol.clone(),
+                        day,
+                    };
+                    Encoded::new(&tx, &mut names, &key, &cell)
+                        .and_then(|row| row.insert(&mut history, round, None))
                         .map_err(sql(path, doing))?;
                     imported.history_rows += 1;
                 }
@@ -137,15 +153,26 @@ impl Record {
         {
             let mut cells = tx.prepare_cached(INSERT_CELL).map_err(sql(path, doing))?;
             for (exchange, symbol, day, cell) in newest.iter() {
-                Encoded::new(exchange, symbol, day, &cell)
-                    .insert(&mut cells, cell.round)
+                let key = TaskKey {
+                    exchange: exchange.clone(),
+                    symbol: symbol.clone(),
+                    day,
+                };
+                Encoded::new(&tx, &mut names, &key, &cell)
+                    .and_then(|row| row.insert(&mut cells, cell.round, Some(None)))
                     .map_err(sql(path, doing))?;
                 imported.cells += 1;
             }
         }
+        // Each cell's value is now in `cells` and, as its last change, in
+        // `history`: kept once, in `cells`.
+        super::migrate::fold_current(&tx).map_err(sql(path, doing))?;
         for (k, v) in [
             (key::IMPORTED_FROM, dir.to_string_lossy().into_owned()),
-            (key::IMPORTED_AT, round_time(Utc::now())),
+            (
+                key::IMPORTED_AT,
+                Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            ),
         ] {
             tx.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",

@@ -1,15 +1,17 @@
 //! The durable record of the aggregate: an embedded SQLite database that
 //! holds the current value of every cell (`cells`, what a restart resumes
-//! from), every value a cell had, round by round (`history`, for point-in-
-//! time questions), and what each round did (`rounds`). It replaces
+//! from, with the round that first recorded it), every value a cell held
+//! before (`history`, for point-in-time questions; an answer that repeats
+//! writes none), and what each round did (`rounds`). It replaces
 //! rewriting a whole JSON snapshot every round: a round writes only the
 //! cells it changed, so the bytes written follow the changes, not the size
 //! of the store. This file opens the database (checking what the file is,
 //! migrating its schema) and loads what a restart resumes from; the round
 //! writes are `record::rounds`, the point-in-time reads `record::history`,
 //! compaction `record::compact`. The schema and its migrations are
-//! `record::schema`; how a cell maps to a row, `record::rows`; the one-time
-//! import of a JSON snapshot directory, `record::import`.
+//! `record::schema`, the step from version 1 `record::migrate`; how a cell
+//! maps to a row, `record::rows`, its names to ids `record::names`; the
+//! one-time import of a JSON snapshot directory, `record::import`.
 //!
 //! This module owns the database file and nothing else: it never decides
 //! what a cell holds (that is `Store::apply`'s job, in the Aggregator), it
@@ -33,12 +35,15 @@ mod compact;
 mod error;
 mod history;
 mod import;
+mod migrate;
+mod names;
 mod rounds;
 mod rows;
 mod schema;
 #[cfg(test)]
 mod tests;
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;
@@ -52,10 +57,11 @@ use crate::store::Store;
 pub use compact::Compacted;
 pub use error::RecordError;
 pub use import::Imported;
+use names::Names;
 use rounds::put_round;
 pub use rounds::{RoundRow, RoundStatus, WriteStats};
-use rows::{columns, Decoder};
-pub use schema::{SCHEMA_V1, SCHEMA_VERSION};
+use rows::{Decoder, COLUMNS};
+pub use schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_VERSION};
 
 /// The first 16 bytes of every SQLite database file.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
@@ -81,18 +87,23 @@ const CACHE_KIB: i64 = 32 * 1024;
 /// peak.
 const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
-const INSERT_CELL: &str = "INSERT OR REPLACE INTO cells (exchange, symbol, day, state, flags, \
-    open, high, low, close, volume, fetched_at, round, source, reason, attempts, market) \
+/// A row of `cells`: `rows::COLUMNS` then `since`.
+const INSERT_CELL: &str = "INSERT OR REPLACE INTO cells (symbol, day, exchange, state, flags, \
+    open, high, low, close, volume, fetched_at, round, source, reason, attempts, since) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
 
-const INSERT_HISTORY: &str = "INSERT OR REPLACE INTO history (exchange, symbol, day, state, \
-    flags, open, high, low, close, volume, fetched_at, round, source, reason, attempts, market) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+/// A row of `history`: `rows::COLUMNS`.
+const INSERT_HISTORY: &str = "INSERT OR REPLACE INTO history (symbol, day, exchange, state, \
+    flags, open, high, low, close, volume, fetched_at, round, source, reason, attempts) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 
 /// The durable record: one SQLite connection to one file.
 pub struct Record {
     conn: Connection,
     path: PathBuf,
+    /// The interned names as far as this connection has read or written
+    /// them (`record::names`).
+    names: RefCell<Names>,
 }
 
 impl std::fmt::Debug for Record {
@@ -275,9 +286,17 @@ impl Record {
                 );
             }
         }
+        if (1..SCHEMA_VERSION).contains(&found) {
+            // The old tables' pages are free now; give them back to the
+            // file system (outside the migration's transaction, as VACUUM
+            // must be; a crash during it leaves the migrated file).
+            conn.execute_batch("VACUUM")
+                .map_err(sql(path, "vacuuming after the schema migration"))?;
+        }
         Ok(Record {
             conn,
             path: path.to_owned(),
+            names: RefCell::default(),
         })
     }
 
@@ -321,6 +340,7 @@ impl Record {
                 Ok(Record {
                     conn,
                     path: path.to_owned(),
+                    names: RefCell::default(),
                 })
             }
         }
@@ -329,6 +349,19 @@ impl Record {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The interned names, brought up to date with the file.
+    fn interned(&self) -> Result<std::cell::RefMut<'_, Names>, RecordError> {
+        let mut names = self.names.borrow_mut();
+        names.refresh(&self.conn, &self.path)?;
+        Ok(names)
+    }
+
+    /// Drops this connection's copy of the names, after a transaction that
+    /// may have interned some rolled back: the next use reads them afresh.
+    fn forget_names(&self) {
+        *self.names.borrow_mut() = Names::default();
     }
 
     fn meta(&self, key: &str) -> Result<Option<String>, RecordError> {
@@ -385,16 +418,14 @@ impl Record {
             .map_err(sql(path, "starting to read cells"))?;
         let mut store = Store::new();
         {
+            let names = self.interned()?;
             let mut stmt = tx
-                .prepare(&format!(
-                    "SELECT {} FROM cells ORDER BY exchange, symbol, day",
-                    columns("round")
-                ))
+                .prepare(&format!("SELECT {COLUMNS} FROM cells"))
                 .map_err(sql(path, "reading cells"))?;
             let mut rows = stmt.query([]).map_err(sql(path, "reading cells"))?;
-            let mut decoder = Decoder::new(path, "cells");
+            let decoder = Decoder::new(path, "cells");
             while let Some(row) = rows.next().map_err(sql(path, "reading cells"))? {
-                let (key, cell) = decoder.decode(row)?;
+                let (key, cell) = decoder.decode(row, &names)?;
                 store.put(&key, &cell);
             }
         }
@@ -404,29 +435,33 @@ impl Record {
     }
 
     /// Every exchange and every symbol the record holds a cell of: the
-    /// names a question may ask about (`query --exchange`). Reads the
-    /// primary key's index, never a price.
+    /// names a question may ask about (`query --exchange`). Reads the name
+    /// tables, and for each name whether a cell of it exists (a cell is
+    /// never deleted, so every name has one but in a damaged file).
     pub fn names(&self) -> Result<(BTreeSet<Exchange>, BTreeSet<Symbol>), RecordError> {
         let path = &self.path;
         let doing = "reading the names held";
-        let mut stmt = self
-            .conn
-            .prepare("SELECT DISTINCT exchange, symbol FROM cells")
-            .map_err(sql(path, doing))?;
-        let mut rows = stmt.query([]).map_err(sql(path, doing))?;
-        let (mut exchanges, mut symbols) = (BTreeSet::new(), BTreeSet::new());
-        let corrupt = |column: &str, e: crate::model::NameError| RecordError::Corrupt {
-            path: path.to_owned(),
-            at: format!("table cells, column {column}"),
-            reason: e.to_string(),
+        let (exchanges, symbols) = self.interned()?.all();
+        let held = |column: &str, id: i64| -> Result<bool, RecordError> {
+            self.conn
+                .prepare_cached(&format!(
+                    "SELECT EXISTS (SELECT 1 FROM cells WHERE {column} = ?1)"
+                ))
+                .and_then(|mut s| s.query_row([id], |r| r.get(0)))
+                .map_err(sql(path, doing))
         };
-        while let Some(row) = rows.next().map_err(sql(path, doing))? {
-            let e: String = row.get(0).map_err(sql(path, doing))?;
-            let s: String = row.get(1).map_err(sql(path, doing))?;
-            exchanges.insert(Exchange::new(&e).map_err(|err| corrupt("exchange", err))?);
-            symbols.insert(Symbol::new(&s).map_err(|err| corrupt("symbol", err))?);
+        let mut out = (BTreeSet::new(), BTreeSet::new());
+        for (id, e) in exchanges {
+            if held("exchange", id)? {
+                out.0.insert(e);
+            }
         }
-        Ok((exchanges, symbols))
+        for (id, s) in symbols {
+            if held("symbol", id)? {
+                out.1.insert(s);
+            }
+        }
+        Ok(out)
     }
 
     /// Copies the WAL into the database file and truncates the WAL (what

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::rows::{int, round_time, Encoded};
-use super::{sql, Record, RecordError, INSERT_CELL, INSERT_HISTORY};
+use super::rows::{int, millis, time_of, Encoded, Truth, TRUTH_COLUMNS};
+use super::{sql, Record, RecordError, INSERT_CELL};
 use crate::model::{Counts, RoundSummary, TaskKey};
 use crate::store::Cell;
 
@@ -97,8 +97,8 @@ pub(super) fn put_round(
          failed = excluded.failed, rejected = excluded.rejected",
         rusqlite::params![
             int(round),
-            round_time(started),
-            round_time(finished),
+            millis(started),
+            millis(finished),
             int(config_version),
             status.as_str(),
             int(c.tasks),
@@ -153,18 +153,33 @@ impl Record {
              VALUES (?1, ?2, ?3, 'running') \
              ON CONFLICT (round) DO UPDATE SET started = excluded.started, \
              config_version = excluded.config_version",
-            rusqlite::params![int(round), round_time(started), int(config_version)],
+            rusqlite::params![int(round), millis(started), int(config_version)],
         )
         .map_err(sql(path, doing))?;
         tx.commit().map_err(sql(path, doing))
     }
 
     /// Writes the cells `round` changed, in one transaction: each cell's
-    /// current value in `cells` (with the cell's own round) and its row of
-    /// `round` in `history` (replacing an earlier write of the same round).
-    /// The bytes written follow `cells.len()`, not the size of the record.
-    /// The round must have been begun.
+    /// current value in `cells` (with the cell's own round). A cell whose
+    /// state, price, flags or reason differ from what `cells` held moves
+    /// the value it held into `history` (under the round that first
+    /// recorded it) unless that was this same round; one that repeats
+    /// what `cells` held writes no history row, only its new fetch time,
+    /// source and round. The bytes written follow `cells.len()`, not the
+    /// size of the record. The round must have been begun.
     pub fn write(
+        &mut self,
+        round: u64,
+        cells: &[(TaskKey, Cell)],
+    ) -> Result<WriteStats, RecordError> {
+        let written = self.write_cells(round, cells);
+        if written.is_err() {
+            self.forget_names();
+        }
+        written
+    }
+
+    fn write_cells(
         &mut self,
         round: u64,
         cells: &[(TaskKey, Cell)],
@@ -172,6 +187,8 @@ impl Record {
         let started = Instant::now();
         let path = &self.path;
         let doing = "writing a round's cells";
+        let mut names = self.names.borrow_mut();
+        names.refresh(&self.conn, path)?;
         let tx = self.conn.transaction().map_err(sql(path, doing))?;
         let begun = tx
             .query_row(
@@ -187,22 +204,57 @@ impl Record {
                 round,
             });
         }
+        let this_round = int(round);
+        let mut history = 0;
         {
-            let mut current = tx.prepare_cached(INSERT_CELL).map_err(sql(path, doing))?;
-            let mut history = tx
-                .prepare_cached(INSERT_HISTORY)
+            let mut rows = cells
+                .iter()
+                .map(|(key, cell)| Encoded::new(&tx, &mut names, key, cell))
+                .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(sql(path, doing))?;
-            for (key, cell) in cells {
-                let row = Encoded::new(&key.exchange, &key.symbol, key.day, cell);
-                row.insert(&mut current, cell.round)
+            // In the table's order: neighbours share pages.
+            rows.sort_by_key(|r| (r.symbol, r.day, r.exchange));
+            let mut current = tx.prepare_cached(INSERT_CELL).map_err(sql(path, doing))?;
+            let mut held = tx
+                .prepare_cached(&format!(
+                    "SELECT since, {TRUTH_COLUMNS} FROM cells \
+                     WHERE symbol = ?1 AND day = ?2 AND exchange = ?3"
+                ))
+                .map_err(sql(path, doing))?;
+            let mut keep = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO history (symbol, day, exchange, state, flags, open, \
+                     high, low, close, volume, fetched_at, round, source, reason, attempts) \
+                     SELECT symbol, day, exchange, state, flags, open, high, low, close, volume, \
+                     fetched_at, since, source, reason, attempts FROM cells \
+                     WHERE symbol = ?1 AND day = ?2 AND exchange = ?3",
+                )
+                .map_err(sql(path, doing))?;
+            for row in &rows {
+                let key = [row.symbol, row.day, row.exchange];
+                let before: Option<(Option<i64>, Truth)> = held
+                    .query_row(key, |r| Ok((r.get(0)?, Truth::read(r, 1)?)))
+                    .optional()
                     .map_err(sql(path, doing))?;
-                row.insert(&mut history, round).map_err(sql(path, doing))?;
+                let since = match before {
+                    Some((since, truth)) if truth == Truth::of(row.cell()) => {
+                        since.unwrap_or(this_round)
+                    }
+                    Some((Some(since), _)) if since < this_round => {
+                        keep.execute(key).map_err(sql(path, doing))?;
+                        history += 1;
+                        this_round
+                    }
+                    _ => this_round,
+                };
+                row.insert(&mut current, row.cell().round, Some(Some(since)))
+                    .map_err(sql(path, doing))?;
             }
         }
         tx.commit().map_err(sql(path, doing))?;
         Ok(WriteStats {
             cells: cells.len(),
-            history: cells.len(),
+            history,
             elapsed: started.elapsed(),
         })
     }
@@ -265,13 +317,10 @@ impl Record {
                 reason,
             };
             let nat = |v: i64| u64::try_from(v).map_err(|_| bad(format!("{v} is negative")));
-            let time = |raw: String| {
-                DateTime::parse_from_rfc3339(&raw)
-                    .map(|t| t.with_timezone(&Utc))
-                    .map_err(|e| bad(format!("time {raw:?}: {e}")))
-            };
-            let started: String = r.get(1).map_err(sql(path, doing))?;
-            let finished: Option<String> = r.get(2).map_err(sql(path, doing))?;
+            let time =
+                |ms: i64| time_of(ms).ok_or_else(|| bad(format!("time {ms} is out of range")));
+            let started: i64 = r.get(1).map_err(sql(path, doing))?;
+            let finished: Option<i64> = r.get(2).map_err(sql(path, doing))?;
             let status: String = r.get(4).map_err(sql(path, doing))?;
             out.push(RoundRow {
                 round: nat(round)?,

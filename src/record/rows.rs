@@ -1,42 +1,58 @@
 //! How a cell becomes a row of `cells` or `history` and back. This file owns
-//! the text forms of the columns (see `schema`) and checks every value read
-//! from the file before it becomes a `Cell`: a bad row is an error naming
-//! it, never a panic. Statements are the caller's; this file only binds
-//! values to them and reads values from their rows.
+//! the integer forms of the columns (see `schema`) and checks every value
+//! read from the file before it becomes a `Cell`: a bad row is an error
+//! naming it, never a panic. Statements are the caller's; this file only
+//! binds values to them and reads values from their rows. Names become ids
+//! and back through `record::names`.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::types::ValueRef;
 use rusqlite::Row;
 
+use super::names::Names;
 use super::RecordError;
-use crate::model::{CellState, Exchange, Flags, Ohlcv, Symbol, TaskKey};
+use crate::model::{CellState, Flags, Ohlcv, TaskKey};
 
 use crate::store::{Cell, Note};
 
-/// The columns of a cell row, in the order `Encoded::insert` binds them
-/// and `Decoder` reads them, with `round` as the expression for the round
-/// (`round`, or `MAX(round)` to pick the latest row of a group).
-pub(super) fn columns(round: &str) -> String {
-    format!(
-        "exchange, symbol, day, state, flags, open, high, low, close, volume, fetched_at, \
-         {round}, source, reason, attempts, market"
-    )
+/// The columns of a cell row, in the order `Encoded` binds them and
+/// `Decoder` reads them; `cells` and `history` both have them (a history
+/// row's `round` is the round that first recorded its value).
+pub(super) const COLUMNS: &str = "symbol, day, exchange, state, flags, open, high, low, close, \
+     volume, fetched_at, round, source, reason, attempts";
+
+/// Index of the round in `COLUMNS`.
+pub(super) const ROUND_COLUMN: usize = 11;
+
+/// The day 1970-01-01, day number 0.
+const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
+
+/// A day as the record keys it: days since 1970-01-01.
+pub(super) fn day_number(day: NaiveDate) -> i64 {
+    (day - EPOCH).num_days()
 }
 
-/// Index of the round in `columns`.
-const ROUND_COLUMN: usize = 11;
-
-/// `YYYY-MM-DD`.
-pub(super) fn day_text(day: NaiveDate) -> String {
-    day.format("%Y-%m-%d").to_string()
+fn day_of(n: i64) -> Option<NaiveDate> {
+    EPOCH.checked_add_signed(chrono::Duration::try_days(n)?)
 }
 
-/// A time as `rounds` stores it: fixed width, so text order is time order.
-pub(super) fn round_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+/// A time as the record stores it: unix milliseconds.
+pub(super) fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(super) fn time_of(ms: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms)
+}
+
+/// A state as the record stores it: its index in `CellState::ALL`.
+pub(super) fn state_code(state: CellState) -> i64 {
+    CellState::ALL
+        .iter()
+        .position(|s| *s == state)
+        .unwrap_or_default() as i64
 }
 
 /// A number for an INTEGER column; past `i64::MAX` (never, in practice:
@@ -45,89 +61,135 @@ pub(super) fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// One cell in its column forms, computed once and bound to the `cells`
-/// and the `history` statement alike.
-pub(super) struct Encoded<'a> {
-    exchange: &'a str,
-    symbol: &'a str,
-    day: String,
-    cell: &'a Cell,
-    flags: String,
-    fetched_at: Option<String>,
+/// What the record keeps as the truth of a cell: a value that repeats it
+/// (a re-fetch with the same answer, from whatever source, at whatever
+/// time) writes no history row. Its fetch time, source, round and count
+/// of attempts are when and how it was last confirmed.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Truth {
+    state: i64,
+    flags: i64,
+    price: [Option<f64>; 5],
+    reason: Option<String>,
 }
 
-impl<'a> Encoded<'a> {
-    pub(super) fn new(
-        exchange: &'a Exchange,
-        symbol: &'a Symbol,
-        day: NaiveDate,
-        cell: &'a Cell,
-    ) -> Self {
-        Self {
-            exchange: exchange.as_str(),
-            symbol: symbol.as_str(),
-            day: day_text(day),
-            cell,
-            flags: cell.flags.names().join(" "),
-            fetched_at: cell
-                .fetched_at
-                .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+impl Truth {
+    pub(super) fn of(cell: &Cell) -> Truth {
+        Truth {
+            state: state_code(cell.state),
+            flags: i64::from(cell.flags.bits()),
+            price: match cell.price {
+                Some(p) => [p.open, p.high, p.low, p.close, p.volume].map(Some),
+                None => [None; 5],
+            },
+            reason: cell.note.as_ref().map(|n| n.reason.clone()),
         }
     }
 
-    /// Binds `columns` in order, with `round` as the row's round, and runs
-    /// `stmt` (an INSERT OR REPLACE into `cells` or `history`).
+    /// The truth of a `cells` row whose `TRUTH_COLUMNS` begin at column
+    /// `at`.
+    pub(super) fn read(row: &Row<'_>, at: usize) -> rusqlite::Result<Truth> {
+        Ok(Truth {
+            state: row.get(at)?,
+            flags: row.get(at + 1)?,
+            price: [
+                row.get(at + 2)?,
+                row.get(at + 3)?,
+                row.get(at + 4)?,
+                row.get(at + 5)?,
+                row.get(at + 6)?,
+            ],
+            reason: row.get(at + 7)?,
+        })
+    }
+}
+
+/// The columns `Truth::read` reads.
+pub(super) const TRUTH_COLUMNS: &str = "state, flags, open, high, low, close, volume, reason";
+
+/// One cell in its column forms, its names already ids.
+pub(super) struct Encoded<'a> {
+    pub(super) symbol: i64,
+    pub(super) day: i64,
+    pub(super) exchange: i64,
+    cell: &'a Cell,
+    source: Option<i64>,
+}
+
+impl<'a> Encoded<'a> {
+    /// Encodes `cell` of `key`, interning its names (in the caller's
+    /// transaction).
+    pub(super) fn new(
+        conn: &rusqlite::Connection,
+        names: &mut Names,
+        key: &TaskKey,
+        cell: &'a Cell,
+    ) -> rusqlite::Result<Self> {
+        Ok(Self {
+            symbol: names.intern_symbol(conn, &key.symbol)?,
+            day: day_number(key.day),
+            exchange: names.intern_exchange(conn, &key.exchange)?,
+            cell,
+            source: match &cell.source {
+                Some(s) => Some(names.intern_source(conn, s)?),
+                None => None,
+            },
+        })
+    }
+
+    pub(super) fn cell(&self) -> &'a Cell {
+        self.cell
+    }
+
+    /// Binds `COLUMNS` in order, with `round` as the row's round, then
+    /// `extra` (a `cells` row's `since`, when the statement has it), and
+    /// runs `stmt` (an INSERT OR REPLACE into `cells` or `history`).
     pub(super) fn insert(
         &self,
         stmt: &mut rusqlite::CachedStatement<'_>,
         round: u64,
+        extra: Option<Option<i64>>,
     ) -> rusqlite::Result<()> {
         let c = self.cell;
         let p = c.price;
-        stmt.execute(rusqlite::params![
-            self.exchange,
-            self.symbol,
-            self.day,
-            c.state.as_str(),
-            self.flags,
-            p.map(|p| p.open),
-            p.map(|p| p.high),
-            p.map(|p| p.low),
-            p.map(|p| p.close),
-            p.map(|p| p.volume),
-            self.fetched_at,
-            int(round),
-            c.source.as_deref(),
-            c.note.as_ref().map(|n| n.reason.as_str()),
-            c.note.as_ref().map(|n| i64::from(n.attempts)),
-            c.source
-                .as_deref()
-                .and_then(crate::model::Market::of_source),
-        ])?;
+        let values: [&dyn rusqlite::ToSql; 15] = [
+            &self.symbol,
+            &self.day,
+            &self.exchange,
+            &state_code(c.state),
+            &c.flags.bits(),
+            &p.map(|p| p.open),
+            &p.map(|p| p.high),
+            &p.map(|p| p.low),
+            &p.map(|p| p.close),
+            &p.map(|p| p.volume),
+            &c.fetched_at.map(millis),
+            &int(round),
+            &self.source,
+            &c.note.as_ref().map(|n| n.reason.as_str()),
+            &c.note.as_ref().map(|n| i64::from(n.attempts)),
+        ];
+        match extra {
+            None => stmt.execute(&values[..])?,
+            Some(since) => {
+                let mut all: Vec<&dyn rusqlite::ToSql> = values.to_vec();
+                all.push(&since);
+                stmt.execute(&all[..])?
+            }
+        };
         Ok(())
     }
 }
 
-/// Reads rows of `columns` into cells, sharing the names and sources that
-/// repeat from one row to the next (rows come in key order) instead of
-/// allocating them again.
+/// Reads rows of `COLUMNS` into cells, naming names through `Names`.
 pub(super) struct Decoder<'p> {
     path: &'p Path,
     table: &'static str,
-    exchange: Option<Exchange>,
-    symbol: Option<Symbol>,
-    sources: Vec<Arc<str>>,
 }
 
 impl<'p> Decoder<'p> {
     pub(super) fn new(path: &'p Path, table: &'static str) -> Self {
-        Self {
-            path,
-            table,
-            exchange: None,
-            symbol: None,
-            sources: Vec::new(),
-        }
+        Self { path, table }
     }
 
     fn sql(&self, source: rusqlite::Error) -> RecordError {
@@ -146,26 +208,19 @@ impl<'p> Decoder<'p> {
         }
     }
 
-    fn text<'r>(&self, row: &'r Row<'_>, i: usize, name: &str) -> Result<&'r str, RecordError> {
-        match row.get_ref(i).map_err(|e| self.sql(e))? {
-            ValueRef::Text(t) => std::str::from_utf8(t)
-                .map_err(|_| self.bad(format!("column {name}"), "text that is not UTF-8")),
-            other => Err(self.bad(
-                format!("column {name}"),
-                format!("expected text, found {:?}", other.data_type()),
-            )),
-        }
+    fn int(&self, row: &Row<'_>, i: usize, name: &str) -> Result<i64, RecordError> {
+        self.opt_int(row, i, name)?
+            .ok_or_else(|| self.bad(format!("column {name}"), "expected an integer, found NULL"))
     }
 
-    fn opt_text<'r>(
-        &self,
-        row: &'r Row<'_>,
-        i: usize,
-        name: &str,
-    ) -> Result<Option<&'r str>, RecordError> {
+    fn opt_int(&self, row: &Row<'_>, i: usize, name: &str) -> Result<Option<i64>, RecordError> {
         match row.get_ref(i).map_err(|e| self.sql(e))? {
             ValueRef::Null => Ok(None),
-            _ => self.text(row, i, name).map(Some),
+            ValueRef::Integer(v) => Ok(Some(v)),
+            other => Err(self.bad(
+                format!("column {name}"),
+                format!("expected an integer, found {:?}", other.data_type()),
+            )),
         }
     }
 
@@ -190,53 +245,27 @@ impl<'p> Decoder<'p> {
         }
     }
 
-    fn opt_i64(
+    /// One row of `COLUMNS` as a key and its cell.
+    pub(super) fn decode(
         &self,
         row: &Row<'_>,
-        i: usize,
-        name: &str,
-        key: &TaskKey,
-    ) -> Result<Option<i64>, RecordError> {
-        match row.get_ref(i).map_err(|e| self.sql(e))? {
-            ValueRef::Null => Ok(None),
-            ValueRef::Integer(v) => Ok(Some(v)),
-            other => Err(self.bad(
-                key,
-                format!(
-                    "column {name}: expected an integer, found {:?}",
-                    other.data_type()
-                ),
-            )),
-        }
-    }
-
-    /// One row of `columns` as a key and its cell.
-    pub(super) fn decode(&mut self, row: &Row<'_>) -> Result<(TaskKey, Cell), RecordError> {
-        let exchange = self.text(row, 0, "exchange")?;
-        let exchange = match &self.exchange {
-            Some(e) if e.as_str() == exchange => e.clone(),
-            _ => {
-                let e = Exchange::new(exchange)
-                    .map_err(|e| self.bad("column exchange", e.to_string()))?;
-                self.exchange = Some(e.clone());
-                e
-            }
-        };
-        let symbol = self.text(row, 1, "symbol")?;
-        let symbol = match &self.symbol {
-            Some(s) if s.as_str() == symbol => s.clone(),
-            _ => {
-                let s =
-                    Symbol::new(symbol).map_err(|e| self.bad("column symbol", e.to_string()))?;
-                self.symbol = Some(s.clone());
-                s
-            }
-        };
-        let day_raw = self.text(row, 2, "day")?;
-        let day = parse_day(day_raw).ok_or_else(|| {
+        names: &Names,
+    ) -> Result<(TaskKey, Cell), RecordError> {
+        let id = self.int(row, 2, "exchange")?;
+        let exchange = names
+            .exchange(id)
+            .ok_or_else(|| self.bad("column exchange", format!("no exchange has id {id}")))?
+            .clone();
+        let id = self.int(row, 0, "symbol")?;
+        let symbol = names
+            .symbol(id)
+            .ok_or_else(|| self.bad("column symbol", format!("no symbol has id {id}")))?
+            .clone();
+        let n = self.int(row, 1, "day")?;
+        let day = day_of(n).ok_or_else(|| {
             self.bad(
                 format!("{exchange}/{symbol}"),
-                format!("day {day_raw:?} is not YYYY-MM-DD"),
+                format!("day {n} is out of range"),
             )
         })?;
         let key = TaskKey {
@@ -244,15 +273,17 @@ impl<'p> Decoder<'p> {
             symbol,
             day,
         };
-        let state: CellState = self
-            .text(row, 3, "state")?
-            .parse()
-            .map_err(|e: String| self.bad(&key, e))?;
-        let mut flags = Flags::NONE;
-        for name in self.text(row, 4, "flags")?.split_whitespace() {
-            flags |= Flags::named(name)
-                .ok_or_else(|| self.bad(&key, format!("unknown flag {name:?}")))?;
-        }
+        let code = self.int(row, 3, "state")?;
+        let state = usize::try_from(code)
+            .ok()
+            .and_then(|i| CellState::ALL.get(i).copied())
+            .ok_or_else(|| self.bad(&key, format!("unknown state {code}")))?;
+        let bits = self.int(row, 4, "flags")?;
+        let flags = u8::try_from(bits)
+            .ok()
+            .map(Flags::from_bits)
+            .filter(|f| i64::from(f.bits()) == bits)
+            .ok_or_else(|| self.bad(&key, format!("unknown flags {bits}")))?;
         let numbers = [
             (5, "open"),
             (6, "high"),
@@ -277,38 +308,43 @@ impl<'p> Decoder<'p> {
         if state == CellState::Final && price.is_none() {
             return Err(self.bad(&key, "a final cell needs a price"));
         }
-        let fetched_at = match self.opt_text(row, 10, "fetched_at")? {
+        let fetched_at = match self.opt_int(row, 10, "fetched_at")? {
             None => None,
-            Some(t) => Some(
-                DateTime::parse_from_rfc3339(t)
-                    .map_err(|e| self.bad(&key, format!("fetched_at {t:?}: {e}")))?
-                    .with_timezone(&Utc),
+            Some(ms) => Some(
+                time_of(ms)
+                    .ok_or_else(|| self.bad(&key, format!("fetched_at {ms} is out of range")))?,
             ),
         };
-        let round = self.opt_i64(row, ROUND_COLUMN, "round", &key)?.unwrap_or(0);
+        let round = self.opt_int(row, ROUND_COLUMN, "round")?.unwrap_or(0);
         let round = u64::try_from(round)
             .map_err(|_| self.bad(&key, format!("round {round} is negative")))?;
-        let source = match self.opt_text(row, 12, "source")? {
+        let source = match self.opt_int(row, 12, "source")? {
             None => None,
-            Some(name) => Some(match self.sources.iter().find(|s| &***s == name) {
-                Some(s) => s.clone(),
-                None => {
-                    let s: Arc<str> = Arc::from(name);
-                    self.sources.push(s.clone());
-                    s
-                }
-            }),
+            Some(id) => Some(
+                names
+                    .source(id)
+                    .ok_or_else(|| self.bad(&key, format!("no source has id {id}")))?
+                    .clone(),
+            ),
         };
-        let note = match self.opt_text(row, 13, "reason")? {
-            None => None,
-            Some(reason) => {
-                let attempts = self.opt_i64(row, 14, "attempts", &key)?.unwrap_or(0);
+        let note = match row.get_ref(13).map_err(|e| self.sql(e))? {
+            ValueRef::Null => None,
+            ValueRef::Text(t) => {
+                let reason = std::str::from_utf8(t)
+                    .map_err(|_| self.bad(&key, "reason: text that is not UTF-8"))?;
+                let attempts = self.opt_int(row, 14, "attempts")?.unwrap_or(0);
                 let attempts = u32::try_from(attempts)
                     .map_err(|_| self.bad(&key, format!("attempts {attempts} out of range")))?;
                 Some(Note {
                     reason: reason.to_owned(),
                     attempts,
                 })
+            }
+            other => {
+                return Err(self.bad(
+                    &key,
+                    format!("reason: expected text, found {:?}", other.data_type()),
+                ))
             }
         };
         Ok((
@@ -326,41 +362,23 @@ impl<'p> Decoder<'p> {
     }
 }
 
-/// `YYYY-MM-DD`, without the cost of a general date parser (a million of
-/// these are read on every resume).
-fn parse_day(s: &str) -> Option<NaiveDate> {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        b[r].iter().try_fold(0u32, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-        })
-    };
-    let year = i32::try_from(num(0..4)?).ok()?;
-    NaiveDate::from_ymd_opt(year, num(5..7)?, num(8..10)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn days_parse_only_in_their_one_form() {
+    fn days_and_times_go_to_integers_and_back() {
         let d = NaiveDate::from_ymd_opt(2020, 3, 1).unwrap();
-        let s = day_text(d);
-        assert_eq!(s, "2020-03-01");
-        assert_eq!(parse_day(&s), Some(d));
-        for bad in ["2020-3-01", "2020-02-30", "2020-03-0x", "", "2020/03/01"] {
-            assert_eq!(parse_day(bad), None, "{bad}");
-        }
+        assert_eq!(day_number(d), 18322);
+        assert_eq!(day_of(day_number(d)), Some(d));
+        assert_eq!(day_of(i64::MAX), None);
+        let t: DateTime<Utc> = "2020-03-01T10:00:00.250Z".parse().unwrap();
+        assert_eq!(time_of(millis(t)), Some(t));
     }
 
     #[test]
-    fn round_times_sort_as_text() {
-        let a: DateTime<Utc> = "2020-03-01T10:00:00Z".parse().unwrap();
-        let b: DateTime<Utc> = "2020-03-01T10:00:00.5Z".parse().unwrap();
-        assert!(round_time(a) < round_time(b));
+    fn states_are_numbered_in_their_listed_order() {
+        let codes: Vec<i64> = CellState::ALL.iter().map(|s| state_code(*s)).collect();
+        assert_eq!(codes, [0, 1, 2, 3, 4]);
     }
 }

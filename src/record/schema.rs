@@ -2,27 +2,40 @@
 //! up to date. This file owns the DDL and the `meta` keys; it never reads or
 //! writes cells or rounds (that is `record` and `record::rows`).
 //!
-//! Version 1:
+//! Version 2 (written since issue 19: ~80 bytes a cell instead of ~326):
 //! - `meta(key, value)`: `schema_version`; `imported_from` (the snapshot
 //!   directory imported once, with `imported_at`); `retained_from` (the
 //!   oldest round whose point-in-time view compaction kept).
-//! - `cells`: the current value of every cell, one row per (exchange,
-//!   symbol, day). Resuming reads this table alone.
-//! - `history`: one row per (cell, round) in which the cell changed, with
-//!   the same columns as `cells`; its `round` is the round that recorded the
-//!   value. `history_by_symbol_day` serves "one symbol-day across exchanges
-//!   at round N".
+//! - `exchanges`, `symbols`, `markets`, `sources`: every name the record
+//!   holds, once, under an integer id (`sources.market` is the market a
+//!   source identity names, for an exchange with its own API). Names are
+//!   only ever added, so an id never changes meaning.
+//! - `cells`: the current value of every cell, one row per (symbol, day,
+//!   exchange), in that order: a day's cells lie together, so a round of
+//!   today's cells touches a few pages, and one symbol-day across
+//!   exchanges is one range. Resuming reads this table alone. `round` is
+//!   the round that last wrote the cell; `since` the round that first
+//!   recorded what it holds (its state, price, flags and reason), which is
+//!   where its point-in-time history begins (NULL: the value has no
+//!   history, e.g. a migrated cell whose history did not end with it).
+//! - `history`: one row per (cell, round) for each value a cell held
+//!   before its current one, keyed by the round that first recorded that
+//!   value. The current value is not repeated here: `cells` with `since`
+//!   is its history row. A round that writes the same state, price, flags
+//!   and reason again only updates `cells` (its fetch time, source, round).
 //! - `rounds`: one row per round, begun, finished or aborted, with its counts.
 //!
-//! Text forms: `day` is `YYYY-MM-DD`; `state` is `final`, `provisional`,
-//! `none`, `failed` or `rejected`; `flags` the space-separated flag names
-//! (`''` when none); `fetched_at` RFC 3339 UTC (`…Z`, seconds, fractions
-//! only when there are any); `rounds.started`/`finished` RFC 3339 UTC with
-//! exactly three decimals, so that comparing the text compares the times.
-//! `market` is the exchange's market name a cell was asked in (e.g.
-//! `XBTUSD`, for an exchange with its own API; NULL for the classic API);
-//! the same name ends the cell's `source`. A new file gets
+//! Integer forms: `day` is days since 1970-01-01; `state` the index in
+//! `CellState::ALL` (0 final, 1 provisional, 2 none, 3 failed, 4
+//! rejected); `flags` `Flags::bits`; `fetched_at` and `rounds.started`/
+//! `finished` unix milliseconds. All tables but the interned names are
+//! `WITHOUT ROWID`: their key is their data's order. A new file gets
 //! 2 KiB pages (`record::PAGE_SIZE` says why) and WAL mode.
+//!
+//! Version 1 (`SCHEMA_V1`, kept to migrate from and to test migrating):
+//! the same tables with text keys and times (`YYYY-MM-DD`, state names,
+//! RFC 3339), no name tables, and `history` holding every value written,
+//! the current one included. `record::migrate` brings it to version 2.
 //!
 //! A migration is one function per version step, run in one transaction
 //! with the version bump: a crash leaves the old version or the new one.
@@ -30,7 +43,7 @@
 use rusqlite::Transaction;
 
 /// The schema this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Version 1 of the schema, as created.
 pub const SCHEMA_V1: &str = "
@@ -96,10 +109,75 @@ CREATE TABLE rounds (
 );
 ";
 
+/// Version 2 of the schema, as `record::migrate::v1_to_v2` creates it.
+pub const SCHEMA_V2: &str = "
+CREATE TABLE exchanges (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE symbols (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE markets (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE sources (
+    id     INTEGER PRIMARY KEY,
+    url    TEXT NOT NULL UNIQUE,
+    market INTEGER REFERENCES markets (id)
+);
+
+CREATE TABLE cells (
+    symbol     INTEGER NOT NULL,
+    day        INTEGER NOT NULL,
+    exchange   INTEGER NOT NULL,
+    state      INTEGER NOT NULL,
+    flags      INTEGER NOT NULL DEFAULT 0,
+    open       REAL,
+    high       REAL,
+    low        REAL,
+    close      REAL,
+    volume     REAL,
+    fetched_at INTEGER,
+    round      INTEGER NOT NULL,
+    source     INTEGER,
+    reason     TEXT,
+    attempts   INTEGER,
+    since      INTEGER,
+    PRIMARY KEY (symbol, day, exchange)
+) WITHOUT ROWID;
+
+CREATE TABLE history (
+    symbol     INTEGER NOT NULL,
+    day        INTEGER NOT NULL,
+    exchange   INTEGER NOT NULL,
+    round      INTEGER NOT NULL,
+    state      INTEGER NOT NULL,
+    flags      INTEGER NOT NULL DEFAULT 0,
+    open       REAL,
+    high       REAL,
+    low        REAL,
+    close      REAL,
+    volume     REAL,
+    fetched_at INTEGER,
+    source     INTEGER,
+    reason     TEXT,
+    attempts   INTEGER,
+    PRIMARY KEY (symbol, day, exchange, round)
+) WITHOUT ROWID;
+
+CREATE TABLE rounds (
+    round          INTEGER PRIMARY KEY,
+    started        INTEGER NOT NULL,
+    finished       INTEGER,
+    config_version INTEGER NOT NULL,
+    status         TEXT NOT NULL CHECK (status IN ('running', 'finished', 'aborted')),
+    tasks          INTEGER NOT NULL DEFAULT 0,
+    \"final\"      INTEGER NOT NULL DEFAULT 0,
+    provisional    INTEGER NOT NULL DEFAULT 0,
+    \"none\"       INTEGER NOT NULL DEFAULT 0,
+    failed         INTEGER NOT NULL DEFAULT 0,
+    rejected       INTEGER NOT NULL DEFAULT 0
+);
+";
+
 /// `MIGRATIONS[v]` brings a file at version `v` to `v + 1`; version 0 is a
 /// file with no tables at all.
 const MIGRATIONS: [fn(&Transaction<'_>) -> rusqlite::Result<()>; SCHEMA_VERSION as usize] =
-    [create_v1];
+    [create_v1, super::migrate::v1_to_v2];
 
 fn create_v1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(SCHEMA_V1)

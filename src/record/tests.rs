@@ -335,26 +335,34 @@ fn one_symbol_day_across_exchanges_is_read_through_its_index() {
         .unwrap();
     assert_eq!(only_b.len(), 6);
 
-    let plan: Vec<String> = r
-        .conn
-        .prepare(
-            "EXPLAIN QUERY PLAN SELECT exchange, MAX(round) FROM history \
-             WHERE round <= 2 AND symbol IN ('eth') AND day >= '2020-03-02' AND day <= '2020-03-02' \
-             GROUP BY symbol, day, exchange",
-        )
-        .unwrap()
-        .query_map([], |row| row.get::<_, String>(3))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert!(
-        plan.iter().any(|p| p.contains("history_by_symbol_day")),
-        "{plan:?}"
-    );
-    assert!(
-        !plan.iter().any(|p| p.contains("TEMP B-TREE")),
-        "no sort: {plan:?}"
-    );
+    // Both halves of a point-in-time read seek the symbol-day in their
+    // primary key, in its order: no scan, no sort.
+    let eth = r.interned().unwrap().symbol_id("eth").unwrap();
+    let day = rows::day_number(NaiveDate::from_ymd_opt(2020, 3, 2).unwrap());
+    for (table, order) in [("cells", ""), ("history", ", round")] {
+        let plan: Vec<String> = r
+            .conn
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN SELECT {} FROM {table} WHERE round <= 2 \
+                 AND symbol IN ({eth}) AND day >= {day} AND day <= {day} \
+                 ORDER BY symbol, day, exchange{order}",
+                rows::COLUMNS
+            ))
+            .unwrap()
+            .query_map([], |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|p| p.contains(&format!("SEARCH {table} USING PRIMARY KEY"))),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|p| p.contains("TEMP B-TREE")),
+            "no sort: {plan:?}"
+        );
+    }
 }
 
 #[test]
@@ -589,18 +597,16 @@ fn a_damaged_row_is_an_error_naming_the_table_and_the_cell() {
         "2020-03-20T10:00:00Z",
         &[(key("a", "btc", 1), final_price(1.0, 1))],
     );
-    r.conn
-        .execute("UPDATE cells SET state = 'bogus'", [])
-        .unwrap();
+    r.conn.execute("UPDATE cells SET state = 99", []).unwrap();
     let err = r.load().unwrap_err();
     assert!(matches!(err, RecordError::Corrupt { .. }), "{err}");
     let text = err.to_string();
     assert!(
-        text.contains("table cells, a/btc/2020-03-01") && text.contains("bogus"),
+        text.contains("table cells, a/btc/2020-03-01") && text.contains("unknown state 99"),
         "{text}"
     );
     r.conn
-        .execute("UPDATE history SET open = NULL", [])
+        .execute("UPDATE cells SET state = 0, open = NULL", [])
         .unwrap();
     let err = r.store_at(1).unwrap_err();
     assert!(err.to_string().contains("a price needs all of"), "{err}");
@@ -902,7 +908,7 @@ fn a_round_of_100_changes_to_a_100k_cell_record_writes_a_small_fraction_of_it() 
 }
 
 #[test]
-fn the_market_a_cell_was_asked_in_has_its_own_column() {
+fn the_market_a_cell_was_asked_in_is_kept_with_its_source() {
     let (_dir, path, mut r) = new_record();
     let mut on_kraken = final_price(7.0, 1);
     on_kraken.source = Some(crate::model::Market::identity(
@@ -921,19 +927,416 @@ fn the_market_a_cell_was_asked_in_has_its_own_column() {
     );
     drop(r);
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let market = |table: &str, exchange: &str| -> Option<String> {
+    let market = |exchange: &str| -> Option<String> {
         conn.query_row(
-            &format!("SELECT market FROM {table} WHERE exchange = ?1"),
+            "SELECT m.name FROM cells JOIN exchanges AS e ON e.id = cells.exchange \
+             JOIN sources AS s ON s.id = cells.source \
+             LEFT JOIN markets AS m ON m.id = s.market WHERE e.name = ?1",
             [exchange],
             |row| row.get(0),
         )
         .unwrap()
     };
-    assert_eq!(market("cells", "kraken").as_deref(), Some("XBTUSD"));
-    assert_eq!(market("history", "kraken").as_deref(), Some("XBTUSD"));
+    assert_eq!(market("kraken").as_deref(), Some("XBTUSD"));
+    assert_eq!(market("bitstamp"), None, "the classic API has no market");
+}
+
+#[test]
+fn a_refetch_with_the_same_answer_writes_no_history_row_and_a_change_does() {
+    let (_dir, _path, mut r) = new_record();
+    let k = key("kraken", "btc", 1);
+    run_round(
+        &mut r,
+        1,
+        "2020-03-20T10:00:00Z",
+        &[(k.clone(), final_price(1.0, 1))],
+    );
+    let again = Cell {
+        fetched_at: Some(at("2020-03-21T10:00:00Z")),
+        source: Some(Arc::from("http://new/")),
+        ..final_price(1.0, 2)
+    };
+    r.begin_round(2, at("2020-03-21T09:59:00Z"), 0).unwrap();
+    let stats = r.write(2, &[(k.clone(), again.clone())]).unwrap();
+    r.finish_round(&summary(2, 1, false), at("2020-03-21T10:00:00Z"))
+        .unwrap();
+    assert_eq!((stats.cells, stats.history), (1, 0), "the same answer");
+    let rows = |r: &Record| -> i64 {
+        r.conn
+            .query_row("SELECT COUNT(*) FROM history", [], |row| row.get(0))
+            .unwrap()
+    };
+    assert_eq!(rows(&r), 0);
+    let (store, _) = r.load().unwrap();
     assert_eq!(
-        market("cells", "bitstamp"),
-        None,
-        "the classic API has no market"
+        cells_of(&store),
+        [(k.clone(), again.clone())],
+        "the cell holds its latest fetch, source and round"
+    );
+    assert_eq!(
+        cells_of(&r.store_at(2).unwrap()),
+        [(k.clone(), again.clone())]
+    );
+    let one = r.store_at(1).unwrap();
+    let one = cells_of(&one);
+    assert_eq!(
+        (one[0].1.price, one[0].1.round),
+        (Some(price(1.0)), 1),
+        "round 1 still answers, with the round that recorded the answer"
+    );
+
+    // Each truth the record keeps is a change: price, state, flags, reason.
+    let changes = [
+        final_price(2.0, 3),
+        Cell {
+            state: CellState::Provisional,
+            ..final_price(2.0, 4)
+        },
+        Cell {
+            state: CellState::Provisional,
+            flags: Flags::ZERO,
+            ..final_price(2.0, 5)
+        },
+        Cell {
+            state: CellState::Provisional,
+            flags: Flags::ZERO,
+            note: Some(Note {
+                reason: "the source answered \"none\" for a day it had a price for".into(),
+                attempts: 1,
+            }),
+            ..final_price(2.0, 6)
+        },
+    ];
+    for (i, cell) in changes.iter().enumerate() {
+        let round = 3 + i as u64;
+        r.begin_round(round, at("2020-03-22T09:59:00Z"), 0).unwrap();
+        let stats = r.write(round, &[(k.clone(), cell.clone())]).unwrap();
+        r.finish_round(&summary(round, 1, false), at("2020-03-22T10:00:00Z"))
+            .unwrap();
+        assert_eq!(stats.history, 1, "round {round}: {cell:?}");
+    }
+    assert_eq!(rows(&r), 4);
+    for (round, close) in [(1, 1.0), (2, 1.0), (3, 2.0)] {
+        let at_round = cells_of(&r.store_at(round).unwrap());
+        assert_eq!(
+            at_round[0].1.price.map(|p| p.close),
+            Some(close),
+            "round {round}"
+        );
+    }
+    for (i, cell) in changes.iter().enumerate() {
+        let at_round = cells_of(&r.store_at(3 + i as u64).unwrap());
+        assert_eq!(at_round, [(k.clone(), cell.clone())], "round {}", 3 + i);
+    }
+}
+
+#[test]
+fn a_cell_with_its_first_history_row_takes_at_most_100_bytes_and_a_repeat_adds_nothing() {
+    let (_dir, path, mut r) = new_record();
+    let days: Vec<NaiveDate> = NaiveDate::from_ymd_opt(2020, 1, 1)
+        .unwrap()
+        .iter_days()
+        .take(500)
+        .collect();
+    let mut all = Vec::with_capacity(50_000);
+    for e in 0..10 {
+        for s in 0..10 {
+            for (d, day) in days.iter().enumerate() {
+                let k = TaskKey {
+                    exchange: Exchange::new(&format!("ex-{e:02}")).unwrap(),
+                    symbol: Symbol::new(&format!("sym-{s:02}")).unwrap(),
+                    day: *day,
+                };
+                let p = 1000.0 + d as f64 * 0.37 + e as f64 * 0.011;
+                let cell = Cell {
+                    price: Some(Ohlcv::new(p, p * 1.02, p * 0.97, p * 1.003, 1234.567).unwrap()),
+                    ..final_price(0.0, 1)
+                };
+                all.push((k, cell));
+            }
+        }
+    }
+    run_round(&mut r, 1, "2020-06-01T00:00:00Z", &all);
+    r.checkpoint().unwrap();
+    let size = on_disk(&path);
+    let per_cell = size as f64 / all.len() as f64;
+    assert!(per_cell <= 100.0, "{per_cell:.1} bytes a cell");
+
+    for (_, cell) in &mut all {
+        cell.source = Some(Arc::from("http://another-source/"));
+        cell.fetched_at = Some(at("2020-06-02T00:00:00Z"));
+        cell.round = 2;
+    }
+    run_round(&mut r, 2, "2020-06-02T00:00:00Z", &all);
+    r.checkpoint().unwrap();
+    let grown = on_disk(&path).saturating_sub(size);
+    assert!(
+        grown <= size / 50,
+        "the same answers from another source grew a {size}-byte record by {grown} bytes"
+    );
+    assert_eq!(cells_of(&r.load().unwrap().0), all);
+}
+
+/// Writes `cell` as schema version 1 wrote a row of `cells` or `history`.
+fn v1_row(conn: &Connection, table: &str, key: &TaskKey, cell: &Cell, round: u64) {
+    let p = cell.price;
+    conn.execute(
+        &format!(
+            "INSERT INTO {table} (exchange, symbol, day, state, flags, open, high, low, close, \
+             volume, fetched_at, round, source, reason, attempts, market) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+        ),
+        rusqlite::params![
+            key.exchange.as_str(),
+            key.symbol.as_str(),
+            key.day.format("%Y-%m-%d").to_string(),
+            cell.state.as_str(),
+            cell.flags.names().join(" "),
+            p.map(|p| p.open),
+            p.map(|p| p.high),
+            p.map(|p| p.low),
+            p.map(|p| p.close),
+            p.map(|p| p.volume),
+            cell.fetched_at
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            round as i64,
+            cell.source.as_deref(),
+            cell.note.as_ref().map(|n| n.reason.as_str()),
+            cell.note.as_ref().map(|n| i64::from(n.attempts)),
+            cell.source
+                .as_deref()
+                .and_then(crate::model::Market::of_source),
+        ],
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_version_1_record_is_migrated_and_every_cell_history_row_and_round_reads_back_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("record.sqlite");
+    let kraken = Some(crate::model::Market::identity(
+        "kraken:https://api.kraken.com/",
+        "XBTUSD",
+    ));
+    let btc = key("kraken", "btc", 1);
+    let eth = key("kraken", "eth", 2);
+    let ltc = key("bitstamp", "ltc", 3);
+    let xrp = key("bitstamp", "xrp", 4);
+    // Each key's history as version 1 kept it: every value written, the
+    // current one included, some of them repeats.
+    let history: Vec<(TaskKey, u64, Cell)> = vec![
+        (
+            btc.clone(),
+            1,
+            Cell {
+                state: CellState::Provisional,
+                ..final_price(1.0, 1)
+            },
+        ),
+        (
+            btc.clone(),
+            2,
+            Cell {
+                state: CellState::Provisional,
+                fetched_at: Some(at("2020-03-21T10:00:00.250Z")),
+                ..final_price(1.0, 2)
+            },
+        ),
+        (
+            btc.clone(),
+            3,
+            Cell {
+                source: kraken.clone(),
+                ..final_price(1.5, 3)
+            },
+        ),
+        (
+            eth.clone(),
+            1,
+            Cell {
+                state: CellState::Failed,
+                price: None,
+                fetched_at: None,
+                source: None,
+                note: Some(Note {
+                    reason: "server error (503)".into(),
+                    attempts: 3,
+                }),
+                ..final_price(0.0, 1)
+            },
+        ),
+        (
+            eth.clone(),
+            2,
+            Cell {
+                state: CellState::NoPrice,
+                price: None,
+                ..final_price(0.0, 2)
+            },
+        ),
+        (
+            ltc.clone(),
+            2,
+            Cell {
+                state: CellState::Rejected,
+                flags: Flags::ZERO | Flags::OHLC_ORDER,
+                note: Some(Note {
+                    reason: "open outside low..=high".into(),
+                    attempts: 1,
+                }),
+                ..final_price(0.1 + 0.2, 2)
+            },
+        ),
+        (
+            xrp.clone(),
+            3,
+            Cell {
+                flags: Flags::DERIVED_1H | Flags::QUOTES,
+                ..final_price(0.5, 3)
+            },
+        ),
+    ];
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA page_size = 2048;").unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', '1'), \
+             ('imported_from', '/var/lib/pricegrid/snapshots')",
+            [],
+        )
+        .unwrap();
+        for (k, round, cell) in &history {
+            v1_row(&conn, "history", k, cell, *round);
+        }
+        for k in [&btc, &eth, &ltc, &xrp] {
+            let (_, round, cell) = history.iter().rev().find(|(h, ..)| h == k).unwrap();
+            v1_row(&conn, "cells", k, cell, *round);
+        }
+        for (round, started, finished, status) in [
+            (
+                1,
+                "2020-03-20T09:59:00.000Z",
+                Some("2020-03-20T10:00:00.000Z"),
+                "finished",
+            ),
+            (
+                2,
+                "2020-03-21T09:59:00.000Z",
+                Some("2020-03-21T10:00:00.125Z"),
+                "aborted",
+            ),
+            (3, "2020-03-22T09:59:00.000Z", None, "running"),
+        ] {
+            conn.execute(
+                "INSERT INTO rounds (round, started, finished, config_version, status, tasks, \
+                 \"final\", provisional, \"none\", failed, rejected) \
+                 VALUES (?1, ?2, ?3, 7, ?4, 10, 1, 2, 3, 1, 1)",
+                rusqlite::params![round, started, finished, status],
+            )
+            .unwrap();
+        }
+    }
+
+    let r = Record::open(&path).unwrap();
+    let version: String = r.meta(schema::key::SCHEMA_VERSION).unwrap().unwrap();
+    assert_eq!(version, SCHEMA_VERSION.to_string());
+    assert_eq!(
+        r.imported_from().unwrap().as_deref(),
+        Some(Path::new("/var/lib/pricegrid/snapshots"))
+    );
+    // At every round, each key's newest version-1 history row at or before it.
+    for round in 1..=3 {
+        let mut expected: Vec<(TaskKey, Cell)> = Vec::new();
+        for k in [&btc, &eth, &ltc, &xrp] {
+            if let Some((_, r, cell)) = history.iter().rev().find(|(h, r, _)| h == k && *r <= round)
+            {
+                expected.push((
+                    k.clone(),
+                    Cell {
+                        round: *r,
+                        ..cell.clone()
+                    },
+                ));
+            }
+        }
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            r.cells_at(round, &[], &[], None, None).unwrap(),
+            expected,
+            "round {round}"
+        );
+    }
+    let mut current: Vec<(TaskKey, Cell)> = [&btc, &eth, &ltc, &xrp]
+        .into_iter()
+        .map(|k| {
+            let (_, _, cell) = history.iter().rev().find(|(h, ..)| h == k).unwrap();
+            (k.clone(), cell.clone())
+        })
+        .collect();
+    current.sort_by(|a, b| a.0.cmp(&b.0));
+    let (store, last) = r.load().unwrap();
+    assert_eq!((cells_of(&store), last), (current, 3));
+    let rounds = r.rounds().unwrap();
+    let listed: Vec<_> = rounds
+        .iter()
+        .map(|x| {
+            (
+                x.round,
+                x.started,
+                x.finished,
+                x.status,
+                x.config_version,
+                x.counts.none,
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (
+                3,
+                at("2020-03-22T09:59:00Z"),
+                None,
+                RoundStatus::Running,
+                7,
+                3
+            ),
+            (
+                2,
+                at("2020-03-21T09:59:00Z"),
+                Some(at("2020-03-21T10:00:00.125Z")),
+                RoundStatus::Aborted,
+                7,
+                3
+            ),
+            (
+                1,
+                at("2020-03-20T09:59:00Z"),
+                Some(at("2020-03-20T10:00:00Z")),
+                RoundStatus::Finished,
+                7,
+                3
+            ),
+        ]
+    );
+    assert_eq!(r.round_at(at("2020-03-21T10:00:00.125Z")).unwrap(), Some(2));
+    let (exchanges, symbols) = r.names().unwrap();
+    assert_eq!(exchanges.len(), 2);
+    assert_eq!(symbols.len(), 4);
+    // Each current value now lives in `cells` alone; the earlier rows stay,
+    // btc's repeat at round 2 included, so every round reads as it did.
+    let rows: i64 = r
+        .conn
+        .query_row("SELECT COUNT(*) FROM history", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(rows, 3, "btc's rounds 1 and 2, eth's round 1");
+    drop(r);
+    let again = Record::open(&path).unwrap();
+    assert_eq!(
+        cells_of(&again.load().unwrap().0).len(),
+        4,
+        "opened again, nothing to migrate"
     );
 }
