@@ -53,7 +53,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::model::{Exchange, Symbol};
-use crate::store::Store;
+use crate::store::{Store, StoreBuilder};
 pub use compact::Compacted;
 pub use error::RecordError;
 pub use import::Imported;
@@ -416,7 +416,7 @@ impl Record {
             .conn
             .unchecked_transaction()
             .map_err(sql(path, "starting to read cells"))?;
-        let mut store = Store::new();
+        let mut store = StoreBuilder::new();
         {
             let names = self.interned()?;
             let mut stmt = tx
@@ -431,7 +431,7 @@ impl Record {
         }
         let last = self.last_round()?;
         tx.finish().map_err(sql(path, "reading cells"))?;
-        Ok((store, last))
+        Ok((store.finish(), last))
     }
 
     /// Every exchange and every symbol the record holds a cell of: the

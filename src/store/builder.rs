@@ -1,10 +1,11 @@
-//! Building a store from a durable record at start: cells arrive in
-//! (exchange, symbol, day) order, the record's key order, and each is put
-//! in place as it was. `StoreBuilder` keeps the series being filled in hand
-//! and its source's index, so a cell costs a slot write, not two map
-//! lookups and a name comparison (20M cells at resume). Out-of-order input
-//! is still correct, only slower. Owns no rule of what may replace what:
-//! that is `Store::apply`, for new results.
+//! Building a store from a durable record at start: cells arrive in the
+//! record's key order, (symbol, day, exchange), and each is put in place as
+//! it was. `StoreBuilder` keeps the series of the symbol being read in hand
+//! (one per exchange) and the last source's index, so a cell costs a short
+//! scan of the exchanges in hand and a slot write, not two map lookups
+//! (20M cells at resume). Any other order is still correct, only slower.
+//! Owns no rule of what may replace what: that is `Store::apply`, for new
+//! results.
 
 use std::sync::Arc;
 
@@ -16,8 +17,9 @@ use crate::model::{Exchange, Symbol, TaskKey};
 #[derive(Default)]
 pub struct StoreBuilder {
     store: Store,
-    /// The series being filled, out of the store's map until the next pair.
-    current: Option<(Exchange, Symbol, Series)>,
+    /// The series of one symbol being filled, out of the store's map until
+    /// another symbol comes.
+    hand: Vec<(Exchange, Symbol, Series)>,
     /// The last source named, and its index.
     last_source: Option<(Arc<str>, u16)>,
 }
@@ -40,26 +42,29 @@ impl StoreBuilder {
                 }
             },
         };
-        let same =
-            matches!(&self.current, Some((e, s, _)) if *e == key.exchange && *s == key.symbol);
-        if !same {
+        if self.hand.first().is_some_and(|(_, s, _)| *s != key.symbol) {
             self.flush();
-            let series = self
-                .store
-                .series
-                .get_mut(&key.exchange)
-                .and_then(|m| m.remove(&key.symbol))
-                .map(Arc::unwrap_or_clone)
-                .unwrap_or_default();
-            self.current = Some((key.exchange.clone(), key.symbol.clone(), series));
         }
-        if let Some((_, _, series)) = &mut self.current {
-            series.restore(key.day, cell, source);
-        }
+        let at = match self.hand.iter().position(|(e, _, _)| *e == key.exchange) {
+            Some(at) => at,
+            None => {
+                let series = self
+                    .store
+                    .series
+                    .get_mut(&key.exchange)
+                    .and_then(|m| m.remove(&key.symbol))
+                    .map(Arc::unwrap_or_clone)
+                    .unwrap_or_default();
+                self.hand
+                    .push((key.exchange.clone(), key.symbol.clone(), series));
+                self.hand.len() - 1
+            }
+        };
+        self.hand[at].2.restore(key.day, cell, source);
     }
 
     fn flush(&mut self) {
-        if let Some((exchange, symbol, series)) = self.current.take() {
+        for (exchange, symbol, series) in self.hand.drain(..) {
             self.store
                 .series
                 .entry(exchange)
@@ -117,15 +122,26 @@ mod tests {
         let mut by_put = Store::new();
         let mut built = StoreBuilder::new();
         let mut shuffled = StoreBuilder::new();
+        let mut symbol_major = StoreBuilder::new();
         for (n, k) in keys.iter().enumerate() {
             let c = cell(n as f64 + 1.0, sources[n % 2]);
             by_put.put(k, &c);
             built.put(k, &c);
         }
+        let mut record_order: Vec<(usize, &TaskKey)> = keys.iter().enumerate().collect();
+        record_order.sort_by_key(|(_, k)| (k.symbol.clone(), k.day, k.exchange.clone()));
+        for (n, k) in record_order {
+            symbol_major.put(k, &cell(n as f64 + 1.0, sources[n % 2]));
+        }
         for (n, k) in keys.iter().enumerate().rev() {
             shuffled.put(k, &cell(n as f64 + 1.0, sources[n % 2]));
         }
-        let (built, shuffled) = (built.finish(), shuffled.finish());
+        let (built, shuffled, symbol_major) =
+            (built.finish(), shuffled.finish(), symbol_major.finish());
+        assert_eq!(
+            symbol_major, by_put,
+            "the record's (symbol, day, exchange) order"
+        );
         for k in &keys {
             let want = by_put.get(&k.exchange, &k.symbol, k.day).unwrap();
             assert_eq!(
