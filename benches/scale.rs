@@ -290,6 +290,28 @@ impl Daemon {
     }
 }
 
+/// Waits until the record says `round` is finished: its last cells were
+/// written before (the Recorder takes the round's last flush, then its
+/// end). Read-only, as any reader beside the daemon; at most `limit`.
+fn wait_recorded(record: &Path, round: u64, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let done = pricegrid::record::Record::open_read_only(record)
+            .and_then(|r| r.rounds())
+            .map(|rows| {
+                rows.iter().any(|r| {
+                    r.round == round && r.status == pricegrid::record::RoundStatus::Finished
+                })
+            })
+            .unwrap_or(false);
+        if done {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("round {round} not recorded as finished within {limit:?}");
+}
+
 fn file_size(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
@@ -360,6 +382,8 @@ fn main() {
     let started = Instant::now();
     let d = Daemon::spawn(&config, &mut log);
     d.wait_for("round 1 finished", Duration::from_secs(3600), &mut log);
+    let round_wall = started.elapsed();
+    wait_recorded(&record, 1, Duration::from_secs(3600));
     let wall = started.elapsed();
     let cpu = d.cpu();
     let rss = d.status_bytes("VmRSS:");
@@ -369,8 +393,9 @@ fn main() {
     assert_eq!(stored, cells, "every cell holds a price: {status}");
     let disk = record_bytes(&record);
     println!(
-        "backfill   wall={:.1}s  cpu={:.1}s  ({:.0} cells/s)  RSS={:.0} B/cell (peak {:.0})  target ≤ 70 {}  record={:.0} B/cell  target ≤ 100 {}",
+        "backfill   wall={:.1}s to the record (the round {:.1}s)  cpu={:.1}s  ({:.0} cells/s)  RSS={:.0} B/cell (peak {:.0})  target ≤ 70 {}  record={:.0} B/cell  target ≤ 100 {}",
         wall.as_secs_f64(),
+        round_wall.as_secs_f64(),
         cpu.as_secs_f64(),
         cells as f64 / wall.as_secs_f64(),
         rss as f64 / cells as f64,
@@ -413,6 +438,7 @@ fn main() {
     d.wait_for("round 2 started", Duration::from_secs(60), &mut log);
     let during = queries(&d, to - Days::new(1));
     d.wait_for("round 2 finished", Duration::from_secs(600), &mut log);
+    wait_recorded(&record, 2, Duration::from_secs(600));
     let (cpu1, written1) = (d.cpu(), d.written());
     let due = size.exchanges * size.markets;
     println!(
