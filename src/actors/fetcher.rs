@@ -1,23 +1,36 @@
-//! The `Fetcher`: a `SyncArbiter` worker that turns one dispatch into one
-//! HTTP request (a classic day, or a page of a real exchange's daily
-//! candles) and replies with what that request produced, one answer per
-//! day, and when the source was asked. Nothing more: it does not know how many attempts a task
-//! may have, does not talk to the Aggregator, and never retries or waits on
-//! its own. The Supervisor alone decides what the reply means.
+//! The `Fetcher`: a `SyncArbiter` worker that carries requests (a classic
+//! day, or a page of a real exchange's daily candles) and replies to each
+//! with what it produced, one answer per day, and when the source was
+//! asked. Nothing more: it does not know how many attempts a task may have,
+//! does not talk to the Aggregator, and never retries or waits on its own.
+//! The Supervisor alone decides what a reply means.
 //!
-//! Each worker thread owns an actix runtime and an awc client (awc is not
-//! `Send`), built by `FetcherFactory` on that thread. A panic in a fetch is
-//! caught, reported in the reply, and the actor rebuilt on the same thread;
-//! a panic that escapes kills the thread, which is reported through a
-//! `Recipient<FetcherLost>`.
+//! Concurrency is not threads: the pool (`Pool`) is `fetch.workers` threads
+//! (a core each by default), and each thread serves the pool's one queue of
+//! jobs on its own actix runtime and awc client (awc is not `Send`), taking
+//! a job whenever it carries fewer than its share of `fetch.in_flight` and
+//! the pool as a whole fewer than `fetch.in_flight` (a semaphore). What the
+//! Supervisor has handed over and not yet had answered stays on its own
+//! books: the queue only carries jobs, each with the one-shot channel its
+//! reply goes back on.
+//!
+//! A panic in a request is caught and reported in that request's reply;
+//! the fetcher then takes no new job, lets the others finish and is rebuilt
+//! (fresh runtime and clients) on the same thread. A panic that escapes
+//! kills the thread, which is reported through a `Recipient<FetcherLost>`;
+//! the jobs it held answer nothing (their channels close) and are sent
+//! round again.
 
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
+use tokio::sync::{mpsc, oneshot, Semaphore, SemaphorePermit};
 use url::Url;
 
 use crate::clock::Clock;
@@ -86,6 +99,7 @@ impl FetcherFactory {
             })
             .collect();
         Fetcher {
+            factory: self.clone(),
             runtime,
             client: PriceClient::new(&self.base, &self.limits),
             clients,
@@ -98,6 +112,8 @@ impl FetcherFactory {
 }
 
 pub struct Fetcher {
+    /// What rebuilds it after a caught panic.
+    factory: FetcherFactory,
     runtime: actix_rt::Runtime,
     /// The `[source]` server.
     client: PriceClient,
@@ -126,8 +142,7 @@ impl Drop for Fetcher {
 }
 
 /// Fetch one key (`span` 1), or a page of `span` days from `key.day`.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "FetchReply")]
+#[derive(Debug, Clone)]
 pub struct Fetch {
     pub key: TaskKey,
     pub span: u32,
@@ -149,43 +164,170 @@ impl Fetch {
 }
 
 /// What one fetch produced.
-#[derive(MessageResponse, Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum FetchReply {
     /// The request ran; this is what it produced, and when it was sent.
     Answered {
         result: PageResult,
         asked_at: DateTime<Utc>,
     },
-    /// The fetch panicked; the actor has been rebuilt.
+    /// The fetch panicked; the fetcher is rebuilt.
     Panicked(String),
 }
 
-impl Handler<Fetch> for Fetcher {
-    type Result = FetchReply;
+/// A fetch and where its reply goes.
+struct Job {
+    fetch: Fetch,
+    reply: oneshot::Sender<FetchReply>,
+}
 
-    fn handle(&mut self, msg: Fetch, ctx: &mut SyncContext<Self>) -> FetchReply {
-        msg.started.mark();
-        #[cfg(feature = "fault-hooks")]
-        crate::fault_hooks::before_guard(&msg.key);
-        let asked_at = self.clock.now();
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            #[cfg(feature = "fault-hooks")]
-            crate::fault_hooks::before_fetch(&msg.key);
-            let started = Instant::now();
-            let result = self.runtime.block_on(self.request(&msg));
-            self.metrics
-                .fetch_seconds
-                .observe(started.elapsed().as_secs_f64());
-            result
-        }));
-        match result {
-            Ok(result) => FetchReply::Answered { result, asked_at },
-            Err(payload) => {
-                // Rebuild the actor (fresh runtime and client) on this thread.
-                ctx.stop();
-                FetchReply::Panicked(panic_message(payload.as_ref()))
+/// What a pool's fetchers share: the queue of jobs and the bound on the
+/// requests in flight.
+struct Work {
+    jobs: tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>,
+    /// One permit per request in flight, over the whole pool.
+    slots: Semaphore,
+    /// Most requests one fetcher carries at once.
+    per_worker: usize,
+}
+
+impl Work {
+    /// The next job and its slot; `None` once the pool is gone and its
+    /// queue empty.
+    async fn next(&self) -> Option<(Job, SemaphorePermit<'_>)> {
+        let slot = self.slots.acquire().await.ok()?;
+        let job = self.jobs.lock().await.recv().await?;
+        Some((job, slot))
+    }
+}
+
+/// Serve the pool's queue until the pool is dropped (each worker thread
+/// takes one such message and keeps it).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Serve(Arc<Work>);
+
+/// A pool of fetchers: `workers` threads that carry at most `in_flight`
+/// requests together. Dropping it closes its queue; its threads finish the
+/// jobs already queued and exit.
+pub struct Pool {
+    jobs: mpsc::UnboundedSender<Job>,
+    _threads: Addr<Fetcher>,
+}
+
+impl Pool {
+    pub fn start(
+        workers: usize,
+        in_flight: usize,
+        per_worker: usize,
+        factory: FetcherFactory,
+    ) -> Pool {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let work = Arc::new(Work {
+            jobs: tokio::sync::Mutex::new(rx),
+            slots: Semaphore::new(in_flight.max(1)),
+            per_worker: per_worker.max(1),
+        });
+        let threads = SyncArbiter::start(workers.max(1), move || factory.build());
+        for _ in 0..workers.max(1) {
+            threads.do_send(Serve(work.clone()));
+        }
+        Pool {
+            jobs: tx,
+            _threads: threads,
+        }
+    }
+
+    /// Queues `fetch`; its reply comes on the returned channel, which
+    /// closes without one if the thread carrying it dies.
+    pub fn fetch(&self, fetch: Fetch) -> oneshot::Receiver<FetchReply> {
+        let (reply, answer) = oneshot::channel();
+        // A send fails only once every thread is gone: the job, and with
+        // it its reply channel, is dropped and the caller sees it closed.
+        let _ = self.jobs.send(Job { fetch, reply });
+        answer
+    }
+}
+
+/// Why a fetcher stopped serving.
+enum Ended {
+    /// The pool is gone and its queue empty.
+    Closed,
+    /// A request panicked: rebuild, then serve again.
+    Panicked,
+}
+
+impl Handler<Serve> for Fetcher {
+    type Result = ();
+
+    fn handle(&mut self, Serve(work): Serve, _: &mut SyncContext<Self>) {
+        loop {
+            match self.runtime.block_on(self.serve(&work)) {
+                Ended::Closed => return,
+                Ended::Panicked => {
+                    let fresh = self.factory.build();
+                    *self = fresh;
+                }
             }
         }
+    }
+}
+
+impl Fetcher {
+    /// Takes jobs while this fetcher and the pool have room, until the
+    /// queue closes or a request panics (then it takes no more and lets
+    /// the others finish).
+    async fn serve(&self, work: &Work) -> Ended {
+        let mut running = FuturesUnordered::new();
+        let mut panicked = false;
+        let mut closed = false;
+        loop {
+            if (closed || panicked) && running.is_empty() {
+                return if panicked {
+                    Ended::Panicked
+                } else {
+                    Ended::Closed
+                };
+            }
+            let room = !closed && !panicked && running.len() < work.per_worker;
+            tokio::select! {
+                biased;
+                Some(done) = running.next(), if !running.is_empty() => {
+                    panicked |= done;
+                }
+                next = work.next(), if room => match next {
+                    Some((job, slot)) => running.push(self.run(job, slot)),
+                    None => closed = true,
+                },
+            }
+        }
+    }
+
+    /// Runs one job and sends its reply; true if it panicked.
+    async fn run(&self, job: Job, _slot: SemaphorePermit<'_>) -> bool {
+        let Job { fetch, reply } = job;
+        fetch.started.mark();
+        #[cfg(feature = "fault-hooks")]
+        crate::fault_hooks::before_guard(&fetch.key);
+        let asked_at = self.clock.now();
+        let started = Instant::now();
+        let result = AssertUnwindSafe(async {
+            #[cfg(feature = "fault-hooks")]
+            crate::fault_hooks::before_fetch(&fetch.key);
+            self.request(&fetch).await
+        })
+        .catch_unwind()
+        .await;
+        self.metrics
+            .fetch_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let (answer, panicked) = match result {
+            Ok(result) => (FetchReply::Answered { result, asked_at }, false),
+            Err(payload) => (FetchReply::Panicked(panic_message(payload.as_ref())), true),
+        };
+        // The Supervisor may have given up on it (hung): nobody to tell.
+        let _ = reply.send(answer);
+        panicked
     }
 }
 

@@ -31,7 +31,7 @@ mod outcome;
 mod settings;
 
 use super::aggregator::{Aggregator, PriceResult};
-use super::fetcher::{Fetch, FetchReply, Fetcher, FetcherFactory, FetcherLost};
+use super::fetcher::{Fetch, FetchReply, FetcherFactory, FetcherLost, Pool};
 use super::messages::{Reconfigure, Stop};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -70,7 +70,7 @@ pub struct Supervisor {
     clock: Clock,
     metrics: Arc<Metrics>,
     aggregator: Addr<Aggregator>,
-    pool: Option<Addr<Fetcher>>,
+    pool: Option<Pool>,
     generation: u64,
     /// Queued, in-flight and retrying tasks.
     dispatch: Dispatch,
@@ -129,14 +129,17 @@ impl Supervisor {
             generation: self.generation,
             metrics: self.metrics.clone(),
         };
-        let workers = self.settings.workers;
-        self.pool = Some(SyncArbiter::start(workers, move || factory.build()));
+        let s = &self.settings;
+        let workers = s.workers;
+        self.pool = Some(Pool::start(workers, s.in_flight, s.per_worker, factory));
         self.stats.pools_started += 1;
         self.stats.workers = workers;
         log::info!(
-            "fetcher pool {} started: {workers} workers, window {}",
+            "fetcher pool {} started: {workers} workers, {} requests in flight ({} each), window {}",
             self.generation,
-            self.settings.window
+            s.in_flight,
+            s.per_worker,
+            s.window
         );
     }
 
@@ -148,11 +151,12 @@ impl Supervisor {
     /// within the per-exchange limits, then wakes whoever waits for room or
     /// for idleness.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        if let Some(pool) = self.pool.clone() {
+        if self.pool.is_some() {
             loop {
                 match self.dispatch.next(Instant::now()) {
                     Next::Go(id, job) => {
-                        let request = pool.send(Fetch {
+                        let Some(pool) = &self.pool else { break };
+                        let request = pool.fetch(Fetch {
                             key: job.task.key,
                             span: job.task.span,
                             market: job.task.market,
@@ -192,7 +196,7 @@ impl Supervisor {
     fn on_reply(
         &mut self,
         id: u64,
-        reply: Result<FetchReply, MailboxError>,
+        reply: Result<FetchReply, oneshot::error::RecvError>,
         ctx: &mut Context<Self>,
     ) {
         let Some(job) = self.dispatch.finish(id) else {
@@ -211,13 +215,10 @@ impl Supervisor {
                 log::warn!("{}: {reason}; fetcher rebuilt", pending.task.key);
                 Reply::Lost(reason)
             }
-            // No timeout is set on the send; deadlines are the sweep's.
-            Err(MailboxError::Timeout) => Reply::Lost("no reply".into()),
-            Err(MailboxError::Closed) => {
+            // The thread carrying it died (`FetcherLost` replaces the
+            // pool), or every thread of its pool did.
+            Err(_) => {
                 log::warn!("{}: its fetcher thread died; re-queued", pending.task.key);
-                if self.pool.as_ref().is_some_and(|p| !p.connected()) {
-                    self.replace_pool("every worker thread died", ctx);
-                }
                 Reply::Lost("fetcher thread died".into())
             }
         };
