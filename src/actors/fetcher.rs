@@ -11,15 +11,17 @@
 //! a job whenever it carries fewer than its share of `fetch.in_flight` and
 //! the pool as a whole fewer than `fetch.in_flight` (a semaphore). What the
 //! Supervisor has handed over and not yet had answered stays on its own
-//! books: the queue only carries jobs, each with the one-shot channel its
-//! reply goes back on.
+//! books: the queue only carries jobs, and every reply goes back on one
+//! channel as a `Replied` with the job's dispatch number (one stream for
+//! the Supervisor, rather than a future per request that its context would
+//! poll at every wake-up).
 //!
 //! A panic in a request is caught and reported in that request's reply;
 //! the fetcher then takes no new job, lets the others finish and is rebuilt
 //! (fresh runtime and clients) on the same thread. A panic that escapes
 //! kills the thread, which is reported through a `Recipient<FetcherLost>`;
-//! the jobs it held answer nothing (their channels close) and are sent
-//! round again.
+//! each job it held is dropped unanswered, which replies `None` (lost), and
+//! is sent round again.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -30,7 +32,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
-use tokio::sync::{mpsc, oneshot, Semaphore, SemaphorePermit};
+use tokio::sync::{mpsc, Semaphore, SemaphorePermit};
 use url::Url;
 
 use crate::clock::Clock;
@@ -175,10 +177,49 @@ pub enum FetchReply {
     Panicked(String),
 }
 
+/// What became of dispatch `dispatch`: its reply, or `None` when the
+/// thread carrying it died (or its pool went away) before it answered.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Replied {
+    pub dispatch: u64,
+    pub reply: Option<FetchReply>,
+}
+
+/// Where a job's reply goes: sent once; dropped unsent (a dying thread, a
+/// queue dropped with jobs in it), it says so.
+struct ReplyTo {
+    dispatch: u64,
+    to: Option<mpsc::UnboundedSender<Replied>>,
+}
+
+impl ReplyTo {
+    fn send(mut self, reply: FetchReply) {
+        if let Some(to) = self.to.take() {
+            // The Supervisor is gone: nobody to tell.
+            let _ = to.send(Replied {
+                dispatch: self.dispatch,
+                reply: Some(reply),
+            });
+        }
+    }
+}
+
+impl Drop for ReplyTo {
+    fn drop(&mut self) {
+        if let Some(to) = self.to.take() {
+            let _ = to.send(Replied {
+                dispatch: self.dispatch,
+                reply: None,
+            });
+        }
+    }
+}
+
 /// A fetch and where its reply goes.
 struct Job {
     fetch: Fetch,
-    reply: oneshot::Sender<FetchReply>,
+    reply: ReplyTo,
 }
 
 /// What a pool's fetchers share: the queue of jobs and the bound on the
@@ -212,15 +253,19 @@ struct Serve(Arc<Work>);
 /// jobs already queued and exit.
 pub struct Pool {
     jobs: mpsc::UnboundedSender<Job>,
+    replies: mpsc::UnboundedSender<Replied>,
     _threads: Addr<Fetcher>,
 }
 
 impl Pool {
+    /// `workers` threads carrying at most `in_flight` requests, at most
+    /// `per_worker` each; every reply goes to `replies`.
     pub fn start(
         workers: usize,
         in_flight: usize,
         per_worker: usize,
         factory: FetcherFactory,
+        replies: mpsc::UnboundedSender<Replied>,
     ) -> Pool {
         let (tx, rx) = mpsc::unbounded_channel();
         let work = Arc::new(Work {
@@ -234,18 +279,21 @@ impl Pool {
         }
         Pool {
             jobs: tx,
+            replies,
             _threads: threads,
         }
     }
 
-    /// Queues `fetch`; its reply comes on the returned channel, which
-    /// closes without one if the thread carrying it dies.
-    pub fn fetch(&self, fetch: Fetch) -> oneshot::Receiver<FetchReply> {
-        let (reply, answer) = oneshot::channel();
-        // A send fails only once every thread is gone: the job, and with
-        // it its reply channel, is dropped and the caller sees it closed.
+    /// Queues `fetch` as dispatch `dispatch`; exactly one `Replied` comes
+    /// back for it.
+    pub fn fetch(&self, dispatch: u64, fetch: Fetch) {
+        let reply = ReplyTo {
+            dispatch,
+            to: Some(self.replies.clone()),
+        };
+        // A send fails only once every thread is gone: the job is dropped,
+        // and its `ReplyTo` says it was lost.
         let _ = self.jobs.send(Job { fetch, reply });
-        answer
     }
 }
 
@@ -325,8 +373,7 @@ impl Fetcher {
             Ok(result) => (FetchReply::Answered { result, asked_at }, false),
             Err(payload) => (FetchReply::Panicked(panic_message(payload.as_ref())), true),
         };
-        // The Supervisor may have given up on it (hung): nobody to tell.
-        let _ = reply.send(answer);
+        reply.send(answer);
         panicked
     }
 }
