@@ -13,6 +13,7 @@
 //!     cargo bench --bench round                        # every case
 //!     cargo bench --bench round -- --quick             # N = 1,023, and the L=0 peers at 10,230
 //!     cargo bench --bench round -- --case 10230,32,0   # one case
+//!     BENCH_WORKERS=1 cargo bench --bench round -- --case 10230,256,0   # other fetcher threads
 //!
 //! Each case runs warm (the daemon's steady state: worker threads started
 //! and connections open from an earlier, untimed round), and at N = 1,023

@@ -38,6 +38,13 @@ pub fn config(url: &url::Url, days: u32, in_flight: usize) -> Config {
     c.universe.from = Some(Day(from));
     c.universe.to = Some(Day(from + chrono::Days::new(u64::from(days) - 1)));
     c.fetch.in_flight = in_flight;
+    // BENCH_WORKERS=W: W fetcher threads instead of one per core.
+    if let Some(w) = std::env::var("BENCH_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+    {
+        c.fetch.workers = w;
+    }
     c.log.progress_every = Duration::from_secs(3600);
     c.check().expect("bench config is valid");
     c
