@@ -6,10 +6,11 @@
 //! The Supervisor alone decides what a reply means.
 //!
 //! Concurrency is not threads: the pool (`Pool`) is `fetch.workers` threads
-//! (a core each by default), and each thread serves the pool's one queue of
-//! jobs on its own actix runtime and awc client (awc is not `Send`), taking
-//! a job whenever it carries fewer than its share of `fetch.in_flight` and
-//! the pool as a whole fewer than `fetch.in_flight` (a semaphore). What the
+//! (a core each by default); each job goes to the queue of the least loaded
+//! one, and each thread serves its queue on its own actix runtime and awc
+//! client (awc is not `Send`), taking a job whenever it carries fewer than
+//! its share of `fetch.in_flight` and the pool as a whole fewer than
+//! `fetch.in_flight` (a semaphore). What the
 //! Supervisor has handed over and not yet had answered stays on its own
 //! books: the queue only carries jobs, and every reply goes back on one
 //! channel as a `Replied` with the job's dispatch number (one stream for
@@ -25,6 +26,7 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -222,37 +224,34 @@ struct Job {
     reply: ReplyTo,
 }
 
-/// What a pool's fetchers share: the queue of jobs and the bound on the
-/// requests in flight.
-struct Work {
-    jobs: tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>,
+/// What a pool's fetchers share: the bound on the requests in flight and
+/// each fetcher's load.
+struct Shared {
     /// One permit per request in flight, over the whole pool.
     slots: Semaphore,
     /// Most requests one fetcher carries at once.
     per_worker: usize,
+    /// Jobs queued to or carried by each fetcher, by its index.
+    loads: Vec<AtomicUsize>,
 }
 
-impl Work {
-    /// The next job and its slot; `None` once the pool is gone and its
-    /// queue empty.
-    async fn next(&self) -> Option<(Job, SemaphorePermit<'_>)> {
-        let slot = self.slots.acquire().await.ok()?;
-        let job = self.jobs.lock().await.recv().await?;
-        Some((job, slot))
-    }
-}
-
-/// Serve the pool's queue until the pool is dropped (each worker thread
-/// takes one such message and keeps it).
+/// Serve queue `index` until the pool is dropped (each worker thread takes
+/// one such message and keeps it).
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Serve(Arc<Work>);
+struct Serve {
+    shared: Arc<Shared>,
+    index: usize,
+    jobs: mpsc::UnboundedReceiver<Job>,
+}
 
 /// A pool of fetchers: `workers` threads that carry at most `in_flight`
-/// requests together. Dropping it closes its queue; its threads finish the
-/// jobs already queued and exit.
+/// requests together, each job queued to the least loaded one (a queue
+/// each: no fetcher waits on another's). Dropping it closes the queues;
+/// the threads finish the jobs already queued and exit.
 pub struct Pool {
-    jobs: mpsc::UnboundedSender<Job>,
+    queues: Vec<mpsc::UnboundedSender<Job>>,
+    shared: Arc<Shared>,
     replies: mpsc::UnboundedSender<Replied>,
     _threads: Addr<Fetcher>,
 }
@@ -267,33 +266,49 @@ impl Pool {
         factory: FetcherFactory,
         replies: mpsc::UnboundedSender<Replied>,
     ) -> Pool {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let work = Arc::new(Work {
-            jobs: tokio::sync::Mutex::new(rx),
+        let workers = workers.max(1);
+        let shared = Arc::new(Shared {
             slots: Semaphore::new(in_flight.max(1)),
             per_worker: per_worker.max(1),
+            loads: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
         });
-        let threads = SyncArbiter::start(workers.max(1), move || factory.build());
-        for _ in 0..workers.max(1) {
-            threads.do_send(Serve(work.clone()));
-        }
+        let threads = SyncArbiter::start(workers, move || factory.build());
+        let queues = (0..workers)
+            .map(|index| {
+                let (tx, jobs) = mpsc::unbounded_channel();
+                threads.do_send(Serve {
+                    shared: shared.clone(),
+                    index,
+                    jobs,
+                });
+                tx
+            })
+            .collect();
         Pool {
-            jobs: tx,
+            queues,
+            shared,
             replies,
             _threads: threads,
         }
     }
 
-    /// Queues `fetch` as dispatch `dispatch`; exactly one `Replied` comes
-    /// back for it.
+    /// Queues `fetch` as dispatch `dispatch` to the least loaded fetcher;
+    /// exactly one `Replied` comes back for it.
     pub fn fetch(&self, dispatch: u64, fetch: Fetch) {
         let reply = ReplyTo {
             dispatch,
             to: Some(self.replies.clone()),
         };
-        // A send fails only once every thread is gone: the job is dropped,
+        let loads = &self.shared.loads;
+        let least = (0..loads.len())
+            .min_by_key(|&i| loads[i].load(Ordering::Relaxed))
+            .unwrap_or(0);
+        loads[least].fetch_add(1, Ordering::Relaxed);
+        // A send fails only once that thread is gone: the job is dropped,
         // and its `ReplyTo` says it was lost.
-        let _ = self.jobs.send(Job { fetch, reply });
+        if self.queues[least].send(Job { fetch, reply }).is_err() {
+            loads[least].fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -308,9 +323,14 @@ enum Ended {
 impl Handler<Serve> for Fetcher {
     type Result = ();
 
-    fn handle(&mut self, Serve(work): Serve, _: &mut SyncContext<Self>) {
+    fn handle(&mut self, serve: Serve, _: &mut SyncContext<Self>) {
+        let Serve {
+            shared,
+            index,
+            mut jobs,
+        } = serve;
         loop {
-            match self.runtime.block_on(self.serve(&work)) {
+            match self.runtime.block_on(self.serve(&shared, index, &mut jobs)) {
                 Ended::Closed => return,
                 Ended::Panicked => {
                     let fresh = self.factory.build();
@@ -325,7 +345,12 @@ impl Fetcher {
     /// Takes jobs while this fetcher and the pool have room, until the
     /// queue closes or a request panics (then it takes no more and lets
     /// the others finish).
-    async fn serve(&self, work: &Work) -> Ended {
+    async fn serve(
+        &self,
+        shared: &Shared,
+        index: usize,
+        jobs: &mut mpsc::UnboundedReceiver<Job>,
+    ) -> Ended {
         let mut running = FuturesUnordered::new();
         let mut panicked = false;
         let mut closed = false;
@@ -337,13 +362,20 @@ impl Fetcher {
                     Ended::Closed
                 };
             }
-            let room = !closed && !panicked && running.len() < work.per_worker;
+            let room = !closed && !panicked && running.len() < shared.per_worker;
+            // A slot first, then a job: both waits may be dropped (a
+            // request ended first) without losing anything.
+            let next = async {
+                let slot = shared.slots.acquire().await.ok()?;
+                Some((jobs.recv().await?, slot))
+            };
             tokio::select! {
                 biased;
                 Some(done) = running.next(), if !running.is_empty() => {
+                    shared.loads[index].fetch_sub(1, Ordering::Relaxed);
                     panicked |= done;
                 }
-                next = work.next(), if room => match next {
+                next = next, if room => match next {
                     Some((job, slot)) => running.push(self.run(job, slot)),
                     None => closed = true,
                 },
