@@ -10,12 +10,12 @@
 //! one, and each thread serves its queue on its own actix runtime and awc
 //! client (awc is not `Send`), taking a job whenever it carries fewer than
 //! its share of `fetch.in_flight` and the pool as a whole fewer than
-//! `fetch.in_flight` (a semaphore). What the
-//! Supervisor has handed over and not yet had answered stays on its own
-//! books: the queue only carries jobs, and every reply goes back on one
-//! channel as a `Replied` with the job's dispatch number (one stream for
-//! the Supervisor, rather than a future per request that its context would
-//! poll at every wake-up).
+//! `fetch.in_flight` (a semaphore). A queue each, so that no fetcher waits
+//! on another for its next job. What the Supervisor has handed over and not
+//! yet had answered stays on its own books: the queues only carry jobs, and
+//! every reply goes back on one channel as a `Replied` with the job's
+//! dispatch number (one stream for the Supervisor, rather than a future per
+//! request that its context would poll at every wake-up).
 //!
 //! A panic in a request is caught and reported in that request's reply;
 //! the fetcher then takes no new job, lets the others finish and is rebuilt
