@@ -1,13 +1,19 @@
 //! Round benchmark: full rounds through the real actors against the built-in
-//! server on loopback with latency L, for N tasks and K workers. Prints one
-//! line per case (median of the repeats): wall, the ideal ceil(N/K)·L, their
-//! ratio, prices/s and peak RSS; then the Python peer (a Queue consumed by
-//! 32 threads with `requests`, benches/peers/classic_client.py) against the
-//! same server, and pricegrid's speed-up over it.
+//! server on loopback with latency L, for N tasks and K requests in flight
+//! (`fetch.in_flight`, on the default fetchers: a thread per core). Prints
+//! one line per case (median of the repeats): wall, the ideal ceil(N/K)·L,
+//! their ratio, prices/s and peak RSS; then the Python peer (a Queue
+//! consumed by 32 threads with `requests`, benches/peers/classic_client.py)
+//! against the same server, and pricegrid's speed-up over it. At L=0 it
+//! also runs, in the same run, the Rust peer (tokio + reqwest written the
+//! plain way, benches/peers/reqwest_client.rs) over the same 10,230 prices
+//! at K=32 and K=256, and `wrk` (if installed) on the same server: the
+//! ratios to both are the L=0 targets.
 //!
 //!     cargo bench --bench round                        # every case
-//!     cargo bench --bench round -- --quick             # N = 1,023 only
+//!     cargo bench --bench round -- --quick             # N = 1,023, and the L=0 peers at 10,230
 //!     cargo bench --bench round -- --case 10230,32,0   # one case
+//!     BENCH_WORKERS=1 cargo bench --bench round -- --case 10230,256,0   # other fetcher threads
 //!
 //! Each case runs warm (the daemon's steady state: worker threads started
 //! and connections open from an earlier, untimed round), and at N = 1,023
@@ -15,6 +21,8 @@
 //! on the warm figures.
 
 mod common;
+#[path = "peers/reqwest_client.rs"]
+mod reqwest_client;
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -106,6 +114,70 @@ async fn run_peer(url: &url::Url, days: u32, threads: usize) -> Result<f64, Stri
     Ok(median(walls))
 }
 
+/// The classic URLs of `days` days from `from`, every exchange and symbol.
+fn classic_urls(url: &url::Url, from: chrono::NaiveDate, days: u32) -> Vec<String> {
+    use pricegrid::server::dataset::{CLASSIC_EXCHANGES, CLASSIC_SYMBOLS};
+    let base = url.as_str().trim_end_matches('/');
+    let mut urls = Vec::new();
+    for d in 0..days {
+        let day = from + chrono::Days::new(u64::from(d));
+        for e in CLASSIC_EXCHANGES {
+            for s in CLASSIC_SYMBOLS {
+                urls.push(format!("{base}/price/{e}/{s}/{day}"));
+            }
+        }
+    }
+    urls
+}
+
+/// The Rust peer's wall time over the same `n` prices as pricegrid's
+/// round, K at once (median of the repeats).
+async fn run_rust_peer(url: &url::Url, n: u64, k: usize) -> Result<f64, String> {
+    let from = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).expect("valid date");
+    let urls = classic_urls(url, from, (n / 33) as u32);
+    let warm_from = chrono::NaiveDate::from_ymd_opt(2010, 1, 1).expect("valid date");
+    let warm = classic_urls(url, warm_from, (2 * k).div_ceil(33) as u32);
+    let mut walls = Vec::new();
+    for _ in 0..REPEATS {
+        let (urls, warm) = (urls.clone(), warm.clone());
+        let run = actix_rt::task::spawn_blocking(move || reqwest_client::run(&urls, &warm, k))
+            .await
+            .map_err(|e| format!("the peer panicked: {e}"))?;
+        if run.failed > 0 || run.prices + run.missing != n {
+            return Err(format!("the peer did not fetch all {n}: {run:?}"));
+        }
+        walls.push(run.wall.as_secs_f64());
+    }
+    Ok(median(walls))
+}
+
+/// `wrk`'s requests/s on one price URL of the server, `connections` at
+/// once for 3 s on two threads; why not, if it cannot run.
+async fn run_wrk(url: &url::Url, connections: usize) -> Result<f64, String> {
+    let target = format!(
+        "{}/price/kraken/btc/2020-03-01",
+        url.as_str().trim_end_matches('/')
+    );
+    let args = vec![
+        "-t2".to_owned(),
+        format!("-c{connections}"),
+        "-d3s".to_owned(),
+        target,
+    ];
+    let out = actix_rt::task::spawn_blocking(move || Command::new("wrk").args(&args).output())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("wrk is not installed ({e}); apt-get install -y wrk"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || text.contains("Non-2xx") || text.contains("Socket errors") {
+        return Err(format!("wrk failed: {text}"));
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("no Requests/sec in wrk's output: {text}"))
+}
+
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args: Vec<String> = std::env::args().collect();
@@ -141,9 +213,20 @@ fn main() {
             let srv = server::start(&opts).expect("the bench server starts");
             let url = srv.url();
             let mut ours_at_1023_k32 = None;
-            for &n in ns {
+            // At L=0 the peers are compared at 10,230 prices, --quick too.
+            let peers_here = l_ms == 0 && only.is_none();
+            let mut case_ns = ns.to_vec();
+            if peers_here && !case_ns.contains(&10_230) {
+                case_ns.push(10_230);
+            }
+            // (K, wall, prices/s) of pricegrid at L=0, N=10,230.
+            let mut at_10230: Vec<(usize, f64, f64)> = Vec::new();
+            for &n in &case_ns {
                 for k in [8usize, 32, 256] {
                     if only.as_ref().is_some_and(|(on, ok, ol)| (*on, *ok, *ol) != (n, k, l_ms)) {
+                        continue;
+                    }
+                    if !ns.contains(&n) && k == 8 {
                         continue;
                     }
                     let ideal = (n as f64 / k as f64).ceil() * l.as_secs_f64();
@@ -166,6 +249,9 @@ fn main() {
                         if n == 1_023 && k == 32 {
                             ours_at_1023_k32 = Some(f.wall);
                         }
+                        if l_ms == 0 && n == 10_230 {
+                            at_10230.push((k, f.wall, f.prices_per_s));
+                        }
                         if n == 1_023 && l_ms == 100 && k == 32 {
                             verdicts.push(("wall/ideal <= 1.05 at N=1023 L=100ms K=32 (warm)", ratio <= 1.05, format!("{ratio:.3}")));
                         }
@@ -185,6 +271,39 @@ fn main() {
             if only.is_some() {
                 srv.stop().await;
                 continue;
+            }
+            if peers_here {
+                for &(k, ours, _) in at_10230.iter().filter(|(k, _, _)| [32, 256].contains(k)) {
+                    match run_rust_peer(&url, 10_230, k).await {
+                        Ok(peer) => {
+                            let ratio = peer / ours;
+                            println!(
+                                "peer   tokio-reqwest N=10230 K={k:<4} L=  0ms  wall={peer:>8.3}s  pricegrid wall={ours:.3}s  pricegrid/peer speed x{ratio:.2}  (target >= 1.0; cargo bench --bench round -- --quick)"
+                            );
+                            verdicts.push((
+                                if k == 32 { ">= 1.0x the tokio+reqwest peer at L=0 N=10230 K=32" } else { ">= 1.0x the tokio+reqwest peer at L=0 N=10230 K=256" },
+                                ratio >= 1.0,
+                                format!("{ratio:.2}x"),
+                            ));
+                        }
+                        Err(why) => println!("peer   tokio-reqwest K={k} skipped: {why}"),
+                    }
+                }
+                match run_wrk(&url, 64).await {
+                    Ok(rate) => {
+                        let (k, best) = at_10230
+                            .iter()
+                            .map(|&(k, _, r)| (k, r))
+                            .max_by(|a, b| a.1.total_cmp(&b.1))
+                            .unwrap_or((0, f64::NAN));
+                        let ratio = best / rate;
+                        println!(
+                            "wrk    -t2 -c64 -d3s one price URL  requests/s={rate:>8.0}  pricegrid best L=0 N=10230 (K={k}) prices/s={best:.0}  ratio {ratio:.2}  (target >= 0.6; cargo bench --bench round -- --quick)"
+                        );
+                        verdicts.push((">= 0.6x wrk's request rate at L=0 (best K)", ratio >= 0.6, format!("{ratio:.2}x")));
+                    }
+                    Err(why) => println!("wrk    skipped: {why}"),
+                }
             }
             match run_peer(&url, 31, 32).await {
                 Ok(peer) => {

@@ -278,7 +278,8 @@ pub struct FetchArgs {
     /// Price server URL, or "builtin" (overrides source.url).
     #[arg(long)]
     pub source: Option<SourceUrl>,
-    /// Fetcher threads (overrides fetch.workers).
+    /// Fetcher threads and requests in flight (overrides fetch.workers and
+    /// fetch.in_flight, as `workers = K` alone in the file would).
     #[arg(long)]
     pub workers: Option<usize>,
     /// First day, YYYY-MM-DD (overrides universe.from).

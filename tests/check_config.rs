@@ -19,7 +19,9 @@ fn the_shipped_config_checks_and_prints_the_effective_config() {
     let (code, stdout, stderr) = check(&text);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("valid"), "{stdout}");
-    assert!(stdout.contains("workers = 32"), "{stdout}");
+    let workers = format!("workers = {}\n", pricegrid::config::default_workers());
+    assert!(stdout.contains(&workers), "a fetcher per core: {stdout}");
+    assert!(stdout.contains("in_flight = 64\n"), "{stdout}");
     assert!(stdout.contains("[snapshot]"), "{stdout}");
     for line in [
         "ohlc_order = \"flag\"",

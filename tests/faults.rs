@@ -215,6 +215,49 @@ async fn all_workers_dying_at_once_replaces_the_pool() {
     assert_eq!(stats.workers, 4);
 }
 
+/// Fetchers that carry several requests each: a panic in one request is
+/// that request's alone (retried), the fetcher is rebuilt once the others
+/// it carries have answered, and nothing is lost.
+#[actix_rt::test]
+async fn a_panic_among_several_requests_of_one_fetcher_loses_nothing() {
+    let _hooks = hooks().await;
+    let server = spawn_price_server(|o| o.latency = Duration::from_millis(5));
+    let config = march(&server, 2).in_flight(16).build();
+    fault_hooks::panic_on((1..=6).map(|d| {
+        (
+            key("okex", "btc", &format!("2020-03-{d:02}")),
+            PanicKind::Caught,
+        )
+    }));
+    let (snap, stats) = round(config, server.url()).await;
+    assert_complete(&snap, &server);
+    assert_eq!(stats.restarts, 6, "{stats:?}");
+    assert_eq!(
+        (stats.workers, stats.pools_started, stats.threads_lost),
+        (2, 1, 0),
+        "{stats:?}"
+    );
+    assert_eq!(server.stats.max_concurrent_total(), 16);
+}
+
+/// A thread that dies while carrying several requests: each of them is
+/// sent round again on the new pool, none lost.
+#[actix_rt::test]
+async fn a_thread_dying_with_several_requests_in_flight_loses_none() {
+    let _hooks = hooks().await;
+    let server = spawn_price_server(|o| o.latency = Duration::from_millis(20));
+    let config = march(&server, 2).in_flight(16).build();
+    fault_hooks::panic_on([(key("kraken", "eth", "2020-03-05"), PanicKind::KillThread)]);
+    let (snap, stats) = round(config, server.url()).await;
+    assert_complete(&snap, &server);
+    assert_eq!(stats.threads_lost, 1, "{stats:?}");
+    assert_eq!((stats.workers, stats.pools_started), (2, 2), "{stats:?}");
+    assert!(
+        stats.retries >= 1,
+        "what it carried went round again: {stats:?}"
+    );
+}
+
 #[actix_rt::test]
 async fn a_hung_fetch_is_requeued_and_its_late_answer_changes_nothing() {
     let _hooks = hooks().await;

@@ -371,3 +371,71 @@ async fn a_reconfigure_replaces_the_pool_only_when_the_config_in_force_needs_it(
     pipeline.stop().await;
     server.stop().await;
 }
+
+/// Runs one round of `config` on fresh actors against `server`, within 20
+/// s; returns what it counted and the supervisor's counters.
+async fn round_with_stats(
+    config: pricegrid::config::Config,
+    server: &pricegrid::server::PriceServer,
+) -> (
+    pricegrid::model::Counts,
+    pricegrid::actors::supervisor::SupervisorStats,
+) {
+    use pricegrid::actors::producer::RunRound;
+    use pricegrid::actors::supervisor::GetStats;
+    use pricegrid::actors::Pipeline;
+
+    let pipeline = Pipeline::start(arc(config), server.url());
+    let summary = within(
+        std::time::Duration::from_secs(20),
+        pipeline.producer.send(RunRound),
+    )
+    .await
+    .expect("the producer answers")
+    .expect("the round runs");
+    let stats = pipeline.supervisor.send(GetStats).await.unwrap();
+    pipeline.stop().await;
+    (summary.counts, stats)
+}
+
+/// Issue 19, concurrency is not threads: two fetcher threads carry 16
+/// requests at once against a server that takes 50 ms to answer each, and
+/// the pool never has more than `in_flight` at the server.
+#[actix_rt::test]
+async fn two_workers_carry_sixteen_requests_at_once_and_never_more() {
+    let server = spawn_price_server(|o| o.latency = std::time::Duration::from_millis(50));
+    let config = TestConfig::fetching_from(&server.url())
+        .window("2020-03-01", "2020-03-10")
+        .symbols(["btc", "eth"])
+        .workers(2)
+        .in_flight(16)
+        .build();
+    let (counts, stats) = round_with_stats(config, &server).await;
+    assert_eq!((counts.tasks, counts.done(), counts.failed), (220, 220, 0));
+    assert_eq!(stats.workers, 2, "two fetcher threads");
+    assert_eq!(
+        server.stats.max_concurrent_total(),
+        16,
+        "16 requests at the server at once, never more"
+    );
+    server.stop().await;
+}
+
+/// A config written before `fetch.in_flight` existed, with `workers` alone:
+/// that many fetchers, that many requests at once, as before.
+#[actix_rt::test]
+async fn a_config_with_only_workers_has_that_many_requests_in_flight() {
+    let server = spawn_price_server(|o| o.latency = std::time::Duration::from_millis(50));
+    let text = format!(
+        "[source]\nurl = \"{}\"\n[universe]\nfrom = \"2020-03-01\"\nto = \"2020-03-10\"\nsymbols = [\"btc\", \"eth\"]\n[fetch]\nworkers = 6\n",
+        server.url()
+    );
+    let config = pricegrid::config::Config::parse(&text, std::path::Path::new("old.toml"))
+        .expect("the old config is valid");
+    assert_eq!((config.fetch.workers, config.fetch.in_flight), (6, 6));
+    let (counts, stats) = round_with_stats(config, &server).await;
+    assert_eq!((counts.tasks, counts.done(), counts.failed), (220, 220, 0));
+    assert_eq!(stats.workers, 6);
+    assert_eq!(server.stats.max_concurrent_total(), 6);
+    server.stop().await;
+}

@@ -776,7 +776,11 @@ async fn the_status_route_reports_the_round_the_workers_and_what_is_stored() {
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status["round"], 1);
     assert_eq!(status["counts"]["tasks"], 1023);
-    assert_eq!(status["workers"], 32);
+    assert_eq!(
+        status["workers"],
+        pricegrid::config::default_workers(),
+        "a fetcher thread per core by default"
+    );
     assert_eq!(status["stored"]["prices"], api.store.price_count());
     api.stop().await;
 }

@@ -26,9 +26,10 @@ pub fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// A config over `exchanges` x `symbols` ("all" when empty) and `days`
-/// days from 2020-01-01, with `workers` fetchers.
-pub fn config(url: &url::Url, days: u32, workers: usize) -> Config {
+/// A config over every exchange and symbol and `days` days from
+/// 2020-01-01, with `in_flight` requests in flight (K) on the default
+/// fetchers (a core each).
+pub fn config(url: &url::Url, days: u32, in_flight: usize) -> Config {
     let mut c = Config::default();
     c.source.url = SourceUrl::Remote(url.clone());
     c.universe.exchanges = Selection::All;
@@ -36,7 +37,14 @@ pub fn config(url: &url::Url, days: u32, workers: usize) -> Config {
     let from = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).expect("valid date");
     c.universe.from = Some(Day(from));
     c.universe.to = Some(Day(from + chrono::Days::new(u64::from(days) - 1)));
-    c.fetch.workers = workers;
+    c.fetch.in_flight = in_flight;
+    // BENCH_WORKERS=W: W fetcher threads instead of one per core.
+    if let Some(w) = std::env::var("BENCH_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+    {
+        c.fetch.workers = w;
+    }
     c.log.progress_every = Duration::from_secs(3600);
     c.check().expect("bench config is valid");
     c
@@ -55,11 +63,11 @@ pub async fn timed_round(
 ) -> (RoundSummary, Duration, Pipeline) {
     let config = Arc::new(config);
     let pipeline = if warm {
-        // Twice as many tasks as workers, on days the server has no price
-        // for, so every worker runs and opens its connection.
+        // Twice as many tasks as requests in flight, on days the server
+        // has no price for, so every fetcher runs and opens its connections.
         let mut c = (*config).clone();
         let from = chrono::NaiveDate::from_ymd_opt(2010, 1, 1).expect("valid date");
-        let days = (2 * c.fetch.workers).div_ceil(33) as u64;
+        let days = (2 * c.fetch.in_flight).div_ceil(33) as u64;
         c.universe.from = Some(Day(from));
         c.universe.to = Some(Day(from + chrono::Days::new(days)));
         let pipeline = Pipeline::start(Arc::new(c), url.clone());

@@ -1,23 +1,40 @@
-//! The `Fetcher`: a `SyncArbiter` worker that turns one dispatch into one
-//! HTTP request (a classic day, or a page of a real exchange's daily
-//! candles) and replies with what that request produced, one answer per
-//! day, and when the source was asked. Nothing more: it does not know how many attempts a task
-//! may have, does not talk to the Aggregator, and never retries or waits on
-//! its own. The Supervisor alone decides what the reply means.
+//! The `Fetcher`: a `SyncArbiter` worker that carries requests (a classic
+//! day, or a page of a real exchange's daily candles) and replies to each
+//! with what it produced, one answer per day, and when the source was
+//! asked. Nothing more: it does not know how many attempts a task may have,
+//! does not talk to the Aggregator, and never retries or waits on its own.
+//! The Supervisor alone decides what a reply means.
 //!
-//! Each worker thread owns an actix runtime and an awc client (awc is not
-//! `Send`), built by `FetcherFactory` on that thread. A panic in a fetch is
-//! caught, reported in the reply, and the actor rebuilt on the same thread;
-//! a panic that escapes kills the thread, which is reported through a
-//! `Recipient<FetcherLost>`.
+//! Concurrency is not threads: the pool (`Pool`) is `fetch.workers` threads
+//! (a core each by default); each job goes to the queue of the least loaded
+//! one, and each thread serves its queue on its own actix runtime and awc
+//! client (awc is not `Send`), taking a job whenever it carries fewer than
+//! its share of `fetch.in_flight` and the pool as a whole fewer than
+//! `fetch.in_flight` (a semaphore). A queue each, so that no fetcher waits
+//! on another for its next job. What the Supervisor has handed over and not
+//! yet had answered stays on its own books: the queues only carry jobs, and
+//! every reply goes back on one channel as a `Replied` with the job's
+//! dispatch number (one stream for the Supervisor, rather than a future per
+//! request that its context would poll at every wake-up).
+//!
+//! A panic in a request is caught and reported in that request's reply;
+//! the fetcher then takes no new job, lets the others finish and is rebuilt
+//! (fresh runtime and clients) on the same thread. A panic that escapes
+//! kills the thread, which is reported through a `Recipient<FetcherLost>`;
+//! each job it held is dropped unanswered, which replies `None` (lost), and
+//! is sent round again.
 
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
+use tokio::sync::{mpsc, Semaphore, SemaphorePermit};
 use url::Url;
 
 use crate::clock::Clock;
@@ -86,6 +103,7 @@ impl FetcherFactory {
             })
             .collect();
         Fetcher {
+            factory: self.clone(),
             runtime,
             client: PriceClient::new(&self.base, &self.limits),
             clients,
@@ -98,6 +116,8 @@ impl FetcherFactory {
 }
 
 pub struct Fetcher {
+    /// What rebuilds it after a caught panic.
+    factory: FetcherFactory,
     runtime: actix_rt::Runtime,
     /// The `[source]` server.
     client: PriceClient,
@@ -126,8 +146,7 @@ impl Drop for Fetcher {
 }
 
 /// Fetch one key (`span` 1), or a page of `span` days from `key.day`.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "FetchReply")]
+#[derive(Debug, Clone)]
 pub struct Fetch {
     pub key: TaskKey,
     pub span: u32,
@@ -149,43 +168,245 @@ impl Fetch {
 }
 
 /// What one fetch produced.
-#[derive(MessageResponse, Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum FetchReply {
     /// The request ran; this is what it produced, and when it was sent.
     Answered {
         result: PageResult,
         asked_at: DateTime<Utc>,
     },
-    /// The fetch panicked; the actor has been rebuilt.
+    /// The fetch panicked; the fetcher is rebuilt.
     Panicked(String),
 }
 
-impl Handler<Fetch> for Fetcher {
-    type Result = FetchReply;
+/// What became of dispatch `dispatch`: its reply, or `None` when the
+/// thread carrying it died (or its pool went away) before it answered.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Replied {
+    pub dispatch: u64,
+    pub reply: Option<FetchReply>,
+}
 
-    fn handle(&mut self, msg: Fetch, ctx: &mut SyncContext<Self>) -> FetchReply {
-        msg.started.mark();
-        #[cfg(feature = "fault-hooks")]
-        crate::fault_hooks::before_guard(&msg.key);
-        let asked_at = self.clock.now();
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            #[cfg(feature = "fault-hooks")]
-            crate::fault_hooks::before_fetch(&msg.key);
-            let started = Instant::now();
-            let result = self.runtime.block_on(self.request(&msg));
-            self.metrics
-                .fetch_seconds
-                .observe(started.elapsed().as_secs_f64());
-            result
-        }));
-        match result {
-            Ok(result) => FetchReply::Answered { result, asked_at },
-            Err(payload) => {
-                // Rebuild the actor (fresh runtime and client) on this thread.
-                ctx.stop();
-                FetchReply::Panicked(panic_message(payload.as_ref()))
+/// Where a job's reply goes: sent once; dropped unsent (a dying thread, a
+/// queue dropped with jobs in it), it says so.
+struct ReplyTo {
+    dispatch: u64,
+    to: Option<mpsc::UnboundedSender<Replied>>,
+}
+
+impl ReplyTo {
+    fn send(mut self, reply: FetchReply) {
+        if let Some(to) = self.to.take() {
+            // The Supervisor is gone: nobody to tell.
+            let _ = to.send(Replied {
+                dispatch: self.dispatch,
+                reply: Some(reply),
+            });
+        }
+    }
+}
+
+impl Drop for ReplyTo {
+    fn drop(&mut self) {
+        if let Some(to) = self.to.take() {
+            let _ = to.send(Replied {
+                dispatch: self.dispatch,
+                reply: None,
+            });
+        }
+    }
+}
+
+/// A fetch and where its reply goes.
+struct Job {
+    fetch: Fetch,
+    reply: ReplyTo,
+}
+
+/// What a pool's fetchers share: the bound on the requests in flight and
+/// each fetcher's load.
+struct Shared {
+    /// One permit per request in flight, over the whole pool.
+    slots: Semaphore,
+    /// Most requests one fetcher carries at once.
+    per_worker: usize,
+    /// Jobs queued to or carried by each fetcher, by its index.
+    loads: Vec<AtomicUsize>,
+}
+
+/// Serve queue `index` until the pool is dropped (each worker thread takes
+/// one such message and keeps it).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Serve {
+    shared: Arc<Shared>,
+    index: usize,
+    jobs: mpsc::UnboundedReceiver<Job>,
+}
+
+/// A pool of fetchers: `workers` threads that carry at most `in_flight`
+/// requests together, each job queued to the least loaded one (a queue
+/// each: no fetcher waits on another's). Dropping it closes the queues;
+/// the threads finish the jobs already queued and exit.
+pub struct Pool {
+    queues: Vec<mpsc::UnboundedSender<Job>>,
+    shared: Arc<Shared>,
+    replies: mpsc::UnboundedSender<Replied>,
+    _threads: Addr<Fetcher>,
+}
+
+impl Pool {
+    /// `workers` threads carrying at most `in_flight` requests, at most
+    /// `per_worker` each; every reply goes to `replies`.
+    pub fn start(
+        workers: usize,
+        in_flight: usize,
+        per_worker: usize,
+        factory: FetcherFactory,
+        replies: mpsc::UnboundedSender<Replied>,
+    ) -> Pool {
+        let workers = workers.max(1);
+        let shared = Arc::new(Shared {
+            slots: Semaphore::new(in_flight.max(1)),
+            per_worker: per_worker.max(1),
+            loads: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
+        });
+        let threads = SyncArbiter::start(workers, move || factory.build());
+        let queues = (0..workers)
+            .map(|index| {
+                let (tx, jobs) = mpsc::unbounded_channel();
+                threads.do_send(Serve {
+                    shared: shared.clone(),
+                    index,
+                    jobs,
+                });
+                tx
+            })
+            .collect();
+        Pool {
+            queues,
+            shared,
+            replies,
+            _threads: threads,
+        }
+    }
+
+    /// Queues `fetch` as dispatch `dispatch` to the least loaded fetcher;
+    /// exactly one `Replied` comes back for it.
+    pub fn fetch(&self, dispatch: u64, fetch: Fetch) {
+        let reply = ReplyTo {
+            dispatch,
+            to: Some(self.replies.clone()),
+        };
+        let loads = &self.shared.loads;
+        let least = (0..loads.len())
+            .min_by_key(|&i| loads[i].load(Ordering::Relaxed))
+            .unwrap_or(0);
+        loads[least].fetch_add(1, Ordering::Relaxed);
+        // A send fails only once that thread is gone: the job is dropped,
+        // and its `ReplyTo` says it was lost.
+        if self.queues[least].send(Job { fetch, reply }).is_err() {
+            loads[least].fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Why a fetcher stopped serving.
+enum Ended {
+    /// The pool is gone and its queue empty.
+    Closed,
+    /// A request panicked: rebuild, then serve again.
+    Panicked,
+}
+
+impl Handler<Serve> for Fetcher {
+    type Result = ();
+
+    fn handle(&mut self, serve: Serve, _: &mut SyncContext<Self>) {
+        let Serve {
+            shared,
+            index,
+            mut jobs,
+        } = serve;
+        loop {
+            match self.runtime.block_on(self.serve(&shared, index, &mut jobs)) {
+                Ended::Closed => return,
+                Ended::Panicked => {
+                    let fresh = self.factory.build();
+                    *self = fresh;
+                }
             }
         }
+    }
+}
+
+impl Fetcher {
+    /// Takes jobs while this fetcher and the pool have room, until the
+    /// queue closes or a request panics (then it takes no more and lets
+    /// the others finish).
+    async fn serve(
+        &self,
+        shared: &Shared,
+        index: usize,
+        jobs: &mut mpsc::UnboundedReceiver<Job>,
+    ) -> Ended {
+        let mut running = FuturesUnordered::new();
+        let mut panicked = false;
+        let mut closed = false;
+        loop {
+            if (closed || panicked) && running.is_empty() {
+                return if panicked {
+                    Ended::Panicked
+                } else {
+                    Ended::Closed
+                };
+            }
+            let room = !closed && !panicked && running.len() < shared.per_worker;
+            // A slot first, then a job: both waits may be dropped (a
+            // request ended first) without losing anything.
+            let next = async {
+                let slot = shared.slots.acquire().await.ok()?;
+                Some((jobs.recv().await?, slot))
+            };
+            tokio::select! {
+                biased;
+                Some(done) = running.next(), if !running.is_empty() => {
+                    shared.loads[index].fetch_sub(1, Ordering::Relaxed);
+                    panicked |= done;
+                }
+                next = next, if room => match next {
+                    Some((job, slot)) => running.push(self.run(job, slot)),
+                    None => closed = true,
+                },
+            }
+        }
+    }
+
+    /// Runs one job and sends its reply; true if it panicked.
+    async fn run(&self, job: Job, _slot: SemaphorePermit<'_>) -> bool {
+        let Job { fetch, reply } = job;
+        fetch.started.mark();
+        #[cfg(feature = "fault-hooks")]
+        crate::fault_hooks::before_guard(&fetch.key);
+        let asked_at = self.clock.now();
+        let started = Instant::now();
+        let result = AssertUnwindSafe(async {
+            #[cfg(feature = "fault-hooks")]
+            crate::fault_hooks::before_fetch(&fetch.key);
+            self.request(&fetch).await
+        })
+        .catch_unwind()
+        .await;
+        self.metrics
+            .fetch_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let (answer, panicked) = match result {
+            Ok(result) => (FetchReply::Answered { result, asked_at }, false),
+            Err(payload) => (FetchReply::Panicked(panic_message(payload.as_ref())), true),
+        };
+        reply.send(answer);
+        panicked
     }
 }
 

@@ -1,8 +1,8 @@
 //! How the actors are wired; the one place that knows all of them.
 //!
 //! ```text
-//!   Producer --Submit(tasks)--> Supervisor --Fetch--> [Fetcher x workers]
-//!      |  ^                     (window, ledger, <-FetchReply-'
+//!   Producer --Submit(tasks)--> Supervisor --Fetch--> [Fetcher x workers,
+//!      |  ^                     (window, ledger, <-Replied--'  in_flight in all]
 //!      |  '---- room / idle ---  retries, pool)
 //!      |                               | PriceResult (one per task)
 //!      '--RoundStarted/Finished, Unsettled-->  Aggregator

@@ -117,7 +117,9 @@ pub fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
         config.source.url = source;
     }
     if let Some(workers) = args.workers {
+        // As `workers = K` alone in the file: K fetchers, K in flight.
         config.fetch.workers = workers;
+        config.fetch.in_flight = workers;
     }
     if args.from.is_some() || args.to.is_some() {
         config.universe.last_days = None;

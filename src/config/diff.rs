@@ -92,6 +92,7 @@ impl ConfigDiff {
             || old.uses_classic_source() != new.uses_classic_source();
         let pool = source_location
             || old.fetch.workers != new.fetch.workers
+            || old.fetch.in_flight != new.fetch.in_flight
             || o.timeout != n.timeout
             || o.max_body_bytes != n.max_body_bytes
             || o.ohlc_order != n.ohlc_order
@@ -326,10 +327,14 @@ mod tests {
         );
         assert_eq!(diff.describe(), ["fetch"]);
 
-        let workers = with(|c| c.fetch.workers = 8);
+        let workers = with(|c| c.fetch.workers += 1);
         let diff = ConfigDiff::between(&Config::default(), &workers);
         assert!(diff.pool && !diff.source_location);
         assert_eq!(diff.describe(), ["fetch (new pool)"]);
+
+        let in_flight = with(|c| c.fetch.in_flight += 1);
+        let diff = ConfigDiff::between(&Config::default(), &in_flight);
+        assert!(diff.pool, "each fetcher's share of the requests changed");
 
         for client in [
             with(|c| c.source.timeout = Duration::from_secs(3)),

@@ -37,12 +37,13 @@ pub use crate::model::{Day, DayRange, OhlcOrder};
 pub use diagnostics::{ConfigError, Problem};
 pub use diff::ConfigDiff;
 pub use schema::universe_size_problem;
+pub use schema::{default_workers, DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT, MAX_WORKERS};
 pub use schema::{
     ApiConfig, BuiltinConfig, ExchangeConfig, FetchConfig, LogConfig, PerExchangeConfig,
     ScheduleConfig, SnapshotConfig, SourceConfig, StoreConfig, UniverseConfig,
 };
 pub use size::{TooLarge, UniverseSize, MAX_TASKS};
-pub use validate::{FIRST_PRICE_DAY, MAX_WORKERS};
+pub use validate::FIRST_PRICE_DAY;
 pub use values::{HostName, Selection, SourceUrl};
 
 /// Default location of the config file, relative to the working directory.

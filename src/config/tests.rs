@@ -36,7 +36,7 @@ fn empty_file_is_refused_and_the_defaults_come_from_default() {
     }
     let c = parse("[fetch]\n").expect("one section, even an empty one, is a config");
     assert_eq!(c, Config::default());
-    assert_eq!(Config::default().fetch.window(), 64);
+    assert_eq!(Config::default().fetch.window(), 2 * DEFAULT_IN_FLIGHT);
 }
 
 #[test]
@@ -526,4 +526,50 @@ fn an_exchanges_quotes_are_known_upper_case_codes_each_once() {
         only_problem(&with("[\"USDT\", \"USD\", \"USDT\"]")),
         "3:26: exchanges.binance.quotes: \"USDT\" is listed twice"
     );
+}
+
+#[test]
+fn workers_alone_keep_their_old_meaning_one_request_each() {
+    let c = parse("[fetch]\nworkers = 256\n").unwrap();
+    assert_eq!((c.fetch.workers, c.fetch.in_flight), (256, 256));
+    assert_eq!(c.fetch.window(), 512, "the window is still twice that");
+    assert_eq!(c.fetch.per_worker(), 1);
+}
+
+#[test]
+fn in_flight_is_its_own_and_workers_follow_the_cores() {
+    let c = parse("[fetch]\nmax_attempts = 3\n").unwrap();
+    assert_eq!(c.fetch.workers, default_workers());
+    assert_eq!(c.fetch.in_flight, DEFAULT_IN_FLIGHT);
+    let c = parse("[fetch]\nworkers = 2\nin_flight = 16\n").unwrap();
+    assert_eq!((c.fetch.workers, c.fetch.in_flight), (2, 16));
+    assert_eq!((c.fetch.per_worker(), c.fetch.window()), (8, 32));
+    let c = parse("[fetch]\nqueue = 40\n").unwrap();
+    assert_eq!(c.fetch.in_flight, 40, "the default never exceeds the queue");
+}
+
+#[test]
+fn in_flight_out_of_range_or_above_the_queue_is_refused_at_its_line() {
+    let err = parse("[fetch]\nin_flight = 0\n").unwrap_err();
+    let p = &err.problems()[0];
+    assert_eq!(p.key.as_deref(), Some("fetch.in_flight"));
+    assert_eq!(p.position, Some((2, 1)));
+    assert!(p.message.contains("1..=16384"), "{}", p.message);
+    let err = parse("[fetch]\nin_flight = 64\nqueue = 32\n").unwrap_err();
+    let p = &err.problems()[0];
+    assert_eq!(p.key.as_deref(), Some("fetch.queue"));
+    assert!(
+        p.message.contains("smaller than fetch.in_flight (64)"),
+        "{}",
+        p.message
+    );
+}
+
+#[test]
+fn the_effective_config_echoes_workers_and_in_flight_and_reads_back_the_same() {
+    let c = parse("[fetch]\nworkers = 3\nin_flight = 48\n").unwrap();
+    let echoed = c.to_toml();
+    assert!(echoed.contains("workers = 3\n"), "{echoed}");
+    assert!(echoed.contains("in_flight = 48\n"), "{echoed}");
+    assert_eq!(parse(&echoed).unwrap(), c);
 }

@@ -274,9 +274,10 @@ impl Daemon {
             None => format!("the built-in defaults (no {})", path.display()),
         };
         log::info!(
-            "daemon started: config {from} (version 0), source {}, {} workers, every {}",
+            "daemon started: config {from} (version 0), source {}, {} workers carrying {} requests in flight, every {}",
             config.source.url,
             config.fetch.workers,
+            config.fetch.in_flight,
             humantime::format_duration(config.schedule.interval)
         );
         notify_systemd(&[sd_notify::NotifyState::Ready]);

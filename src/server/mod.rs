@@ -162,6 +162,10 @@ pub struct ServerStats {
     injected: [AtomicU64; 4],
     /// exchange -> (price requests being answered now, most at once so far).
     concurrency: std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>,
+    /// Price requests being answered now, of every exchange.
+    answering: AtomicU64,
+    /// The most `answering` has been.
+    most_answering: AtomicU64,
 }
 
 /// Counts one price request as being answered until dropped.
@@ -176,6 +180,9 @@ impl<'a> Answering<'a> {
         let slot = map.entry(exchange.to_owned()).or_default();
         slot.0 += 1;
         slot.1 = slot.1.max(slot.0);
+        drop(map);
+        let now = stats.answering.fetch_add(1, Ordering::SeqCst) + 1;
+        stats.most_answering.fetch_max(now, Ordering::SeqCst);
         Self {
             stats,
             exchange: exchange.to_owned(),
@@ -193,6 +200,7 @@ impl Drop for Answering<'_> {
         if let Some(slot) = map.get_mut(&self.exchange) {
             slot.0 = slot.0.saturating_sub(1);
         }
+        self.stats.answering.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -255,6 +263,12 @@ impl ServerStats {
     pub fn max_concurrent(&self, exchange: &str) -> u64 {
         let map = self.concurrency.lock().unwrap_or_else(|e| e.into_inner());
         map.get(exchange).map_or(0, |slot| slot.1)
+    }
+
+    /// The most price requests answered at the same time, of every
+    /// exchange together.
+    pub fn max_concurrent_total(&self) -> u64 {
+        self.most_answering.load(Ordering::SeqCst)
     }
 
     /// Faults of every kind injected so far.

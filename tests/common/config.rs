@@ -190,8 +190,17 @@ impl TestConfig {
             .max_tasks(9_000_000_000_000_000_000)
     }
 
+    /// `workers = n` alone, as a config written before `in_flight`: n
+    /// fetchers, n requests in flight.
     pub fn workers(mut self, n: usize) -> Self {
         self.config.fetch.workers = n;
+        self.config.fetch.in_flight = n;
+        self
+    }
+
+    /// Most requests in flight (`fetch.in_flight`), the workers unchanged.
+    pub fn in_flight(mut self, n: usize) -> Self {
+        self.config.fetch.in_flight = n;
         self
     }
 

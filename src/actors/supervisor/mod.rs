@@ -22,16 +22,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use serde::Serialize;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
 mod dispatch;
 mod lanes;
 mod outcome;
 mod settings;
+mod stats;
 
 use super::aggregator::{Aggregator, PriceResult};
-use super::fetcher::{Fetch, FetchReply, Fetcher, FetcherFactory, FetcherLost};
+use super::fetcher::{Fetch, FetchReply, FetcherFactory, FetcherLost, Pool, Replied};
 use super::messages::{Reconfigure, Stop};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -42,35 +43,14 @@ use outcome::{
     decide, decide_before, every_day, per_day, Action, CellOutcome, Ledger, Now, Pause, Reply,
 };
 pub use settings::PoolSettings;
-
-/// Counters an operator (and the tests) can read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, MessageResponse)]
-pub struct SupervisorStats {
-    pub workers: usize,
-    pub queued: usize,
-    pub in_flight: usize,
-    /// Tasks waiting for a retry.
-    pub retrying: usize,
-    /// Fetcher actors rebuilt after a panic.
-    pub restarts: u64,
-    /// Worker threads that died.
-    pub threads_lost: u64,
-    /// Pools started, the first included.
-    pub pools_started: u64,
-    /// Attempts sent round again.
-    pub retries: u64,
-    /// Fetches that outlived the task deadline.
-    pub hung: u64,
-    /// Replies to dispatches already given up on.
-    pub stale_replies: u64,
-}
+pub use stats::SupervisorStats;
 
 pub struct Supervisor {
     settings: PoolSettings,
     clock: Clock,
     metrics: Arc<Metrics>,
     aggregator: Addr<Aggregator>,
-    pool: Option<Addr<Fetcher>>,
+    pool: Option<Pool>,
     generation: u64,
     /// Queued, in-flight and retrying tasks.
     dispatch: Dispatch,
@@ -86,6 +66,8 @@ pub struct Supervisor {
     /// unreachable): what `outcome::decide` reads.
     ledger: Ledger,
     stats: SupervisorStats,
+    /// Where the pools send their replies, and (until started) the stream.
+    replies: (UnboundedSender<Replied>, Option<UnboundedReceiver<Replied>>),
 }
 
 impl Supervisor {
@@ -108,6 +90,10 @@ impl Supervisor {
             generation: 0,
             wake: None,
             retry_timer: None,
+            replies: {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                (tx, Some(rx))
+            },
             submit_waiters: Vec::new(),
             idle_waiters: Vec::new(),
             draining: false,
@@ -129,14 +115,24 @@ impl Supervisor {
             generation: self.generation,
             metrics: self.metrics.clone(),
         };
-        let workers = self.settings.workers;
-        self.pool = Some(SyncArbiter::start(workers, move || factory.build()));
+        let s = &self.settings;
+        let workers = s.workers;
+        let replies = self.replies.0.clone();
+        self.pool = Some(Pool::start(
+            workers,
+            s.in_flight,
+            s.per_worker,
+            factory,
+            replies,
+        ));
         self.stats.pools_started += 1;
         self.stats.workers = workers;
         log::info!(
-            "fetcher pool {} started: {workers} workers, window {}",
+            "fetcher pool {} started: {workers} workers, {} requests in flight ({} each), window {}",
             self.generation,
-            self.settings.window
+            s.in_flight,
+            s.per_worker,
+            s.window
         );
     }
 
@@ -148,20 +144,21 @@ impl Supervisor {
     /// within the per-exchange limits, then wakes whoever waits for room or
     /// for idleness.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        if let Some(pool) = self.pool.clone() {
+        if self.pool.is_some() {
             loop {
                 match self.dispatch.next(Instant::now()) {
                     Next::Go(id, job) => {
-                        let request = pool.send(Fetch {
-                            key: job.task.key,
-                            span: job.task.span,
-                            market: job.task.market,
-                            started: job.started,
-                        });
-                        ctx.spawn(
-                            request
-                                .into_actor(self)
-                                .map(move |reply, act, ctx| act.on_reply(id, reply, ctx)),
+                        let Some(pool) = &self.pool else { break };
+                        let (task, started) = (job.task, job.started);
+                        let (key, span, market) = (task.key, task.span, task.market);
+                        pool.fetch(
+                            id,
+                            Fetch {
+                                key,
+                                span,
+                                market,
+                                started,
+                            },
                         );
                     }
                     Next::Wait(wait) => {
@@ -189,12 +186,7 @@ impl Supervisor {
         }
     }
 
-    fn on_reply(
-        &mut self,
-        id: u64,
-        reply: Result<FetchReply, MailboxError>,
-        ctx: &mut Context<Self>,
-    ) {
+    fn on_reply(&mut self, id: u64, reply: Option<FetchReply>, ctx: &mut Context<Self>) {
         let Some(job) = self.dispatch.finish(id) else {
             // Given up on as hung and sent again: this answer is stale.
             self.stats.stale_replies += 1;
@@ -204,20 +196,16 @@ impl Supervisor {
         };
         let pending = job.pending;
         let reply = match reply {
-            Ok(FetchReply::Answered { result, asked_at }) => Reply::Answered { result, asked_at },
-            Ok(FetchReply::Panicked(reason)) => {
+            Some(FetchReply::Answered { result, asked_at }) => Reply::Answered { result, asked_at },
+            Some(FetchReply::Panicked(reason)) => {
                 self.stats.restarts += 1;
                 self.metrics.fetcher_restarts.inc();
                 log::warn!("{}: {reason}; fetcher rebuilt", pending.task.key);
                 Reply::Lost(reason)
             }
-            // No timeout is set on the send; deadlines are the sweep's.
-            Err(MailboxError::Timeout) => Reply::Lost("no reply".into()),
-            Err(MailboxError::Closed) => {
+            // The thread carrying it died (`FetcherLost` replaces the pool).
+            None => {
                 log::warn!("{}: its fetcher thread died; re-queued", pending.task.key);
-                if self.pool.as_ref().is_some_and(|p| !p.connected()) {
-                    self.replace_pool("every worker thread died", ctx);
-                }
                 Reply::Lost("fetcher thread died".into())
             }
         };
@@ -447,8 +435,20 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some(mut replies) = self.replies.1.take() {
+            ctx.add_stream(futures_util::stream::poll_fn(move |cx| {
+                replies.poll_recv(cx)
+            }));
+        }
         self.start_pool(ctx);
         ctx.run_interval(SWEEP_EVERY, |act, ctx| act.sweep_hung(ctx));
+    }
+}
+
+/// Every reply of every pool, one stream (the sender stays here: it never ends).
+impl StreamHandler<Replied> for Supervisor {
+    fn handle(&mut self, r: Replied, ctx: &mut Self::Context) {
+        self.on_reply(r.dispatch, r.reply, ctx);
     }
 }
 

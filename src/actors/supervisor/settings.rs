@@ -27,7 +27,13 @@ pub struct PoolSettings {
     /// Exchanges asked at an endpoint of their own.
     pub endpoints: Arc<Endpoints>,
     pub limits: ClientLimits,
+    /// Fetcher threads.
     pub workers: usize,
+    /// Most requests in flight over the whole pool.
+    pub in_flight: usize,
+    /// Most requests one fetcher carries at once.
+    pub per_worker: usize,
+    /// Most tasks handed to the pool and not yet answered.
     pub window: usize,
     pub max_attempts: u32,
     pub retry_for: Duration,
@@ -63,8 +69,11 @@ impl PoolSettings {
             base: source.url,
             source_id: source.identity,
             endpoints: source.endpoints,
-            limits: ClientLimits::from_config(&config.source, fetch.workers),
+            // A fetcher's connections: as many as the requests it carries.
+            limits: ClientLimits::from_config(&config.source, fetch.per_worker()),
             workers: fetch.workers,
+            in_flight: fetch.in_flight,
+            per_worker: fetch.per_worker(),
             window: fetch.window(),
             max_attempts: fetch.max_attempts,
             retry_for: fetch.retry_for,

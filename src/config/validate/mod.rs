@@ -14,14 +14,14 @@ use chrono::NaiveDate;
 use super::diagnostics::Finding;
 use std::collections::BTreeMap;
 
-use super::schema::{ExchangeConfig, FetchConfig, SnapshotConfig, SourceConfig, UniverseConfig};
+use super::schema::{
+    ExchangeConfig, FetchConfig, SnapshotConfig, SourceConfig, UniverseConfig, MAX_IN_FLIGHT,
+    MAX_WORKERS,
+};
 use super::size::{BYTES_PER_TASK, MAX_TASKS, TASK_MEMORY};
 use super::Config;
 use crate::model::{quote_problem, Day, Exchange, ExchangeApi};
 use crate::source::exchanges::check_market;
-
-/// Most fetcher threads one pool may have.
-pub const MAX_WORKERS: usize = 1024;
 
 /// The day of the first Bitcoin block: no crypto price exists before it, so
 /// a window reaching further back is a typo, not a request.
@@ -299,7 +299,8 @@ fn window(u: &UniverseConfig, today: NaiveDate) -> Vec<Finding> {
     out
 }
 
-/// `[fetch]`'s counts: the pool's size, its window and the attempts per task.
+/// `[fetch]`'s counts: the pool's size, the requests in flight, the window
+/// and the attempts per task.
 pub(super) fn fetch(f: &FetchConfig) -> Vec<Finding> {
     let mut out = Vec::new();
     if f.workers == 0 || f.workers > MAX_WORKERS {
@@ -308,13 +309,25 @@ pub(super) fn fetch(f: &FetchConfig) -> Vec<Finding> {
             format!("{} is out of range: expected 1..={MAX_WORKERS}", f.workers),
         ));
     }
+    let workers_bad = f.workers == 0 || f.workers > MAX_WORKERS;
+    // `workers` alone gives `in_flight` its value: one problem, said once.
+    let derived = f.in_flight == f.workers && workers_bad;
+    if (f.in_flight == 0 || f.in_flight > MAX_IN_FLIGHT) && !derived {
+        out.push(Finding::at(
+            "fetch.in_flight",
+            format!(
+                "{} is out of range: expected 1..={MAX_IN_FLIGHT}",
+                f.in_flight
+            ),
+        ));
+    }
     if let Some(q) = f.queue {
-        if q < f.workers.max(1) {
+        if q < f.in_flight.max(1) {
             out.push(Finding::at(
                 "fetch.queue",
                 format!(
-                    "{q} is smaller than fetch.workers ({}): expected at least the worker count",
-                    f.workers
+                    "{q} is smaller than fetch.in_flight ({}): expected at least the requests in flight",
+                    f.in_flight
                 ),
             ));
         }

@@ -32,6 +32,7 @@ use std::task::{ready, Context, Poll};
 use actix_rt::net::{ActixStream, Ready};
 use actix_web::web::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_util::io::poll_read_buf;
 
 /// As many header lines as awc accepts in an answer.
 const MAX_HEADERS: usize = 96;
@@ -447,10 +448,12 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Checked<IO> {
                 }
                 return Poll::Ready(Ok(()));
             }
-            let mut chunk = [0u8; READ_SIZE];
-            let mut read = ReadBuf::new(&mut chunk);
-            match ready!(Pin::new(&mut this.io).poll_read(cx, &mut read)) {
-                Ok(()) => {}
+            // Straight into `unread`'s spare room: no buffer to zero and
+            // copy at each read (a pending read costs nothing).
+            this.unread.reserve(READ_SIZE);
+            match ready!(poll_read_buf(Pin::new(&mut this.io), cx, &mut this.unread)) {
+                Ok(0) => this.eof = true,
+                Ok(_) => {}
                 // rustls: the peer closed without close_notify. The end of
                 // a framed answer is known without it; a body that runs
                 // to the close is then not known to be whole.
@@ -460,11 +463,6 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Checked<IO> {
                     continue;
                 }
                 Err(e) => return Poll::Ready(Err(e)),
-            }
-            if read.filled().is_empty() {
-                this.eof = true;
-            } else {
-                this.unread.extend_from_slice(read.filled());
             }
         }
     }
