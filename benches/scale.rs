@@ -393,7 +393,7 @@ fn main() {
     assert_eq!(stored, cells, "every cell holds a price: {status}");
     let disk = record_bytes(&record);
     println!(
-        "backfill   wall={:.1}s to the record (the round {:.1}s)  cpu={:.1}s  ({:.0} cells/s)  RSS={:.0} B/cell (peak {:.0})  target ≤ 70 {}  record={:.0} B/cell  target ≤ 100 {}",
+        "backfill   wall={:.1}s to the record (the round {:.1}s)  cpu={:.1}s  ({:.0} cells/s)  RSS={:.0} B/cell (peak {:.0})  target ≤ 70 {}  record live, with its WAL: {:.0} B/cell",
         wall.as_secs_f64(),
         round_wall.as_secs_f64(),
         cpu.as_secs_f64(),
@@ -402,7 +402,6 @@ fn main() {
         hwm as f64 / cells as f64,
         verdict(rss as f64 / cells as f64 <= 70.0),
         disk as f64 / cells as f64,
-        verdict(disk as f64 / cells as f64 <= 100.0),
     );
 
     // 2. Empty ticks.
@@ -481,18 +480,22 @@ fn main() {
 
     // 4. Resume.
     d.stop(&mut log);
-    let at_rest = file_size(&record);
+    let at_rest = record_bytes(&record);
     to = to + Days::new(1);
     write_config(&config, &record, &servers, to, "1h");
     let started = Instant::now();
     let d = Daemon::spawn(&config, &mut log);
     d.wait_for("round 3 started", Duration::from_secs(600), &mut log);
     let resume = started.elapsed();
+    let per_cell = at_rest as f64 / (cells + due as u64) as f64;
     println!(
-        "resume     {cells} cells: {:.1}s to the first round  target ≤ 10 {}  (record at rest {:.0} B/cell)",
+        "resume     {cells} cells: {:.1}s to the first round  target ≤ 10 {}",
         resume.as_secs_f64(),
         verdict(resume <= Duration::from_secs(10)),
-        at_rest as f64 / (cells + due as u64) as f64,
+    );
+    println!(
+        "record     at rest (the daemon stopped, its WAL checkpointed): {per_cell:.0} B/cell  target ≤ 100 {}",
+        verdict(per_cell <= 100.0),
     );
     d.wait_for("round 3 finished", Duration::from_secs(600), &mut log);
     d.stop(&mut log);
