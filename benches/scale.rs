@@ -14,7 +14,8 @@
 //!    across every exchange), `/v1/aggregate` (one symbol × 1 year) and the
 //!    page's map (its requests for one symbol × every exchange × 3 years);
 //! 4. **resume**: SIGTERM, one more day, a new daemon on the record: time
-//!    to its first round's start.
+//!    to its first round's start, and its API's three questions while that
+//!    round runs; the record's bytes a cell at rest.
 //!
 //! Prints each figure beside its target; asserts only on correctness.
 //!
@@ -497,7 +498,19 @@ fn main() {
         "record     at rest (the daemon stopped, its WAL checkpointed): {per_cell:.0} B/cell  target ≤ 100 {}",
         verdict(per_cell <= 100.0),
     );
+    let resumed = queries(&d, to - Days::new(1));
     d.wait_for("round 3 finished", Duration::from_secs(600), &mut log);
+    println!(
+        "resumed    the API of a daemon started on the record, during its first round: point {:.1} ms, aggregate {:.1} ms, map {:.1} ms  targets ≤ 10 / 100 / 500 {}",
+        resumed[0].as_secs_f64() * 1e3,
+        resumed[1].as_secs_f64() * 1e3,
+        resumed[2].as_secs_f64() * 1e3,
+        verdict(
+            resumed[0] <= Duration::from_millis(10)
+                && resumed[1] <= Duration::from_millis(100)
+                && resumed[2] <= Duration::from_millis(500)
+        ),
+    );
     d.stop(&mut log);
     drop(servers);
 }
