@@ -367,11 +367,7 @@ pub(super) mod tests {
                 "BTCUSD",
                 "2020-03-01..2020-03-03",
             )
-            .gives(vec![
-                priced(8523.2, 8590.8, 8401.1, 8530.9, 2411.52386113),
-                none(),
-                priced(8530.9, 8800.0, 8500.0, 8760.0, 3100.5),
-            ]),
+            .gives(a_price_a_gap_a_price()),
             page(
                 recorded!("bitfinex/empty_page.json"),
                 "BTCUSD",
@@ -383,10 +379,7 @@ pub(super) mod tests {
                 "BTCUSD",
                 "2026-11-30..2026-12-01",
             )
-            .gives(vec![
-                priced(91877.0, 92500.0, 91000.0, 92010.1, 1100.0),
-                priced(92010.1, 92300.0, 91900.0, 92100.0, 120.5),
-            ]),
+            .gives(yesterday_and_today()),
             page(
                 recorded!("bitfinex/throttled.json"),
                 "BTCUSD",

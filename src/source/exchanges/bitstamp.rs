@@ -264,10 +264,7 @@ pub(super) mod tests {
                 "btcusd",
                 "2026-11-30..2026-12-01",
             )
-            .gives(vec![
-                priced(91877.0, 92500.0, 91000.0, 92010.1, 1100.0),
-                priced(92010.1, 92300.0, 91900.0, 92100.0, 120.5),
-            ]),
+            .gives(yesterday_and_today()),
             page(
                 recorded!("bitstamp/unknown_market.json"),
                 "btcusd",

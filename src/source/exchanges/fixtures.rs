@@ -211,6 +211,27 @@ impl Day {
     }
 }
 
+/// What the `full_page` fixtures written for Bitfinex, Poloniex and HitBTC
+/// (each in its own format) hold for 2020-03-01..03: a price, a day without
+/// trades, a price.
+pub fn a_price_a_gap_a_price() -> Vec<Day> {
+    vec![
+        priced(8523.2, 8590.8, 8401.1, 8530.9, 2411.52386113),
+        none(),
+        priced(8530.9, 8800.0, 8500.0, 8760.0, 3100.5),
+    ]
+}
+
+/// What the `open_day` fixtures of the exchanges that do not mark an open
+/// candle hold for 2026-11-30..12-01: yesterday's candle and today's, both
+/// plain prices (the clock, not the exchange, says today is provisional).
+pub fn yesterday_and_today() -> Vec<Day> {
+    vec![
+        priced(91877.0, 92500.0, 91000.0, 92010.1, 1100.0),
+        priced(92010.1, 92300.0, 91900.0, 92100.0, 120.5),
+    ]
+}
+
 /// A failure that will be asked again this round.
 pub fn retryable(reason: &'static str) -> Failure {
     Failure {
