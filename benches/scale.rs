@@ -374,7 +374,9 @@ fn main() {
     let servers = Servers::start(&size);
     let dir = tempfile::tempdir().expect("a temp dir");
     let config = dir.path().join("pricegrid.toml");
-    let record = dir.path().join("pricegrid.db");
+    // In its own directory, as `data/` beside `config/` by default: the
+    // config's watcher wakes for every write in the config's directory.
+    let record = dir.path().join("data").join("pricegrid.db");
     let mut to = first_day() + Days::new(u64::from(size.days) - 1);
     let mut log = Vec::new();
 

@@ -37,9 +37,7 @@ impl Store {
 
     /// Names the sources that a loaded `prices` object's numbers index.
     pub fn set_loaded_sources(&mut self, sources: Vec<String>) {
-        self.sources = std::iter::once(Arc::from(""))
-            .chain(sources.into_iter().map(Arc::from))
-            .collect();
+        self.sources = super::Sources::from_names(sources.into_iter().map(Arc::from));
     }
 
     /// Makes every final answer about a day on or after `from` provisional

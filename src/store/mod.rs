@@ -19,6 +19,7 @@ mod builder;
 mod iter;
 pub mod json;
 mod series;
+mod sources;
 #[cfg(test)]
 mod tests;
 
@@ -30,6 +31,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::model::{CellState, Exchange, Flags, Ohlcv, Outcome, Symbol, TaskKey};
 pub use builder::StoreBuilder;
 use series::{Series, Slot};
+use sources::Sources;
 
 /// The order in which answers were asked for: a round, then the
 /// Supervisor's dispatch number within the process. A result whose stamp is
@@ -118,20 +120,11 @@ pub enum Applied {
 type BySymbol = BTreeMap<Symbol, Arc<Series>>;
 
 /// exchange -> date -> symbol -> cell, compactly.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Store {
     series: BTreeMap<Exchange, BTreeMap<Symbol, Arc<Series>>>,
     /// Source identities; index 0 is "unknown".
-    sources: Vec<Arc<str>>,
-}
-
-impl Default for Store {
-    fn default() -> Self {
-        Self {
-            series: BTreeMap::new(),
-            sources: vec![Arc::from("")],
-        }
-    }
+    sources: Sources,
 }
 
 impl Store {
@@ -140,20 +133,7 @@ impl Store {
     }
 
     fn source_index(&mut self, source: &str) -> u16 {
-        if source.is_empty() {
-            return 0;
-        }
-        if let Some(i) = self.sources.iter().position(|s| &**s == source) {
-            return u16::try_from(i).unwrap_or(0);
-        }
-        match u16::try_from(self.sources.len()) {
-            Ok(i) => {
-                self.sources.push(Arc::from(source));
-                i
-            }
-            // 65,535 distinct sources: later ones are recorded as unknown.
-            Err(_) => 0,
-        }
+        self.sources.index(source)
     }
 
     fn series_mut(&mut self, key: &TaskKey) -> &mut Series {
