@@ -164,7 +164,11 @@ async fn from_store(
         page
     })
     .await;
-    give_back_memory();
+    // Only after a large answer: on a heap of gigabytes (20M cells) a trim
+    // costs more than a small question itself.
+    if matches!(&answer, Ok(Ok(page)) if page.text.len() >= LARGE_ANSWER) {
+        crate::heap::give_back();
+    }
     match answer {
         Ok(Ok(page)) => {
             let mut resp = HttpResponse::Ok();
@@ -179,17 +183,8 @@ async fn from_store(
     }
 }
 
-/// Hands freed memory back to the system after a large answer: glibc keeps
-/// it in per-thread arenas otherwise, and the daemon's RSS would stay at its
-/// peak for as long as it runs.
-fn give_back_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory at the top of the heaps;
-    // it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
+/// An answer this large frees enough to hand back to the system.
+const LARGE_ANSWER: usize = 1 << 20;
 
 /// A page as JSON `{"rows": [...], "next": cursor | null}`, or as CSV (the
 /// cursor in the `X-Next-Cursor` header).

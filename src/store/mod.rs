@@ -366,22 +366,28 @@ impl Store {
 
     /// The failed cells with their reasons.
     pub fn failed(&self) -> Vec<FailedTask> {
-        self.iter()
-            .filter(|(_, _, _, c)| c.state == CellState::Failed)
-            .map(|(e, s, day, c)| {
-                let note = c.note.unwrap_or(Note {
-                    reason: "unknown".into(),
-                    attempts: 0,
-                });
-                FailedTask {
-                    exchange: e.clone(),
-                    symbol: s.clone(),
-                    day,
-                    reason: note.reason,
-                    attempts: note.attempts,
+        // A failed cell keeps its reason as a note: walking the notes, not
+        // every slot, costs the failures, not the cells held.
+        let mut out: Vec<FailedTask> = Vec::new();
+        for (e, by_symbol) in &self.series {
+            for (s, series) in by_symbol {
+                for (&i, note) in &series.notes {
+                    let slot = series.slots.get(i as usize);
+                    if slot.and_then(Slot::cell_state) != Some(CellState::Failed) {
+                        continue;
+                    }
+                    out.push(FailedTask {
+                        exchange: e.clone(),
+                        symbol: s.clone(),
+                        day: series.day(i as usize),
+                        reason: note.reason.clone(),
+                        attempts: note.attempts,
+                    });
                 }
-            })
-            .collect()
+            }
+        }
+        out.sort_by(|a, b| (&a.exchange, &a.symbol, a.day).cmp(&(&b.exchange, &b.symbol, b.day)));
+        out
     }
 
     /// Puts `cell` in place for `key` exactly as given, replacing whatever

@@ -190,6 +190,11 @@ impl Aggregator {
             let error = match reply {
                 Ok(Ok(stats)) => {
                     log::debug!("record: {} cells of round {round} written", stats.cells);
+                    if act.round.is_none() && stats.cells >= 100_000 {
+                        // A large round's writes are done: what they held
+                        // goes back to the system.
+                        crate::heap::give_back();
+                    }
                     return;
                 }
                 Ok(Err(e)) => e.to_string(),

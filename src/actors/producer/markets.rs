@@ -19,7 +19,7 @@ use chrono::NaiveDate;
 use super::Universe;
 use crate::config::Config;
 use crate::model::{Exchange, ExchangeApi, Market, Symbol, Task, TaskKey};
-use crate::source::exchanges::{self, choose_market_in, plan_pages, Instrument};
+use crate::source::exchanges::{self, plan_pages, Instrument};
 use crate::source::{ClientLimits, Endpoints, PriceClient};
 
 /// (exchange, symbol) -> where it is asked, for the exchanges that have
@@ -102,6 +102,10 @@ pub(super) async fn resolve_markets(
         } else {
             None
         };
+        let index = match &listing {
+            Some(Ok(list)) => Some(exchanges::MarketIndex::new(list)),
+            _ => None,
+        };
         for symbol in universe.symbols_of(exchange) {
             let m = match (&listing, table.markets.get(symbol)) {
                 (None, Some(name)) => market(name, None),
@@ -112,7 +116,10 @@ pub(super) async fn resolve_markets(
                     )),
                 ),
                 (Some(Err(e)), _) => market("", Some(e.clone())),
-                (Some(Ok(list)), _) => match choose_market_in(api, symbol, list, &table.quotes) {
+                (Some(Ok(_)), _) => match index
+                    .as_ref()
+                    .and_then(|index| index.choose(api, symbol, &table.quotes))
+                {
                     Some(i) => {
                         log::debug!(
                             "{exchange}: {symbol} is asked as market {} ({}/{})",

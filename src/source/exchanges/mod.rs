@@ -23,6 +23,7 @@ mod binance;
 mod bitfinex;
 mod bitstamp;
 mod cexio;
+mod choice;
 mod coinbase;
 mod common;
 mod hitbtc;
@@ -35,6 +36,7 @@ pub use binance::Binance;
 pub use bitfinex::Bitfinex;
 pub use bitstamp::Bitstamp;
 pub use cexio::Cexio;
+pub use choice::{choose_market, choose_market_in, listed_symbols, MarketIndex};
 pub use coinbase::Coinbase;
 pub use hitbtc::Hitbtc;
 pub use htx::Htx;
@@ -46,7 +48,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta};
 
 pub use crate::model::MarketForm;
 use crate::model::OhlcOrder;
-use crate::model::{DayRange, ExchangeApi, Flags, Ohlcv, Symbol, DEFAULT_QUOTES};
+use crate::model::{DayRange, ExchangeApi, Flags, Ohlcv, Symbol};
 use crate::source::{Answer, FetchFailure};
 
 /// What an exchange said about one day of a page.
@@ -383,66 +385,6 @@ pub fn number(v: &serde_json::Value, field: &str) -> Result<f64, String> {
             .map_err(|_| format!("field '{field}' is not a number: {s:?}")),
         other => Err(format!("field '{field}' is not a number: {other}")),
     }
-}
-
-/// The market for `symbol` among an exchange's listed markets: quoted in
-/// USD, else USDT, else USDC (a price in USDT is not a price in USD, so the
-/// choice is logged and recorded with each cell).
-pub fn choose_market<'a>(
-    api: &dyn CandleApi,
-    symbol: &Symbol,
-    instruments: &'a [Instrument],
-) -> Option<&'a Instrument> {
-    choose_market_in(api, symbol, instruments, &DEFAULT_QUOTES)
-}
-
-/// The market for `symbol` among an exchange's listed markets, quoted in
-/// the first of `quotes` (in order of preference) it has a market in.
-pub fn choose_market_in<'a, Q: AsRef<str>>(
-    api: &dyn CandleApi,
-    symbol: &Symbol,
-    instruments: &'a [Instrument],
-    quotes: &[Q],
-) -> Option<&'a Instrument> {
-    let base = api.asset_name(symbol);
-    quotes.iter().find_map(|quote| {
-        instruments.iter().find(|i| {
-            i.base.eq_ignore_ascii_case(&base) && i.quote.eq_ignore_ascii_case(quote.as_ref())
-        })
-    })
-}
-
-/// An exchange's universe under `symbols = "all"`: the symbol of every
-/// base asset it lists with a market quoted in one of `quotes`, sorted,
-/// each once (the market each is asked in is `choose_market_in`'s). A base
-/// that is no valid symbol name is left out, and logged.
-pub fn listed_symbols<Q: AsRef<str>>(
-    api: &dyn CandleApi,
-    instruments: &[Instrument],
-    quotes: &[Q],
-) -> Vec<Symbol> {
-    let mut out: Vec<Symbol> = instruments
-        .iter()
-        .filter(|i| {
-            quotes
-                .iter()
-                .any(|q| i.quote.eq_ignore_ascii_case(q.as_ref()))
-        })
-        .filter_map(|i| {
-            let symbol = api.symbol_of(&i.base);
-            if symbol.is_none() {
-                log::debug!(
-                    "market {} left out: its base {:?} is no symbol name",
-                    i.market,
-                    i.base
-                );
-            }
-            symbol.filter(|s| api.asset_name(s).eq_ignore_ascii_case(&i.base))
-        })
-        .collect();
-    out.sort();
-    out.dedup();
-    out
 }
 
 /// Cuts sorted, distinct unsettled `days` into pages: runs of consecutive

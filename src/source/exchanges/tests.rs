@@ -1,6 +1,7 @@
 //! Unit tests of the adapters' shared parts (`exchanges/mod.rs`).
 
 use super::*;
+use crate::model::DEFAULT_QUOTES;
 
 fn d(s: &str) -> NaiveDate {
     s.parse().unwrap()
@@ -257,5 +258,38 @@ fn pages_are_runs_no_longer_than_a_page_split_at_the_reach() {
     assert_eq!(
         spans,
         want.map(|(a, b)| (a.to_owned(), b.to_owned())).to_vec()
+    );
+}
+
+/// The index chooses what a scan of the listing chooses, case aside and
+/// the first listed market of a pair winning.
+#[test]
+fn the_market_index_chooses_what_the_scan_chooses() {
+    let list = listing(&[
+        ("BTCUSDT", "BTC", "USDT"),
+        ("btcusd", "btc", "usd"),
+        ("BTCUSD2", "BTC", "USD"),
+        ("ETHUSDC", "ETH", "USDC"),
+        ("ETHEUR", "ETH", "EUR"),
+    ]);
+    let index = MarketIndex::new(&list);
+    let api = adapter(ExchangeApi::Binance).unwrap();
+    for quotes in [
+        vec!["USD", "USDT", "USDC"],
+        vec!["usdt"],
+        vec!["EUR", "USDC"],
+        vec![],
+    ] {
+        for symbol in ["btc", "eth", "ltc"] {
+            let scan = choose_market_in(api, &sym(symbol), &list, &quotes).map(|i| &i.market);
+            let looked_up = index.choose(api, &sym(symbol), &quotes).map(|i| &i.market);
+            assert_eq!(looked_up, scan, "{symbol} in {quotes:?}");
+        }
+    }
+    assert_eq!(
+        index
+            .choose(api, &sym("btc"), &["USD"])
+            .map(|i| i.market.as_str()),
+        Some("btcusd")
     );
 }
