@@ -179,7 +179,12 @@ impl Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
             .args(["run", "--config"])
             .arg(config)
-            .env("RUST_LOG", "info,pricegrid::actors::producer=debug")
+            // The Producer's "no round" line is at debug; its market
+            // choices (a line a market a tick) are not wanted.
+            .env(
+                "RUST_LOG",
+                "info,pricegrid::actors::producer=debug,pricegrid::actors::producer::markets=info",
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
