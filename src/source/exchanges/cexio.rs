@@ -37,7 +37,7 @@
 
 use serde_json::{json, Value};
 
-use super::common::{self, integer, shape, text};
+use super::common::{self, integer, text, Envelope};
 use super::{
     day_answers, number, Candle, CandleApi, CandleRequest, Instrument, MarketForm, PageResult,
     Profile,
@@ -99,27 +99,15 @@ impl CandleApi for Cexio {
         body: &[u8],
         ohlc_order: OhlcOrder,
     ) -> PageResult {
-        let v = common::json(body);
-        if let Ok(v) = &v {
-            if let Some(message) = error_of(v) {
-                return Err(error(market, status, message, retry_after));
-            }
-        }
-        if let Some(failure) = common::common_status(status, retry_after) {
-            return Err(failure);
-        }
-        if status != 200 {
-            return Err(common::unexpected_status(status, body));
-        }
-        let v = v?;
-        if v.get("ok").and_then(Value::as_str) != Some("ok") {
-            return Err(shape("no \"ok\": \"ok\""));
-        }
-        let rows = v
-            .get("data")
-            .and_then(Value::as_array)
-            .ok_or_else(|| shape("no 'data' list"))?;
-        let candles = common::candles_of(rows, candle)?;
+        let envelope = Envelope {
+            success: ("ok", "ok"),
+            missing: "no \"ok\": \"ok\"",
+            rows: "data",
+        };
+        let (_, rows) = envelope.open(status, retry_after, body, |v| {
+            error_of(v).map(|message| error(market, status, message, retry_after))
+        })?;
+        let candles = common::candles_of(&rows, candle)?;
         let mut answers = day_answers(days, &candles, ohlc_order)?;
         for a in &mut answers {
             if let Answer::Price { flags, .. } = &mut a.answer {

@@ -76,8 +76,53 @@ pub(super) fn json(body: &[u8]) -> Result<Value, FetchFailure> {
         .map_err(|e| FetchFailure::retryable(format!("malformed JSON ({e}): {}", excerpt(body))))
 }
 
-/// A body that is JSON but not the documented shape: retryable, saying what
-/// was expected.
+/// How an exchange wraps a page of candles in JSON: its own refusal, read
+/// from any body that is JSON whatever the HTTP status (it says more than
+/// the status), then the statuses every exchange means alike, then the mark
+/// of success (HTX's `"status": "ok"`, CEX.IO's `"ok": "ok"`, OKX's
+/// `"code": "0"`) and the list of rows.
+pub(super) struct Envelope<'a> {
+    /// The field and value that mark success.
+    pub success: (&'a str, &'a str),
+    /// What is said when that mark is missing.
+    pub missing: &'a str,
+    /// The field holding the rows.
+    pub rows: &'a str,
+}
+
+impl Envelope<'_> {
+    /// The answer and its rows (taken out of it), or the failure it is:
+    /// `refusal` says what the exchange's own error in the body means.
+    pub fn open(
+        &self,
+        status: u16,
+        retry_after: Option<&str>,
+        body: &[u8],
+        refusal: impl FnOnce(&Value) -> Option<FetchFailure>,
+    ) -> Result<(Value, Vec<Value>), FetchFailure> {
+        let v = json(body);
+        if let Some(failure) = v.as_ref().ok().and_then(refusal) {
+            return Err(failure);
+        }
+        if let Some(failure) = common_status(status, retry_after) {
+            return Err(failure);
+        }
+        if status != 200 {
+            return Err(unexpected_status(status, body));
+        }
+        let mut v = v?;
+        let (field, value) = self.success;
+        if v.get(field).and_then(Value::as_str) != Some(value) {
+            return Err(shape(self.missing));
+        }
+        let rows = match v.get_mut(self.rows).map(Value::take) {
+            Some(Value::Array(rows)) => rows,
+            _ => return Err(shape(format!("no '{}' list", self.rows))),
+        };
+        Ok((v, rows))
+    }
+}
+
 /// A page's rows read by `candle`: one row that cannot be read fails the
 /// page as an answer not in the documented shape (retryable).
 pub(super) fn candles_of(
@@ -90,6 +135,8 @@ pub(super) fn candles_of(
         .map_err(shape)
 }
 
+/// A body that is JSON but not the documented shape: retryable, saying what
+/// was expected.
 pub(super) fn shape(what: impl Into<String>) -> FetchFailure {
     FetchFailure::retryable(format!(
         "answer not in the documented shape: {}",

@@ -26,7 +26,7 @@
 
 use serde_json::Value;
 
-use super::common::{self, field, integer, shape, ListingFields};
+use super::common::{self, field, integer, Envelope, ListingFields};
 use super::{
     day_answers, day_start_ms, number, Candle, CandleApi, Instrument, MarketForm, PageResult,
     Profile,
@@ -80,29 +80,18 @@ impl CandleApi for Okx {
     ) -> PageResult {
         // OKX's own code says more than the status: read it first when the
         // body has one (a 429 comes with code 50011).
-        let v = common::json(body);
-        if let Ok(v) = &v {
-            if let Some(code) = v.get("code").and_then(Value::as_str) {
-                if code != "0" {
-                    return Err(code_failure(market, code, v, retry_after));
-                }
-            }
-        }
-        if let Some(failure) = common::common_status(status, retry_after) {
-            return Err(failure);
-        }
-        if status != 200 {
-            return Err(common::unexpected_status(status, body));
-        }
-        let v = v?;
-        if v.get("code").and_then(Value::as_str) != Some("0") {
-            return Err(shape("no 'code' string"));
-        }
-        let rows = v
-            .get("data")
-            .and_then(Value::as_array)
-            .ok_or_else(|| shape("no 'data' list"))?;
-        let candles = common::candles_of(rows, candle)?;
+        let envelope = Envelope {
+            success: ("code", "0"),
+            missing: "no 'code' string",
+            rows: "data",
+        };
+        let (_, rows) = envelope.open(status, retry_after, body, |v| {
+            v.get("code")
+                .and_then(Value::as_str)
+                .filter(|code| *code != "0")
+                .map(|code| code_failure(market, code, v, retry_after))
+        })?;
+        let candles = common::candles_of(&rows, candle)?;
         day_answers(days, &candles, ohlc_order)
     }
 

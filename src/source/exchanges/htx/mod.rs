@@ -53,7 +53,7 @@ use std::collections::BTreeMap;
 use chrono::{NaiveDate, TimeDelta};
 use serde_json::Value;
 
-use super::common::{self, integer, seconds_to_ms, shape, ListingFields};
+use super::common::{self, integer, seconds_to_ms, shape, Envelope, ListingFields};
 use super::{
     day_answers, day_of_ms, day_start_ms, number, Candle, CandleApi, DayAnswer, Instrument,
     MarketForm, PageResult, Profile,
@@ -120,26 +120,15 @@ impl CandleApi for Htx {
         body: &[u8],
         ohlc_order: OhlcOrder,
     ) -> PageResult {
-        let v = common::json(body);
-        if let Ok(v) = &v {
-            if v.get("status").and_then(Value::as_str) == Some("error") {
-                return Err(error(market, status, v, retry_after));
-            }
-        }
-        if let Some(failure) = common::common_status(status, retry_after) {
-            return Err(failure);
-        }
-        if status != 200 {
-            return Err(common::unexpected_status(status, body));
-        }
-        let v = v?;
-        if v.get("status").and_then(Value::as_str) != Some("ok") {
-            return Err(shape("no \"status\": \"ok\""));
-        }
-        let rows = v
-            .get("data")
-            .and_then(Value::as_array)
-            .ok_or_else(|| shape("no 'data' list"))?;
+        let envelope = Envelope {
+            success: ("status", "ok"),
+            missing: "no \"status\": \"ok\"",
+            rows: "data",
+        };
+        let (v, rows) = envelope.open(status, retry_after, body, |v| {
+            (v.get("status").and_then(Value::as_str) == Some("error"))
+                .then(|| error(market, status, v, retry_after))
+        })?;
         let hours = rows
             .iter()
             .map(hourly)
