@@ -31,6 +31,31 @@ fn price(close: f64) -> Ohlcv {
 }
 
 /// A final price of `close`, recorded in `round` from source `a`.
+/// Every cell of `exchanges` × `symbols` × `days` days from 2020-01-01,
+/// each `cell(exchange, symbol, day)` by index.
+fn grid(
+    exchanges: usize,
+    symbols: usize,
+    days: usize,
+    cell: impl Fn(usize, usize, usize) -> Cell,
+) -> Vec<(TaskKey, Cell)> {
+    let first = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+    let mut all = Vec::with_capacity(exchanges * symbols * days);
+    for e in 0..exchanges {
+        for s in 0..symbols {
+            for (d, day) in first.iter_days().take(days).enumerate() {
+                let key = TaskKey {
+                    exchange: Exchange::new(&format!("ex-{e:04}")).unwrap(),
+                    symbol: Symbol::new(&format!("sym-{s:03}")).unwrap(),
+                    day,
+                };
+                all.push((key, cell(e, s, d)));
+            }
+        }
+    }
+    all
+}
+
 fn final_price(close: f64, round: u64) -> Cell {
     Cell {
         state: CellState::Final,
@@ -865,24 +890,7 @@ fn compaction_keeps_current_values_and_the_point_in_time_at_the_cutoff() {
 #[test]
 fn a_round_of_100_changes_to_a_100k_cell_record_writes_a_small_fraction_of_it() {
     let (_dir, path, mut r) = new_record();
-    let days: Vec<NaiveDate> = NaiveDate::from_ymd_opt(2020, 1, 1)
-        .unwrap()
-        .iter_days()
-        .take(100)
-        .collect();
-    let mut all = Vec::with_capacity(100_000);
-    for e in 0..100 {
-        for s in 0..10 {
-            for (d, day) in days.iter().enumerate() {
-                let k = TaskKey {
-                    exchange: Exchange::new(&format!("ex-{e:04}")).unwrap(),
-                    symbol: Symbol::new(&format!("sym-{s:03}")).unwrap(),
-                    day: *day,
-                };
-                all.push((k, final_price(1.0 + d as f64, 1)));
-            }
-        }
-    }
+    let all = grid(100, 10, 100, |_, _, d| final_price(1.0 + d as f64, 1));
     run_round(&mut r, 1, "2020-04-10T00:00:00Z", &all);
     r.checkpoint().unwrap();
     let size = on_disk(&path);
@@ -1033,29 +1041,13 @@ fn a_refetch_with_the_same_answer_writes_no_history_row_and_a_change_does() {
 #[test]
 fn a_cell_with_its_first_history_row_takes_at_most_100_bytes_and_a_repeat_adds_nothing() {
     let (_dir, path, mut r) = new_record();
-    let days: Vec<NaiveDate> = NaiveDate::from_ymd_opt(2020, 1, 1)
-        .unwrap()
-        .iter_days()
-        .take(500)
-        .collect();
-    let mut all = Vec::with_capacity(50_000);
-    for e in 0..10 {
-        for s in 0..10 {
-            for (d, day) in days.iter().enumerate() {
-                let k = TaskKey {
-                    exchange: Exchange::new(&format!("ex-{e:02}")).unwrap(),
-                    symbol: Symbol::new(&format!("sym-{s:02}")).unwrap(),
-                    day: *day,
-                };
-                let p = 1000.0 + d as f64 * 0.37 + e as f64 * 0.011;
-                let cell = Cell {
-                    price: Some(Ohlcv::new(p, p * 1.02, p * 0.97, p * 1.003, 1234.567).unwrap()),
-                    ..final_price(0.0, 1)
-                };
-                all.push((k, cell));
-            }
+    let mut all = grid(10, 10, 500, |e, _, d| {
+        let p = 1000.0 + d as f64 * 0.37 + e as f64 * 0.011;
+        Cell {
+            price: Some(Ohlcv::new(p, p * 1.02, p * 0.97, p * 1.003, 1234.567).unwrap()),
+            ..final_price(0.0, 1)
         }
-    }
+    });
     run_round(&mut r, 1, "2020-06-01T00:00:00Z", &all);
     r.checkpoint().unwrap();
     let size = on_disk(&path);
