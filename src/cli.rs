@@ -80,13 +80,14 @@ Exit codes:
     Export(ExportArgs),
 }
 
-/// Which record to read: `--db`, or the config's `store.path`.
+/// Which record to read: `--db`, or the config's `store.url` or `store.path`.
 #[derive(Debug, Args)]
 pub struct RecordArgs {
-    /// The record (SQLite database) to read [default: store.path of the
+    /// The record to read: an SQLite file, or a PostgreSQL URL
+    /// (postgres://user@host/db) [default: store.url or store.path of the
     /// config].
     #[arg(long, conflicts_with = "config")]
-    pub db: Option<PathBuf>,
+    pub db: Option<String>,
     /// Config whose store.path to read [default: config/pricegrid.toml if
     /// it exists, else the built-in defaults].
     #[arg(long)]

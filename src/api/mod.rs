@@ -57,7 +57,7 @@ pub struct ApiState {
     /// The export directory in force (it may change on reload).
     pub snapshot_dir: watch::Receiver<PathBuf>,
     /// The record the daemon writes, read by `/v1/snapshots`.
-    pub record: watch::Receiver<PathBuf>,
+    pub record: watch::Receiver<crate::record::Location>,
     pub started: Instant,
     /// Where `POST /v1/reload` goes (none: not a daemon).
     pub reload: Option<ReloadRequests>,
@@ -360,7 +360,7 @@ async fn snapshots(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse
     let path = state.record.borrow().clone();
     let dir = state.snapshot_dir.borrow().clone();
     let listed = web::block(move || {
-        let rounds = Record::open_read_only(&path)?.rounds()?;
+        let rounds = Record::open_read_only_at(&path)?.rounds()?;
         Ok::<_, crate::record::RecordError>(
             rounds
                 .into_iter()
@@ -430,7 +430,7 @@ pub fn start_for(
     max_concurrent_queries: usize,
 ) -> std::io::Result<ApiServer> {
     let (_, snapshot_dir) = watch::channel(PathBuf::new());
-    let (_, record) = watch::channel(PathBuf::new());
+    let (_, record) = watch::channel(crate::record::Location::File(PathBuf::new()));
     let listener = ApiListener::bind(listen)?;
     let access = Access::new(listener.addr, Vec::new(), None);
     start(

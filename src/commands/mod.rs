@@ -15,13 +15,13 @@ pub mod serve;
 pub mod snapshots;
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command, PointArgs, RecordArgs};
 use crate::config::{self, Config};
 use crate::query::UnknownName;
-use crate::record::Record;
+use crate::record::{Location, Record};
 use crate::render::Format;
 
 /// Runs a parsed command line.
@@ -106,26 +106,28 @@ pub fn load_config(explicit: Option<&Path>) -> anyhow::Result<Config> {
 }
 
 impl RecordArgs {
-    /// The record's path: `--db`, or the config's `store.path` (the config
-    /// is read only when `--db` is not given).
-    pub fn resolve(&self) -> anyhow::Result<PathBuf> {
+    /// Where the record is: `--db`, or the config's `store.url` or
+    /// `store.path` (the config is read only when `--db` is not given).
+    pub fn resolve(&self) -> anyhow::Result<Location> {
         match &self.db {
-            Some(db) => Ok(db.clone()),
-            None => Ok(load_config(self.config.as_deref())?.store.path),
+            Some(db) => Ok(Location::parse(db)),
+            None => Ok(load_config(self.config.as_deref())?.store.location()),
         }
     }
 
     /// Opens the record read-only: a daemon may be writing it. A missing
     /// file is said plainly, with what to do.
     pub fn open(&self) -> anyhow::Result<Record> {
-        let path = self.resolve()?;
-        if !path.exists() {
-            anyhow::bail!(
-                "no record at {}: run the daemon first, or pass --db",
-                path.display()
-            );
+        let at = self.resolve()?;
+        if let Location::File(path) = &at {
+            if !path.exists() {
+                anyhow::bail!(
+                    "no record at {}: run the daemon first, or pass --db",
+                    path.display()
+                );
+            }
         }
-        Ok(Record::open_read_only(&path)?)
+        Ok(Record::open_read_only_at(&at)?)
     }
 }
 

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 mod diagnostics;
 mod diff;
+mod fleet;
 mod schema;
 pub mod size;
 #[cfg(test)]
@@ -36,6 +37,7 @@ use crate::model::Exchange;
 pub use crate::model::{Day, DayRange, OhlcOrder};
 pub use diagnostics::{ConfigError, Problem};
 pub use diff::ConfigDiff;
+pub use fleet::{host_name, FleetConfig, LeaseScope, MIN_LEASE_TTL};
 pub use schema::universe_size_problem;
 pub use schema::{default_workers, DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT, MAX_WORKERS};
 pub use schema::{
@@ -78,6 +80,8 @@ pub struct Config {
     pub schedule: ScheduleConfig,
     pub store: StoreConfig,
     pub snapshot: SnapshotConfig,
+    /// Only read with a PostgreSQL record (`store.url`).
+    pub fleet: FleetConfig,
     pub api: ApiConfig,
     pub log: LogConfig,
 }
@@ -177,6 +181,7 @@ impl Config {
             validate::fetch_timing(&self.fetch, &self.source),
             validate::store(&self.store),
             validate::snapshot(&self.snapshot),
+            self.fleet.problems(),
             validate::api(&self.api),
         ]
         .concat()

@@ -428,6 +428,12 @@ impl Default for ScheduleConfig {
 pub struct StoreConfig {
     /// The database file; created, with its directory, if missing.
     pub path: PathBuf,
+    /// A PostgreSQL database instead of the file
+    /// (`postgres://user@host:5432/pricegrid`, libpq's parameters such as
+    /// `sslmode=require` allowed): a record several daemons share. Unset:
+    /// the SQLite file at `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     /// While a round runs, its answers are written at least this often (a
     /// crash loses at most this much); every round's end is written too.
     #[serde(with = "humantime_serde")]
@@ -438,10 +444,21 @@ pub struct StoreConfig {
     pub keep_for: Duration,
 }
 
+impl StoreConfig {
+    /// Where the record is: `url` if set, else the file at `path`.
+    pub fn location(&self) -> crate::record::Location {
+        match &self.url {
+            Some(url) => crate::record::Location::parse(url),
+            None => crate::record::Location::File(self.path.clone()),
+        }
+    }
+}
+
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             path: PathBuf::from("data/pricegrid.db"),
+            url: None,
             flush_every: Duration::from_secs(5),
             keep_for: Duration::from_secs(90 * 24 * 3600),
         }

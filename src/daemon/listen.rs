@@ -25,7 +25,7 @@ use crate::config::Config;
 /// reloaded `store.path` takes effect at the next start.
 pub(super) struct ApiFiles {
     pub(super) snapshot_dir: watch::Sender<PathBuf>,
-    pub(super) record: watch::Sender<PathBuf>,
+    pub(super) record: watch::Sender<crate::record::Location>,
 }
 
 impl ApiFiles {

@@ -39,7 +39,7 @@ use crate::config::watcher::{self, ConfigWatcher, WatchError};
 use crate::config::{Config, ConfigError};
 use crate::model::CellState;
 use crate::origin::{OriginError as AppError, Source};
-use crate::record::{Record, RecordError};
+use crate::record::{Location, Record, RecordError};
 use crate::store::Store;
 
 /// A signal sooner than this after the first is taken as the same request.
@@ -183,7 +183,7 @@ pub struct Daemon {
     /// built-in defaults): a reload then reads `path` if it has appeared.
     _watcher: Option<ConfigWatcher>,
     /// This daemon's hold on its record, for as long as it runs.
-    _record_lock: lock::RecordLock,
+    _record_lock: Option<lock::RecordLock>,
 }
 
 impl Daemon {
@@ -219,7 +219,12 @@ impl Daemon {
         } else {
             None
         };
-        let record_lock = lock::RecordLock::take(&config.store.path, chrono::Utc::now())?;
+        // An SQLite file has one writer, this daemon; a PostgreSQL record is
+        // shared by a fleet, whose leases say who writes what.
+        let record_lock = match config.store.location() {
+            Location::File(path) => Some(lock::RecordLock::take(&path, chrono::Utc::now())?),
+            Location::Postgres(_) => None,
+        };
         let (record, store, last_round) = resume(&config)?;
         let source = Source::start_with_clock(&config, &clock)?;
         if let Err(e) = source.check_reachable(&config).await {
@@ -238,7 +243,7 @@ impl Daemon {
         );
         let snapshot_dir = ApiFiles {
             snapshot_dir: watch::Sender::new(config.snapshot.dir.clone()),
-            record: watch::Sender::new(config.store.path.clone()),
+            record: watch::Sender::new(config.store.location()),
         };
         let started = std::time::Instant::now();
         let (control_tx, control_rx) = mpsc::unbounded_channel();
@@ -403,7 +408,7 @@ impl Daemon {
             .send(crate::actors::aggregator::GetStatus)
             .await?
             .prices;
-        log::info!("record {} up to date", self.config.store.path.display());
+        log::info!("record {} up to date", self.config.store.location());
         if let Some(api) = &self.api {
             api.stop().await;
         }
@@ -420,7 +425,8 @@ impl Daemon {
 /// every cell's current value: where the daemon resumes. An unreadable or
 /// newer-format record is an error, never a silent fresh start.
 fn resume(config: &Config) -> Result<(Record, Store, u64), DaemonError> {
-    let mut record = Record::open(&config.store.path)?;
+    let at = config.store.location();
+    let mut record = Record::open_at(&at, &config.fleet.name)?;
     match record.import_snapshots(&config.snapshot.dir) {
         Ok(Some(imported)) => {
             for e in &imported.skipped {
@@ -430,7 +436,7 @@ fn resume(config: &Config) -> Result<(Record, Store, u64), DaemonError> {
                 "imported {} JSON snapshot(s) from {} into {}: {} cells",
                 imported.snapshots.len(),
                 imported.dir.display(),
-                config.store.path.display(),
+                at,
                 imported.cells
             );
         }
@@ -439,14 +445,11 @@ fn resume(config: &Config) -> Result<(Record, Store, u64), DaemonError> {
     }
     let (store, last_round) = record.load()?;
     if store.is_empty() {
-        log::info!(
-            "record {} is empty: starting from nothing",
-            config.store.path.display()
-        );
+        log::info!("record {at} is empty: starting from nothing");
     } else {
         log::info!(
             "resuming from {}: {} cells ({} prices, {} none, {} failed), round {}",
-            config.store.path.display(),
+            at,
             store.len(),
             store.price_count(),
             store.count(CellState::NoPrice),

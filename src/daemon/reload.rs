@@ -98,6 +98,26 @@ impl Daemon {
             );
             return self.reject(error, Some(hash));
         }
+        if new.store.url != self.config.store.url {
+            let shown = |u: &Option<String>| match u {
+                Some(u) => crate::record::without_password(u),
+                None => "(unset)".into(),
+            };
+            let error = format!(
+                "{}: store.url: cannot change from {} to {} while the daemon runs (the record is open); restart pricegrid to use the new record",
+                self.path.display(),
+                shown(&self.config.store.url),
+                shown(&new.store.url)
+            );
+            return self.reject(error, Some(hash));
+        }
+        if new.fleet != self.config.fleet && self.config.store.url.is_some() {
+            let error = format!(
+                "{}: fleet: cannot change while the daemon runs (its leases are held under these settings); restart pricegrid to use them",
+                self.path.display()
+            );
+            return self.reject(error, Some(hash));
+        }
         self.last_rejected = None;
         if new == *self.config {
             log::debug!("config file changed but its settings did not");

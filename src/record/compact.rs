@@ -11,7 +11,7 @@ use rusqlite::OptionalExtension;
 use serde::Serialize;
 
 use super::rows::millis;
-use super::{schema, sql, Record, RecordError};
+use super::{schema, sql, RecordError, SqliteRecord};
 
 /// What `compact` removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -26,7 +26,7 @@ pub struct Compacted {
     pub rounds: u64,
 }
 
-impl Record {
+impl SqliteRecord {
     /// Folds history older than `keep_for` (by when rounds finished, from
     /// `now`): the cutoff round is the newest round finished at or before
     /// `now - keep_for`; for each cell, of its history rows at or before the

@@ -121,6 +121,64 @@ pub enum RecordError {
     /// Cells were written for a round that was not begun.
     #[error("{}: cannot write cells of round {round}: call begin_round({round}, …) first", path.display())]
     RoundNotBegun { path: PathBuf, round: u64 },
+    /// PostgreSQL refused a statement, or the connection to it failed.
+    /// `path` is the record's URL without its password.
+    #[error("{}: {doing}: {}{}", path.display(), pg_message(source), pg_hint(source))]
+    Postgres {
+        path: PathBuf,
+        doing: &'static str,
+        #[source]
+        source: postgres::Error,
+    },
+    /// What this kind of record does not do.
+    #[error("{}: {what}", path.display())]
+    Unsupported { path: PathBuf, what: String },
+}
+
+/// A PostgreSQL error with the server's own message and detail, when it
+/// sent one (the driver's `Display` says only "db error").
+fn pg_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_owned(),
+        },
+        None => match std::error::Error::source(e) {
+            Some(inner) => format!("{e}: {inner}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+/// What to do about the PostgreSQL errors an operator can act on.
+fn pg_hint(e: &postgres::Error) -> &'static str {
+    use postgres::error::SqlState;
+    let lost = |c: &SqlState| {
+        c.code().starts_with("08")
+            || *c == SqlState::ADMIN_SHUTDOWN
+            || *c == SqlState::CRASH_SHUTDOWN
+            || *c == SqlState::CANNOT_CONNECT_NOW
+    };
+    if e.is_closed()
+        || e.as_db_error().is_none() && e.code().is_none()
+        || e.code().is_some_and(lost)
+    {
+        return "; the connection to PostgreSQL failed or was lost: the daemon keeps what it has \
+                not written and tries again at its next write";
+    }
+    match e.code() {
+        Some(c) if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+            "; check the user and password in store.url"
+        }
+        Some(c) if *c == SqlState::INVALID_CATALOG_NAME => {
+            "; the database does not exist: create it (createdb) or fix store.url"
+        }
+        Some(c) if *c == SqlState::INSUFFICIENT_PRIVILEGE => {
+            "; the user may not do this: grant it the database's tables (README: Running several daemons)"
+        }
+        Some(c) if *c == SqlState::DISK_FULL => "; the server's disk is full",
+        _ => "",
+    }
 }
 
 fn known(newest: Option<u64>) -> String {
@@ -165,7 +223,9 @@ impl RecordError {
             | RecordError::NoSuchRound { path, .. }
             | RecordError::Compacted { path, .. }
             | RecordError::RoundOrder { path, .. }
-            | RecordError::RoundNotBegun { path, .. } => path,
+            | RecordError::RoundNotBegun { path, .. }
+            | RecordError::Postgres { path, .. }
+            | RecordError::Unsupported { path, .. } => path,
             RecordError::Stopped(_) => std::path::Path::new(""),
         }
     }

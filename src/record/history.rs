@@ -10,11 +10,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::OptionalExtension;
 
 use super::rows::{self, int, millis, Decoder, COLUMNS, ROUND_COLUMN};
-use super::{sql, Record, RecordError};
+use super::{sql, RecordError, SqliteRecord};
 use crate::model::{Exchange, Symbol, TaskKey};
 use crate::store::{Cell, Store};
 
-impl Record {
+impl SqliteRecord {
     /// Checks that `round` can be answered for: it is recorded and its
     /// history was not folded by compaction.
     pub(super) fn check_round(&self, round: u64) -> Result<(), RecordError> {

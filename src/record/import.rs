@@ -11,7 +11,7 @@ use chrono::Utc;
 
 use super::rows::Encoded;
 use super::schema::key;
-use super::{put_round, sql, Record, RecordError, RoundStatus, INSERT_CELL, INSERT_HISTORY};
+use super::{put_round, sql, RecordError, RoundStatus, SqliteRecord, INSERT_CELL, INSERT_HISTORY};
 use crate::model::TaskKey;
 use crate::snapshot::{self, Snapshot, SnapshotError};
 use crate::store::Store;
@@ -32,7 +32,7 @@ pub struct Imported {
     pub skipped: Vec<SnapshotError>,
 }
 
-impl Record {
+impl SqliteRecord {
     /// Imports the JSON snapshots of `dir`, once: only into a record with
     /// no cell and no round, and only if no import was recorded before
     /// (`meta.imported_from`). Returns `None` when there was nothing to do

@@ -31,12 +31,14 @@
 //! seconds for `load` and `import_snapshots` at a million cells): run it
 //! where blocking is allowed.
 
+mod backend;
 mod compact;
 mod error;
 mod history;
 mod import;
 mod migrate;
 mod names;
+mod postgres;
 mod rounds;
 mod rows;
 mod schema;
@@ -54,10 +56,12 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::model::{Exchange, Symbol};
 use crate::store::{Store, StoreBuilder};
+pub use backend::{without_password, Location, Record};
 pub use compact::Compacted;
 pub use error::RecordError;
 pub use import::Imported;
 use names::Names;
+pub use postgres::PostgresRecord;
 use rounds::put_round;
 pub use rounds::{RoundRow, RoundStatus, WriteStats};
 use rows::{Decoder, COLUMNS};
@@ -98,7 +102,7 @@ const INSERT_HISTORY: &str = "INSERT OR REPLACE INTO history (symbol, day, excha
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 
 /// The durable record: one SQLite connection to one file.
-pub struct Record {
+pub struct SqliteRecord {
     conn: Connection,
     path: PathBuf,
     /// The interned names as far as this connection has read or written
@@ -106,9 +110,11 @@ pub struct Record {
     names: RefCell<Names>,
 }
 
-impl std::fmt::Debug for Record {
+impl std::fmt::Debug for SqliteRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Record").field("path", &self.path).finish()
+        f.debug_struct("SqliteRecord")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -219,14 +225,14 @@ fn schema_version(conn: &Connection, path: &Path) -> Result<u32, RecordError> {
         .map_err(|_| not_record(format!("its schema_version {raw:?} is not a number")))
 }
 
-impl Record {
+impl SqliteRecord {
     /// Opens the record at `path` for reading and writing, creating the
     /// file (and its directories) if there is none, and migrating an older
     /// schema. A file with a newer schema, a file that is not SQLite, and
     /// an SQLite file without pricegrid's `meta` are errors: nothing is
     /// changed or deleted. An empty file (0 bytes, or a database with no
     /// table) becomes a new record.
-    pub fn open(path: &Path) -> Result<Record, RecordError> {
+    pub fn open(path: &Path) -> Result<SqliteRecord, RecordError> {
         let exists = inspect(path)?;
         if !exists {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -293,7 +299,7 @@ impl Record {
             conn.execute_batch("VACUUM")
                 .map_err(sql(path, "vacuuming after the schema migration"))?;
         }
-        Ok(Record {
+        Ok(SqliteRecord {
             conn,
             path: path.to_owned(),
             names: RefCell::default(),
@@ -304,7 +310,7 @@ impl Record {
     /// alongside a daemon that writes it: WAL lets readers see the last
     /// committed state without blocking the writer. Never creates,
     /// migrates or changes the file.
-    pub fn open_read_only(path: &Path) -> Result<Record, RecordError> {
+    pub fn open_read_only(path: &Path) -> Result<SqliteRecord, RecordError> {
         if !inspect(path)? {
             return Err(RecordError::Open {
                 path: path.to_owned(),
@@ -337,7 +343,7 @@ impl Record {
             _ => {
                 conn.execute_batch(&format!("PRAGMA cache_size = -{CACHE_KIB};"))
                     .map_err(sql(path, "setting up the connection"))?;
-                Ok(Record {
+                Ok(SqliteRecord {
                     conn,
                     path: path.to_owned(),
                     names: RefCell::default(),

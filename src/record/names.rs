@@ -76,17 +76,9 @@ impl Names {
             doing: "reading the record's names",
             source,
         };
-        let bad = |table: &str, id: i64, reason: String| RecordError::Corrupt {
-            path: path.to_owned(),
-            at: format!("table {table}, id {id}"),
-            reason,
-        };
         for table in ["exchanges", "symbols", "sources"] {
-            let (column, newest) = match table {
-                "exchanges" => ("name", self.exchanges.newest()),
-                "symbols" => ("name", self.symbols.newest()),
-                _ => ("url", self.sources.newest()),
-            };
+            let column = if table == "sources" { "url" } else { "name" };
+            let newest = self.newest(table);
             let mut stmt = conn
                 .prepare_cached(&format!(
                     "SELECT id, {column} FROM {table} WHERE id > ?1 ORDER BY id"
@@ -96,21 +88,54 @@ impl Names {
             while let Some(row) = rows.next().map_err(sql)? {
                 let id: i64 = row.get(0).map_err(sql)?;
                 let name: String = row.get(1).map_err(sql)?;
-                let key: Arc<str> = Arc::from(name.as_str());
-                match table {
-                    "exchanges" => {
-                        let e = Exchange::new(&name).map_err(|e| bad(table, id, e.to_string()))?;
-                        self.exchanges.put(id, key, e);
-                    }
-                    "symbols" => {
-                        let s = Symbol::new(&name).map_err(|e| bad(table, id, e.to_string()))?;
-                        self.symbols.put(id, key, s);
-                    }
-                    _ => self.sources.put(id, key.clone(), key),
-                }
+                self.add(table, id, &name, path)?;
             }
         }
         Ok(())
+    }
+
+    /// The newest id read of `table` (`exchanges`, `symbols` or
+    /// `sources`; -1 when none was).
+    pub(super) fn newest(&self, table: &str) -> i64 {
+        match table {
+            "exchanges" => self.exchanges.newest(),
+            "symbols" => self.symbols.newest(),
+            _ => self.sources.newest(),
+        }
+    }
+
+    /// Adds a name read from `table` under `id`, checked: a bad one is an
+    /// error naming the table and id.
+    pub(super) fn add(
+        &mut self,
+        table: &str,
+        id: i64,
+        name: &str,
+        path: &Path,
+    ) -> Result<(), RecordError> {
+        let bad = |reason: String| RecordError::Corrupt {
+            path: path.to_owned(),
+            at: format!("table {table}, id {id}"),
+            reason,
+        };
+        let key: Arc<str> = Arc::from(name);
+        match table {
+            "exchanges" => {
+                let e = Exchange::new(name).map_err(|e| bad(e.to_string()))?;
+                self.exchanges.put(id, key, e);
+            }
+            "symbols" => {
+                let s = Symbol::new(name).map_err(|e| bad(e.to_string()))?;
+                self.symbols.put(id, key, s);
+            }
+            _ => self.sources.put(id, key.clone(), key),
+        }
+        Ok(())
+    }
+
+    /// The id of a source identity this connection knows.
+    pub(super) fn source_id(&self, url: &str) -> Option<i64> {
+        self.sources.ids.get(url).copied()
     }
 
     pub(super) fn exchange(&self, id: i64) -> Option<&Exchange> {

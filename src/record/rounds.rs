@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::rows::{int, millis, time_of, Encoded, Truth, TRUTH_COLUMNS};
-use super::{sql, Record, RecordError, INSERT_CELL};
+use super::{sql, RecordError, SqliteRecord, INSERT_CELL};
 use crate::model::{Counts, RoundSummary, TaskKey};
 use crate::store::Cell;
 
@@ -53,7 +53,7 @@ impl RoundStatus {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    pub(super) fn parse(s: &str) -> Option<Self> {
         [
             RoundStatus::Running,
             RoundStatus::Finished,
@@ -111,7 +111,7 @@ pub(super) fn put_round(
     )
 }
 
-impl Record {
+impl SqliteRecord {
     /// Records that `round` began. Rounds begin in increasing order: a
     /// round older than (or equal to, once finished) the newest recorded
     /// is refused. A round left `running` by a process that stopped is

@@ -183,7 +183,7 @@ impl<'a> Encoded<'a> {
 
 /// Reads rows of `COLUMNS` into cells, naming names through `Names`.
 pub(super) struct Decoder<'p> {
-    path: &'p Path,
+    pub(super) path: &'p Path,
     table: &'static str,
 }
 
@@ -224,23 +224,14 @@ impl<'p> Decoder<'p> {
         }
     }
 
-    fn opt_f64(
-        &self,
-        row: &Row<'_>,
-        i: usize,
-        name: &str,
-        key: &TaskKey,
-    ) -> Result<Option<f64>, RecordError> {
+    fn opt_f64(&self, row: &Row<'_>, i: usize, name: &str) -> Result<Option<f64>, RecordError> {
         match row.get_ref(i).map_err(|e| self.sql(e))? {
             ValueRef::Null => Ok(None),
             ValueRef::Real(v) => Ok(Some(v)),
             ValueRef::Integer(v) => Ok(Some(v as f64)),
             other => Err(self.bad(
-                key,
-                format!(
-                    "column {name}: expected a number, found {:?}",
-                    other.data_type()
-                ),
+                format!("column {name}"),
+                format!("expected a number, found {:?}", other.data_type()),
             )),
         }
     }
@@ -251,17 +242,61 @@ impl<'p> Decoder<'p> {
         row: &Row<'_>,
         names: &Names,
     ) -> Result<(TaskKey, Cell), RecordError> {
-        let id = self.int(row, 2, "exchange")?;
+        let numbers = [
+            (5, "open"),
+            (6, "high"),
+            (7, "low"),
+            (8, "close"),
+            (9, "volume"),
+        ];
+        let mut price = [None; 5];
+        for (slot, (i, name)) in price.iter_mut().zip(numbers) {
+            *slot = self.opt_f64(row, i, name)?;
+        }
+        let reason = match row.get_ref(13).map_err(|e| self.sql(e))? {
+            ValueRef::Null => None,
+            ValueRef::Text(t) => Some(
+                std::str::from_utf8(t)
+                    .map_err(|_| self.bad("column reason", "text that is not UTF-8"))?
+                    .to_owned(),
+            ),
+            other => {
+                return Err(self.bad(
+                    "column reason",
+                    format!("expected text, found {:?}", other.data_type()),
+                ))
+            }
+        };
+        let raw = Raw {
+            symbol: self.int(row, 0, "symbol")?,
+            day: self.int(row, 1, "day")?,
+            exchange: self.int(row, 2, "exchange")?,
+            state: self.int(row, 3, "state")?,
+            flags: self.int(row, 4, "flags")?,
+            price,
+            fetched_at: self.opt_int(row, 10, "fetched_at")?,
+            round: self.opt_int(row, ROUND_COLUMN, "round")?,
+            source: self.opt_int(row, 12, "source")?,
+            reason,
+            attempts: self.opt_int(row, 14, "attempts")?,
+        };
+        self.cell_of(raw, names)
+    }
+
+    /// A row's values, already read from whichever database, as a key and
+    /// its cell: every value checked, a bad one an error naming the row.
+    pub(super) fn cell_of(&self, raw: Raw, names: &Names) -> Result<(TaskKey, Cell), RecordError> {
+        let id = raw.exchange;
         let exchange = names
             .exchange(id)
             .ok_or_else(|| self.bad("column exchange", format!("no exchange has id {id}")))?
             .clone();
-        let id = self.int(row, 0, "symbol")?;
+        let id = raw.symbol;
         let symbol = names
             .symbol(id)
             .ok_or_else(|| self.bad("column symbol", format!("no symbol has id {id}")))?
             .clone();
-        let n = self.int(row, 1, "day")?;
+        let n = raw.day;
         let day = day_of(n).ok_or_else(|| {
             self.bad(
                 format!("{exchange}/{symbol}"),
@@ -273,29 +308,20 @@ impl<'p> Decoder<'p> {
             symbol,
             day,
         };
-        let code = self.int(row, 3, "state")?;
+        let code = raw.state;
         let state = usize::try_from(code)
             .ok()
             .and_then(|i| CellState::ALL.get(i).copied())
             .ok_or_else(|| self.bad(&key, format!("unknown state {code}")))?;
-        let bits = self.int(row, 4, "flags")?;
+        let bits = raw.flags;
         let flags = u8::try_from(bits)
             .ok()
             .map(Flags::from_bits)
             .filter(|f| i64::from(f.bits()) == bits)
             .ok_or_else(|| self.bad(&key, format!("unknown flags {bits}")))?;
-        let numbers = [
-            (5, "open"),
-            (6, "high"),
-            (7, "low"),
-            (8, "close"),
-            (9, "volume"),
-        ]
-        .map(|(i, name)| self.opt_f64(row, i, name, &key));
-        let [open, high, low, close, volume] = numbers;
-        let price = match (open?, high?, low?, close?, volume?) {
-            (None, None, None, None, None) => None,
-            (Some(o), Some(h), Some(l), Some(c), Some(v)) => {
+        let price = match raw.price {
+            [None, None, None, None, None] => None,
+            [Some(o), Some(h), Some(l), Some(c), Some(v)] => {
                 Some(Ohlcv::new(o, h, l, c, v).map_err(|e| self.bad(&key, e.to_string()))?)
             }
             _ => {
@@ -308,17 +334,17 @@ impl<'p> Decoder<'p> {
         if state == CellState::Final && price.is_none() {
             return Err(self.bad(&key, "a final cell needs a price"));
         }
-        let fetched_at = match self.opt_int(row, 10, "fetched_at")? {
+        let fetched_at = match raw.fetched_at {
             None => None,
             Some(ms) => Some(
                 time_of(ms)
                     .ok_or_else(|| self.bad(&key, format!("fetched_at {ms} is out of range")))?,
             ),
         };
-        let round = self.opt_int(row, ROUND_COLUMN, "round")?.unwrap_or(0);
+        let round = raw.round.unwrap_or(0);
         let round = u64::try_from(round)
             .map_err(|_| self.bad(&key, format!("round {round} is negative")))?;
-        let source = match self.opt_int(row, 12, "source")? {
+        let source = match raw.source {
             None => None,
             Some(id) => Some(
                 names
@@ -327,24 +353,13 @@ impl<'p> Decoder<'p> {
                     .clone(),
             ),
         };
-        let note = match row.get_ref(13).map_err(|e| self.sql(e))? {
-            ValueRef::Null => None,
-            ValueRef::Text(t) => {
-                let reason = std::str::from_utf8(t)
-                    .map_err(|_| self.bad(&key, "reason: text that is not UTF-8"))?;
-                let attempts = self.opt_int(row, 14, "attempts")?.unwrap_or(0);
+        let note = match raw.reason {
+            None => None,
+            Some(reason) => {
+                let attempts = raw.attempts.unwrap_or(0);
                 let attempts = u32::try_from(attempts)
                     .map_err(|_| self.bad(&key, format!("attempts {attempts} out of range")))?;
-                Some(Note {
-                    reason: reason.to_owned(),
-                    attempts,
-                })
-            }
-            other => {
-                return Err(self.bad(
-                    &key,
-                    format!("reason: expected text, found {:?}", other.data_type()),
-                ))
+                Some(Note { reason, attempts })
             }
         };
         Ok((
@@ -360,6 +375,23 @@ impl<'p> Decoder<'p> {
             },
         ))
     }
+}
+
+/// The values of one row of `COLUMNS`, as read from the database and not
+/// yet checked (`Decoder::cell_of` checks them).
+#[derive(Debug, Clone)]
+pub(super) struct Raw {
+    pub(super) symbol: i64,
+    pub(super) day: i64,
+    pub(super) exchange: i64,
+    pub(super) state: i64,
+    pub(super) flags: i64,
+    pub(super) price: [Option<f64>; 5],
+    pub(super) fetched_at: Option<i64>,
+    pub(super) round: Option<i64>,
+    pub(super) source: Option<i64>,
+    pub(super) reason: Option<String>,
+    pub(super) attempts: Option<i64>,
 }
 
 #[cfg(test)]

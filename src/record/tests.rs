@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use super::SqliteRecord as Record;
 use super::*;
 use crate::model::{CellState, Counts, Flags, Ohlcv, Outcome, RoundSummary, TaskKey};
 use crate::snapshot::Snapshot;

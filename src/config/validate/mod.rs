@@ -429,6 +429,23 @@ pub(super) fn store(s: &super::schema::StoreConfig) -> Vec<Finding> {
     if s.path.as_os_str().is_empty() {
         out.push(Finding::at("store.path", "is empty"));
     }
+    if let Some(url) = &s.url {
+        match crate::record::Location::parse(url) {
+            crate::record::Location::File(_) => out.push(Finding::at(
+                "store.url",
+                "expected a PostgreSQL URL, postgres://user@host:5432/database (for a file, \
+                 set store.path instead)",
+            )),
+            crate::record::Location::Postgres(_) => {
+                if let Err(e) = url.parse::<postgres::Config>() {
+                    out.push(Finding::at(
+                        "store.url",
+                        format!("is not a PostgreSQL URL pricegrid can use: {e}"),
+                    ));
+                }
+            }
+        }
+    }
     out
 }
 

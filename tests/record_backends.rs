@@ -1,0 +1,374 @@
+//! The record's meaning on both backends: every story here runs once on an
+//! SQLite file and once on a real PostgreSQL database (a throwaway cluster,
+//! tests/common/postgres.rs), through the one `Record` interface, and both
+//! must tell it alike. Then what only PostgreSQL has: a lost connection
+//! that loses nothing, its schema version, and a URL that names the
+//! problem.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use common::*;
+use pricegrid::model::{CellState, Counts, Exchange, Flags, Ohlcv, RoundSummary, Symbol, TaskKey};
+use pricegrid::record::{Location, Record, RecordError, RoundStatus};
+use pricegrid::store::{Cell, Note};
+
+/// A record of each kind, empty, and what keeps it alive.
+#[allow(dead_code)] // held for their drop
+enum Held {
+    File(tempfile::TempDir),
+    Db(TestDatabase),
+}
+
+fn backends() -> Vec<(&'static str, Location, Held)> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = Location::File(dir.path().join("record.db"));
+    let db = TestDatabase::new();
+    let url = Location::parse(&db.url);
+    vec![
+        ("sqlite", file, Held::File(dir)),
+        ("postgres", url, Held::Db(db)),
+    ]
+}
+
+fn key(exchange: &str, symbol: &str, d: u32) -> TaskKey {
+    TaskKey {
+        exchange: Exchange::new(exchange).unwrap(),
+        symbol: Symbol::new(symbol).unwrap(),
+        day: NaiveDate::from_ymd_opt(2020, 3, d).unwrap(),
+    }
+}
+
+fn final_price(close: f64, round: u64, source: &str) -> Cell {
+    Cell {
+        state: CellState::Final,
+        price: Some(Ohlcv::new(close, close + 1.0, close / 2.0, close, 10.0).unwrap()),
+        flags: Flags::NONE,
+        fetched_at: Some(at("2020-03-20T10:00:00Z")),
+        round,
+        source: Some(Arc::from(source)),
+        note: None,
+    }
+}
+
+fn failed(reason: &str, round: u64) -> Cell {
+    Cell {
+        state: CellState::Failed,
+        price: None,
+        flags: Flags::NONE,
+        fetched_at: Some(at("2020-03-20T10:00:01Z")),
+        round,
+        source: None,
+        note: Some(Note {
+            reason: reason.into(),
+            attempts: 3,
+        }),
+    }
+}
+
+/// The cell the store holds for `k`.
+fn cell(store: &pricegrid::store::Store, k: &TaskKey) -> Option<Cell> {
+    store.get(&k.exchange, &k.symbol, k.day)
+}
+
+fn summary(round: u64, tasks: u64) -> RoundSummary {
+    RoundSummary {
+        round,
+        config_version: 7,
+        counts: Counts {
+            tasks,
+            finals: tasks,
+            ..Counts::default()
+        },
+        elapsed: Duration::from_millis(1500),
+        aborted: false,
+    }
+}
+
+/// Begins `round`, writes `cells`, finishes it; returns the history rows
+/// the write made.
+fn round(record: &mut Record, round: u64, cells: &[(TaskKey, Cell)]) -> usize {
+    let started = at("2020-03-20T10:00:00Z") + chrono::Duration::minutes(round as i64);
+    record.begin_round(round, started, 7).unwrap();
+    let stats = record.write(round, cells).unwrap();
+    record
+        .finish_round(
+            &summary(round, cells.len() as u64),
+            started + chrono::Duration::seconds(2),
+        )
+        .unwrap();
+    stats.history
+}
+
+#[test]
+fn what_goes_in_comes_back_out_on_both_backends() {
+    for (kind, at_, _held) in backends() {
+        let mut record = Record::open_at(&at_, "test-daemon").unwrap();
+        let cells = vec![
+            (
+                key("kraken", "btc", 1),
+                final_price(100.5, 1, "https://api.kraken.com/0/public/OHLC?pair=XBTUSD"),
+            ),
+            (
+                key("kraken", "eth", 1),
+                failed("HTTP 503 after 3 attempts", 1),
+            ),
+            (
+                key("binance", "btc", 2),
+                final_price(101.25, 1, "http://a/"),
+            ),
+            (
+                key("binance", "eth", 2),
+                Cell {
+                    state: CellState::NoPrice,
+                    price: None,
+                    flags: Flags::NONE,
+                    fetched_at: None,
+                    round: 1,
+                    source: None,
+                    note: None,
+                },
+            ),
+        ];
+        assert_eq!(round(&mut record, 1, &cells), 0, "{kind}");
+        drop(record);
+        let record = Record::open_read_only_at(&at_).unwrap();
+        let (store, last) = record.load().unwrap();
+        assert_eq!(last, 1, "{kind}");
+        assert_eq!(store.len(), 4, "{kind}");
+        for (k, c) in &cells {
+            assert_eq!(cell(&store, k).as_ref(), Some(c), "{kind}: {k}");
+        }
+        let (exchanges, symbols) = record.names().unwrap();
+        assert_eq!(exchanges.len(), 2, "{kind}");
+        assert_eq!(symbols.len(), 2, "{kind}");
+        let rounds = record.rounds().unwrap();
+        assert_eq!(rounds.len(), 1, "{kind}");
+        assert_eq!(rounds[0].status, RoundStatus::Finished, "{kind}");
+        assert_eq!(rounds[0].counts.tasks, 4, "{kind}");
+        assert_eq!(rounds[0].config_version, 7, "{kind}");
+    }
+}
+
+#[test]
+fn a_past_round_reads_as_it_stood_and_a_repeated_answer_writes_no_history() {
+    for (kind, at_, _held) in backends() {
+        let mut record = Record::open_at(&at_, "test-daemon").unwrap();
+        let k = key("kraken", "btc", 1);
+        let other = key("kraken", "btc", 2);
+        round(
+            &mut record,
+            1,
+            &[
+                (k.clone(), failed("timeout", 1)),
+                (other.clone(), final_price(5.0, 1, "http://a/")),
+            ],
+        );
+        // The same answer again, from another source: no history row.
+        assert_eq!(
+            round(
+                &mut record,
+                2,
+                &[(other.clone(), final_price(5.0, 2, "http://b/"))]
+            ),
+            0,
+            "{kind}"
+        );
+        // A new value: the old one moves into history.
+        assert_eq!(
+            round(
+                &mut record,
+                3,
+                &[(k.clone(), final_price(7.0, 3, "http://a/"))]
+            ),
+            1,
+            "{kind}"
+        );
+        let then = record.store_at(1).unwrap();
+        assert_eq!(cell(&then, &k).unwrap().state, CellState::Failed, "{kind}");
+        assert_eq!(
+            cell(&then, &other).unwrap().price.unwrap().close,
+            5.0,
+            "{kind}"
+        );
+        let now = record.store_at(3).unwrap();
+        assert_eq!(cell(&now, &k).unwrap().price.unwrap().close, 7.0, "{kind}");
+        // Filtered: one symbol-day across exchanges.
+        let one = record
+            .cells_at(
+                1,
+                &[],
+                &[Symbol::new("btc").unwrap()],
+                Some(k.day),
+                Some(k.day),
+            )
+            .unwrap();
+        assert_eq!(one.len(), 1, "{kind}");
+        assert_eq!(one[0].1.state, CellState::Failed, "{kind}");
+        assert!(
+            record
+                .cells_at(1, &[Exchange::new("nowhere").unwrap()], &[], None, None)
+                .unwrap()
+                .is_empty(),
+            "{kind}"
+        );
+        // The round finished by a time.
+        assert_eq!(
+            record.round_at(at("2020-03-20T10:02:30Z")).unwrap(),
+            Some(2),
+            "{kind}"
+        );
+        assert_eq!(
+            record.round_at(at("2020-01-01T00:00:00Z")).unwrap(),
+            None,
+            "{kind}"
+        );
+        // An unknown round is an error naming the newest.
+        let err = record.store_at(9).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RecordError::NoSuchRound {
+                    newest: Some(3),
+                    ..
+                }
+            ),
+            "{kind}: {err}"
+        );
+    }
+}
+
+#[test]
+fn rounds_begin_in_order_and_compaction_keeps_every_current_value() {
+    for (kind, at_, _held) in backends() {
+        let mut record = Record::open_at(&at_, "test-daemon").unwrap();
+        let k = key("kraken", "btc", 1);
+        for r in 1..=4 {
+            round(
+                &mut record,
+                r,
+                &[(k.clone(), final_price(r as f64, r, "http://a/"))],
+            );
+        }
+        let err = record
+            .begin_round(2, at("2020-03-21T00:00:00Z"), 7)
+            .unwrap_err();
+        assert!(
+            matches!(err, RecordError::RoundOrder { newest: 4, .. }),
+            "{kind}: {err}"
+        );
+        // Rounds finished 10:01:02 … 10:04:02; keep what finished after 10:03.
+        let compacted = record
+            .compact(Duration::from_secs(60), at("2020-03-20T10:04:00Z"))
+            .unwrap();
+        assert_eq!(compacted.cutoff_round, Some(2), "{kind}");
+        assert_eq!(compacted.rounds, 1, "{kind}");
+        assert_eq!(compacted.history_rows, 1, "{kind}: round 1's value folded");
+        assert_eq!(record.retained_from().unwrap(), Some(2), "{kind}");
+        assert!(
+            matches!(
+                record.store_at(1).unwrap_err(),
+                RecordError::Compacted {
+                    retained_from: 2,
+                    ..
+                }
+            ),
+            "{kind}"
+        );
+        assert_eq!(
+            cell(&record.store_at(2).unwrap(), &k)
+                .unwrap()
+                .price
+                .unwrap()
+                .close,
+            2.0,
+            "{kind}"
+        );
+        let (store, last) = record.load().unwrap();
+        assert_eq!(last, 4, "{kind}");
+        assert_eq!(
+            cell(&store, &k).unwrap().price.unwrap().close,
+            4.0,
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn a_lost_postgres_connection_loses_nothing_and_is_made_again() {
+    let db = TestDatabase::new();
+    let mut record = Record::open_at(&Location::parse(&db.url), "test-daemon").unwrap();
+    let k = key("kraken", "btc", 1);
+    round(
+        &mut record,
+        1,
+        &[(k.clone(), final_price(1.0, 1, "http://a/"))],
+    );
+    record
+        .begin_round(2, at("2020-03-21T00:00:00Z"), 7)
+        .unwrap();
+    // The server ends every other connection, ours among them.
+    psql(
+        &db.url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    let cells = [(k.clone(), final_price(2.0, 2, "http://a/"))];
+    let err = record.write(2, &cells).unwrap_err();
+    assert!(matches!(err, RecordError::Postgres { .. }), "{err}");
+    assert!(err.to_string().contains("tries again"), "{err}");
+    // The caller keeps the cells and writes them again: it works now.
+    let stats = record.write(2, &cells).unwrap();
+    assert_eq!(stats.cells, 1);
+    let (store, _) = record.load().unwrap();
+    assert_eq!(cell(&store, &k).unwrap().price.unwrap().close, 2.0);
+}
+
+#[test]
+fn a_postgres_record_of_a_newer_schema_or_none_at_all_is_refused_untouched() {
+    let db = TestDatabase::new();
+    let at_ = Location::parse(&db.url);
+    let err = Record::open_read_only_at(&at_).unwrap_err();
+    assert!(
+        err.to_string().contains("holds no pricegrid record yet"),
+        "{err}"
+    );
+    drop(Record::open_at(&at_, "d").unwrap());
+    psql(
+        &db.url,
+        "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+    );
+    let err = Record::open_at(&at_, "d").unwrap_err();
+    assert!(
+        matches!(err, RecordError::NewerFormat { found: 99, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT value FROM meta WHERE key = 'schema_version'"
+        ),
+        "99"
+    );
+    // Another program's table called meta is not taken for a record.
+    let other = TestDatabase::new();
+    psql(&other.url, "CREATE TABLE meta (k text, v text)");
+    let err = Record::open_at(&Location::parse(&other.url), "d").unwrap_err();
+    assert!(err.to_string().contains("another program"), "{err}");
+}
+
+#[test]
+fn a_postgres_url_that_cannot_connect_says_where_and_hides_the_password() {
+    let url = format!(
+        "postgres://ann:s3cret@127.0.0.1:{}/nothing?connect_timeout=2",
+        nothing_listens().port().unwrap()
+    );
+    let err = Record::open_at(&Location::parse(&url), "d").unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("connecting to PostgreSQL"), "{text}");
+    assert!(text.contains("ann:***@127.0.0.1"), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+}
