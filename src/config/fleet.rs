@@ -1,41 +1,18 @@
-//! `[fleet]`: how a daemon shares a PostgreSQL record with others (its
-//! name, what it leases, for how long). Owns these settings and their
-//! checks; it does not take or renew a lease (that is `crate::fleet`), and
-//! it means nothing for an SQLite record, which one daemon owns alone.
-
-use std::time::Duration;
+//! `[fleet]`: how a daemon is known beside others on a shared PostgreSQL
+//! record (its name, under which its rounds are recorded). Owns these
+//! settings and their checks, nothing else.
 
 use serde::{Deserialize, Serialize};
 
 use super::diagnostics::Finding;
 
-/// What one lease covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LeaseScope {
-    /// One exchange, all its symbols: one daemon asks an exchange at a
-    /// time, so the exchange's rate limit is one daemon's.
-    #[default]
-    Exchange,
-    /// One exchange × symbol: work spread finer, for daemons with their
-    /// own addresses (an exchange's limit is per IP).
-    Market,
-}
-
 /// `[fleet]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FleetConfig {
-    /// This daemon's name in the fleet: its rounds and leases are recorded
-    /// under it. Default: the host name.
+    /// This daemon's name: its rounds are recorded under it in a
+    /// PostgreSQL record. Default: the host name.
     pub name: String,
-    /// What a lease covers: "exchange" (default) or "market".
-    pub lease: LeaseScope,
-    /// How long a lease lasts unless renewed; the holder renews it every
-    /// third of this. A daemon that dies loses its leases this long after
-    /// its last renewal, and another takes them over at its next round.
-    #[serde(with = "humantime_serde")]
-    pub lease_ttl: Duration,
 }
 
 /// The host name, or "pricegrid" when it is not valid UTF-8.
@@ -49,17 +26,9 @@ pub fn host_name() -> String {
 
 impl Default for FleetConfig {
     fn default() -> Self {
-        Self {
-            name: host_name(),
-            lease: LeaseScope::Exchange,
-            lease_ttl: Duration::from_secs(30),
-        }
+        Self { name: host_name() }
     }
 }
-
-/// The shortest lease: renewed every third of it, a shorter one would be
-/// lost to one slow statement.
-pub const MIN_LEASE_TTL: Duration = Duration::from_secs(3);
 
 impl FleetConfig {
     pub(super) fn problems(&self) -> Vec<Finding> {
@@ -71,16 +40,6 @@ impl FleetConfig {
             out.push(Finding::at(
                 "fleet.name",
                 format!("{:?}: expected at most 63 printable characters", self.name),
-            ));
-        }
-        if self.lease_ttl < MIN_LEASE_TTL {
-            out.push(Finding::at(
-                "fleet.lease_ttl",
-                format!(
-                    "{} is too short: at least {} (the lease is renewed every third of it)",
-                    humantime::format_duration(self.lease_ttl),
-                    humantime::format_duration(MIN_LEASE_TTL)
-                ),
             ));
         }
         out

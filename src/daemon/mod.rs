@@ -225,7 +225,13 @@ impl Daemon {
             Location::File(path) => Some(lock::RecordLock::take(&path, chrono::Utc::now())?),
             Location::Postgres(_) => None,
         };
-        let (record, store, last_round) = resume(&config)?;
+        // On a thread of its own: PostgreSQL's client blocks on a runtime
+        // of its own, which may not start inside this one.
+        let (record, store, last_round) = std::thread::scope(|s| {
+            s.spawn(|| resume(&config))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })?;
         let source = Source::start_with_clock(&config, &clock)?;
         if let Err(e) = source.check_reachable(&config).await {
             log::warn!("{e}; rounds will keep trying");

@@ -130,6 +130,13 @@ pub enum RecordError {
         #[source]
         source: postgres::Error,
     },
+    /// Another daemon writes this PostgreSQL record.
+    #[error(
+        "record {} is in use by {holder}: one daemon writes a record at a time (give this one \
+         another store.url; read-only commands work beside it)",
+        path.display()
+    )]
+    InUse { path: PathBuf, holder: String },
     /// What this kind of record does not do.
     #[error("{}: {what}", path.display())]
     Unsupported { path: PathBuf, what: String },
@@ -225,7 +232,8 @@ impl RecordError {
             | RecordError::RoundOrder { path, .. }
             | RecordError::RoundNotBegun { path, .. }
             | RecordError::Postgres { path, .. }
-            | RecordError::Unsupported { path, .. } => path,
+            | RecordError::Unsupported { path, .. }
+            | RecordError::InUse { path, .. } => path,
             RecordError::Stopped(_) => std::path::Path::new(""),
         }
     }

@@ -264,6 +264,14 @@ impl TestConfig {
         self
     }
 
+    /// The record in the PostgreSQL database at `url`, written under the
+    /// daemon name `name`.
+    pub fn record_url(mut self, url: &str, name: &str) -> Self {
+        self.config.store.url = Some(url.to_owned());
+        self.config.fleet.name = name.to_owned();
+        self
+    }
+
     /// How often the record is written while a round runs.
     pub fn flush_every(mut self, d: Duration) -> Self {
         self.config.store.flush_every = d;

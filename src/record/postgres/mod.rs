@@ -40,6 +40,11 @@ pub const PG_SCHEMA_VERSION: u32 = 1;
 /// daemons started together create it once.
 const SCHEMA_LOCK: i64 = 0x7072_6963_6567_7264; // "pricegrd"
 
+/// The advisory lock a writing daemon holds for as long as its connection
+/// lives: one writer per record (a connection that dies, with its process,
+/// lets it go).
+const WRITER_LOCK: i64 = 0x7072_6963_6567_7277; // "pricegrw"
+
 /// How long a connection attempt waits.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -131,6 +136,9 @@ pub struct PostgresRecord {
     path: PathBuf,
     /// The daemon whose rounds this connection records (`fleet.name`).
     daemon: String,
+    /// Whether this connection writes: it then holds `WRITER_LOCK`, taken
+    /// again on every new connection.
+    writer: bool,
     names: RefCell<Names>,
 }
 
@@ -157,7 +165,7 @@ pub(super) fn pg<'a>(
 }
 
 impl PostgresRecord {
-    fn connect_to(url: &str, daemon: &str) -> Result<PostgresRecord, RecordError> {
+    fn connect_to(url: &str, daemon: &str, writer: bool) -> Result<PostgresRecord, RecordError> {
         let path = PathBuf::from(without_password(url));
         let not_url = |reason: String| RecordError::NotARecord {
             path: path.clone(),
@@ -184,6 +192,7 @@ impl PostgresRecord {
             tls,
             path,
             daemon: daemon.to_owned(),
+            writer,
             names: RefCell::default(),
         };
         record.client()?;
@@ -194,14 +203,15 @@ impl PostgresRecord {
     /// it has none and migrating an older schema; rounds are recorded
     /// under `daemon`. A newer schema is an error: nothing is changed.
     pub fn open(url: &str, daemon: &str) -> Result<PostgresRecord, RecordError> {
-        let record = Self::connect_to(url, daemon)?;
+        let record = Self::connect_to(url, daemon, true)?;
         record.migrate()?;
+        record.with(|c, _| record.note_writer(c))?;
         Ok(record)
     }
 
     /// Connects for reading only: the schema must be there and current.
     pub fn open_read_only(url: &str) -> Result<PostgresRecord, RecordError> {
-        let record = Self::connect_to(url, "reader")?;
+        let record = Self::connect_to(url, "reader", false)?;
         let path = record.path.clone();
         match record.schema_version()? {
             0 => Err(RecordError::NotARecord {
@@ -245,11 +255,66 @@ impl PostgresRecord {
                 Tls::Plain => self.config.connect(NoTls),
                 Tls::Rustls(tls) => self.config.connect(tls.clone()),
             };
-            *slot = Some(connected.map_err(pg(&self.path, "connecting to PostgreSQL"))?);
+            let mut client = connected.map_err(pg(&self.path, "connecting to PostgreSQL"))?;
+            if self.writer {
+                self.take_writer_lock(&mut client)?;
+            }
+            *slot = Some(client);
             // Ids read on another connection stay true (names are only
             // added), so the names are kept.
         }
         Ok(RefMut::map(slot, |c| c.as_mut().expect("connected above")))
+    }
+
+    /// Takes the one-writer lock on a new connection, and says who this
+    /// writer is (`meta.writer`), or names the daemon that holds it.
+    fn take_writer_lock(&self, client: &mut Client) -> Result<(), RecordError> {
+        let doing = "taking the record's writer lock";
+        let taken: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK])
+            .map_err(pg(&self.path, doing))?
+            .get(0);
+        let has_meta: Option<String> = client
+            .query_one("SELECT to_regclass('meta')::text", &[])
+            .map_err(pg(&self.path, doing))?
+            .get(0);
+        if !taken {
+            let holder = match has_meta {
+                Some(_) => client
+                    .query_opt("SELECT value FROM meta WHERE key = 'writer'", &[])
+                    .ok()
+                    .flatten()
+                    .map(|r| r.get::<_, String>(0)),
+                None => None,
+            };
+            return Err(RecordError::InUse {
+                path: self.path.clone(),
+                holder: holder.unwrap_or_else(|| "another daemon".into()),
+            });
+        }
+        if has_meta.is_some() {
+            self.note_writer(client)?;
+        }
+        Ok(())
+    }
+
+    /// Says in `meta.writer` who writes the record: what a second daemon
+    /// is told.
+    fn note_writer(&self, client: &mut Client) -> Result<(), RecordError> {
+        let me = format!(
+            "daemon {} (pid {}, started {})",
+            self.daemon,
+            std::process::id(),
+            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+        );
+        client
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('writer', $1) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&me],
+            )
+            .map_err(pg(&self.path, "noting the record's writer"))?;
+        Ok(())
     }
 
     /// Runs `f` on the connection; if it fails and the connection is gone
