@@ -184,6 +184,11 @@ pub struct Daemon {
     _watcher: Option<ConfigWatcher>,
     /// This daemon's hold on its record, for as long as it runs.
     _record_lock: Option<lock::RecordLock>,
+    /// SIGHUP, and SIGINT/SIGTERM: listened to from before "daemon
+    /// started" is logged and systemd is told it is ready, so a signal
+    /// sent on that word is never the default one that kills.
+    hangup: Hangup,
+    terminate: Option<crate::shutdown::Terminate>,
 }
 
 impl Daemon {
@@ -284,6 +289,8 @@ impl Daemon {
             Some(_) => path.display().to_string(),
             None => format!("the built-in defaults (no {})", path.display()),
         };
+        let hangup = hangup_stream();
+        let terminate = Some(crate::shutdown::Terminate::new());
         log::info!(
             "daemon started: config {from} (version 0), source {}, {} workers carrying {} requests in flight, every {}",
             config.source.url,
@@ -311,6 +318,8 @@ impl Daemon {
             last_rejected: None,
             _watcher: watcher,
             _record_lock: record_lock,
+            hangup,
+            terminate,
         })
     }
 
@@ -338,8 +347,8 @@ impl Daemon {
     /// once (a `Controller::shutdown` waits for the reload, at most
     /// `SETTLE_WAIT` plus a discovery).
     pub async fn run(mut self) -> Result<ShutdownReport, DaemonError> {
-        let mut hangup = hangup_stream();
-        let mut terminate = crate::shutdown::Terminate::new();
+        let mut hangup = self.hangup.take();
+        let mut terminate = self.terminate.take().unwrap_or_default();
         loop {
             let (asked, reply) = tokio::select! {
                 biased;
@@ -487,7 +496,12 @@ fn notify_systemd(state: &[sd_notify::NotifyState]) {
 }
 
 #[cfg(unix)]
-fn hangup_stream() -> Option<actix_rt::signal::unix::Signal> {
+type Hangup = Option<actix_rt::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = Option<()>;
+
+#[cfg(unix)]
+fn hangup_stream() -> Hangup {
     use actix_rt::signal::unix::{signal, SignalKind};
     signal(SignalKind::hangup())
         .map_err(|e| log::warn!("cannot listen for SIGHUP ({e}); reload on file change only"))
@@ -514,7 +528,6 @@ async fn next_hangup(_: &mut Option<()>) {
     std::future::pending().await
 }
 
-/// `pricegrid run`: the daemon until SIGINT/SIGTERM.
 /// `pricegrid run`: the daemon on `config` (read from `path`, or the
 /// built-in defaults when there is no file there) until it is stopped.
 pub fn run(
