@@ -38,8 +38,9 @@ fn each_test_gets_an_empty_database_of_its_own_on_a_real_server() {
 }
 
 /// A daemon on a PostgreSQL record (`store.url`): its round lands there
-/// under its name; a second daemon on the same database exits 1 naming the
-/// first (a PostgreSQL record has one writer); `query` and `snapshots` read
+/// under its name; a second daemon of the same name on the same database
+/// exits 1 naming the first (one writer of each name; other names join the
+/// fleet, tests/fleet.rs); `query` and `snapshots` read
 /// it with `--db postgres://…` beside the running daemon; a daemon started
 /// again resumes from it and asks nothing already final.
 #[test]
@@ -48,22 +49,22 @@ fn a_daemon_keeps_its_record_in_postgres_alone_and_resumes_from_it() {
     let db = TestDatabase::new();
     let dir = tempfile::tempdir().unwrap();
     let snapshots = dir.path().join("snap");
-    let config = |name: &str| {
+    let config = |name: &str, file: &str| {
         TestConfig::daemon(&server.url, &snapshots)
             .exchanges(["kraken"])
             .symbols(["btc", "eth"])
             .march()
             .record_url(&db.url, name)
-            .write(&dir.path().join(format!("{name}.toml")))
+            .write(&dir.path().join(file))
     };
-    let (mut alpha, mut lines) = spawn_daemon(&config("alpha"));
+    let (mut alpha, mut lines) = spawn_daemon(&config("alpha", "first.toml"));
     let mut log = read_until(&mut lines, "finished", 1);
     assert!(
         !snapshots.with_extension("db").exists(),
         "no SQLite file beside a PostgreSQL record"
     );
 
-    let (mut beta, beta_lines) = spawn_daemon(&config("beta"));
+    let (mut beta, beta_lines) = spawn_daemon(&config("alpha", "second.toml"));
     let mut beta_log = String::new();
     read_to_end(beta_lines, &mut beta_log);
     assert_eq!(beta.wait().unwrap().code(), Some(1), "{beta_log}");
@@ -105,7 +106,7 @@ fn a_daemon_keeps_its_record_in_postgres_alone_and_resumes_from_it() {
         "alpha|finished"
     );
 
-    let (mut again, mut again_lines) = spawn_daemon(&config("alpha"));
+    let (mut again, mut again_lines) = spawn_daemon(&config("alpha", "first.toml"));
     let again_log = read_until(&mut again_lines, "resuming from postgres://", 1);
     assert!(
         again_log.contains(&format!("({finals} prices")),

@@ -47,6 +47,9 @@ pub struct Pipeline {
     /// Scheduled ticks (or requested rounds) that found nothing due and so
     /// started no round, counted.
     pub idle_ticks: watch::Receiver<u64>,
+    /// In a fleet: the leases and daemons as the last round's lease saw
+    /// them (`None` otherwise, or before the first round).
+    pub fleet: watch::Receiver<Option<crate::record::Fleet>>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -94,11 +97,16 @@ impl Pipeline {
         };
         // Start-up is a reconfiguration from nothing: every actor takes its
         // settings from this one message, as it takes a reload's.
+        let fleet_settings = config.fleet.clone();
         let initial = Reconfigure::initial(config, source);
-        let aggregator = match opts.record {
-            Some(record) => Aggregator::recording(
+        let shared = opts.record.as_ref().is_some_and(|r| r.shared().is_some());
+        let recorder = opts
+            .record
+            .map(|record| recorder::Recorder::start(record, metrics.clone()));
+        let aggregator = match &recorder {
+            Some(recorder) => Aggregator::recording(
                 &initial,
-                recorder::Recorder::start(record, metrics.clone()),
+                recorder.clone(),
                 opts.clock.clone(),
                 metrics.clone(),
             ),
@@ -122,6 +130,16 @@ impl Pipeline {
             finished,
         )
         .numbered_from(opts.last_round);
+        let (view, fleet) = watch::channel(None);
+        let producer = match recorder.filter(|_| shared) {
+            Some(recorder) => producer.in_fleet(producer::FleetLink {
+                recorder,
+                scope: fleet_settings.lease,
+                ttl: fleet_settings.lease_ttl,
+                view,
+            }),
+            None => producer,
+        };
         let idle_ticks = producer.idle_ticks();
         let producer = producer.start();
         Pipeline {
@@ -130,6 +148,7 @@ impl Pipeline {
             aggregator,
             rounds,
             idle_ticks,
+            fleet,
             metrics,
         }
     }

@@ -1,5 +1,7 @@
 //! The `Recorder`: the one thread that writes the daemon's durable record
-//! (`crate::record`, an embedded SQLite database).
+//! (`crate::record`: an SQLite file, or a PostgreSQL database, where it
+//! also takes the fleet's leases, so they and the writes checked against
+//! them go through one connection in order).
 //!
 //! A `SyncArbiter` of one: it owns the database connection, and the
 //! Aggregator sends it what to write (a round's start, the cells that
@@ -13,9 +15,10 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
+use crate::config::LeaseScope;
 use crate::metrics::Metrics;
 use crate::model::{RoundSummary, TaskKey};
-use crate::record::{Compacted, Record, RecordError, WriteStats};
+use crate::record::{Compacted, Held, Record, RecordError, WriteStats};
 use crate::store::Cell;
 
 pub struct Recorder {
@@ -129,5 +132,37 @@ impl Handler<Compact> for Recorder {
 
     fn handle(&mut self, msg: Compact, _: &mut SyncContext<Self>) -> Self::Result {
         self.record.compact(msg.keep_for, msg.now)
+    }
+}
+
+/// In a fleet: renew this daemon's leases, take its share of the free
+/// ones, number the round about to run; with the current cells of the
+/// lanes taken (the record's).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(Held, Vec<(TaskKey, Cell)>), RecordError>")]
+pub struct TakeLeases {
+    pub lanes: Vec<String>,
+    pub scope: LeaseScope,
+    pub ttl: Duration,
+}
+
+impl Handler<TakeLeases> for Recorder {
+    type Result = Result<(Held, Vec<(TaskKey, Cell)>), RecordError>;
+
+    fn handle(&mut self, msg: TakeLeases, _: &mut SyncContext<Self>) -> Self::Result {
+        let path = self.record.path().to_owned();
+        let Some(shared) = self.record.shared_mut() else {
+            return Err(RecordError::Unsupported {
+                path,
+                what: "an SQLite record has one daemon: there are no leases to take".into(),
+            });
+        };
+        let held = shared.lease(&msg.lanes, msg.scope, msg.ttl)?;
+        let cells = if held.taken.is_empty() {
+            Vec::new()
+        } else {
+            shared.cells_of_lanes(&held.taken, msg.scope)?
+        };
+        Ok((held, cells))
     }
 }

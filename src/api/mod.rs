@@ -69,6 +69,8 @@ pub struct ApiState {
     pub clock: Clock,
     /// The latest finished round, so `/v1/events` tells a round's end at once.
     pub rounds: watch::Receiver<Option<RoundSummary>>,
+    /// In a fleet: who holds what, as the last round's lease saw it.
+    pub fleet: watch::Receiver<Option<crate::record::Fleet>>,
     /// Event streams allowed open at once (`events::MAX_STREAMS`).
     pub event_streams: Arc<tokio::sync::Semaphore>,
     /// The latest status the event streams sent, and when it was made:
@@ -304,6 +306,7 @@ pub(crate) async fn status_value(state: &ApiState) -> Option<serde_json::Value> 
         "retrying": pool.retrying,
         "fetcher_restarts": pool.restarts,
         "uptime_s": state.started.elapsed().as_secs(),
+        "fleet": *state.fleet.borrow(),
     }))
 }
 
@@ -448,6 +451,7 @@ pub fn start_for(
             daemon: watch::channel(DaemonView::default()).1,
             clock: Clock::system(),
             rounds: pipeline.rounds.clone(),
+            fleet: pipeline.fleet.clone(),
             event_streams: Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS)),
             recent_status: Arc::default(),
         },

@@ -1,18 +1,53 @@
-//! `[fleet]`: how a daemon is known beside others on a shared PostgreSQL
-//! record (its name, under which its rounds are recorded). Owns these
-//! settings and their checks, nothing else.
+//! `[fleet]`: how a daemon shares a PostgreSQL record with others (its
+//! name, what it leases, for how long). Owns these settings and their
+//! checks; it does not take or renew a lease (that is
+//! `record::postgres::lease`), and it means nothing for an SQLite record,
+//! which one daemon owns alone.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::diagnostics::Finding;
 
+/// What one lease covers: a lane of the universe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaseScope {
+    /// One exchange, all its symbols: one daemon asks an exchange at a
+    /// time, so the exchange's rate limit is one daemon's.
+    #[default]
+    Exchange,
+    /// One exchange × symbol: work spread finer, for daemons with their
+    /// own addresses (an exchange's limit is per IP).
+    Market,
+}
+
+impl LeaseScope {
+    /// The lane of `exchange`'s `symbol`: `kraken`, or `kraken/btc`.
+    pub fn lane(self, exchange: &str, symbol: &str) -> String {
+        match self {
+            LeaseScope::Exchange => exchange.to_owned(),
+            LeaseScope::Market => format!("{exchange}/{symbol}"),
+        }
+    }
+}
+
 /// `[fleet]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FleetConfig {
-    /// This daemon's name: its rounds are recorded under it in a
-    /// PostgreSQL record. Default: the host name.
+    /// This daemon's name in the fleet: its rounds and leases are recorded
+    /// under it, and two daemons of one name on one record are refused.
+    /// Default: the host name.
     pub name: String,
+    /// What a lease covers: "exchange" (default) or "market".
+    pub lease: LeaseScope,
+    /// How long a lease lasts unless renewed; the holder renews it every
+    /// third of this. A daemon that dies loses its leases this long after
+    /// its last renewal, and another takes them over at its next round.
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
 }
 
 /// The host name, or "pricegrid" when it is not valid UTF-8.
@@ -26,9 +61,17 @@ pub fn host_name() -> String {
 
 impl Default for FleetConfig {
     fn default() -> Self {
-        Self { name: host_name() }
+        Self {
+            name: host_name(),
+            lease: LeaseScope::Exchange,
+            lease_ttl: Duration::from_secs(30),
+        }
     }
 }
+
+/// The shortest lease: renewed every third of it, a shorter one would be
+/// lost to one slow statement.
+pub const MIN_LEASE_TTL: Duration = Duration::from_secs(3);
 
 impl FleetConfig {
     pub(super) fn problems(&self) -> Vec<Finding> {
@@ -40,6 +83,16 @@ impl FleetConfig {
             out.push(Finding::at(
                 "fleet.name",
                 format!("{:?}: expected at most 63 printable characters", self.name),
+            ));
+        }
+        if self.lease_ttl < MIN_LEASE_TTL {
+            out.push(Finding::at(
+                "fleet.lease_ttl",
+                format!(
+                    "{} is too short: at least {} (the lease is renewed every third of it)",
+                    humantime::format_duration(self.lease_ttl),
+                    humantime::format_duration(MIN_LEASE_TTL)
+                ),
             ));
         }
         out

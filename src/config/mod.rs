@@ -37,7 +37,7 @@ use crate::model::Exchange;
 pub use crate::model::{Day, DayRange, OhlcOrder};
 pub use diagnostics::{ConfigError, Problem};
 pub use diff::ConfigDiff;
-pub use fleet::{host_name, FleetConfig};
+pub use fleet::{host_name, FleetConfig, LeaseScope, MIN_LEASE_TTL};
 pub use schema::universe_size_problem;
 pub use schema::{default_workers, DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT, MAX_WORKERS};
 pub use schema::{

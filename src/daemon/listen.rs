@@ -120,6 +120,7 @@ pub(super) fn serve_api(
         daemon: links.view.subscribe(),
         clock: links.clock.clone(),
         rounds: pipeline.rounds.clone(),
+        fleet: pipeline.fleet.clone(),
         event_streams: Arc::new(tokio::sync::Semaphore::new(api::MAX_EVENT_STREAMS)),
         recent_status: Arc::default(),
     };

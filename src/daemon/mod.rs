@@ -188,6 +188,7 @@ pub struct Daemon {
     /// started" is logged and systemd is told it is ready, so a signal
     /// sent on that word is never the default one that kills.
     hangup: Hangup,
+    _heartbeat: Option<crate::record::Heartbeat>,
     terminate: Option<crate::shutdown::Terminate>,
 }
 
@@ -237,6 +238,10 @@ impl Daemon {
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })?;
+        // In a fleet, the leases are renewed on a thread of their own.
+        let heartbeat = record
+            .shared()
+            .map(|shared| shared.heartbeat(config.fleet.lease_ttl));
         let source = Source::start_with_clock(&config, &clock)?;
         if let Err(e) = source.check_reachable(&config).await {
             log::warn!("{e}; rounds will keep trying");
@@ -320,6 +325,7 @@ impl Daemon {
             _record_lock: record_lock,
             hangup,
             terminate,
+            _heartbeat: heartbeat,
         })
     }
 

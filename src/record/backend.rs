@@ -136,6 +136,22 @@ impl Record {
         }
     }
 
+    /// The PostgreSQL record, shared by a fleet (`None` for a file, which
+    /// one daemon owns).
+    pub fn shared(&self) -> Option<&PostgresRecord> {
+        match self {
+            Record::Sqlite(_) => None,
+            Record::Postgres(r) => Some(r),
+        }
+    }
+
+    pub fn shared_mut(&mut self) -> Option<&mut PostgresRecord> {
+        match self {
+            Record::Sqlite(_) => None,
+            Record::Postgres(r) => Some(r),
+        }
+    }
+
     /// The file, or the URL without its password, as messages name it.
     pub fn path(&self) -> &Path {
         each!(self, r => r.path())

@@ -61,7 +61,7 @@ pub use compact::Compacted;
 pub use error::RecordError;
 pub use import::Imported;
 use names::Names;
-pub use postgres::PostgresRecord;
+pub use postgres::{Fleet, Heartbeat, Held, Lease, Member, PostgresRecord};
 use rounds::put_round;
 pub use rounds::{RoundRow, RoundStatus, WriteStats};
 use rows::{Decoder, COLUMNS};

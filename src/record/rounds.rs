@@ -23,6 +23,9 @@ pub struct WriteStats {
     pub cells: usize,
     /// Rows of `history` inserted or replaced.
     pub history: usize,
+    /// Cells not written: their lane's lease is no longer this daemon's
+    /// under the epoch they were asked under (a shared record only).
+    pub refused: usize,
     /// How long the transaction took, fsync included.
     #[serde(rename = "elapsed_s", serialize_with = "seconds")]
     pub elapsed: Duration,
@@ -255,6 +258,7 @@ impl SqliteRecord {
         Ok(WriteStats {
             cells: cells.len(),
             history,
+            refused: 0,
             elapsed: started.elapsed(),
         })
     }

@@ -19,6 +19,7 @@
 //! network I/O. (A little over 500 lines: the actor and the messages of its
 //! mailbox stay together; a round's tally is `tally.rs`.)
 
+mod adopt;
 mod due;
 mod persist;
 mod tally;
@@ -39,6 +40,7 @@ use crate::model::{CellState, DayRange, Exchange, Outcome, Symbol, TaskKey};
 pub use crate::model::{Counts, RoundSummary};
 use crate::snapshot::Snapshot;
 use crate::store::{Applied, Observation, Stamp, Store};
+pub use adopt::Adopt;
 use due::SettledIndex;
 pub use persist::{export_name, Flush, Written};
 use persist::{Dirty, Exports};

@@ -41,7 +41,10 @@ pub use markets::Listings;
 use markets::{listed_universe, resolve_markets};
 pub use markets::{plan, Markets};
 
+mod fleet;
 mod markets;
+
+pub use fleet::FleetLink;
 
 /// Why a round could not run.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +61,8 @@ pub enum RoundError {
     Untracked(u64),
     #[error("the universe is too large: {0}")]
     TooLarge(#[from] TooLarge),
+    #[error("cannot lease the round's lanes: {0}")]
+    Lease(#[from] crate::record::RecordError),
     /// Not a failure: every cell of the universe is settled, so no round
     /// was started (none is recorded, and its number is not used).
     #[error("nothing is due: {}", nothing_due(*keys))]
@@ -240,6 +245,9 @@ pub struct Producer {
     idle_ticks: watch::Sender<u64>,
     /// A config waiting for the round boundary, and who waits for it.
     pending: Option<(Reconfigure, Vec<oneshot::Sender<()>>)>,
+    /// In a fleet: the leases a round keeps to, and where its number
+    /// comes from.
+    fleet: Option<Rc<FleetLink>>,
 }
 
 impl Producer {
@@ -270,7 +278,14 @@ impl Producer {
             finished,
             idle_ticks: watch::Sender::new(0),
             pending: None,
+            fleet: None,
         }
+    }
+
+    /// Rounds keep to the lanes this daemon leases, numbered by the record.
+    pub fn in_fleet(mut self, fleet: FleetLink) -> Self {
+        self.fleet = Some(Rc::new(fleet));
+        self
     }
 
     /// Ticks that found nothing due, counted as they pass (a round that
@@ -307,6 +322,7 @@ impl Producer {
         let endpoints = self.source.endpoints.clone();
         let listings = self.listings.clone();
         let today = self.clock.today();
+        let fleet = self.fleet.clone();
         let work = async move {
             let universe =
                 Universe::resolve_within(&config, &client, &endpoints, &listings, today).await?;
@@ -316,9 +332,13 @@ impl Producer {
                 .map(|(k, m)| (k.clone(), m.source.clone()))
                 .collect();
             let tasks = universe.tasks();
+            let (round, pairs) = match &fleet {
+                Some(fleet) => fleet.lease(universe.pairs(), &aggregator).await?,
+                None => (round, universe.pairs()),
+            };
             let todo = aggregator
                 .send(Unsettled {
-                    pairs: universe.pairs(),
+                    pairs,
                     days: universe.days,
                     source,
                     sources,
@@ -357,11 +377,15 @@ impl Producer {
             act.running = None;
             match &result {
                 Ok(summary) => {
+                    act.round = act.round.max(summary.round);
                     act.finished.send_replace(Some(*summary));
                 }
                 Err(e @ RoundError::NothingDue { .. }) => {
-                    // A tick, not a round: the next one takes this number.
-                    act.round -= 1;
+                    // A tick, not a round: the next one takes this number
+                    // (in a fleet, the record's sequence gave it; unused).
+                    if act.fleet.is_none() {
+                        act.round -= 1;
+                    }
                     log::debug!("no round: {e}");
                     act.idle_ticks.send_modify(|n| *n += 1);
                 }

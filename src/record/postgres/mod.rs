@@ -20,18 +20,20 @@
 //! (the Recorder's thread, a command, a blocking task of the API).
 
 mod history;
+mod lease;
 mod schema;
 mod write;
 
+pub use lease::{Fleet, Heartbeat, Held, Lease, Member};
 pub use schema::PG_SCHEMA_VERSION;
 
 use std::cell::{RefCell, RefMut};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, NoTls};
+use postgres::Client;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::names::Names;
@@ -40,10 +42,10 @@ use super::{without_password, Imported, RecordError, RoundRow, RoundStatus};
 use crate::model::{Counts, Exchange, Symbol};
 use crate::store::{Store, StoreBuilder};
 
-/// The advisory lock a writing daemon holds for as long as its connection
-/// lives: one writer per record (a connection that dies, with its process,
-/// lets it go).
-const WRITER_LOCK: i64 = 0x7072_6963_6567_7277; // "pricegrw"
+/// The advisory lock class a writing daemon holds, with its name's hash,
+/// for as long as its connection lives: one writer of each name per
+/// record (a connection that dies, with its process, lets it go).
+const WRITER_LOCK: i32 = 0x7072_6963; // "pric"
 
 /// How long a connection attempt waits.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,6 +53,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How the connection is made: in the clear (`sslmode=disable`) or with
 /// rustls (Mozilla's roots; `sslmode=prefer`, the default, falls back to
 /// the clear when the server offers no TLS).
+#[derive(Clone)]
 enum Tls {
     Plain,
     Rustls(MakeRustlsConnect),
@@ -66,10 +69,17 @@ pub struct PostgresRecord {
     path: PathBuf,
     /// The daemon whose rounds this connection records (`fleet.name`).
     daemon: String,
-    /// Whether this connection writes: it then holds `WRITER_LOCK`, taken
-    /// again on every new connection.
+    /// Whether this connection writes: it then holds `WRITER_LOCK` for its
+    /// name, taken again on every new connection.
     writer: bool,
     names: RefCell<Names>,
+    /// The lanes held, with their epochs, at the start of each recent
+    /// round (`lease`): what a write of that round's cells is checked
+    /// against.
+    epochs: RefCell<BTreeMap<u64, BTreeMap<String, i64>>>,
+    /// What a lane is, once this daemon leases (`None`: it never did, and
+    /// writes are not checked against leases).
+    scope: std::cell::Cell<Option<crate::config::LeaseScope>>,
 }
 
 impl std::fmt::Debug for PostgresRecord {
@@ -124,6 +134,8 @@ impl PostgresRecord {
             daemon: daemon.to_owned(),
             writer,
             names: RefCell::default(),
+            epochs: RefCell::default(),
+            scope: std::cell::Cell::new(None),
         };
         record.client()?;
         Ok(record)
@@ -181,11 +193,10 @@ impl PostgresRecord {
             *slot = None;
         }
         if slot.is_none() {
-            let connected = match &self.tls {
-                Tls::Plain => self.config.connect(NoTls),
-                Tls::Rustls(tls) => self.config.connect(tls.clone()),
-            };
-            let mut client = connected.map_err(pg(&self.path, "connecting to PostgreSQL"))?;
+            let mut client = self
+                .tls
+                .connect(&self.config)
+                .map_err(pg(&self.path, "connecting to PostgreSQL"))?;
             if self.writer {
                 self.take_writer_lock(&mut client)?;
             }
@@ -196,50 +207,60 @@ impl PostgresRecord {
         Ok(RefMut::map(slot, |c| c.as_mut().expect("connected above")))
     }
 
-    /// Takes the one-writer lock on a new connection, or names the daemon
-    /// that holds it (`meta.writer`, which `open` writes once the schema
-    /// is known to be pricegrid's).
+    /// Takes this daemon name's writer lock on a new connection, or names
+    /// the daemon of that name that holds it (from `daemons`, which `open`
+    /// writes once the schema is known to be pricegrid's). Daemons of
+    /// other names share the record as a fleet.
     fn take_writer_lock(&self, client: &mut Client) -> Result<(), RecordError> {
         let doing = "taking the record's writer lock";
         let taken: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK])
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                &[&WRITER_LOCK, &self.daemon],
+            )
             .map_err(pg(&self.path, doing))?
             .get(0);
-        let has_meta: Option<String> = client
-            .query_one("SELECT to_regclass('meta')::text", &[])
-            .map_err(pg(&self.path, doing))?
-            .get(0);
-        if !taken {
-            let holder = match has_meta {
-                Some(_) => client
-                    .query_opt("SELECT value FROM meta WHERE key = 'writer'", &[])
-                    .ok()
-                    .flatten()
-                    .map(|r| r.get::<_, String>(0)),
-                None => None,
-            };
-            return Err(RecordError::InUse {
-                path: self.path.clone(),
-                holder: holder.unwrap_or_else(|| "another daemon".into()),
-            });
+        if taken {
+            return Ok(());
         }
-        Ok(())
+        let has_daemons: Option<String> = client
+            .query_one("SELECT to_regclass('daemons')::text", &[])
+            .map_err(pg(&self.path, doing))?
+            .get(0);
+        let holder = match has_daemons {
+            Some(_) => client
+                .query_opt(
+                    "SELECT pid, to_char(started AT TIME ZONE 'UTC', \
+                     'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM daemons WHERE name = $1",
+                    &[&self.daemon],
+                )
+                .ok()
+                .flatten()
+                .map(|r| {
+                    format!(
+                        "daemon {} (pid {}, started {})",
+                        self.daemon,
+                        r.get::<_, i64>(0),
+                        r.get::<_, String>(1)
+                    )
+                }),
+            None => None,
+        };
+        Err(RecordError::InUse {
+            path: self.path.clone(),
+            holder: holder.unwrap_or_else(|| format!("another daemon named {}", self.daemon)),
+        })
     }
 
-    /// Says in `meta.writer` who writes the record: what a second daemon
-    /// is told.
+    /// Says in `daemons` who this writer is: what a second daemon of its
+    /// name is told, and the fleet's list of daemons.
     fn note_writer(&self, client: &mut Client) -> Result<(), RecordError> {
-        let me = format!(
-            "daemon {} (pid {}, started {})",
-            self.daemon,
-            std::process::id(),
-            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
-        );
         client
             .execute(
-                "INSERT INTO meta (key, value) VALUES ('writer', $1) \
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                &[&me],
+                "INSERT INTO daemons (name, pid, started, last_seen) VALUES ($1, $2, now(), now()) \
+                 ON CONFLICT (name) DO UPDATE SET pid = excluded.pid, started = excluded.started, \
+                 last_seen = excluded.last_seen",
+                &[&self.daemon, &i64::from(std::process::id())],
             )
             .map_err(pg(&self.path, "noting the record's writer"))?;
         Ok(())

@@ -15,7 +15,10 @@ pub const PG_SCHEMA_VERSION: u32 = 1;
 const SCHEMA_LOCK: i64 = 0x7072_6963_6567_7264; // "pricegrd"
 
 /// Version 1: `record::schema`'s version 2 in PostgreSQL's types, with the
-/// daemon that ran each round. The tables keep the SQLite file's names, so
+/// daemon that ran each round; and the fleet's: `round_numbers` (a round
+/// number is unique across daemons), `leases` (one row per lane: its
+/// holder, epoch, since when and until when) and `daemons` (one row per
+/// daemon name: its pid, start, last heartbeat and last round). The tables keep the SQLite file's names, so
 /// one set of example SQL reads both.
 const SCHEMA_PG_V1: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -77,6 +80,21 @@ CREATE TABLE rounds (
     \"none\"       BIGINT NOT NULL DEFAULT 0,
     failed         BIGINT NOT NULL DEFAULT 0,
     rejected       BIGINT NOT NULL DEFAULT 0
+);
+CREATE SEQUENCE round_numbers;
+CREATE TABLE leases (
+    lane       TEXT PRIMARY KEY,
+    holder     TEXT,
+    epoch      BIGINT NOT NULL DEFAULT 0,
+    since      TIMESTAMPTZ,
+    expires_at TIMESTAMPTZ NOT NULL DEFAULT '-infinity'
+);
+CREATE TABLE daemons (
+    name       TEXT PRIMARY KEY,
+    pid        BIGINT NOT NULL,
+    started    TIMESTAMPTZ NOT NULL,
+    last_seen  TIMESTAMPTZ NOT NULL,
+    last_round BIGINT
 );
 ";
 

@@ -148,9 +148,10 @@ fn intern(
 }
 
 impl PostgresRecord {
-    /// Records that `round` began (`SqliteRecord::begin_round`'s rules):
-    /// a round older than the newest recorded is refused, and this
-    /// daemon's rounds left `running` are marked `aborted`.
+    /// Records that `round` began (`SqliteRecord::begin_round`'s rules,
+    /// among this daemon's rounds: others number theirs from the same
+    /// sequence): a round older than its newest is refused, and its rounds
+    /// left `running` are marked `aborted`.
     pub fn begin_round(
         &mut self,
         round: u64,
@@ -164,8 +165,8 @@ impl PostgresRecord {
             let mut tx = c.transaction().map_err(pg(&path, doing))?;
             let newest = tx
                 .query_opt(
-                    "SELECT round, status FROM rounds ORDER BY round DESC LIMIT 1",
-                    &[],
+                    "SELECT round, status FROM rounds WHERE daemon = $1 ORDER BY round DESC LIMIT 1",
+                    &[&daemon],
                 )
                 .map_err(pg(&path, doing))?
                 .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)));
@@ -226,7 +227,9 @@ impl PostgresRecord {
             }
             let this_round = int(round);
             let mut history = 0u64;
-            for chunk in cells.chunks(BATCH) {
+            let kept = self.still_held(&mut tx, round, cells)?;
+            let refused = cells.len() - kept.len();
+            for chunk in kept.chunks(BATCH) {
                 let mut rows = Columns::default();
                 for (key, cell) in chunk {
                     let symbol = intern(&mut tx, names, "symbols", key.symbol.as_str(), &path)?;
@@ -284,7 +287,8 @@ impl PostgresRecord {
             }
             tx.commit().map_err(pg(&path, doing))?;
             Ok(WriteStats {
-                cells: cells.len(),
+                cells: kept.len(),
+                refused,
                 history: usize::try_from(history).unwrap_or(usize::MAX),
                 elapsed: started.elapsed(),
             })
@@ -335,6 +339,12 @@ impl PostgresRecord {
                         &int(c.failed),
                         &int(c.rejected),
                     ],
+                )
+                .map_err(pg(&path, "recording the end of a round"))?;
+            client
+                .execute(
+                    "UPDATE daemons SET last_round = GREATEST(last_round, $2) WHERE name = $1",
+                    &[&daemon, &int(summary.round)],
                 )
                 .map_err(pg(&path, "recording the end of a round"))?;
             Ok(())
