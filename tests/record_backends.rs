@@ -372,3 +372,25 @@ fn a_postgres_url_that_cannot_connect_says_where_and_hides_the_password() {
     assert!(text.contains("ann:***@127.0.0.1"), "{text}");
     assert!(!text.contains("s3cret"), "{text}");
 }
+
+/// Daemons started together on a new PostgreSQL database create its
+/// schema once between them (the others wait, then find it made).
+#[test]
+fn daemons_opening_a_new_postgres_record_together_create_it_once() {
+    let db = TestDatabase::new();
+    let at_ = Location::parse(&db.url);
+    let opened: Vec<Result<Record, RecordError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|name| {
+                let at_ = &at_;
+                s.spawn(move || Record::open_at(at_, name))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for r in &opened {
+        assert!(r.is_ok(), "{:?}", r.as_ref().err().map(|e| e.to_string()));
+    }
+    assert_eq!(psql(&db.url, "SELECT count(*) FROM daemons"), "4");
+}

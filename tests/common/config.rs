@@ -272,6 +272,12 @@ impl TestConfig {
         self
     }
 
+    /// How long a fleet lease lasts unless renewed (`fleet.lease_ttl`).
+    pub fn lease_ttl(mut self, d: Duration) -> Self {
+        self.config.fleet.lease_ttl = d;
+        self
+    }
+
     /// How often the record is written while a round runs.
     pub fn flush_every(mut self, d: Duration) -> Self {
         self.config.store.flush_every = d;

@@ -158,11 +158,17 @@ impl PostgresRecord {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
                 .map_err(pg(&path, doing))?;
             // Another daemon may have done it while this one waited.
-            let has_meta: Option<String> = tx
-                .query_one("SELECT to_regclass('meta')::text", &[])
+            // Read from the catalog's rows, not its cache: this session's
+            // cache may still say "no meta" from before the wait.
+            let has_meta: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables \
+                     WHERE schemaname = current_schema() AND tablename = 'meta')",
+                    &[],
+                )
                 .map_err(pg(&path, doing))?
                 .get(0);
-            let now: u32 = if has_meta.is_some() {
+            let now: u32 = if has_meta {
                 tx.query_opt("SELECT value FROM meta WHERE key = 'schema_version'", &[])
                     .map_err(pg(&path, doing))?
                     .and_then(|r| r.get::<_, String>(0).trim().parse().ok())
