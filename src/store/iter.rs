@@ -67,7 +67,7 @@ impl Store {
         to: Option<NaiveDate>,
     ) -> impl Iterator<Item = (&'a Exchange, &'a Symbol, NaiveDate, Cell)> + 'a {
         use std::ops::Bound::{Included, Unbounded};
-        let by_exchange: Box<dyn Iterator<Item = (&Exchange, &BySymbol)>> = if exchanges.is_empty()
+        let by_exchange: Box<dyn Iterator<Item = (&Exchange, &Arc<BySymbol>)>> = if exchanges.is_empty()
         {
             match after {
                 Some(k) => Box::new(self.series.range((Included(&k.exchange), Unbounded))),
