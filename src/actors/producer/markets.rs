@@ -240,13 +240,18 @@ async fn listing(
 
 /// A round's unsettled keys as tasks: a day each for `[source]` and the
 /// classic API, pages of consecutive days (no longer than the exchange's
-/// page, cut at the oldest day it serves) for a real exchange.
+/// page, cut at the oldest day it serves) for a real exchange. Pages go
+/// symbol by symbol, each symbol's exchanges together: the record keeps
+/// cells in (symbol, day, exchange) order, so the answers of one flush
+/// land in one stretch of it rather than in every symbol's (a new day of
+/// 20,000 pairs touched each of 1,000 symbols' pages once per flush), and
+/// every exchange still has work from the start of a round.
 pub fn plan(todo: Vec<TaskKey>, markets: &Markets, today: NaiveDate) -> Vec<Task> {
     if markets.is_empty() {
         return todo.into_iter().map(Task::new).collect();
     }
     let mut tasks = Vec::with_capacity(todo.len());
-    let mut series: std::collections::BTreeMap<(Exchange, Symbol), Vec<NaiveDate>> =
+    let mut series: std::collections::BTreeMap<(Symbol, Exchange), Vec<NaiveDate>> =
         std::collections::BTreeMap::new();
     for key in todo {
         let id = (key.exchange.clone(), key.symbol.clone());
@@ -256,10 +261,13 @@ pub fn plan(todo: Vec<TaskKey>, markets: &Markets, today: NaiveDate) -> Vec<Task
                 market: Some(m.clone()),
                 ..Task::new(key)
             }),
-            Some(_) => series.entry(id).or_default().push(key.day),
+            Some(_) => series
+                .entry((key.symbol, key.exchange))
+                .or_default()
+                .push(key.day),
         }
     }
-    for ((exchange, symbol), mut days) in series {
+    for ((symbol, exchange), mut days) in series {
         let Some(market) = markets.get(&(exchange.clone(), symbol.clone())) else {
             continue;
         };
