@@ -19,7 +19,11 @@ use crate::store::{Cell, Store, StoreBuilder};
 const BATCH: usize = 4096;
 
 /// Every cell of the `cells` table, in a store.
-pub(super) fn store(tx: &Transaction<'_>, names: &Names, path: &Path) -> Result<Store, RecordError> {
+pub(super) fn store(
+    tx: &Transaction<'_>,
+    names: &Names,
+    path: &Path,
+) -> Result<Store, RecordError> {
     std::thread::scope(|scope| {
         let (batches, received) = sync_channel::<Vec<(TaskKey, Cell)>>(4);
         let building = scope.spawn(move || {

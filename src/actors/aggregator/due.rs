@@ -423,7 +423,8 @@ mod remembered {
             settle(&mut store, day, true, 1);
         }
         let mut index = SettledIndex::of(&store);
-        let pairs: Vec<(Exchange, Arc<[Symbol]>)> = vec![(kraken.clone(), Arc::from([btc.clone()]))];
+        let pairs: Vec<(Exchange, Arc<[Symbol]>)> =
+            vec![(kraken.clone(), Arc::from([btc.clone()]))];
         let sources: Arc<HashMap<(Exchange, Symbol), Arc<str>>> = Arc::default();
         for _ in 0..5 {
             assert!(index.due(&pairs, week(), &source, &sources).is_empty());
@@ -433,7 +434,10 @@ mod remembered {
         // A cell made provisional again is due at once.
         let k = settle(&mut store, "2020-01-04".parse().unwrap(), false, 2);
         index.set(&k, store.settled_by(&k));
-        assert_eq!(index.due(&pairs, week(), &source, &sources), vec![k.clone()]);
+        assert_eq!(
+            index.due(&pairs, week(), &source, &sources),
+            vec![k.clone()]
+        );
         assert_eq!(index.judged(), 2);
         settle(&mut store, k.day, true, 3);
         index.set(&k, store.settled_by(&k));
@@ -447,10 +451,13 @@ mod remembered {
         };
         assert_eq!(index.due(&pairs, longer, &source, &sources).len(), 1);
         assert_eq!(
-            index.due(&pairs, week(), &Arc::from("http://there/"), &sources).len(),
+            index
+                .due(&pairs, week(), &Arc::from("http://there/"), &sources)
+                .len(),
             7
         );
-        let rebuilt: Vec<(Exchange, Arc<[Symbol]>)> = vec![(kraken.clone(), Arc::from([btc.clone()]))];
+        let rebuilt: Vec<(Exchange, Arc<[Symbol]>)> =
+            vec![(kraken.clone(), Arc::from([btc.clone()]))];
         assert!(index.due(&rebuilt, week(), &source, &sources).is_empty());
         assert_eq!(index.judged(), 6);
     }

@@ -69,13 +69,20 @@ impl Resolved {
     /// symbols may change between ticks), and every listing it needed was
     /// read (a listing that could not be read is asked again next tick).
     /// Listings themselves are kept until the config changes, as this is.
-    pub(super) fn reusable(&self, config: &Config, endpoints: &Endpoints, listings: &Listings) -> bool {
+    pub(super) fn reusable(
+        &self,
+        config: &Config,
+        endpoints: &Endpoints,
+        listings: &Listings,
+    ) -> bool {
         if !matches!(config.universe.exchanges, Selection::List(_)) {
             return false;
         }
         let listings = listings.borrow();
         self.universe.exchanges.iter().all(|exchange| {
-            let own = endpoints.get(exchange).and_then(|e| exchanges::adapter(e.api));
+            let own = endpoints
+                .get(exchange)
+                .and_then(|e| exchanges::adapter(e.api));
             let table = config.exchanges.get(exchange);
             match (own, table) {
                 (Some(_), Some(table)) => {

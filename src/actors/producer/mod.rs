@@ -361,9 +361,7 @@ impl Producer {
                 })
                 .await?;
             let chunk = config.fetch.window().max(1);
-            let mut todo = plan(todo, &resolved.markets, today)
-                .into_iter()
-                .peekable();
+            let mut todo = plan(todo, &resolved.markets, today).into_iter().peekable();
             while todo.peek().is_some() && !stopping.get() {
                 let tasks: Vec<Task> = todo.by_ref().take(chunk).collect();
                 supervisor.send(Submit { round, tasks }).await?;
