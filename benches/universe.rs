@@ -22,7 +22,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,7 +124,7 @@ fn unsettled(spec: &GeneratedSpec) -> Unsettled {
             to: spec.to,
         },
         source: Arc::from(""),
-        sources: HashMap::new(),
+        sources: Default::default(),
     }
 }
 

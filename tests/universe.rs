@@ -182,3 +182,63 @@ async fn a_round_over_a_synthetic_binance_listing_ends_with_every_cell_final() {
     binance.stop().await;
     classic.stop().await;
 }
+
+/// What a tick resolves (each pair's market) is kept between ticks, but not
+/// when a listing could not be read: the next tick reads it again, and its
+/// markets are asked.
+#[actix_rt::test]
+async fn a_listing_that_could_not_be_read_is_read_again_at_the_next_tick() {
+    let classic = spawn_price_server(|_| {});
+    // A port nothing listens on yet; the exchange's server starts there later.
+    let addr = std::net::TcpListener::bind(loopback())
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port");
+    let url: url::Url = format!("http://{addr}/").parse().expect("a URL");
+    let config = TestConfig::fetching_from(&classic.url())
+        .exchanges(["binance"])
+        .every_symbol()
+        .window("2020-01-01", "2020-01-30")
+        .exchange_api("binance", ExchangeApi::Binance, &url, 1000.0)
+        .build();
+    let source = Source::start(&config).expect("the source starts");
+    let pipeline = Pipeline::start_with(
+        arc(config),
+        source.url.clone(),
+        PipelineOptions::from_source(&source),
+    );
+    assert!(
+        matches!(
+            run_round(&pipeline).await,
+            Err(RoundError::NothingDue { keys: 0, .. })
+        ),
+        "no listing, no symbol"
+    );
+    let opts = ServerOptions::synthetic(
+        addr,
+        server::DEFAULT_SEED,
+        ExchangeApi::Binance,
+        Synthetic {
+            exchanges: None,
+            markets: 20,
+            days: 30,
+        },
+    );
+    let binance = server::start(&opts).expect("the exchange's server starts on its port");
+    let summary = run_round(&pipeline).await.expect("the round runs");
+    assert_eq!(
+        (summary.counts.tasks, summary.counts.finals),
+        (600, 600),
+        "{summary:?}"
+    );
+    // Now kept: the next tick judges the same 600 keys, all settled.
+    let asked = binance.stats.price_requests();
+    assert!(matches!(
+        run_round(&pipeline).await,
+        Err(RoundError::NothingDue { keys: 600, .. })
+    ));
+    assert_eq!(binance.stats.price_requests(), asked);
+    within(LIMIT, pipeline.stop()).await;
+    source.stop().await;
+    binance.stop().await;
+    classic.stop().await;
+}

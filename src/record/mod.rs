@@ -10,8 +10,9 @@
 //! writes are `record::rounds`, the point-in-time reads `record::history`,
 //! compaction `record::compact`. The schema and its migrations are
 //! `record::schema`, the step from version 1 `record::migrate`; how a cell
-//! maps to a row, `record::rows`, its names to ids `record::names`; the
-//! one-time import of a JSON snapshot directory, `record::import`.
+//! maps to a row, `record::rows`, its names to ids `record::names`; reading
+//! every cell at start on two threads, `record::load`; the one-time import
+//! of a JSON snapshot directory, `record::import`.
 //!
 //! This module owns the database file and nothing else: it never decides
 //! what a cell holds (that is `Store::apply`'s job, in the Aggregator), it
@@ -36,6 +37,7 @@ mod compact;
 mod error;
 mod history;
 mod import;
+mod load;
 mod migrate;
 mod names;
 mod postgres;
@@ -55,7 +57,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::model::{Exchange, Symbol};
-use crate::store::{Store, StoreBuilder};
+use crate::store::Store;
 pub use backend::{without_password, Location, Record};
 pub use compact::Compacted;
 pub use error::RecordError;
@@ -64,7 +66,6 @@ use names::Names;
 pub use postgres::{Fleet, Heartbeat, Held, Lease, Member, PostgresRecord};
 use rounds::put_round;
 pub use rounds::{RoundRow, RoundStatus, WriteStats};
-use rows::{Decoder, COLUMNS};
 pub use schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_VERSION};
 
 /// The first 16 bytes of every SQLite database file.
@@ -415,29 +416,17 @@ impl SqliteRecord {
 
     /// What the daemon resumes from: the current value of every cell (the
     /// `cells` table) and the newest round recorded, read in one
-    /// transaction so the two agree.
+    /// transaction so the two agree (`record::load` reads and builds).
     pub fn load(&self) -> Result<(Store, u64), RecordError> {
         let path = &self.path;
         let tx = self
             .conn
             .unchecked_transaction()
             .map_err(sql(path, "starting to read cells"))?;
-        let mut store = StoreBuilder::new();
-        {
-            let names = self.interned()?;
-            let mut stmt = tx
-                .prepare(&format!("SELECT {COLUMNS} FROM cells"))
-                .map_err(sql(path, "reading cells"))?;
-            let mut rows = stmt.query([]).map_err(sql(path, "reading cells"))?;
-            let decoder = Decoder::new(path, "cells");
-            while let Some(row) = rows.next().map_err(sql(path, "reading cells"))? {
-                let (key, cell) = decoder.decode(row, &names)?;
-                store.put(&key, &cell);
-            }
-        }
+        let store = load::store(&tx, &*self.interned()?, path)?;
         let last = self.last_round()?;
         tx.finish().map_err(sql(path, "reading cells"))?;
-        Ok((store.finish(), last))
+        Ok((store, last))
     }
 
     /// Every exchange and every symbol the record holds a cell of: the

@@ -52,7 +52,7 @@ impl StoreBuilder {
                     .store
                     .series
                     .get_mut(&key.exchange)
-                    .and_then(|m| m.remove(&key.symbol))
+                    .and_then(|m| Arc::make_mut(m).remove(&key.symbol))
                     .map(Arc::unwrap_or_clone)
                     .unwrap_or_default();
                 self.hand
@@ -60,15 +60,13 @@ impl StoreBuilder {
                 self.hand.len() - 1
             }
         };
-        self.hand[at].2.restore(key.day, cell, source);
+        let (was, now) = self.hand[at].2.restore(key.day, cell, source);
+        self.store.census.replace(&was, &now);
     }
 
     fn flush(&mut self) {
         for (exchange, symbol, series) in self.hand.drain(..) {
-            self.store
-                .series
-                .entry(exchange)
-                .or_default()
+            Arc::make_mut(self.store.series.entry(exchange).or_default())
                 .insert(symbol, Arc::new(series));
         }
     }

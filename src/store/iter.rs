@@ -67,20 +67,20 @@ impl Store {
         to: Option<NaiveDate>,
     ) -> impl Iterator<Item = (&'a Exchange, &'a Symbol, NaiveDate, Cell)> + 'a {
         use std::ops::Bound::{Included, Unbounded};
-        let by_exchange: Box<dyn Iterator<Item = (&Exchange, &BySymbol)>> = if exchanges.is_empty()
-        {
-            match after {
-                Some(k) => Box::new(self.series.range((Included(&k.exchange), Unbounded))),
-                None => Box::new(self.series.iter()),
-            }
-        } else {
-            Box::new(
-                exchanges
-                    .iter()
-                    .filter(move |e| after.is_none_or(|k| **e >= k.exchange))
-                    .filter_map(|e| self.series.get_key_value(e)),
-            )
-        };
+        let by_exchange: Box<dyn Iterator<Item = (&Exchange, &Arc<BySymbol>)>> =
+            if exchanges.is_empty() {
+                match after {
+                    Some(k) => Box::new(self.series.range((Included(&k.exchange), Unbounded))),
+                    None => Box::new(self.series.iter()),
+                }
+            } else {
+                Box::new(
+                    exchanges
+                        .iter()
+                        .filter(move |e| after.is_none_or(|k| **e >= k.exchange))
+                        .filter_map(|e| self.series.get_key_value(e)),
+                )
+            };
         by_exchange.flat_map(move |(e, by_symbol)| {
             let at_cursor = after.filter(|k| &k.exchange == e);
             let pairs: Box<dyn Iterator<Item = (&Symbol, &Arc<Series>)>> = if symbols.is_empty() {

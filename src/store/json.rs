@@ -37,7 +37,9 @@ impl Store {
 
     /// Names the sources that a loaded `prices` object's numbers index.
     pub fn set_loaded_sources(&mut self, sources: Vec<String>) {
-        self.sources = super::Sources::from_names(sources.into_iter().map(Arc::from));
+        self.sources = Arc::new(super::Sources::from_names(
+            sources.into_iter().map(Arc::from),
+        ));
     }
 
     /// Makes every final answer about a day on or after `from` provisional
@@ -45,7 +47,7 @@ impl Store {
     /// those about days still open when it was taken cannot be).
     pub fn demote_from(&mut self, from: NaiveDate) {
         for by_symbol in self.series.values_mut() {
-            for series in by_symbol.values_mut() {
+            for series in Arc::make_mut(by_symbol).values_mut() {
                 let Some(first) = series.first else { continue };
                 let start = usize::try_from((from - first).num_days()).unwrap_or(0);
                 if start >= series.slots.len() {
@@ -57,7 +59,9 @@ impl Store {
                         slot.cell_state(),
                         Some(CellState::Final | CellState::NoPrice)
                     ) {
+                        let was = *slot;
                         slot.set_state(CellState::Provisional, CellState::Provisional);
+                        self.census.replace(&was, slot);
                     }
                 }
             }

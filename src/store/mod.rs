@@ -9,13 +9,15 @@
 //! asked of the store (`get`, `answer`, `is_settled`, counts, failures).
 //! How cells are packed is `store::series` (one fixed-size slot a day per
 //! (exchange, symbol), names stored once per series, so a million cells cost
-//! tens of megabytes); each series sits behind an `Arc`, so cloning the
-//! store for a snapshot is cheap and a later write copies only the series it
-//! touches. The JSON form is `store::json`; filling a store from the
+//! tens of megabytes); each series, each exchange's map of them and the
+//! source names sit behind an `Arc`, so cloning the store (a snapshot, each
+//! API question) costs a handful of counts, not a walk of 20,000 series,
+//! and a later write copies only what it touches. The JSON form is `store::json`; filling a store from the
 //! record at start is `store::builder`; walking its cells in order is
 //! `store::iter`. Pure data: no I/O, no actors.
 
 mod builder;
+mod census;
 mod iter;
 pub mod json;
 mod series;
@@ -30,6 +32,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::model::{CellState, Exchange, Flags, Ohlcv, Outcome, Symbol, TaskKey};
 pub use builder::StoreBuilder;
+use census::Census;
 use series::{Series, Slot};
 use sources::Sources;
 
@@ -122,9 +125,11 @@ type BySymbol = BTreeMap<Symbol, Arc<Series>>;
 /// exchange -> date -> symbol -> cell, compactly.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Store {
-    series: BTreeMap<Exchange, BTreeMap<Symbol, Arc<Series>>>,
+    series: BTreeMap<Exchange, Arc<BySymbol>>,
     /// Source identities; index 0 is "unknown".
-    sources: Sources,
+    sources: Arc<Sources>,
+    /// Cells by state and usable prices, kept as slots change.
+    census: Census,
 }
 
 impl Store {
@@ -133,17 +138,16 @@ impl Store {
     }
 
     fn source_index(&mut self, source: &str) -> u16 {
-        self.sources.index(source)
+        // Found without a write: the names stay shared with any clone.
+        match self.sources.find(source) {
+            Some(i) => i,
+            None => Arc::make_mut(&mut self.sources).index(source),
+        }
     }
 
     fn series_mut(&mut self, key: &TaskKey) -> &mut Series {
-        Arc::make_mut(
-            self.series
-                .entry(key.exchange.clone())
-                .or_default()
-                .entry(key.symbol.clone())
-                .or_default(),
-        )
+        let by_symbol = Arc::make_mut(self.series.entry(key.exchange.clone()).or_default());
+        Arc::make_mut(by_symbol.entry(key.symbol.clone()).or_default())
     }
 
     /// Records a result for `key`, by the rules every cell lives by:
@@ -155,12 +159,14 @@ impl Store {
     /// - anything else replaces what the cell held.
     pub fn apply(&mut self, key: &TaskKey, obs: &Observation) -> Applied {
         let source = self.source_index(&obs.source);
+        let mut census = self.census;
         let series = self.series_mut(key);
         let i = series.index_mut(key.day);
         let slot = &mut series.slots[i];
         if slot.cell_state().is_some() && !slot.is_older_than(obs.stamp) {
             return Applied::Stale;
         }
+        let was = *slot;
         let counted = obs.outcome.state(obs.is_final);
         let before = (slot.cell_state().is_some() && u64::from(slot.round) == obs.stamp.round)
             .then(|| slot.counted())
@@ -214,10 +220,12 @@ impl Store {
             }
         }
         slot.set_stamp(obs.stamp);
+        census.replace(&was, slot);
         match note {
             Some(n) => series.notes.insert(i as u32, n),
             None => series.notes.remove(&(i as u32)),
         };
+        self.census = census;
         match before {
             None => Applied::New(counted),
             Some(before) => Applied::Again {
@@ -304,14 +312,21 @@ impl Store {
         })
     }
 
-    /// Cells held, by state (every state, 0 where none), in one pass.
+    /// Cells held, by state (every state, 0 where none): kept as cells
+    /// change, not counted.
     pub fn counts_by_state(&self) -> BTreeMap<CellState, usize> {
-        let mut by: BTreeMap<CellState, usize> = CellState::ALL.map(|s| (s, 0)).into();
-        let slots = self.series.values().flat_map(BTreeMap::values);
-        for state in slots.flat_map(|s| s.slots.iter().filter_map(Slot::cell_state)) {
-            *by.entry(state).or_insert(0) += 1;
-        }
-        by
+        CellState::ALL.map(|s| (s, self.census.of(s))).into()
+    }
+
+    /// Whether any exchange holds a cell of `symbol` (a look-up an
+    /// exchange, not a set of every symbol).
+    pub fn holds_symbol(&self, symbol: &Symbol) -> bool {
+        self.series.values().any(|m| m.contains_key(symbol))
+    }
+
+    /// Whether the store holds a cell of `exchange`.
+    pub fn holds_exchange(&self, exchange: &Exchange) -> bool {
+        self.series.contains_key(exchange)
     }
 
     /// Every symbol held, in order.
@@ -321,35 +336,21 @@ impl Store {
 
     /// Cells in `state`.
     pub fn count(&self, state: CellState) -> usize {
-        self.count_slots(|s| s.cell_state() == Some(state))
+        self.census.of(state)
     }
 
     /// Cells holding a final or provisional price.
     pub fn price_count(&self) -> usize {
-        self.count_slots(|s| {
-            s.price().is_some()
-                && matches!(
-                    s.cell_state(),
-                    Some(CellState::Final | CellState::Provisional)
-                )
-        })
+        self.census.prices
     }
 
     /// Cells held, whatever their state.
     pub fn len(&self) -> usize {
-        self.count_slots(|s| s.cell_state().is_some())
+        self.census.cells()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    fn count_slots(&self, pred: impl Fn(&Slot) -> bool) -> usize {
-        self.series
-            .values()
-            .flat_map(BTreeMap::values)
-            .map(|s| s.slots.iter().filter(|x| pred(x)).count())
-            .sum()
     }
 
     pub fn exchanges(&self) -> impl Iterator<Item = &Exchange> {
@@ -370,7 +371,7 @@ impl Store {
         // every slot, costs the failures, not the cells held.
         let mut out: Vec<FailedTask> = Vec::new();
         for (e, by_symbol) in &self.series {
-            for (s, series) in by_symbol {
+            for (s, series) in by_symbol.iter() {
                 for (&i, note) in &series.notes {
                     let slot = series.slots.get(i as usize);
                     if slot.and_then(Slot::cell_state) != Some(CellState::Failed) {
@@ -407,7 +408,8 @@ impl Store {
     /// Puts a loaded cell in place as it was (snapshot loading); `source`
     /// is its index into the sources named later by `set_loaded_sources`.
     fn restore(&mut self, key: &TaskKey, cell: &Cell, source: u16) {
-        self.series_mut(key).restore(key.day, cell, source);
+        let (was, now) = self.series_mut(key).restore(key.day, cell, source);
+        self.census.replace(&was, &now);
     }
 }
 

@@ -196,10 +196,12 @@ impl Series {
     }
 
     /// Puts a loaded cell in place for `day` as it was, bypassing the rules
-    /// of `Store::apply` (it was decided when first applied).
-    pub(super) fn restore(&mut self, day: NaiveDate, cell: &Cell, source: u16) {
+    /// of `Store::apply` (it was decided when first applied); the slot
+    /// before and after, for the store's census.
+    pub(super) fn restore(&mut self, day: NaiveDate, cell: &Cell, source: u16) -> (Slot, Slot) {
         let i = self.index_mut(day);
         let slot = &mut self.slots[i];
+        let was = *slot;
         slot.set_price(cell.price, cell.flags);
         slot.set_state(cell.state, cell.state);
         slot.set_fetched_at(cell.fetched_at);
@@ -208,10 +210,12 @@ impl Series {
             dispatch: 0,
         });
         slot.source = source;
+        let now = *slot;
         match &cell.note {
             Some(n) => self.notes.insert(i as u32, n.clone()),
             None => self.notes.remove(&(i as u32)),
         };
+        (was, now)
     }
 
     pub(super) fn day(&self, i: usize) -> NaiveDate {

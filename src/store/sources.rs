@@ -48,6 +48,14 @@ impl Sources {
         s
     }
 
+    /// The index of `source` if it is named already (0 for "").
+    pub(super) fn find(&self, source: &str) -> Option<u16> {
+        if source.is_empty() {
+            return Some(0);
+        }
+        self.ids.get(source).copied()
+    }
+
     /// The index of `source`, added if new; 0 for "" and, past 65,535
     /// distinct sources, for the ones beyond (recorded as unknown).
     pub(super) fn index(&mut self, source: &str) -> u16 {

@@ -275,3 +275,71 @@ fn iter_where_is_a_filter_of_every_cell_that_skips_what_it_cannot_keep() {
         }
     }
 }
+
+/// What the census says, counted the slow way: a walk of every cell.
+fn walked(s: &Store) -> (BTreeMap<CellState, usize>, usize) {
+    let mut by: BTreeMap<CellState, usize> = CellState::ALL.map(|c| (c, 0)).into();
+    let mut prices = 0;
+    for (_, _, _, cell) in s.iter() {
+        *by.entry(cell.state).or_default() += 1;
+        prices += usize::from(cell.usable_price().is_some());
+    }
+    (by, prices)
+}
+
+#[test]
+fn the_counts_kept_as_cells_change_are_what_a_walk_of_every_cell_finds() {
+    let mut s = Store::new();
+    let check = |s: &Store| {
+        let (by, prices) = walked(s);
+        assert_eq!(s.counts_by_state(), by);
+        assert_eq!(s.price_count(), prices);
+        assert_eq!(s.len(), by.values().sum::<usize>());
+    };
+    let none = Outcome::NoPrice;
+    let rejected = Outcome::Rejected {
+        reason: "open above high".into(),
+        price: None,
+    };
+    let steps: [(TaskKey, Outcome, u64, u64, bool); 9] = [
+        (key("kraken", "btc", 1), price(1.0), 1, 1, true),
+        (key("kraken", "btc", 2), price(2.0), 1, 2, false),
+        (key("kraken", "btc", 3), none.clone(), 1, 3, true),
+        (key("kraken", "eth", 1), failed(), 1, 4, true),
+        // A failure keeps the price it meets; a provisional "none" too.
+        (key("kraken", "btc", 1), failed(), 2, 1, true),
+        (key("kraken", "btc", 2), none.clone(), 2, 2, false),
+        // A stale answer changes nothing.
+        (key("kraken", "btc", 3), price(9.0), 1, 1, true),
+        (key("bitstamp", "btc", 5), rejected, 2, 3, true),
+        (key("kraken", "eth", 1), price(3.0), 2, 4, true),
+    ];
+    for (k, outcome, round, dispatch, is_final) in steps {
+        s.apply(&k, &obs(outcome, round, dispatch, is_final));
+        check(&s);
+    }
+    assert_eq!(s.price_count(), 3);
+    // Put back as loaded, over a held cell and a new one.
+    let mut loaded = get(&s, &key("kraken", "btc", 3));
+    s.put(&key("kraken", "btc", 1), &loaded);
+    check(&s);
+    loaded.state = CellState::Final;
+    loaded.price = Some(Ohlcv::new(1.0, 1.0, 1.0, 1.0, 1.0).unwrap());
+    s.put(&key("kraken", "ltc", 9), &loaded);
+    check(&s);
+    // Built from a record, and demoted as an old snapshot is.
+    let mut b = StoreBuilder::new();
+    for (e, sym, day, cell) in s.iter() {
+        let k = TaskKey {
+            exchange: e.clone(),
+            symbol: sym.clone(),
+            day,
+        };
+        b.put(&k, &cell);
+    }
+    let mut built = b.finish();
+    check(&built);
+    assert_eq!(built.counts_by_state(), s.counts_by_state());
+    built.demote_from(NaiveDate::from_ymd_opt(2020, 3, 2).unwrap());
+    check(&built);
+}

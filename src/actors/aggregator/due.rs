@@ -7,8 +7,12 @@
 //! settled, by the source that settled them (coalesced: a series settled
 //! for years is one run). The Aggregator keeps it in step with the store:
 //! built once from a loaded store, then told what each applied result left
-//! in its cell (`Store::settled_by`, the store's own rule). Pure data: no
-//! I/O, no actors; it never reads or writes the store after it is built.
+//! in its cell (`Store::settled_by`, the store's own rule). A question that
+//! found nothing due is remembered until the index changes: the same
+//! question asked again (the Producer's next empty tick, with the same
+//! shared pairs) is answered without judging 20,000 pairs again. Pure
+//! data: no I/O, no actors; it never reads or writes the store after it is
+//! built.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +31,41 @@ type Runs = RangeInclusiveMap<i32, Arc<str>>;
 #[derive(Debug, Default)]
 pub(super) struct SettledIndex {
     runs: HashMap<Exchange, HashMap<Symbol, Runs>>,
+    /// The last question that found nothing due, while no run changed since.
+    nothing_due: Option<Asked>,
+    /// Questions answered by judging every pair (not from `nothing_due`).
+    judged: u64,
+}
+
+/// A question to the index, as asked: the pairs' symbol lists and the
+/// sources map are compared by identity (the Producer sends the ones it
+/// keeps), the rest by value.
+#[derive(Debug)]
+struct Asked {
+    pairs: Vec<(Exchange, Arc<[Symbol]>)>,
+    days: DayRange,
+    source: Arc<str>,
+    sources: Arc<HashMap<(Exchange, Symbol), Arc<str>>>,
+}
+
+impl Asked {
+    fn is(
+        &self,
+        pairs: &[(Exchange, Arc<[Symbol]>)],
+        days: DayRange,
+        source: &Arc<str>,
+        sources: &Arc<HashMap<(Exchange, Symbol), Arc<str>>>,
+    ) -> bool {
+        self.days == days
+            && self.source == *source
+            && Arc::ptr_eq(&self.sources, sources)
+            && self.pairs.len() == pairs.len()
+            && self
+                .pairs
+                .iter()
+                .zip(pairs)
+                .all(|((e, s), (e2, s2))| e == e2 && Arc::ptr_eq(s, s2))
+    }
 }
 
 /// A run of settled days being gathered while a store is read.
@@ -73,6 +112,7 @@ impl SettledIndex {
     }
 
     fn insert(&mut self, run: Run) {
+        self.nothing_due = None;
         self.runs
             .entry(run.exchange)
             .or_default()
@@ -94,6 +134,7 @@ impl SettledIndex {
                 source: source.clone(),
             }),
             None => {
+                self.nothing_due = None;
                 if let Some(runs) = self
                     .runs
                     .get_mut(&key.exchange)
@@ -109,17 +150,49 @@ impl SettledIndex {
     /// source that would be asked (`sources`' for a pair listed there,
     /// else `source`), in the order a round feeds them: day, then
     /// exchange, then symbol, as `pairs` has them. Costs a look-up a pair
-    /// plus the due keys.
+    /// plus the due keys, or nothing when the same question found nothing
+    /// due and no run changed since.
     pub(super) fn due(
+        &mut self,
+        pairs: &[(Exchange, Arc<[Symbol]>)],
+        days: DayRange,
+        source: &Arc<str>,
+        sources: &Arc<HashMap<(Exchange, Symbol), Arc<str>>>,
+    ) -> Vec<TaskKey> {
+        if days.is_empty() {
+            return Vec::new();
+        }
+        if self
+            .nothing_due
+            .as_ref()
+            .is_some_and(|asked| asked.is(pairs, days, source, sources))
+        {
+            return Vec::new();
+        }
+        self.judged += 1;
+        let due = self.judge(pairs, days, source, sources);
+        self.nothing_due = due.is_empty().then(|| Asked {
+            pairs: pairs.to_vec(),
+            days,
+            source: source.clone(),
+            sources: sources.clone(),
+        });
+        due
+    }
+
+    /// Questions answered by judging every pair so far.
+    #[cfg(test)]
+    pub(super) fn judged(&self) -> u64 {
+        self.judged
+    }
+
+    fn judge(
         &self,
         pairs: &[(Exchange, Arc<[Symbol]>)],
         days: DayRange,
         source: &Arc<str>,
         sources: &HashMap<(Exchange, Symbol), Arc<str>>,
     ) -> Vec<TaskKey> {
-        if days.is_empty() {
-            return Vec::new();
-        }
         let (from, to) = (days.from.num_days_from_ce(), days.to.num_days_from_ce());
         // (day, pair, symbol): sorted, the round's order.
         let mut due: Vec<(i32, u32, u32)> = Vec::new();
@@ -230,7 +303,7 @@ mod tests {
             is_final,
             ..Observation::settled(outcome, round)
         };
-        let none = HashMap::new();
+        let none: Arc<HashMap<(Exchange, Symbol), Arc<str>>> = Arc::default();
         assert_eq!(index.due(&both, week(), &here, &none).len(), 14);
         for d in ["2020-01-02", "2020-01-03", "2020-01-04", "2020-01-06"] {
             apply(
@@ -276,17 +349,16 @@ mod tests {
             walked(&store, &both, "http://there/")
         );
         // Built from the store, the index says the same.
-        let rebuilt = SettledIndex::of(&store);
+        let mut rebuilt = SettledIndex::of(&store);
         assert_eq!(rebuilt.due(&both, week(), &here, &none), due);
         // A pair asked elsewhere is judged by its own source.
-        let eth_there: HashMap<_, _> = [(
+        let eth_there: Arc<HashMap<_, _>> = Arc::new(HashMap::from([(
             (
                 Exchange::new("kraken").unwrap(),
                 Symbol::new("eth").unwrap(),
             ),
             there.clone(),
-        )]
-        .into();
+        )]));
         let mixed = index.due(&both, week(), &here, &eth_there);
         assert!(!mixed.contains(&key("kraken", "eth", "2020-01-05")));
         assert!(mixed.contains(&key("kraken", "btc", "2020-01-01")));
@@ -297,14 +369,96 @@ mod tests {
         let mut store = Store::new();
         let k = key("kraken", "btc", "2020-01-03");
         store.apply(&k, &Observation::settled(Outcome::NoPrice, 1));
-        let index = SettledIndex::of(&store);
+        let mut index = SettledIndex::of(&store);
         let due = index.due(
             &pairs("kraken", &["btc"]),
             week(),
             &Arc::from("http://anywhere/"),
-            &HashMap::new(),
+            &Arc::default(),
         );
         assert_eq!(due.len(), 6);
         assert!(!due.contains(&k));
+    }
+}
+
+#[cfg(test)]
+mod remembered {
+    use super::*;
+    use crate::model::Outcome;
+    use crate::store::Observation;
+
+    fn week() -> DayRange {
+        DayRange {
+            from: "2020-01-01".parse().unwrap(),
+            to: "2020-01-07".parse().unwrap(),
+        }
+    }
+
+    /// The Producer's empty ticks ask the same question again and again:
+    /// it is judged once, and judged again as soon as a run changes (a
+    /// cell unsettled, or settled by another source) or the question does.
+    #[test]
+    fn nothing_due_is_remembered_until_the_index_or_the_question_changes() {
+        let mut store = Store::new();
+        let btc = Symbol::new("btc").unwrap();
+        let kraken = Exchange::new("kraken").unwrap();
+        let source: Arc<str> = Arc::from("http://here/");
+        let settle = |store: &mut Store, day: NaiveDate, is_final: bool, round: u64| {
+            let k = TaskKey {
+                exchange: kraken.clone(),
+                symbol: btc.clone(),
+                day,
+            };
+            store.apply(
+                &k,
+                &Observation {
+                    source: source.clone(),
+                    is_final,
+                    ..Observation::settled(Outcome::NoPrice, round)
+                },
+            );
+            k
+        };
+        for day in week().days() {
+            settle(&mut store, day, true, 1);
+        }
+        let mut index = SettledIndex::of(&store);
+        let pairs: Vec<(Exchange, Arc<[Symbol]>)> =
+            vec![(kraken.clone(), Arc::from([btc.clone()]))];
+        let sources: Arc<HashMap<(Exchange, Symbol), Arc<str>>> = Arc::default();
+        for _ in 0..5 {
+            assert!(index.due(&pairs, week(), &source, &sources).is_empty());
+        }
+        assert_eq!(index.judged(), 1, "asked five times, judged once");
+
+        // A cell made provisional again is due at once.
+        let k = settle(&mut store, "2020-01-04".parse().unwrap(), false, 2);
+        index.set(&k, store.settled_by(&k));
+        assert_eq!(
+            index.due(&pairs, week(), &source, &sources),
+            vec![k.clone()]
+        );
+        assert_eq!(index.judged(), 2);
+        settle(&mut store, k.day, true, 3);
+        index.set(&k, store.settled_by(&k));
+        assert!(index.due(&pairs, week(), &source, &sources).is_empty());
+        assert_eq!(index.judged(), 3);
+
+        // Another day, another source, or new pairs: a new question.
+        let longer = DayRange {
+            to: "2020-01-08".parse().unwrap(),
+            ..week()
+        };
+        assert_eq!(index.due(&pairs, longer, &source, &sources).len(), 1);
+        assert_eq!(
+            index
+                .due(&pairs, week(), &Arc::from("http://there/"), &sources)
+                .len(),
+            7
+        );
+        let rebuilt: Vec<(Exchange, Arc<[Symbol]>)> =
+            vec![(kraken.clone(), Arc::from([btc.clone()]))];
+        assert!(index.due(&rebuilt, week(), &source, &sources).is_empty());
+        assert_eq!(index.judged(), 6);
     }
 }

@@ -422,7 +422,8 @@ pub struct Unsettled {
     pub pairs: Vec<(Exchange, Arc<[Symbol]>)>,
     pub days: DayRange,
     pub source: Arc<str>,
-    pub sources: HashMap<(Exchange, Symbol), Arc<str>>,
+    /// Shared: the Producer keeps it between ticks.
+    pub sources: Arc<HashMap<(Exchange, Symbol), Arc<str>>>,
 }
 
 impl Handler<Unsettled> for Aggregator {

@@ -5,9 +5,11 @@
 //! under `symbols = "all"` (the listing's base assets in its `quotes`),
 //! and the round's unsettled keys cut into tasks (a day each for the
 //! classic API, pages of consecutive days no longer than the exchange's
-//! page, split at the oldest day it serves, for the others). The Producer's own part: it asks listings, never prices,
-//! and decides no outcome (a market that cannot be found travels with the
-//! task, for the Supervisor to fail).
+//! page, split at the oldest day it serves, for the others). What a tick
+//! resolved (`Resolved`: the names, each pair's market and source) is kept
+//! for the next while nothing it came from can change. The Producer's own
+//! part: it asks listings, never prices, and decides no outcome (a market
+//! that cannot be found travels with the task, for the Supervisor to fail).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -17,7 +19,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 
 use super::Universe;
-use crate::config::Config;
+use crate::config::{Config, Selection, UniverseSize};
 use crate::model::{Exchange, ExchangeApi, Market, Symbol, Task, TaskKey};
 use crate::source::exchanges::{self, plan_pages, Instrument};
 use crate::source::{ClientLimits, Endpoints, PriceClient};
@@ -29,6 +31,70 @@ pub type Markets = HashMap<(Exchange, Symbol), Arc<Market>>;
 /// Each exchange's market listing, as last read (kept until the config
 /// changes, so a listing is asked once, not every round).
 pub type Listings = Rc<RefCell<HashMap<Exchange, Arc<Vec<Instrument>>>>>;
+
+/// What resolving a universe gave, apart from its days: its names, where
+/// each (exchange, symbol) is asked, and the pairs and their sources as the
+/// Aggregator's index is asked about them. At 20,000 pairs, making this
+/// each tick was most of a tick with nothing due, so the Producer keeps it
+/// while it cannot change (`reusable`): until a config is put in force.
+#[derive(Debug)]
+pub(super) struct Resolved {
+    /// The universe as resolved; a tick takes its days from the config.
+    pub universe: Universe,
+    /// Its size, over the days it was resolved with.
+    pub size: UniverseSize,
+    pub markets: Markets,
+    pub pairs: Vec<(Exchange, Arc<[Symbol]>)>,
+    /// The source each pair of an exchange with its own API is asked at.
+    pub sources: Arc<HashMap<(Exchange, Symbol), Arc<str>>>,
+}
+
+impl Resolved {
+    pub(super) fn new(universe: Universe, markets: Markets) -> Self {
+        let sources = markets
+            .iter()
+            .map(|(k, m)| (k.clone(), m.source.clone()))
+            .collect();
+        Self {
+            size: universe.size(),
+            pairs: universe.pairs(),
+            sources: Arc::new(sources),
+            universe,
+            markets,
+        }
+    }
+
+    /// Whether the next tick may use this instead of resolving again: no
+    /// name came from asking the `[source]` server (whose exchanges and
+    /// symbols may change between ticks), and every listing it needed was
+    /// read (a listing that could not be read is asked again next tick).
+    /// Listings themselves are kept until the config changes, as this is.
+    pub(super) fn reusable(
+        &self,
+        config: &Config,
+        endpoints: &Endpoints,
+        listings: &Listings,
+    ) -> bool {
+        if !matches!(config.universe.exchanges, Selection::List(_)) {
+            return false;
+        }
+        let listings = listings.borrow();
+        self.universe.exchanges.iter().all(|exchange| {
+            let own = endpoints
+                .get(exchange)
+                .and_then(|e| exchanges::adapter(e.api));
+            let table = config.exchanges.get(exchange);
+            match (own, table) {
+                (Some(_), Some(table)) => {
+                    !table.markets.is_empty() || listings.contains_key(exchange)
+                }
+                // Asked through `[source]`: its symbols came from the
+                // config, or from the source when "all".
+                _ => matches!(config.universe.symbols, Selection::List(_)),
+            }
+        })
+    }
+}
 
 /// `exchange`'s symbols under `universe.symbols = "all"` when it has an API
 /// of its own (`None`: it is asked through `[source]`, whose `/symbols`
@@ -181,13 +247,18 @@ async fn listing(
 
 /// A round's unsettled keys as tasks: a day each for `[source]` and the
 /// classic API, pages of consecutive days (no longer than the exchange's
-/// page, cut at the oldest day it serves) for a real exchange.
+/// page, cut at the oldest day it serves) for a real exchange. Pages go
+/// symbol by symbol, each symbol's exchanges together: the record keeps
+/// cells in (symbol, day, exchange) order, so the answers of one flush
+/// land in one stretch of it rather than in every symbol's (a new day of
+/// 20,000 pairs touched each of 1,000 symbols' pages once per flush), and
+/// every exchange still has work from the start of a round.
 pub fn plan(todo: Vec<TaskKey>, markets: &Markets, today: NaiveDate) -> Vec<Task> {
     if markets.is_empty() {
         return todo.into_iter().map(Task::new).collect();
     }
     let mut tasks = Vec::with_capacity(todo.len());
-    let mut series: std::collections::BTreeMap<(Exchange, Symbol), Vec<NaiveDate>> =
+    let mut series: std::collections::BTreeMap<(Symbol, Exchange), Vec<NaiveDate>> =
         std::collections::BTreeMap::new();
     for key in todo {
         let id = (key.exchange.clone(), key.symbol.clone());
@@ -197,10 +268,13 @@ pub fn plan(todo: Vec<TaskKey>, markets: &Markets, today: NaiveDate) -> Vec<Task
                 market: Some(m.clone()),
                 ..Task::new(key)
             }),
-            Some(_) => series.entry(id).or_default().push(key.day),
+            Some(_) => series
+                .entry((key.symbol, key.exchange))
+                .or_default()
+                .push(key.day),
         }
     }
-    for ((exchange, symbol), mut days) in series {
+    for ((symbol, exchange), mut days) in series {
         let Some(market) = markets.get(&(exchange.clone(), symbol.clone())) else {
             continue;
         };

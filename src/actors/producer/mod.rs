@@ -18,7 +18,7 @@
 //! one `Reconfigure` (version 0 at start). (A little over 500 lines: the
 //! actor and the messages of its mailbox stay together.)
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -38,7 +38,7 @@ use crate::config::{Config, ConfigDiff, DayRange, Selection, TooLarge, UniverseS
 use crate::model::{Exchange, Symbol, Task, TaskKey};
 use crate::source::{ClientLimits, Endpoints, PriceClient, SourceError};
 pub use markets::Listings;
-use markets::{listed_universe, resolve_markets};
+use markets::{listed_universe, resolve_markets, Resolved};
 pub use markets::{plan, Markets};
 
 mod fleet;
@@ -230,6 +230,9 @@ pub struct Producer {
     /// exchanges asked elsewhere.
     source: SourceRef,
     listings: Listings,
+    /// What the last tick resolved, while it may be reused (until a config
+    /// is put in force; `Resolved::reusable` says when it may not be kept).
+    resolved: Rc<RefCell<Option<Rc<Resolved>>>>,
     clock: Clock,
     supervisor: Addr<Supervisor>,
     aggregator: Addr<Aggregator>,
@@ -266,6 +269,7 @@ impl Producer {
             version: initial.version,
             source: initial.source,
             listings: Listings::default(),
+            resolved: Rc::default(),
             clock,
             supervisor,
             aggregator,
@@ -321,27 +325,43 @@ impl Producer {
         let source = self.source.identity.clone();
         let endpoints = self.source.endpoints.clone();
         let listings = self.listings.clone();
+        let kept = self.resolved.clone();
         let today = self.clock.today();
         let fleet = self.fleet.clone();
         let work = async move {
-            let universe =
-                Universe::resolve_within(&config, &client, &endpoints, &listings, today).await?;
-            let markets = resolve_markets(&config, &endpoints, &universe, &listings).await;
-            let sources = markets
-                .iter()
-                .map(|(k, m)| (k.clone(), m.source.clone()))
-                .collect();
-            let tasks = universe.tasks();
+            let reused = kept.borrow().clone();
+            let resolved = match reused {
+                Some(r) => r,
+                None => {
+                    let universe =
+                        Universe::resolve_within(&config, &client, &endpoints, &listings, today)
+                            .await?;
+                    let markets = resolve_markets(&config, &endpoints, &universe, &listings).await;
+                    let r = Rc::new(Resolved::new(universe, markets));
+                    if r.reusable(&config, &endpoints, &listings) {
+                        *kept.borrow_mut() = Some(r.clone());
+                    }
+                    r
+                }
+            };
+            // Days follow the clock, so they are judged every tick.
+            let days = config.universe.days(today);
+            let size = UniverseSize {
+                days: days.len(),
+                ..resolved.size
+            };
+            config.universe.check_size(size)?;
+            let tasks = size.tasks().unwrap_or(u128::MAX);
             let (round, pairs) = match &fleet {
-                Some(fleet) => fleet.lease(universe.pairs(), &aggregator).await?,
-                None => (round, universe.pairs()),
+                Some(fleet) => fleet.lease(resolved.pairs.clone(), &aggregator).await?,
+                None => (round, resolved.pairs.clone()),
             };
             let todo = aggregator
                 .send(Unsettled {
                     pairs,
-                    days: universe.days,
+                    days,
                     source,
-                    sources,
+                    sources: resolved.sources.clone(),
                 })
                 .await?;
             if todo.is_empty() {
@@ -361,7 +381,7 @@ impl Producer {
                 })
                 .await?;
             let chunk = config.fetch.window().max(1);
-            let mut todo = plan(todo, &markets, today).into_iter().peekable();
+            let mut todo = plan(todo, &resolved.markets, today).into_iter().peekable();
             while todo.peek().is_some() && !stopping.get() {
                 let tasks: Vec<Task> = todo.by_ref().take(chunk).collect();
                 supervisor.send(Submit { round, tasks }).await?;
@@ -420,6 +440,8 @@ impl Producer {
         if msg.diff.changed("exchanges") || msg.source.endpoints != self.source.endpoints {
             self.listings.borrow_mut().clear();
         }
+        // What a tick resolved holds for this config only.
+        self.resolved.borrow_mut().take();
         self.config = msg.config.clone();
         self.version = msg.version;
         self.source = msg.source.clone();
