@@ -78,6 +78,13 @@ Exit codes:
   pricegrid export --round 3 --format csv --output round3.csv
   pricegrid export --at 2026-11-24T10:15:00Z --format csv --output - | head")]
     Export(ExportArgs),
+    /// Per exchange and symbol: the first and last day, cells by state,
+    /// the runs of missing, failed and "none" days (gaps), the share final.
+    #[command(after_help = "Examples:
+  pricegrid coverage --format table
+  pricegrid coverage --exchange kraken --symbol btc --from 2020-01-01 --to 2020-12-31
+  pricegrid coverage --format json | jq '.[] | select(.gaps != []) | {exchange, symbol, gaps}'")]
+    Coverage(CoverageArgs),
 }
 
 /// Which record to read: `--db`, or the config's `store.path`.
@@ -146,6 +153,31 @@ pub struct QueryArgs {
     /// Leave out prices with a quality flag (e.g. ohlc_order, zero).
     #[arg(long)]
     pub exclude_flagged: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CoverageArgs {
+    #[command(flatten)]
+    pub record: RecordArgs,
+    #[command(flatten)]
+    pub point: PointArgs,
+    /// Only these exchanges (repeat, or separate with commas); a name the
+    /// record does not hold is an error that lists the known ones.
+    #[arg(long, value_delimiter = ',', value_parser = names::exchange)]
+    pub exchange: Vec<Exchange>,
+    /// Only these symbols (repeat, or separate with commas; any case).
+    #[arg(long, value_delimiter = ',', value_parser = names::symbol)]
+    pub symbol: Vec<Symbol>,
+    /// First day of the window, YYYY-MM-DD, inclusive [default: the first
+    /// day the record holds a selected cell for].
+    #[arg(long, value_parser = parse_day)]
+    pub from: Option<Day>,
+    /// Last day of the window, inclusive [default: the last day held].
+    #[arg(long, value_parser = parse_day)]
+    pub to: Option<Day>,
+    /// Output format (default: table on a terminal, csv otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
 }
 
 #[derive(Debug, Args)]
