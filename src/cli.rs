@@ -72,10 +72,11 @@ Exit codes:
   pricegrid snapshots --db data/pricegrid.db --format json")]
     Snapshots(SnapshotsArgs),
     /// Write the aggregate (now, or at the end of a round) as a JSON
-    /// snapshot or as CSV.
+    /// snapshot, as CSV or as Parquet.
     #[command(after_help = "Examples:
   pricegrid export --output prices.json
   pricegrid export --round 3 --format csv --output round3.csv
+  pricegrid export --format parquet --output prices.parquet
   pricegrid export --at 2026-11-24T10:15:00Z --format csv --output - | head")]
     Export(ExportArgs),
     /// Per exchange and symbol: the first and last day, cells by state,
@@ -196,7 +197,8 @@ pub struct ExportArgs {
     #[command(flatten)]
     pub point: PointArgs,
     /// `json`: the snapshot file format (what `query --snapshot` and the
-    /// daemon's import read); `csv`: one line per cell, every field.
+    /// daemon's import read); `csv`: one line per cell, every field;
+    /// `parquet`: one row per cell, typed columns (DuckDB, pandas, Polars).
     #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
     pub format: ExportFormat,
     /// The file to write (atomically); "-" for standard output.
@@ -209,6 +211,7 @@ pub struct ExportArgs {
 pub enum ExportFormat {
     Json,
     Csv,
+    Parquet,
 }
 
 #[derive(Debug, Args)]

@@ -4,7 +4,8 @@
 //! HTTP API alike.
 //!
 //! Pure: values come in, a `String` ending in a newline goes out. It never
-//! reads files, talks to actors or prints.
+//! reads files, talks to actors or prints. The one binary form, Parquet,
+//! is `render::parquet`, written to a writer the caller hands it.
 
 use std::fmt;
 
@@ -481,6 +482,8 @@ pub fn table_text(header: &[&str], numeric: &[bool], rows: &[Vec<String>]) -> St
     }
     text
 }
+
+pub mod parquet;
 
 #[cfg(test)]
 mod tests;
