@@ -72,12 +72,20 @@ Exit codes:
   pricegrid snapshots --db data/pricegrid.db --format json")]
     Snapshots(SnapshotsArgs),
     /// Write the aggregate (now, or at the end of a round) as a JSON
-    /// snapshot or as CSV.
+    /// snapshot, as CSV or as Parquet.
     #[command(after_help = "Examples:
   pricegrid export --output prices.json
   pricegrid export --round 3 --format csv --output round3.csv
+  pricegrid export --format parquet --output prices.parquet
   pricegrid export --at 2026-11-24T10:15:00Z --format csv --output - | head")]
     Export(ExportArgs),
+    /// Per exchange and symbol: the first and last day, cells by state,
+    /// the runs of missing, failed and "none" days (gaps), the share final.
+    #[command(after_help = "Examples:
+  pricegrid coverage --format table
+  pricegrid coverage --exchange kraken --symbol btc --from 2020-01-01 --to 2020-12-31
+  pricegrid coverage --format json | jq '.[] | select(.gaps != []) | {exchange, symbol, gaps}'")]
+    Coverage(CoverageArgs),
 }
 
 /// Which record to read: `--db`, or the config's `store.url` or `store.path`.
@@ -150,6 +158,31 @@ pub struct QueryArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CoverageArgs {
+    #[command(flatten)]
+    pub record: RecordArgs,
+    #[command(flatten)]
+    pub point: PointArgs,
+    /// Only these exchanges (repeat, or separate with commas); a name the
+    /// record does not hold is an error that lists the known ones.
+    #[arg(long, value_delimiter = ',', value_parser = names::exchange)]
+    pub exchange: Vec<Exchange>,
+    /// Only these symbols (repeat, or separate with commas; any case).
+    #[arg(long, value_delimiter = ',', value_parser = names::symbol)]
+    pub symbol: Vec<Symbol>,
+    /// First day of the window, YYYY-MM-DD, inclusive [default: the first
+    /// day the record holds a selected cell for].
+    #[arg(long, value_parser = parse_day)]
+    pub from: Option<Day>,
+    /// Last day of the window, inclusive [default: the last day held].
+    #[arg(long, value_parser = parse_day)]
+    pub to: Option<Day>,
+    /// Output format (default: table on a terminal, csv otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+#[derive(Debug, Args)]
 pub struct SnapshotsArgs {
     #[command(flatten)]
     pub record: RecordArgs,
@@ -165,7 +198,8 @@ pub struct ExportArgs {
     #[command(flatten)]
     pub point: PointArgs,
     /// `json`: the snapshot file format (what `query --snapshot` and the
-    /// daemon's import read); `csv`: one line per cell, every field.
+    /// daemon's import read); `csv`: one line per cell, every field;
+    /// `parquet`: one row per cell, typed columns (DuckDB, pandas, Polars).
     #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
     pub format: ExportFormat,
     /// The file to write (atomically); "-" for standard output.
@@ -178,6 +212,7 @@ pub struct ExportArgs {
 pub enum ExportFormat {
     Json,
     Csv,
+    Parquet,
 }
 
 #[derive(Debug, Args)]

@@ -47,3 +47,7 @@ pub mod source;
 pub mod store;
 pub(crate) mod web;
 pub mod wire;
+
+/// The export files of a store (`export --format parquet` and `--format
+/// csv`), for the export bench.
+pub use render::{parquet, render_cells};

@@ -4,13 +4,15 @@
 //! HTTP API alike.
 //!
 //! Pure: values come in, a `String` ending in a newline goes out. It never
-//! reads files, talks to actors or prints.
+//! reads files, talks to actors or prints. The one binary form, Parquet,
+//! is `render::parquet`, written to a writer the caller hands it.
 
 use std::fmt;
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
+use crate::query::coverage::PairCoverage;
 use crate::query::{Across, Field, Row};
 use crate::record::RoundRow;
 
@@ -200,6 +202,77 @@ pub fn render_across(rows: &[Across], format: Format) -> String {
                 table_text(&HEADER, &NUMERIC, &cells)
             }
         }
+    }
+}
+
+/// Renders coverage (`pricegrid coverage`, `/v1/coverage`): one line or
+/// object per (exchange, symbol). JSON keeps the gaps as objects; a table
+/// or CSV line lists them in one column, `kind from[..to]` separated by
+/// `; ` (`none 2020-03-05; failed 2020-04-01..2020-04-03`).
+pub fn render_coverage(rows: &[PairCoverage], format: Format) -> String {
+    const HEADER: [&str; 14] = [
+        "exchange",
+        "symbol",
+        "from",
+        "to",
+        "first",
+        "last",
+        "final",
+        "provisional",
+        "none",
+        "failed",
+        "rejected",
+        "missing",
+        "share_final",
+        "gaps",
+    ];
+    const NUMERIC: [bool; 14] = [
+        false, false, false, false, false, false, true, true, true, true, true, true, true, false,
+    ];
+    if format == Format::Json {
+        return json_text(rows);
+    }
+    let num = numbers_for(format);
+    let day = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let c = &r.coverage;
+            let gaps = c
+                .gaps
+                .iter()
+                .map(|g| {
+                    let kind = g.kind.as_str();
+                    if g.days == 1 {
+                        format!("{kind} {}", g.from)
+                    } else {
+                        format!("{kind} {}..{}", g.from, g.to)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            vec![
+                r.exchange.to_string(),
+                r.symbol.to_string(),
+                r.from.to_string(),
+                r.to.to_string(),
+                day(c.first),
+                day(c.last),
+                c.counts.final_.to_string(),
+                c.counts.provisional.to_string(),
+                c.counts.none.to_string(),
+                c.counts.failed.to_string(),
+                c.counts.rejected.to_string(),
+                c.counts.missing.to_string(),
+                num(c.share_final),
+                gaps,
+            ]
+        })
+        .collect();
+    if format == Format::Csv {
+        csv_text(&HEADER, &cells)
+    } else {
+        table_text(&HEADER, &NUMERIC, &cells)
     }
 }
 
@@ -409,6 +482,8 @@ pub fn table_text(header: &[&str], numeric: &[bool], rows: &[Vec<String>]) -> St
     }
     text
 }
+
+pub mod parquet;
 
 #[cfg(test)]
 mod tests;

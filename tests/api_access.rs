@@ -155,6 +155,7 @@ async fn with_a_token_file_every_route_but_the_page_needs_the_bearer_token() {
         "/v1/status",
         "/v1/prices?symbol=btc",
         "/v1/aggregate",
+        "/v1/coverage",
         "/v1/failures",
         "/v1/snapshots",
         "/metrics",

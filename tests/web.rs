@@ -1143,3 +1143,124 @@ fn the_symbol_picker_lists_hundreds_of_symbols_in_order_and_each_loads_its_map()
         daemon.shutdown().await;
     });
 }
+
+/// The runs of days of `symbol` on `exchange` over `days` that hold no
+/// price the page draws as one (failed, "none", or no cell: missing), each
+/// as (kind, from, to), as the store says.
+fn store_gaps(
+    store: &Store,
+    exchange: &str,
+    symbol: &str,
+    days: &[String],
+) -> Vec<(String, String, String)> {
+    let mut gaps: Vec<(String, String, String)> = Vec::new();
+    let mut previous: Option<&String> = None;
+    for d in days {
+        let (state, _) = expected_state(store, exchange, symbol, d);
+        if matches!(state.as_str(), "failed" | "none" | "missing") {
+            match gaps.last_mut() {
+                Some(g) if g.0 == state && previous == Some(&g.2) => g.2 = d.clone(),
+                _ => gaps.push((state, d.clone(), d.clone())),
+            }
+        }
+        previous = Some(d);
+    }
+    gaps
+}
+
+#[test]
+fn a_gap_listed_under_the_map_marks_its_cells_when_clicked() {
+    one_at_a_time(async {
+        let server = spawn_price_server(|o| {
+            o.faults.fail_rate = 0.15;
+            o.faults.seed = 5;
+        });
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = page_config(dir.path())
+            .source(&server.url())
+            .every_exchange()
+            .symbols(["btc"])
+            .march()
+            .max_attempts(1)
+            .write(&dir.path().join("pricegrid.toml"));
+        let mut daemon = RunningDaemon::start(&path).await;
+        daemon.first_round().await;
+        let store = daemon.store().await;
+
+        let b = Browser::start().await;
+        b.open(&daemon.api_url()).await;
+        b.wait_for(
+            "the map after round 1",
+            "#map[data-symbol='btc'][data-round='1']",
+        )
+        .await;
+        // The list under the map is every run of failed or "none" days, per exchange.
+        let listed = b
+            .js(
+                "return Array.from(document.querySelectorAll('#gaps button'), g => \
+                 [g.dataset.exchange, g.dataset.kind, g.dataset.from, g.dataset.to]);",
+            )
+            .await;
+        let listed: Vec<(String, String, String, String)> =
+            serde_json::from_value(listed).expect("gap buttons");
+        let days: Vec<String> = (1..=31).map(|d| format!("2020-03-{d:02}")).collect();
+        let mut want = Vec::new();
+        for e in store.exchanges() {
+            for (kind, from, to) in store_gaps(&store, e.as_str(), "btc", &days) {
+                want.push((e.to_string(), kind, from, to));
+            }
+        }
+        assert_eq!(listed, want, "the gaps the store holds");
+        assert!(
+            want.iter().any(|g| g.1 == "failed"),
+            "the faults leave failed cells: {want:?}"
+        );
+
+        // A click on the longest gap marks exactly its cells, and the hover
+        // line shows the first of them.
+        let longest = want
+            .iter()
+            .max_by_key(|g| (common::day(&g.3) - common::day(&g.2)).num_days())
+            .expect("a gap");
+        let selector = format!(
+            "#gaps button[data-exchange='{}'][data-from='{}']",
+            longest.0, longest.2
+        );
+        b.client
+            .find(fantoccini::Locator::Css(&selector))
+            .await
+            .expect("the gap's button")
+            .click()
+            .await
+            .expect("a click");
+        b.wait_for("the gap marked", "#map[data-picked]").await;
+        let picked = b
+            .js(
+                "return Array.from(document.querySelectorAll('#map .c.picked'), c => \
+                 [c.dataset.exchange, c.dataset.day, c.title]);",
+            )
+            .await;
+        let picked: Vec<(String, String, String)> = serde_json::from_value(picked).expect("cells");
+        let want_days: Vec<&String> = days
+            .iter()
+            .filter(|d| **d >= longest.2 && **d <= longest.3)
+            .collect();
+        assert_eq!(
+            picked.iter().map(|p| (&p.0, &p.1)).collect::<Vec<_>>(),
+            want_days
+                .iter()
+                .map(|d| (&longest.0, *d))
+                .collect::<Vec<_>>(),
+            "{longest:?}"
+        );
+        assert_eq!(
+            b.text("#hover").await,
+            picked[0].2,
+            "the first cell's details"
+        );
+        let shot = b.screenshot("gap-picked").await;
+        println!("screenshot: {}", shot.display());
+        b.close().await;
+        daemon.shutdown().await;
+    });
+}

@@ -1,7 +1,7 @@
 //! The daemon's HTTP API (actix-web): status, prices, cross-exchange
-//! aggregates, failures, the record's rounds, a stream of status events
-//! (`events.rs`), Prometheus metrics, and the web page (`crate::web`) that
-//! reads only these routes.
+//! aggregates, coverage (`coverage.rs`), failures, the record's rounds, a
+//! stream of status events (`events.rs`), Prometheus metrics, and the web
+//! page (`crate::web`) that reads only these routes.
 //!
 //! Read-only: it asks the Aggregator for a frozen copy of the store and
 //! computes answers on its own worker threads, so a large query never
@@ -36,6 +36,7 @@ use crate::record::{Record, RoundRow};
 use crate::render::{self, Format};
 
 mod access;
+mod coverage;
 mod events;
 mod failures;
 mod params;
@@ -428,7 +429,7 @@ async fn reload(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
 
 async fn no_route() -> HttpResponse {
     HttpResponse::NotFound().json(serde_json::json!({
-        "error": "no such route: see /, /v1/status, /v1/events, /v1/prices, /v1/aggregate, /v1/failures, /v1/snapshots, POST /v1/reload, /metrics"
+        "error": "no such route: see /, /v1/status, /v1/events, /v1/prices, /v1/aggregate, /v1/coverage, /v1/failures, /v1/snapshots, POST /v1/reload, /metrics"
     }))
 }
 
@@ -524,6 +525,7 @@ pub fn start(listener: ApiListener, access: Access, state: ApiState) -> std::io:
                     .route("/v1/failures", web::get().to(failures))
                     .route("/v1/prices", web::get().to(prices))
                     .route("/v1/aggregate", web::get().to(aggregate))
+                    .route("/v1/coverage", web::get().to(coverage::coverage))
                     .route("/v1/snapshots", web::get().to(snapshots))
                     .route("/v1/reload", web::post().to(reload))
                     .route("/metrics", web::get().to(metrics))

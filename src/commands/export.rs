@@ -1,7 +1,8 @@
 //! `pricegrid export`: write the aggregate as it stands (or as it stood at
 //! the end of `--round N`, or of the newest round finished `--at` a time)
 //! as a JSON snapshot (the file format `crate::snapshot` owns, which
-//! `query --snapshot` and the daemon's one-time import read) or as CSV.
+//! `query --snapshot` and the daemon's one-time import read), as CSV, or as
+//! Parquet (`render::parquet`).
 //!
 //! Reads the record read-only, beside a running daemon; writes only the
 //! output file, atomically (or standard output).
@@ -53,8 +54,27 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
             if to_stdout {
                 std::io::stdout().lock().write_all(text.as_bytes())?;
             } else {
-                write_atomic(&args.output, text.as_bytes())
+                write_atomic(&args.output, |file| file.write_all(text.as_bytes()))
                     .with_context(|| format!("writing {}", args.output.display()))?;
+            }
+        }
+        ExportFormat::Parquet => {
+            let parquet = |out: &mut dyn WriteSend| {
+                render::parquet::write_cells(&store, out)
+                    .map(drop)
+                    .map_err(std::io::Error::other)
+            };
+            if to_stdout {
+                let mut out = std::io::BufWriter::new(std::io::stdout());
+                parquet(&mut out)?;
+                out.flush()?;
+            } else {
+                write_atomic(&args.output, |file| {
+                    let mut out = std::io::BufWriter::new(file);
+                    parquet(&mut out)?;
+                    out.flush()
+                })
+                .with_context(|| format!("writing {}", args.output.display()))?;
             }
         }
     }
@@ -72,9 +92,17 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it and renames
-/// it over `path`, so a reader never sees half a file.
-fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+/// A writer the Parquet encoder may hold (it asks for `Send`).
+trait WriteSend: Write + Send {}
+impl<W: Write + Send> WriteSend for W {}
+
+/// Writes a temporary file beside `path` with `write`, syncs it and renames
+/// it over `path`, so a reader never sees half a file; a failed write
+/// leaves no temporary file behind.
+fn write_atomic(
+    path: &std::path::Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -82,7 +110,11 @@ fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
+    let written = write(&mut file).and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        drop(file);
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     std::fs::rename(&tmp, path)
 }

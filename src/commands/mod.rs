@@ -7,6 +7,7 @@
 //! (fetching, querying, serving) lives in the library below.
 
 pub mod check_config;
+pub mod coverage;
 pub mod export;
 pub mod fetch;
 pub mod query;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Query(args) => query::query(args),
         Command::Snapshots(args) => snapshots::snapshots(&args),
         Command::Export(args) => export::export(&args),
+        Command::Coverage(args) => coverage::coverage(args),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Selecting cells: which ones to keep (`Filter`), what is known about each
 //! (`Row`), and which of a price's five numbers to show (`Field`). The
-//! cross-exchange statistics are in `across`; turning rows into text is
+//! cross-exchange statistics are in `across`, the gaps of each (exchange,
+//! symbol) in `coverage`; turning rows into text is
 //! `crate::render`'s job (re-exported here, where callers look for it).
 //!
 //! Everything here is pure: a store comes in, rows go out. This module never
@@ -8,6 +9,7 @@
 //! come from and where they go.
 
 pub mod across;
+pub mod coverage;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod names;

@@ -112,6 +112,13 @@ impl Store {
         })
     }
 
+    /// Every (exchange, symbol) with a series, in order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&Exchange, &Symbol)> + '_ {
+        self.series
+            .iter()
+            .flat_map(|(e, by_symbol)| by_symbol.keys().map(move |s| (e, s)))
+    }
+
     /// The held cells of one (exchange, symbol), by day.
     pub fn cells_of<'a>(
         &'a self,

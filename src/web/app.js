@@ -1,9 +1,10 @@
 // pricegrid's page: glue between the daemon's public API and the DOM.
 //
 // The status bar follows /v1/events (server-sent events; /v1/status once a
-// second where EventSource is missing). The map, the chart and the failures
-// are read from /v1/prices, /v1/aggregate and /v1/failures for the chosen
-// symbol, again whenever a round ends. The map is built as one string and
+// second where EventSource is missing). The map, its gaps, the chart and the
+// failures are read from /v1/prices, /v1/coverage, /v1/aggregate and
+// /v1/failures for the chosen symbol, again whenever a round ends; a gap
+// clicked marks its cells on the map and shows the first in the hover line. The map is built as one string and
 // inserted once, so thousands of cells cost one parse and one layout.
 "use strict";
 
@@ -265,9 +266,10 @@
     const range = window ? `&from=${window.from}&to=${window.to}` : "";
     const sym = encodeURIComponent(symbol);
     const t0 = performance.now();
-    let rows, across, failures;
+    let rows, across, failures, coverage;
     try {
       rows = await fetchAll(`/v1/prices?symbol=${sym}&field=close&limit=${PAGE}${range}`);
+      coverage = await fetchAll(`/v1/coverage?symbol=${sym}&limit=${PAGE}${range}`);
       across = await fetchAll(`/v1/aggregate?symbol=${sym}&limit=${PAGE}${range}`);
       failures = await fetchJson(`/v1/failures?${range.slice(1)}`);
     } catch (e) {
@@ -285,6 +287,7 @@
     for (const r of rows) byKey.set(r.exchange + "|" + r.day, r);
     const renderMs = renderMap(exchanges, days, byKey);
     renderChart(exchanges, days, byKey, across);
+    renderGaps(coverage);
     renderFailures(failures);
     loads += 1;
     const map = $("map");
@@ -395,6 +398,40 @@
     if (cell) $("hover").textContent = cell.title;
   }
 
+  // ---- gaps ---------------------------------------------------------------
+
+  // A button per gap of the symbol's coverage, by exchange then day.
+  function renderGaps(coverage) {
+    const parts = [];
+    for (const c of coverage) {
+      for (const g of c.gaps) {
+        const when = g.days === 1 ? g.from : `${g.from} … ${g.to}`;
+        parts.push(`<button type="button" data-exchange="${esc(c.exchange)}" data-kind="${esc(g.kind)}"` +
+          ` data-from="${esc(g.from)}" data-to="${esc(g.to)}" aria-pressed="false"` +
+          ` title="${g.days} day(s) ${esc(WORD[g.kind] || g.kind)}: click to mark them on the map">` +
+          `${esc(c.exchange)}: ${esc(WORD[g.kind] || g.kind)} ${esc(when)}</button>`);
+      }
+    }
+    $("gaps").innerHTML = parts.length ? parts.join("") : `<span class="muted">no gaps</span>`;
+    $("gaps-summary").textContent = `${parts.length} runs of missing, failed or no-price days`;
+  }
+
+  // Marks a gap's cells on the map and shows the first cell's details.
+  function pickGap(button) {
+    for (const b of $("gaps").querySelectorAll("button[aria-pressed='true']")) b.setAttribute("aria-pressed", "false");
+    for (const c of $("map").querySelectorAll(".c.picked")) c.classList.remove("picked");
+    button.setAttribute("aria-pressed", "true");
+    const { exchange, from, to } = button.dataset;
+    const cells = Array.from($("map").querySelectorAll(".c[data-day]"))
+      .filter((c) => c.dataset.exchange === exchange && c.dataset.day >= from && c.dataset.day <= to);
+    for (const c of cells) c.classList.add("picked");
+    $("map").dataset.picked = `${exchange} ${from} ${to}`;
+    if (cells.length) {
+      $("hover").textContent = cells[0].title;
+      cells[0].scrollIntoView({ block: "nearest", inline: "nearest" });
+    }
+  }
+
   // ---- chart --------------------------------------------------------------
 
   function renderChart(exchanges, days, byKey, across) {
@@ -474,6 +511,10 @@
   });
   $("refresh").addEventListener("click", () => load());
   $("map").addEventListener("mouseover", onHover);
+  $("gaps").addEventListener("click", (e) => {
+    const button = e.target.closest("button[data-exchange]");
+    if (button) pickGap(button);
+  });
   setInterval(watchdog, 1000);
   connect();
 })();

@@ -1,11 +1,11 @@
 //! The daemon's web page (`GET /` on `api.listen`): a live status bar, a
-//! coverage map of one symbol's cells, a cross-exchange chart and the
-//! failures, in one page whose HTML, CSS and JavaScript are compiled into
+//! coverage map of one symbol's cells with its gaps, a cross-exchange chart
+//! and the failures, in one page whose HTML, CSS and JavaScript are compiled into
 //! the binary.
 //!
 //! Serves files only: the page reads the public API routes
-//! (`/v1/events`, `/v1/status`, `/v1/prices`, `/v1/aggregate`,
-//! `/v1/failures`) like any other client, so it shows nothing the API does
+//! (`/v1/events`, `/v1/status`, `/v1/prices`, `/v1/coverage`,
+//! `/v1/aggregate`, `/v1/failures`) like any other client, so it shows nothing the API does
 //! not. Nothing it loads comes from outside the daemon (uPlot is vendored
 //! under `vendor/`, see its `VENDORED.md`), and its Content-Security-Policy
 //! forbids the browser to ask anywhere else.
