@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 mod diagnostics;
 mod diff;
+mod quality;
 mod schema;
 pub mod size;
 #[cfg(test)]
@@ -36,6 +37,7 @@ use crate::model::Exchange;
 pub use crate::model::{Day, DayRange, OhlcOrder};
 pub use diagnostics::{ConfigError, Problem};
 pub use diff::ConfigDiff;
+pub use quality::{PegMarket, QualityConfig};
 pub use schema::universe_size_problem;
 pub use schema::{default_workers, DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT, MAX_WORKERS};
 pub use schema::{
@@ -80,6 +82,7 @@ pub struct Config {
     pub snapshot: SnapshotConfig,
     pub api: ApiConfig,
     pub log: LogConfig,
+    pub quality: QualityConfig,
 }
 
 impl Config {
@@ -178,6 +181,7 @@ impl Config {
             validate::store(&self.store),
             validate::snapshot(&self.snapshot),
             validate::api(&self.api),
+            validate::quality(self),
         ]
         .concat()
     }
