@@ -126,6 +126,7 @@ fn unsettled(spec: &GeneratedSpec) -> Unsettled {
         },
         source: Arc::from(""),
         sources: HashMap::new(),
+        quotes: HashMap::new(),
     }
 }
 

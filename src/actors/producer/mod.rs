@@ -315,6 +315,10 @@ impl Producer {
                 .iter()
                 .map(|(k, m)| (k.clone(), m.source.clone()))
                 .collect();
+            let quotes = markets
+                .values()
+                .filter_map(|m| Some((m.source.clone(), m.quote.clone()?)))
+                .collect();
             let tasks = universe.tasks();
             let todo = aggregator
                 .send(Unsettled {
@@ -322,6 +326,7 @@ impl Producer {
                     days: universe.days,
                     source,
                     sources,
+                    quotes,
                 })
                 .await?;
             if todo.is_empty() {
