@@ -39,6 +39,7 @@ mod access;
 mod events;
 mod failures;
 mod params;
+mod reference;
 mod reload;
 
 pub use access::{Access, Refusal, Token, TokenError, MIN_TOKEN_CHARS};
@@ -418,7 +419,7 @@ async fn reload(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
 
 async fn no_route() -> HttpResponse {
     HttpResponse::NotFound().json(serde_json::json!({
-        "error": "no such route: see /, /v1/status, /v1/events, /v1/prices, /v1/aggregate, /v1/failures, /v1/snapshots, POST /v1/reload, /metrics"
+        "error": "no such route: see /, /v1/status, /v1/events, /v1/prices, /v1/aggregate, /v1/reference, /v1/failures, /v1/snapshots, POST /v1/reload, /metrics"
     }))
 }
 
@@ -513,6 +514,7 @@ pub fn start(listener: ApiListener, access: Access, state: ApiState) -> std::io:
                     .route("/v1/failures", web::get().to(failures))
                     .route("/v1/prices", web::get().to(prices))
                     .route("/v1/aggregate", web::get().to(aggregate))
+                    .route("/v1/reference", web::get().to(reference::reference))
                     .route("/v1/snapshots", web::get().to(snapshots))
                     .route("/v1/reload", web::post().to(reload))
                     .route("/metrics", web::get().to(metrics))
