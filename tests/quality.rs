@@ -144,15 +144,18 @@ async fn planted_faults_are_flagged_and_left_out_of_the_reference() {
     let data = planted(dir.path());
     let classic = server(&data, ExchangeApi::Classic);
     let binance = server(&data, ExchangeApi::Binance);
-    let config = TestConfig::daemon(&classic.url(), &dir.path().join("snap"))
-        .quick_backoff()
-        .exchanges(EXCHANGES)
-        .symbols(["btc", "usdt"])
-        .window("2024-03-01", "2024-03-03")
-        .exchange_api("binance", ExchangeApi::Binance, &binance.url(), 1000.0)
-        .peg("usdt", "kraken:USDTUSD")
-        .write(&dir.path().join("pricegrid.toml"));
-    let mut daemon = RunningDaemon::start(&config).await;
+    let write_config = |min_exchanges: usize| {
+        TestConfig::daemon(&classic.url(), &dir.path().join("snap"))
+            .quick_backoff()
+            .exchanges(EXCHANGES)
+            .symbols(["btc", "usdt"])
+            .window("2024-03-01", "2024-03-03")
+            .exchange_api("binance", ExchangeApi::Binance, &binance.url(), 1000.0)
+            .peg("usdt", "kraken:USDTUSD")
+            .min_exchanges(min_exchanges)
+            .write(&dir.path().join("pricegrid.toml"))
+    };
+    let mut daemon = RunningDaemon::start(&write_config(3)).await;
     daemon.first_round().await;
 
     let store = daemon.store().await;
@@ -230,6 +233,22 @@ async fn planted_faults_are_flagged_and_left_out_of_the_reference() {
     .send(addr)
     .await;
     assert!(prices.body.contains("outlier"), "{}", prices.body);
+
+    // `[quality]` reloads: with two exchanges enough, 2024-03-03 has a
+    // reference (kraken 100 and bitstamp 101, one unit each: half the
+    // volume is reached exactly at 100, so the mean of 100 and 101).
+    write_config(2);
+    let outcome = daemon.reload_and_wait().await;
+    assert!(format!("{outcome:?}").contains("quality"), "{outcome:?}");
+    let rows = RawRequest::get(addr, "/v1/reference?symbol=btc&from=2024-03-03")
+        .send(addr)
+        .await
+        .json();
+    assert_eq!(
+        summary(&rows["rows"][0]),
+        (Some(100.5), "final".to_owned(), vec![]),
+        "{rows}"
+    );
     daemon.shutdown().await;
 
     let record = dir.path().join("snap.db");
@@ -252,6 +271,31 @@ async fn planted_faults_are_flagged_and_left_out_of_the_reference() {
     let rows: Vec<Value> = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     check_rows(&rows, "query --reference --round 1");
     assert!(rows.iter().all(|r| r["round"] == 1), "{out}");
+    // Now: the day judged again after the reload, recorded for the next
+    // round; round 1 keeps what stood at its end.
+    let (code, out, err) = pricegrid_in(
+        None,
+        &[
+            &"query",
+            &"--db",
+            &record,
+            &"--reference",
+            &"--symbol",
+            &"btc",
+            &"--from",
+            &"2024-03-03",
+            &"--format",
+            &"json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let now: Vec<Value> = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(now.len(), 1, "{out}");
+    assert_eq!(
+        (now[0]["close"].as_f64(), now[0]["round"].as_u64()),
+        (Some(100.5), Some(2)),
+        "{out}"
+    );
     let (code, out, err) = pricegrid_in(
         None,
         &[

@@ -389,6 +389,12 @@ impl TestConfig {
         self
     }
 
+    /// `quality.min_exchanges = n`: constituents a reference close needs.
+    pub fn min_exchanges(mut self, n: usize) -> Self {
+        self.config.quality.min_exchanges = n;
+        self
+    }
+
     /// The config, validated.
     pub fn build(self) -> Config {
         self.checked();

@@ -58,6 +58,8 @@ pub struct Aggregator {
     settled: SettledIndex,
     round: Option<Tally>,
     last: Option<RoundSummary>,
+    /// The last round the record held at start (0 for a new one).
+    resumed_from: u64,
     /// What the cross-exchange checks need besides the cells, shared with
     /// the API's reference views.
     judge: Arc<Judge>,
@@ -115,6 +117,7 @@ impl Aggregator {
             settled: SettledIndex::default(),
             round: None,
             last: None,
+            resumed_from: 0,
             judge: Arc::default(),
             checks: Pending::default(),
             next_round: None,
@@ -169,6 +172,12 @@ impl Aggregator {
         self.metrics.prices_stored.set(store.price_count() as i64);
         self.settled = SettledIndex::of(&store);
         self.store = store;
+        self
+    }
+
+    /// Resumes after round `last` of the record.
+    pub fn numbered_from(mut self, last: u64) -> Self {
+        self.resumed_from = last;
         self
     }
 

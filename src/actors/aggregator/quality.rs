@@ -238,7 +238,7 @@ impl ReferenceView {
 impl super::Aggregator {
     /// Judges the symbol-days that wait: the cells whose check flags moved
     /// are marked for the record, and the references go to it with the
-    /// round they stood in.
+    /// round they belong to.
     pub(super) fn judge_pending(&mut self, ctx: &mut actix::Context<Self>) {
         if self.checks.is_empty() {
             return;
@@ -257,12 +257,14 @@ impl super::Aggregator {
         if judged.references.is_empty() {
             return;
         }
-        let round = self
-            .round
-            .as_ref()
-            .map(|t| t.round)
-            .or(self.last.map(|s| s.round))
-            .unwrap_or(0);
+        // Judged while a round runs: that round's. Between rounds (a late
+        // answer, a new `[quality]`): the next round's, so that a round's
+        // point in time keeps what stood at its end.
+        let round = match (&self.round, self.last) {
+            (Some(t), _) => t.round,
+            (None, Some(last)) => last.round + 1,
+            (None, None) => self.resumed_from + 1,
+        };
         self.tell(
             ctx,
             PersistReferences {
