@@ -210,6 +210,7 @@ async fn planted_faults_are_flagged_and_left_out_of_the_reference() {
         constituents,
         ["coinbase", "kraken", "binance", "gemini", "bitstamp"]
     );
+    let live_constituents = first["constituents"].clone();
     assert_eq!(first["dispersion"]["min"], 99.0);
     assert_eq!(first["dispersion"]["max"], 101.0);
 
@@ -270,6 +271,10 @@ async fn planted_faults_are_flagged_and_left_out_of_the_reference() {
     assert_eq!(code, 0, "{err}");
     let rows: Vec<Value> = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     check_rows(&rows, "query --reference --round 1");
+    assert_eq!(
+        rows[0]["constituents"], live_constituents,
+        "the record's constituents, with their cells' closes and volumes, are the live ones"
+    );
     assert!(rows.iter().all(|r| r["round"] == 1), "{out}");
     // Now: the day judged again after the reload, recorded for the next
     // round; round 1 keeps what stood at its end.

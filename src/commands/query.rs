@@ -104,8 +104,16 @@ fn reference(
     } else {
         filter.symbols.iter().map(Some).collect()
     };
+    // Each constituent's close and volume are its cell's at the same point.
+    let cells = selected(&record, round, filter)?;
     for symbol in symbols {
-        rows.extend(record.references(symbol, filter.from, filter.to, round)?);
+        for recorded in record.references(symbol, filter.from, filter.to, round)? {
+            rows.push(
+                recorded
+                    .with_cells(&cells)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", record.path().display()))?,
+            );
+        }
     }
     let format = format.unwrap_or_else(|| super::default_format(Format::Csv));
     let text = render::render_references(&rows, format);

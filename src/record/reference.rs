@@ -17,59 +17,165 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::rows::day_number;
 use super::{sql, Record, RecordError};
 use crate::model::Symbol;
-use crate::quality::{Dispersion, Reference, ReferenceRow, Status};
+use crate::model::{CellState, Exchange};
+use crate::quality::{Constituent, Dispersion, Excluded, Reference, ReferenceRow, Status};
+use crate::store::Store;
 
 /// The day 1970-01-01, day number 0.
 const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
 
-/// Writes `references` as judged in `round`, in one transaction (a second
-/// write of a symbol-day in the same round replaces the first).
+/// Writes `references` as judged in `round`, in one transaction: a row
+/// only where the symbol-day's newest row says something else (a day
+/// judged again to the same answer writes nothing), and a second write of
+/// a symbol-day in the same round replaces the first.
 pub fn write(
     conn: &Connection,
     round: u64,
     references: &[(Symbol, NaiveDate, Reference)],
 ) -> rusqlite::Result<()> {
-    let json = |v: &dyn erased_json::Json| {
-        v.text()
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
-    };
     let tx = conn.unchecked_transaction()?;
     {
+        let mut newest = tx.prepare_cached(
+            "SELECT status, close, constituents, excluded, min, max, spread, mad \
+             FROM reference WHERE symbol = ?1 AND day = ?2 ORDER BY round DESC LIMIT 1",
+        )?;
         let mut insert = tx.prepare_cached(
             "INSERT OR REPLACE INTO reference (symbol, day, round, status, close, \
              constituents, excluded, min, max, spread, mad) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
         for (symbol, day, r) in references {
-            let d = r.dispersion;
+            let row =
+                Stored::of(r).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            let held = newest
+                .query_row(params![symbol.as_str(), day_number(*day)], Stored::read)
+                .optional()?;
+            if held.as_ref() == Some(&row) {
+                continue;
+            }
             insert.execute(params![
                 symbol.as_str(),
                 day_number(*day),
                 i64::try_from(round).unwrap_or(i64::MAX),
-                r.status.as_str(),
-                r.close,
-                json(&r.constituents)?,
-                json(&r.excluded)?,
-                d.map(|d| d.min),
-                d.map(|d| d.max),
-                d.map(|d| d.spread),
-                d.map(|d| d.mad),
+                row.status,
+                row.close,
+                row.constituents,
+                row.excluded,
+                row.dispersion[0],
+                row.dispersion[1],
+                row.dispersion[2],
+                row.dispersion[3],
             ])?;
         }
     }
     tx.commit()
 }
 
-/// The evidence columns' JSON text, from either list.
-mod erased_json {
-    pub trait Json {
-        fn text(&self) -> serde_json::Result<String>;
+/// A reference as its row's columns hold it. The constituents are their
+/// exchanges' names, by close: their closes and volumes are the cells'
+/// at the same point of the record (`Recorded::with_cells`), so a row is
+/// about 200 bytes with 20 exchanges instead of a kilobyte.
+#[derive(Debug, PartialEq)]
+struct Stored {
+    status: &'static str,
+    close: Option<f64>,
+    constituents: String,
+    excluded: String,
+    dispersion: [Option<f64>; 4],
+}
+
+impl Stored {
+    fn of(r: &Reference) -> serde_json::Result<Stored> {
+        let d = r.dispersion;
+        Ok(Stored {
+            status: r.status.as_str(),
+            close: r.close,
+            constituents: r
+                .constituents
+                .iter()
+                .map(|c| c.exchange.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            excluded: serde_json::to_string(&r.excluded)?,
+            dispersion: [
+                d.map(|d| d.min),
+                d.map(|d| d.max),
+                d.map(|d| d.spread),
+                d.map(|d| d.mad),
+            ],
+        })
     }
 
-    impl<T: serde::Serialize> Json for T {
-        fn text(&self) -> serde_json::Result<String> {
-            serde_json::to_string(self)
-        }
+    /// The columns of `newest`'s row (a status no writer makes never
+    /// equals a written one).
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
+        let status: String = row.get(0)?;
+        Ok(Stored {
+            status: Status::parse(&status).map_or("?", Status::as_str),
+            close: row.get(1)?,
+            constituents: row.get(2)?,
+            excluded: row.get(3)?,
+            dispersion: [row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?],
+        })
+    }
+}
+
+/// A reference as the record holds it: its constituents by exchange.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub symbol: Symbol,
+    pub day: NaiveDate,
+    /// The round that judged it so.
+    pub round: u64,
+    pub close: Option<f64>,
+    pub status: Status,
+    /// The constituents' exchanges, by close.
+    pub constituents: Vec<Exchange>,
+    pub excluded: Vec<Excluded>,
+    pub dispersion: Option<Dispersion>,
+}
+
+impl Recorded {
+    /// The whole reference, each constituent's close and volume (and
+    /// whether it was provisional) read from `cells`: the record's cells at
+    /// the same point (a reference row is written whenever its judgement
+    /// changes, so the cells it was judged from are those of that point).
+    /// A constituent `cells` holds no price for is an error naming it.
+    pub fn with_cells(self, cells: &Store) -> Result<ReferenceRow, String> {
+        let constituents = self
+            .constituents
+            .iter()
+            .map(|exchange| {
+                let cell = cells
+                    .get(exchange, &self.symbol, self.day)
+                    .filter(|c| c.usable_price().is_some())
+                    .ok_or_else(|| {
+                        format!(
+                            "the reference of {}/{} names {exchange}, whose cell holds no price there",
+                            self.symbol, self.day
+                        )
+                    })?;
+                let price = cell.usable_price().ok_or("no price")?;
+                Ok(Constituent {
+                    exchange: exchange.clone(),
+                    close: price.close,
+                    volume: price.volume,
+                    provisional: cell.state == CellState::Provisional,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(ReferenceRow {
+            symbol: self.symbol,
+            day: self.day,
+            round: Some(self.round),
+            reference: Reference {
+                close: self.close,
+                status: self.status,
+                constituents,
+                excluded: self.excluded,
+                dispersion: self.dispersion,
+            },
+        })
     }
 }
 
@@ -84,7 +190,7 @@ pub fn read(
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
     round: Option<u64>,
-) -> Result<Vec<ReferenceRow>, RecordError> {
+) -> Result<Vec<Recorded>, RecordError> {
     let failed = sql(path, "reading reference closes");
     let mut stmt = conn
         .prepare_cached(
@@ -143,22 +249,24 @@ pub fn read(
             [None, None, None, None] => None,
             _ => return Err(bad("a dispersion with some of min, max, spread, mad unset")),
         };
-        out.push(ReferenceRow {
+        let constituents = constituents
+            .split_whitespace()
+            .map(Exchange::new)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(&format!("constituents: {e}")))?;
+        out.push(Recorded {
             symbol: Symbol::new(&symbol).map_err(|e| bad(&format!("symbol: {e}")))?,
             day: EPOCH
                 .checked_add_signed(chrono::Duration::days(day))
                 .ok_or_else(|| bad("a day out of range"))?,
-            round: Some(u64::try_from(round).map_err(|_| bad("a negative round"))?),
-            reference: Reference {
-                close,
-                status: Status::parse(&status)
-                    .ok_or_else(|| bad(&format!("unknown status {status:?}")))?,
-                constituents: serde_json::from_str(&constituents)
-                    .map_err(|e| bad(&format!("constituents: {e}")))?,
-                excluded: serde_json::from_str(&excluded)
-                    .map_err(|e| bad(&format!("excluded: {e}")))?,
-                dispersion,
-            },
+            round: u64::try_from(round).map_err(|_| bad("a negative round"))?,
+            close,
+            status: Status::parse(&status)
+                .ok_or_else(|| bad(&format!("unknown status {status:?}")))?,
+            constituents,
+            excluded: serde_json::from_str(&excluded)
+                .map_err(|e| bad(&format!("excluded: {e}")))?,
+            dispersion,
         });
     }
     Ok(out)
@@ -181,7 +289,7 @@ impl Record {
         from: Option<NaiveDate>,
         to: Option<NaiveDate>,
         round: Option<u64>,
-    ) -> Result<Vec<ReferenceRow>, RecordError> {
+    ) -> Result<Vec<Recorded>, RecordError> {
         read(&self.conn, &self.path, symbol, from, to, round)
     }
 
@@ -200,7 +308,7 @@ impl Record {
 mod tests {
     use super::*;
     use crate::model::Exchange;
-    use crate::quality::{Constituent, Excluded, Exclusion};
+    use crate::quality::{Excluded, Exclusion};
 
     fn reference(close: Option<f64>, status: Status) -> Reference {
         Reference {
@@ -239,7 +347,7 @@ mod tests {
         let first = reference(None, Status::Insufficient);
         let later = reference(Some(100.0), Status::Final);
         record
-            .write_references(1, &[(btc.clone(), d, first.clone())])
+            .write_references(1, &[(btc.clone(), d, first)])
             .unwrap();
         record
             .write_references(3, &[(btc.clone(), d, later.clone())])
@@ -249,13 +357,25 @@ mod tests {
                 .references(Some(&btc), None, None, round)
                 .unwrap()
                 .into_iter()
-                .map(|r| (r.round, r.reference))
+                .map(|r| (r.round, r.close, r.status))
                 .collect::<Vec<_>>()
         };
         assert_eq!(at(Some(0)), []);
-        assert_eq!(at(Some(1)), [(Some(1), first.clone())]);
-        assert_eq!(at(Some(2)), [(Some(1), first)]);
-        assert_eq!(at(None), [(Some(3), later)]);
+        assert_eq!(at(Some(1)), [(1, None, Status::Insufficient)]);
+        assert_eq!(at(Some(2)), [(1, None, Status::Insufficient)]);
+        assert_eq!(at(None), [(3, Some(100.0), Status::Final)]);
+        record
+            .write_references(4, &[(btc.clone(), d, later.clone())])
+            .unwrap();
+        assert_eq!(
+            at(None),
+            [(3, Some(100.0), Status::Final)],
+            "judged again to the same answer: no row"
+        );
+        let read = record.references(Some(&btc), None, None, None).unwrap();
+        assert_eq!(read[0].constituents, [Exchange::new("kraken").unwrap()]);
+        assert_eq!(read[0].excluded, later.excluded);
+        assert_eq!(read[0].dispersion, later.dispersion);
         let other = Symbol::new("eth").unwrap();
         assert_eq!(
             record.references(Some(&other), None, None, None).unwrap(),
