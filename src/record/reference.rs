@@ -18,7 +18,9 @@ use super::rows::day_number;
 use super::{sql, Record, RecordError};
 use crate::model::Symbol;
 use crate::model::{CellState, Exchange};
-use crate::quality::{Constituent, Dispersion, Excluded, Reference, ReferenceRow, Status};
+use crate::quality::{
+    Constituent, Dispersion, Excluded, Exclusion, Reference, ReferenceRow, Status,
+};
 use crate::store::Store;
 
 /// The day 1970-01-01, day number 0.
@@ -85,7 +87,7 @@ struct Stored {
 }
 
 impl Stored {
-    fn of(r: &Reference) -> serde_json::Result<Stored> {
+    fn of(r: &Reference) -> Result<Stored, std::convert::Infallible> {
         let d = r.dispersion;
         Ok(Stored {
             status: r.status.as_str(),
@@ -96,7 +98,7 @@ impl Stored {
                 .map(|c| c.exchange.as_str())
                 .collect::<Vec<_>>()
                 .join(" "),
-            excluded: serde_json::to_string(&r.excluded)?,
+            excluded: encode_excluded(&r.excluded),
             dispersion: [
                 d.map(|d| d.min),
                 d.map(|d| d.max),
@@ -177,6 +179,93 @@ impl Recorded {
             },
         })
     }
+}
+
+/// The cells left out, grouped by reason: `reason[:detail]*=exchange,…`
+/// separated by spaces, e.g. `peg_unknown:usdt=binance,okx
+/// outlier:100.2:2.004=gemini` (a market quoted in USDT with no peg is the
+/// common case, and twenty exchanges named once each keep the row in its
+/// page). Numbers are written so they read back exactly.
+fn encode_excluded(excluded: &[Excluded]) -> String {
+    // Free text (a quote, a flag's name) never holds a separator.
+    let word = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_whitespace() || ":=,".contains(c) {
+                    '_'
+                } else {
+                    c
+                }
+            })
+            .collect()
+    };
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for x in excluded {
+        let reason = match &x.why {
+            Exclusion::Flagged { flags } => format!(
+                "flagged:{}",
+                flags.iter().map(|f| word(f)).collect::<Vec<_>>().join(",")
+            ),
+            Exclusion::NotUsd { quote } => format!("not_usd:{}", word(quote)),
+            Exclusion::OffPeg { coin, peg } => format!("off_peg:{}:{peg}", word(coin)),
+            Exclusion::PegUnknown { coin } => format!("peg_unknown:{}", word(coin)),
+            Exclusion::Stale => "stale".to_owned(),
+            Exclusion::Outlier { median, threshold } => format!("outlier:{median}:{threshold}"),
+        };
+        match groups.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, exchanges)) => exchanges.push(x.exchange.as_str()),
+            None => groups.push((reason, vec![x.exchange.as_str()])),
+        }
+    }
+    groups
+        .iter()
+        .map(|(reason, exchanges)| format!("{reason}={}", exchanges.join(",")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `encode_excluded` read back, by exchange.
+fn decode_excluded(text: &str) -> Result<Vec<Excluded>, String> {
+    let mut out = Vec::new();
+    for group in text.split_whitespace() {
+        let (reason, exchanges) = group
+            .split_once('=')
+            .ok_or_else(|| format!("{group:?} has no '='"))?;
+        let parts: Vec<&str> = reason.split(':').collect();
+        let number = |s: &str| {
+            s.parse::<f64>()
+                .map_err(|e| format!("{reason:?}: {s:?}: {e}"))
+        };
+        let why = match parts.as_slice() {
+            ["flagged", flags] => Exclusion::Flagged {
+                flags: flags.split(',').map(str::to_owned).collect(),
+            },
+            ["not_usd", quote] => Exclusion::NotUsd {
+                quote: (*quote).to_owned(),
+            },
+            ["off_peg", coin, peg] => Exclusion::OffPeg {
+                coin: (*coin).to_owned(),
+                peg: number(peg)?,
+            },
+            ["peg_unknown", coin] => Exclusion::PegUnknown {
+                coin: (*coin).to_owned(),
+            },
+            ["stale"] => Exclusion::Stale,
+            ["outlier", median, threshold] => Exclusion::Outlier {
+                median: number(median)?,
+                threshold: number(threshold)?,
+            },
+            _ => return Err(format!("unknown reason {reason:?}")),
+        };
+        for exchange in exchanges.split(',') {
+            out.push(Excluded {
+                exchange: Exchange::new(exchange).map_err(|e| format!("{group:?}: {e}"))?,
+                why: why.clone(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.exchange.cmp(&b.exchange));
+    Ok(out)
 }
 
 /// The references of `symbol` (all symbols when `None`) from `from` to
@@ -264,8 +353,7 @@ pub fn read(
             status: Status::parse(&status)
                 .ok_or_else(|| bad(&format!("unknown status {status:?}")))?,
             constituents,
-            excluded: serde_json::from_str(&excluded)
-                .map_err(|e| bad(&format!("excluded: {e}")))?,
+            excluded: decode_excluded(&excluded).map_err(|e| bad(&format!("excluded: {e}")))?,
             dispersion,
         });
     }
@@ -309,6 +397,60 @@ mod tests {
     use super::*;
     use crate::model::Exchange;
     use crate::quality::{Excluded, Exclusion};
+
+    #[test]
+    fn every_reason_for_leaving_a_cell_out_reads_back_exactly() {
+        let x = |e: &str, why: Exclusion| Excluded {
+            exchange: Exchange::new(e).unwrap(),
+            why,
+        };
+        let excluded = vec![
+            x(
+                "a",
+                Exclusion::Flagged {
+                    flags: vec!["zero".into(), "ohlc_order".into()],
+                },
+            ),
+            x(
+                "b",
+                Exclusion::NotUsd {
+                    quote: "EUR".into(),
+                },
+            ),
+            x(
+                "c",
+                Exclusion::OffPeg {
+                    coin: "usdt".into(),
+                    peg: 0.951,
+                },
+            ),
+            x(
+                "d",
+                Exclusion::PegUnknown {
+                    coin: "usdc".into(),
+                },
+            ),
+            x("e", Exclusion::Stale),
+            x(
+                "f",
+                Exclusion::Outlier {
+                    median: 100.2,
+                    threshold: 2.004,
+                },
+            ),
+            x(
+                "g",
+                Exclusion::PegUnknown {
+                    coin: "usdc".into(),
+                },
+            ),
+        ];
+        let text = encode_excluded(&excluded);
+        assert!(text.contains("peg_unknown:usdc=d,g"), "{text}");
+        assert_eq!(decode_excluded(&text).unwrap(), excluded);
+        assert_eq!(decode_excluded("").unwrap(), []);
+        assert!(decode_excluded("sideways=a").is_err());
+    }
 
     fn reference(close: Option<f64>, status: Status) -> Reference {
         Reference {

@@ -187,8 +187,9 @@ CREATE TABLE rounds (
 /// the constituents' exchanges by close, space-separated (their closes and
 /// volumes are the cells' at the same point of the record: ~300 bytes a
 /// symbol-day with 20 exchanges, 15 a cell, where the whole evidence took
-/// 53); `excluded` the cells left out as JSON (`[{"exchange", "why",
-/// ...}]`); a row is written only when a symbol-day's judgement changes;
+/// 53); `excluded` the cells left out, grouped by reason
+/// (`peg_unknown:usdt=binance,okx outlier:100.2:2.004=gemini`); a row is
+/// written only when a symbol-day's judgement changes;
 /// `min`,
 /// `max`, `spread`, `mad` the dispersion (NULL without a close).
 pub const SCHEMA_V3: &str = "

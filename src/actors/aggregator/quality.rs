@@ -87,10 +87,9 @@ impl Judge {
             return Quote::Usd;
         };
         let Some(quote) = self.quotes.get(source) else {
-            return Quote::Other(format!(
-                "unknown (market {} not chosen this run)",
-                Market::of_source(source).unwrap_or("?")
-            ));
+            // A market not chosen since the start (a resumed daemon before
+            // its first tick): its quote is not known yet.
+            return Quote::Other("unknown".to_owned());
         };
         let quote = quote.to_ascii_uppercase();
         if quote == "USD" {
