@@ -8,6 +8,7 @@
 //! of the store. This file opens the database (checking what the file is,
 //! migrating its schema) and loads what a restart resumes from; the round
 //! writes are `record::rounds`, the point-in-time reads `record::history`,
+//! the reference closes per round `record::reference`,
 //! compaction `record::compact`. The schema and its migrations are
 //! `record::schema`, the step from version 1 `record::migrate`; how a cell
 //! maps to a row, `record::rows`, its names to ids `record::names`; the
