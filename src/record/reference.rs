@@ -28,8 +28,9 @@ const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid dat
 
 /// Writes `references` as judged in `round`, in one transaction: a row
 /// only where the symbol-day's newest row says something else (a day
-/// judged again to the same answer writes nothing), and a second write of
-/// a symbol-day in the same round replaces the first.
+/// judged again to the same answer writes nothing, nor does an empty
+/// reference of a day that never had one), and a second write of a
+/// symbol-day in the same round replaces the first.
 pub fn write(
     conn: &Connection,
     round: u64,
@@ -52,7 +53,8 @@ pub fn write(
             let held = newest
                 .query_row(params![symbol.as_str(), day_number(*day)], Stored::read)
                 .optional()?;
-            if held.as_ref() == Some(&row) {
+            let empty = r.constituents.is_empty() && r.excluded.is_empty();
+            if held.as_ref() == Some(&row) || (held.is_none() && empty) {
                 continue;
             }
             insert.execute(params![
@@ -514,7 +516,36 @@ mod tests {
             [(3, Some(100.0), Status::Final)],
             "judged again to the same answer: no row"
         );
-        let read = record.references(Some(&btc), None, None, None).unwrap();
+        let nothing = Reference {
+            close: None,
+            status: Status::Insufficient,
+            constituents: vec![],
+            excluded: vec![],
+            dispersion: None,
+        };
+        let next = d.succ_opt().unwrap();
+        record
+            .write_references(5, &[(btc.clone(), next, nothing.clone())])
+            .unwrap();
+        assert_eq!(
+            record
+                .references(Some(&btc), Some(next), None, None)
+                .unwrap(),
+            [],
+            "an empty reference of a day that never had one writes nothing"
+        );
+        record
+            .write_references(6, &[(btc.clone(), d, nothing)])
+            .unwrap();
+        assert_eq!(
+            at(None),
+            [(6, None, Status::Insufficient)],
+            "a day whose prices went has no reference any more"
+        );
+        assert_eq!(at(Some(5)), [(3, Some(100.0), Status::Final)]);
+        let read = record
+            .references(Some(&btc), None, Some(d), Some(5))
+            .unwrap();
         assert_eq!(read[0].constituents, [Exchange::new("kraken").unwrap()]);
         assert_eq!(read[0].excluded, later.excluded);
         assert_eq!(read[0].dispersion, later.dispersion);

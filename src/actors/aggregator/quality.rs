@@ -150,7 +150,8 @@ pub(super) struct Pending {
 }
 
 /// What a judging pass changed: the cells whose flags moved (for the
-/// record) and each judged symbol-day's reference.
+/// record) and each judged symbol-day's reference (empty for a day with
+/// no price).
 #[derive(Debug, Default)]
 pub struct Judged {
     pub cells: Vec<TaskKey>,
@@ -205,11 +206,10 @@ impl Pending {
                     out.cells.push(key);
                 }
             }
-            if !judgement.reference.constituents.is_empty()
-                || !judgement.reference.excluded.is_empty()
-            {
-                out.references.push((symbol, day, judgement.reference));
-            }
+            // Even an empty one: it replaces a reference the record holds
+            // for a day whose prices have gone (the record writes no row
+            // for a day that never had one).
+            out.references.push((symbol, day, judgement.reference));
         }
         out
     }
