@@ -125,6 +125,7 @@ fn unsettled(spec: &GeneratedSpec) -> Unsettled {
         },
         source: Arc::from(""),
         sources: Default::default(),
+        quotes: Default::default(),
     }
 }
 

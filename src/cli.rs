@@ -63,6 +63,7 @@ Exit codes:
     #[command(after_help = "Examples:
   pricegrid query --exchange kraken --symbol btc --from 2020-03-01 --to 2020-03-31
   pricegrid query --symbol eth --across --format table
+  pricegrid query --symbol btc --reference --round 3 --format json
   pricegrid query --round 3 --field close --format csv > closes.csv
   pricegrid query --snapshot prices.json --final-only")]
     Query(QueryArgs),
@@ -148,6 +149,15 @@ pub struct QueryArgs {
     /// volume-weighted close, spread %.
     #[arg(long, conflicts_with = "field")]
     pub across: bool,
+    /// Per (symbol, day): the reference close (the volume-weighted median
+    /// of the final, unflagged USD-class closes), its status, constituents,
+    /// the cells left out and why, and its dispersion, as the record holds
+    /// it now or at `--round`/`--at` (README: "Reference close").
+    #[arg(
+        long,
+        conflicts_with_all = ["field", "across", "snapshot", "exchange", "final_only", "exclude_flagged"]
+    )]
+    pub reference: bool,
     /// Leave out provisional cells (prices or "none" fetched before their
     /// day closed plus source.settle_after; they may still change).
     #[arg(long)]

@@ -12,6 +12,10 @@ use std::fmt;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
+mod reference;
+
+pub use reference::render_references;
+
 use crate::query::coverage::PairCoverage;
 use crate::query::{Across, Field, Row};
 use crate::record::RoundRow;

@@ -566,3 +566,36 @@ fn an_absurd_universe_is_refused_at_max_tasks_naming_its_size() {
         "{stderr}"
     );
 }
+
+/// `[quality]` (issue 21): each bad number at its line with the range it
+/// must be in, a peg market of the wrong form, and one the universe does
+/// not fetch, with what to add.
+#[test]
+fn bad_quality_settings_and_an_unfetched_peg_are_named_where_they_are() {
+    fails_with(
+        r#"[universe]
+exchanges = ["okx"]
+symbols = ["btc"]
+last_days = 3
+
+[quality]
+k = -1
+floor = 2
+min_exchanges = 0
+peg = { usdt = "kraken:USDTUSD" }
+"#,
+        &[
+            "7:1: quality.k: -1 is out of range: expected a number of MADs above 0",
+            "8:1: quality.floor: 2 is out of range: expected a share from 0 up to 1",
+            "9:1: quality.min_exchanges: must be at least 1",
+            "10:9: quality.peg.usdt: kraken:USDTUSD is not fetched: add kraken to universe.exchanges",
+            "10:9: quality.peg.usdt: kraken:USDTUSD is not fetched: add usdt to universe.symbols",
+        ],
+    );
+    let (code, _, stderr) = check("[quality]\npeg = { usdc = \"kraken\" }\n");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("\"kraken\" is no peg market: expected \"exchange:MARKET\""),
+        "{stderr}"
+    );
+}

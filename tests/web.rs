@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use browser::Browser;
-use common::{spawn_price_server, RunningDaemon, TestConfig};
+use common::{spawn_price_server, RawRequest, RunningDaemon, TestConfig};
 use fantoccini::actions::InputSource;
 use pricegrid::store::Store;
 
@@ -485,7 +485,8 @@ fn the_default_config_page_shows_its_data_and_one_series_per_exchange() {
                 .await,
             serde_json::json!(exchanges.len() * 366)
         );
-        // uPlot's legend: one series per exchange, then the band and median.
+        // uPlot's legend: one series per exchange, then the band, the
+        // median and the reference close.
         let labels = b
         .js("return Array.from(document.querySelectorAll('#chart .u-legend .u-series .u-label'), l => l.textContent);")
         .await;
@@ -496,11 +497,36 @@ fn the_default_config_page_shows_its_data_and_one_series_per_exchange() {
             .map(|l| l.as_str().unwrap_or_default().to_owned())
             .collect();
         let mut want: Vec<String> = exchanges.clone();
-        want.extend(["max", "min", "median"].map(String::from));
+        want.extend(["max", "min", "median", "reference"].map(String::from));
         assert_eq!(
             &labels[1..],
             &want[..],
             "series after the time axis: {labels:?}"
+        );
+        // The reference line has a point wherever /v1/reference has a close.
+        let api: std::net::SocketAddr = daemon
+            .api_url()
+            .trim_start_matches("http://")
+            .parse()
+            .expect("an address");
+        let references = RawRequest::get(
+            api,
+            "/v1/reference?symbol=btc&from=2020-01-01&to=2020-12-31&limit=1000",
+        )
+        .send(api)
+        .await
+        .json();
+        let closes = references["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .filter(|r| r["close"].is_number())
+            .count();
+        assert!(closes > 300, "references of 2020: {closes}");
+        assert_eq!(
+            b.js("return document.querySelector('#chart').dataset.references;")
+                .await,
+            serde_json::json!(closes.to_string())
         );
         assert_eq!(
             b.js("return document.querySelectorAll('#spread .u-legend .u-series').length;")

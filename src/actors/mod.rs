@@ -113,6 +113,7 @@ impl Pipeline {
             None => Aggregator::new(&initial, metrics.clone()),
         }
         .with_store(opts.store)
+        .numbered_from(opts.last_round)
         .start();
         let supervisor = Supervisor::new(
             &initial,

@@ -5,7 +5,8 @@
 //!
 //! A `SyncArbiter` of one: it owns the database connection, and the
 //! Aggregator sends it what to write (a round's start, the cells that
-//! changed since the last flush, a round's end, a compaction) in order, so
+//! changed since the last flush, the reference closes judged, a round's
+//! end, a compaction) in order, so
 //! the Aggregator's own thread never waits on a disk. It decides nothing
 //! about cells: it writes what it is given and says how that went.
 
@@ -13,11 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::config::LeaseScope;
 use crate::metrics::Metrics;
-use crate::model::{RoundSummary, TaskKey};
+use crate::model::{RoundSummary, Symbol, TaskKey};
+use crate::quality::Reference;
 use crate::record::{Compacted, Held, Record, RecordError, WriteStats};
 use crate::store::Cell;
 
@@ -86,6 +88,23 @@ impl Handler<Persist> for Recorder {
             .record_write_seconds
             .observe(started.elapsed().as_secs_f64());
         Ok(stats)
+    }
+}
+
+/// The reference closes of the symbol-days judged in `round`, as they
+/// stood then (`record::reference`).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), RecordError>")]
+pub struct PersistReferences {
+    pub round: u64,
+    pub references: Vec<(Symbol, NaiveDate, Reference)>,
+}
+
+impl Handler<PersistReferences> for Recorder {
+    type Result = Result<(), RecordError>;
+
+    fn handle(&mut self, msg: PersistReferences, _: &mut SyncContext<Self>) -> Self::Result {
+        self.record.write_references(msg.round, &msg.references)
     }
 }
 

@@ -40,6 +40,7 @@ mod coverage;
 mod events;
 mod failures;
 mod params;
+mod reference;
 mod reload;
 
 pub use access::{Access, Refusal, Token, TokenError, MIN_TOKEN_CHARS};
@@ -429,7 +430,7 @@ async fn reload(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
 
 async fn no_route() -> HttpResponse {
     HttpResponse::NotFound().json(serde_json::json!({
-        "error": "no such route: see /, /v1/status, /v1/events, /v1/prices, /v1/aggregate, /v1/coverage, /v1/failures, /v1/snapshots, POST /v1/reload, /metrics"
+        "error": "no such route: see /, /v1/status, /v1/events, /v1/prices, /v1/aggregate, /v1/reference, /v1/coverage, /v1/failures, /v1/snapshots, POST /v1/reload, /metrics"
     }))
 }
 
@@ -526,6 +527,7 @@ pub fn start(listener: ApiListener, access: Access, state: ApiState) -> std::io:
                     .route("/v1/prices", web::get().to(prices))
                     .route("/v1/aggregate", web::get().to(aggregate))
                     .route("/v1/coverage", web::get().to(coverage::coverage))
+                    .route("/v1/reference", web::get().to(reference::reference))
                     .route("/v1/snapshots", web::get().to(snapshots))
                     .route("/v1/reload", web::post().to(reload))
                     .route("/metrics", web::get().to(metrics))

@@ -1,7 +1,8 @@
 //! `pricegrid query`: read prices from the record (no daemon needed): the
 //! current values, or the aggregate as it stood at the end of `--round N`
 //! or of the newest round finished `--at` a time; or from a JSON snapshot
-//! file (`--snapshot`). Selects rows with `crate::query` and prints them
+//! file (`--snapshot`); or the reference closes (`--reference`, from the
+//! record's `reference` table). Selects rows with `crate::query` and prints them
 //! with `crate::render`.
 //!
 //! Opens the record read-only, so it runs beside a daemon writing it; a
@@ -32,6 +33,9 @@ pub fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         final_only: args.final_only,
         exclude_flagged: args.exclude_flagged,
     };
+    if args.reference {
+        return reference(&args.record, &args.point, args.format, &filter);
+    }
     let store = match &args.snapshot {
         Some(path) => {
             let store = Snapshot::load(path)?.prices;
@@ -76,4 +80,43 @@ pub(crate) fn selected(
         store.put(&key, &cell);
     }
     Ok(store)
+}
+
+/// `query --reference`: the record's reference closes, now or as they
+/// stood at the end of `--round`/`--at`.
+fn reference(
+    record: &crate::cli::RecordArgs,
+    point: &crate::cli::PointArgs,
+    format: Option<Format>,
+    filter: &Filter,
+) -> anyhow::Result<ExitCode> {
+    let record = record.open()?;
+    let (_, symbols) = record.names()?;
+    Known {
+        exchanges: Default::default(),
+        symbols,
+    }
+    .check(filter)?;
+    let round = point.round(&record)?;
+    let mut rows = Vec::new();
+    let symbols: Vec<Option<&crate::model::Symbol>> = if filter.symbols.is_empty() {
+        vec![None]
+    } else {
+        filter.symbols.iter().map(Some).collect()
+    };
+    // Each constituent's close and volume are its cell's at the same point.
+    let cells = selected(&record, round, filter)?;
+    for symbol in symbols {
+        for recorded in record.references(symbol, filter.from, filter.to, round)? {
+            rows.push(
+                recorded
+                    .with_cells(&cells)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", record.path().display()))?,
+            );
+        }
+    }
+    let format = format.unwrap_or_else(|| super::default_format(Format::Csv));
+    let text = render::render_references(&rows, format);
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -14,7 +14,7 @@ use super::{Config, Selection};
 use crate::model::{Exchange, Symbol};
 
 /// The top-level sections, in schema order.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "source",
     "exchanges",
     "universe",
@@ -24,13 +24,14 @@ const SECTIONS: [&str; 9] = [
     "snapshot",
     "api",
     "log",
+    "quality",
 ];
 
 /// The difference between the config in force and a new one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConfigDiff {
     /// Top-level sections whose values differ, in schema order: "source",
-    /// "exchanges", "universe", "fetch", "schedule", "store", "snapshot", "api", "log".
+    /// "exchanges", "universe", "fetch", "schedule", "store", "snapshot", "api", "log", "quality".
     pub sections: Vec<&'static str>,
     /// Where prices come from changed (source.url, source.builtin,
     /// source.ca_file, or an exchange's api, url or ca_file, or which
@@ -64,6 +65,7 @@ impl ConfigDiff {
             old.snapshot != new.snapshot,
             old.api != new.api,
             old.log != new.log,
+            old.quality != new.quality,
         ];
         let sections = SECTIONS
             .into_iter()

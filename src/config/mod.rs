@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 mod diagnostics;
 mod diff;
 mod fleet;
+mod quality;
 mod schema;
 pub mod size;
 #[cfg(test)]
@@ -38,6 +39,7 @@ pub use crate::model::{Day, DayRange, OhlcOrder};
 pub use diagnostics::{ConfigError, Problem};
 pub use diff::ConfigDiff;
 pub use fleet::{host_name, FleetConfig, LeaseScope, MIN_LEASE_TTL};
+pub use quality::{PegMarket, QualityConfig};
 pub use schema::universe_size_problem;
 pub use schema::{default_workers, DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT, MAX_WORKERS};
 pub use schema::{
@@ -84,6 +86,7 @@ pub struct Config {
     pub fleet: FleetConfig,
     pub api: ApiConfig,
     pub log: LogConfig,
+    pub quality: QualityConfig,
 }
 
 impl Config {
@@ -183,6 +186,7 @@ impl Config {
             validate::snapshot(&self.snapshot),
             self.fleet.problems(),
             validate::api(&self.api),
+            validate::quality(self),
         ]
         .concat()
     }

@@ -28,14 +28,30 @@ impl Flags {
     /// The candle was built from best bid/ask quotes, not trades (CEX.IO):
     /// its volume says nothing (the exchange sends 0).
     pub const QUOTES: Flags = Flags(8);
+    /// Cross-exchange check (`quality`): the close is further from the
+    /// other exchanges' median that day than the threshold.
+    pub const OUTLIER: Flags = Flags(16);
+    /// Cross-exchange check: the candle repeats the exchange's previous
+    /// day's open, high, low and close with zero volume.
+    pub const STALE: Flags = Flags(32);
+    /// Cross-exchange check: quoted in a USD stablecoin on a day its peg
+    /// market closed further from 1 than `quality.peg_tolerance`.
+    pub const OFF_PEG: Flags = Flags(64);
+    /// The flags the cross-exchange checks set; they are recomputed for a
+    /// whole symbol-day at once, the others come with the price. (Bit 0x80
+    /// is the store slot's "holds a price".)
+    pub const CHECKS: Flags = Flags(16 | 32 | 64);
 
-    const ALL_BITS: u8 = 1 | 2 | 4 | 8;
+    const ALL_BITS: u8 = 1 | 2 | 4 | 8 | 16 | 32 | 64;
 
-    const NAMES: [(Flags, &'static str); 4] = [
+    const NAMES: [(Flags, &'static str); 7] = [
         (Flags::OHLC_ORDER, "ohlc_order"),
         (Flags::ZERO, "zero"),
         (Flags::DERIVED_1H, "derived:1h"),
         (Flags::QUOTES, "quotes"),
+        (Flags::OUTLIER, "outlier"),
+        (Flags::STALE, "stale"),
+        (Flags::OFF_PEG, "off_peg"),
     ];
 
     /// The flags a price earns on its own (ohlc order only when `check_order`).
@@ -56,6 +72,21 @@ impl Flags {
 
     pub fn contains(self, other: Flags) -> bool {
         self.0 & other.0 == other.0
+    }
+
+    /// These flags and `other`'s (usable in constants).
+    pub const fn union(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+
+    /// Whether any flag of `other` is set.
+    pub fn intersects(self, other: Flags) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// These flags with the cross-exchange checks' replaced by `checks`'.
+    pub fn with_checks(self, checks: Flags) -> Flags {
+        Flags((self.0 & !Flags::CHECKS.0) | (checks.0 & Flags::CHECKS.0))
     }
 
     pub fn bits(self) -> u8 {
@@ -89,6 +120,13 @@ impl std::ops::BitOr for Flags {
     type Output = Flags;
     fn bitor(self, rhs: Flags) -> Flags {
         Flags(self.0 | rhs.0)
+    }
+}
+
+impl std::ops::BitAnd for Flags {
+    type Output = Flags;
+    fn bitand(self, rhs: Flags) -> Flags {
+        Flags(self.0 & rhs.0)
     }
 }
 

@@ -238,6 +238,11 @@ pub struct Market {
     /// classic API, which has none.
     pub name: Arc<str>,
     pub source: Arc<str>,
+    /// What the market is quoted in, upper-case (`USD`, `USDT`), when
+    /// known: from the listing it was chosen in, or guessed from a
+    /// configured market's name (`market_quote`). The cross-exchange
+    /// checks put a close in its quote's class.
+    pub quote: Option<Arc<str>>,
     /// Why no market could be found for the symbol (none configured, none
     /// listed, the listing failed): the task fails with this reason
     /// without a request.
@@ -262,6 +267,23 @@ impl Market {
 }
 
 const MARKET_TAG: &str = " market=";
+
+/// The quote of a configured market named `market`: the longest of
+/// `quotes` its name ends with, separators (`-`, `_`, `/`, `:`) aside and
+/// in any case (`XBTUSD`, `BTC-USDT`, `tBTCUSD`); `None` when none does.
+pub fn market_quote<Q: AsRef<str>>(market: &str, quotes: &[Q]) -> Option<Arc<str>> {
+    let name: String = market
+        .chars()
+        .filter(|c| !matches!(c, '-' | '_' | '/' | ':'))
+        .collect::<String>()
+        .to_ascii_uppercase();
+    quotes
+        .iter()
+        .map(|q| q.as_ref().to_ascii_uppercase())
+        .filter(|q| !q.is_empty() && name.len() > q.len() && name.ends_with(q.as_str()))
+        .max_by_key(|q| q.len())
+        .map(Arc::from)
+}
 
 /// What to fetch in one round and what became of its earlier attempts:
 /// one day (the classic API) or a page of `span` consecutive days from

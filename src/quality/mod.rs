@@ -6,12 +6,18 @@
 //! check it by hand:
 //!
 //! 1. A cell takes part only with a final or provisional close (`Input`).
+//!    One already flagged as a fault when it came (`zero`, `ohlc_order`)
+//!    is left out ("flagged"); `derived:1h` and `quotes` say how a candle
+//!    was built, not that it is wrong, and stay in.
 //! 2. **Quote class.** USD, USDT and USDC make one class, "USD". A USDT or
 //!    USDC close counts in it only on a day its peg market's close is within
-//!    `peg_tolerance` of 1 (`off_peg` otherwise, or when the peg's close is
-//!    unknown); any other quote is left out ("not USD").
+//!    `peg_tolerance` of 1: further off, it is left out and flagged
+//!    `off_peg`; with the peg's close unknown that day it is left out
+//!    unflagged ("peg unknown": nothing says it was off). Any other quote
+//!    is left out ("not USD"), unflagged: it is a price in another unit.
 //! 3. **Stale.** A candle equal to its exchange's previous day (open, high,
-//!    low, close) with zero volume is `stale` and left out.
+//!    low, close) with zero volume is `stale` and left out, whatever its
+//!    quote (a cell may be both `off_peg` and `stale`).
 //! 4. **Outlier.** Among the remaining final closes, one further from the
 //!    median of the *other* exchanges' closes than `max(k × MAD, floor ×
 //!    that median)` is an `outlier` and left out (MAD: the median absolute
@@ -24,14 +30,20 @@
 //!    constituents: "insufficient", no number. Provisional while any
 //!    constituent is provisional.
 //! 6. **Dispersion.** The constituents' min, max, their spread as a share
-//!    of the reference, and the MAD.
+//!    of the reference, and their MAD (about their plain median).
+//!
+//! "Reaches half" is judged with a relative tolerance of 1e-9 of the total,
+//! so that volumes such as 0.1 + 0.2 that a reader sums to exactly half do
+//! not miss it by a rounding error.
 //!
 //! Pure: numbers in, verdicts out; no store, no clock, no I/O.
 
 #[cfg(test)]
 mod tests;
 
-use crate::model::{Exchange, Ohlcv};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Exchange, Flags, Ohlcv};
 
 /// The `[quality]` settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -77,21 +89,33 @@ pub struct Input {
     pub exchange: Exchange,
     pub price: Ohlcv,
     pub provisional: bool,
+    /// The flags the price came with (the checks' own are ignored).
+    pub flags: Flags,
     pub quote: Quote,
     /// The same exchange's previous day, when it holds a price.
     pub previous: Option<Ohlcv>,
 }
 
 /// Why a close is not in the reference.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "why", rename_all = "snake_case")]
 pub enum Exclusion {
+    /// Flagged as a fault when it came (`zero`, `ohlc_order`).
+    Flagged {
+        flags: Vec<String>,
+    },
     /// Quoted in something that is not USD or a USD stablecoin.
-    NotUsd(String),
-    /// Its stablecoin's peg close was off by more than the tolerance, or
-    /// unknown (`peg` None).
+    NotUsd {
+        quote: String,
+    },
+    /// Its stablecoin's peg market closed further from 1 than the tolerance.
     OffPeg {
         coin: String,
-        peg: Option<f64>,
+        peg: f64,
+    },
+    /// Its stablecoin's peg market has no close that day (yet).
+    PegUnknown {
+        coin: String,
     },
     Stale,
     /// Further from the others' median than the threshold.
@@ -101,11 +125,41 @@ pub enum Exclusion {
     },
 }
 
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Final => "final",
+            Status::Provisional => "provisional",
+            Status::Insufficient => "insufficient",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        [Status::Final, Status::Provisional, Status::Insufficient]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+    }
+}
+
 impl Exclusion {
+    /// A word for the reason, as tables show it (`outlier`, `not_usd`).
+    pub fn word(&self) -> &'static str {
+        match self {
+            Exclusion::Flagged { .. } => "flagged",
+            Exclusion::NotUsd { .. } => "not_usd",
+            Exclusion::OffPeg { .. } => "off_peg",
+            Exclusion::PegUnknown { .. } => "peg_unknown",
+            Exclusion::Stale => "stale",
+            Exclusion::Outlier { .. } => "outlier",
+        }
+    }
+
     /// The flag the cell earns (`None` for a close merely in another unit).
     pub fn flag(&self) -> Option<&'static str> {
         match self {
-            Exclusion::NotUsd(_) => None,
+            Exclusion::Flagged { .. } | Exclusion::NotUsd { .. } | Exclusion::PegUnknown { .. } => {
+                None
+            }
             Exclusion::OffPeg { .. } => Some("off_peg"),
             Exclusion::Stale => Some("stale"),
             Exclusion::Outlier { .. } => Some("outlier"),
@@ -113,7 +167,8 @@ impl Exclusion {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Status {
     Final,
     /// A constituent is provisional: the reference may still move.
@@ -122,24 +177,66 @@ pub enum Status {
     Insufficient,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Dispersion {
     pub min: f64,
     pub max: f64,
     /// (max − min) / reference.
     pub spread: f64,
+    /// The median absolute deviation of the constituents' closes from
+    /// their plain median.
     pub mad: f64,
 }
 
+/// One close that makes a reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Constituent {
+    pub exchange: Exchange,
+    pub close: f64,
+    pub volume: f64,
+    pub provisional: bool,
+}
+
+/// A cell left out of a reference, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Excluded {
+    pub exchange: Exchange,
+    #[serde(flatten)]
+    pub why: Exclusion,
+}
+
 /// The reference close of one symbol-day and the evidence behind it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reference {
     pub close: Option<f64>,
     pub status: Status,
-    /// Exchange, close and volume of each constituent, by close.
-    pub constituents: Vec<(Exchange, f64, f64)>,
-    pub excluded: Vec<(Exchange, Exclusion)>,
+    /// Each constituent, by close (then exchange).
+    pub constituents: Vec<Constituent>,
+    /// Each cell left out, with the first reason found (in the order of the
+    /// method's steps).
+    pub excluded: Vec<Excluded>,
     pub dispersion: Option<Dispersion>,
+}
+
+/// One symbol-day's reference, as served and recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReferenceRow {
+    pub symbol: crate::model::Symbol,
+    pub day: chrono::NaiveDate,
+    /// The round that judged it so (the record's rows; none for a live
+    /// answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub round: Option<u64>,
+    #[serde(flatten)]
+    pub reference: Reference,
+}
+
+/// A judged symbol-day: its reference, and the check flags each input
+/// earned (in the order of the inputs; only `Flags::CHECKS` bits).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    pub reference: Reference,
+    pub flags: Vec<Flags>,
 }
 
 /// The median of `xs` (the mean of the middle two for an even count).
@@ -183,13 +280,17 @@ pub fn weighted_median(points: &[(f64, f64)]) -> Option<f64> {
     }
     v.sort_by(|a, b| a.0.total_cmp(&b.0));
     let half = total / 2.0;
+    let tolerance = total * 1e-9;
     let mut cumulative = 0.0;
     for (i, (close, w)) in v.iter().enumerate() {
         cumulative += w;
-        if cumulative > half {
+        if *w == 0.0 {
+            continue;
+        }
+        if cumulative > half + tolerance {
             return Some(*close);
         }
-        if cumulative == half {
+        if cumulative >= half - tolerance {
             let next = v[i + 1..]
                 .iter()
                 .find(|(_, w)| *w > 0.0)
@@ -225,63 +326,94 @@ pub fn is_stale(previous: &Ohlcv, today: &Ohlcv) -> bool {
         && today.close == previous.close
 }
 
+/// The faults a price may have come flagged with that keep it out.
+const FAULTS: Flags = Flags::ZERO.union(Flags::OHLC_ORDER);
+
 /// Judges one symbol-day's cells: the method of this module's opening.
-pub fn judge(inputs: &[Input], s: &Settings) -> Reference {
-    let mut excluded = Vec::new();
-    let mut candidates: Vec<&Input> = Vec::new();
-    for input in inputs {
-        let why = match &input.quote {
+pub fn judge(inputs: &[Input], s: &Settings) -> Judgement {
+    let mut flags = vec![Flags::NONE; inputs.len()];
+    let mut why: Vec<Option<Exclusion>> = vec![None; inputs.len()];
+    for (i, input) in inputs.iter().enumerate() {
+        let stale = input.previous.is_some_and(|p| is_stale(&p, &input.price));
+        if stale {
+            flags[i] |= Flags::STALE;
+        }
+        let faults = input.flags & FAULTS;
+        let class = match &input.quote {
             Quote::Usd => None,
-            Quote::Stable { coin, peg } => match peg {
-                Some(p) if (p - 1.0).abs() <= s.peg_tolerance => None,
-                _ => Some(Exclusion::OffPeg {
+            Quote::Stable { coin, peg: Some(p) } if (p - 1.0).abs() > s.peg_tolerance => {
+                flags[i] |= Flags::OFF_PEG;
+                Some(Exclusion::OffPeg {
                     coin: coin.clone(),
-                    peg: *peg,
-                }),
-            },
-            Quote::Other(q) => Some(Exclusion::NotUsd(q.clone())),
-        }
-        .or_else(|| {
-            input
-                .previous
-                .filter(|p| is_stale(p, &input.price))
-                .map(|_| Exclusion::Stale)
-        });
-        match why {
-            Some(why) => excluded.push((input.exchange.clone(), why)),
-            None => candidates.push(input),
-        }
+                    peg: *p,
+                })
+            }
+            Quote::Stable { peg: Some(_), .. } => None,
+            Quote::Stable { coin, peg: None } => Some(Exclusion::PegUnknown { coin: coin.clone() }),
+            Quote::Other(q) => Some(Exclusion::NotUsd { quote: q.clone() }),
+        };
+        why[i] = (!faults.is_empty())
+            .then(|| Exclusion::Flagged {
+                flags: faults.names().into_iter().map(String::from).collect(),
+            })
+            .or(class)
+            .or(stale.then_some(Exclusion::Stale));
     }
-    let finals: Vec<(usize, f64)> = candidates
+    let finals: Vec<(usize, f64)> = inputs
         .iter()
         .enumerate()
-        .filter(|(_, c)| !c.provisional)
+        .filter(|(i, c)| why[*i].is_none() && !c.provisional)
         .map(|(i, c)| (i, c.price.close))
         .collect();
-    let mut outliers = vec![false; candidates.len()];
+    let mut outliers = Vec::new();
     for &(i, close) in &finals {
         let others: Vec<f64> = finals
             .iter()
             .filter(|(j, _)| *j != i)
             .map(|(_, c)| *c)
             .collect();
-        if let Some(why) = outlier(close, &others, s) {
-            outliers[i] = true;
-            excluded.push((candidates[i].exchange.clone(), why));
+        if let Some(verdict) = outlier(close, &others, s) {
+            outliers.push((i, verdict));
         }
     }
-    let mut constituents: Vec<(Exchange, f64, f64)> = candidates
-        .iter()
-        .zip(&outliers)
-        .filter(|(_, out)| !**out)
-        .map(|(c, _)| (c.exchange.clone(), c.price.close, c.price.volume))
-        .collect();
-    constituents.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-    let provisional = candidates
-        .iter()
-        .zip(&outliers)
-        .any(|(c, out)| !*out && c.provisional);
-    if constituents.len() < s.min_exchanges.max(1) {
+    for (i, verdict) in outliers {
+        flags[i] |= Flags::OUTLIER;
+        why[i] = Some(verdict);
+    }
+    let mut constituents = Vec::new();
+    let mut excluded = Vec::new();
+    for (input, why) in inputs.iter().zip(why) {
+        match why {
+            Some(why) => excluded.push(Excluded {
+                exchange: input.exchange.clone(),
+                why,
+            }),
+            None => constituents.push(Constituent {
+                exchange: input.exchange.clone(),
+                close: input.price.close,
+                volume: input.price.volume,
+                provisional: input.provisional,
+            }),
+        }
+    }
+    constituents.sort_by(|a, b| {
+        a.close
+            .total_cmp(&b.close)
+            .then_with(|| a.exchange.cmp(&b.exchange))
+    });
+    let reference = reference_of(constituents, excluded, s);
+    Judgement { reference, flags }
+}
+
+/// The reference close of `constituents` (sorted by close), steps 5 and 6.
+fn reference_of(
+    constituents: Vec<Constituent>,
+    excluded: Vec<Excluded>,
+    s: &Settings,
+) -> Reference {
+    let points: Vec<(f64, f64)> = constituents.iter().map(|c| (c.close, c.volume)).collect();
+    let close = weighted_median(&points).filter(|_| constituents.len() >= s.min_exchanges.max(1));
+    let Some(r) = close else {
         return Reference {
             close: None,
             status: Status::Insufficient,
@@ -289,29 +421,27 @@ pub fn judge(inputs: &[Input], s: &Settings) -> Reference {
             excluded,
             dispersion: None,
         };
-    }
-    let points: Vec<(f64, f64)> = constituents.iter().map(|(_, c, v)| (*c, *v)).collect();
-    let close = weighted_median(&points);
+    };
     let closes: Vec<f64> = points.iter().map(|(c, _)| *c).collect();
-    let dispersion = close.map(|r| {
-        let min = closes.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = closes.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        Dispersion {
-            min,
-            max,
-            spread: if r != 0.0 { (max - min) / r } else { 0.0 },
-            mad: mad(&closes, r).unwrap_or(0.0),
-        }
-    });
+    let min = closes.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = closes.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mad = median(&closes).and_then(|m| mad(&closes, m)).unwrap_or(0.0);
+    let dispersion = Dispersion {
+        min,
+        max,
+        spread: if r != 0.0 { (max - min) / r } else { 0.0 },
+        mad,
+    };
+    let status = if constituents.iter().any(|c| c.provisional) {
+        Status::Provisional
+    } else {
+        Status::Final
+    };
     Reference {
-        close,
-        status: if provisional {
-            Status::Provisional
-        } else {
-            Status::Final
-        },
+        close: Some(r),
+        status,
         constituents,
         excluded,
-        dispersion,
+        dispersion: Some(dispersion),
     }
 }

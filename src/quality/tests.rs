@@ -15,6 +15,7 @@ fn usd(name: &str, close: f64, volume: f64) -> Input {
         exchange: ex(name),
         price: candle(close, volume),
         provisional: false,
+        flags: Flags::NONE,
         quote: Quote::Usd,
         previous: None,
     }
@@ -83,10 +84,13 @@ fn a_close_ten_percent_off_is_left_out_and_the_rest_give_the_reference() {
         usd("d", 100.5, 40.0),
         usd("e", 110.0, 100.0),
     ];
-    let r = judge(&inputs, &Settings::default());
+    let j = judge(&inputs, &Settings::default());
+    assert_eq!(j.flags[4], Flags::OUTLIER);
+    assert!(j.flags[..4].iter().all(|f| f.is_empty()));
+    let r = j.reference;
     assert_eq!(r.excluded.len(), 1);
-    assert_eq!(r.excluded[0].0, ex("e"));
-    assert_eq!(r.excluded[0].1.flag(), Some("outlier"));
+    assert_eq!(r.excluded[0].exchange, ex("e"));
+    assert_eq!(r.excluded[0].why.flag(), Some("outlier"));
     // By close: 99 (20), 100 (10), 100.5 (40), 101 (30); total 100, half
     // 50, first reached at 100.5 (20 + 10 + 40 = 70).
     assert_eq!(r.close, Some(100.5));
@@ -94,7 +98,7 @@ fn a_close_ten_percent_off_is_left_out_and_the_rest_give_the_reference() {
     assert_eq!(
         r.constituents
             .iter()
-            .map(|c| c.0.as_str())
+            .map(|c| c.exchange.as_str())
             .collect::<Vec<_>>(),
         ["c", "a", "d", "b"]
     );
@@ -116,18 +120,20 @@ fn a_stablecoin_close_counts_only_on_a_day_its_peg_holds() {
         usd("c", 99.8, 10.0),
         tether.clone(),
     ];
-    let r = judge(&inputs, &Settings::default());
+    let j = judge(&inputs, &Settings::default());
+    assert_eq!(j.flags[3], Flags::OFF_PEG);
+    let r = j.reference;
     assert_eq!(
         r.excluded,
-        [(
-            ex("t"),
-            Exclusion::OffPeg {
+        [Excluded {
+            exchange: ex("t"),
+            why: Exclusion::OffPeg {
                 coin: "usdt".into(),
-                peg: Some(0.95)
+                peg: 0.95
             }
-        )]
+        }]
     );
-    assert_eq!(r.excluded[0].1.flag(), Some("off_peg"));
+    assert_eq!(r.excluded[0].why.flag(), Some("off_peg"));
     assert_eq!(r.close, Some(100.0));
     tether.quote = Quote::Stable {
         coin: "usdt".into(),
@@ -139,7 +145,7 @@ fn a_stablecoin_close_counts_only_on_a_day_its_peg_holds() {
         usd("c", 99.8, 10.0),
         tether,
     ];
-    let r = judge(&inputs, &Settings::default());
+    let r = judge(&inputs, &Settings::default()).reference;
     assert!(r.excluded.is_empty(), "{:?}", r.excluded);
     assert_eq!(
         r.close,
@@ -156,7 +162,7 @@ fn a_repeated_zero_volume_candle_is_stale_and_another_unit_is_not_usd() {
     euro.quote = Quote::Other("EUR".into());
     let mut moved = usd("m", 100.0, 0.0);
     moved.previous = Some(candle(99.0, 3.0));
-    let r = judge(
+    let j = judge(
         &[
             repeat,
             euro,
@@ -166,10 +172,18 @@ fn a_repeated_zero_volume_candle_is_stale_and_another_unit_is_not_usd() {
         ],
         &Settings::default(),
     );
-    assert_eq!(r.excluded[0], (ex("s"), Exclusion::Stale));
-    assert_eq!(r.excluded[0].1.flag(), Some("stale"));
-    assert_eq!(r.excluded[1], (ex("x"), Exclusion::NotUsd("EUR".into())));
-    assert_eq!(r.excluded[1].1.flag(), None, "kept as sent, no flag");
+    assert_eq!(j.flags[..3], [Flags::STALE, Flags::NONE, Flags::NONE]);
+    let r = j.reference;
+    assert_eq!(r.excluded[0].exchange, ex("s"));
+    assert_eq!(r.excluded[0].why, Exclusion::Stale);
+    assert_eq!(r.excluded[0].why.flag(), Some("stale"));
+    assert_eq!(
+        r.excluded[1].why,
+        Exclusion::NotUsd {
+            quote: "EUR".into()
+        }
+    );
+    assert_eq!(r.excluded[1].why.flag(), None, "kept as sent, no flag");
     assert_eq!(r.constituents.len(), 3, "zero volume but moved: not stale");
 }
 
@@ -178,7 +192,8 @@ fn two_exchanges_are_insufficient_and_a_provisional_one_makes_it_provisional() {
     let r = judge(
         &[usd("a", 100.0, 1.0), usd("b", 101.0, 1.0)],
         &Settings::default(),
-    );
+    )
+    .reference;
     assert_eq!((r.close, r.status), (None, Status::Insufficient));
     assert_eq!(r.constituents.len(), 2, "the evidence is kept all the same");
     let mut today = usd("c", 100.5, 1.0);
@@ -186,6 +201,67 @@ fn two_exchanges_are_insufficient_and_a_provisional_one_makes_it_provisional() {
     let r = judge(
         &[usd("a", 100.0, 1.0), usd("b", 101.0, 1.0), today],
         &Settings::default(),
-    );
+    )
+    .reference;
     assert_eq!((r.close, r.status), (Some(100.5), Status::Provisional));
+}
+
+/// Volumes a reader sums to exactly half (0.1 + 0.2 of 0.6) reach it,
+/// although the floating-point sum is a hair above.
+#[test]
+fn half_the_volume_reached_by_a_rounding_error_still_takes_the_mean() {
+    assert_eq!(
+        weighted_median(&[(10.0, 0.1), (20.0, 0.2), (30.0, 0.3)]),
+        Some(25.0)
+    );
+}
+
+/// Found against issue 21: a stablecoin close whose peg has no close that
+/// day was flagged `off_peg` (nothing said it was off), a stale repeat in
+/// a stablecoin off its peg lost its `stale` flag, and a close flagged
+/// `zero` when it came counted in the reference ("unflagged closes").
+#[test]
+fn each_check_flags_on_its_own_evidence_and_a_faulty_close_stays_out() {
+    let mut unknown = usd("u", 100.0, 5.0);
+    unknown.quote = Quote::Stable {
+        coin: "usdc".into(),
+        peg: None,
+    };
+    let mut repeat_off_peg = usd("r", 100.0, 0.0);
+    repeat_off_peg.previous = Some(candle(100.0, 0.0));
+    repeat_off_peg.quote = Quote::Stable {
+        coin: "usdt".into(),
+        peg: Some(0.9),
+    };
+    let mut zero = usd("z", 0.0, 50.0);
+    zero.flags = Flags::ZERO;
+    let j = judge(
+        &[
+            unknown,
+            repeat_off_peg,
+            zero,
+            usd("a", 100.0, 1.0),
+            usd("b", 100.0, 1.0),
+            usd("c", 100.0, 1.0),
+        ],
+        &Settings::default(),
+    );
+    assert_eq!(
+        j.flags[..3],
+        [Flags::NONE, Flags::STALE | Flags::OFF_PEG, Flags::NONE]
+    );
+    let r = j.reference;
+    assert_eq!(
+        r.excluded[0].why,
+        Exclusion::PegUnknown {
+            coin: "usdc".into()
+        }
+    );
+    assert_eq!(
+        r.excluded[2].why,
+        Exclusion::Flagged {
+            flags: vec!["zero".to_string()]
+        }
+    );
+    assert_eq!((r.close, r.constituents.len()), (Some(100.0), 3));
 }

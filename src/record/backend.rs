@@ -13,8 +13,10 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::postgres::PostgresRecord;
+use super::reference::Recorded;
 use super::{Compacted, Imported, RecordError, RoundRow, SqliteRecord, WriteStats};
 use crate::model::{Exchange, RoundSummary, Symbol, TaskKey};
+use crate::quality::Reference;
 use crate::store::{Cell, Store};
 
 /// Where a record is.
@@ -238,6 +240,32 @@ impl Record {
 
     pub fn rounds(&self) -> Result<Vec<RoundRow>, RecordError> {
         each!(self, r => r.rounds())
+    }
+
+    /// Writes the reference closes judged in `round`.
+    pub fn write_references(
+        &self,
+        round: u64,
+        references: &[(Symbol, NaiveDate, Reference)],
+    ) -> Result<(), RecordError> {
+        each!(self, r => r.write_references(round, references))
+    }
+
+    /// The reference closes as they stood at the end of `round` (now:
+    /// `None`).
+    pub fn references(
+        &self,
+        symbol: Option<&Symbol>,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+        round: Option<u64>,
+    ) -> Result<Vec<Recorded>, RecordError> {
+        each!(self, r => r.references(symbol, from, to, round))
+    }
+
+    /// Whether any reference close was ever written.
+    pub fn has_references(&self) -> Result<bool, RecordError> {
+        each!(self, r => r.has_references())
     }
 }
 

@@ -1,4 +1,5 @@
-//! The step from schema version 1 (text keys and times, every value in
+//! The steps from schema version 2 to 3 (a `reference` table, nothing
+//! else) and from version 1 (text keys and times, every value in
 //! `history`) to version 2 (integer keys and times, interned names, the
 //! current value only in `cells`), and the fold that makes a value written
 //! to both `history` and `cells` live in `cells` alone (used by this step
@@ -8,7 +9,7 @@
 
 use rusqlite::Transaction;
 
-use super::schema::SCHEMA_V2;
+use super::schema::{SCHEMA_V2, SCHEMA_V3};
 
 /// `YYYY-MM-DD` text to days since 1970-01-01 (NULL for text that is not
 /// a date, which the NOT NULL column then refuses).
@@ -133,4 +134,10 @@ pub(super) fn fold_current(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         [],
     )?;
     Ok(())
+}
+
+/// Version 2 to version 3: the `reference` table, empty (the daemon fills
+/// it as it judges symbol-days again).
+pub(super) fn v2_to_v3(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(SCHEMA_V3)
 }

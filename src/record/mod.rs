@@ -8,6 +8,7 @@
 //! of the store. This file opens the database (checking what the file is,
 //! migrating its schema) and loads what a restart resumes from; the round
 //! writes are `record::rounds`, the point-in-time reads `record::history`,
+//! the reference closes per round `record::reference`,
 //! compaction `record::compact`. The schema and its migrations are
 //! `record::schema`, the step from version 1 `record::migrate`; how a cell
 //! maps to a row, `record::rows`, its names to ids `record::names`; reading
@@ -41,6 +42,7 @@ mod load;
 mod migrate;
 mod names;
 mod postgres;
+mod reference;
 mod rounds;
 mod rows;
 mod schema;
@@ -66,7 +68,7 @@ use names::Names;
 pub use postgres::{Fleet, Heartbeat, Held, Lease, Member, PostgresRecord};
 use rounds::put_round;
 pub use rounds::{RoundRow, RoundStatus, WriteStats};
-pub use schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_VERSION};
+pub use schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_VERSION};
 
 /// The first 16 bytes of every SQLite database file.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
@@ -293,7 +295,8 @@ impl SqliteRecord {
                 );
             }
         }
-        if (1..SCHEMA_VERSION).contains(&found) {
+        if found == 1 {
+            // Only the step from 1 rewrites tables (2 to 3 adds one).
             // The old tables' pages are free now; give them back to the
             // file system (outside the migration's transaction, as VACUUM
             // must be; a crash during it leaves the migrated file).

@@ -32,6 +32,11 @@
 //! `WITHOUT ROWID`: their key is their data's order. A new file gets
 //! 2 KiB pages (`record::PAGE_SIZE` says why) and WAL mode.
 //!
+//! Version 3 adds `reference` (`SCHEMA_V3`): the reference close of each
+//! symbol-day per round that judged it, read and written by
+//! `record::reference`; nothing else changes, so the step from 2 creates
+//! the table and nothing more.
+//!
 //! Version 1 (`SCHEMA_V1`, kept to migrate from and to test migrating):
 //! the same tables with text keys and times (`YYYY-MM-DD`, state names,
 //! RFC 3339), no name tables, and `history` holding every value written,
@@ -43,7 +48,7 @@
 use rusqlite::Transaction;
 
 /// The schema this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Version 1 of the schema, as created.
 pub const SCHEMA_V1: &str = "
@@ -174,10 +179,43 @@ CREATE TABLE rounds (
 );
 ";
 
+/// What version 3 adds to version 2 (`record::migrate::v2_to_v3`): the
+/// reference close of each symbol-day as it stood in each round that
+/// judged it again (`record::reference`). `symbol` is the name, not an id
+/// of `symbols`, so the table stands on its own; `status` is `final`,
+/// `provisional` or `insufficient` (then `close` is NULL); `constituents`
+/// the constituents' exchanges by close, space-separated (their closes and
+/// volumes are the cells' at the same point of the record: ~300 bytes a
+/// symbol-day with 20 exchanges, 15 a cell, where the whole evidence took
+/// 53); `excluded` the cells left out, grouped by reason
+/// (`peg_unknown:usdt=binance,okx outlier:100.2:2.004=gemini`); a row is
+/// written only when a symbol-day's judgement changes;
+/// `min`,
+/// `max`, `spread`, `mad` the dispersion (NULL without a close).
+pub const SCHEMA_V3: &str = "
+CREATE TABLE reference (
+    symbol       TEXT NOT NULL,
+    day          INTEGER NOT NULL,
+    round        INTEGER NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('final', 'provisional', 'insufficient')),
+    close        REAL,
+    constituents TEXT NOT NULL,
+    excluded     TEXT NOT NULL,
+    min          REAL,
+    max          REAL,
+    spread       REAL,
+    mad          REAL,
+    PRIMARY KEY (symbol, day, round)
+) WITHOUT ROWID;
+";
+
 /// `MIGRATIONS[v]` brings a file at version `v` to `v + 1`; version 0 is a
 /// file with no tables at all.
-const MIGRATIONS: [fn(&Transaction<'_>) -> rusqlite::Result<()>; SCHEMA_VERSION as usize] =
-    [create_v1, super::migrate::v1_to_v2];
+const MIGRATIONS: [fn(&Transaction<'_>) -> rusqlite::Result<()>; SCHEMA_VERSION as usize] = [
+    create_v1,
+    super::migrate::v1_to_v2,
+    super::migrate::v2_to_v3,
+];
 
 fn create_v1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(SCHEMA_V1)

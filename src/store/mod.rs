@@ -235,6 +235,41 @@ impl Store {
         }
     }
 
+    /// Sets the cross-exchange checks' flags of a held cell (the rest of
+    /// it, the price above all, is kept as sent); whether they changed.
+    /// The checks are the Aggregator's, recomputed for a whole symbol-day.
+    pub fn set_checks(&mut self, key: &TaskKey, checks: Flags) -> bool {
+        let held = self
+            .series
+            .get(&key.exchange)
+            .and_then(|m| m.get(&key.symbol))
+            .and_then(|s| s.index(key.day).map(|i| s.slots[i]));
+        match held {
+            Some(slot)
+                if slot.cell_state().is_some()
+                    && Flags::from_bits(slot.flags_bits()).with_checks(checks)
+                        != Flags::from_bits(slot.flags_bits()) =>
+            {
+                let series = self.series_mut(key);
+                let i = series.index_mut(key.day);
+                series.slots[i].set_checks(checks)
+            }
+            _ => false,
+        }
+    }
+
+    /// The series of `symbol`, by exchange: the cells of one symbol-day
+    /// are each exchange's slot of that day.
+    pub fn exchanges_of<'a>(
+        &'a self,
+        symbol: &'a Symbol,
+    ) -> impl Iterator<Item = &'a Exchange> + 'a {
+        self.series
+            .iter()
+            .filter(move |(_, m)| m.contains_key(symbol))
+            .map(|(e, _)| e)
+    }
+
     /// What the store knows about a key.
     pub fn get(&self, exchange: &Exchange, symbol: &Symbol, day: NaiveDate) -> Option<Cell> {
         let s = self.series.get(exchange)?.get(symbol)?;

@@ -88,6 +88,10 @@ impl Slot {
         self.state = state_code(state) | state_code(counted) << 3;
     }
 
+    pub(super) fn flags_bits(&self) -> u8 {
+        self.flags
+    }
+
     pub(super) fn price(&self) -> Option<Ohlcv> {
         (self.flags & HAS_PRICE != 0).then_some(self.price)
     }
@@ -103,6 +107,16 @@ impl Slot {
                 self.flags = flags.bits();
             }
         }
+    }
+
+    /// Replaces the cross-exchange checks' flags (`Flags::CHECKS`) with
+    /// `checks`', keeping the others and the price; whether they changed.
+    pub(super) fn set_checks(&mut self, checks: Flags) -> bool {
+        let has = self.flags & HAS_PRICE;
+        let before = Flags::from_bits(self.flags);
+        let after = before.with_checks(checks);
+        self.flags = after.bits() | has;
+        after != before
     }
 
     /// Whether what the slot holds is older than a result stamped `stamp`:

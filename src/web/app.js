@@ -266,11 +266,12 @@
     const range = window ? `&from=${window.from}&to=${window.to}` : "";
     const sym = encodeURIComponent(symbol);
     const t0 = performance.now();
-    let rows, across, failures, coverage;
+    let rows, across, references, failures, coverage;
     try {
       rows = await fetchAll(`/v1/prices?symbol=${sym}&field=close&limit=${PAGE}${range}`);
       coverage = await fetchAll(`/v1/coverage?symbol=${sym}&limit=${PAGE}${range}`);
       across = await fetchAll(`/v1/aggregate?symbol=${sym}&limit=${PAGE}${range}`);
+      references = await fetchAll(`/v1/reference?symbol=${sym}&limit=${PAGE}${range}`);
       failures = await fetchJson(`/v1/failures?${range.slice(1)}`);
     } catch (e) {
       $("load-info").textContent = "could not load: " + e.message;
@@ -286,7 +287,7 @@
     const byKey = new Map();
     for (const r of rows) byKey.set(r.exchange + "|" + r.day, r);
     const renderMs = renderMap(exchanges, days, byKey);
-    renderChart(exchanges, days, byKey, across);
+    renderChart(exchanges, days, byKey, across, references);
     renderGaps(coverage);
     renderFailures(failures);
     loads += 1;
@@ -434,7 +435,9 @@
 
   // ---- chart --------------------------------------------------------------
 
-  function renderChart(exchanges, days, byKey, across) {
+  // The reference close (README: "Reference close") is drawn over the
+  // exchanges' closes; a day without one (insufficient) is a gap in it.
+  function renderChart(exchanges, days, byKey, across, references) {
     for (const c of charts) c.destroy();
     charts = [];
     const host = $("chart");
@@ -455,12 +458,16 @@
     const min = pick("min_close");
     const median = pick("median_close");
     const spread = pick("spread_pct");
+    const refByDay = new Map(references.filter((r) => r.close !== null && r.close !== undefined).map((r) => [r.day, r.close]));
+    const reference = days.map((d) => (refByDay.has(d) ? refByDay.get(d) : null));
+    host.dataset.references = String(reference.filter((v) => v !== null).length);
     const width = Math.max(400, host.clientWidth || 900);
     const series = [{}];
     exchanges.forEach((ex, i) => series.push({ label: ex, stroke: PALETTE[i % PALETTE.length], width: 1 }));
     series.push({ label: "max", stroke: "rgba(20,32,46,0.35)", width: 1, dash: [4, 4] });
     series.push({ label: "min", stroke: "rgba(20,32,46,0.35)", width: 1, dash: [4, 4] });
     series.push({ label: "median", stroke: "#14202e", width: 2.5 });
+    series.push({ label: "reference", stroke: "#2f9e44", width: 2.5, dash: [8, 3] });
     const maxIdx = exchanges.length + 1;
     // Days are UTC days: draw them so in any time zone.
     const tzDate = (ts) => window.uPlot.tzDate(new Date(ts * 1000), "Etc/UTC");
@@ -469,7 +476,7 @@
       bands: [{ series: [maxIdx, maxIdx + 1], fill: "rgba(37,99,235,0.12)" }],
       scales: { x: { time: true } },
       axes: [{}, { label: "close", size: 70 }],
-    }, [xs, ...closes, max, min, median], host));
+    }, [xs, ...closes, max, min, median, reference], host));
     charts.push(new window.uPlot({
       width, height: 150, tzDate,
       series: [{}, { label: "spread %", stroke: "#d9480f", fill: "rgba(217,72,15,0.15)", width: 1 }],

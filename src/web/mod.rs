@@ -5,7 +5,7 @@
 //!
 //! Serves files only: the page reads the public API routes
 //! (`/v1/events`, `/v1/status`, `/v1/prices`, `/v1/coverage`,
-//! `/v1/aggregate`, `/v1/failures`) like any other client, so it shows nothing the API does
+//! `/v1/aggregate`, `/v1/reference`, `/v1/failures`) like any other client, so it shows nothing the API does
 //! not. Nothing it loads comes from outside the daemon (uPlot is vendored
 //! under `vendor/`, see its `VENDORED.md`), and its Content-Security-Policy
 //! forbids the browser to ask anywhere else.

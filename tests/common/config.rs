@@ -393,6 +393,22 @@ impl TestConfig {
         self
     }
 
+    /// `quality.peg.COIN = "EXCHANGE:MARKET"`: the market whose daily close
+    /// says whether `coin` is worth a dollar that day.
+    pub fn peg(mut self, coin: &str, market: &str) -> Self {
+        self.config.quality.peg.insert(
+            coin.parse().expect("a valid symbol"),
+            market.parse().expect("a valid peg market"),
+        );
+        self
+    }
+
+    /// `quality.min_exchanges = n`: constituents a reference close needs.
+    pub fn min_exchanges(mut self, n: usize) -> Self {
+        self.config.quality.min_exchanges = n;
+        self
+    }
+
     /// The config, validated.
     pub fn build(self) -> Config {
         self.checked();

@@ -15,13 +15,17 @@
 //! end, and a JSON export of the whole aggregate is written every
 //! `snapshot.every` (off by default) from a frozen copy on a blocking task
 //! (`persist.rs`, which also holds the Aggregator's flush, compaction,
-//! export and `Flush`), so no write holds its mailbox. It performs no
+//! export and `Flush`), so no write holds its mailbox. The cross-exchange
+//! checks of each symbol-day a result changed (flags `outlier`, `stale`,
+//! `off_peg`, and its reference close, sent to the record) are worked out
+//! at each flush and before a question is answered (`quality.rs`). It performs no
 //! network I/O. (A little over 500 lines: the actor and the messages of its
 //! mailbox stay together; a round's tally is `tally.rs`.)
 
 mod adopt;
 mod due;
 mod persist;
+pub mod quality;
 mod tally;
 
 use std::collections::{BTreeMap, HashMap};
@@ -44,6 +48,8 @@ pub use adopt::Adopt;
 use due::SettledIndex;
 pub use persist::{export_name, Flush, Written};
 use persist::{Dirty, Exports};
+pub use quality::{GetReferenceView, ReferenceView};
+use quality::{Judge, Pending};
 use tally::Tally;
 
 /// Owns the map and the running round's counts.
@@ -54,6 +60,13 @@ pub struct Aggregator {
     settled: SettledIndex,
     round: Option<Tally>,
     last: Option<RoundSummary>,
+    /// The last round the record held at start (0 for a new one).
+    resumed_from: u64,
+    /// What the cross-exchange checks need besides the cells, shared with
+    /// the API's reference views.
+    judge: Arc<Judge>,
+    /// Symbol-days whose checks and reference must be worked out again.
+    checks: Pending,
     /// When the Producer will start the next round, if it runs on a schedule.
     next_round: Option<DateTime<Utc>>,
     config_version: u64,
@@ -106,6 +119,9 @@ impl Aggregator {
             settled: SettledIndex::default(),
             round: None,
             last: None,
+            resumed_from: 0,
+            judge: Arc::default(),
+            checks: Pending::default(),
             next_round: None,
             config_version: 0,
             progress_every: Duration::ZERO,
@@ -144,6 +160,12 @@ impl Aggregator {
         if msg.diff.changed("snapshot") && self.recorder.is_some() {
             self.exports.configure(config);
         }
+        if msg.diff.changed("quality") {
+            Arc::make_mut(&mut self.judge).configure(config);
+            if !self.store.is_empty() {
+                self.checks.everything();
+            }
+        }
         timers
     }
 
@@ -152,6 +174,12 @@ impl Aggregator {
         self.metrics.prices_stored.set(store.price_count() as i64);
         self.settled = SettledIndex::of(&store);
         self.store = store;
+        self
+    }
+
+    /// Resumes after round `last` of the record.
+    pub fn numbered_from(mut self, last: u64) -> Self {
+        self.resumed_from = last;
         self
     }
 
@@ -204,6 +232,7 @@ impl Aggregator {
             Applied::Again { .. } => {}
         }
         self.settled.set(&key, self.store.settled_by(&key));
+        self.checks.touched(&self.judge, &key);
         if self.recorder.is_some() {
             self.dirty.keys.insert(key.clone());
         }
@@ -368,6 +397,7 @@ impl Handler<RoundFinished> for Aggregator {
     type Result = Option<RoundSummary>;
 
     fn handle(&mut self, msg: RoundFinished, ctx: &mut Self::Context) -> Option<RoundSummary> {
+        self.judge_pending(ctx);
         let t = self.round.take_if(|t| t.round == msg.round)?;
         t.log_failures();
         t.log_suspicious_none(&self.store);
@@ -424,12 +454,18 @@ pub struct Unsettled {
     pub source: Arc<str>,
     /// Shared: the Producer keeps it between ticks.
     pub sources: Arc<HashMap<(Exchange, Symbol), Arc<str>>>,
+    /// The quote of each market (by source identity) the round asks in,
+    /// for the cross-exchange checks.
+    pub quotes: HashMap<Arc<str>, Arc<str>>,
 }
 
 impl Handler<Unsettled> for Aggregator {
     type Result = MessageResult<Unsettled>;
 
     fn handle(&mut self, msg: Unsettled, _: &mut Self::Context) -> Self::Result {
+        if !msg.quotes.is_empty() {
+            Arc::make_mut(&mut self.judge).learn_quotes(msg.quotes);
+        }
         MessageResult(
             self.settled
                 .due(&msg.pairs, msg.days, &msg.source, &msg.sources),
@@ -458,7 +494,8 @@ pub struct TakeSnapshot;
 impl Handler<TakeSnapshot> for Aggregator {
     type Result = MessageResult<TakeSnapshot>;
 
-    fn handle(&mut self, _: TakeSnapshot, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: TakeSnapshot, ctx: &mut Self::Context) -> Self::Result {
+        self.judge_pending(ctx);
         MessageResult(self.snapshot())
     }
 }
@@ -511,7 +548,8 @@ pub struct GetStore;
 impl Handler<GetStore> for Aggregator {
     type Result = MessageResult<GetStore>;
 
-    fn handle(&mut self, _: GetStore, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: GetStore, ctx: &mut Self::Context) -> Self::Result {
+        self.judge_pending(ctx);
         MessageResult(self.store.clone())
     }
 }

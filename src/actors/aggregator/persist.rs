@@ -168,6 +168,7 @@ impl Aggregator {
     /// changed in the running round, or the last one); if the write fails
     /// they stay marked, for the next flush.
     pub(super) fn flush(&mut self, ctx: &mut Context<Self>) {
+        self.judge_pending(ctx);
         let Some(recorder) = self.recorder.clone() else {
             return;
         };

@@ -20,7 +20,7 @@ use chrono::NaiveDate;
 
 use super::Universe;
 use crate::config::{Config, Selection, UniverseSize};
-use crate::model::{Exchange, ExchangeApi, Market, Symbol, Task, TaskKey};
+use crate::model::{market_quote, Exchange, ExchangeApi, Market, Symbol, Task, TaskKey};
 use crate::source::exchanges::{self, plan_pages, Instrument};
 use crate::source::{ClientLimits, Endpoints, PriceClient};
 
@@ -47,6 +47,8 @@ pub(super) struct Resolved {
     pub pairs: Vec<(Exchange, Arc<[Symbol]>)>,
     /// The source each pair of an exchange with its own API is asked at.
     pub sources: Arc<HashMap<(Exchange, Symbol), Arc<str>>>,
+    /// The quote currency of each market (by source identity) it asks in.
+    pub quotes: HashMap<Arc<str>, Arc<str>>,
 }
 
 impl Resolved {
@@ -55,10 +57,15 @@ impl Resolved {
             .iter()
             .map(|(k, m)| (k.clone(), m.source.clone()))
             .collect();
+        let quotes = markets
+            .values()
+            .filter_map(|m| Some((m.source.clone(), m.quote.clone()?)))
+            .collect();
         Self {
             size: universe.size(),
             pairs: universe.pairs(),
             sources: Arc::new(sources),
+            quotes,
             universe,
             markets,
         }
@@ -149,17 +156,21 @@ pub(super) async fn resolve_markets(
         else {
             continue;
         };
-        let market = |name: &str, unresolved: Option<String>| {
+        let market = |name: &str, quote: Option<Arc<str>>, unresolved: Option<String>| {
             Arc::new(Market {
                 api: endpoint.api,
                 name: Arc::from(name),
                 source: Market::identity(&endpoint.identity, name),
+                quote,
                 unresolved: unresolved.map(Arc::from),
             })
         };
         let Some(api) = exchanges::adapter(endpoint.api) else {
             for symbol in universe.symbols_of(exchange) {
-                out.insert((exchange.clone(), symbol.clone()), market("", None));
+                out.insert(
+                    (exchange.clone(), symbol.clone()),
+                    market("", Some(Arc::from("USD")), None),
+                );
             }
             continue;
         };
@@ -174,14 +185,15 @@ pub(super) async fn resolve_markets(
         };
         for symbol in universe.symbols_of(exchange) {
             let m = match (&listing, table.markets.get(symbol)) {
-                (None, Some(name)) => market(name, None),
+                (None, Some(name)) => market(name, market_quote(name, &table.quotes), None),
                 (None, None) => market(
                     "",
+                    None,
                     Some(format!(
                         "no market for {symbol} in exchanges.{exchange}.markets"
                     )),
                 ),
-                (Some(Err(e)), _) => market("", Some(e.clone())),
+                (Some(Err(e)), _) => market("", None, Some(e.clone())),
                 (Some(Ok(_)), _) => match index
                     .as_ref()
                     .and_then(|index| index.choose(api, symbol, &table.quotes))
@@ -193,10 +205,15 @@ pub(super) async fn resolve_markets(
                             i.base,
                             i.quote
                         );
-                        market(&i.market, None)
+                        market(
+                            &i.market,
+                            Some(Arc::from(i.quote.to_ascii_uppercase())),
+                            None,
+                        )
                     }
                     None => market(
                         "",
+                        None,
                         Some(format!(
                             "{exchange} lists no market for {symbol} in {}",
                             table

@@ -19,7 +19,7 @@
 //! actor and the messages of its mailbox stay together.)
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -330,6 +330,9 @@ impl Producer {
         let fleet = self.fleet.clone();
         let work = async move {
             let reused = kept.borrow().clone();
+            // The quotes of the markets, told the Aggregator when they are
+            // resolved (it keeps them), not again at every tick.
+            let mut quotes = HashMap::new();
             let resolved = match reused {
                 Some(r) => r,
                 None => {
@@ -338,6 +341,7 @@ impl Producer {
                             .await?;
                     let markets = resolve_markets(&config, &endpoints, &universe, &listings).await;
                     let r = Rc::new(Resolved::new(universe, markets));
+                    quotes = r.quotes.clone();
                     if r.reusable(&config, &endpoints, &listings) {
                         *kept.borrow_mut() = Some(r.clone());
                     }
@@ -362,6 +366,7 @@ impl Producer {
                     days,
                     source,
                     sources: resolved.sources.clone(),
+                    quotes,
                 })
                 .await?;
             if todo.is_empty() {

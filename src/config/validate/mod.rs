@@ -488,5 +488,8 @@ fn repeats(names: &[&str]) -> Vec<(usize, String)> {
     out
 }
 
+mod quality;
 #[cfg(test)]
 mod tests;
+
+pub(super) use quality::quality;

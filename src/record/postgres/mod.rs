@@ -21,6 +21,7 @@
 
 mod history;
 mod lease;
+mod reference;
 mod schema;
 mod write;
 

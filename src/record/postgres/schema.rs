@@ -15,7 +15,8 @@ pub const PG_SCHEMA_VERSION: u32 = 1;
 const SCHEMA_LOCK: i64 = 0x7072_6963_6567_7264; // "pricegrd"
 
 /// Version 1: `record::schema`'s version 2 in PostgreSQL's types, with the
-/// daemon that ran each round; and the fleet's: `round_numbers` (a round
+/// daemon that ran each round, and `record::schema`'s version 3 `reference`;
+/// and the fleet's: `round_numbers` (a round
 /// number is unique across daemons), `leases` (one row per lane: its
 /// holder, epoch, since when and until when) and `daemons` (one row per
 /// daemon name: its pid, start, last heartbeat and last round). The tables keep the SQLite file's names, so
@@ -80,6 +81,20 @@ CREATE TABLE rounds (
     \"none\"       BIGINT NOT NULL DEFAULT 0,
     failed         BIGINT NOT NULL DEFAULT 0,
     rejected       BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE reference (
+    symbol       TEXT NOT NULL,
+    day          BIGINT NOT NULL,
+    round        BIGINT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('final', 'provisional', 'insufficient')),
+    close        DOUBLE PRECISION,
+    constituents TEXT NOT NULL,
+    excluded     TEXT NOT NULL,
+    min          DOUBLE PRECISION,
+    max          DOUBLE PRECISION,
+    spread       DOUBLE PRECISION,
+    mad          DOUBLE PRECISION,
+    PRIMARY KEY (symbol, day, round)
 );
 CREATE SEQUENCE round_numbers;
 CREATE TABLE leases (

@@ -40,6 +40,7 @@ fn on_kraken(days: crate::config::DayRange, unresolved: Option<&str>) -> Pending
         api: ExchangeApi::Kraken,
         name: Arc::from("XBTUSD"),
         source: Arc::from("kraken"),
+        quote: Some(Arc::from("USD")),
         unresolved: unresolved.map(Arc::from),
     };
     Pending::new(
