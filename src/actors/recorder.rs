@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::config::LeaseScope;
 use crate::metrics::Metrics;
+use crate::model::LeaseScope;
 use crate::model::{RoundSummary, Symbol, TaskKey};
 use crate::quality::Reference;
 use crate::record::{Compacted, Held, Record, RecordError, WriteStats};

@@ -14,6 +14,7 @@
 mod cell;
 mod day;
 mod exchange_api;
+mod lane;
 mod market;
 mod quote;
 
@@ -26,6 +27,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use cell::{reason_kind, CellState, Counts, Flags, Outcome, RoundSummary};
 pub use day::{Day, DayRange};
 pub use exchange_api::ExchangeApi;
+pub use lane::LeaseScope;
 pub use market::{check_form, MarketForm, OhlcOrder};
 pub use quote::{quote_problem, DEFAULT_QUOTES, KNOWN_QUOTES};
 

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use super::RoundError;
 use crate::actors::aggregator::{Adopt, Aggregator};
 use crate::actors::recorder::{Recorder, TakeLeases};
-use crate::config::LeaseScope;
+use crate::model::LeaseScope;
 use crate::model::{Exchange, Symbol};
 use crate::record::Fleet;
 

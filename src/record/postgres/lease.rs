@@ -23,7 +23,7 @@ use postgres::Client;
 use serde::Serialize;
 
 use super::{pg, raw, PostgresRecord, Tls, COLUMNS};
-use crate::config::LeaseScope;
+use crate::model::LeaseScope;
 use crate::model::TaskKey;
 use crate::record::rows::{time_of, Decoder};
 use crate::record::RecordError;

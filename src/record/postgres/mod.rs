@@ -80,7 +80,7 @@ pub struct PostgresRecord {
     epochs: RefCell<BTreeMap<u64, BTreeMap<String, i64>>>,
     /// What a lane is, once this daemon leases (`None`: it never did, and
     /// writes are not checked against leases).
-    scope: std::cell::Cell<Option<crate::config::LeaseScope>>,
+    scope: std::cell::Cell<Option<crate::model::LeaseScope>>,
 }
 
 impl std::fmt::Debug for PostgresRecord {
