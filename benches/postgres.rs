@@ -5,6 +5,11 @@
 //!    round, 50,000 cells a transaction). Target: >= 50,000 cells/s.
 //! 2. Resume: a new connection's `load()` of the 1M cells into a store.
 //!    Target: <= 5 s.
+//! 3. Failover: two daemons (`pricegrid run`, child processes) on one
+//!    record against the built-in server in this process; the one holding
+//!    every lane is killed (SIGKILL) mid-round, and the time to the next
+//!    request the server receives (the other daemon's, once the lease has
+//!    expired) is measured. Target: <= lease TTL + 2 s.
 //!
 //! PostgreSQL is the tests' throwaway cluster (tests/common/postgres.rs:
 //! loopback, fsync off), or the server at `PRICEGRID_TEST_DATABASE_URL`.
@@ -16,7 +21,10 @@
 #[allow(dead_code)]
 mod postgres;
 
-use std::sync::Arc;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -111,6 +119,123 @@ fn resume(at: &Location, expected: usize) -> f64 {
     took
 }
 
+/// The lease TTL of the failover case.
+const TTL: Duration = Duration::from_secs(10);
+
+/// A daemon child process and its log lines.
+struct Daemon {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    fn spawn(config: &Path) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the daemon starts");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon { child, lines }
+    }
+
+    fn wait_for(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return,
+                Ok(_) => {}
+                Err(e) => panic!("no {needle:?} from the daemon: {e}"),
+            }
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Seconds from killing the daemon holding every lane to the next request
+/// the server receives.
+fn failover(db: &postgres::TestDatabase, dir: &Path) -> f64 {
+    let (tx, rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let mut opts = pricegrid::server::ServerOptions::new(
+                "127.0.0.1:0".parse().expect("a loopback address"),
+                pricegrid::server::DEFAULT_SEED,
+            );
+            opts.latency = Duration::from_millis(20);
+            let s = pricegrid::server::start(&opts).expect("the server starts");
+            tx.send((s.url(), s.stats.clone()))
+                .expect("the bench waits");
+            let _ = actix_rt::task::spawn_blocking(move || stop_rx.recv()).await;
+            s.stop().await;
+        })
+    });
+    let (url, stats) = rx.recv().expect("the server starts");
+    let config = |name: &str| {
+        let path = dir.join(format!("{name}.toml"));
+        let text = format!(
+            "[source]\nurl = \"{url}\"\n[universe]\nexchanges = [\"kraken\", \"bitstamp\"]\n\
+             symbols = [\"btc\", \"eth\"]\nfrom = \"2016-01-01\"\nto = \"2019-12-31\"\n\
+             [fetch]\nin_flight = 1\n[schedule]\ninterval = \"1s\"\n\
+             [store]\nurl = \"{}\"\nflush_every = \"200ms\"\n\
+             [snapshot]\ndir = \"{}\"\n[api]\nenabled = false\n\
+             [fleet]\nname = \"{name}\"\nlease_ttl = \"{}s\"\n",
+            db.url,
+            dir.join(name).display(),
+            TTL.as_secs()
+        );
+        std::fs::write(&path, text).expect("the config is written");
+        path
+    };
+    let mut first = Daemon::spawn(&config("first"));
+    first.wait_for("holding 2 lane(s)");
+    let second = Daemon::spawn(&config("second"));
+    second.wait_for("daemon started");
+    // Mid-round: some answers in, most to come.
+    let started = Instant::now();
+    while stats.price_requests() < 50 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no requests");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = first.child.kill();
+    let _ = first.child.wait();
+    let killed = Instant::now();
+    let before = stats.price_requests();
+    while stats.price_requests() == before {
+        assert!(
+            killed.elapsed() < TTL + Duration::from_secs(60),
+            "no other daemon asked"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let took = killed.elapsed().as_secs_f64();
+    drop(second);
+    drop(first);
+    drop(stop_tx);
+    let _ = server.join();
+    took
+}
+
 fn main() {
     println!("# postgres bench: {EXCHANGES} x {SYMBOLS} x {DAYS} = 1M cells");
     let cells = cells();
@@ -147,6 +272,16 @@ fn main() {
     println!(
         "| database size | {:.0} B/cell | — | — |",
         size / cells.len() as f64
+    );
+    let failover_db = postgres::TestDatabase::new();
+    let failover = failover(&failover_db, dir.path());
+    let target = TTL.as_secs_f64() + 2.0;
+    println!(
+        "| failover: SIGKILL of the daemon holding every lane to the next request by another (lease TTL {} s) | {:.2} s {} | — | <= {:.0} s |",
+        TTL.as_secs(),
+        failover,
+        verdict(failover <= target),
+        target
     );
     println!("reproduce: cargo bench --bench postgres");
 }

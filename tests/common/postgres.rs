@@ -175,6 +175,38 @@ fn cluster() -> &'static Cluster {
     }
 }
 
+/// Restarts this test binary's own cluster (`pg_ctl restart -m fast`),
+/// cutting every connection to it, and returns once it accepts new ones.
+/// Only a cluster of our own can be restarted.
+pub fn restart_cluster() {
+    let cluster = cluster();
+    let Some((bin, data, as_postgres)) = &cluster.own else {
+        panic!("PRICEGRID_TEST_DATABASE_URL names a server these tests may not restart");
+    };
+    // Its output to the cluster's log: a server left holding this
+    // process's pipe would keep the restart from returning.
+    let log = data.with_file_name("postgres.log");
+    let data = data.to_string_lossy();
+    run(
+        bin,
+        "pg_ctl",
+        &[
+            "restart",
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            &data,
+            "-l",
+            &log.to_string_lossy(),
+        ],
+        *as_postgres,
+    )
+    .unwrap_or_else(|e| panic!("restarting the test cluster: {e}"));
+}
+
 /// Runs `sql` on the cluster's `postgres` database through `psql`.
 pub fn psql(database_url: &str, sql: &str) -> String {
     let bin = postgres_bin().unwrap_or_default();
