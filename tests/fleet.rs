@@ -127,7 +127,7 @@ fn three_daemons_share_the_universe_and_ask_each_cell_once() {
     let dir = tempfile::tempdir().unwrap();
     let exchanges = ["kraken", "bitstamp", "okex"];
     let total = exchanges.len() as u64 * SYMBOLS.len() as u64 * DAYS;
-    let members: Vec<Running> = ["a", "b", "c"]
+    let mut members: Vec<Running> = ["a", "b", "c"]
         .iter()
         .map(|name| {
             let config = member(
@@ -167,6 +167,33 @@ fn three_daemons_share_the_universe_and_ask_each_cell_once() {
         server.stats.price_requests(),
         total,
         "each cell asked once, by one daemon"
+    );
+    // Daemon a's /v1/status shows the fleet: three daemons, a lane each.
+    let started = members[0].read_until("daemon started");
+    let api: std::net::SocketAddr = started
+        .split("API listening on http://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', ' ']).next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no API address in {started}"));
+    until(
+        "the status shows the fleet spread",
+        Duration::from_secs(30),
+        || {
+            let status = RawRequest::get(api, "/v1/status").send_blocking(api).json();
+            let fleet = &status["fleet"];
+            let daemons = fleet["daemons"].as_array().map_or(0, Vec::len);
+            let mut holders: Vec<&str> = fleet["leases"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|l| l["live"] == true)
+                .filter_map(|l| l["holder"].as_str())
+                .collect();
+            holders.sort();
+            holders.dedup();
+            daemons == 3 && holders == ["a", "b", "c"]
+        },
     );
     let rounds = psql(
         &db.url,

@@ -18,6 +18,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use browser::Browser;
+use common::TestDatabase;
 use common::{spawn_price_server, RawRequest, RunningDaemon, TestConfig};
 use fantoccini::actions::InputSource;
 use pricegrid::store::Store;
@@ -1286,6 +1287,48 @@ fn a_gap_listed_under_the_map_marks_its_cells_when_clicked() {
         );
         let shot = b.screenshot("gap-picked").await;
         println!("screenshot: {}", shot.display());
+        b.close().await;
+        daemon.shutdown().await;
+    });
+}
+
+/// On a PostgreSQL record the status bar shows the fleet: each daemon, the
+/// lanes it holds with their epoch and since when, and its last round.
+#[test]
+fn the_status_bar_shows_the_fleet_on_a_shared_record() {
+    one_at_a_time(async {
+        let db = TestDatabase::new();
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("pricegrid.toml");
+        page_config(dir.path())
+            .exchanges(["kraken", "okex"])
+            .symbols(["btc"])
+            .window("2020-03-01", "2020-03-05")
+            .record_url(&db.url, "solo")
+            .write(&path);
+        let mut daemon = RunningDaemon::start(&path).await;
+        let first = daemon.first_round().await;
+        let b = Browser::start().await;
+        b.open(&daemon.api_url()).await;
+        b.wait_for(
+            "the fleet in the status bar",
+            &format!(
+                "#fleet .fleet-member[data-name='solo'][data-lanes='2'][data-last-round='{}']",
+                first.round
+            ),
+        )
+        .await;
+        let text = b.text("#fleet").await;
+        assert!(
+            text.starts_with("fleet solo: kraken (epoch 1, since 20"),
+            "{text}"
+        );
+        assert!(text.contains("okex (epoch 1, since "), "{text}");
+        assert!(
+            text.ends_with(&format!("; last round {}", first.round)),
+            "{text}"
+        );
+        b.screenshot("status-fleet").await;
         b.close().await;
         daemon.shutdown().await;
     });

@@ -100,9 +100,15 @@ impl Pipeline {
         let fleet_settings = config.fleet.clone();
         let initial = Reconfigure::initial(config, source);
         let shared = opts.record.as_ref().is_some_and(|r| r.shared().is_some());
+        let (view, fleet) = watch::channel(None);
+        let view = Arc::new(view);
+        let fleet_view = shared.then(|| recorder::FleetView {
+            view: view.clone(),
+            ttl: fleet_settings.lease_ttl,
+        });
         let recorder = opts
             .record
-            .map(|record| recorder::Recorder::start(record, metrics.clone()));
+            .map(|record| recorder::Recorder::start(record, metrics.clone(), fleet_view));
         let aggregator = match &recorder {
             Some(recorder) => Aggregator::recording(
                 &initial,
@@ -131,7 +137,6 @@ impl Pipeline {
             finished,
         )
         .numbered_from(opts.last_round);
-        let (view, fleet) = watch::channel(None);
         let producer = match recorder.filter(|_| shared) {
             Some(recorder) => producer.in_fleet(producer::FleetLink {
                 recorder,

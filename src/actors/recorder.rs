@@ -26,6 +26,17 @@ use crate::store::Cell;
 pub struct Recorder {
     record: Record,
     metrics: Arc<Metrics>,
+    /// In a fleet: where the fleet as the record has it is told after each
+    /// round's end (its last round), and the lease TTL that says who is
+    /// live.
+    fleet: Option<FleetView>,
+}
+
+/// Where a fleet daemon's view of the fleet goes (`/v1/status`).
+#[derive(Clone)]
+pub struct FleetView {
+    pub view: Arc<tokio::sync::watch::Sender<Option<crate::record::Fleet>>>,
+    pub ttl: Duration,
 }
 
 impl Actor for Recorder {
@@ -34,7 +45,11 @@ impl Actor for Recorder {
 
 impl Recorder {
     /// Starts the recorder thread over `record`.
-    pub fn start(record: Record, metrics: Arc<Metrics>) -> Addr<Recorder> {
+    pub fn start(
+        record: Record,
+        metrics: Arc<Metrics>,
+        fleet: Option<FleetView>,
+    ) -> Addr<Recorder> {
         // A SyncArbiter builds its actor from a factory; this one is called
         // once, on the recorder's thread.
         let slot = Mutex::new(Some(record));
@@ -47,6 +62,7 @@ impl Recorder {
             Recorder {
                 record,
                 metrics: metrics.clone(),
+                fleet: fleet.clone(),
             }
         })
     }
@@ -120,7 +136,16 @@ impl Handler<FinishRound> for Recorder {
     type Result = Result<(), RecordError>;
 
     fn handle(&mut self, msg: FinishRound, _: &mut SyncContext<Self>) -> Self::Result {
-        self.record.finish_round(&msg.summary, msg.finished)
+        self.record.finish_round(&msg.summary, msg.finished)?;
+        if let (Some(fleet), Some(shared)) = (&self.fleet, self.record.shared()) {
+            match shared.fleet(fleet.ttl) {
+                Ok(now) => {
+                    fleet.view.send_replace(Some(now));
+                }
+                Err(e) => log::warn!("reading the fleet after round {}: {e}", msg.summary.round),
+            }
+        }
+        Ok(())
     }
 }
 

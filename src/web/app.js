@@ -107,6 +107,7 @@
     $("in-flight").textContent = num(s.in_flight);
     $("config-version").textContent = num(s.config_version);
     showReload(s.last_reload);
+    showFleet(s.fleet);
     offerSymbols(s.symbols || []);
     const finished = s.last_round ? s.last_round.round : 0;
     if (symbol && !s.round_running && finished !== loadedAfterRound) {
@@ -114,6 +115,31 @@
     } else if (symbol && s.round_running && Date.now() - loadStarted > RELOAD_RUNNING_MS) {
       load();
     }
+  }
+
+  // In a fleet (a PostgreSQL record shared by several daemons): each
+  // daemon with the lanes it holds, since when, and its last round.
+  function showFleet(f) {
+    const el = $("fleet");
+    if (!f) {
+      el.hidden = true;
+      return;
+    }
+    el.hidden = false;
+    const held = new Map();
+    for (const l of f.leases || []) {
+      if (!l.live || !l.holder) continue;
+      if (!held.has(l.holder)) held.set(l.holder, []);
+      held.get(l.holder).push(`${esc(l.lane)} (epoch ${l.epoch}, since ${l.since ? utc(l.since) : "?"})`);
+    }
+    const parts = (f.daemons || []).map((d) => {
+      const lanes = held.get(d.name) || [];
+      const state = d.live ? "" : " (not seen)";
+      const round = d.last_round == null ? "no round yet" : `last round ${d.last_round}`;
+      return `<span class="fleet-member" data-name="${esc(d.name)}" data-lanes="${lanes.length}" data-last-round="${d.last_round == null ? "" : d.last_round}">` +
+        `<b>${esc(d.name)}</b>${state}: ${lanes.length ? lanes.join(", ") : "no lane"}; ${round}</span>`;
+    });
+    $("fleet-text").innerHTML = parts.join(" · ");
   }
 
   function showReload(r) {

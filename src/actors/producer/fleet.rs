@@ -24,7 +24,7 @@ pub struct FleetLink {
     pub scope: LeaseScope,
     pub ttl: Duration,
     /// The fleet as the last lease saw it (for `/v1/status`).
-    pub view: watch::Sender<Option<Fleet>>,
+    pub view: Arc<watch::Sender<Option<Fleet>>>,
 }
 
 impl FleetLink {
