@@ -17,6 +17,8 @@
 //!
 //!     cargo bench --bench postgres
 
+mod common;
+
 #[path = "../tests/common/postgres.rs"]
 #[allow(dead_code)]
 mod postgres;
@@ -24,13 +26,12 @@ mod postgres;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use pricegrid::model::{CellState, Counts, Flags, RoundSummary, TaskKey};
+use chrono::Utc;
+use pricegrid::model::{Counts, RoundSummary, TaskKey};
 use pricegrid::record::{Location, Record};
-use pricegrid::server::{Dataset, GeneratedSpec};
 use pricegrid::store::Cell;
 
 const EXCHANGES: usize = 100;
@@ -44,42 +45,6 @@ fn verdict(ok: bool) -> &'static str {
     } else {
         "MISS"
     }
-}
-
-fn cells() -> Vec<(TaskKey, Cell)> {
-    let spec = GeneratedSpec::synthetic(1, EXCHANGES, SYMBOLS, DAYS);
-    let ds = Dataset::generated(spec.clone());
-    let days: Vec<_> = spec.from.iter_days().take(DAYS as usize).collect();
-    let fetched: DateTime<Utc> = "2026-11-24T10:00:00Z".parse().expect("a valid time");
-    let source: Arc<str> = Arc::from("http://127.0.0.1:8080/");
-    let mut cells = Vec::with_capacity(EXCHANGES * SYMBOLS * DAYS as usize);
-    for e in &spec.exchanges {
-        for s in &spec.symbols {
-            for &day in &days {
-                let price = ds.price_of(e, s, day);
-                let cell = Cell {
-                    state: if price.is_some() {
-                        CellState::Final
-                    } else {
-                        CellState::NoPrice
-                    },
-                    price,
-                    flags: price.map_or(Flags::NONE, |p| Flags::of(&p, true)),
-                    fetched_at: Some(fetched),
-                    round: 1,
-                    source: Some(source.clone()),
-                    note: None,
-                };
-                let key = TaskKey {
-                    exchange: e.clone(),
-                    symbol: s.clone(),
-                    day,
-                };
-                cells.push((key, cell));
-            }
-        }
-    }
-    cells
 }
 
 /// Writes `cells` as one round in flushes of `FLUSH`; returns cells/s.
@@ -238,7 +203,7 @@ fn failover(db: &postgres::TestDatabase, dir: &Path) -> f64 {
 
 fn main() {
     println!("# postgres bench: {EXCHANGES} x {SYMBOLS} x {DAYS} = 1M cells");
-    let cells = cells();
+    let cells = common::generated_cells(EXCHANGES, SYMBOLS, DAYS);
     let db = postgres::TestDatabase::new();
     let pg = Location::parse(&db.url);
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a temp dir");

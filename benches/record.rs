@@ -29,6 +29,8 @@
 //!
 //!     cargo bench --bench record
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,7 +38,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use pricegrid::model::{CellState, Counts, Flags, Ohlcv, RoundSummary, TaskKey};
 use pricegrid::record::Record;
-use pricegrid::server::{Dataset, GeneratedSpec};
+use pricegrid::server::GeneratedSpec;
 use pricegrid::store::Cell;
 
 const EXCHANGES: usize = 100;
@@ -88,37 +90,10 @@ fn verdict(ok: bool) -> &'static str {
 fn main() {
     println!("# record bench");
     let spec = GeneratedSpec::synthetic(1, EXCHANGES, SYMBOLS, DAYS);
-    let ds = Dataset::generated(spec.clone());
     let days: Vec<_> = spec.from.iter_days().take(DAYS as usize).collect();
     let fetched: DateTime<Utc> = "2026-11-24T10:00:00Z".parse().expect("a valid time");
     let source: Arc<str> = Arc::from("http://127.0.0.1:8080/");
-    let mut cells = Vec::with_capacity(EXCHANGES * SYMBOLS * DAYS as usize);
-    for e in &spec.exchanges {
-        for s in &spec.symbols {
-            for &day in &days {
-                let price = ds.price_of(e, s, day);
-                let cell = Cell {
-                    state: if price.is_some() {
-                        CellState::Final
-                    } else {
-                        CellState::NoPrice
-                    },
-                    price,
-                    flags: price.map_or(Flags::NONE, |p| Flags::of(&p, true)),
-                    fetched_at: Some(fetched),
-                    round: 1,
-                    source: Some(source.clone()),
-                    note: None,
-                };
-                let key = TaskKey {
-                    exchange: e.clone(),
-                    symbol: s.clone(),
-                    day,
-                };
-                cells.push((key, cell));
-            }
-        }
-    }
+    let cells = common::generated_cells(EXCHANGES, SYMBOLS, DAYS);
     let prices = cells.iter().filter(|(_, c)| c.price.is_some()).count();
 
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a temp dir");

@@ -139,6 +139,53 @@ pub fn generated_store(exchanges: usize, symbols: usize, days: u32) -> pricegrid
     store
 }
 
+/// The cells of exchanges x symbols x days of generated prices (2% "none"),
+/// final, fetched at one time from one source, in round 1: what a first
+/// round writes to a record, exchange by exchange.
+pub fn generated_cells(
+    exchanges: usize,
+    symbols: usize,
+    days: u32,
+) -> Vec<(pricegrid::model::TaskKey, pricegrid::store::Cell)> {
+    use pricegrid::model::{CellState, Flags, TaskKey};
+    use pricegrid::server::{Dataset, GeneratedSpec};
+    use pricegrid::store::Cell;
+    let spec = GeneratedSpec::synthetic(1, exchanges, symbols, days);
+    let ds = Dataset::generated(spec.clone());
+    let all: Vec<_> = spec.from.iter_days().take(days as usize).collect();
+    let fetched: chrono::DateTime<chrono::Utc> =
+        "2026-11-24T10:00:00Z".parse().expect("a valid time");
+    let source: Arc<str> = Arc::from("http://127.0.0.1:8080/");
+    let mut cells = Vec::with_capacity(exchanges * symbols * days as usize);
+    for e in &spec.exchanges {
+        for s in &spec.symbols {
+            for &day in &all {
+                let price = ds.price_of(e, s, day);
+                let cell = Cell {
+                    state: if price.is_some() {
+                        CellState::Final
+                    } else {
+                        CellState::NoPrice
+                    },
+                    price,
+                    flags: price.map_or(Flags::NONE, |p| Flags::of(&p, true)),
+                    fetched_at: Some(fetched),
+                    round: 1,
+                    source: Some(source.clone()),
+                    note: None,
+                };
+                let key = TaskKey {
+                    exchange: e.clone(),
+                    symbol: s.clone(),
+                    day,
+                };
+                cells.push((key, cell));
+            }
+        }
+    }
+    cells
+}
+
 /// CPU time this process has used so far, all threads (Linux:
 /// `CLOCK_PROCESS_CPUTIME_ID`, nanosecond resolution).
 pub fn process_cpu() -> Duration {

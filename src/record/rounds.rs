@@ -78,6 +78,25 @@ pub struct RoundRow {
     pub counts: Counts,
 }
 
+/// How a round ended, as its row says it: `finished`, or `aborted` when
+/// the summary says so; and when it started (`finished` - elapsed, for a
+/// round that was never begun).
+pub(super) fn round_end(
+    summary: &RoundSummary,
+    finished: DateTime<Utc>,
+) -> (RoundStatus, DateTime<Utc>) {
+    let status = if summary.aborted {
+        RoundStatus::Aborted
+    } else {
+        RoundStatus::Finished
+    };
+    let started = chrono::Duration::from_std(summary.elapsed)
+        .ok()
+        .and_then(|d| finished.checked_sub_signed(d))
+        .unwrap_or(finished);
+    (status, started)
+}
+
 /// Writes a round's row as it ended: inserted, or its end filled in if
 /// `begin_round` wrote it (its start is kept).
 pub(super) fn put_round(
@@ -271,15 +290,7 @@ impl SqliteRecord {
         summary: &RoundSummary,
         finished: DateTime<Utc>,
     ) -> Result<(), RecordError> {
-        let status = if summary.aborted {
-            RoundStatus::Aborted
-        } else {
-            RoundStatus::Finished
-        };
-        let started = chrono::Duration::from_std(summary.elapsed)
-            .ok()
-            .and_then(|d| finished.checked_sub_signed(d))
-            .unwrap_or(finished);
+        let (status, started) = round_end(summary, finished);
         put_round(
             &self.conn,
             summary.round,

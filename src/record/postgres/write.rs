@@ -302,15 +302,7 @@ impl PostgresRecord {
         summary: &RoundSummary,
         finished: DateTime<Utc>,
     ) -> Result<(), RecordError> {
-        let status = if summary.aborted {
-            RoundStatus::Aborted
-        } else {
-            RoundStatus::Finished
-        };
-        let started = chrono::Duration::from_std(summary.elapsed)
-            .ok()
-            .and_then(|d| finished.checked_sub_signed(d))
-            .unwrap_or(finished);
+        let (status, started) = crate::record::rounds::round_end(summary, finished);
         let path = self.path.clone();
         let daemon = self.daemon.clone();
         let c = &summary.counts;
