@@ -394,3 +394,60 @@ fn daemons_opening_a_new_postgres_record_together_create_it_once() {
     }
     assert_eq!(psql(&db.url, "SELECT count(*) FROM daemons"), "4");
 }
+
+/// The reference closes, on both backends: a row only when a symbol-day's
+/// judgement changes, and each round reads back as it stood.
+#[test]
+fn reference_closes_are_kept_per_round_on_both_backends() {
+    use pricegrid::quality::{Constituent, Dispersion, Reference, Status};
+    let judged = |close: f64| Reference {
+        close: Some(close),
+        status: Status::Final,
+        constituents: ["bitstamp", "kraken", "okex"]
+            .iter()
+            .map(|e| Constituent {
+                exchange: Exchange::new(e).unwrap(),
+                close,
+                volume: 1.0,
+                provisional: false,
+            })
+            .collect(),
+        excluded: Vec::new(),
+        dispersion: Some(Dispersion {
+            min: close,
+            max: close,
+            spread: 0.0,
+            mad: 0.0,
+        }),
+    };
+    let btc = Symbol::new("btc").unwrap();
+    let day = NaiveDate::from_ymd_opt(2020, 3, 1).unwrap();
+    for (kind, at_, _held) in backends() {
+        let mut record = Record::open_at(&at_, "test-daemon").unwrap();
+        round(&mut record, 1, &[]);
+        record
+            .write_references(1, &[(btc.clone(), day, judged(100.0))])
+            .unwrap();
+        round(&mut record, 2, &[]);
+        // The same judgement again: no row.
+        record
+            .write_references(2, &[(btc.clone(), day, judged(100.0))])
+            .unwrap();
+        round(&mut record, 3, &[]);
+        record
+            .write_references(3, &[(btc.clone(), day, judged(101.5))])
+            .unwrap();
+        assert!(record.has_references().unwrap(), "{kind}");
+        let at = |r: Option<u64>| {
+            let rows = record.references(Some(&btc), None, None, r).unwrap();
+            assert_eq!(rows.len(), 1, "{kind}");
+            (rows[0].round, rows[0].close, rows[0].constituents.len())
+        };
+        assert_eq!(at(Some(2)), (1, Some(100.0), 3), "{kind}");
+        assert_eq!(at(None), (3, Some(101.5), 3), "{kind}");
+        assert!(record
+            .references(Some(&Symbol::new("eth").unwrap()), None, None, None)
+            .unwrap()
+            .is_empty());
+    }
+}
