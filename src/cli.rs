@@ -212,6 +212,10 @@ pub struct ExportArgs {
     /// `parquet`: one row per cell, typed columns (DuckDB, pandas, Polars).
     #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
     pub format: ExportFormat,
+    /// With --format parquet: the reference closes (one row per
+    /// symbol-day, as they stood) instead of the cells.
+    #[arg(long)]
+    pub reference: bool,
     /// The file to write (atomically); "-" for standard output.
     #[arg(long)]
     pub output: PathBuf,

@@ -255,3 +255,124 @@ print(json.dumps({
     }
     assert_eq!(got, want(&store));
 }
+
+/// `export --format parquet --reference`: the reference closes as they
+/// stood (now, or at `--round N`), one row per symbol-day with its close,
+/// status, constituents and the cells left out; asked as CSV, an error
+/// naming the way.
+#[test]
+fn the_reference_closes_export_as_parquet_as_they_stood() {
+    use pricegrid::model::{Exchange, Symbol};
+    use pricegrid::quality::{Constituent, Reference, Status};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("record.db");
+    let judged = |close: f64| Reference {
+        close: Some(close),
+        status: Status::Final,
+        constituents: ["bitstamp", "kraken", "okex"]
+            .iter()
+            .map(|e| Constituent {
+                exchange: Exchange::new(e).unwrap(),
+                close,
+                volume: 1.0,
+                provisional: false,
+            })
+            .collect(),
+        excluded: Vec::new(),
+        dispersion: None,
+    };
+    let btc = Symbol::new("btc").unwrap();
+    let eth = Symbol::new("eth").unwrap();
+    let d1 = day("2020-03-01");
+    {
+        let mut record = pricegrid::record::Record::open(&db).unwrap();
+        for (round, btc_close) in [(1, 100.0), (2, 101.0)] {
+            record
+                .begin_round(round, at("2020-03-02T00:00:00Z"), 0)
+                .unwrap();
+            record
+                .write_references(
+                    round,
+                    &[
+                        (btc.clone(), d1, judged(btc_close)),
+                        (eth.clone(), d1, judged(7.0)),
+                    ],
+                )
+                .unwrap();
+        }
+    }
+    let export = |extra: &[&str], file: &Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pricegrid"))
+            .args(["export", "--db"])
+            .arg(&db)
+            .args(["--format", "parquet", "--reference", "--output"])
+            .arg(file)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let closes = |file: &Path| -> Vec<(String, f64, String, i64)> {
+        let reader = SerializedFileReader::new(std::fs::File::open(file).unwrap()).unwrap();
+        reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(|row| {
+                let row = row.unwrap();
+                let fields: BTreeMap<&String, &Field> = row.get_column_iter().collect();
+                let f = |name: &str| (*fields.get(&name.to_owned()).unwrap()).clone();
+                match (
+                    f("symbol"),
+                    f("close"),
+                    f("constituents"),
+                    f("round"),
+                    f("day"),
+                ) {
+                    (
+                        Field::Str(s),
+                        Field::Double(c),
+                        Field::Str(k),
+                        Field::Long(r),
+                        Field::Date(d),
+                    ) => {
+                        assert_eq!(i64::from(d), (d1 - day("1970-01-01")).num_days());
+                        (s, c, k, r)
+                    }
+                    other => panic!("{other:?}"),
+                }
+            })
+            .collect()
+    };
+    let now = dir.path().join("now.parquet");
+    export(&[], &now);
+    assert_eq!(
+        closes(&now),
+        [
+            ("btc".into(), 101.0, "bitstamp kraken okex".into(), 2),
+            ("eth".into(), 7.0, "bitstamp kraken okex".into(), 1),
+        ]
+    );
+    let then = dir.path().join("then.parquet");
+    export(&["--round", "1"], &then);
+    assert_eq!(
+        closes(&then)[0],
+        ("btc".into(), 100.0, "bitstamp kraken okex".into(), 1)
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pricegrid"))
+        .args(["export", "--db"])
+        .arg(&db)
+        .args(["--format", "csv", "--reference", "--output", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--reference is written as Parquet only"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -19,8 +19,17 @@ use crate::render;
 use crate::snapshot::Snapshot;
 
 pub fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    if args.reference && !matches!(args.format, ExportFormat::Parquet) {
+        anyhow::bail!(
+            "--reference is written as Parquet only (--format parquet); `pricegrid query \
+             --reference` prints the reference closes as a table, CSV or JSON"
+        );
+    }
     let record = args.record.open()?;
     let asked = args.point.round(&record)?;
+    if args.reference {
+        return export_references(args, &record, asked);
+    }
     let store = super::query::selected(&record, asked, &Filter::default())?;
     let rounds = record.rounds()?;
     // The header: the round asked for, else the newest recorded.
@@ -86,6 +95,40 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
             .join(", ");
         println!(
             "round {round} ({cells} cells: {by_state}) -> {}",
+            args.output.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `export --format parquet --reference`: the reference closes as they
+/// stood at the round asked for (now, without one).
+fn export_references(
+    args: &ExportArgs,
+    record: &crate::record::Record,
+    asked: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    let rows = record.references(None, None, None, asked)?;
+    let parquet = |out: &mut dyn WriteSend| {
+        render::parquet::write_references(&rows, out)
+            .map(drop)
+            .map_err(std::io::Error::other)
+    };
+    if args.output.as_os_str() == "-" {
+        let mut out = std::io::BufWriter::new(std::io::stdout());
+        parquet(&mut out)?;
+        out.flush()?;
+    } else {
+        write_atomic(&args.output, |file| {
+            let mut out = std::io::BufWriter::new(file);
+            parquet(&mut out)?;
+            out.flush()
+        })
+        .with_context(|| format!("writing {}", args.output.display()))?;
+        println!(
+            "{} reference closes ({}) -> {}",
+            rows.len(),
+            asked.map_or("now".to_owned(), |r| format!("round {r}")),
             args.output.display()
         );
     }

@@ -66,6 +66,7 @@ pub use error::RecordError;
 pub use import::Imported;
 use names::Names;
 pub use postgres::{Fleet, Heartbeat, Held, Lease, Member, PostgresRecord};
+pub use reference::Recorded;
 use rounds::put_round;
 pub use rounds::{RoundRow, RoundStatus, WriteStats};
 pub use schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_VERSION};

@@ -20,6 +20,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 
 use crate::model::{Market, Ohlcv};
+use crate::record::Recorded;
 use crate::store::Store;
 
 /// The file's schema: one column per field of `export --format csv`, in
@@ -212,4 +213,100 @@ fn optional<T: parquet::data_type::DataType>(
     column
         .typed::<T>()
         .write_batch(&values.values, Some(&values.defined), None)
+}
+
+/// The reference closes' schema (`export --format parquet --reference`):
+/// one row per symbol-day as it stood, `excluded` the cells left out as
+/// JSON (`[{"exchange": …, "why": …}]`, as `/v1/reference` gives them).
+pub const REFERENCE_SCHEMA: &str = "
+message reference {
+  required binary symbol (STRING);
+  required int32 day (DATE);
+  optional double close;
+  required binary status (STRING);
+  required binary constituents (STRING);
+  required binary excluded (STRING);
+  optional double min;
+  optional double max;
+  optional double spread;
+  optional double mad;
+  required int64 round;
+}";
+
+/// Writes the reference closes `rows` to `out` as a Parquet file (one row
+/// group); returns the rows written.
+pub fn write_references<W: Write + Send>(rows: &[Recorded], out: W) -> Result<u64, ParquetError> {
+    let schema = Arc::new(parse_message_type(REFERENCE_SCHEMA)?);
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_created_by(format!("pricegrid {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    let mut writer = SerializedFileWriter::new(out, schema, Arc::new(props))?;
+    let mut symbol = Vec::new();
+    let mut day = Vec::new();
+    let mut close = Optional::default();
+    let mut status = Vec::new();
+    let mut constituents = Vec::new();
+    let mut excluded = Vec::new();
+    let mut dispersion: [Optional<f64>; 4] = Default::default();
+    let mut round = Vec::new();
+    for r in rows {
+        symbol.push(text(r.symbol.as_str()));
+        day.push(epoch_day(r.day));
+        close.push(r.close);
+        status.push(text(r.status.as_str()));
+        let names: Vec<&str> = r.constituents.iter().map(|e| e.as_str()).collect();
+        constituents.push(text(&names.join(" ")));
+        let json = serde_json::to_string(&r.excluded).map_err(|e| {
+            ParquetError(parquet::errors::ParquetError::General(format!(
+                "the excluded cells of {}/{}: {e}",
+                r.symbol, r.day
+            )))
+        })?;
+        excluded.push(text(&json));
+        let d = r.dispersion;
+        for (column, v) in dispersion.iter_mut().zip([
+            d.map(|d| d.min),
+            d.map(|d| d.max),
+            d.map(|d| d.spread),
+            d.map(|d| d.mad),
+        ]) {
+            column.push(v);
+        }
+        round.push(i64::try_from(r.round).unwrap_or(i64::MAX));
+    }
+    let mut group = writer.next_row_group()?;
+    let mut index = 0;
+    while let Some(mut column) = group.next_column()? {
+        match index {
+            0 => column
+                .typed::<ByteArrayType>()
+                .write_batch(&symbol, None, None)?,
+            1 => column.typed::<Int32Type>().write_batch(&day, None, None)?,
+            2 => optional::<DoubleType>(&mut column, &close)?,
+            3 => column
+                .typed::<ByteArrayType>()
+                .write_batch(&status, None, None)?,
+            4 => column
+                .typed::<ByteArrayType>()
+                .write_batch(&constituents, None, None)?,
+            5 => column
+                .typed::<ByteArrayType>()
+                .write_batch(&excluded, None, None)?,
+            6..=9 => optional::<DoubleType>(&mut column, &dispersion[index - 6])?,
+            10 => column
+                .typed::<Int64Type>()
+                .write_batch(&round, None, None)?,
+            _ => {
+                return Err(ParquetError(parquet::errors::ParquetError::General(
+                    format!("the reference schema has a column past the 11 written: {index}"),
+                )))
+            }
+        };
+        column.close()?;
+        index += 1;
+    }
+    group.close()?;
+    writer.close()?;
+    Ok(rows.len() as u64)
 }
