@@ -262,25 +262,10 @@ print(json.dumps({
 /// naming the way.
 #[test]
 fn the_reference_closes_export_as_parquet_as_they_stood() {
-    use pricegrid::model::{Exchange, Symbol};
-    use pricegrid::quality::{Constituent, Reference, Status};
+    use pricegrid::model::Symbol;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("record.db");
-    let judged = |close: f64| Reference {
-        close: Some(close),
-        status: Status::Final,
-        constituents: ["bitstamp", "kraken", "okex"]
-            .iter()
-            .map(|e| Constituent {
-                exchange: Exchange::new(e).unwrap(),
-                close,
-                volume: 1.0,
-                provisional: false,
-            })
-            .collect(),
-        excluded: Vec::new(),
-        dispersion: None,
-    };
+    let judged = |close: f64| judged(close, &["bitstamp", "kraken", "okex"]);
     let btc = Symbol::new("btc").unwrap();
     let eth = Symbol::new("eth").unwrap();
     let d1 = day("2020-03-01");

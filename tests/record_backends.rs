@@ -399,26 +399,15 @@ fn daemons_opening_a_new_postgres_record_together_create_it_once() {
 /// judgement changes, and each round reads back as it stood.
 #[test]
 fn reference_closes_are_kept_per_round_on_both_backends() {
-    use pricegrid::quality::{Constituent, Dispersion, Reference, Status};
+    use pricegrid::quality::{Dispersion, Reference};
     let judged = |close: f64| Reference {
-        close: Some(close),
-        status: Status::Final,
-        constituents: ["bitstamp", "kraken", "okex"]
-            .iter()
-            .map(|e| Constituent {
-                exchange: Exchange::new(e).unwrap(),
-                close,
-                volume: 1.0,
-                provisional: false,
-            })
-            .collect(),
-        excluded: Vec::new(),
         dispersion: Some(Dispersion {
             min: close,
             max: close,
             spread: 0.0,
             mad: 0.0,
         }),
+        ..judged(close, &["bitstamp", "kraken", "okex"])
     };
     let btc = Symbol::new("btc").unwrap();
     let day = NaiveDate::from_ymd_opt(2020, 3, 1).unwrap();

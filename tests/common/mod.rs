@@ -194,3 +194,24 @@ pub async fn within<T>(
 pub fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
     s.parse().expect("a test time in RFC 3339")
 }
+
+/// A final reference close of `close` from `exchanges`, each at that close
+/// with volume 1, no cell left out and no dispersion.
+pub fn judged(close: f64, exchanges: &[&str]) -> pricegrid::quality::Reference {
+    use pricegrid::quality::{Constituent, Reference, Status};
+    Reference {
+        close: Some(close),
+        status: Status::Final,
+        constituents: exchanges
+            .iter()
+            .map(|e| Constituent {
+                exchange: pricegrid::model::Exchange::new(e).expect("an exchange name"),
+                close,
+                volume: 1.0,
+                provisional: false,
+            })
+            .collect(),
+        excluded: Vec::new(),
+        dispersion: None,
+    }
+}
