@@ -440,3 +440,78 @@ fn reference_closes_are_kept_per_round_on_both_backends() {
             .is_empty());
     }
 }
+
+/// Leases by market (`fleet.lease = "market"`): two daemons take a share
+/// each, with SKIP LOCKED never the same lane twice; a write of a lane its
+/// writer does not hold, or holds no longer under the epoch it was asked
+/// under, is refused and counted, and the holder's cell is left as it was.
+#[test]
+fn market_leases_are_shared_and_a_write_outside_them_is_refused() {
+    use pricegrid::model::LeaseScope::Market;
+    let db = TestDatabase::new();
+    let at_ = Location::parse(&db.url);
+    let mut a = Record::open_at(&at_, "a").unwrap();
+    let mut b = Record::open_at(&at_, "b").unwrap();
+    let lanes: Vec<String> = ["kraken/btc", "kraken/eth", "okex/btc"]
+        .map(String::from)
+        .to_vec();
+    let ttl = Duration::from_secs(30);
+    let held_a = a.shared_mut().unwrap().lease(&lanes, Market, ttl).unwrap();
+    let held_b = b.shared_mut().unwrap().lease(&lanes, Market, ttl).unwrap();
+    assert_eq!(held_a.lanes.len(), 2, "a's share of 3 lanes over 2 daemons");
+    assert_eq!(held_b.lanes.len(), 1, "what a left");
+    assert!(held_b.lanes.keys().all(|l| !held_a.lanes.contains_key(l)));
+    assert_ne!(held_a.round, held_b.round, "one sequence numbers both");
+    let b_lane = held_b.lanes.keys().next().unwrap().clone();
+    let (exchange, symbol) = b_lane.split_once('/').unwrap();
+    let k = key(exchange, symbol, 1);
+    // b writes its lane; a's write of the same cell is refused.
+    b.begin_round(held_b.round, at("2020-03-20T10:00:00Z"), 7)
+        .unwrap();
+    let mine = b
+        .write(
+            held_b.round,
+            &[(k.clone(), final_price(5.0, held_b.round, "http://b/"))],
+        )
+        .unwrap();
+    assert_eq!((mine.cells, mine.refused), (1, 0));
+    a.begin_round(held_a.round, at("2020-03-20T10:00:00Z"), 7)
+        .unwrap();
+    let late = a
+        .write(
+            held_a.round,
+            &[(k.clone(), final_price(9.0, held_a.round, "http://a/"))],
+        )
+        .unwrap();
+    assert_eq!((late.cells, late.refused), (0, 1));
+    let (store, _) = b.load().unwrap();
+    assert_eq!(
+        cell(&store, &k).unwrap().price.unwrap().close,
+        5.0,
+        "b's value stands"
+    );
+    // b stops (no heartbeat, no round): its lease lapses, and a, alone
+    // alive, takes the lane under a new epoch; b's answer of its old
+    // round arrives late and is refused.
+    psql(
+        &db.url,
+        &format!(
+            "UPDATE leases SET expires_at = now() - interval '1 s' WHERE lane = '{b_lane}'; \
+             UPDATE daemons SET last_seen = now() - interval '1 hour' WHERE name = 'b'"
+        ),
+    );
+    let again = a.shared_mut().unwrap().lease(&lanes, Market, ttl).unwrap();
+    assert_eq!(again.taken, [b_lane.clone()]);
+    assert_eq!(
+        again.lanes[&b_lane],
+        held_b.lanes[&b_lane] + 1,
+        "a new epoch"
+    );
+    let stale = b
+        .write(
+            held_b.round,
+            &[(k.clone(), final_price(6.0, held_b.round, "http://b/"))],
+        )
+        .unwrap();
+    assert_eq!((stale.cells, stale.refused), (0, 1));
+}
