@@ -501,7 +501,7 @@ fn market_leases_are_shared_and_a_write_outside_them_is_refused() {
         ),
     );
     let again = a.shared_mut().unwrap().lease(&lanes, Market, ttl).unwrap();
-    assert_eq!(again.taken, [b_lane.clone()]);
+    assert_eq!(again.taken, std::slice::from_ref(&b_lane));
     assert_eq!(
         again.lanes[&b_lane],
         held_b.lanes[&b_lane] + 1,
