@@ -201,8 +201,17 @@ fn three_daemons_share_the_universe_and_ask_each_cell_once() {
     );
     assert_eq!(rounds, "t", "round numbers are unique across daemons");
     for m in members {
-        m.stop();
+        let log = m.stop();
+        assert!(log.contains("lease(s) given back to the fleet"), "{log}");
     }
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT count(*) FROM leases WHERE holder IS NOT NULL"
+        ),
+        "0",
+        "a daemon stopping gives its leases back at once"
+    );
 }
 
 /// The daemon holding both lanes is killed mid-round (SIGKILL): the other

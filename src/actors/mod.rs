@@ -50,6 +50,8 @@ pub struct Pipeline {
     /// In a fleet: the leases and daemons as the last round's lease saw
     /// them (`None` otherwise, or before the first round).
     pub fleet: watch::Receiver<Option<crate::record::Fleet>>,
+    /// The record's writer, when there is a record.
+    pub recorder: Option<Addr<recorder::Recorder>>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -137,7 +139,7 @@ impl Pipeline {
             finished,
         )
         .numbered_from(opts.last_round);
-        let producer = match recorder.filter(|_| shared) {
+        let producer = match recorder.clone().filter(|_| shared) {
             Some(recorder) => producer.in_fleet(producer::FleetLink {
                 recorder,
                 scope: fleet_settings.lease,
@@ -155,6 +157,7 @@ impl Pipeline {
             rounds,
             idle_ticks,
             fleet,
+            recorder,
             metrics,
         }
     }

@@ -210,3 +210,20 @@ impl Handler<TakeLeases> for Recorder {
         Ok((held, cells))
     }
 }
+
+/// A daemon stopping gives its leases back (a shared record only; 0 for a
+/// file): answered with how many.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<u64, RecordError>")]
+pub struct ReleaseLeases;
+
+impl Handler<ReleaseLeases> for Recorder {
+    type Result = Result<u64, RecordError>;
+
+    fn handle(&mut self, _: ReleaseLeases, _: &mut SyncContext<Self>) -> Self::Result {
+        match self.record.shared() {
+            Some(shared) => shared.release_leases(),
+            None => Ok(0),
+        }
+    }
+}

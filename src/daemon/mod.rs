@@ -423,6 +423,16 @@ impl Daemon {
             .send(Flush)
             .await?
             .unwrap_or(Ok(()))?;
+        // In a fleet, everything is written: the leases go back now, so
+        // another daemon need not wait for them to expire.
+        if let Some(recorder) = &self.pipeline.recorder {
+            match recorder.send(crate::actors::recorder::ReleaseLeases).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => log::info!("{n} lease(s) given back to the fleet"),
+                Ok(Err(e)) => log::warn!("leases not given back (they expire): {e}"),
+                Err(e) => log::warn!("leases not given back (they expire): {e}"),
+            }
+        }
         let prices = self
             .pipeline
             .aggregator

@@ -235,6 +235,21 @@ impl PostgresRecord {
         })
     }
 
+    /// Gives back every lease this daemon holds (it is stopping, its cells
+    /// written): another daemon takes them at its next round rather than
+    /// after they expire. Returns how many.
+    pub fn release_leases(&self) -> Result<u64, RecordError> {
+        let path = self.path.clone();
+        let me = self.daemon.clone();
+        self.with(|c, _| {
+            c.execute(
+                "UPDATE leases SET holder = NULL, expires_at = '-infinity' WHERE holder = $1",
+                &[&me],
+            )
+            .map_err(pg(&path, "giving the leases back"))
+        })
+    }
+
     /// The fleet as the record has it now.
     pub fn fleet(&self, ttl: Duration) -> Result<Fleet, RecordError> {
         let path = self.path.clone();
