@@ -316,6 +316,20 @@ fn a_lost_postgres_connection_loses_nothing_and_is_made_again() {
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = current_database() AND pid <> pg_backend_pid()",
     );
+    // pg_terminate_backend only signals: wait until ours is gone.
+    let gone = std::time::Instant::now();
+    while psql(
+        &db.url,
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    ) != "0"
+    {
+        assert!(
+            gone.elapsed() < Duration::from_secs(10),
+            "the session outlived its end"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let cells = [(k.clone(), final_price(2.0, 2, "http://a/"))];
     let err = record.write(2, &cells).unwrap_err();
     assert!(matches!(err, RecordError::Postgres { .. }), "{err}");

@@ -157,8 +157,11 @@ fn pg_message(e: &postgres::Error) -> String {
     }
 }
 
-/// What to do about the PostgreSQL errors an operator can act on.
-fn pg_hint(e: &postgres::Error) -> &'static str {
+/// Whether `e` says the connection is gone or going: closed, an I/O error
+/// (no answer from the server at all), a connection exception (class 08),
+/// or the server shutting the session down. The next call must connect
+/// again.
+pub(super) fn connection_lost(e: &postgres::Error) -> bool {
     use postgres::error::SqlState;
     let lost = |c: &SqlState| {
         c.code().starts_with("08")
@@ -166,10 +169,13 @@ fn pg_hint(e: &postgres::Error) -> &'static str {
             || *c == SqlState::CRASH_SHUTDOWN
             || *c == SqlState::CANNOT_CONNECT_NOW
     };
-    if e.is_closed()
-        || e.as_db_error().is_none() && e.code().is_none()
-        || e.code().is_some_and(lost)
-    {
+    e.is_closed() || e.as_db_error().is_none() && e.code().is_none() || e.code().is_some_and(lost)
+}
+
+/// What to do about the PostgreSQL errors an operator can act on.
+fn pg_hint(e: &postgres::Error) -> &'static str {
+    use postgres::error::SqlState;
+    if connection_lost(e) {
         return "; the connection to PostgreSQL failed or was lost: the daemon keeps what it has \
                 not written and tries again at its next write";
     }

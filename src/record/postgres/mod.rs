@@ -279,7 +279,13 @@ impl PostgresRecord {
         let out = f(&mut client, &mut names);
         if out.is_err() {
             *names = Names::default();
-            if client.is_closed() {
+            let lost = match &out {
+                Err(RecordError::Postgres { source, .. }) => {
+                    crate::record::error::connection_lost(source)
+                }
+                _ => false,
+            };
+            if lost || client.is_closed() {
                 drop(client);
                 *self.client.borrow_mut() = None;
             }
