@@ -177,22 +177,19 @@ fn failover(db: &postgres::TestDatabase, dir: &Path) -> f64 {
     let second = Daemon::spawn(&config("second"));
     second.wait_for("daemon started");
     // Mid-round: some answers in, most to come.
-    let started = Instant::now();
-    while stats.price_requests() < 50 {
-        assert!(started.elapsed() < Duration::from_secs(60), "no requests");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(
+        stats.wait_for_price_requests(50, Duration::from_secs(60)),
+        "no requests"
+    );
     let _ = first.child.kill();
     let _ = first.child.wait();
     let killed = Instant::now();
     let before = stats.price_requests();
-    while stats.price_requests() == before {
-        assert!(
-            killed.elapsed() < TTL + Duration::from_secs(60),
-            "no other daemon asked"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    // Woken by the request's arrival, not by polling.
+    assert!(
+        stats.wait_for_price_requests(before + 1, TTL + Duration::from_secs(60)),
+        "no other daemon asked"
+    );
     let took = killed.elapsed().as_secs_f64();
     drop(second);
     drop(first);

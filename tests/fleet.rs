@@ -231,9 +231,13 @@ fn a_killed_daemons_lanes_are_completed_by_another_after_its_lease() {
     let second = member(&server, &db, dir.path(), "second", &exchanges, ttl, |c| c);
     let mut second = Running::spawn(&second);
     second.read_until("daemon started");
-    until("a few cells in", Duration::from_secs(30), || {
-        settled(&db, None) >= 5
-    });
+    // Mid-round: the server has answered a few of its requests.
+    assert!(
+        server
+            .stats
+            .wait_for_price_requests(5, Duration::from_secs(30)),
+        "no requests"
+    );
     signal(&first.child, "-KILL");
     let _ = first.child.wait();
     let killed = Instant::now();
@@ -272,9 +276,13 @@ fn a_daemon_paused_past_its_lease_has_its_late_writes_refused() {
     let other = member(&server, &db, dir.path(), "other", &exchanges, ttl, |c| c);
     let mut other = Running::spawn(&other);
     other.read_until("daemon started");
-    until("a first cell in", Duration::from_secs(30), || {
-        settled(&db, None) >= 1
-    });
+    // Its first requests are in flight (300 ms each).
+    assert!(
+        server
+            .stats
+            .wait_for_price_requests(1, Duration::from_secs(30)),
+        "no requests"
+    );
     signal(&paused.child, "-STOP");
     other.read_until("took kraken");
     until(
