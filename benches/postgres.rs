@@ -23,9 +23,8 @@ mod common;
 #[allow(dead_code)]
 mod postgres;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -95,24 +94,7 @@ struct Daemon {
 
 impl Daemon {
     fn spawn(config: &Path) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
-            .args(["run", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the daemon starts");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, lines) = common::spawn_daemon(config, "info");
         Daemon { child, lines }
     }
 

@@ -24,9 +24,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -176,29 +175,12 @@ struct Daemon {
 
 impl Daemon {
     fn spawn(config: &Path, log: &mut Vec<String>) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pricegrid"))
-            .args(["run", "--config"])
-            .arg(config)
-            // The Producer's "no round" line is at debug; its market
-            // choices (a line a market a tick) are not wanted.
-            .env(
-                "RUST_LOG",
-                "info,pricegrid::actors::producer=debug,pricegrid::actors::producer::markets=info",
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the daemon starts");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        // The Producer's "no round" line is at debug; its market choices
+        // (a line a market a tick) are not wanted.
+        let (child, lines) = common::spawn_daemon(
+            config,
+            "info,pricegrid::actors::producer=debug,pricegrid::actors::producer::markets=info",
+        );
         let mut d = Daemon {
             child,
             lines,
