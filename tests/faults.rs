@@ -273,6 +273,30 @@ async fn a_hung_fetch_is_requeued_and_its_late_answer_changes_nothing() {
     assert_eq!(stats.hung, 3, "{stats:?}");
 }
 
+/// The CI run of 2026-12-06 saw a round wait out a hung fetch: the jobs
+/// queued to that fetcher behind it had not started, so no deadline ran
+/// for them, and nobody else could take them.
+#[actix_rt::test]
+async fn jobs_behind_a_hung_fetcher_are_carried_by_the_others() {
+    let _hooks = hooks().await;
+    let server = spawn_price_server(|_| {});
+    let config = march(&server, 2)
+        .timeout(Duration::from_millis(300))
+        .task_deadline(Duration::from_millis(600))
+        .build();
+    // Hung far longer than the round needs: a round that ends before the
+    // hung attempt answers took nothing from it.
+    let hang = PanicKind::Hang(Duration::from_secs(10));
+    fault_hooks::panic_on([(key("kraken", "btc", "2020-03-10"), hang)]);
+    let (snap, stats) = round(config, server.url()).await;
+    assert_complete(&snap, &server);
+    assert_eq!(
+        (stats.hung, stats.stale_replies),
+        (1, 0),
+        "the round ended on the retry, not on the hung attempt: {stats:?}"
+    );
+}
+
 #[actix_rt::test]
 async fn max_in_flight_per_exchange_holds_and_a_slow_exchange_does_not_stall_the_rest() {
     let _hooks = hooks().await;

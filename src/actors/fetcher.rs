@@ -6,13 +6,15 @@
 //! The Supervisor alone decides what a reply means.
 //!
 //! Concurrency is not threads: the pool (`Pool`) is `fetch.workers` threads
-//! (a core each by default); each job goes to the queue of the least loaded
-//! one, and each thread serves its queue on its own actix runtime and awc
-//! client (awc is not `Send`), taking a job whenever it carries fewer than
-//! its share of `fetch.in_flight` and the pool as a whole fewer than
-//! `fetch.in_flight` (a semaphore). A queue each, so that no fetcher waits
-//! on another for its next job. What the Supervisor has handed over and not
-//! yet had answered stays on its own books: the queues only carry jobs, and
+//! (a core each by default) that take jobs from one queue, each on its own
+//! actix runtime and awc client (awc is not `Send`), taking a job whenever
+//! it carries fewer than its share of `fetch.in_flight` and the pool as a
+//! whole fewer than `fetch.in_flight` (a semaphore). One queue, not one per
+//! fetcher: a job waits for whichever fetcher has room first, so a fetcher
+//! that hangs holds only the jobs it has started (whose deadlines run from
+//! the moment it took them), never a backlog nobody else may take. What the
+//! Supervisor has handed over and not yet had answered stays on its own
+//! books: the queue only carries jobs, and
 //! every reply goes back on one channel as a `Replied` with the job's
 //! dispatch number (one stream for the Supervisor, rather than a future per
 //! request that its context would poll at every wake-up).
@@ -26,7 +28,6 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -224,34 +225,28 @@ struct Job {
     reply: ReplyTo,
 }
 
-/// What a pool's fetchers share: the bound on the requests in flight and
-/// each fetcher's load.
+/// What a pool's fetchers share: the bound on the requests in flight.
 struct Shared {
     /// One permit per request in flight, over the whole pool.
     slots: Semaphore,
     /// Most requests one fetcher carries at once.
     per_worker: usize,
-    /// Jobs queued to or carried by each fetcher, by its index.
-    loads: Vec<AtomicUsize>,
 }
 
-/// Serve queue `index` until the pool is dropped (each worker thread takes
-/// one such message and keeps it).
+/// Serve the pool's queue until the pool is dropped (each worker thread
+/// takes one such message and keeps it).
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Serve {
     shared: Arc<Shared>,
-    index: usize,
-    jobs: mpsc::UnboundedReceiver<Job>,
+    jobs: async_channel::Receiver<Job>,
 }
 
 /// A pool of fetchers: `workers` threads that carry at most `in_flight`
-/// requests together, each job queued to the least loaded one (a queue
-/// each: no fetcher waits on another's). Dropping it closes the queues;
-/// the threads finish the jobs already queued and exit.
+/// requests together, taking jobs from one queue. Dropping it closes the
+/// queue; the threads finish the jobs already queued and exit.
 pub struct Pool {
-    queues: Vec<mpsc::UnboundedSender<Job>>,
-    shared: Arc<Shared>,
+    queue: async_channel::Sender<Job>,
     replies: mpsc::UnboundedSender<Replied>,
     _threads: Addr<Fetcher>,
 }
@@ -270,45 +265,32 @@ impl Pool {
         let shared = Arc::new(Shared {
             slots: Semaphore::new(in_flight.max(1)),
             per_worker: per_worker.max(1),
-            loads: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
         });
         let threads = SyncArbiter::start(workers, move || factory.build());
-        let queues = (0..workers)
-            .map(|index| {
-                let (tx, jobs) = mpsc::unbounded_channel();
-                threads.do_send(Serve {
-                    shared: shared.clone(),
-                    index,
-                    jobs,
-                });
-                tx
-            })
-            .collect();
+        let (queue, jobs) = async_channel::unbounded();
+        for _ in 0..workers {
+            threads.do_send(Serve {
+                shared: shared.clone(),
+                jobs: jobs.clone(),
+            });
+        }
         Pool {
-            queues,
-            shared,
+            queue,
             replies,
             _threads: threads,
         }
     }
 
-    /// Queues `fetch` as dispatch `dispatch` to the least loaded fetcher;
-    /// exactly one `Replied` comes back for it.
+    /// Queues `fetch` as dispatch `dispatch` for the first fetcher with
+    /// room; exactly one `Replied` comes back for it.
     pub fn fetch(&self, dispatch: u64, fetch: Fetch) {
         let reply = ReplyTo {
             dispatch,
             to: Some(self.replies.clone()),
         };
-        let loads = &self.shared.loads;
-        let least = (0..loads.len())
-            .min_by_key(|&i| loads[i].load(Ordering::Relaxed))
-            .unwrap_or(0);
-        loads[least].fetch_add(1, Ordering::Relaxed);
-        // A send fails only once that thread is gone: the job is dropped,
+        // A send fails only once every thread is gone: the job is dropped,
         // and its `ReplyTo` says it was lost.
-        if self.queues[least].send(Job { fetch, reply }).is_err() {
-            loads[least].fetch_sub(1, Ordering::Relaxed);
-        }
+        let _ = self.queue.try_send(Job { fetch, reply });
     }
 }
 
@@ -324,13 +306,9 @@ impl Handler<Serve> for Fetcher {
     type Result = ();
 
     fn handle(&mut self, serve: Serve, _: &mut SyncContext<Self>) {
-        let Serve {
-            shared,
-            index,
-            mut jobs,
-        } = serve;
+        let Serve { shared, jobs } = serve;
         loop {
-            match self.runtime.block_on(self.serve(&shared, index, &mut jobs)) {
+            match self.runtime.block_on(self.serve(&shared, &jobs)) {
                 Ended::Closed => return,
                 Ended::Panicked => {
                     let fresh = self.factory.build();
@@ -345,12 +323,7 @@ impl Fetcher {
     /// Takes jobs while this fetcher and the pool have room, until the
     /// queue closes or a request panics (then it takes no more and lets
     /// the others finish).
-    async fn serve(
-        &self,
-        shared: &Shared,
-        index: usize,
-        jobs: &mut mpsc::UnboundedReceiver<Job>,
-    ) -> Ended {
+    async fn serve(&self, shared: &Shared, jobs: &async_channel::Receiver<Job>) -> Ended {
         let mut running = FuturesUnordered::new();
         let mut panicked = false;
         let mut closed = false;
@@ -367,16 +340,18 @@ impl Fetcher {
             // request ended first) without losing anything.
             let next = async {
                 let slot = shared.slots.acquire().await.ok()?;
-                Some((jobs.recv().await?, slot))
+                Some((jobs.recv().await.ok()?, slot))
             };
             tokio::select! {
                 biased;
-                Some(done) = running.next(), if !running.is_empty() => {
-                    shared.loads[index].fetch_sub(1, Ordering::Relaxed);
-                    panicked |= done;
-                }
+                Some(done) = running.next(), if !running.is_empty() => panicked |= done,
                 next = next, if room => match next {
-                    Some((job, slot)) => running.push(self.run(job, slot)),
+                    Some((job, slot)) => {
+                        // Its deadline runs from here: taken, it is this
+                        // fetcher's alone, even before its first poll.
+                        job.fetch.started.mark();
+                        running.push(self.run(job, slot));
+                    }
                     None => closed = true,
                 },
             }
@@ -386,7 +361,6 @@ impl Fetcher {
     /// Runs one job and sends its reply; true if it panicked.
     async fn run(&self, job: Job, _slot: SemaphorePermit<'_>) -> bool {
         let Job { fetch, reply } = job;
-        fetch.started.mark();
         #[cfg(feature = "fault-hooks")]
         crate::fault_hooks::before_guard(&fetch.key);
         let asked_at = self.clock.now();
