@@ -207,14 +207,31 @@ pub fn spawn_daemon(
     rust_log: &str,
 ) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
     use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pricegrid"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pricegrid"));
+    command
         .args(["run", "--config"])
         .arg(config)
         .env("RUST_LOG", rust_log)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the daemon starts");
+        .stderr(std::process::Stdio::piped());
+    // A bench killed (a time-out, ^C) takes its daemon with it: an orphaned
+    // daemon would go on using the machine, and holding whatever the bench's
+    // parent held (a `flock` on the bench lock, inherited).
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches only the child.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    }
+    let mut child = command.spawn().expect("the daemon starts");
     let stderr = child.stderr.take().expect("piped stderr");
     let (tx, lines) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
