@@ -69,7 +69,7 @@ pub use postgres::{Fleet, Heartbeat, Held, Lease, Member, PostgresRecord};
 pub use reference::Recorded;
 use rounds::put_round;
 pub use rounds::{RoundRow, RoundStatus, WriteStats};
-pub use schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_VERSION};
+pub use schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_VERSION};
 
 /// The first 16 bytes of every SQLite database file.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
@@ -296,9 +296,9 @@ impl SqliteRecord {
                 );
             }
         }
-        if found == 1 {
-            // Only the step from 1 rewrites tables (2 to 3 adds one).
-            // The old tables' pages are free now; give them back to the
+        if found > 0 && found < SCHEMA_VERSION {
+            // The steps from 1 and from 3 (which every older file takes)
+            // rewrite tables. The old tables' pages are free now; give them back to the
             // file system (outside the migration's transaction, as VACUUM
             // must be; a crash during it leaves the migrated file).
             conn.execute_batch("VACUUM")
