@@ -112,6 +112,9 @@ pub struct SqliteRecord {
     /// The interned names as far as this connection has read or written
     /// them (`record::names`).
     names: RefCell<Names>,
+    /// Opened to write (`open`): the record's one writer, so `load` may
+    /// read it on a second connection too and see the same rows.
+    writer: bool,
 }
 
 impl std::fmt::Debug for SqliteRecord {
@@ -308,6 +311,7 @@ impl SqliteRecord {
             conn,
             path: path.to_owned(),
             names: RefCell::default(),
+            writer: true,
         })
     }
 
@@ -352,6 +356,7 @@ impl SqliteRecord {
                     conn,
                     path: path.to_owned(),
                     names: RefCell::default(),
+                    writer: false,
                 })
             }
         }
@@ -427,7 +432,7 @@ impl SqliteRecord {
             .conn
             .unchecked_transaction()
             .map_err(sql(path, "starting to read cells"))?;
-        let store = load::store(&tx, &*self.interned()?, path)?;
+        let store = load::store(&tx, &*self.interned()?, path, self.writer)?;
         let last = self.last_round()?;
         tx.finish().map_err(sql(path, "reading cells"))?;
         Ok((store, last))
