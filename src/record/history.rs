@@ -147,24 +147,31 @@ impl SqliteRecord {
             let list: Vec<String> = ids.iter().map(i64::to_string).collect();
             conditions.push_str(&format!(" AND {column} IN ({})", list.join(", ")));
         }
-        for (bound, op) in [(filter.from, ">="), (filter.to, "<=")] {
+        // One day is asked as one: the key is day first, so `day = ?` lets
+        // the symbols asked be sought too, where a range of days would be
+        // read whole.
+        let bounds = match (filter.from, filter.to) {
+            (Some(from), Some(to)) if from == to => [(Some(from), "="), (None, "")],
+            (from, to) => [(from, ">="), (to, "<=")],
+        };
+        for (bound, op) in bounds {
             if let Some(day) = bound {
                 params.push(Value::Integer(rows::day_number(day)));
                 conditions.push_str(&format!(" AND day {op} ?{}", params.len()));
             }
         }
-        // Both in key order (symbol, day, exchange[, round]): merged below
+        // Both in key order (day, symbol, exchange[, round]): merged below
         // in one pass. A cell's `cells` row answers from `since` on; before
         // that, its newest history row at or before the round. Read at a
         // round before the cell's own, its row carries `since` as round:
         // the round that recorded what it holds.
         let current = format!(
             "SELECT {COLUMNS}, since FROM cells WHERE since <= ?1{conditions} \
-             ORDER BY symbol, day, exchange"
+             ORDER BY day, symbol, exchange"
         );
         let past = format!(
             "SELECT {COLUMNS} FROM history WHERE round <= ?1{conditions} \
-             ORDER BY symbol, day, exchange, round"
+             ORDER BY day, symbol, exchange, round"
         );
         let mut out = Vec::new();
         {
@@ -179,8 +186,10 @@ impl SqliteRecord {
             let cells = Decoder::new(path, "cells");
             let history = Decoder::new(path, "history");
             let this_round = int(round);
+            // The key's order: day, symbol, exchange (`COLUMNS` begins
+            // with symbol, day, exchange).
             let key_of = |row: &rusqlite::Row<'_>| -> rusqlite::Result<[i64; 3]> {
-                Ok([row.get(0)?, row.get(1)?, row.get(2)?])
+                Ok([row.get(1)?, row.get(0)?, row.get(2)?])
             };
             // A row read ahead: its key, its cell, and for `cells` its own
             // round and `since`.

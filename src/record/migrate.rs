@@ -1,4 +1,5 @@
-//! The steps from schema version 2 to 3 (a `reference` table, nothing
+//! The steps from schema version 3 to 4 (the same tables, keyed day
+//! first), from version 2 to 3 (a `reference` table, nothing
 //! else) and from version 1 (text keys and times, every value in
 //! `history`) to version 2 (integer keys and times, interned names, the
 //! current value only in `cells`), and the fold that makes a value written
@@ -9,7 +10,7 @@
 
 use rusqlite::Transaction;
 
-use super::schema::{SCHEMA_V2, SCHEMA_V3};
+use super::schema::{SCHEMA_V2, SCHEMA_V3, SCHEMA_V4};
 
 /// `YYYY-MM-DD` text to days since 1970-01-01 (NULL for text that is not
 /// a date, which the NOT NULL column then refuses).
@@ -140,4 +141,10 @@ pub(super) fn fold_current(tx: &Transaction<'_>) -> rusqlite::Result<()> {
 /// it as it judges symbol-days again).
 pub(super) fn v2_to_v3(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(SCHEMA_V3)
+}
+
+/// Version 3 to version 4: `cells`, `history` and `reference` copied into
+/// tables keyed day first, row for row (`schema::SCHEMA_V4`).
+pub(super) fn v3_to_v4(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(SCHEMA_V4)
 }

@@ -69,7 +69,7 @@ pub use postgres::{Fleet, Heartbeat, Held, Lease, Member, PostgresRecord};
 pub use reference::Recorded;
 use rounds::put_round;
 pub use rounds::{RoundRow, RoundStatus, WriteStats};
-pub use schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_VERSION};
+pub use schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_VERSION};
 
 /// The first 16 bytes of every SQLite database file.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
@@ -112,6 +112,9 @@ pub struct SqliteRecord {
     /// The interned names as far as this connection has read or written
     /// them (`record::names`).
     names: RefCell<Names>,
+    /// Opened to write (`open`): the record's one writer, so `load` may
+    /// read it on a second connection too and see the same rows.
+    writer: bool,
 }
 
 impl std::fmt::Debug for SqliteRecord {
@@ -296,9 +299,9 @@ impl SqliteRecord {
                 );
             }
         }
-        if found == 1 {
-            // Only the step from 1 rewrites tables (2 to 3 adds one).
-            // The old tables' pages are free now; give them back to the
+        if found > 0 && found < SCHEMA_VERSION {
+            // The steps from 1 and from 3 (which every older file takes)
+            // rewrite tables. The old tables' pages are free now; give them back to the
             // file system (outside the migration's transaction, as VACUUM
             // must be; a crash during it leaves the migrated file).
             conn.execute_batch("VACUUM")
@@ -308,6 +311,7 @@ impl SqliteRecord {
             conn,
             path: path.to_owned(),
             names: RefCell::default(),
+            writer: true,
         })
     }
 
@@ -352,6 +356,7 @@ impl SqliteRecord {
                     conn,
                     path: path.to_owned(),
                     names: RefCell::default(),
+                    writer: false,
                 })
             }
         }
@@ -427,7 +432,7 @@ impl SqliteRecord {
             .conn
             .unchecked_transaction()
             .map_err(sql(path, "starting to read cells"))?;
-        let store = load::store(&tx, &*self.interned()?, path)?;
+        let store = load::store(&tx, &*self.interned()?, path, self.writer)?;
         let last = self.last_round()?;
         tx.finish().map_err(sql(path, "reading cells"))?;
         Ok((store, last))

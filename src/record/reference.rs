@@ -1,4 +1,5 @@
-//! The `reference` table (schema version 3): the reference close of each
+//! The `reference` table (schema version 3, keyed day first since 4): the
+//! reference close of each
 //! symbol-day as it stood in each round that judged it again, written by
 //! the Recorder as the Aggregator hands it over and read back as of the
 //! current values or of a round (`--round N`, `--at`): the newest row of
@@ -47,7 +48,12 @@ pub fn write(
              constituents, excluded, min, max, spread, mad) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
-        for (symbol, day, r) in references {
+        // In the table's order (day, symbol): a new day's rows are
+        // appended, not spread over the file. Stable, so a symbol-day's
+        // later write still replaces its earlier one.
+        let mut ordered: Vec<&(Symbol, NaiveDate, Reference)> = references.iter().collect();
+        ordered.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        for (symbol, day, r) in ordered {
             let row =
                 Stored::of(r).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
             let held = newest

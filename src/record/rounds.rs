@@ -235,7 +235,7 @@ impl SqliteRecord {
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(sql(path, doing))?;
             // In the table's order: neighbours share pages.
-            rows.sort_by_key(|r| (r.symbol, r.day, r.exchange));
+            rows.sort_by_key(|r| (r.day, r.symbol, r.exchange));
             let mut current = tx.prepare_cached(INSERT_CELL).map_err(sql(path, doing))?;
             let mut held = tx
                 .prepare_cached(&format!(

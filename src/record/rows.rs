@@ -34,7 +34,7 @@ pub(super) fn day_number(day: NaiveDate) -> i64 {
     (day - EPOCH).num_days()
 }
 
-fn day_of(n: i64) -> Option<NaiveDate> {
+pub(super) fn day_of(n: i64) -> Option<NaiveDate> {
     EPOCH.checked_add_signed(chrono::Duration::try_days(n)?)
 }
 
@@ -242,6 +242,13 @@ impl<'p> Decoder<'p> {
         row: &Row<'_>,
         names: &Names,
     ) -> Result<(TaskKey, Cell), RecordError> {
+        self.cell_of(self.raw(row)?, names)
+    }
+
+    /// One row of `COLUMNS` as read, its names still ids and its values
+    /// not yet checked (`cell_of` does that): what `record::load` reads on
+    /// one thread and checks on another.
+    pub(super) fn raw(&self, row: &Row<'_>) -> Result<Raw, RecordError> {
         let numbers = [
             (5, "open"),
             (6, "high"),
@@ -280,7 +287,7 @@ impl<'p> Decoder<'p> {
             reason,
             attempts: self.opt_int(row, 14, "attempts")?,
         };
-        self.cell_of(raw, names)
+        Ok(raw)
     }
 
     /// A row's values, already read from whichever database, as a key and

@@ -370,8 +370,8 @@ fn one_symbol_day_across_exchanges_is_read_through_its_index() {
             .conn
             .prepare(&format!(
                 "EXPLAIN QUERY PLAN SELECT {} FROM {table} WHERE round <= 2 \
-                 AND symbol IN ({eth}) AND day >= {day} AND day <= {day} \
-                 ORDER BY symbol, day, exchange{order}",
+                 AND symbol IN ({eth}) AND day = {day} \
+                 ORDER BY day, symbol, exchange{order}",
                 rows::COLUMNS
             ))
             .unwrap()
@@ -1332,4 +1332,191 @@ fn a_version_1_record_is_migrated_and_every_cell_history_row_and_round_reads_bac
         4,
         "opened again, nothing to migrate"
     );
+}
+
+/// The same record as a file of schema version 3 would hold it: version
+/// 3's tables exactly as `SCHEMA_V2` and `SCHEMA_V3` create them (keys
+/// symbol first), every row copied from `from`.
+fn as_version_3(from: &Path, to: &Path) {
+    let conn = Connection::open(to).unwrap();
+    conn.execute_batch(
+        "PRAGMA page_size = 2048; \
+         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
+    )
+    .unwrap();
+    conn.execute_batch(SCHEMA_V2).unwrap();
+    conn.execute_batch(SCHEMA_V3).unwrap();
+    conn.execute("ATTACH ?1 AS v4", [from.to_str().unwrap()])
+        .unwrap();
+    for table in [
+        "meta",
+        "exchanges",
+        "symbols",
+        "markets",
+        "sources",
+        "cells",
+        "history",
+        "rounds",
+        "reference",
+    ] {
+        conn.execute(
+            &format!("INSERT INTO main.{table} SELECT * FROM v4.{table}"),
+            [],
+        )
+        .unwrap();
+    }
+    conn.execute(
+        "UPDATE main.meta SET value = '3' WHERE key = 'schema_version'",
+        [],
+    )
+    .unwrap();
+}
+
+/// The primary key of `table`, as its DDL says.
+fn key_of(r: &Record, table: &str) -> String {
+    let ddl: String = r
+        .conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let at = ddl.find("PRIMARY KEY").unwrap();
+    ddl[at..].split(')').next().unwrap().to_owned() + ")"
+}
+
+#[test]
+fn a_version_3_record_is_migrated_to_day_first_keys_and_every_cell_history_row_and_reference_reads_back_the_same(
+) {
+    use crate::quality::{Constituent, Excluded, Exclusion, Reference, Status};
+    let dir = tempfile::tempdir().unwrap();
+    let v4 = dir.path().join("v4.sqlite");
+    let v3 = dir.path().join("v3.sqlite");
+    let mut r = Record::open(&v4).unwrap();
+    // Round 1: 3 exchanges x 4 symbols x 5 days; round 2 changes every
+    // third cell (a history row each) and adds a day.
+    let first = grid(3, 4, 5, |e, s, d| {
+        final_price((e * 100 + s * 10 + d) as f64, 1)
+    });
+    run_round(&mut r, 1, "2020-03-20T10:00:00Z", &first);
+    let second: Vec<(TaskKey, Cell)> = grid(3, 4, 6, |e, s, d| {
+        final_price((e * 100 + s * 10 + d) as f64 + 0.5, 2)
+    })
+    .into_iter()
+    .enumerate()
+    .filter(|(i, (k, _))| i % 3 == 0 || k.day == NaiveDate::from_ymd_opt(2020, 1, 6).unwrap())
+    .map(|(_, c)| c)
+    .collect();
+    run_round(&mut r, 2, "2020-03-21T10:00:00Z", &second);
+    let judged = |close: f64, status| Reference {
+        close: Some(close),
+        status,
+        constituents: vec![Constituent {
+            exchange: Exchange::new("ex-0000").unwrap(),
+            close,
+            volume: 10.0,
+            provisional: false,
+        }],
+        excluded: vec![Excluded {
+            exchange: Exchange::new("ex-0001").unwrap(),
+            why: Exclusion::Outlier {
+                median: close,
+                threshold: 2.0,
+            },
+        }],
+        dispersion: None,
+    };
+    let day = |d: u32| NaiveDate::from_ymd_opt(2020, 1, d).unwrap();
+    let sym = |s: usize| Symbol::new(&format!("sym-{s:03}")).unwrap();
+    r.write_references(
+        1,
+        &[
+            (sym(1), day(2), judged(12.0, Status::Provisional)),
+            (sym(0), day(1), judged(1.0, Status::Final)),
+        ],
+    )
+    .unwrap();
+    r.write_references(2, &[(sym(1), day(2), judged(12.5, Status::Final))])
+        .unwrap();
+    let read = |r: &Record| {
+        (
+            cells_of(&r.load().unwrap().0),
+            r.load().unwrap().1,
+            r.cells_at(1, &[], &[], None, None).unwrap(),
+            r.cells_at(2, &[], &[], None, None).unwrap(),
+            r.references(None, None, None, Some(1)).unwrap(),
+            r.references(None, None, None, None).unwrap(),
+            r.rounds().unwrap().len(),
+        )
+    };
+    let mut expected = read(&r);
+    let history: i64 = r
+        .conn
+        .query_row("SELECT COUNT(*) FROM history", [], |row| row.get(0))
+        .unwrap();
+    assert!(history > 0, "round 2 changed cells of round 1");
+    drop(r);
+
+    as_version_3(&v4, &v3);
+    assert!(matches!(
+        Record::open_read_only(&v3),
+        Err(RecordError::OlderFormat { found: 3, .. })
+    ));
+    let r = Record::open(&v3).unwrap();
+    let version: String = r.meta(schema::key::SCHEMA_VERSION).unwrap().unwrap();
+    assert_eq!(version, "4");
+    assert_eq!(key_of(&r, "cells"), "PRIMARY KEY (day, symbol, exchange)");
+    assert_eq!(
+        key_of(&r, "history"),
+        "PRIMARY KEY (day, symbol, exchange, round)"
+    );
+    assert_eq!(key_of(&r, "reference"), "PRIMARY KEY (day, symbol, round)");
+    let mut migrated = read(&r);
+    // Point-in-time reads come in the key's order, which changed.
+    for got in [&mut expected, &mut migrated] {
+        got.2.sort_by(|a, b| a.0.cmp(&b.0));
+        got.3.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    assert_eq!(migrated, expected);
+    assert_eq!(expected.4.len(), 2, "both symbol-days judged in round 1");
+    assert_eq!(expected.5[1].close, Some(12.5), "sym-001's later judgement");
+}
+
+/// A steady round adds a new day of every pair. Written symbol by symbol
+/// as a backfill writes it, the record then takes the new day's 2,000
+/// cells (10 exchanges x 200 symbols, ~150 KB of rows) at the end of its
+/// key: the WAL holds the pages those rows fill, not a page or three for
+/// each of the 200 symbols (1.4 MB in schema 3's symbol-first key).
+#[test]
+fn a_new_day_of_every_pair_is_written_to_about_the_pages_it_fills() {
+    let (_dir, path, mut r) = new_record();
+    let all = grid(10, 200, 30, |e, s, d| final_price((e + s + d) as f64, 1));
+    // As the backfill writes: a flush per 20 symbols, all their exchanges.
+    let mut by_symbol = all.clone();
+    by_symbol.sort_by(|a, b| (&a.0.symbol, a.0.day).cmp(&(&b.0.symbol, b.0.day)));
+    let finished = at("2020-03-20T10:00:00Z");
+    r.begin_round(1, finished, 0).unwrap();
+    for flush in by_symbol.chunks(20 * 10 * 30) {
+        r.write(1, flush).unwrap();
+    }
+    r.finish_round(&summary(1, all.len(), false), finished)
+        .unwrap();
+    r.checkpoint().unwrap();
+    let before = on_disk(&path);
+
+    let new_day: Vec<(TaskKey, Cell)> =
+        grid(10, 200, 31, |e, s, d| final_price((e + s + d) as f64, 2))
+            .into_iter()
+            .filter(|(k, _)| k.day == NaiveDate::from_ymd_opt(2020, 1, 31).unwrap())
+            .collect();
+    assert_eq!(new_day.len(), 2_000);
+    run_round(&mut r, 2, "2020-03-21T10:00:00Z", &new_day);
+    let wal = on_disk(&path) - before;
+    assert!(
+        wal < 400_000,
+        "a new day of 2,000 cells wrote {wal} bytes to the WAL"
+    );
+    let (store, _) = r.load().unwrap();
+    assert_eq!(store.len(), 62_000);
 }

@@ -1,13 +1,21 @@
-//! Building a store from a durable record at start: cells arrive in the
-//! record's key order, (symbol, day, exchange), and each is put in place as
-//! it was. `StoreBuilder` keeps the series of the symbol being read in hand
-//! (one per exchange) and the last source's index, so a cell costs a short
-//! scan of the exchanges in hand and a slot write, not two map lookups
-//! (20M cells at resume). Any other order is still correct, only slower.
-//! Owns no rule of what may replace what: that is `Store::apply`, for new
-//! results.
+//! Building a store from a durable record at start: 20M cells at resume,
+//! so a cell must cost a slot write, not map lookups. The SQLite record
+//! gives its cells day first, (day, symbol, exchange), so each day repeats
+//! the same run of series; the PostgreSQL record gives them symbol first,
+//! one symbol's series at a time. `StoreBuilder` keeps every series it
+//! fills in hand, in the order first seen, and a cursor to the one after
+//! the last filled: in either order the next cell's series is usually the
+//! one under the cursor, and otherwise one hash lookup away. A series
+//! first seen is sized at once to reach the last day the record holds
+//! (`StoreBuilder::reaching`), with a little room to grow, instead of
+//! growing by an eighth a day at a time. Any other order is still correct,
+//! only slower. Owns no rule of what may replace what: that is
+//! `Store::apply`, for new results.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use chrono::NaiveDate;
 
 use super::series::Series;
 use super::{Cell, Store};
@@ -17,9 +25,16 @@ use crate::model::{Exchange, Symbol, TaskKey};
 #[derive(Default)]
 pub struct StoreBuilder {
     store: Store,
-    /// The series of one symbol being filled, out of the store's map until
-    /// another symbol comes.
+    /// Every series being filled, in the order first seen, out of the
+    /// store's map until `finish`.
     hand: Vec<(Exchange, Symbol, Series)>,
+    /// Where each series of `hand` is.
+    at: HashMap<(Exchange, Symbol), usize>,
+    /// The series after the last one filled.
+    cursor: usize,
+    /// The last day the record holds, if told: how far a new series is
+    /// sized at once.
+    last_day: Option<NaiveDate>,
     /// The last source named, and its index.
     last_source: Option<(Arc<str>, u16)>,
 }
@@ -27,6 +42,16 @@ pub struct StoreBuilder {
 impl StoreBuilder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A builder that sizes each series at once to reach `last_day` (the
+    /// record's newest day), with room for a few more days: no series is
+    /// grown and copied again and again while the record is read.
+    pub fn reaching(last_day: Option<NaiveDate>) -> Self {
+        Self {
+            last_day,
+            ..Self::default()
+        }
     }
 
     /// Puts `cell` in place for `key` exactly as given (see `Store::put`).
@@ -42,38 +67,42 @@ impl StoreBuilder {
                 }
             },
         };
-        if self.hand.first().is_some_and(|(_, s, _)| *s != key.symbol) {
-            self.flush();
-        }
-        let at = match self.hand.iter().position(|(e, _, _)| *e == key.exchange) {
-            Some(at) => at,
-            None => {
-                let series = self
-                    .store
-                    .series
-                    .get_mut(&key.exchange)
-                    .and_then(|m| Arc::make_mut(m).remove(&key.symbol))
-                    .map(Arc::unwrap_or_clone)
-                    .unwrap_or_default();
-                self.hand
-                    .push((key.exchange.clone(), key.symbol.clone(), series));
-                self.hand.len() - 1
-            }
+        let i = match self.hand.get(self.cursor) {
+            Some((e, s, _)) if *e == key.exchange && *s == key.symbol => self.cursor,
+            _ => self.find(key),
         };
-        let (was, now) = self.hand[at].2.restore(key.day, cell, source);
+        self.cursor = i + 1;
+        let (was, now) = self.hand[i].2.restore(key.day, cell, source);
         self.store.census.replace(&was, &now);
     }
 
-    fn flush(&mut self) {
-        for (exchange, symbol, series) in self.hand.drain(..) {
-            Arc::make_mut(self.store.series.entry(exchange).or_default())
-                .insert(symbol, Arc::new(series));
+    /// The series of `key` in hand, taken in (and sized) if new.
+    fn find(&mut self, key: &TaskKey) -> usize {
+        let pair = (key.exchange.clone(), key.symbol.clone());
+        if let Some(&i) = self.at.get(&pair) {
+            return i;
         }
+        let mut series = Series::default();
+        if let Some(days) = self
+            .last_day
+            .and_then(|last| usize::try_from((last - key.day).num_days()).ok())
+        {
+            // To the last day, and an eighth more: the room a series grown
+            // a day at a time keeps (`Series::index_mut`).
+            let span = days + 1;
+            series.slots.reserve_exact(span + span / 8 + 16);
+        }
+        self.hand.push((pair.0.clone(), pair.1.clone(), series));
+        self.at.insert(pair, self.hand.len() - 1);
+        self.hand.len() - 1
     }
 
     /// The store, every cell in place.
     pub fn finish(mut self) -> Store {
-        self.flush();
+        for (exchange, symbol, series) in self.hand.drain(..) {
+            Arc::make_mut(self.store.series.entry(exchange).or_default())
+                .insert(symbol, Arc::new(series));
+        }
         self.store
     }
 }

@@ -185,8 +185,13 @@ impl Series {
         };
         if day < first {
             let grow = usize::try_from((first - day).num_days()).unwrap_or(0);
-            self.slots
-                .splice(0..0, std::iter::repeat_n(Slot::EMPTY, grow));
+            // Exactly the days added, and the spare room kept at the end
+            // (a splice would let the Vec double; a load reading the later
+            // days first comes here once for each series).
+            let mut slots = Vec::with_capacity(self.slots.capacity() + grow);
+            slots.resize(grow, Slot::EMPTY);
+            slots.extend_from_slice(&self.slots);
+            self.slots = slots;
             let grow = grow as u32;
             self.notes = std::mem::take(&mut self.notes)
                 .into_iter()

@@ -265,11 +265,10 @@ async fn listing(
 /// A round's unsettled keys as tasks: a day each for `[source]` and the
 /// classic API, pages of consecutive days (no longer than the exchange's
 /// page, cut at the oldest day it serves) for a real exchange. Pages go
-/// symbol by symbol, each symbol's exchanges together: the record keeps
-/// cells in (symbol, day, exchange) order, so the answers of one flush
-/// land in one stretch of it rather than in every symbol's (a new day of
-/// 20,000 pairs touched each of 1,000 symbols' pages once per flush), and
-/// every exchange still has work from the start of a round.
+/// symbol by symbol, each symbol's exchanges together: a flush of a
+/// backfill then holds whole symbol-days, which the record (keyed (day,
+/// symbol, exchange) since schema 4) writes as one run within each day,
+/// and every exchange still has work from the start of a round.
 pub fn plan(todo: Vec<TaskKey>, markets: &Markets, today: NaiveDate) -> Vec<Task> {
     if markets.is_empty() {
         return todo.into_iter().map(Task::new).collect();
