@@ -389,6 +389,50 @@ fn one_symbol_day_across_exchanges_is_read_through_its_index() {
             "no sort: {plan:?}"
         );
     }
+
+    // One symbol over a range of days seeks each day's symbol: the key is
+    // day first, and a range read as one would read every symbol of it.
+    let (from, to) = (
+        NaiveDate::from_ymd_opt(2020, 3, 1),
+        NaiveDate::from_ymd_opt(2020, 3, 31),
+    );
+    let mut params = Vec::new();
+    let days = super::history::day_condition(from, to, true, &mut params);
+    for (table, order) in [("cells", ""), ("history", ", round")] {
+        let sql = format!(
+            "SELECT {} FROM {table} WHERE round <= 2 AND symbol IN ({eth}){days} \
+             ORDER BY day, symbol, exchange{order}",
+            rows::COLUMNS
+        );
+        let plan: Vec<String> = r
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(rusqlite::params_from_iter(&params), |row| {
+                row.get::<_, String>(3)
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|p| p.contains(&format!(
+                "SEARCH {table} USING PRIMARY KEY (day=? AND symbol=?"
+            ))),
+            "{plan:?}"
+        );
+    }
+    // And it reads what a range read as one reads.
+    let whole = r.cells_at(2, &[], &[], from, to).unwrap();
+    let eth_name = Symbol::new("eth").unwrap();
+    let sought = r
+        .cells_at(2, &[], std::slice::from_ref(&eth_name), from, to)
+        .unwrap();
+    let expected: Vec<_> = whole
+        .into_iter()
+        .filter(|(k, _)| k.symbol == eth_name)
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(sought, expected);
 }
 
 #[test]
