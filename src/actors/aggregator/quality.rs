@@ -137,6 +137,29 @@ impl Judge {
         }
         (judge(&inputs, &self.settings), exchanges)
     }
+
+    /// Judges `symbol` on `day` and sets its cells' check flags in
+    /// `store`: the keys whose flags moved, and the day's reference.
+    pub(super) fn set_checks(
+        &self,
+        store: &mut Store,
+        symbol: &Symbol,
+        day: NaiveDate,
+    ) -> (Vec<TaskKey>, Reference) {
+        let (judgement, exchanges) = self.judge(store, symbol, day);
+        let mut moved = Vec::new();
+        for (exchange, checks) in exchanges.into_iter().zip(&judgement.flags) {
+            let key = TaskKey {
+                exchange,
+                symbol: symbol.clone(),
+                day,
+            };
+            if store.set_checks(&key, *checks) {
+                moved.push(key);
+            }
+        }
+        (moved, judgement.reference)
+    }
 }
 
 /// The symbol-days waiting to be judged again.
@@ -195,23 +218,47 @@ impl Pending {
         }
         let mut out = Judged::default();
         for (symbol, day) in days {
-            let (judgement, exchanges) = judge.judge(store, &symbol, day);
-            for (exchange, checks) in exchanges.into_iter().zip(&judgement.flags) {
-                let key = TaskKey {
-                    exchange,
-                    symbol: symbol.clone(),
-                    day,
-                };
-                if store.set_checks(&key, *checks) {
-                    out.cells.push(key);
-                }
-            }
+            let (moved, reference) = judge.set_checks(store, &symbol, day);
+            out.cells.extend(moved);
             // Even an empty one: it replaces a reference the record holds
             // for a day whose prices have gone (the record writes no row
             // for a day that never had one).
-            out.references.push((symbol, day, judgement.reference));
+            out.references.push((symbol, day, reference));
         }
         out
+    }
+
+    /// The waiting symbol-days of `symbols` (every symbol when empty)
+    /// from `from` to `to`; `None` when a whole pass waits (every
+    /// symbol-day, or every symbol of a peg's changed day), which is the
+    /// Aggregator's to make.
+    pub fn covering(
+        &self,
+        symbols: &BTreeSet<Symbol>,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Option<Vec<(Symbol, NaiveDate)>> {
+        if self.all || !self.peg_days.is_empty() {
+            return None;
+        }
+        let (from, to) = (from.unwrap_or(NaiveDate::MIN), to.unwrap_or(NaiveDate::MAX));
+        if from > to {
+            return Some(Vec::new());
+        }
+        let within = |d: &NaiveDate| (from..=to).contains(d);
+        Some(if symbols.is_empty() {
+            self.days
+                .iter()
+                .filter(|(_, d)| within(d))
+                .cloned()
+                .collect()
+        } else {
+            symbols
+                .iter()
+                .flat_map(|s| self.days.range((s.clone(), from)..=(s.clone(), to)))
+                .cloned()
+                .collect()
+        })
     }
 }
 
@@ -239,10 +286,17 @@ impl super::Aggregator {
     /// are marked for the record, and the references go to it with the
     /// round they belong to.
     pub(super) fn judge_pending(&mut self, ctx: &mut actix::Context<Self>) {
-        if self.checks.is_empty() {
+        let mut live = self.live.write();
+        if live.checks.is_empty() {
             return;
         }
-        let judged = self.checks.judge(&self.judge, &mut self.store);
+        let super::Live {
+            store,
+            checks,
+            judge,
+        } = &mut *live;
+        let judged = checks.judge(judge, store);
+        drop(live);
         if !judged.cells.is_empty() {
             log::debug!(
                 "quality: the checks of {} cells changed",
@@ -285,9 +339,10 @@ impl actix::Handler<GetReferenceView> for super::Aggregator {
 
     fn handle(&mut self, _: GetReferenceView, ctx: &mut actix::Context<Self>) -> Self::Result {
         self.judge_pending(ctx);
+        let live = self.live.read();
         actix::MessageResult(ReferenceView {
-            store: self.store.clone(),
-            judge: self.judge.clone(),
+            store: live.store.clone(),
+            judge: live.judge.clone(),
         })
     }
 }
