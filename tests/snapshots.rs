@@ -811,6 +811,47 @@ async fn the_prices_route_gives_the_stored_closes_of_the_asked_keys() {
     api.stop().await;
 }
 
+/// A question reads the Aggregator's store without its mailbox: while the
+/// thread the actors share is held (as a round's results, its planning and
+/// its pumping hold it at 20M cells), `/v1/prices` still answers, with
+/// what is stored.
+#[actix_rt::test]
+async fn the_prices_route_answers_while_the_actors_thread_is_held() {
+    let api = ExchangeApi::after_btc_and_eth_early_march().await;
+    let url = format!(
+        "{}/v1/prices?symbol=btc&from=2020-03-13&to=2020-03-13",
+        api.base
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let answer = ureq::get(&url)
+            .timeout(Duration::from_secs(5))
+            .call()
+            .map(|r| r.into_string());
+        let _ = tx.send(answer);
+    });
+    // Blocks this thread, where the daemon's actors run: the Aggregator
+    // handles no message until the other thread has its answer.
+    let answer = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the asking thread ends");
+    let body = answer
+        .expect("answered within 5 s while the actors' thread was held")
+        .expect("a body");
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let rows = page["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 11, "btc on every exchange that day: {body}");
+    for r in rows {
+        let e = Exchange::new(r["exchange"].as_str().unwrap()).unwrap();
+        let want = api
+            .store
+            .answer(&e, &Symbol::new("btc").unwrap(), day("2020-03-13"))
+            .unwrap();
+        assert_eq!(r["close"].as_f64(), want.map(|p| p.close), "{e}");
+    }
+    api.stop().await;
+}
+
 #[actix_rt::test]
 async fn the_prices_route_as_csv_has_a_header_and_a_line_per_exchange() {
     let api = ExchangeApi::after_btc_and_eth_early_march().await;

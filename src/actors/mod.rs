@@ -42,6 +42,8 @@ pub struct Pipeline {
     pub producer: Addr<Producer>,
     pub supervisor: Addr<Supervisor>,
     pub aggregator: Addr<Aggregator>,
+    /// The Aggregator's store as questions read it, without its mailbox.
+    pub store: aggregator::StoreReader,
     /// The latest finished round's summary.
     pub rounds: watch::Receiver<Option<RoundSummary>>,
     /// Scheduled ticks (or requested rounds) that found nothing due and so
@@ -111,7 +113,7 @@ impl Pipeline {
         let recorder = opts
             .record
             .map(|record| recorder::Recorder::start(record, metrics.clone(), fleet_view));
-        let aggregator = match &recorder {
+        let aggregator_actor = match &recorder {
             Some(recorder) => Aggregator::recording(
                 &initial,
                 recorder.clone(),
@@ -121,8 +123,9 @@ impl Pipeline {
             None => Aggregator::new(&initial, metrics.clone()),
         }
         .with_store(opts.store)
-        .numbered_from(opts.last_round)
-        .start();
+        .numbered_from(opts.last_round);
+        let store = aggregator_actor.reader();
+        let aggregator = aggregator_actor.start();
         let supervisor = Supervisor::new(
             &initial,
             opts.clock.clone(),
@@ -154,6 +157,7 @@ impl Pipeline {
             producer,
             supervisor,
             aggregator,
+            store,
             rounds,
             idle_ticks,
             fleet,

@@ -3,9 +3,10 @@
 //! stream of status events (`events.rs`), Prometheus metrics, and the web
 //! page (`crate::web`) that reads only these routes.
 //!
-//! Read-only: it asks the Aggregator for a frozen copy of the store and
-//! computes answers on its own worker threads, so a large query never
-//! holds the Aggregator's mailbox. Bad query parameters are a 400 with a
+//! Read-only: it takes a frozen copy of the Aggregator's store from its
+//! `StoreReader` (not through its mailbox, where a question would wait
+//! behind a round's results) and computes answers on its own worker
+//! threads, so a large query never holds the Aggregator. Bad query parameters are a 400 with a
 //! JSON error naming the parameter. Every request passes `access` first
 //! (Host, Origin, bearer token, Content-Type, query size), on a port the
 //! daemon bound before it started anything else (`ApiListener`).
@@ -27,7 +28,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::actors::aggregator::{Aggregator, GetStatus, GetStore, RoundSummary};
+use crate::actors::aggregator::{Aggregator, GetStatus, GetStore, RoundSummary, StoreReader, View};
 use crate::actors::supervisor::{GetStats, Supervisor};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -54,6 +55,9 @@ pub use reload::{DaemonView, LastReload, ReloadOutcome, ReloadRequests, ReloadRe
 #[derive(Clone)]
 pub struct ApiState {
     pub aggregator: Addr<Aggregator>,
+    /// The Aggregator's store, read without its mailbox: a question never
+    /// waits behind a round's results.
+    pub store: StoreReader,
     pub supervisor: Addr<Supervisor>,
     pub metrics: Arc<Metrics>,
     /// The export directory in force (it may change on reload).
@@ -150,12 +154,20 @@ async fn from_store(
                 "error": "too many queries at once (api.max_concurrent_queries); try again in a second"
             }));
     };
-    let Ok(store) = state.aggregator.send(GetStore).await else {
-        return unavailable("the aggregator");
+    let filter = &params.filter;
+    let view = match state.store.view(&filter.symbols, filter.from, filter.to) {
+        Some(view) => view,
+        // A whole judging pass waits (a new `[quality]`): the Aggregator
+        // makes it first.
+        None => match state.aggregator.send(GetStore).await {
+            Ok(store) => View::judged(store),
+            Err(_) => return unavailable("the aggregator"),
+        },
     };
     let format = params.format.unwrap_or(Format::Json);
     let universe = state.daemon.borrow().universe.clone();
     let answer = web::block(move || {
+        let store = view.into_store();
         // Names the store holds need no list of every name (20,000
         // symbols at 20M cells); only another name is judged against it.
         let filter = &params.filter;
@@ -450,6 +462,7 @@ pub fn start_for(
         access,
         ApiState {
             aggregator: pipeline.aggregator.clone(),
+            store: pipeline.store.clone(),
             supervisor: pipeline.supervisor.clone(),
             metrics: pipeline.metrics.clone(),
             snapshot_dir,

@@ -108,6 +108,7 @@ pub(super) fn serve_api(
     });
     let state = ApiState {
         aggregator: pipeline.aggregator.clone(),
+        store: pipeline.store.clone(),
         supervisor: pipeline.supervisor.clone(),
         metrics: pipeline.metrics.clone(),
         snapshot_dir: links.files.snapshot_dir.subscribe(),

@@ -3,8 +3,10 @@
 //!
 //! Owns URL building (only from checked names), how a request introduces
 //! itself (`User-Agent: pricegrid/<version>`, or the operator's
-//! `user_agent`; `Accept-Encoding: gzip`) and the request limits
-//! (`source.timeout` bounds a whole request, body included; a body cap,
+//! `user_agent`, or an exchange's own: `endpoint`; `Accept-Encoding: gzip`
+//! only where an answer can be large enough for it to pay, listings and
+//! pages of many days, never a one-day answer of a few hundred bytes:
+//! `reading::Coding`) and the request limits (`source.timeout` bounds a whole request, body included; a body cap,
 //! which bounds a gzipped body once decoded too; a body shorter than its
 //! framing says is an error, not a short answer; the framing itself is
 //! followed under awc by `transport`, below the content coding). It
@@ -16,14 +18,13 @@
 //! this module reads no config (`ClientLimits` are built from `[source]`
 //! in `config`) and starts no server.
 
+mod endpoint;
 pub mod exchanges;
 mod reading;
 pub mod response;
 pub mod tls;
 pub mod transport;
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,10 +32,11 @@ use actix_web::web::Bytes;
 use url::Url;
 
 use crate::model::OhlcOrder;
-use crate::model::{DayRange, Exchange, ExchangeApi, NameError, Symbol, TaskKey};
+use crate::model::{DayRange, Exchange, NameError, Symbol, TaskKey};
+pub use endpoint::{default_user_agent, Endpoint, Endpoints};
 use exchanges::{CandleApi, CandleRequest, DayAnswer, Instrument, Method, PageResult};
 pub use reading::unreachable_kind;
-use reading::{describe, framing, gunzip, read_body, NoAnswer};
+use reading::{describe, framing, gunzip, read_body, Coding, NoAnswer};
 pub use response::{Answer, FetchFailure, FetchResult, Throttle, Unreachable};
 
 /// Why a discovery request failed.
@@ -55,34 +57,6 @@ pub enum SourceError {
         source: NameError,
     },
 }
-
-/// The `User-Agent` pricegrid sends unless told otherwise:
-/// `pricegrid/<version> (+<repository>)`, or `pricegrid/<version>` while
-/// Cargo.toml names no repository (exchanges ask for a contact: operators
-/// set `user_agent` with theirs).
-pub fn default_user_agent() -> String {
-    let version = env!("CARGO_PKG_VERSION");
-    match env!("CARGO_PKG_REPOSITORY") {
-        "" => format!("pricegrid/{version}"),
-        repository => format!("pricegrid/{version} (+{repository})"),
-    }
-}
-
-/// Where one exchange with an `[exchanges.NAME]` table is asked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub api: ExchangeApi,
-    pub url: Url,
-    /// What its cells record as their source (with the market added).
-    pub identity: Arc<str>,
-    /// Extra CA certificates its https connections trust.
-    pub ca_files: Vec<PathBuf>,
-    /// Its own `user_agent`, over `source.user_agent`.
-    pub user_agent: Option<Arc<str>>,
-}
-
-/// The exchanges that have their own endpoint, by name.
-pub type Endpoints = BTreeMap<Exchange, Endpoint>;
 
 /// How a `PriceClient` bounds its requests, and how it introduces itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,7 +183,6 @@ impl PriceClient {
             .timeout(timeout)
             .disable_redirects()
             .add_default_header((awc::http::header::USER_AGENT, user_agent))
-            .add_default_header((awc::http::header::ACCEPT_ENCODING, "gzip"))
             .finish();
         Self {
             client,
@@ -255,7 +228,7 @@ impl PriceClient {
     ) -> Result<Vec<T>, SourceError> {
         let url = self.url(path);
         let (status, _, body) = self
-            .get(&url, self.max_body.max(1 << 20))
+            .get(&url, self.max_body.max(1 << 20), Coding::Gzip)
             .await
             .map_err(|e| SourceError::Unreachable {
                 url: url.clone(),
@@ -293,8 +266,9 @@ impl PriceClient {
         &self,
         url: &str,
         limit: usize,
+        coding: Coding,
     ) -> Result<(u16, Option<String>, Result<Bytes, String>), NoAnswer> {
-        self.send(Method::Get, url, None, limit).await
+        self.send(Method::Get, url, None, limit, coding).await
     }
 
     /// One request as `get` does it, with a method and a JSON body.
@@ -304,10 +278,14 @@ impl PriceClient {
         url: &str,
         body: Option<&serde_json::Value>,
         limit: usize,
+        coding: Coding,
     ) -> Result<(u16, Option<String>, Result<Bytes, String>), NoAnswer> {
         let body = body.map(|b| Bytes::from(b.to_string()));
-        match actix_rt::time::timeout(self.timeout, self.get_unbounded(method, url, body, limit))
-            .await
+        match actix_rt::time::timeout(
+            self.timeout,
+            self.get_unbounded(method, url, body, limit, coding),
+        )
+        .await
         {
             Ok(r) => r,
             Err(_) => Err(NoAnswer {
@@ -335,6 +313,7 @@ impl PriceClient {
         url: &str,
         body: Option<Bytes>,
         limit: usize,
+        coding: Coding,
     ) -> Result<(u16, Option<String>, Result<Bytes, String>), NoAnswer> {
         use awc::error::{ConnectError, SendRequestError};
         use awc::http::{header, Version};
@@ -346,13 +325,19 @@ impl PriceClient {
             _ => url.to_owned(),
         };
         let url = url.as_str();
-        let send = || match (method, &body) {
-            (Method::Post, body) => self
-                .client
-                .post(url)
-                .insert_header((header::CONTENT_TYPE, "application/json"))
-                .send_body(body.clone().unwrap_or_default()),
-            (Method::Get, _) => self.client.get(url).send(),
+        let send = || {
+            let request = match method {
+                Method::Post => self
+                    .client
+                    .post(url)
+                    .insert_header((header::CONTENT_TYPE, "application/json")),
+                Method::Get => self.client.get(url),
+            }
+            .insert_header((header::ACCEPT_ENCODING, coding.header()));
+            match method {
+                Method::Post => request.send_body(body.clone().unwrap_or_default()),
+                Method::Get => request.send(),
+            }
         };
         let mut resp = match send().await {
             Err(SendRequestError::Connect(ConnectError::Disconnected)) => send().await,
@@ -419,7 +404,13 @@ impl PriceClient {
             .saturating_mul(api.page_days() as usize)
             .clamp(self.max_body, 16 << 20);
         let (status, retry_after, body) = self
-            .send(call.method, &url, call.body.as_ref(), limit)
+            .send(
+                call.method,
+                &url,
+                call.body.as_ref(),
+                limit,
+                Coding::for_days(days.len()),
+            )
             .await
             .map_err(NoAnswer::failure)?;
         let body =
@@ -439,7 +430,13 @@ impl PriceClient {
         let call: CandleRequest = api.instruments_call();
         let url = self.url(&call.path);
         let (status, _, body) = self
-            .send(call.method, &url, call.body.as_ref(), MAX_LISTING_BYTES)
+            .send(
+                call.method,
+                &url,
+                call.body.as_ref(),
+                MAX_LISTING_BYTES,
+                Coding::Gzip,
+            )
             .await
             .map_err(|e| SourceError::Unreachable {
                 url: url.clone(),
@@ -471,7 +468,7 @@ impl PriceClient {
             key.exchange, key.symbol, key.day
         ));
         let (status, retry_after, body) = self
-            .get(&url, self.max_body)
+            .get(&url, self.max_body, Coding::for_days(1))
             .await
             .map_err(NoAnswer::failure)?;
         response::classify(

@@ -22,12 +22,13 @@ impl Handler<Adopt> for Aggregator {
     type Result = ();
 
     fn handle(&mut self, msg: Adopt, _: &mut Self::Context) {
+        let mut live = self.live.write();
         for (key, cell) in &msg.cells {
-            self.store.put(key, cell);
-            self.settled.set(key, self.store.settled_by(key));
+            live.store.put(key, cell);
+            self.settled.set(key, live.store.settled_by(key));
         }
         self.metrics
             .prices_stored
-            .set(self.store.price_count() as i64);
+            .set(live.store.price_count() as i64);
     }
 }

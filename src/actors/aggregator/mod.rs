@@ -24,6 +24,7 @@
 
 mod adopt;
 mod due;
+mod live;
 mod persist;
 pub mod quality;
 mod tally;
@@ -46,15 +47,20 @@ use crate::snapshot::Snapshot;
 use crate::store::{Applied, Observation, Stamp, Store};
 pub use adopt::Adopt;
 use due::SettledIndex;
+use live::Live;
+pub use live::{StoreReader, View};
 pub use persist::{export_name, Flush, Written};
 use persist::{Dirty, Exports};
 pub use quality::{GetReferenceView, ReferenceView};
-use quality::{Judge, Pending};
 use tally::Tally;
 
 /// Owns the map and the running round's counts.
 pub struct Aggregator {
-    store: Store,
+    /// The store, the symbol-days whose cross-exchange checks must be
+    /// worked out again, and what judging needs besides the cells (the
+    /// settings, each market's quote, the peg markets): written here alone,
+    /// read by questions without this mailbox (`live.rs`).
+    live: StoreReader,
     /// The store's settled days, kept in step with it, so a round's due
     /// keys cost what is due rather than what is held.
     settled: SettledIndex,
@@ -62,11 +68,6 @@ pub struct Aggregator {
     last: Option<RoundSummary>,
     /// The last round the record held at start (0 for a new one).
     resumed_from: u64,
-    /// What the cross-exchange checks need besides the cells, shared with
-    /// the API's reference views.
-    judge: Arc<Judge>,
-    /// Symbol-days whose checks and reference must be worked out again.
-    checks: Pending,
     /// When the Producer will start the next round, if it runs on a schedule.
     next_round: Option<DateTime<Utc>>,
     config_version: u64,
@@ -115,13 +116,11 @@ impl Aggregator {
             None => (None, Clock::system()),
         };
         let mut aggregator = Self {
-            store: Store::new(),
+            live: StoreReader::default(),
             settled: SettledIndex::default(),
             round: None,
             last: None,
             resumed_from: 0,
-            judge: Arc::default(),
-            checks: Pending::default(),
             next_round: None,
             config_version: 0,
             progress_every: Duration::ZERO,
@@ -161,9 +160,10 @@ impl Aggregator {
             self.exports.configure(config);
         }
         if msg.diff.changed("quality") {
-            Arc::make_mut(&mut self.judge).configure(config);
-            if !self.store.is_empty() {
-                self.checks.everything();
+            let mut live = self.live.write();
+            Arc::make_mut(&mut live.judge).configure(config);
+            if !live.store.is_empty() {
+                live.checks.everything();
             }
         }
         timers
@@ -173,8 +173,13 @@ impl Aggregator {
     pub fn with_store(mut self, store: Store) -> Self {
         self.metrics.prices_stored.set(store.price_count() as i64);
         self.settled = SettledIndex::of(&store);
-        self.store = store;
+        self.live.write().store = store;
         self
+    }
+
+    /// Where questions read the store without this actor's mailbox.
+    pub fn reader(&self) -> StoreReader {
+        self.live.clone()
     }
 
     /// Resumes after round `last` of the record.
@@ -221,9 +226,11 @@ impl Aggregator {
                 dispatch: msg.dispatch,
             },
         };
-        let applied = self.store.apply(&key, &obs);
+        let mut live = self.live.write();
+        let applied = live.store.apply(&key, &obs);
         match applied {
             Applied::Stale => {
+                drop(live);
                 self.metrics.stale_results.inc();
                 log::debug!("{key}: a result of round {round} older than the cell's, dropped");
                 return;
@@ -231,8 +238,10 @@ impl Aggregator {
             Applied::New(state) => self.metrics.count_task(state),
             Applied::Again { .. } => {}
         }
-        self.settled.set(&key, self.store.settled_by(&key));
-        self.checks.touched(&self.judge, &key);
+        self.settled.set(&key, live.store.settled_by(&key));
+        let Live { checks, judge, .. } = &mut *live;
+        checks.touched(judge, &key);
+        drop(live);
         if self.recorder.is_some() {
             self.dirty.keys.insert(key.clone());
         }
@@ -259,15 +268,16 @@ impl Aggregator {
 
     /// The status of the map and the rounds.
     fn status(&self) -> AggregatorStatus {
+        let live = self.live.read();
         AggregatorStatus {
             config_version: self.config_version,
             running: self.round.as_ref().map(|t| (t.round, t.counts)),
             last: self.last,
             next_round_at: self.next_round,
-            prices: self.store.price_count(),
-            cells: self.store.counts_by_state(),
-            exchanges: self.store.exchanges().cloned().collect(),
-            symbols: self.store.symbols().into_iter().cloned().collect(),
+            prices: live.store.price_count(),
+            cells: live.store.counts_by_state(),
+            exchanges: live.store.exchanges().cloned().collect(),
+            symbols: live.store.symbols().into_iter().cloned().collect(),
         }
     }
 
@@ -277,7 +287,12 @@ impl Aggregator {
             (None, Some(s)) => (s.round, s.counts),
             (None, None) => (0, Counts::default()),
         };
-        Snapshot::new(self.config_version, round, counts, self.store.clone())
+        Snapshot::new(self.config_version, round, counts, self.store())
+    }
+
+    /// A frozen copy of the store (a few reference counts).
+    fn store(&self) -> Store {
+        self.live.read().store.clone()
     }
 
     fn log_progress(&self) {
@@ -400,7 +415,7 @@ impl Handler<RoundFinished> for Aggregator {
         self.judge_pending(ctx);
         let t = self.round.take_if(|t| t.round == msg.round)?;
         t.log_failures();
-        t.log_suspicious_none(&self.store);
+        t.log_suspicious_none(&self.live.read().store);
         let summary = RoundSummary {
             round: t.round,
             config_version: self.config_version,
@@ -423,7 +438,7 @@ impl Handler<RoundFinished> for Aggregator {
         self.metrics.rounds.inc();
         self.metrics
             .prices_stored
-            .set(self.store.price_count() as i64);
+            .set(self.live.read().store.price_count() as i64);
         self.flush(ctx);
         self.tell(
             ctx,
@@ -464,7 +479,7 @@ impl Handler<Unsettled> for Aggregator {
 
     fn handle(&mut self, msg: Unsettled, _: &mut Self::Context) -> Self::Result {
         if !msg.quotes.is_empty() {
-            Arc::make_mut(&mut self.judge).learn_quotes(msg.quotes);
+            Arc::make_mut(&mut self.live.write().judge).learn_quotes(msg.quotes);
         }
         MessageResult(
             self.settled
@@ -550,7 +565,7 @@ impl Handler<GetStore> for Aggregator {
 
     fn handle(&mut self, _: GetStore, ctx: &mut Self::Context) -> Self::Result {
         self.judge_pending(ctx);
-        MessageResult(self.store.clone())
+        MessageResult(self.store())
     }
 }
 

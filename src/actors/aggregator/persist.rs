@@ -213,10 +213,12 @@ impl Aggregator {
             .or(self.last.map(|s| s.round))
             .unwrap_or(0);
         let keys = self.dirty.take();
+        let live = self.live.read();
         let cells: Vec<(TaskKey, crate::store::Cell)> = keys
             .iter()
-            .filter_map(|k| Some((k.clone(), self.store.get(&k.exchange, &k.symbol, k.day)?)))
+            .filter_map(|k| Some((k.clone(), live.store.get(&k.exchange, &k.symbol, k.day)?)))
             .collect();
+        drop(live);
         let write = recorder.send(Persist { round, cells });
         ctx.spawn(write.into_actor(self).map(move |reply, act, _| {
             let error = match reply {

@@ -83,7 +83,8 @@ fn an_exchange_with_prices_answering_mostly_none_is_named() {
         a.record(r);
     }
     let t = a.round.as_ref().unwrap();
-    let named = t.suspicious_none(&a.store);
+    let store = a.store();
+    let named = t.suspicious_none(&store);
     assert_eq!(named.len(), 1);
     assert_eq!(
         (named[0].0.as_str(), named[0].1, named[0].2),
@@ -111,7 +112,7 @@ fn an_older_rounds_late_answer_is_dropped_and_not_counted() {
     a.record(result(1, 3, price(5.0)));
     assert_eq!(counts(&a).done(), 1, "done never exceeds tasks");
     let cell = a
-        .store
+        .store()
         .get(&key(1).exchange, &key(1).symbol, key(1).day)
         .unwrap();
     assert_eq!((cell.price.unwrap().close, cell.round), (6.0, 2));

@@ -7,7 +7,8 @@
 //! classic API, pages of consecutive days no longer than the exchange's
 //! page, split at the oldest day it serves, for the others). What a tick
 //! resolved (`Resolved`: the names, each pair's market and source) is kept
-//! for the next while nothing it came from can change. The Producer's own
+//! for the next while nothing it came from can change, a new config that
+//! moves only the days included (`same_resolution`). The Producer's own
 //! part: it asks listings, never prices, and decides no outcome (a market
 //! that cannot be found travels with the task, for the Supervisor to fail).
 
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 
 use super::Universe;
+use crate::actors::messages::{Reconfigure, SourceRef};
 use crate::config::{Config, Selection, UniverseSize};
 use crate::model::{market_quote, Exchange, ExchangeApi, Market, Symbol, Task, TaskKey};
 use crate::source::exchanges::{self, plan_pages, Instrument};
@@ -309,4 +311,15 @@ pub fn plan(todo: Vec<TaskKey>, markets: &Markets, today: NaiveDate) -> Vec<Task
         }
     }
     tasks
+}
+
+/// Whether what `config` and `source` resolved (names, markets, sources)
+/// holds under `next` too: the same source and exchange tables, and the
+/// same selection of exchanges and symbols. The days are not part of it.
+pub(super) fn same_resolution(config: &Config, source: &SourceRef, next: &Reconfigure) -> bool {
+    !next.diff.changed("source")
+        && !next.diff.changed("exchanges")
+        && next.source == *source
+        && next.config.universe.exchanges == config.universe.exchanges
+        && next.config.universe.symbols == config.universe.symbols
 }

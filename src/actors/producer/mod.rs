@@ -38,7 +38,7 @@ use crate::config::{Config, ConfigDiff, DayRange, Selection, TooLarge, UniverseS
 use crate::model::{Exchange, Symbol, Task, TaskKey};
 use crate::source::{ClientLimits, Endpoints, PriceClient, SourceError};
 pub use markets::Listings;
-use markets::{listed_universe, resolve_markets, Resolved};
+use markets::{listed_universe, resolve_markets, same_resolution, Resolved};
 pub use markets::{plan, Markets};
 
 mod fleet;
@@ -445,8 +445,10 @@ impl Producer {
         if msg.diff.changed("exchanges") || msg.source.endpoints != self.source.endpoints {
             self.listings.borrow_mut().clear();
         }
-        // What a tick resolved holds for this config only.
-        self.resolved.borrow_mut().take();
+        // What a tick resolved holds while what it came from stays.
+        if !same_resolution(&self.config, &self.source, &msg) {
+            self.resolved.borrow_mut().take();
+        }
         self.config = msg.config.clone();
         self.version = msg.version;
         self.source = msg.source.clone();

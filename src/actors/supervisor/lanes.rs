@@ -103,32 +103,33 @@ impl<T> Lanes<T> {
         &mut self,
         mut may: impl FnMut(&Exchange, &mut Lane<T>) -> bool,
     ) -> Option<(Exchange, T)> {
-        let after: Vec<Exchange> = match &self.cursor {
-            Some(c) => self
-                .lanes
-                .range((Bound::Excluded(c.clone()), Bound::Unbounded))
-                .chain(self.lanes.range(..=c.clone()))
-                .filter(|(_, l)| !l.queue.is_empty())
-                .map(|(e, _)| e.clone())
-                .collect(),
-            None => self
-                .lanes
-                .iter()
-                .filter(|(_, l)| !l.queue.is_empty())
-                .map(|(e, _)| e.clone())
-                .collect(),
-        };
-        for exchange in after {
-            let lane = self.lanes.get_mut(&exchange).expect("listed above");
-            if may(&exchange, lane) {
-                let item = lane.queue.pop_front().expect("listed as non-empty");
-                lane.in_flight += 1;
-                self.queued -= 1;
-                self.cursor = Some(exchange.clone());
-                return Some((exchange, item));
+        // Walked in place, not listed first: this runs once a dispatch.
+        let mut take = |(exchange, lane): (&Exchange, &mut Lane<T>)| {
+            if lane.queue.is_empty() || !may(exchange, lane) {
+                return None;
             }
+            let item = lane.queue.pop_front()?;
+            lane.in_flight += 1;
+            Some((exchange.clone(), item))
+        };
+        let taken = match self.cursor.take() {
+            Some(c) => {
+                let after = (Bound::Excluded(&c), Bound::Unbounded);
+                let found = self
+                    .lanes
+                    .range_mut::<Exchange, _>(after)
+                    .find_map(&mut take)
+                    .or_else(|| self.lanes.range_mut(..=&c).find_map(&mut take));
+                self.cursor = Some(c);
+                found
+            }
+            None => self.lanes.iter_mut().find_map(&mut take),
+        };
+        if let Some((exchange, _)) = &taken {
+            self.queued -= 1;
+            self.cursor = Some(exchange.clone());
         }
-        None
+        taken
     }
 
     /// One of `exchange`'s items is no longer in flight.

@@ -23,6 +23,9 @@
 //! - Binance lists no USD markets (binance.com): a symbol maps to its USDT
 //!   market, else USDC. Only markets with status `TRADING` are listed.
 
+use std::borrow::Cow;
+
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::common::{self, field, integer, shape, ListingFields};
@@ -111,18 +114,10 @@ impl CandleApi for Binance {
                 return Err(common::unexpected_status(status, body));
             }
         }
-        let v = common::json(body)?;
-        let rows = v.as_array().ok_or_else(|| shape("klines are not a list"))?;
-        let mut daily = Vec::new();
-        let mut not_daily = Vec::new();
-        for row in rows {
-            let (c, is_daily) = candle(row).map_err(shape)?;
-            if is_daily {
-                daily.push(c);
-            } else {
-                not_daily.push(c);
-            }
-        }
+        let (daily, not_daily) = match typed_candles(body) {
+            Some(split) => split,
+            None => value_candles(body)?,
+        };
         let mut answers = day_answers(days, &daily, ohlc_order)?;
         reject_not_daily(
             &mut answers,
@@ -151,6 +146,71 @@ impl CandleApi for Binance {
         }
         .read(symbols)
     }
+}
+
+/// Daily and other klines.
+type Split = (Vec<Candle>, Vec<Candle>);
+
+/// A kline exactly as the wire contract gives it: `openTime` and
+/// `closeTime` as numbers, prices and volumes as strings, 12 fields.
+#[derive(serde::Deserialize)]
+struct Kline<'a>(
+    i64,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    i64,
+    IgnoredAny,
+    IgnoredAny,
+    IgnoredAny,
+    IgnoredAny,
+    IgnoredAny,
+);
+
+/// The klines of a body in the documented shape, read straight into typed
+/// rows (no tree of values: most answers are one kline); `None` for any
+/// other shape, which `value_candles` reads field by field to say what is
+/// wrong.
+fn typed_candles(body: &[u8]) -> Option<Split> {
+    let rows: Vec<Kline<'_>> = serde_json::from_slice(body).ok()?;
+    let price = |s: &str| s.trim().parse::<f64>().ok();
+    let mut split: Split = (Vec::with_capacity(rows.len()), Vec::new());
+    for Kline(open_ms, open, high, low, close, volume, close_ms, ..) in rows {
+        let c = Candle {
+            open_ms,
+            open: price(&open)?,
+            high: price(&high)?,
+            low: price(&low)?,
+            close: price(&close)?,
+            volume: price(&volume)?,
+            still_open: false,
+        };
+        if spans_one_day(open_ms, close_ms) {
+            split.0.push(c);
+        } else {
+            split.1.push(c);
+        }
+    }
+    Some(split)
+}
+
+/// The klines of any body, each field checked: the reason names the
+/// field and what it held.
+fn value_candles(body: &[u8]) -> Result<Split, FetchFailure> {
+    let v = common::json(body)?;
+    let rows = v.as_array().ok_or_else(|| shape("klines are not a list"))?;
+    let mut split: Split = (Vec::new(), Vec::new());
+    for row in rows {
+        let (c, is_daily) = candle(row).map_err(shape)?;
+        if is_daily {
+            split.0.push(c);
+        } else {
+            split.1.push(c);
+        }
+    }
+    Ok(split)
 }
 
 /// Binance's `{"code", "msg"}` as "msg (code)", or the body's start.
@@ -222,6 +282,22 @@ pub(super) mod tests {
             matches!(&got[0].answer, Answer::Rejected { reason, .. } if reason.contains("07:00")),
             "{got:?}"
         );
+    }
+
+    /// Answers in the documented shape are read straight into typed rows;
+    /// they give what reading each field of a tree of values gives.
+    #[test]
+    fn klines_in_the_documented_shape_read_typed_as_field_by_field() {
+        for body in [
+            include_str!("../../../tests/fixtures/binance/full_page.json"),
+            include_str!("../../../tests/fixtures/binance/docs_weekly_kline.json"),
+            include_str!("../../../tests/fixtures/binance/empty_page.json"),
+        ] {
+            let typed = typed_candles(body.as_bytes()).expect("the documented shape");
+            assert_eq!(typed, value_candles(body.as_bytes()).unwrap(), "{body}");
+        }
+        // Not the documented shape: left to the field-by-field reading.
+        assert!(typed_candles(br#"[[1583020800000,"1","2"]]"#).is_none());
     }
 
     #[test]
