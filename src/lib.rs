@@ -23,6 +23,7 @@
 
 pub mod actors;
 pub mod api;
+pub(crate) mod atomic;
 pub mod cli;
 pub mod clock;
 pub mod commands;

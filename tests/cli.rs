@@ -69,6 +69,25 @@ async fn an_unknown_name_in_a_query_is_a_usage_error_that_suggests_the_known_one
     ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("did you mean okex?"), "{err}");
+
+    // Days the wrong way round, in both commands that select cells.
+    for command in ["query", "coverage"] {
+        let (code, out, err) = pricegrid(&[
+            command,
+            "--db",
+            db,
+            "--from",
+            "2020-03-10",
+            "--to",
+            "2020-03-01",
+        ]);
+        assert_ne!(code, 0, "{command}: {err}");
+        assert!(
+            err.contains("--to 2020-03-01 is before --from 2020-03-10"),
+            "{command}: {err}"
+        );
+        assert!(out.is_empty(), "{command}: {out}");
+    }
 }
 
 #[test]

@@ -12,22 +12,11 @@ use std::process::ExitCode;
 
 use crate::cli::CoverageArgs;
 use crate::query::coverage::{coverage_page, window};
-use crate::query::{Filter, Known};
+use crate::query::Known;
 use crate::render::{self, Format};
 
 pub fn coverage(args: CoverageArgs) -> anyhow::Result<ExitCode> {
-    if let (Some(from), Some(to)) = (args.from, args.to) {
-        if from > to {
-            anyhow::bail!("--to {} is before --from {}", to.0, from.0);
-        }
-    }
-    let filter = Filter {
-        exchanges: args.exchange.into_iter().collect(),
-        symbols: args.symbol.into_iter().collect(),
-        from: args.from.map(|d| d.0),
-        to: args.to.map(|d| d.0),
-        ..Filter::default()
-    };
+    let filter = super::selection(args.exchange, args.symbol, args.from, args.to)?;
     let record = args.record.open()?;
     let (exchanges, symbols) = record.names()?;
     Known { exchanges, symbols }.check(&filter)?;

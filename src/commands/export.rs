@@ -47,44 +47,26 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     match args.format {
         ExportFormat::Json => {
             let snapshot = Snapshot::new(config_version, round, counts, store);
-            if to_stdout {
-                let mut w = std::io::BufWriter::new(std::io::stdout().lock());
-                snapshot.write_to(&mut w)?;
-                writeln!(w)?;
-                w.flush()?;
-            } else {
+            write_output(&args.output, |out| {
                 snapshot
-                    .write_atomic(&args.output)
-                    .with_context(|| format!("writing {}", args.output.display()))?;
-            }
+                    .write_to(&mut *out)
+                    .map_err(std::io::Error::other)?;
+                if to_stdout {
+                    writeln!(out)?;
+                }
+                Ok(())
+            })?;
         }
         ExportFormat::Csv => {
             let text = render::render_cells(&store);
-            if to_stdout {
-                std::io::stdout().lock().write_all(text.as_bytes())?;
-            } else {
-                write_atomic(&args.output, |file| file.write_all(text.as_bytes()))
-                    .with_context(|| format!("writing {}", args.output.display()))?;
-            }
+            write_output(&args.output, |out| out.write_all(text.as_bytes()))?;
         }
         ExportFormat::Parquet => {
-            let parquet = |out: &mut dyn WriteSend| {
+            write_output(&args.output, |out| {
                 render::parquet::write_cells(&store, out)
                     .map(drop)
                     .map_err(std::io::Error::other)
-            };
-            if to_stdout {
-                let mut out = std::io::BufWriter::new(std::io::stdout());
-                parquet(&mut out)?;
-                out.flush()?;
-            } else {
-                write_atomic(&args.output, |file| {
-                    let mut out = std::io::BufWriter::new(file);
-                    parquet(&mut out)?;
-                    out.flush()
-                })
-                .with_context(|| format!("writing {}", args.output.display()))?;
-            }
+            })?;
         }
     }
     if !to_stdout {
@@ -109,22 +91,12 @@ fn export_references(
     asked: Option<u64>,
 ) -> anyhow::Result<ExitCode> {
     let rows = record.references(None, None, None, asked)?;
-    let parquet = |out: &mut dyn WriteSend| {
+    write_output(&args.output, |out| {
         render::parquet::write_references(&rows, out)
             .map(drop)
             .map_err(std::io::Error::other)
-    };
-    if args.output.as_os_str() == "-" {
-        let mut out = std::io::BufWriter::new(std::io::stdout());
-        parquet(&mut out)?;
-        out.flush()?;
-    } else {
-        write_atomic(&args.output, |file| {
-            let mut out = std::io::BufWriter::new(file);
-            parquet(&mut out)?;
-            out.flush()
-        })
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    })?;
+    if args.output.as_os_str() != "-" {
         println!(
             "{} reference closes ({}) -> {}",
             rows.len(),
@@ -139,25 +111,19 @@ fn export_references(
 trait WriteSend: Write + Send {}
 impl<W: Write + Send> WriteSend for W {}
 
-/// Writes a temporary file beside `path` with `write`, syncs it and renames
-/// it over `path`, so a reader never sees half a file; a failed write
-/// leaves no temporary file behind.
-fn write_atomic(
-    path: &std::path::Path,
-    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut file = std::fs::File::create(&tmp)?;
-    let written = write(&mut file).and_then(|()| file.sync_all());
-    if let Err(e) = written {
-        drop(file);
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
+/// Writes `output` with `write`: to stdout for `-`, otherwise whole or not
+/// at all (`crate::atomic`), an error naming the file.
+fn write_output(
+    output: &std::path::Path,
+    write: impl FnOnce(&mut dyn WriteSend) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    if output.as_os_str() == "-" {
+        let mut out = std::io::BufWriter::new(std::io::stdout());
+        write(&mut out)?;
+        out.flush()?;
+    } else {
+        crate::atomic::write_file(output, |out| write(out))
+            .with_context(|| format!("writing {}", output.display()))?;
     }
-    std::fs::rename(&tmp, path)
+    Ok(())
 }

@@ -179,6 +179,28 @@ fn default_format(fallback: Format) -> Format {
     }
 }
 
+/// The cells a command's `--exchange`, `--symbol`, `--from` and `--to`
+/// select; `--to` before `--from` is an error naming both.
+fn selection(
+    exchanges: Vec<crate::model::Exchange>,
+    symbols: Vec<crate::model::Symbol>,
+    from: Option<crate::config::Day>,
+    to: Option<crate::config::Day>,
+) -> anyhow::Result<crate::query::Filter> {
+    if let (Some(from), Some(to)) = (from, to) {
+        if from > to {
+            anyhow::bail!("--to {} is before --from {}", to.0, from.0);
+        }
+    }
+    Ok(crate::query::Filter {
+        exchanges: exchanges.into_iter().collect(),
+        symbols: symbols.into_iter().collect(),
+        from: from.map(|d| d.0),
+        to: to.map(|d| d.0),
+        ..crate::query::Filter::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,18 +20,10 @@ use crate::snapshot::Snapshot;
 use crate::store::Store;
 
 pub fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
-    if let (Some(from), Some(to)) = (args.from, args.to) {
-        if from > to {
-            anyhow::bail!("--to {} is before --from {}", to.0, from.0);
-        }
-    }
     let filter = Filter {
-        exchanges: args.exchange.into_iter().collect(),
-        symbols: args.symbol.into_iter().collect(),
-        from: args.from.map(|d| d.0),
-        to: args.to.map(|d| d.0),
         final_only: args.final_only,
         exclude_flagged: args.exclude_flagged,
+        ..super::selection(args.exchange, args.symbol, args.from, args.to)?
     };
     if args.reference {
         return reference(&args.record, &args.point, args.format, &filter);

@@ -70,11 +70,11 @@ pub fn prune(dir: &Path, keep: usize) -> std::io::Result<Vec<PathBuf>> {
         fs::remove_file(&f.path)?;
         removed.push(f.path);
     }
-    let own = format!(".tmp-{}", std::process::id());
+    let own = crate::atomic::own_marker();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') && name.contains(".json.tmp-") && !name.ends_with(&own) {
+        if name.starts_with('.') && name.contains(".json.tmp-") && !name.contains(&own) {
             fs::remove_file(entry.path())?;
             removed.push(entry.path());
         }

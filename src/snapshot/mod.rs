@@ -20,8 +20,8 @@ mod header;
 #[cfg(test)]
 mod tests;
 
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -217,36 +217,13 @@ impl Snapshot {
     /// A reader (or a crash) sees the old file or the new one, never half.
     /// Returns the file's size in bytes.
     pub fn write_atomic(&self, path: &Path) -> Result<u64, SnapshotError> {
-        let err = |source| SnapshotError::Write {
+        crate::atomic::write_file(path, |out| {
+            self.write_to(out).map_err(std::io::Error::other)
+        })
+        .map_err(|source| SnapshotError::Write {
             path: path.to_owned(),
             source,
-        };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        fs::create_dir_all(&dir).map_err(err)?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "snapshot.json".into());
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let result = (|| {
-            let file = File::create(&tmp)?;
-            let mut w = BufWriter::with_capacity(1 << 20, file);
-            self.write_to(&mut w).map_err(std::io::Error::other)?;
-            w.flush()?;
-            let file = w.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            let bytes = file.metadata()?.len();
-            fs::rename(&tmp, path)?;
-            File::open(&dir)?.sync_all()?;
-            Ok(bytes)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result.map_err(err)
+        })
     }
 
     /// Reads and checks a snapshot file.
