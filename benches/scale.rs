@@ -182,7 +182,7 @@ impl Daemon {
         // (a line a market a tick) are not wanted.
         let (child, lines) = common::spawn_daemon(
             config,
-            "info,pricegrid::actors::producer=debug,pricegrid::actors::producer::markets=info",
+            "info,pricegrid::actors::producer=debug,pricegrid::actors::producer::markets=info,pricegrid::heap=debug",
         );
         let mut d = Daemon {
             child,
@@ -414,6 +414,15 @@ fn main() {
         verdict(rss as f64 / cells as f64 <= 70.0),
         disk as f64 / cells as f64,
     );
+
+    // What the allocator held at its last trim, where the daemon logged it.
+    while let Ok(line) = d.lines.try_recv() {
+        log.push(line);
+    }
+    if let Some(heap) = log.iter().rev().find(|l| l.contains("heap after a trim")) {
+        let at = heap.find("heap after").unwrap_or(0);
+        println!("           {}", &heap[at..]);
+    }
 
     // 2. Empty ticks.
     write_config(&config, &record, &servers, to, "1s");

@@ -23,6 +23,11 @@ use crate::quality::Reference;
 use crate::record::{Compacted, Held, Record, RecordError, WriteStats};
 use crate::store::Cell;
 
+/// Cells in a write large enough (a backfill's flush) that the memory it
+/// took is handed back once it is written: the record's cached pages here,
+/// the heap by the Aggregator.
+pub const LARGE_WRITE: usize = 100_000;
+
 pub struct Recorder {
     record: Record,
     metrics: Arc<Metrics>,
@@ -103,6 +108,13 @@ impl Handler<Persist> for Recorder {
         self.metrics
             .record_write_seconds
             .observe(started.elapsed().as_secs_f64());
+        if msg.cells.len() >= LARGE_WRITE {
+            // The pages such a write cached are not read again soon; the
+            // Aggregator hands the freed memory back to the system.
+            if let Err(e) = self.record.release_memory() {
+                log::warn!("{e}");
+            }
+        }
         Ok(stats)
     }
 }

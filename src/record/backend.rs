@@ -182,6 +182,15 @@ impl Record {
         each!(self, r => r.checkpoint())
     }
 
+    /// Frees what the connection caches after a large write (SQLite's
+    /// page cache; nothing on PostgreSQL, whose server caches).
+    pub fn release_memory(&self) -> Result<(), RecordError> {
+        match self {
+            Record::Sqlite(r) => r.release_memory(),
+            Record::Postgres(_) => Ok(()),
+        }
+    }
+
     pub fn compact(
         &mut self,
         keep_for: Duration,

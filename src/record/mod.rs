@@ -59,7 +59,6 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::model::{Exchange, Symbol};
-use crate::store::Store;
 pub use backend::{without_password, Location, Record};
 pub use compact::Compacted;
 pub use error::RecordError;
@@ -423,21 +422,6 @@ impl SqliteRecord {
         })
     }
 
-    /// What the daemon resumes from: the current value of every cell (the
-    /// `cells` table) and the newest round recorded, read in one
-    /// transaction so the two agree (`record::load` reads and builds).
-    pub fn load(&self) -> Result<(Store, u64), RecordError> {
-        let path = &self.path;
-        let tx = self
-            .conn
-            .unchecked_transaction()
-            .map_err(sql(path, "starting to read cells"))?;
-        let store = load::store(&tx, &*self.interned()?, path, self.writer)?;
-        let last = self.last_round()?;
-        tx.finish().map_err(sql(path, "reading cells"))?;
-        Ok((store, last))
-    }
-
     /// Every exchange and every symbol the record holds a cell of: the
     /// names a question may ask about (`query --exchange`). Reads the name
     /// tables, and for each name whether a cell of it exists (a cell is
@@ -476,6 +460,15 @@ impl SqliteRecord {
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(sql(&self.path, "checkpointing the WAL"))
+    }
+
+    /// Frees the connection's page cache (SQLite's `shrink_memory`): after
+    /// a write of a backfill's size it holds `CACHE_KIB` of pages the
+    /// daemon will not read again soon.
+    pub fn release_memory(&self) -> Result<(), RecordError> {
+        self.conn
+            .execute_batch("PRAGMA shrink_memory")
+            .map_err(sql(&self.path, "freeing the page cache"))
     }
 
     /// Whether the record holds no cell and no round yet.

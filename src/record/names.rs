@@ -150,6 +150,15 @@ impl Names {
         self.sources.get(id)
     }
 
+    /// Every source identity read, with its id, in id order.
+    pub(super) fn sources(&self) -> impl Iterator<Item = (i64, &Arc<str>)> {
+        self.sources
+            .by_id
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (i as i64, s)))
+    }
+
     /// The id of an exchange the record knows (`None`: no cell of it).
     pub(super) fn exchange_id(&self, name: &str) -> Option<i64> {
         self.exchanges.ids.get(name).copied()

@@ -6,6 +6,7 @@
 //! and back through `record::names`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::types::ValueRef;
@@ -13,7 +14,7 @@ use rusqlite::Row;
 
 use super::names::Names;
 use super::RecordError;
-use crate::model::{CellState, Flags, Ohlcv, TaskKey};
+use crate::model::{CellState, Exchange, Flags, Ohlcv, Symbol, TaskKey};
 
 use crate::store::{Cell, Note};
 
@@ -208,13 +209,17 @@ impl<'p> Decoder<'p> {
         }
     }
 
+    fn value<'r>(&self, row: &'r Row<'_>, i: usize) -> Result<ValueRef<'r>, RecordError> {
+        row.get_ref(i).map_err(|e| self.sql(e))
+    }
+
     fn int(&self, row: &Row<'_>, i: usize, name: &str) -> Result<i64, RecordError> {
         self.opt_int(row, i, name)?
             .ok_or_else(|| self.bad(format!("column {name}"), "expected an integer, found NULL"))
     }
 
     fn opt_int(&self, row: &Row<'_>, i: usize, name: &str) -> Result<Option<i64>, RecordError> {
-        match row.get_ref(i).map_err(|e| self.sql(e))? {
+        match self.value(row, i)? {
             ValueRef::Null => Ok(None),
             ValueRef::Integer(v) => Ok(Some(v)),
             other => Err(self.bad(
@@ -225,7 +230,7 @@ impl<'p> Decoder<'p> {
     }
 
     fn opt_f64(&self, row: &Row<'_>, i: usize, name: &str) -> Result<Option<f64>, RecordError> {
-        match row.get_ref(i).map_err(|e| self.sql(e))? {
+        match self.value(row, i)? {
             ValueRef::Null => Ok(None),
             ValueRef::Real(v) => Ok(Some(v)),
             ValueRef::Integer(v) => Ok(Some(v as f64)),
@@ -260,7 +265,7 @@ impl<'p> Decoder<'p> {
         for (slot, (i, name)) in price.iter_mut().zip(numbers) {
             *slot = self.opt_f64(row, i, name)?;
         }
-        let reason = match row.get_ref(13).map_err(|e| self.sql(e))? {
+        let reason = match self.value(row, 13)? {
             ValueRef::Null => None,
             ValueRef::Text(t) => Some(
                 std::str::from_utf8(t)
@@ -293,95 +298,122 @@ impl<'p> Decoder<'p> {
     /// A row's values, already read from whichever database, as a key and
     /// its cell: every value checked, a bad one an error naming the row.
     pub(super) fn cell_of(&self, raw: Raw, names: &Names) -> Result<(TaskKey, Cell), RecordError> {
+        let checked = self.check(raw, names)?;
+        let mut cell = checked.cell;
+        cell.source = checked.source.map(|(_, s)| s.clone());
+        Ok((
+            TaskKey {
+                exchange: checked.exchange.1.clone(),
+                symbol: checked.symbol.1.clone(),
+                day: checked.day,
+            },
+            cell,
+        ))
+    }
+
+    /// A row's values checked as `cell_of` checks them, its names found
+    /// but not taken: what a loader placing 20M cells needs, without a
+    /// name's reference count taken and dropped for each.
+    pub(super) fn check<'n>(&self, raw: Raw, names: &'n Names) -> Result<Checked<'n>, RecordError> {
         let id = raw.exchange;
         let exchange = names
             .exchange(id)
-            .ok_or_else(|| self.bad("column exchange", format!("no exchange has id {id}")))?
-            .clone();
+            .ok_or_else(|| self.bad("column exchange", format!("no exchange has id {id}")))?;
+        let exchange = (id, exchange);
         let id = raw.symbol;
         let symbol = names
             .symbol(id)
-            .ok_or_else(|| self.bad("column symbol", format!("no symbol has id {id}")))?
-            .clone();
+            .ok_or_else(|| self.bad("column symbol", format!("no symbol has id {id}")))?;
+        let symbol = (id, symbol);
         let n = raw.day;
         let day = day_of(n).ok_or_else(|| {
             self.bad(
-                format!("{exchange}/{symbol}"),
+                format!("{}/{}", exchange.1, symbol.1),
                 format!("day {n} is out of range"),
             )
         })?;
-        let key = TaskKey {
-            exchange,
-            symbol,
-            day,
-        };
+        // The row, as an error names it.
+        let at = || format!("{}/{}/{day}", exchange.1, symbol.1);
         let code = raw.state;
         let state = usize::try_from(code)
             .ok()
             .and_then(|i| CellState::ALL.get(i).copied())
-            .ok_or_else(|| self.bad(&key, format!("unknown state {code}")))?;
+            .ok_or_else(|| self.bad(at(), format!("unknown state {code}")))?;
         let bits = raw.flags;
         let flags = u8::try_from(bits)
             .ok()
             .map(Flags::from_bits)
             .filter(|f| i64::from(f.bits()) == bits)
-            .ok_or_else(|| self.bad(&key, format!("unknown flags {bits}")))?;
+            .ok_or_else(|| self.bad(at(), format!("unknown flags {bits}")))?;
         let price = match raw.price {
             [None, None, None, None, None] => None,
             [Some(o), Some(h), Some(l), Some(c), Some(v)] => {
-                Some(Ohlcv::new(o, h, l, c, v).map_err(|e| self.bad(&key, e.to_string()))?)
+                Some(Ohlcv::new(o, h, l, c, v).map_err(|e| self.bad(at(), e.to_string()))?)
             }
             _ => {
                 return Err(self.bad(
-                    &key,
+                    at(),
                     "a price needs all of open, high, low, close and volume",
                 ))
             }
         };
         if state == CellState::Final && price.is_none() {
-            return Err(self.bad(&key, "a final cell needs a price"));
+            return Err(self.bad(at(), "a final cell needs a price"));
         }
         let fetched_at = match raw.fetched_at {
             None => None,
             Some(ms) => Some(
                 time_of(ms)
-                    .ok_or_else(|| self.bad(&key, format!("fetched_at {ms} is out of range")))?,
+                    .ok_or_else(|| self.bad(at(), format!("fetched_at {ms} is out of range")))?,
             ),
         };
         let round = raw.round.unwrap_or(0);
         let round = u64::try_from(round)
-            .map_err(|_| self.bad(&key, format!("round {round} is negative")))?;
+            .map_err(|_| self.bad(at(), format!("round {round} is negative")))?;
         let source = match raw.source {
             None => None,
-            Some(id) => Some(
+            Some(id) => Some((
+                id,
                 names
                     .source(id)
-                    .ok_or_else(|| self.bad(&key, format!("no source has id {id}")))?
-                    .clone(),
-            ),
+                    .ok_or_else(|| self.bad(at(), format!("no source has id {id}")))?,
+            )),
         };
         let note = match raw.reason {
             None => None,
             Some(reason) => {
                 let attempts = raw.attempts.unwrap_or(0);
                 let attempts = u32::try_from(attempts)
-                    .map_err(|_| self.bad(&key, format!("attempts {attempts} out of range")))?;
+                    .map_err(|_| self.bad(at(), format!("attempts {attempts} out of range")))?;
                 Some(Note { reason, attempts })
             }
         };
-        Ok((
-            key,
-            Cell {
+        Ok(Checked {
+            exchange,
+            symbol,
+            day,
+            cell: Cell {
                 state,
                 price,
                 flags,
                 fetched_at,
                 round,
-                source,
+                source: None,
                 note,
             },
-        ))
+            source,
+        })
     }
+}
+
+/// A row checked (`Decoder::check`): its names as ids and as the names
+/// `Names` holds, and its cell with no source (`source` says which).
+pub(super) struct Checked<'n> {
+    pub(super) exchange: (i64, &'n Exchange),
+    pub(super) symbol: (i64, &'n Symbol),
+    pub(super) day: NaiveDate,
+    pub(super) cell: Cell,
+    pub(super) source: Option<(i64, &'n Arc<str>)>,
 }
 
 /// The values of one row of `COLUMNS`, as read from the database and not

@@ -13,7 +13,7 @@ use super::SqliteRecord as Record;
 use super::*;
 use crate::model::{CellState, Counts, Flags, Ohlcv, Outcome, RoundSummary, TaskKey};
 use crate::snapshot::Snapshot;
-use crate::store::{Cell, Note, Observation, Stamp};
+use crate::store::{Cell, Note, Observation, Stamp, Store};
 
 fn key(exchange: &str, symbol: &str, day: u32) -> TaskKey {
     TaskKey {
@@ -208,6 +208,81 @@ fn every_state_flag_note_and_source_survives_write_and_load() {
 
     let reader = Record::open_read_only(&path).unwrap();
     assert_eq!(cells_of(&reader.load().unwrap().0), cells);
+}
+
+/// The record's one writer reads its cells on two threads, each over
+/// half of the symbols, a day at a time: over days with gaps between
+/// them, series that start late and end early, a source per market and
+/// notes, it gives the store that one thread gives, and that `put` gives
+/// cell by cell; the first and last days are found by two seeks, not a
+/// scan.
+#[test]
+fn a_load_on_two_threads_gives_what_one_thread_and_the_cells_give() {
+    let (_dir, path, mut r) = new_record();
+    let cells: Vec<(TaskKey, Cell)> = grid(3, 7, 40, |e, s, d| {
+        let mut cell = final_price((e * 1000 + s * 50 + d) as f64 + 0.5, 1);
+        cell.source = Some(Arc::from(format!("http://x/{e}/{s}").as_str()));
+        if d % 9 == 4 {
+            cell.state = CellState::Failed;
+            cell.price = None;
+            cell.note = Some(Note {
+                reason: format!("server error (5{d:02})"),
+                attempts: 2,
+            });
+        }
+        cell
+    })
+    .into_iter()
+    // Days 10..20 held by no series, symbol 5 from day 25 on, symbol 6
+    // until day 30.
+    .filter(|(k, _)| {
+        let d = (k.day - NaiveDate::from_ymd_opt(2020, 1, 1).unwrap()).num_days();
+        let s = k.symbol.as_str();
+        let gap = (10..20).contains(&d);
+        let late = s == "sym-005" && d < 25;
+        let early = s == "sym-006" && d > 30;
+        !(gap || late || early)
+    })
+    .collect();
+    run_round(&mut r, 1, "2020-03-20T10:01:00Z", &cells);
+    drop(r);
+
+    let r = Record::open(&path).unwrap();
+    let (first, last): (i64, i64) = r
+        .conn
+        .query_row("SELECT min(day), max(day) FROM cells", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .unwrap();
+    let split = load::split_symbols(&r.conn, &path, first, last).unwrap();
+    assert!(
+        split.is_some(),
+        "the symbols are cut in two, so both threads read"
+    );
+    let plan: Vec<String> = r
+        .conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {}", load::FIRST_AND_LAST_DAY))
+        .unwrap()
+        .query_map([], |row| row.get::<_, String>(3))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        plan.iter().all(|step| !step.starts_with("SCAN cells")),
+        "the first and last day by seeks: {plan:?}"
+    );
+    let (two, last_round) = r.load().unwrap();
+    assert_eq!(last_round, 1);
+    let one = Record::open_read_only(&path).unwrap().load().unwrap().0;
+    let mut by_put = Store::new();
+    for (k, c) in &cells {
+        by_put.put(k, c);
+    }
+    assert_eq!(two.len(), cells.len());
+    assert_eq!(cells_of(&two), cells_of(&one));
+    assert_eq!(cells_of(&two), cells_of(&by_put));
+    assert_eq!(two.counts_by_state(), by_put.counts_by_state());
+    assert_eq!(two.price_count(), by_put.price_count());
 }
 
 #[test]

@@ -47,6 +47,14 @@ impl Census {
         self.count(after, true);
     }
 
+    /// Adds the counts of cells held elsewhere (a store built in parts).
+    pub(super) fn add(&mut self, other: &Census) {
+        for (n, m) in self.by_state.iter_mut().zip(other.by_state) {
+            *n = n.saturating_add(m);
+        }
+        self.prices = self.prices.saturating_add(other.prices);
+    }
+
     /// Cells held, whatever their state.
     pub(super) fn cells(&self) -> usize {
         self.by_state.iter().sum()

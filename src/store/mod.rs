@@ -31,7 +31,7 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::model::{CellState, Exchange, Flags, Ohlcv, Outcome, Symbol, TaskKey};
-pub use builder::StoreBuilder;
+pub use builder::{SeriesAt, StoreBuilder};
 use census::Census;
 use series::{Series, Slot};
 use sources::Sources;

@@ -151,6 +151,18 @@ impl Slot {
     }
 }
 
+/// The slots a new series of `days` days is given at once: those days,
+/// and the room a series grown a day at a time keeps (an eighth, as
+/// `index_mut` grows), so the days after are added in place.
+pub(super) fn sized(days: usize) -> usize {
+    days + days / 8 + 16
+}
+
+/// How many days `from..=to` holds (0 when `to` is before `from`).
+pub(super) fn span(from: NaiveDate, to: NaiveDate) -> usize {
+    usize::try_from((to - from).num_days().saturating_add(1)).unwrap_or(0)
+}
+
 /// The days of one (exchange, symbol), from `first` on.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(super) struct Series {
@@ -231,9 +243,15 @@ impl Series {
         slot.source = source;
         let now = *slot;
         match &cell.note {
-            Some(n) => self.notes.insert(i as u32, n.clone()),
-            None => self.notes.remove(&(i as u32)),
-        };
+            Some(n) => {
+                self.notes.insert(i as u32, n.clone());
+            }
+            // Most series have no note at all: no key is hashed for them.
+            None if self.notes.is_empty() => {}
+            None => {
+                self.notes.remove(&(i as u32));
+            }
+        }
         (was, now)
     }
 

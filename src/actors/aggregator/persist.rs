@@ -21,7 +21,7 @@ use actix::prelude::*;
 use serde::Serialize;
 
 use super::Aggregator;
-use crate::actors::recorder::{Barrier, Compact, Persist, Recorder};
+use crate::actors::recorder::{Barrier, Compact, Persist, Recorder, LARGE_WRITE};
 use crate::config::Config;
 use crate::model::TaskKey;
 use crate::record::RecordError;
@@ -224,7 +224,7 @@ impl Aggregator {
             let error = match reply {
                 Ok(Ok(stats)) => {
                     log::debug!("record: {} cells of round {round} written", stats.cells);
-                    if act.round.is_none() && stats.cells >= 100_000 {
+                    if act.round.is_none() && stats.cells >= LARGE_WRITE {
                         // A large round's writes are done: what they held
                         // goes back to the system.
                         crate::heap::give_back();

@@ -37,6 +37,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::Client;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::load::Filler;
 use super::names::Names;
 use super::rows::{time_of, Decoder, Raw};
 use super::{without_password, Imported, RecordError, RoundRow, RoundStatus};
@@ -370,7 +371,7 @@ impl PostgresRecord {
                 .start()
                 .map_err(pg(&path, doing))?;
             Self::reread(&mut tx, names, &path)?;
-            let mut store = StoreBuilder::new();
+            let mut store = Filler::new(names, StoreBuilder::new());
             let decoder = Decoder::new(&path, "cells");
             let mut rows = tx
                 .query_raw(
@@ -379,8 +380,7 @@ impl PostgresRecord {
                 )
                 .map_err(pg(&path, doing))?;
             while let Some(row) = rows.next().map_err(pg(&path, doing))? {
-                let (key, cell) = decoder.cell_of(raw(&row, &path)?, names)?;
-                store.put(&key, &cell);
+                store.add(raw(&row, &path)?, &decoder)?;
             }
             drop(rows);
             let last = last_round(&mut tx, &path)?;
