@@ -10,9 +10,13 @@
 //! cell) and the two are joined at the end. The key is day first, so a
 //! half is read a day at a time, each day one seek to its half of the
 //! symbols. A row is checked (`Decoder::check`) and placed by the record's
-//! integer ids (`Filler`): no name is cloned or hashed for it. A reader
+//! integer ids (`Filler`, which PostgreSQL's load uses too): no name is
+//! cloned or hashed for it. While it loads, SQLite reads the file through
+//! a memory map (`mapped`), so no page is copied into its cache. A reader
 //! for `query` beside a running daemon reads on one thread, in one
-//! transaction. Reads only; decides nothing about a cell.
+//! transaction: a second connection would see another moment of the
+//! record. A few symbols holding most rows leave the halves uneven: still
+//! correct, only slower. Reads only; decides nothing about a cell.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
