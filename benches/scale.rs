@@ -65,6 +65,12 @@ impl Size {
                 _ => {}
             }
         }
+        // The questions ask about market s0042.
+        assert!(
+            size.markets > 42,
+            "--markets {}: the bench's questions ask about s0042, so at least 43 markets",
+            size.markets
+        );
         size
     }
 
@@ -340,6 +346,63 @@ fn verdict(ok: bool) -> &'static str {
 
 /// The API's three questions of one symbol: a point query, a year's
 /// aggregate, the page's map over three years; their latencies.
+/// What one steady round cost the daemon, and what was asked meanwhile.
+struct Steady<R> {
+    cpu: Duration,
+    written: u64,
+    asked: R,
+}
+
+impl<R> Steady<R> {
+    /// Prints the round's figures beside their targets; gives what was
+    /// asked during it.
+    fn print(self, due: usize, how: &str, note: &str) -> R {
+        println!(
+            "steady     a round of {due} due cells, {how}: cpu={:.2}s{note}  target ≤ 1 {}  written={:.1} MB  target ≤ 20 {}",
+            self.cpu.as_secs_f64(),
+            verdict(self.cpu <= Duration::from_secs(1)),
+            self.written as f64 / 1e6,
+            verdict(self.written <= 20_000_000),
+        );
+        self.asked
+    }
+}
+
+/// Round `round` of `d`, started by a config (`paths`: the config and the
+/// record) whose days end at `to`, run to its end and recorded: the
+/// daemon's CPU and bytes written meanwhile, and what `ask` got once the
+/// round had started.
+fn steady_round<R>(
+    d: &Daemon,
+    paths: (&Path, &Path),
+    servers: &Servers,
+    to: NaiveDate,
+    round: u64,
+    log: &mut Vec<String>,
+    ask: impl FnOnce(&Daemon) -> R,
+) -> Steady<R> {
+    let (config, record) = paths;
+    let (cpu0, written0) = (d.cpu(), d.written());
+    write_config(config, record, servers, to, "1s");
+    d.wait_for(
+        &format!("round {round} started"),
+        Duration::from_secs(60),
+        log,
+    );
+    let asked = ask(d);
+    d.wait_for(
+        &format!("round {round} finished"),
+        Duration::from_secs(600),
+        log,
+    );
+    wait_recorded(record, round, Duration::from_secs(600));
+    Steady {
+        cpu: d.cpu() - cpu0,
+        written: d.written() - written0,
+        asked,
+    }
+}
+
 fn queries(d: &Daemon, to: NaiveDate) -> [Duration; 3] {
     // Day 500, or the middle of a shorter universe (`--days`).
     let point_day = (first_day() + Days::new(500)).min(first_day() + (to - first_day()) / 2);
@@ -452,20 +515,15 @@ fn main() {
 
     // 3. Steady state: one more day, queries while it runs.
     to = to + Days::new(1);
-    let (cpu0, written0) = (d.cpu(), d.written());
-    write_config(&config, &record, &servers, to, "1s");
-    d.wait_for("round 2 started", Duration::from_secs(60), &mut log);
-    let during = queries(&d, to - Days::new(1));
-    d.wait_for("round 2 finished", Duration::from_secs(600), &mut log);
-    wait_recorded(&record, 2, Duration::from_secs(600));
-    let (cpu1, written1) = (d.cpu(), d.written());
     let due = size.exchanges * size.markets;
-    println!(
-        "steady     a round of {due} due cells, the API asked during it: cpu={:.2}s (the API's answers included)  target ≤ 1 {}  written={:.1} MB  target ≤ 20 {}",
-        (cpu1 - cpu0).as_secs_f64(),
-        verdict(cpu1 - cpu0 <= Duration::from_secs(1)),
-        (written1 - written0) as f64 / 1e6,
-        verdict(written1 - written0 <= 20_000_000),
+    let paths = (config.as_path(), record.as_path());
+    let during = steady_round(&d, paths, &servers, to, 2, &mut log, |d| {
+        queries(d, to - Days::new(1))
+    })
+    .print(
+        due,
+        "the API asked during it",
+        " (the API's answers included)",
     );
     let mut runs: [Vec<f64>; 3] = Default::default();
     for _ in 0..10 {
@@ -501,18 +559,10 @@ fn main() {
     // 3b. The same round a day later with no question asked: the round's
     // own CPU, without the API's work for the questions above.
     to = to + Days::new(1);
-    let (cpu0, written0) = (d.cpu(), d.written());
-    write_config(&config, &record, &servers, to, "1s");
-    d.wait_for("round 3 started", Duration::from_secs(60), &mut log);
-    d.wait_for("round 3 finished", Duration::from_secs(600), &mut log);
-    wait_recorded(&record, 3, Duration::from_secs(600));
-    let (cpu1, written1) = (d.cpu(), d.written());
-    println!(
-        "steady     a round of {due} due cells, nothing asked during it: cpu={:.2}s  target ≤ 1 {}  written={:.1} MB  target ≤ 20 {}",
-        (cpu1 - cpu0).as_secs_f64(),
-        verdict(cpu1 - cpu0 <= Duration::from_secs(1)),
-        (written1 - written0) as f64 / 1e6,
-        verdict(written1 - written0 <= 20_000_000),
+    steady_round(&d, paths, &servers, to, 3, &mut log, |_| ()).print(
+        due,
+        "nothing asked during it",
+        "",
     );
 
     // 4. Resume.
