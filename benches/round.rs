@@ -13,6 +13,7 @@
 //!     cargo bench --bench round                        # every case
 //!     cargo bench --bench round -- --quick             # N = 1,023, and the L=0 peers at 10,230
 //!     cargo bench --bench round -- --case 10230,32,0   # one case
+//!     cargo bench --bench round -- --peer-only         # the Rust peer alone, L=0
 //!     BENCH_WORKERS=1 cargo bench --bench round -- --case 10230,256,0   # other fetcher threads
 //!
 //! Each case runs warm (the daemon's steady state: worker threads started
@@ -200,6 +201,26 @@ fn main() {
         "# round bench: median of {REPEATS}; ideal = ceil(N/K)*L; machine: {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    // `--peer-only`: the Rust peer alone at L=0 (to profile it as `--case`
+    // profiles pricegrid).
+    if args.iter().any(|a| a == "--peer-only") {
+        actix_rt::System::new().block_on(async {
+            let mut opts =
+                ServerOptions::new(SocketAddr::from(([127, 0, 0, 1], 0)), server::DEFAULT_SEED);
+            opts.workers = 2;
+            let srv = server::start(&opts).expect("the bench server starts");
+            for k in [32, 256] {
+                match run_rust_peer(&srv.url(), 10_230, k).await {
+                    Ok(wall) => {
+                        println!("peer   tokio-reqwest N=10230 K={k:<4} L=  0ms  wall={wall:>8.3}s")
+                    }
+                    Err(why) => println!("peer   tokio-reqwest K={k} failed: {why}"),
+                }
+            }
+            srv.stop().await;
+        });
+        return;
+    }
     actix_rt::System::new().block_on(async {
         let mut verdicts = Vec::new();
         for l_ms in [0u64, 20, 100] {

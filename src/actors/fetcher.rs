@@ -14,10 +14,10 @@
 //! that hangs holds only the jobs it has started (whose deadlines run from
 //! the moment it took them), never a backlog nobody else may take. What the
 //! Supervisor has handed over and not yet had answered stays on its own
-//! books: the queue only carries jobs, and
-//! every reply goes back on one channel as a `Replied` with the job's
-//! dispatch number (one stream for the Supervisor, rather than a future per
-//! request that its context would poll at every wake-up).
+//! books: the queue only carries jobs. Every reply goes back on one channel
+//! as a `Replied` with the job's dispatch number, those of the requests
+//! that ended by one wake-up together (`Replies`): the Supervisor's thread
+//! is woken once for them, not once each (at L=0 that halved the wake-ups).
 //!
 //! A panic in a request is caught and reported in that request's reply;
 //! the fetcher then takes no new job, lets the others finish and is rebuilt
@@ -189,21 +189,24 @@ pub struct Replied {
     pub reply: Option<FetchReply>,
 }
 
-/// Where a job's reply goes: sent once; dropped unsent (a dying thread, a
-/// queue dropped with jobs in it), it says so.
+/// The replies a fetcher had ready at one wake-up, sent as one message:
+/// the Supervisor's thread is woken once for them, not once each.
+pub type Replies = Vec<Replied>;
+
+/// Where a job's reply goes: answered once (`answer`); dropped unanswered
+/// (a dying thread, a queue dropped with jobs in it), it says so.
 struct ReplyTo {
     dispatch: u64,
-    to: Option<mpsc::UnboundedSender<Replied>>,
+    to: Option<mpsc::UnboundedSender<Replies>>,
 }
 
 impl ReplyTo {
-    fn send(mut self, reply: FetchReply) {
-        if let Some(to) = self.to.take() {
-            // The Supervisor is gone: nobody to tell.
-            let _ = to.send(Replied {
-                dispatch: self.dispatch,
-                reply: Some(reply),
-            });
+    /// The reply to send, which from now on is the caller's to send.
+    fn answer(mut self, reply: FetchReply) -> Replied {
+        self.to = None;
+        Replied {
+            dispatch: self.dispatch,
+            reply: Some(reply),
         }
     }
 }
@@ -211,10 +214,11 @@ impl ReplyTo {
 impl Drop for ReplyTo {
     fn drop(&mut self) {
         if let Some(to) = self.to.take() {
-            let _ = to.send(Replied {
+            // The Supervisor is gone: nobody to tell.
+            let _ = to.send(vec![Replied {
                 dispatch: self.dispatch,
                 reply: None,
-            });
+            }]);
         }
     }
 }
@@ -240,6 +244,7 @@ struct Shared {
 struct Serve {
     shared: Arc<Shared>,
     jobs: async_channel::Receiver<Job>,
+    replies: mpsc::UnboundedSender<Replies>,
 }
 
 /// A pool of fetchers: `workers` threads that carry at most `in_flight`
@@ -247,7 +252,7 @@ struct Serve {
 /// queue; the threads finish the jobs already queued and exit.
 pub struct Pool {
     queue: async_channel::Sender<Job>,
-    replies: mpsc::UnboundedSender<Replied>,
+    replies: mpsc::UnboundedSender<Replies>,
     _threads: Addr<Fetcher>,
 }
 
@@ -259,7 +264,7 @@ impl Pool {
         in_flight: usize,
         per_worker: usize,
         factory: FetcherFactory,
-        replies: mpsc::UnboundedSender<Replied>,
+        replies: mpsc::UnboundedSender<Replies>,
     ) -> Pool {
         let workers = workers.max(1);
         let shared = Arc::new(Shared {
@@ -272,6 +277,7 @@ impl Pool {
             threads.do_send(Serve {
                 shared: shared.clone(),
                 jobs: jobs.clone(),
+                replies: replies.clone(),
             });
         }
         Pool {
@@ -306,9 +312,13 @@ impl Handler<Serve> for Fetcher {
     type Result = ();
 
     fn handle(&mut self, serve: Serve, _: &mut SyncContext<Self>) {
-        let Serve { shared, jobs } = serve;
+        let Serve {
+            shared,
+            jobs,
+            replies,
+        } = serve;
         loop {
-            match self.runtime.block_on(self.serve(&shared, &jobs)) {
+            match self.runtime.block_on(self.serve(&shared, &jobs, &replies)) {
                 Ended::Closed => return,
                 Ended::Panicked => {
                     let fresh = self.factory.build();
@@ -322,8 +332,14 @@ impl Handler<Serve> for Fetcher {
 impl Fetcher {
     /// Takes jobs while this fetcher and the pool have room, until the
     /// queue closes or a request panics (then it takes no more and lets
-    /// the others finish).
-    async fn serve(&self, shared: &Shared, jobs: &async_channel::Receiver<Job>) -> Ended {
+    /// the others finish). The replies of the requests that ended by one
+    /// wake-up go to `replies` together.
+    async fn serve(
+        &self,
+        shared: &Shared,
+        jobs: &async_channel::Receiver<Job>,
+        replies: &mpsc::UnboundedSender<Replies>,
+    ) -> Ended {
         let mut running = FuturesUnordered::new();
         let mut panicked = false;
         let mut closed = false;
@@ -344,7 +360,16 @@ impl Fetcher {
             };
             tokio::select! {
                 biased;
-                Some(done) = running.next(), if !running.is_empty() => panicked |= done,
+                ended = every_ready(&mut running), if !running.is_empty() => {
+                    let ended: Vec<(ReplyTo, FetchReply)> = ended;
+                    let mut batch = Vec::with_capacity(ended.len());
+                    for (reply, answer) in ended {
+                        panicked |= matches!(answer, FetchReply::Panicked(_));
+                        batch.push(reply.answer(answer));
+                    }
+                    // The Supervisor is gone: nobody to tell.
+                    let _ = replies.send(batch);
+                }
                 next = next, if room => match next {
                     Some((job, slot)) => {
                         // Its deadline runs from here: taken, it is this
@@ -358,8 +383,8 @@ impl Fetcher {
         }
     }
 
-    /// Runs one job and sends its reply; true if it panicked.
-    async fn run(&self, job: Job, _slot: SemaphorePermit<'_>) -> bool {
+    /// Runs one job; its reply, and where it goes.
+    async fn run(&self, job: Job, _slot: SemaphorePermit<'_>) -> (ReplyTo, FetchReply) {
         let Job { fetch, reply } = job;
         #[cfg(feature = "fault-hooks")]
         crate::fault_hooks::before_guard(&fetch.key);
@@ -375,13 +400,29 @@ impl Fetcher {
         self.metrics
             .fetch_seconds
             .observe(started.elapsed().as_secs_f64());
-        let (answer, panicked) = match result {
-            Ok(result) => (FetchReply::Answered { result, asked_at }, false),
-            Err(payload) => (FetchReply::Panicked(panic_message(payload.as_ref())), true),
+        let answer = match result {
+            Ok(result) => FetchReply::Answered { result, asked_at },
+            Err(payload) => FetchReply::Panicked(panic_message(payload.as_ref())),
         };
-        reply.send(answer);
-        panicked
+        (reply, answer)
     }
+}
+
+/// Every request of `running` that has ended by now, once at least one
+/// has (the next poll would find the rest pending).
+async fn every_ready<F: std::future::Future>(running: &mut FuturesUnordered<F>) -> Vec<F::Output> {
+    std::future::poll_fn(|cx| {
+        let mut ended = Vec::new();
+        while let std::task::Poll::Ready(Some(output)) = running.poll_next_unpin(cx) {
+            ended.push(output);
+        }
+        if ended.is_empty() {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(ended)
+        }
+    })
+    .await
 }
 
 impl Fetcher {
@@ -410,4 +451,49 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown payload".into());
     format!("fetcher panicked: {text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Requests that ended by one wake-up are taken together; one still
+    /// running stays in the set for the next.
+    #[actix_rt::test]
+    async fn every_request_ended_by_a_wake_up_is_taken_at_once() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+        let mut running = FuturesUnordered::new();
+        for n in 1..=3 {
+            running.push(async move { n }.boxed());
+        }
+        running.push(async move { rx.await.unwrap_or(0) }.boxed());
+        let mut first = every_ready(&mut running).await;
+        first.sort_unstable();
+        assert_eq!(first, vec![1, 2, 3]);
+        assert_eq!(running.len(), 1, "the one still running stays");
+        tx.send(4).expect("the receiver waits");
+        assert_eq!(every_ready(&mut running).await, vec![4]);
+        assert!(running.is_empty());
+    }
+
+    /// A reply answered is the caller's to send; one dropped unanswered
+    /// (its thread died, its queue went away) says it was lost.
+    #[test]
+    fn a_reply_dropped_unanswered_says_it_was_lost() {
+        let (to, mut replies) = mpsc::unbounded_channel();
+        let answered = ReplyTo {
+            dispatch: 1,
+            to: Some(to.clone()),
+        }
+        .answer(FetchReply::Panicked("boom".into()));
+        assert_eq!(answered.dispatch, 1);
+        assert!(replies.try_recv().is_err(), "an answer is not sent twice");
+        drop(ReplyTo {
+            dispatch: 2,
+            to: Some(to),
+        });
+        let lost = replies.try_recv().expect("a dropped reply says so");
+        assert_eq!(lost.len(), 1);
+        assert_eq!((lost[0].dispatch, lost[0].reply.clone()), (2, None));
+    }
 }

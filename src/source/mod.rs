@@ -177,10 +177,11 @@ impl PriceClient {
             .limit(connections.max(1))
             .timeout(timeout);
         // Some exchanges refuse a request without a User-Agent (Coinbase's
-        // 400, HTX's 403).
+        // 400, HTX's 403). No timer of awc's own: `send` bounds the whole
+        // request, body included, and a second timer per request is work.
         let client = awc::Client::builder()
             .connector(connector)
-            .timeout(timeout)
+            .disable_timeout()
             .disable_redirects()
             .add_default_header((awc::http::header::USER_AGENT, user_agent))
             .finish();

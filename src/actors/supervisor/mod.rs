@@ -32,7 +32,7 @@ mod settings;
 mod stats;
 
 use super::aggregator::{Aggregator, PriceResult};
-use super::fetcher::{Fetch, FetchReply, FetcherFactory, FetcherLost, Pool, Replied};
+use super::fetcher::{Fetch, FetchReply, FetcherFactory, FetcherLost, Pool, Replies};
 use super::messages::{Reconfigure, Stop};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -67,7 +67,7 @@ pub struct Supervisor {
     ledger: Ledger,
     stats: SupervisorStats,
     /// Where the pools send their replies, and (until started) the stream.
-    replies: (UnboundedSender<Replied>, Option<UnboundedReceiver<Replied>>),
+    replies: (UnboundedSender<Replies>, Option<UnboundedReceiver<Replies>>),
 }
 
 impl Supervisor {
@@ -186,6 +186,7 @@ impl Supervisor {
         }
     }
 
+    /// Acts on dispatch `id`'s reply; the caller fills the room (`pump`).
     fn on_reply(&mut self, id: u64, reply: Option<FetchReply>, ctx: &mut Context<Self>) {
         let Some(job) = self.dispatch.finish(id) else {
             // Given up on as hung and sent again: this answer is stale.
@@ -210,7 +211,6 @@ impl Supervisor {
             }
         };
         self.act(Some(id), pending, reply, ctx);
-        self.pump(ctx);
     }
 
     /// Decides what `reply` means for `pending` (`outcome::decide`) and
@@ -445,10 +445,14 @@ impl Actor for Supervisor {
     }
 }
 
-/// Every reply of every pool, one stream (the sender stays here: it never ends).
-impl StreamHandler<Replied> for Supervisor {
-    fn handle(&mut self, r: Replied, ctx: &mut Self::Context) {
-        self.on_reply(r.dispatch, r.reply, ctx);
+/// Every reply of every pool, one stream (the sender stays here: it never
+/// ends), in the fetchers' batches: each acted on, then the room filled once.
+impl StreamHandler<Replies> for Supervisor {
+    fn handle(&mut self, replies: Replies, ctx: &mut Self::Context) {
+        for r in replies {
+            self.on_reply(r.dispatch, r.reply, ctx);
+        }
+        self.pump(ctx);
     }
 }
 
