@@ -58,7 +58,7 @@ fn main() {
         let url = srv.url();
         let heap_before = ALLOCATOR.allocated();
         let rss_before = proc_status_bytes("VmRSS").unwrap_or(0);
-        let (summary, wall, pipeline) = timed_round(config(&url, 1000, 32), &url, false).await;
+        let (summary, wall, _, pipeline) = timed_round(config(&url, 1000, 32), &url, false).await;
         let c = summary.counts;
         assert_eq!((c.tasks, c.failed), (1_000_000, 0));
         let stored = c.done() as f64;

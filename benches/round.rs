@@ -2,7 +2,8 @@
 //! server on loopback with latency L, for N tasks and K requests in flight
 //! (`fetch.in_flight`, on the default fetchers: a thread per core). Prints
 //! one line per case (median of the repeats): wall, the ideal ceil(N/K)·L,
-//! their ratio, prices/s and peak RSS; then the Python peer (a Queue
+//! their ratio, prices/s, the process's CPU µs per price (the server's
+//! included) and peak RSS; then the Python peer (a Queue
 //! consumed by 32 threads with `requests`, benches/peers/classic_client.py)
 //! against the same server, and pricegrid's speed-up over it. At L=0 it
 //! also runs, in the same run, the Rust peer (tokio + reqwest written the
@@ -42,6 +43,8 @@ struct Case {
 
 struct Figures {
     wall: f64,
+    /// CPU time of the whole process (the server too) per price, µs.
+    cpu_per_price: f64,
     prices_per_s: f64,
     peak_rss: u64,
 }
@@ -49,21 +52,24 @@ struct Figures {
 async fn run_case(url: &url::Url, case: &Case) -> Figures {
     let days = (case.n / 33) as u32;
     let mut walls = Vec::new();
+    let mut cpus = Vec::new();
     let mut rates = Vec::new();
     let mut peaks = Vec::new();
     for _ in 0..REPEATS {
         reset_peak_rss();
-        let (summary, wall, pipeline) =
+        let (summary, wall, cpu, pipeline) =
             timed_round(config(url, days, case.k), url, case.warm).await;
         assert_eq!(summary.counts.tasks, case.n, "the universe has N tasks");
         assert_eq!(summary.counts.failed, 0, "no task failed");
         peaks.push(proc_status_bytes("VmHWM").unwrap_or(0) as f64);
         walls.push(wall.as_secs_f64());
+        cpus.push(cpu.as_secs_f64() * 1e6 / case.n as f64);
         rates.push(summary.counts.done() as f64 / wall.as_secs_f64());
         pipeline.stop().await;
     }
     Figures {
         wall: median(walls),
+        cpu_per_price: median(cpus),
         prices_per_s: median(rates),
         peak_rss: median(peaks) as u64,
     }
@@ -132,13 +138,15 @@ fn classic_urls(url: &url::Url, from: chrono::NaiveDate, days: u32) -> Vec<Strin
 }
 
 /// The Rust peer's wall time over the same `n` prices as pricegrid's
-/// round, K at once (median of the repeats).
-async fn run_rust_peer(url: &url::Url, n: u64, k: usize) -> Result<f64, String> {
+/// round, K at once, and the process's CPU µs per price meanwhile
+/// (medians of the repeats).
+async fn run_rust_peer(url: &url::Url, n: u64, k: usize) -> Result<(f64, f64), String> {
     let from = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).expect("valid date");
     let urls = classic_urls(url, from, (n / 33) as u32);
     let warm_from = chrono::NaiveDate::from_ymd_opt(2010, 1, 1).expect("valid date");
     let warm = classic_urls(url, warm_from, (2 * k).div_ceil(33) as u32);
     let mut walls = Vec::new();
+    let mut cpus = Vec::new();
     for _ in 0..REPEATS {
         let (urls, warm) = (urls.clone(), warm.clone());
         let run = actix_rt::task::spawn_blocking(move || reqwest_client::run(&urls, &warm, k))
@@ -148,8 +156,9 @@ async fn run_rust_peer(url: &url::Url, n: u64, k: usize) -> Result<f64, String> 
             return Err(format!("the peer did not fetch all {n}: {run:?}"));
         }
         walls.push(run.wall.as_secs_f64());
+        cpus.push(run.cpu.as_secs_f64() * 1e6 / n as f64);
     }
-    Ok(median(walls))
+    Ok((median(walls), median(cpus)))
 }
 
 /// `wrk`'s requests/s on one price URL of the server, `connections` at
@@ -211,9 +220,9 @@ fn main() {
             let srv = server::start(&opts).expect("the bench server starts");
             for k in [32, 256] {
                 match run_rust_peer(&srv.url(), 10_230, k).await {
-                    Ok(wall) => {
-                        println!("peer   tokio-reqwest N=10230 K={k:<4} L=  0ms  wall={wall:>8.3}s")
-                    }
+                    Ok((wall, cpu)) => println!(
+                        "peer   tokio-reqwest N=10230 K={k:<4} L=  0ms  wall={wall:>8.3}s  cpu/price={cpu:.1}us (server included)"
+                    ),
                     Err(why) => println!("peer   tokio-reqwest K={k} failed: {why}"),
                 }
             }
@@ -240,8 +249,8 @@ fn main() {
             if peers_here && !case_ns.contains(&10_230) {
                 case_ns.push(10_230);
             }
-            // (K, wall, prices/s) of pricegrid at L=0, N=10,230.
-            let mut at_10230: Vec<(usize, f64, f64)> = Vec::new();
+            // (K, wall, prices/s, CPU µs/price) of pricegrid at L=0, N=10,230.
+            let mut at_10230: Vec<(usize, f64, f64, f64)> = Vec::new();
             for &n in &case_ns {
                 for k in [8usize, 32, 256] {
                     if only.as_ref().is_some_and(|(on, ok, ol)| (*on, *ok, *ol) != (n, k, l_ms)) {
@@ -257,11 +266,12 @@ fn main() {
                         let f = run_case(&url, &Case { n, k, warm }).await;
                         let ratio = if ideal > 0.0 { f.wall / ideal } else { f64::NAN };
                         println!(
-                            "round {} N={n:<6} K={k:<4} L={l_ms:>3}ms  wall={:>8.3}s  ideal={ideal:>7.3}s  ratio={}  prices/s={:>8.0}  peak_rss={:>6.1}MiB",
+                            "round {} N={n:<6} K={k:<4} L={l_ms:>3}ms  wall={:>8.3}s  ideal={ideal:>7.3}s  ratio={}  prices/s={:>8.0}  cpu/price={:>5.1}us  peak_rss={:>6.1}MiB",
                             if warm { "warm" } else { "cold" },
                             f.wall,
                             if ratio.is_nan() { "   -  ".to_owned() } else { format!("{ratio:6.3}") },
                             f.prices_per_s,
+                            f.cpu_per_price,
                             mib(f.peak_rss)
                         );
                         if !warm {
@@ -271,7 +281,7 @@ fn main() {
                             ours_at_1023_k32 = Some(f.wall);
                         }
                         if l_ms == 0 && n == 10_230 {
-                            at_10230.push((k, f.wall, f.prices_per_s));
+                            at_10230.push((k, f.wall, f.prices_per_s, f.cpu_per_price));
                         }
                         if n == 1_023 && l_ms == 100 && k == 32 {
                             verdicts.push(("wall/ideal <= 1.05 at N=1023 L=100ms K=32 (warm)", ratio <= 1.05, format!("{ratio:.3}")));
@@ -294,12 +304,12 @@ fn main() {
                 continue;
             }
             if peers_here {
-                for &(k, ours, _) in at_10230.iter().filter(|(k, _, _)| [32, 256].contains(k)) {
+                for &(k, ours, _, our_cpu) in at_10230.iter().filter(|(k, ..)| [32, 256].contains(k)) {
                     match run_rust_peer(&url, 10_230, k).await {
-                        Ok(peer) => {
+                        Ok((peer, peer_cpu)) => {
                             let ratio = peer / ours;
                             println!(
-                                "peer   tokio-reqwest N=10230 K={k:<4} L=  0ms  wall={peer:>8.3}s  pricegrid wall={ours:.3}s  pricegrid/peer speed x{ratio:.2}  (target >= 1.0; cargo bench --bench round -- --quick)"
+                                "peer   tokio-reqwest N=10230 K={k:<4} L=  0ms  wall={peer:>8.3}s  pricegrid wall={ours:.3}s  pricegrid/peer speed x{ratio:.2}  (target >= 1.0; cargo bench --bench round -- --quick)  cpu/price (server included): pricegrid {our_cpu:.1}us, peer {peer_cpu:.1}us"
                             );
                             verdicts.push((
                                 if k == 32 { ">= 1.0x the tokio+reqwest peer at L=0 N=10230 K=32" } else { ">= 1.0x the tokio+reqwest peer at L=0 N=10230 K=256" },
@@ -314,7 +324,7 @@ fn main() {
                     Ok(rate) => {
                         let (k, best) = at_10230
                             .iter()
-                            .map(|&(k, _, r)| (k, r))
+                            .map(|&(k, _, r, _)| (k, r))
                             .max_by(|a, b| a.1.total_cmp(&b.1))
                             .unwrap_or((0, f64::NAN));
                         let ratio = best / rate;

@@ -406,6 +406,36 @@ async fn whole_chunked_bodies_with_extensions_and_trailers_are_read_on_a_kept_co
     .await;
 }
 
+/// awc keeps no timer of its own: a server that never answers is given
+/// up on by `source.timeout`, which names itself.
+#[actix_rt::test]
+async fn a_server_that_never_answers_times_out_within_source_timeout() {
+    within(TEST_DEADLINE, async {
+        let url = raw_server(|_| Script::send(Vec::new(), Then::Hold)).await;
+        let timeout = Duration::from_millis(300);
+        let client = PriceClient::new(&url, &limits(timeout));
+        let started = Instant::now();
+        let failure = client
+            .price(&eth_on_kraken())
+            .await
+            .expect_err("no answer is not an answer");
+        let took = started.elapsed();
+        assert!(failure.retryable, "{failure:?}");
+        assert!(
+            failure
+                .reason
+                .contains("timed out after 300ms (source.timeout)"),
+            "{failure:?}"
+        );
+        assert!(
+            took >= timeout,
+            "gave up after {took:?}, before the timeout"
+        );
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+    })
+    .await;
+}
+
 #[actix_rt::test]
 async fn a_body_that_stalls_after_its_headers_times_out_within_source_timeout() {
     within(TEST_DEADLINE, async {

@@ -50,8 +50,9 @@ pub fn config(url: &url::Url, days: u32, in_flight: usize) -> Config {
     c
 }
 
-/// Runs one round on fresh actors; returns the summary and the wall time
-/// of the round. Cold: the round starts as soon as the actors do, so it
+/// Runs one round on fresh actors; returns the summary, the wall time and
+/// the process's CPU time (every thread, the bench's server too) of the
+/// round. Cold: the round starts as soon as the actors do, so it
 /// pays for starting the worker threads and opening their connections.
 /// Warm: a first, untimed round over other keys (days the server has no
 /// price for) starts the threads and opens the connections, as earlier
@@ -60,7 +61,7 @@ pub async fn timed_round(
     config: Config,
     url: &url::Url,
     warm: bool,
-) -> (RoundSummary, Duration, Pipeline) {
+) -> (RoundSummary, Duration, Duration, Pipeline) {
     let config = Arc::new(config);
     let pipeline = if warm {
         // Twice as many tasks as requests in flight, on days the server
@@ -89,6 +90,7 @@ pub async fn timed_round(
     } else {
         Pipeline::start(config.clone(), url.clone())
     };
+    let cpu = process_cpu();
     let started = Instant::now();
     let summary = pipeline
         .producer
@@ -96,7 +98,8 @@ pub async fn timed_round(
         .await
         .expect("the producer answers")
         .expect("the round runs");
-    (summary, started.elapsed(), pipeline)
+    let wall = started.elapsed();
+    (summary, wall, process_cpu() - cpu, pipeline)
 }
 
 pub fn median(mut xs: Vec<f64>) -> f64 {

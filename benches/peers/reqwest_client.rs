@@ -28,10 +28,12 @@ struct Price {
     volume: f64,
 }
 
-/// What one pass fetched, and how long it took.
+/// What one pass fetched, how long it took, and the process's CPU time
+/// meanwhile (the bench's server too).
 #[derive(Debug, Clone, Copy)]
 pub struct PeerRun {
     pub wall: Duration,
+    pub cpu: Duration,
     pub prices: u64,
     pub missing: u64,
     pub failed: u64,
@@ -46,6 +48,7 @@ async fn get(client: &reqwest::Client, url: String) -> Result<Option<Price>, req
 }
 
 async fn pass(client: &reqwest::Client, urls: &[String], k: usize) -> PeerRun {
+    let cpu = crate::common::process_cpu();
     let started = Instant::now();
     let answers: Vec<_> = stream::iter(urls.iter().cloned())
         .map(|url| get(client, url))
@@ -55,6 +58,7 @@ async fn pass(client: &reqwest::Client, urls: &[String], k: usize) -> PeerRun {
     let wall = started.elapsed();
     let mut run = PeerRun {
         wall,
+        cpu: crate::common::process_cpu() - cpu,
         prices: 0,
         missing: 0,
         failed: 0,

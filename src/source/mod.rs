@@ -20,6 +20,7 @@
 
 mod endpoint;
 pub mod exchanges;
+mod join;
 mod reading;
 pub mod response;
 pub mod tls;
@@ -203,10 +204,7 @@ impl PriceClient {
         // Names are [a-z0-9-] and dates are digits and dashes, and adapters
         // build market names from checked forms, so joining cannot escape
         // the base path.
-        let path = path.trim_start_matches('/');
-        self.base
-            .join(path)
-            .map_or_else(|_| format!("{}{path}", self.base), String::from)
+        join::join(&self.base, path)
     }
 
     /// `GET /exchanges`.
