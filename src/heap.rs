@@ -6,6 +6,31 @@
 //! holds is logged at debug (`RUST_LOG=pricegrid::heap=debug`): the bytes
 //! in use and the free bytes it still keeps, the two parts of the RSS the
 //! program owns.
+//!
+//! `configure` sets the allocator up for the store before anything is
+//! allocated: a block of `MAPPED_FROM` or more (a series of more than about
+//! 580 days) is a mapping of its own, not a piece of an arena. A series
+//! then grows in place (`mremap`, no copy), the room it keeps for its next
+//! days is not resident until written, and a freed one goes back to the
+//! system at once, where in an arena the pages around it stay resident
+//! with every hole. Past glibc's limit of mappings (`M_MMAP_MAX`, 65,536)
+//! blocks come from the arenas again.
+
+/// Blocks this large or larger are mappings of their own.
+const MAPPED_FROM: usize = 32 * 1024;
+
+/// Sets the allocator up (see above); a no-op off glibc. Called first.
+pub fn configure() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only sets one of the allocator's parameters;
+        // called before any other thread exists.
+        let set = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MAPPED_FROM as libc::c_int) };
+        if set != 1 {
+            log::warn!("the allocator refused a mapping threshold of {MAPPED_FROM} bytes");
+        }
+    }
+}
 
 /// Releases the free memory glibc holds (a no-op elsewhere).
 pub fn give_back() {

@@ -31,7 +31,7 @@ pub mod config;
 pub mod daemon;
 #[cfg(feature = "fault-hooks")]
 pub mod fault_hooks;
-pub(crate) mod heap;
+pub mod heap;
 pub(crate) mod http;
 pub mod metrics;
 pub mod model;

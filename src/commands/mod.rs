@@ -27,6 +27,8 @@ use crate::render::Format;
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Before any thread and any store: how large blocks are allocated.
+    crate::heap::configure();
     match cli.command {
         Command::Serve(args) => serve::serve(&args),
         Command::Fetch(args) => fetch::fetch(args),
