@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   Producer --Submit(tasks)--> Supervisor --Fetch--> [Fetcher x workers,
-//!      |  ^                     (window, ledger, <-Replied--'  in_flight in all]
+//!      |  ^                     (window, ledger, <-Replies--'  in_flight in all]
 //!      |  '---- room / idle ---  retries, pool)
 //!      |                               | PriceResult (one per task)
 //!      '--RoundStarted/Finished, Unsettled-->  Aggregator
