@@ -384,7 +384,8 @@ fn a_second_daemon_on_the_same_record_is_refused_and_readers_still_read() {
         .march()
         .write(&dir.path().join("first.toml"));
     let (mut child, mut lines) = spawn_daemon(&first);
-    let mut log = read_until(&mut lines, "finished", 1);
+    // Recorded, not only finished: the record is read below.
+    let mut log = read_until(&mut lines, "round 1 recorded", 1);
     let record = snapshots.with_extension("db");
     let second = TestConfig::daemon(&server.url, &snapshots)
         .exchanges(["okex"])

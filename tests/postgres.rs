@@ -58,7 +58,8 @@ fn a_daemon_keeps_its_record_in_postgres_alone_and_resumes_from_it() {
             .write(&dir.path().join(file))
     };
     let (mut alpha, mut lines) = spawn_daemon(&config("alpha", "first.toml"));
-    let mut log = read_until(&mut lines, "finished", 1);
+    // Recorded, not only finished: the record is read below.
+    let mut log = read_until(&mut lines, "round 1 recorded", 1);
     assert!(
         !snapshots.with_extension("db").exists(),
         "no SQLite file beside a PostgreSQL record"

@@ -393,6 +393,7 @@ impl Handler<RoundStarted> for Aggregator {
                 started: self.clock.now(),
                 config_version: self.config_version,
             },
+            || {},
         );
     }
 }
@@ -440,12 +441,15 @@ impl Handler<RoundFinished> for Aggregator {
             .prices_stored
             .set(self.live.read().store.price_count() as i64);
         self.flush(ctx);
+        // The recorder writes in order: once this is written, so are the
+        // round's cells, and the log says the round is in the record.
         self.tell(
             ctx,
             FinishRound {
                 summary,
                 finished: self.clock.now(),
             },
+            move || log::info!("round {} recorded", summary.round),
         );
         self.compact_if_due(ctx);
         if summary.counts.tasks > 0 {

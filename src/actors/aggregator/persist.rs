@@ -243,8 +243,9 @@ impl Aggregator {
         }));
     }
 
-    /// Tells the record, and logs what went wrong if it did.
-    pub(super) fn tell<M>(&self, ctx: &mut Context<Self>, msg: M)
+    /// Tells the record; `written` runs once it is written, and what went
+    /// wrong is logged if it did not.
+    pub(super) fn tell<M>(&self, ctx: &mut Context<Self>, msg: M, written: impl FnOnce() + 'static)
     where
         M: Message<Result = Result<(), crate::record::RecordError>> + Send + 'static,
         Recorder: Handler<M>,
@@ -258,7 +259,7 @@ impl Aggregator {
                 .send(msg)
                 .into_actor(self)
                 .map(move |reply, _, _| match reply {
-                    Ok(Ok(())) => {}
+                    Ok(Ok(())) => written(),
                     Ok(Err(e)) => {
                         metrics.record_errors.inc();
                         log::error!("{e}");

@@ -345,6 +345,7 @@ impl super::Aggregator {
                 round,
                 references: judged.references,
             },
+            || {},
         );
     }
 }
