@@ -7,11 +7,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use common::*;
 use pricegrid::actors::aggregator::TakeSnapshot;
 use pricegrid::actors::producer::{RoundError, RunRound};
 use pricegrid::actors::supervisor::GetStats;
+use pricegrid::clock::Clock;
 use pricegrid::config::OhlcOrder;
 use pricegrid::server::{Dataset, PriceServer, ServerStats};
 
@@ -45,7 +45,10 @@ async fn price_requests_reach(stats: &Arc<ServerStats>, count: u64) -> bool {
 
 #[actix_rt::test]
 async fn the_second_round_fetches_only_provisional_tasks() {
-    let today = Utc::now().date_naive();
+    // The daemon and the server share a clock that stands at noon: on the
+    // machine's clock a run that crosses UTC midnight sees another today.
+    let clock = Clock::manual(at("2026-11-24T12:00:00Z"));
+    let today = clock.today();
     let dir = tempfile::tempdir().unwrap();
     // Three days up to today; two closed-day rows break low <= open and are
     // rejected (source.ohlc_order = "reject"): rejected cells settle.
@@ -68,8 +71,13 @@ async fn the_second_round_fetches_only_provisional_tasks() {
     }
     let csv_path = dir.path().join("prices.csv");
     std::fs::write(&csv_path, csv).unwrap();
-    let server =
-        spawn_price_server(|o| o.dataset = Arc::new(Dataset::from_csv(&csv_path).unwrap()));
+    let server = spawn_price_server({
+        let clock = clock.clone();
+        move |o| {
+            o.dataset = Arc::new(Dataset::from_csv(&csv_path).unwrap());
+            o.clock = clock;
+        }
+    });
     let path = TestConfig::daemon(&server.url(), &dir.path().join("snap"))
         .ohlc_order(OhlcOrder::Reject)
         .settle_after(Duration::ZERO)
@@ -81,7 +89,7 @@ async fn the_second_round_fetches_only_provisional_tasks() {
         .interval(Duration::from_secs(3600))
         .write(&dir.path().join("pricegrid.toml"));
 
-    let mut daemon = RunningDaemon::start(&path).await;
+    let mut daemon = RunningDaemon::start_with_clock(&path, clock).await;
     let c = daemon.first_round().await.counts;
     assert_eq!(
         (c.tasks, c.finals, c.provisional, c.rejected, c.failed),
@@ -347,7 +355,13 @@ fn a_second_signal_during_the_drain_forces_the_exit() {
 /// pending round instead of waiting out the old interval.
 #[actix_rt::test]
 async fn a_reloaded_interval_reschedules_the_next_round() {
-    let server = spawn_price_server(|_| {});
+    // Noon on a clock of its own: a run across UTC midnight would see a
+    // second open day (yesterday's provisional and today's).
+    let clock = Clock::manual(at("2026-11-24T12:00:00Z"));
+    let server = spawn_price_server({
+        let clock = clock.clone();
+        move |o| o.clock = clock
+    });
     let dir = tempfile::tempdir().unwrap();
     let hourly = TestConfig::daemon(&server.url(), &dir.path().join("snap"))
         .exchanges(["kraken"])
@@ -355,7 +369,7 @@ async fn a_reloaded_interval_reschedules_the_next_round() {
         .last_days(2)
         .interval(Duration::from_secs(3600));
     let path = hourly.write(&dir.path().join("pricegrid.toml"));
-    let mut daemon = RunningDaemon::start(&path).await;
+    let mut daemon = RunningDaemon::start_with_clock(&path, clock).await;
     daemon.first_round().await;
 
     hourly

@@ -10,6 +10,7 @@ use pricegrid::actors::aggregator::{GetStore, RoundSummary};
 use pricegrid::actors::producer::{RoundError, RunRound};
 use pricegrid::actors::supervisor::GetStats;
 use pricegrid::actors::Pipeline;
+use pricegrid::clock::Clock;
 use pricegrid::daemon::{Daemon, DaemonError, ReloadOutcome, ReloadStatus, ShutdownReport};
 use pricegrid::store::Store;
 use tokio::sync::watch;
@@ -35,6 +36,14 @@ impl RunningDaemon {
     /// Starts a daemon on the config at `path` and runs it.
     pub async fn start(path: &Path) -> RunningDaemon {
         let daemon = Daemon::start(path).await.expect("the daemon starts");
+        RunningDaemon::run(daemon)
+    }
+
+    /// As `start`, with the daemon on `clock`.
+    pub async fn start_with_clock(path: &Path, clock: Clock) -> RunningDaemon {
+        let daemon = Daemon::start_with_clock(path, clock)
+            .await
+            .expect("the daemon starts");
         RunningDaemon::run(daemon)
     }
 
