@@ -529,3 +529,86 @@ fn market_leases_are_shared_and_a_write_outside_them_is_refused() {
         .unwrap();
     assert_eq!((stale.cells, stale.refused), (0, 1));
 }
+
+/// `cells_now`, what `query` without `--round` reads, is the loaded
+/// store's cells that the filter keeps, on both backends: after a value
+/// moved into history and with a round still being written, for every
+/// mix of exchanges, symbols and open or closed ends of the days.
+#[test]
+fn the_current_cells_filtered_are_the_loaded_ones_on_both_backends() {
+    let exchanges = ["a", "b", "c"];
+    let symbols = ["btc", "eth", "ltc"];
+    for (kind, at_, _held) in backends() {
+        let mut record = Record::open_at(&at_, "test-daemon").unwrap();
+        let mut first = Vec::new();
+        for (i, e) in exchanges.iter().enumerate() {
+            for (j, s) in symbols.iter().enumerate() {
+                for d in 1..=10 {
+                    let cell = if (i + j + d as usize).is_multiple_of(7) {
+                        failed("timeout", 1)
+                    } else {
+                        final_price(d as f64 + i as f64, 1, "http://a/")
+                    };
+                    first.push((key(e, s, d), cell));
+                }
+            }
+        }
+        round(&mut record, 1, &first);
+        // Round 2 changes some values (the old ones go to history); round
+        // 3 is still being written.
+        let changed: Vec<_> = first
+            .iter()
+            .step_by(4)
+            .map(|(k, _)| (k.clone(), final_price(99.0, 2, "http://b/")))
+            .collect();
+        assert!(round(&mut record, 2, &changed) > 0, "{kind}");
+        record
+            .begin_round(3, at("2020-03-21T10:00:00Z"), 7)
+            .unwrap();
+        let running = [(key("b", "eth", 11), final_price(42.0, 3, "http://a/"))];
+        record.write(3, &running).unwrap();
+
+        let (loaded, _) = record.load().unwrap();
+        let mut every: Vec<(TaskKey, Cell)> = loaded
+            .iter()
+            .map(|(e, s, day, c)| {
+                let k = TaskKey {
+                    exchange: e.clone(),
+                    symbol: s.clone(),
+                    day,
+                };
+                (k, c)
+            })
+            .collect();
+        every.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(every.len(), 3 * 3 * 10 + 1, "{kind}");
+        let day = |d| NaiveDate::from_ymd_opt(2020, 3, d);
+        let names = |n: &[&str]| n.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let filters = [
+            (names(&[]), names(&[]), None, None),
+            (names(&["b"]), names(&[]), None, None),
+            (names(&[]), names(&["eth"]), None, None),
+            (names(&[]), names(&["eth"]), day(3), None),
+            (names(&[]), names(&["eth", "ltc"]), None, day(4)),
+            (names(&[]), names(&["btc"]), day(5), day(5)),
+            (names(&["a", "c"]), names(&["btc", "ltc"]), day(2), day(9)),
+            (names(&[]), names(&[]), day(10), day(11)),
+            (names(&["b"]), names(&["eth"]), day(11), None),
+            (names(&["nowhere"]), names(&[]), None, None),
+            (names(&[]), names(&["doge"]), None, None),
+        ];
+        for (e, s, from, to) in filters {
+            let ex: Vec<Exchange> = e.iter().map(|n| Exchange::new(n).unwrap()).collect();
+            let sy: Vec<Symbol> = s.iter().map(|n| Symbol::new(n).unwrap()).collect();
+            let expected: Vec<_> = every
+                .iter()
+                .filter(|(k, _)| ex.is_empty() || ex.contains(&k.exchange))
+                .filter(|(k, _)| sy.is_empty() || sy.contains(&k.symbol))
+                .filter(|(k, _)| from.is_none_or(|f| k.day >= f) && to.is_none_or(|t| k.day <= t))
+                .cloned()
+                .collect();
+            let got = record.cells_now(&ex, &sy, from, to).unwrap();
+            assert_eq!(got, expected, "{kind}: {e:?} {s:?} {from:?}..{to:?}");
+        }
+    }
+}

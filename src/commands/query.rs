@@ -6,8 +6,9 @@
 //! with `crate::render`.
 //!
 //! Opens the record read-only, so it runs beside a daemon writing it; a
-//! point-in-time question is filtered in SQL (`Record::cells_at`), so
-//! asking for one symbol reads that symbol's rows only.
+//! question is filtered in SQL (`Record::cells_now`, or `Record::cells_at`
+//! at a point in time), so asking for one symbol reads that symbol's rows
+//! only.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -56,19 +57,25 @@ pub fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The cells `filter` may keep: the current ones, or those at the end of
-/// `round`, read through the record's indexes.
+/// `round`, read through the record's indexes. Only a question that names
+/// nothing (every exchange, symbol and day) loads the whole record.
 pub(crate) fn selected(
     record: &Record,
     round: Option<u64>,
     filter: &Filter,
 ) -> anyhow::Result<Store> {
-    let Some(round) = round else {
-        return Ok(record.load()?.0);
-    };
     let exchanges: Vec<_> = filter.exchanges.iter().cloned().collect();
     let symbols: Vec<_> = filter.symbols.iter().cloned().collect();
+    let (from, to) = (filter.from, filter.to);
+    let cells = match round {
+        Some(round) => record.cells_at(round, &exchanges, &symbols, from, to)?,
+        None if exchanges.is_empty() && symbols.is_empty() && from.is_none() && to.is_none() => {
+            return Ok(record.load()?.0)
+        }
+        None => record.cells_now(&exchanges, &symbols, from, to)?,
+    };
     let mut store = Store::new();
-    for (key, cell) in record.cells_at(round, &exchanges, &symbols, filter.from, filter.to)? {
+    for (key, cell) in cells {
         store.put(&key, &cell);
     }
     Ok(store)

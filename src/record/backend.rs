@@ -218,6 +218,16 @@ impl Record {
         each!(self, r => r.cells_at(round, exchanges, symbols, from, to))
     }
 
+    pub fn cells_now(
+        &self,
+        exchanges: &[Exchange],
+        symbols: &[Symbol],
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Result<Vec<(TaskKey, Cell)>, RecordError> {
+        each!(self, r => r.cells_now(exchanges, symbols, from, to))
+    }
+
     pub fn import_snapshots(&mut self, dir: &Path) -> Result<Option<Imported>, RecordError> {
         each!(self, r => r.import_snapshots(dir))
     }

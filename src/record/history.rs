@@ -1,6 +1,7 @@
 //! The point-in-time reads of the record: the store as it was at the end of
-//! a round (`store_at`), filtered in SQL (`cells_at`), and the round that
-//! had finished by a given time (`round_at`). A cell's past is its
+//! a round (`store_at`), filtered in SQL (`cells_at`, and `cells_now` for
+//! the current values), and the round that had finished by a given time
+//! (`round_at`). A cell's past is its
 //! `history` rows (the values it held before its current one) and its
 //! `cells` row from `since` on; both are read in key order and merged.
 //! Read-only: nothing here writes, and a round that compaction folded is an
@@ -57,7 +58,7 @@ impl SqliteRecord {
     /// or older than what compaction kept.
     pub fn store_at(&self, round: u64) -> Result<Store, RecordError> {
         let mut store = Store::new();
-        for (key, cell) in self.history_at(round, &Filter::default())? {
+        for (key, cell) in self.history_at(Some(round), &Filter::default())? {
             store.put(&key, &cell);
         }
         Ok(store)
@@ -91,6 +92,30 @@ impl SqliteRecord {
         from: Option<NaiveDate>,
         to: Option<NaiveDate>,
     ) -> Result<Vec<(TaskKey, Cell)>, RecordError> {
+        self.filtered(Some(round), exchanges, symbols, from, to)
+    }
+
+    /// The current value of each cell `cells_at`'s filter keeps (the
+    /// `cells` table alone, as `load` reads it whole), in key order: what
+    /// `query` without `--round` answers, reading only the rows asked for.
+    pub fn cells_now(
+        &self,
+        exchanges: &[Exchange],
+        symbols: &[Symbol],
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Result<Vec<(TaskKey, Cell)>, RecordError> {
+        self.filtered(None, exchanges, symbols, from, to)
+    }
+
+    fn filtered(
+        &self,
+        round: Option<u64>,
+        exchanges: &[Exchange],
+        symbols: &[Symbol],
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Result<Vec<(TaskKey, Cell)>, RecordError> {
         let mut cells = self.history_at(
             round,
             &Filter {
@@ -104,9 +129,11 @@ impl SqliteRecord {
         Ok(cells)
     }
 
+    /// The cells `filter` keeps as they were at the end of `round`, or now
+    /// (`None`: the `cells` table alone, no history read).
     fn history_at(
         &self,
-        round: u64,
+        round: Option<u64>,
         filter: &Filter<'_>,
     ) -> Result<Vec<(TaskKey, Cell)>, RecordError> {
         use rusqlite::types::Value;
@@ -116,9 +143,13 @@ impl SqliteRecord {
             .conn
             .unchecked_transaction()
             .map_err(sql(path, doing))?;
-        self.check_round(round)?;
+        if let Some(round) = round {
+            self.check_round(round)?;
+        }
         let names = self.interned()?;
-        let mut params = vec![Value::Integer(int(round))];
+        // ?1 is the round; now, every round is at or before it.
+        let this_round = round.map_or(i64::MAX, int);
+        let mut params = vec![Value::Integer(this_round)];
         let mut conditions = String::new();
         let lists: [(&str, Vec<Option<i64>>); 2] = [
             (
@@ -147,12 +178,24 @@ impl SqliteRecord {
             let list: Vec<String> = ids.iter().map(i64::to_string).collect();
             conditions.push_str(&format!(" AND {column} IN ({})", list.join(", ")));
         }
-        conditions.push_str(&day_condition(
-            filter.from,
-            filter.to,
-            !filter.symbols.is_empty(),
-            &mut params,
-        ));
+        let symbols_asked = !filter.symbols.is_empty();
+        let (from, to) = match (filter.from, filter.to) {
+            // Symbols over every day: sought day by day through the days
+            // the record holds, not found by reading every row.
+            (from, to) if symbols_asked && (from.is_none() || to.is_none()) => {
+                let (first, last): (Option<i64>, Option<i64>) = tx
+                    .query_row(super::load::FIRST_AND_LAST_DAY, [], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .map_err(sql(path, doing))?;
+                (
+                    from.or(first.and_then(rows::day_of)),
+                    to.or(last.and_then(rows::day_of)),
+                )
+            }
+            bounds => bounds,
+        };
+        conditions.push_str(&day_condition(from, to, symbols_asked, &mut params));
         // Both in key order (day, symbol, exchange[, round]): merged below
         // in one pass. A cell's `cells` row answers from `since` on; before
         // that, its newest history row at or before the round. Read at a
@@ -172,13 +215,20 @@ impl SqliteRecord {
             let mut current = current
                 .query(rusqlite::params_from_iter(&params))
                 .map_err(sql(path, doing))?;
-            let mut past = tx.prepare(&past).map_err(sql(path, doing))?;
-            let mut past = past
-                .query(rusqlite::params_from_iter(&params))
-                .map_err(sql(path, doing))?;
+            // Now, every cell's `cells` row answers: no history is read.
+            let mut past = match round {
+                Some(_) => Some(tx.prepare(&past).map_err(sql(path, doing))?),
+                None => None,
+            };
+            let mut past = match past.as_mut() {
+                Some(past) => Some(
+                    past.query(rusqlite::params_from_iter(&params))
+                        .map_err(sql(path, doing))?,
+                ),
+                None => None,
+            };
             let cells = Decoder::new(path, "cells");
             let history = Decoder::new(path, "history");
-            let this_round = int(round);
             // The key's order: day, symbol, exchange (`COLUMNS` begins
             // with symbol, day, exchange).
             let key_of = |row: &rusqlite::Row<'_>| -> rusqlite::Result<[i64; 3]> {
@@ -187,10 +237,13 @@ impl SqliteRecord {
             // A row read ahead: its key, its cell, and for `cells` its own
             // round and `since`.
             type Ahead = ([i64; 3], (TaskKey, Cell), i64, i64);
-            let read = |rows: &mut rusqlite::Rows<'_>,
+            let read = |rows: Option<&mut rusqlite::Rows<'_>>,
                         decoder: &Decoder<'_>,
                         current: bool|
              -> Result<Option<Ahead>, RecordError> {
+                let Some(rows) = rows else {
+                    return Ok(None);
+                };
                 let Some(row) = rows.next().map_err(sql(path, doing))? else {
                     return Ok(None);
                 };
@@ -206,8 +259,8 @@ impl SqliteRecord {
                 };
                 Ok(Some((key, cell, own, since)))
             };
-            let mut now = read(&mut current, &cells, true)?;
-            let mut then = read(&mut past, &history, false)?;
+            let mut now = read(Some(&mut current), &cells, true)?;
+            let mut then = read(past.as_mut(), &history, false)?;
             loop {
                 let key = match (&now, &then) {
                     (None, None) => break,
@@ -217,7 +270,7 @@ impl SqliteRecord {
                 let mut latest = None;
                 while let Some(h) = then.take_if(|h| h.0 == key) {
                     latest = Some(h.1);
-                    then = read(&mut past, &history, false)?;
+                    then = read(past.as_mut(), &history, false)?;
                 }
                 match now.take_if(|c| c.0 == key) {
                     Some((_, (key, mut cell), own, since)) => {
@@ -225,7 +278,7 @@ impl SqliteRecord {
                             cell.round = u64::try_from(since).unwrap_or(0);
                         }
                         out.push((key, cell));
-                        now = read(&mut current, &cells, true)?;
+                        now = read(Some(&mut current), &cells, true)?;
                     }
                     None => out.extend(latest),
                 }

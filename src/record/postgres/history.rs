@@ -83,6 +83,30 @@ impl PostgresRecord {
         to: Option<NaiveDate>,
     ) -> Result<Vec<(TaskKey, Cell)>, RecordError> {
         self.check_round(round)?;
+        self.read(Some(round), exchanges, symbols, from, to)
+    }
+
+    /// The current value of each cell the filter keeps (the `cells` table
+    /// alone), in key order.
+    pub fn cells_now(
+        &self,
+        exchanges: &[Exchange],
+        symbols: &[Symbol],
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Result<Vec<(TaskKey, Cell)>, RecordError> {
+        self.read(None, exchanges, symbols, from, to)
+    }
+
+    /// The cells the filter keeps at the end of `round`, or now (`None`).
+    fn read(
+        &self,
+        round: Option<u64>,
+        exchanges: &[Exchange],
+        symbols: &[Symbol],
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Result<Vec<(TaskKey, Cell)>, RecordError> {
         let path = self.path.clone();
         let mut out = self.with(|c, names| {
             let doing = "reading history";
@@ -123,6 +147,17 @@ impl PostgresRecord {
                     conditions.push_str(&format!(" AND day {op} {}", day_number(day)));
                 }
             }
+            let Some(round) = round else {
+                let query = format!("SELECT {COLUMNS} FROM cells WHERE TRUE{conditions}");
+                let rows = tx.query(&query, &[]).map_err(pg(&path, doing))?;
+                let decoder = Decoder::new(&path, "cells");
+                let cells = rows
+                    .iter()
+                    .map(|row| decoder.cell_of(raw(row, &path)?, names))
+                    .collect::<Result<Vec<_>, _>>()?;
+                tx.commit().map_err(pg(&path, doing))?;
+                return Ok(cells);
+            };
             // A cell read at a round before its own carries `since` as its
             // round: the round that recorded what it holds.
             let current = COLUMNS.replace(
