@@ -1,4 +1,6 @@
-//! The steps from schema version 3 to 4 (the same tables, keyed day
+//! Brings a record's file to the schema this build writes (`migrate`, the
+//! ladder of steps, each from one version to the next): the steps from
+//! schema version 3 to 4 (the same tables, keyed day
 //! first), from version 2 to 3 (a `reference` table, nothing
 //! else) and from version 1 (text keys and times, every value in
 //! `history`) to version 2 (integer keys and times, interned names, the
@@ -10,7 +12,29 @@
 
 use rusqlite::Transaction;
 
-use super::schema::{SCHEMA_V2, SCHEMA_V3, SCHEMA_V4};
+use super::schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_VERSION};
+
+/// `MIGRATIONS[v]` brings a file at version `v` to `v + 1`; version 0 is a
+/// file with no tables at all.
+const MIGRATIONS: [fn(&Transaction<'_>) -> rusqlite::Result<()>; SCHEMA_VERSION as usize] =
+    [create_v1, v1_to_v2, v2_to_v3, v3_to_v4];
+
+fn create_v1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(SCHEMA_V1)
+}
+
+/// Runs every step from `from` to `SCHEMA_VERSION` and records the new
+/// version, in one transaction.
+pub(super) fn migrate(tx: &Transaction<'_>, from: u32) -> rusqlite::Result<()> {
+    for step in MIGRATIONS.iter().skip(from as usize) {
+        step(tx)?;
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
+        [SCHEMA_VERSION.to_string()],
+    )?;
+    Ok(())
+}
 
 /// `YYYY-MM-DD` text to days since 1970-01-01 (NULL for text that is not
 /// a date, which the NOT NULL column then refuses).

@@ -289,7 +289,7 @@ impl SqliteRecord {
             let tx = conn
                 .transaction()
                 .map_err(sql(path, "starting the schema migration"))?;
-            schema::migrate(&tx, found).map_err(sql(path, "migrating the schema"))?;
+            migrate::migrate(&tx, found).map_err(sql(path, "migrating the schema"))?;
             tx.commit().map_err(sql(path, "migrating the schema"))?;
             if found > 0 {
                 log::info!(

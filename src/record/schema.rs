@@ -1,6 +1,7 @@
-//! The record's schema, its version, and the steps that bring an older file
-//! up to date. This file owns the DDL and the `meta` keys; it never reads or
-//! writes cells or rounds (that is `record` and `record::rows`).
+//! The record's schema and its version: the DDL of every version and the
+//! `meta` keys. It runs nothing: `record::migrate` runs the steps that
+//! bring an older file up to date, and it never reads or writes cells or
+//! rounds (that is `record` and `record::rows`).
 //!
 //! Version 2 (written since issue 19: ~80 bytes a cell instead of ~326):
 //! - `meta(key, value)`: `schema_version`; `imported_from` (the snapshot
@@ -56,10 +57,9 @@
 //! RFC 3339), no name tables, and `history` holding every value written,
 //! the current one included. `record::migrate` brings it to version 2.
 //!
-//! A migration is one function per version step, run in one transaction
-//! with the version bump: a crash leaves the old version or the new one.
-
-use rusqlite::Transaction;
+//! A migration is one function per version step (`record::migrate`), run
+//! in one transaction with the version bump: a crash leaves the old
+//! version or the new one.
 
 /// The schema this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 4;
@@ -290,32 +290,6 @@ INSERT INTO v4_reference SELECT * FROM reference ORDER BY day, symbol, round;
 DROP TABLE reference;
 ALTER TABLE v4_reference RENAME TO reference;
 ";
-
-/// `MIGRATIONS[v]` brings a file at version `v` to `v + 1`; version 0 is a
-/// file with no tables at all.
-const MIGRATIONS: [fn(&Transaction<'_>) -> rusqlite::Result<()>; SCHEMA_VERSION as usize] = [
-    create_v1,
-    super::migrate::v1_to_v2,
-    super::migrate::v2_to_v3,
-    super::migrate::v3_to_v4,
-];
-
-fn create_v1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
-    tx.execute_batch(SCHEMA_V1)
-}
-
-/// Runs every step from `from` to `SCHEMA_VERSION` and records the new
-/// version, in one transaction.
-pub(super) fn migrate(tx: &Transaction<'_>, from: u32) -> rusqlite::Result<()> {
-    for step in MIGRATIONS.iter().skip(from as usize) {
-        step(tx)?;
-    }
-    tx.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
-        [SCHEMA_VERSION.to_string()],
-    )?;
-    Ok(())
-}
 
 /// `meta` keys.
 pub(super) mod key {
