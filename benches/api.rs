@@ -104,6 +104,8 @@ fn serve() {
 }
 
 fn main() {
+    // The allocator as every pricegrid command sets it up (`heap`).
+    pricegrid::heap::configure();
     if std::env::args().any(|a| a == "--serve") {
         return serve();
     }

@@ -47,6 +47,8 @@ fn write_and_load(label: &str, snap: &Snapshot) {
 }
 
 fn main() {
+    // The allocator as every pricegrid command sets it up (`heap`).
+    pricegrid::heap::configure();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     println!("# memory bench");
     actix_rt::System::new().block_on(async {

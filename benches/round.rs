@@ -189,6 +189,8 @@ async fn run_wrk(url: &url::Url, connections: usize) -> Result<f64, String> {
 }
 
 fn main() {
+    // The allocator as every pricegrid command sets it up (`heap`).
+    pricegrid::heap::configure();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");

@@ -155,6 +155,8 @@ fn walk_every_key(spec: &GeneratedSpec, store: &Store) -> (Duration, usize) {
 }
 
 fn main() {
+    // The allocator as every pricegrid command sets it up (`heap`).
+    pricegrid::heap::configure();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     println!("# universe bench: {EXCHANGES} exchanges x {MARKETS} markets x {DAYS} days = {CELLS} cells, settled");
     actix_rt::System::new().block_on(async {
