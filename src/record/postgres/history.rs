@@ -147,34 +147,39 @@ impl PostgresRecord {
                     conditions.push_str(&format!(" AND day {op} {}", day_number(day)));
                 }
             }
-            let Some(round) = round else {
-                let query = format!("SELECT {COLUMNS} FROM cells WHERE TRUE{conditions}");
-                let rows = tx.query(&query, &[]).map_err(pg(&path, doing))?;
-                let decoder = Decoder::new(&path, "cells");
-                let cells = rows
-                    .iter()
-                    .map(|row| decoder.cell_of(raw(row, &path)?, names))
-                    .collect::<Result<Vec<_>, _>>()?;
-                tx.commit().map_err(pg(&path, doing))?;
-                return Ok(cells);
+            // Now: the `cells` table alone. At a round: a cell read at a
+            // round before its own carries `since` as its round (the round
+            // that recorded what it holds), and a cell not recorded by then
+            // answers from its newest history row at or before it.
+            let (query, round, table) = match round {
+                None => (
+                    format!("SELECT {COLUMNS} FROM cells WHERE TRUE{conditions}"),
+                    None,
+                    "cells",
+                ),
+                Some(round) => {
+                    let current = COLUMNS.replace(
+                        " round,",
+                        " CASE WHEN round > $1 THEN since ELSE round END,",
+                    );
+                    let query = format!(
+                        "SELECT {current} FROM cells WHERE since <= $1{conditions} \
+                         UNION ALL \
+                         SELECT {COLUMNS} FROM (SELECT DISTINCT ON (symbol, day, exchange) {COLUMNS} \
+                         FROM history WHERE round <= $1{conditions} \
+                         ORDER BY symbol, day, exchange, round DESC) AS h \
+                         WHERE NOT EXISTS (SELECT 1 FROM cells c WHERE c.symbol = h.symbol \
+                         AND c.day = h.day AND c.exchange = h.exchange AND c.since <= $1)"
+                    );
+                    (query, Some(int(round)), "history")
+                }
             };
-            // A cell read at a round before its own carries `since` as its
-            // round: the round that recorded what it holds.
-            let current = COLUMNS.replace(
-                " round,",
-                " CASE WHEN round > $1 THEN since ELSE round END,",
-            );
-            let query = format!(
-                "SELECT {current} FROM cells WHERE since <= $1{conditions} \
-                 UNION ALL \
-                 SELECT {COLUMNS} FROM (SELECT DISTINCT ON (symbol, day, exchange) {COLUMNS} \
-                 FROM history WHERE round <= $1{conditions} \
-                 ORDER BY symbol, day, exchange, round DESC) AS h \
-                 WHERE NOT EXISTS (SELECT 1 FROM cells c WHERE c.symbol = h.symbol \
-                 AND c.day = h.day AND c.exchange = h.exchange AND c.since <= $1)"
-            );
-            let rows = tx.query(&query, &[&int(round)]).map_err(pg(&path, doing))?;
-            let decoder = Decoder::new(&path, "history");
+            let params: Vec<&(dyn postgres::types::ToSql + Sync)> = match &round {
+                Some(round) => vec![round],
+                None => Vec::new(),
+            };
+            let rows = tx.query(&query, &params).map_err(pg(&path, doing))?;
+            let decoder = Decoder::new(&path, table);
             let cells = rows
                 .iter()
                 .map(|row| decoder.cell_of(raw(row, &path)?, names))
