@@ -35,8 +35,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use pricegrid::model::{CellState, Counts, Flags, Ohlcv, RoundSummary, TaskKey};
+use chrono::{DateTime, NaiveDate, Utc};
+use pricegrid::model::{CellState, Counts, Flags, Ohlcv, RoundSummary, Symbol, TaskKey};
 use pricegrid::record::Record;
 use pricegrid::server::GeneratedSpec;
 use pricegrid::store::Cell;
@@ -194,21 +194,26 @@ fn main() {
     drop(store);
 
     // 4. One symbol-day across exchanges, at round 1.
-    let mut times = Vec::new();
-    for i in 0..50 {
-        let symbol = spec.symbols[i % SYMBOLS].clone();
-        let day = if i % 2 == 0 { last } else { days[i * 17] };
-        let started = Instant::now();
+    let symbol_days = |read: &dyn Fn(Symbol, NaiveDate) -> Vec<(TaskKey, Cell)>| {
+        let mut times = Vec::new();
+        for i in 0..50 {
+            let symbol = spec.symbols[i % SYMBOLS].clone();
+            let day = if i % 2 == 0 { last } else { days[i * 17] };
+            let started = Instant::now();
+            let got = read(symbol, day);
+            times.push(started.elapsed());
+            assert_eq!(got.len(), EXCHANGES);
+        }
+        times.sort();
+        (times[times.len() / 2], times[times.len() - 1])
+    };
+    let (median, worst) = symbol_days(&|symbol, day| {
         let got = record
             .cells_at(1, &[], &[symbol], Some(day), Some(day))
             .expect("the symbol-day reads");
-        times.push(started.elapsed());
-        assert_eq!(got.len(), EXCHANGES);
         assert!(got.iter().all(|(_, c)| c.round == 1), "round 1's values");
-    }
-    times.sort();
-    let median = times[times.len() / 2];
-    let worst = times[times.len() - 1];
+        got
+    });
     println!(
         "point in time  one symbol-day x {EXCHANGES} exchanges at round 1: median={:.2}ms max={:.2}ms (50 queries)",
         median.as_secs_f64() * 1e3,
@@ -216,20 +221,11 @@ fn main() {
     );
     // 4b. The same questions of the current values (`query` without
     // `--round`): before, `query` loaded the whole record for them.
-    let mut now_times = Vec::new();
-    for i in 0..50 {
-        let symbol = spec.symbols[i % SYMBOLS].clone();
-        let day = if i % 2 == 0 { last } else { days[i * 17] };
-        let started = Instant::now();
-        let got = record
+    let (now_median, now_worst) = symbol_days(&|symbol, day| {
+        record
             .cells_now(&[], &[symbol], Some(day), Some(day))
-            .expect("the symbol-day reads");
-        now_times.push(started.elapsed());
-        assert_eq!(got.len(), EXCHANGES);
-    }
-    now_times.sort();
-    let now_median = now_times[now_times.len() / 2];
-    let now_worst = now_times[now_times.len() - 1];
+            .expect("the symbol-day reads")
+    });
     let symbol = spec.symbols[SYMBOLS / 2].clone();
     let started = Instant::now();
     let series = record
